@@ -1,0 +1,46 @@
+"""The FastAPI application: a thin shim over `pipelines.runtime.Runtime`.
+
+`lifespan` starts what the service owns (the llama.cpp server on the local profile, the
+embedding model, the Qdrant client) and stops it on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.middleware import RequestLogMiddleware
+from api.routes import documents, health, search
+from pipelines.logs import configure_logging
+from pipelines.runtime import Runtime
+from pipelines.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings.log_format)
+    runtime = Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await runtime.start()
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="docassist",
+        version="0.1.0",
+        summary="Whole-document summaries and answers over your documents, in their language.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.add_middleware(RequestLogMiddleware)
+    install_error_handlers(app)
+    for router in (health.router, documents.router, search.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,133 @@
+"""`docassist` command line: serve, ingest, documents.
+
+`ingest` and `documents` talk to a running service over HTTP (Qdrant local mode admits one
+process at a time, and the service holds it); with no service running, they open the
+data directory themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pipelines.settings import ConfigError, load_settings
+
+
+def _print(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _headers() -> dict[str, str]:
+    key = os.environ.get("DOCASSIST_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    if args.data_dir:
+        os.environ["DATA_DIR"] = args.data_dir
+    try:
+        app = create_app(load_settings())
+    except ConfigError as exc:
+        print(f"docassist: configuration error: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=10)
+    return 0
+
+
+async def _offline(fn_name: str, *fn_args: Any) -> Any:
+    """Run one operation against DATA_DIR directly, without LLM or server."""
+    from pipelines.embeddings import build_embedding, embedding_dim
+    from pipelines.ingestion import Ingestor
+    from pipelines.logs import configure_logging
+    from pipelines.registry import Registry
+    from pipelines.store import Store
+
+    settings = load_settings()
+    configure_logging(settings.log_format)
+    embed = build_embedding(settings.profile.embedding)
+    store = Store(settings, embedding_dim(embed), settings.profile.embedding.kind)
+    registry = Registry(settings.db_path)
+    try:
+        if fn_name == "list":
+            return {"space_id": fn_args[0], "documents": [r.public() for r in registry.list(fn_args[0])]}
+        ingestor = Ingestor(store, registry, embed, settings.files_dir, int(settings.max_upload_mb * 1024 * 1024))
+        space, path = fn_args
+        result = ingestor.ingest(space, path.name, path.read_bytes())
+        return {
+            **result.record.public(),
+            "duplicate": result.duplicate,
+            "summary_pending": False,
+            "job_id": None,
+        }
+    finally:
+        registry.close()
+        store.close()
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"docassist: no such file: {path}", file=sys.stderr)
+        return 2
+    try:
+        with path.open("rb") as fh:
+            response = httpx.post(
+                f"{args.url}/ingest",
+                headers=_headers(),
+                timeout=600,
+                files={"file": (path.name, fh)},
+                data={"space_id": args.space, "generate_summary": str(args.summary).lower()},
+            )
+    except httpx.ConnectError:
+        _print(asyncio.run(_offline("ingest", args.space, path)))
+        return 0
+    _print(response.json())
+    return 0 if response.is_success else 1
+
+
+def cmd_documents(args: argparse.Namespace) -> int:
+    try:
+        response = httpx.get(f"{args.url}/documents", params={"space_id": args.space}, headers=_headers(), timeout=60)
+    except httpx.ConnectError:
+        _print(asyncio.run(_offline("list", args.space)))
+        return 0
+    _print(response.json())
+    return 0 if response.is_success else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="docassist", description="Self-hosted document assistant.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument("--data-dir", default=None, help="overrides DATA_DIR")
+    serve.set_defaults(func=cmd_serve)
+    url = os.environ.get("DOCASSIST_URL", "http://127.0.0.1:8000")
+    ingest = sub.add_parser("ingest", help="add a document to a space")
+    ingest.add_argument("file")
+    ingest.add_argument("--space", default="default")
+    ingest.add_argument("--summary", action="store_true", help="pre-compute its summary in the background")
+    ingest.add_argument("--url", default=url)
+    ingest.set_defaults(func=cmd_ingest)
+    docs = sub.add_parser("documents", help="list a space's documents")
+    docs.add_argument("--space", default="default")
+    docs.add_argument("--url", default=url)
+    docs.set_defaults(func=cmd_documents)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

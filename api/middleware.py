@@ -1,0 +1,60 @@
+"""Request logging as SPEC.md section 7: a line the moment a request arrives, a line with the
+total time when its response (streamed or not) has been sent, and a request id on every
+line in between. Pure ASGI, so streaming responses and client disconnects pass through."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pipelines.logs import clock, event, request_id_var
+
+
+class RequestLogMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        rid = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex[:12]
+        token = request_id_var.set(rid)
+        method, path = scope["method"], scope["path"]
+        quiet = path == "/health"
+        started = time.perf_counter()
+        if not quiet:
+            event(
+                "🌐 " + "*" * 40,
+                f"[HTTP REQUEST ⬇️ ] {method} {path}",
+                f"⏰ Request time: {clock()}",
+                method=method,
+                path=path,
+            )
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            if not quiet or status >= 500:
+                total = time.perf_counter() - started
+                event(
+                    "[HTTP RESPONSE ⬆️ ]",
+                    f"{method} {path} → {status}",
+                    f"⏱️  Total HTTP time: {total:.3f}s",
+                    method=method,
+                    path=path,
+                    status=status,
+                    total_s=round(total, 4),
+                )
+            request_id_var.reset(token)

@@ -1,0 +1,149 @@
+"""Retrieval quality on XQuAD: hit@k and MRR, Russian, English, and Russian questions over
+English documents.
+
+Each XQuAD paragraph is ingested as its own document (through the real ingestion path into
+Qdrant local mode in a temporary folder); a question hits when a retrieved chunk belongs to
+its paragraph. The same questions are scored three ways: dense only, BM25 only and the
+hybrid that `/search` serves, so the README can show what each part contributes.
+
+    python -m evals.retrieval --split dev            # tune here
+    python -m evals.retrieval --split test --out evals/results/retrieval-test.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from qdrant_client import models
+
+from pipelines import sparse
+from pipelines.embeddings import build_embedding, embedding_dim
+from pipelines.ingestion import Ingestor
+from pipelines.registry import Registry
+from pipelines.settings import load_settings
+from pipelines.store import DENSE, SPARSE, Store
+
+EVALDATA = Path(__file__).resolve().parents[2] / "shared" / "evaldata"
+KS = (1, 3, 5, 10)
+
+
+def load(lang: str, split: str, evaldata: Path) -> list[dict]:
+    return [json.loads(line) for line in (evaldata / f"xquad_{lang}" / f"{split}.jsonl").open(encoding="utf-8")]
+
+
+def index_paragraphs(ingestor: Ingestor, space: str, rows: list[dict]) -> dict[str, str]:
+    """Ingest each distinct paragraph; return context → doc_id."""
+    doc_of: dict[str, str] = {}
+    for i, context in enumerate(dict.fromkeys(r["context"] for r in rows)):
+        doc_of[context] = ingestor.ingest(space, f"p{i}.txt", context.encode("utf-8")).record.doc_id
+    return doc_of
+
+
+def ranked_doc_ids(store: Store, embed, question: str, space: str, mode: str, depth: int) -> list[str]:
+    flt = store._filter(space)
+    if mode == "hybrid":
+        hits = store.search(embed.get_query_embedding(question), question, space, depth)
+        return [h.node.ref_doc_id or "" for h in hits]
+    if mode == "dense":
+        query, using = embed.get_query_embedding(question), DENSE
+    else:
+        ids, values = sparse.encode_query(question)
+        if not ids:
+            return []
+        query, using = models.SparseVector(indices=ids, values=values), SPARSE
+    points = store.client.query_points(
+        store.collection, query=query, using=using, query_filter=flt, limit=depth, with_payload=True
+    ).points
+    return [p.payload.get("doc_id", "") for p in points]
+
+
+def score(ranks: list[int | None]) -> dict[str, float]:
+    n = len(ranks)
+    out = {f"hit@{k}": round(sum(1 for r in ranks if r is not None and r < k) / n, 4) for k in KS}
+    out["mrr@10"] = round(sum(1 / (r + 1) for r in ranks if r is not None and r < 10) / n, 4)
+    out["questions"] = n
+    return out
+
+
+def evaluate(split: str, evaldata: Path, limit: int | None = None) -> dict:
+    settings = load_settings({"DATA_DIR": tempfile.mkdtemp(prefix="docassist-eval-")})
+    embed = build_embedding(settings.profile.embedding)
+    store = Store(settings, embedding_dim(embed), settings.profile.embedding.kind)
+    registry = Registry(settings.db_path)
+    ingestor = Ingestor(store, registry, embed, settings.files_dir, 50 << 20)
+    ru, en = load("ru", split, evaldata), load("en", split, evaldata)
+    if limit:
+        ru, en = ru[:limit], en[:limit]
+    t0 = time.perf_counter()
+    ru_docs, en_docs = index_paragraphs(ingestor, "xq_ru", ru), index_paragraphs(ingestor, "xq_en", en)
+    index_s = time.perf_counter() - t0
+    en_by_qid = {r["id"].rsplit("-", 1)[0]: r for r in en}
+    tasks = {
+        "ru": [(r["question"], ru_docs[r["context"]], "xq_ru") for r in ru],
+        "en": [(r["question"], en_docs[r["context"]], "xq_en") for r in en],
+        "ru→en": [
+            (r["question"], en_docs[en_by_qid[r["id"].rsplit("-", 1)[0]]["context"]], "xq_en")
+            for r in ru
+            if r["id"].rsplit("-", 1)[0] in en_by_qid
+        ],
+    }
+    report: dict = {
+        "split": split,
+        "paragraphs": {"ru": len(ru_docs), "en": len(en_docs)},
+        "index_seconds": round(index_s, 1),
+        "embedding": embed.model_name,
+        "results": {},
+    }
+    for mode in ("dense", "bm25", "hybrid"):
+        for task, items in tasks.items():
+            ranks: list[int | None] = []
+            started = time.perf_counter()
+            for question, gold, space in items:
+                ranked = ranked_doc_ids(store, embed, question, space, mode, 10)
+                ranks.append(ranked.index(gold) if gold in ranked else None)
+            result = score(ranks)
+            result["ms_per_query"] = round((time.perf_counter() - started) * 1000 / max(len(items), 1), 1)
+            report["results"][f"{mode}/{task}"] = result
+    registry.close()
+    store.close()
+    return report
+
+
+def to_markdown(report: dict) -> str:
+    lines = [
+        f"XQuAD {report['split']} — {report['paragraphs']['ru']} ru / {report['paragraphs']['en']} en "
+        f"paragraphs as documents, embedding {report['embedding']}",
+        "",
+        "| retriever | questions → documents | hit@1 | hit@3 | hit@5 | hit@10 | MRR@10 | ms/query |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, r in report["results"].items():
+        mode, task = key.split("/")
+        lines.append(
+            f"| {mode} | {task} | {r['hit@1']:.3f} | {r['hit@3']:.3f} | {r['hit@5']:.3f} | "
+            f"{r['hit@10']:.3f} | {r['mrr@10']:.3f} | {r['ms_per_query']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", default="dev", choices=["dev", "test"])
+    parser.add_argument("--evaldata", type=Path, default=EVALDATA)
+    parser.add_argument("--limit", type=int, default=None, help="first N questions per language")
+    parser.add_argument("--out", type=Path, default=None, help="write the JSON report here (and .md beside it)")
+    args = parser.parse_args()
+    report = evaluate(args.split, args.evaldata, args.limit)
+    print(to_markdown(report))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+        args.out.with_suffix(".md").write_text(to_markdown(report) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

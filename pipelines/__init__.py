@@ -1,0 +1,1 @@
+"""docassist pipelines: everything but HTTP."""

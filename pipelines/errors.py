@@ -1,0 +1,64 @@
+"""Typed errors the pipelines raise; `api/errors.py` maps each code to an HTTP status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DocassistError(Exception):
+    """Base error: a stable machine `code`, a message for people, optional details."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class UnsupportedMediaType(DocassistError):
+    code = "unsupported_media_type"
+
+
+class NoText(DocassistError):
+    code = "no_text"
+
+
+class UnreadableDocument(DocassistError):
+    code = "unreadable_document"
+
+
+class TooLarge(DocassistError):
+    code = "too_large"
+
+
+class InvalidInput(DocassistError):
+    code = "invalid_input"
+
+
+class NotFound(DocassistError):
+    code = "not_found"
+
+
+class Forbidden(DocassistError):
+    code = "forbidden"
+
+
+class Unauthorized(DocassistError):
+    code = "unauthorized"
+
+
+class LLMUnavailable(DocassistError):
+    """The endpoint is down, refused, or timed out. Retrying later may work."""
+
+    code = "llm_unavailable"
+
+
+class ContextOverflow(DocassistError):
+    """The server said the prompt does not fit; callers re-split instead of failing."""
+
+    code = "context_overflow"
+
+
+class VectorStoreUnavailable(DocassistError):
+    code = "vector_store_unavailable"

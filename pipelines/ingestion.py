@@ -1,0 +1,219 @@
+"""Ingestion: bytes in, a searchable document out, or nothing at all.
+
+extract → detect language → chunk → embed (dense + BM25) → Qdrant, with the original
+file and its extracted text kept under DATA_DIR/files so an index can be rebuilt.
+`doc_id` derives from the space and the bytes, so the same upload is recognised before
+anything is embedded. A failure at any step removes what the attempt wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+from llama_index.core.utils import get_tokenizer
+
+from pipelines.errors import InvalidInput, TooLarge
+from pipelines.extract import extract_text, file_kind
+from pipelines.language import detect_language
+from pipelines.logs import event
+from pipelines.registry import DocumentRecord, Registry
+from pipelines.store import Store
+
+SPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CHUNK_TOKENS = 300
+CHUNK_OVERLAP = 40
+_POINT_NS = uuid.UUID("6f1c3e52-5d0b-4a53-9e4e-3f2a7c9b1d10")
+_HIDDEN_KEYS = ["space_id", "filename", "language", "chunk"]
+
+
+def check_space_id(space_id: str) -> str:
+    if not isinstance(space_id, str) or not SPACE_ID.match(space_id):
+        raise InvalidInput("space_id must be 1-64 characters of A-Z, a-z, 0-9, _ and -", space_id=space_id)
+    return space_id
+
+
+def make_doc_id(space_id: str, data: bytes) -> str:
+    return hashlib.sha256(space_id.encode() + b"\0" + data).hexdigest()[:32]
+
+
+def count_tokens(text: str) -> int:
+    """cl100k token count (llama-index's bundled tokenizer, offline); a model-neutral size."""
+    return len(get_tokenizer()(text))
+
+
+@dataclass
+class IngestResult:
+    record: DocumentRecord
+    duplicate: bool
+
+
+class Ingestor:
+    """Owns the write path into the registry, the store and DATA_DIR/files."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        embed_model: BaseEmbedding,
+        files_dir: Path,
+        max_upload_bytes: int,
+    ) -> None:
+        self.store, self.registry, self.embed_model = store, registry, embed_model
+        self.files_dir = files_dir
+        self.max_upload_bytes = max_upload_bytes
+        self.splitter = SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP)
+        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+    def doc_dir(self, space_id: str, doc_id: str) -> Path:
+        return self.files_dir / space_id / doc_id
+
+    def text_of(self, record: DocumentRecord) -> str:
+        return (self.doc_dir(record.space_id, record.doc_id) / "text.txt").read_text(encoding="utf-8")
+
+    def ingest(self, space_id: str, filename: str, data: bytes) -> IngestResult:
+        check_space_id(space_id)
+        ext = file_kind(filename)
+        if len(data) > self.max_upload_bytes:
+            raise TooLarge(f"the file is larger than {self.max_upload_bytes // (1024 * 1024)} MB", size_bytes=len(data))
+        doc_id = make_doc_id(space_id, data)
+        with self._locks[doc_id]:
+            existing = self.registry.get(space_id, doc_id)
+            if existing is not None:
+                event(
+                    "[INGEST] Duplicate",
+                    f"doc_id={doc_id} space={space_id}: already indexed, nothing re-embedded",
+                    doc_id=doc_id,
+                    space_id=space_id,
+                    duplicate=True,
+                )
+                return IngestResult(existing, duplicate=True)
+            return IngestResult(self._ingest_new(space_id, doc_id, filename, ext, data), duplicate=False)
+
+    def _ingest_new(self, space_id: str, doc_id: str, filename: str, ext: str, data: bytes) -> DocumentRecord:
+        t0 = time.perf_counter()
+        text = extract_text(filename, data)
+        t_extract = time.perf_counter()
+        language = detect_language(text)
+        event(
+            "[Language Detection]",
+            f"Input text language: {language.code} ({language.native_name})",
+            language=language.code,
+            confidence=language.confidence,
+        )
+        nodes = self._chunk(text, space_id, doc_id, filename, language.code)
+        t_chunk = time.perf_counter()
+        record = DocumentRecord(
+            doc_id=doc_id,
+            space_id=space_id,
+            filename=Path(filename).name,
+            ext=ext,
+            language=language.code,
+            chunks=len(nodes),
+            tokens=count_tokens(text),
+            chars=len(text),
+            size_bytes=len(data),
+            created_at=0.0,
+        )
+        embeddings = self.embed_model.get_text_embedding_batch([n.text for n in nodes])
+        for node, vector in zip(nodes, embeddings, strict=True):
+            node.embedding = vector
+        t_embed = time.perf_counter()
+        self.registry.begin(record)
+        try:
+            self.store.add(nodes)
+            self._write_files(space_id, doc_id, record.filename, data, text)
+            self.registry.commit(space_id, doc_id)
+        except BaseException:
+            with contextlib.suppress(Exception):  # what cannot be undone now stays `writing`: recover() retries
+                self.discard(space_id, doc_id)
+            raise
+        t_end = time.perf_counter()
+        event(
+            "[INGEST] Indexed",
+            f"doc_id={doc_id} space={space_id} file={record.filename!r} language={language.code}",
+            f"{len(text):,} chars, {record.tokens:,} tokens, {len(nodes)} chunks",
+            f"extract {t_extract - t0:.2f}s · chunk {t_chunk - t_extract:.2f}s · "
+            f"embed {t_embed - t_chunk:.2f}s ({len(nodes) / max(t_embed - t_chunk, 1e-6):.0f} chunks/s) · "
+            f"write {t_end - t_embed:.2f}s · total {t_end - t0:.2f}s",
+            doc_id=doc_id,
+            chunks=len(nodes),
+            tokens=record.tokens,
+            timing={
+                "extract_s": t_extract - t0,
+                "chunk_s": t_chunk - t_extract,
+                "embed_s": t_embed - t_chunk,
+                "write_s": t_end - t_embed,
+            },
+        )
+        return record
+
+    def _chunk(self, text: str, space_id: str, doc_id: str, filename: str, language: str) -> list[TextNode]:
+        nodes: list[TextNode] = []
+        for i, piece in enumerate(self.splitter.split_text(text)):
+            node = TextNode(
+                id_=str(uuid.uuid5(_POINT_NS, f"{doc_id}:{i}")),
+                text=piece,
+                metadata={
+                    "space_id": space_id,
+                    "filename": Path(filename).name,
+                    "language": language,
+                    "chunk": i,
+                },
+                excluded_embed_metadata_keys=_HIDDEN_KEYS,
+                excluded_llm_metadata_keys=_HIDDEN_KEYS,
+            )
+            node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=doc_id)
+            nodes.append(node)
+        return nodes
+
+    def _write_files(self, space_id: str, doc_id: str, filename: str, data: bytes, text: str) -> None:
+        final = self.doc_dir(space_id, doc_id)
+        tmp = final.with_name(f".{doc_id}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        (tmp / f"original{Path(filename).suffix.lower()}").write_bytes(data)
+        (tmp / "text.txt").write_text(text, encoding="utf-8")
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+
+    def discard(self, space_id: str, doc_id: str) -> None:
+        """Remove every trace of a document: files, vectors, and last the registry row, so a
+        failure part-way leaves a row that says what is still to be removed."""
+        final = self.doc_dir(space_id, doc_id)
+        shutil.rmtree(final, ignore_errors=True)
+        shutil.rmtree(final.with_name(f".{doc_id}.tmp"), ignore_errors=True)
+        self.store.delete_document(doc_id)
+        self.registry.delete(space_id, doc_id)
+
+    def delete(self, space_id: str, doc_id: str) -> bool:
+        with self._locks[doc_id]:
+            if self.registry.get(space_id, doc_id) is None:
+                return False
+            self.discard(space_id, doc_id)
+            event("[DELETE] Document removed", f"doc_id={doc_id} space={space_id}", doc_id=doc_id)
+            return True
+
+    def recover(self) -> int:
+        """Undo ingests a crash interrupted; returns how many were rolled back."""
+        done = 0
+        for record in self.registry.unfinished():
+            try:
+                self.discard(record.space_id, record.doc_id)
+            except Exception as exc:
+                event("[INGEST] Roll-back postponed", f"doc_id={record.doc_id}: {exc}", level=30)
+                continue
+            done += 1
+            event("[INGEST] Rolled back unfinished ingest", f"doc_id={record.doc_id} space={record.space_id}")
+        return done

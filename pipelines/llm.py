@@ -1,0 +1,268 @@
+"""The one LLM call path every pipeline uses.
+
+It counts the prompt with the endpoint's tokenizer, sizes `max_tokens` to what the context
+window leaves (SPEC.md section 4), never sends a prompt that cannot fit, waits its turn on
+the endpoint's concurrency limit, logs request and response as SPEC.md section 7 shows, and
+turns transport failures into `LLMUnavailable` and context-length refusals into
+`ContextOverflow` (callers re-split).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from llama_index.core.llms import ChatMessage, MessageRole
+
+from pipelines.endpoints import Endpoint
+from pipelines.errors import ContextOverflow, LLMUnavailable
+from pipelines.logs import clock, event
+
+CHAT_OVERHEAD_TOKENS = 16  # role markers and template tokens around chat messages
+
+
+@dataclass(frozen=True)
+class Budget:
+    context_window: int
+    prompt_tokens: int
+    safety_margin: int
+    available: int
+    max_tokens: int
+
+
+def plan_budget(
+    context_window: int, prompt_tokens: int, configured_max: int, safety_margin: int, min_useful_output: int
+) -> Budget:
+    """`max_tokens = min(configured, context_window - prompt_tokens - safety_margin)`, or ContextOverflow."""
+    available = context_window - prompt_tokens - safety_margin
+    budget = Budget(context_window, prompt_tokens, safety_margin, available, min(configured_max, available))
+    if available < min_useful_output:
+        raise ContextOverflow(
+            f"prompt of {prompt_tokens} tokens leaves {available} of {context_window} for the answer; split the input",
+            **budget.__dict__,
+        )
+    return budget
+
+
+@dataclass
+class Prompt:
+    """What to send: `user` text plus an optional `system` instruction. Completion-style
+    (base) models get them joined into one text; chat models get two messages."""
+
+    user: str
+    system: str | None = None
+
+    def as_text(self) -> str:
+        return f"{self.system}\n\n{self.user}" if self.system else self.user
+
+    def as_messages(self) -> list[ChatMessage]:
+        msgs = [ChatMessage(role=MessageRole.SYSTEM, content=self.system)] if self.system else []
+        return [*msgs, ChatMessage(role=MessageRole.USER, content=self.user)]
+
+
+@dataclass
+class Completion:
+    text: str
+    endpoint: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    finish_reason: str | None = None
+    budget: Budget | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return round(self.completion_tokens / self.seconds, 1) if self.seconds > 0 else 0.0
+
+
+@dataclass
+class LLMCaller:
+    """Bound to the service's limits (`LLM_MAX_TOKENS`, safety margin, minimum useful output)."""
+
+    max_tokens: int
+    safety_margin: int = 64
+    min_useful_output: int = 64
+
+    async def prompt_tokens(self, endpoint: Endpoint, prompt: Prompt) -> int:
+        if endpoint.spec.prompt_style == "chat":
+            counts = await asyncio.gather(*(endpoint.count_tokens(m.content or "") for m in prompt.as_messages()))
+            return sum(counts) + CHAT_OVERHEAD_TOKENS
+        return await endpoint.count_tokens(prompt.as_text()) + 1
+
+    async def budget(self, endpoint: Endpoint, prompt: Prompt, max_output: int | None = None) -> Budget:
+        tokens = await self.prompt_tokens(endpoint, prompt)
+        configured = min(self.max_tokens, max_output or self.max_tokens)
+        budget = plan_budget(
+            endpoint.spec.context_window, tokens, configured, self.safety_margin, self.min_useful_output
+        )
+        event(
+            "[DYNAMIC MAX_TOKENS CALCULATION]",
+            "📐 Formula: available = context_window - prompt_tokens - safety_margin",
+            f"  context_window  = {budget.context_window:,}",
+            f"  prompt_tokens   = {budget.prompt_tokens:,}",
+            f"  safety_margin   = {budget.safety_margin:,}",
+            f"  available       = {budget.available:,}",
+            f"  max_tokens      = min({configured:,}, {budget.available:,}) = {budget.max_tokens:,}",
+            **budget.__dict__,
+        )
+        return budget
+
+    def _log_request(self, endpoint: Endpoint, prompt: Prompt, budget: Budget, purpose: str) -> None:
+        chars = len(prompt.as_text())
+        event(
+            f"[LLM REQUEST → {endpoint.provider}] Model: {endpoint.settings.model}",
+            f"📝 INPUT ({purpose}, endpoint {endpoint.name}):",
+            f"  - Prompt: {chars:,} chars, ~{budget.prompt_tokens:,} tokens",
+            f"  - Max output tokens: {budget.max_tokens:,}",
+            f"🚀 Sending request to {endpoint.provider}...",
+            f"  ⏰ LLM send time: {clock()}",
+            endpoint=endpoint.name,
+            model=endpoint.settings.model,
+            purpose=purpose,
+            prompt_chars=chars,
+            prompt_tokens=budget.prompt_tokens,
+            max_tokens=budget.max_tokens,
+        )
+
+    def _log_response(self, endpoint: Endpoint, result: Completion) -> None:
+        event(
+            f"[LLM RESPONSE ← {endpoint.provider}]",
+            f"✅ Response received from {endpoint.provider}!  ⏰ LLM receive time: {clock()}",
+            "📤 OUTPUT:",
+            f"  - Response: {len(result.text):,} chars, ~{result.completion_tokens:,} tokens",
+            f"  - Generation time: {result.seconds:.2f}s",
+            f"  - Speed: ~{result.tokens_per_second} tokens/sec",
+            f"  - Finish reason: {result.finish_reason}",
+            endpoint=endpoint.name,
+            response_chars=len(result.text),
+            completion_tokens=result.completion_tokens,
+            seconds=round(result.seconds, 3),
+            tokens_per_second=result.tokens_per_second,
+            finish_reason=result.finish_reason,
+        )
+
+    def _unavailable(self, endpoint: Endpoint, exc: BaseException) -> LLMUnavailable:
+        reason = "timed out" if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__ else "is unavailable"
+        return LLMUnavailable(
+            f"LLM endpoint '{endpoint.name}' ({endpoint.provider}, {endpoint.base_url}) {reason}: "
+            f"{type(exc).__name__}: {exc}".rstrip(": "),
+            endpoint=endpoint.name,
+        )
+
+    def _classify(self, endpoint: Endpoint, exc: Exception) -> Exception:
+        text = str(exc).lower()
+        status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+        if status == 400 and ("context" in text or "maximum" in text or "too long" in text):
+            return ContextOverflow(f"{endpoint.name}: {exc}", endpoint=endpoint.name)
+        if status is not None and 400 <= status < 500 and status not in (404, 408, 429):
+            return exc
+        return self._unavailable(endpoint, exc)
+
+    async def complete(
+        self, endpoint: Endpoint, prompt: Prompt, *, purpose: str, max_output: int | None = None
+    ) -> Completion:
+        """One budgeted, logged, concurrency-limited call; returns the whole text."""
+        budget = await self.budget(endpoint, prompt, max_output)
+        async with endpoint.semaphore:
+            self._log_request(endpoint, prompt, budget, purpose)
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(endpoint.settings.timeout_s):
+                    if endpoint.spec.prompt_style == "chat":
+                        response = await endpoint.llm.achat(prompt.as_messages(), max_tokens=budget.max_tokens)
+                        text, raw = response.message.content or "", response.raw
+                    else:
+                        response = await endpoint.llm.acomplete(
+                            prompt.as_text(), formatted=True, max_tokens=budget.max_tokens
+                        )
+                        text, raw = response.text, response.raw
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except TimeoutError as exc:
+                raise self._unavailable(endpoint, exc) from exc
+            except Exception as exc:
+                raise self._classify(endpoint, exc) from exc
+            seconds = time.perf_counter() - started
+        usage = _usage(raw)
+        result = Completion(
+            text=text.strip(),
+            endpoint=endpoint.name,
+            model=endpoint.settings.model,
+            prompt_tokens=usage.get("prompt_tokens") or budget.prompt_tokens,
+            completion_tokens=usage.get("completion_tokens") or await endpoint.count_tokens(text),
+            seconds=seconds,
+            finish_reason=_finish_reason(raw),
+            budget=budget,
+        )
+        self._log_response(endpoint, result)
+        return result
+
+    async def stream(
+        self, endpoint: Endpoint, prompt: Prompt, *, purpose: str, max_output: int | None = None
+    ) -> AsyncIterator[str | Completion]:
+        """Yields text deltas as the server generates them, then the finished `Completion`."""
+        budget = await self.budget(endpoint, prompt, max_output)
+        async with endpoint.semaphore:
+            self._log_request(endpoint, prompt, budget, purpose)
+            started = time.perf_counter()
+            parts: list[str] = []
+            try:
+                if endpoint.spec.prompt_style == "chat":
+                    gen = await endpoint.llm.astream_chat(prompt.as_messages(), max_tokens=budget.max_tokens)
+                else:
+                    gen = await endpoint.llm.astream_complete(
+                        prompt.as_text(), formatted=True, max_tokens=budget.max_tokens
+                    )
+                async for chunk in gen:
+                    if chunk.delta:
+                        parts.append(chunk.delta)
+                        yield chunk.delta
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:
+                raise self._classify(endpoint, exc) from exc
+            seconds = time.perf_counter() - started
+        text = "".join(parts)
+        result = Completion(
+            text=text.strip(),
+            endpoint=endpoint.name,
+            model=endpoint.settings.model,
+            prompt_tokens=budget.prompt_tokens,
+            completion_tokens=await endpoint.count_tokens(text) if text else 0,
+            seconds=seconds,
+            budget=budget,
+        )
+        self._log_response(endpoint, result)
+        yield result
+
+
+def _usage(raw: object) -> dict:
+    usage = getattr(raw, "usage", None) if raw is not None else None
+    if usage is None and isinstance(raw, dict):
+        usage = raw.get("usage")
+        if usage is None and "eval_count" in raw:  # Ollama
+            return {"prompt_tokens": raw.get("prompt_eval_count"), "completion_tokens": raw.get("eval_count")}
+    if usage is None:
+        return {}
+    if isinstance(usage, dict):
+        return usage
+    return {
+        "prompt_tokens": getattr(usage, "prompt_tokens", None),
+        "completion_tokens": getattr(usage, "completion_tokens", None),
+    }
+
+
+def _finish_reason(raw: object) -> str | None:
+    choices = getattr(raw, "choices", None) or (raw.get("choices") if isinstance(raw, dict) else None)
+    if choices:
+        first = choices[0]
+        return getattr(first, "finish_reason", None) or (
+            first.get("finish_reason") if isinstance(first, dict) else None
+        )
+    if isinstance(raw, dict) and raw.get("done_reason"):
+        return raw["done_reason"]
+    return None

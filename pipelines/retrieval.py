@@ -1,0 +1,75 @@
+"""Retrieval alone: a question in, the space's best chunks out, no LLM.
+
+`/search` exposes it and `/ask` builds on it. The dense query embedding is computed here
+(e5's `query:` side); the fusion with BM25 happens inside Qdrant (`Store.search`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+
+from pipelines.errors import InvalidInput
+from pipelines.ingestion import check_space_id
+from pipelines.logs import event
+from pipelines.store import Store
+
+
+@dataclass
+class Source:
+    doc_id: str
+    filename: str
+    score: float
+    text: str
+    chunk: int
+
+
+@dataclass
+class SearchResult:
+    sources: list[Source]
+    timing: dict[str, float]
+
+
+class Retriever:
+    def __init__(self, store: Store, embed_model: BaseEmbedding) -> None:
+        self.store, self.embed_model = store, embed_model
+
+    async def search(self, q: str, space_id: str, top_k: int) -> SearchResult:
+        check_space_id(space_id)
+        if not q or not q.strip():
+            raise InvalidInput("q must not be empty")
+        if not 1 <= top_k <= 100:
+            raise InvalidInput("top_k must be between 1 and 100", top_k=top_k)
+        t0 = time.perf_counter()
+        dense = await asyncio.to_thread(self.embed_model.get_query_embedding, q)
+        t1 = time.perf_counter()
+        hits = await asyncio.to_thread(self.store.search, dense, q, space_id, top_k)
+        t2 = time.perf_counter()
+        sources = [
+            Source(
+                doc_id=h.node.ref_doc_id or "",
+                filename=h.node.metadata.get("filename", ""),
+                score=round(h.score, 6),
+                text=h.node.get_content(),
+                chunk=int(h.node.metadata.get("chunk", 0)),
+            )
+            for h in hits
+        ]
+        timing = {
+            "embed_ms": round((t1 - t0) * 1000, 1),
+            "search_ms": round((t2 - t1) * 1000, 1),
+            "total_ms": round((t2 - t0) * 1000, 1),
+        }
+        event(
+            "[RETRIEVAL]",
+            f"space={space_id} top_k={top_k} → {len(sources)} chunks from "
+            f"{len({s.doc_id for s in sources})} documents · embed {timing['embed_ms']} ms · "
+            f"hybrid query {timing['search_ms']} ms",
+            space_id=space_id,
+            hits=len(sources),
+            **timing,
+        )
+        return SearchResult(sources=sources, timing=timing)

@@ -1,0 +1,131 @@
+"""The runtime: builds, starts and stops everything the service owns, in one place.
+
+The API's lifespan calls `start()` and `stop()`; routes reach the pipelines through it.
+Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from pipelines.embeddings import build_embedding, embedding_dim
+from pipelines.endpoints import Endpoint, build_endpoints
+from pipelines.errors import NotFound
+from pipelines.ingestion import Ingestor
+from pipelines.llama_server import LlamaServer
+from pipelines.llm import LLMCaller
+from pipelines.logs import event
+from pipelines.registry import Registry
+from pipelines.retrieval import Retriever
+from pipelines.settings import Settings
+from pipelines.store import Store
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.llama_servers: dict[str, LlamaServer] = {}
+        self.endpoints: dict[str, Endpoint] = {}
+        self.caller = LLMCaller(settings.llm_max_tokens, settings.safety_margin, settings.min_useful_output)
+        self.started_at = 0.0
+
+    async def start(self) -> None:
+        t0 = time.perf_counter()
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        for name, ep in s.endpoints.items():
+            if ep.managed and ep.base_url is None:
+                spec = s.model_spec(ep.model)
+                assert spec is not None
+                self.llama_servers[name] = LlamaServer(
+                    ep.model, spec.context_window, s.data_dir / "logs", s.llama_server_threads
+                )
+        servers = [srv.start() for srv in self.llama_servers.values()]
+        embed_task = asyncio.to_thread(build_embedding, s.profile.embedding)
+        self.embed_model, *_ = await asyncio.gather(embed_task, *servers)
+        dim = await asyncio.to_thread(embedding_dim, self.embed_model)
+        self.store = await asyncio.to_thread(Store, s, dim, s.profile.embedding.kind)
+        self.registry = Registry(s.db_path)
+        self.ingestor = Ingestor(
+            self.store, self.registry, self.embed_model, s.files_dir, int(s.max_upload_mb * 1024 * 1024)
+        )
+        rolled_back = await asyncio.to_thread(self.ingestor.recover)
+        self.retriever = Retriever(self.store, self.embed_model)
+        self.endpoints = build_endpoints(s, {n: srv.base_url for n, srv in self.llama_servers.items()})
+        self.started_at = time.time()
+        eps = self.endpoints.values()
+        event(
+            "[STARTUP] docassist ready",
+            f"profile={s.profile_name} data_dir={s.data_dir} store={self.store.location} "
+            f"collection={self.store.collection}",
+            "endpoints: " + ", ".join(f"{e.name}={e.provider}:{e.settings.model}@{e.base_url}" for e in eps),
+            f"embedding={self.embed_model.model_name} dim={dim} · rolled back {rolled_back} unfinished "
+            "ingests · "
+            f"start-up {time.perf_counter() - t0:.1f}s",
+            profile=s.profile_name,
+        )
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(srv.stop() for srv in self.llama_servers.values()), return_exceptions=True)
+        if hasattr(self, "registry"):
+            self.registry.close()
+        if hasattr(self, "store"):
+            self.store.close()
+
+    def endpoint(self, name: str | None = None) -> Endpoint:
+        """An endpoint by name; the answer endpoint when no name is given."""
+        name = name or self.settings.profile.routing.answer
+        if name not in self.endpoints:
+            raise NotFound(f"no endpoint named {name!r}", endpoints=sorted(self.endpoints))
+        return self.endpoints[name]
+
+    async def health(self) -> dict[str, Any]:
+        llm_checks = await asyncio.gather(*(ep.health() for ep in self.endpoints.values()))
+        llm = dict(zip(self.endpoints, llm_checks, strict=True))
+        for name, srv in self.llama_servers.items():
+            llm[name]["restarts"] = srv.restarts
+        store = await asyncio.to_thread(self.store.health)
+        any_llm = any(c["ok"] for c in llm.values())
+        all_llm = all(c["ok"] for c in llm.values())
+        status = "ok" if store["ok"] and all_llm else "degraded" if store["ok"] and any_llm else "unavailable"
+        return {"status": status, "checks": {"vector_store": store, "llm": llm}}
+
+    def model_config(self, endpoint: str | None = None) -> dict[str, Any]:
+        chosen = self.endpoint(endpoint)
+
+        def describe(ep: Endpoint) -> dict[str, Any]:
+            return {
+                "model_name": ep.settings.model,
+                "provider": ep.provider.lower(),
+                "base_url": ep.base_url,
+                "context_window": ep.spec.context_window,
+                "context_window_source": ep.context_window_source,
+                "summarization_threshold": ep.spec.summarization_threshold,
+                "summarization_max_output": ep.spec.summarization_max_output,
+                "prompt_style": ep.spec.prompt_style,
+                "max_concurrency": ep.settings.max_concurrency,
+                "timeout_s": ep.settings.timeout_s,
+            }
+
+        routing = self.settings.profile.routing
+        return {
+            **{
+                k: v
+                for k, v in describe(chosen).items()
+                if k
+                in (
+                    "model_name",
+                    "provider",
+                    "context_window",
+                    "summarization_threshold",
+                    "summarization_max_output",
+                )
+            },
+            "endpoint": chosen.name,
+            "profile": self.settings.profile_name,
+            "max_tokens": self.settings.llm_max_tokens,
+            "routing": {"map": routing.map, "reduce": routing.reduce, "answer": routing.answer},
+            "endpoints": {name: describe(ep) for name, ep in self.endpoints.items()},
+        }

