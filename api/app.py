@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.middleware import RequestLogMiddleware
-from api.routes import documents, health, search
+from api.routes import ask, documents, health, jobs, search, summaries
 from pipelines.logs import configure_logging
 from pipelines.runtime import Runtime
 from pipelines.settings import Settings, load_settings
@@ -41,6 +41,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.add_middleware(RequestLogMiddleware)
     install_error_handlers(app)
-    for router in (health.router, documents.router, search.router):
+    for router in (health.router, documents.router, search.router, summaries.router, ask.router, jobs.router):
         app.include_router(router)
     return app

@@ -73,7 +73,9 @@ class DocumentInfo(BaseModel):
     chars: int
     size_bytes: int
     created_at: float
-    summary_status: str = "none"
+    summary_status: Literal["none", "pending", "running", "done", "failed"] = "none"
+    summary_job_id: str | None = None
+    summary_progress: dict[str, Any] | None = None
 
 
 class DocumentList(BaseModel):
@@ -114,3 +116,52 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class SummarizeRequest(BaseModel):
+    doc_id: str = Field(min_length=1, max_length=128)
+    space_id: str = SpaceId
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}$", description="default: the document's")
+    force: bool = Field(default=False, description="recompute even when a cached summary exists")
+
+
+class SummarizeResponse(BaseModel):
+    doc_id: str
+    summary: str
+    language: str
+    cached: bool
+    strategy: Literal["direct", "tree"]
+    timing: dict[str, Any]
+    usage: dict[str, Any]
+
+
+class AskRequest(BaseModel):
+    q: str = Field(min_length=1, description="the question; the answer comes in its language")
+    space_id: str = SpaceId
+    mode: Literal["auto", "summarize", "direct"] = "auto"
+    top_k: int = Field(default=5, ge=1, le=100)
+
+
+class AskResponse(BaseModel):
+    answer: str
+    mode: str
+    summarized: bool
+    context_tokens: int
+    language: str
+    sources: list[SourceOut]
+    timing: dict[str, Any]
+    usage: dict[str, Any]
+
+
+class JobResponse(BaseModel):
+    job_id: str
+    doc_id: str
+    space_id: str
+    language: str
+    status: Literal["pending", "running", "done", "failed"]
+    progress: dict[str, Any]
+    error: dict[str, Any] | None
+    retryable: bool
+    attempts: int
+    created_at: float
+    updated_at: float

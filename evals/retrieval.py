@@ -4,7 +4,7 @@ English documents.
 Each XQuAD paragraph is ingested as its own document (through the real ingestion path into
 Qdrant local mode in a temporary folder); a question hits when a retrieved chunk belongs to
 its paragraph. The same questions are scored three ways: dense only, BM25 only and the
-hybrid that `/search` serves, so the README can show what each part contributes.
+hybrid that `/search` serves (DBSF fusion; RRF shown beside it), so the README can show what each part contributes.
 
     python -m evals.retrieval --split dev            # tune here
     python -m evals.retrieval --split test --out evals/results/retrieval-test.json
@@ -45,8 +45,9 @@ def index_paragraphs(ingestor: Ingestor, space: str, rows: list[dict]) -> dict[s
 
 def ranked_doc_ids(store: Store, embed, question: str, space: str, mode: str, depth: int) -> list[str]:
     flt = store._filter(space)
-    if mode == "hybrid":
-        hits = store.search(embed.get_query_embedding(question), question, space, depth)
+    if mode.startswith("hybrid"):
+        fusion = models.Fusion.RRF if mode == "hybrid-rrf" else models.Fusion.DBSF
+        hits = store.search(embed.get_query_embedding(question), question, space, depth, fusion=fusion)
         return [h.node.ref_doc_id or "" for h in hits]
     if mode == "dense":
         query, using = embed.get_query_embedding(question), DENSE
@@ -98,7 +99,7 @@ def evaluate(split: str, evaldata: Path, limit: int | None = None) -> dict:
         "embedding": embed.model_name,
         "results": {},
     }
-    for mode in ("dense", "bm25", "hybrid"):
+    for mode in ("dense", "bm25", "hybrid-rrf", "hybrid"):
         for task, items in tasks.items():
             ranks: list[int | None] = []
             started = time.perf_counter()

@@ -8,7 +8,6 @@ model's facts, a concurrency limit, and the server's own tokenizer where it has 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 import httpx
 from llama_index.core.llms import LLM
 
+from pipelines.scheduling import PrioritySemaphore, Throughput
 from pipelines.settings import EndpointSettings, ModelSpec, Settings
 
 _TOKEN_CACHE_SIZE = 4096
@@ -59,7 +59,8 @@ class Endpoint:
     spec: ModelSpec
     base_url: str
     llm: LLM
-    semaphore: asyncio.Semaphore
+    semaphore: PrioritySemaphore
+    throughput: Throughput
     context_window_source: str = "config/llm_models.json"
     _token_cache: OrderedDict[str, int] = field(default_factory=OrderedDict)
     _tokenizer_ok: bool | None = None
@@ -156,7 +157,8 @@ def build_endpoints(settings: Settings, managed_urls: dict[str, str]) -> dict[st
             spec=spec,
             base_url=base_url,
             llm=build_llm(ep, spec, base_url),
-            semaphore=asyncio.Semaphore(ep.max_concurrency),
+            semaphore=PrioritySemaphore(ep.max_concurrency),
+            throughput=Throughput.for_provider(ep.provider),
             context_window_source="LLM_CONTEXT_WINDOW"
             if settings.context_window_override
             else "config/llm_models.json",

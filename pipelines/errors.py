@@ -62,3 +62,9 @@ class ContextOverflow(DocassistError):
 
 class VectorStoreUnavailable(DocassistError):
     code = "vector_store_unavailable"
+
+
+class SummarizationStalled(DocassistError):
+    """A reduce level failed to shrink: stopping beats looping forever."""
+
+    code = "summarization_stalled"

@@ -53,6 +53,8 @@ class Prompt:
 
     user: str
     system: str | None = None
+    primer: str = ""  # completion form: the answer's first words, already at the end of `user`
+    stop: list[str] = field(default_factory=list)
 
     def as_text(self) -> str:
         return f"{self.system}\n\n{self.user}" if self.system else self.user
@@ -177,9 +179,9 @@ class LLMCaller:
                         text, raw = response.message.content or "", response.raw
                     else:
                         response = await endpoint.llm.acomplete(
-                            prompt.as_text(), formatted=True, max_tokens=budget.max_tokens
+                            prompt.as_text(), formatted=True, max_tokens=budget.max_tokens, **_stop(prompt)
                         )
-                        text, raw = response.text, response.raw
+                        text, raw = _joined(prompt.primer, response.text), response.raw
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
             except TimeoutError as exc:
@@ -198,6 +200,7 @@ class LLMCaller:
             finish_reason=_finish_reason(raw),
             budget=budget,
         )
+        endpoint.throughput.observe(result.prompt_tokens, result.completion_tokens, seconds)
         self._log_response(endpoint, result)
         return result
 
@@ -215,8 +218,11 @@ class LLMCaller:
                     gen = await endpoint.llm.astream_chat(prompt.as_messages(), max_tokens=budget.max_tokens)
                 else:
                     gen = await endpoint.llm.astream_complete(
-                        prompt.as_text(), formatted=True, max_tokens=budget.max_tokens
+                        prompt.as_text(), formatted=True, max_tokens=budget.max_tokens, **_stop(prompt)
                     )
+                    if prompt.primer:
+                        parts.append(prompt.primer)
+                        yield prompt.primer
                 async for chunk in gen:
                     if chunk.delta:
                         parts.append(chunk.delta)
@@ -236,8 +242,20 @@ class LLMCaller:
             seconds=seconds,
             budget=budget,
         )
+        endpoint.throughput.observe(result.prompt_tokens, result.completion_tokens, seconds)
         self._log_response(endpoint, result)
         yield result
+
+
+def _stop(prompt: Prompt) -> dict:
+    return {"stop": prompt.stop} if prompt.stop else {}
+
+
+def _joined(primer: str, generated: str) -> str:
+    """The primer and what the model continued it with, as one text."""
+    if not primer:
+        return generated
+    return primer + ("" if generated[:1].isspace() or generated[:1] in ",.;:" else " ") + generated.lstrip(" ")
 
 
 def _usage(raw: object) -> dict:

@@ -7,20 +7,25 @@ Nothing here knows about HTTP.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
+from pipelines.ask_workflow import AskWorkflow, Mode
 from pipelines.embeddings import build_embedding, embedding_dim
 from pipelines.endpoints import Endpoint, build_endpoints
 from pipelines.errors import NotFound
-from pipelines.ingestion import Ingestor
+from pipelines.ingestion import Ingestor, check_space_id
+from pipelines.jobs import JobRunner, make_huey
 from pipelines.llama_server import LlamaServer
 from pipelines.llm import LLMCaller
 from pipelines.logs import event
-from pipelines.registry import Registry
+from pipelines.registry import DocumentRecord, Registry
 from pipelines.retrieval import Retriever
 from pipelines.settings import Settings
 from pipelines.store import Store
+from pipelines.summaries import SummaryService
+from pipelines.summary_store import Job, SummaryStore
 
 
 class Runtime:
@@ -54,6 +59,23 @@ class Runtime:
         rolled_back = await asyncio.to_thread(self.ingestor.recover)
         self.retriever = Retriever(self.store, self.embed_model)
         self.endpoints = build_endpoints(s, {n: srv.base_url for n, srv in self.llama_servers.items()})
+        routing = s.profile.routing
+        self.summary_store = SummaryStore(s.db_path)
+        self.summaries = SummaryService(
+            self.summary_store,
+            self.caller,
+            self.endpoints[routing.map],
+            self.endpoints[routing.reduce],
+            self.ingestor.text_of,
+        )
+        self.jobs = JobRunner(
+            make_huey(s.data_dir, os.environ.get("JOBS_REDIS_URL") or None),
+            self.summary_store,
+            self.registry,
+            self.summaries,
+            workers=int(os.environ.get("JOB_WORKERS", "2")),
+        )
+        resumed = self.jobs.start(asyncio.get_running_loop())
         self.started_at = time.time()
         eps = self.endpoints.values()
         event(
@@ -63,16 +85,61 @@ class Runtime:
             "endpoints: " + ", ".join(f"{e.name}={e.provider}:{e.settings.model}@{e.base_url}" for e in eps),
             f"embedding={self.embed_model.model_name} dim={dim} · rolled back {rolled_back} unfinished "
             "ingests · "
+            f"{resumed} background jobs resumed · "
             f"start-up {time.perf_counter() - t0:.1f}s",
             profile=s.profile_name,
         )
 
     async def stop(self) -> None:
+        if hasattr(self, "jobs"):
+            self.jobs.stop()
+            for _ in range(3):
+                await asyncio.sleep(0)  # let cancelled jobs record that they were interrupted
+            await self.summaries.close()
+            self.summary_store.close()
         await asyncio.gather(*(srv.stop() for srv in self.llama_servers.values()), return_exceptions=True)
         if hasattr(self, "registry"):
             self.registry.close()
         if hasattr(self, "store"):
             self.store.close()
+
+    def document(self, space_id: str, doc_id: str) -> DocumentRecord:
+        check_space_id(space_id)
+        record = self.registry.get(space_id, doc_id)
+        if record is None:
+            raise NotFound(f"no document {doc_id!r} in space {space_id!r}", doc_id=doc_id, space_id=space_id)
+        return record
+
+    def summary_status(self, record: DocumentRecord) -> tuple[str, Job | None]:
+        """`done` when a summary is cached, else the latest job's status, else `none`."""
+        job = self.summary_store.latest_job(record.space_id, record.doc_id)
+        if self.summary_store.has_summary(record.space_id, record.doc_id):
+            return "done", job
+        return (job.status if job else "none"), job
+
+    def delete_document(self, space_id: str, doc_id: str) -> bool:
+        if not self.ingestor.delete(space_id, doc_id):
+            return False
+        self.summary_store.forget_document(space_id, doc_id)
+        return True
+
+    async def ask(self, q: str, space_id: str, mode: Mode, top_k: int) -> dict[str, Any]:
+        routing = self.settings.profile.routing
+        wf = AskWorkflow(
+            self.retriever,
+            self.caller,
+            self.endpoints[routing.answer],
+            self.endpoints[routing.map],
+            self.endpoints[routing.reduce],
+        )
+        started = time.perf_counter()
+        result = await wf.run(q=q, space_id=space_id, top_k=top_k, mode=mode)
+        return {
+            **result,
+            "mode": mode,
+            "usage": wf.usage(),
+            "timing": {**wf.timing, "total_s": round(time.perf_counter() - started, 3)},
+        }
 
     def endpoint(self, name: str | None = None) -> Endpoint:
         """An endpoint by name; the answer endpoint when no name is given."""

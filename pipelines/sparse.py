@@ -21,9 +21,9 @@ _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOPWORDS = frozenset(STOPWORDS_EN) | frozenset(STOPWORDS_RUSSIAN)
 _RU = Stemmer.Stemmer("russian")
 _EN = Stemmer.Stemmer("english")
-K1 = 1.2
+K1 = 1.5
 B = 0.75
-AVG_CHUNK_TERMS = 120.0  # typical stemmed-term count of a chunk; fixes BM25's length normalisation
+AVG_CHUNK_TERMS = 80.0  # typical stemmed-term count of a chunk; fixes BM25's length normalisation
 
 
 @lru_cache(maxsize=200_000)

