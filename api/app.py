@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.middleware import RequestLogMiddleware
+from api.middleware import JsonBodyMiddleware, RequestLogMiddleware
 from api.routes import ask, documents, health, jobs, search, summaries
 from pipelines.logs import configure_logging
 from pipelines.runtime import Runtime
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(RequestLogMiddleware)
     install_error_handlers(app)
     for router in (health.router, documents.router, search.router, summaries.router, ask.router, jobs.router):

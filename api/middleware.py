@@ -58,3 +58,23 @@ class RequestLogMiddleware:
                     total_s=round(total, 4),
                 )
             request_id_var.reset(token)
+
+
+class JsonBodyMiddleware:
+    """Read a POST body as JSON when the client did not say it was JSON.
+
+    `curl -d '{...}'` sends `application/x-www-form-urlencoded`; the user's own checklist
+    calls `/ask`, `/summarize` and `/summarize-stream` exactly that way. Every route but
+    `/ingest` takes JSON only, so the header is corrected; a body that is not JSON still gets
+    the usual 422."""
+
+    def __init__(self, app: ASGIApp, multipart_paths: tuple[str, ...] = ("/ingest",)) -> None:
+        self.app, self.multipart_paths = app, multipart_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] not in self.multipart_paths:
+            headers = [(k, v) for k, v in scope.get("headers", []) if k != b"content-type"]
+            original = dict(scope.get("headers", [])).get(b"content-type", b"")
+            if not original or original.startswith(b"application/x-www-form-urlencoded"):
+                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)

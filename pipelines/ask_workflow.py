@@ -18,7 +18,7 @@ from typing import Any, Literal
 from llama_index.core.workflow import Context, Event, StartEvent, StopEvent, Workflow, step
 
 from pipelines.endpoints import Endpoint
-from pipelines.language import detect_language
+from pipelines.language import detect_language, label
 from pipelines.llm import Completion, LLMCaller
 from pipelines.logs import event
 from pipelines.prompts import render
@@ -92,7 +92,7 @@ class AskWorkflow(Workflow):
         await ctx.store.set("q", q)
         await ctx.store.set("mode", mode)
         await ctx.store.set("language", language)
-        event("[Language Detection]", f"Input text language: {language} (question)", language=language)
+        event(f"[Language Detection] Input text language: {label(language)}", "(the question)", language=language)
         result = await self.retriever.search(q, space_id, top_k)
         self.timing["retrieval_embed_ms"] = result.timing["embed_ms"]
         self.timing["retrieval_search_ms"] = result.timing["search_ms"]

@@ -107,8 +107,8 @@ class Ingestor:
         t_extract = time.perf_counter()
         language = detect_language(text)
         event(
-            "[Language Detection]",
-            f"Input text language: {language.code} ({language.native_name})",
+            f"[Language Detection] Input text language: {language.code} ({language.native_name})",
+            f"confidence {language.confidence}",
             language=language.code,
             confidence=language.confidence,
         )

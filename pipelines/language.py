@@ -46,6 +46,11 @@ class Detected:
         return NAMES.get(self.code, (self.code, self.code))[1]
 
 
+def label(code: str) -> str:
+    """`ru (Русский)`: the code and the language's own name, as the logs show it."""
+    return f"{code} ({NAMES.get(code, (code, code))[1]})"
+
+
 def _sample(text: str) -> str:
     """Beginning, middle and end of long texts: enough to decide, cheap to scan."""
     if len(text) <= _SAMPLE_CHARS:

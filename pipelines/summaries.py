@@ -19,7 +19,7 @@ from typing import Any
 
 from pipelines.endpoints import Endpoint
 from pipelines.errors import DocassistError
-from pipelines.language import NAMES
+from pipelines.language import label
 from pipelines.llm import LLMCaller
 from pipelines.logs import event
 from pipelines.prompts import PROMPT_VERSION
@@ -71,10 +71,6 @@ class Flight:
             await self.changed.wait()
 
 
-def language_label(code: str) -> str:
-    return f"{code} ({NAMES.get(code, (code, code))[1]})"
-
-
 class SummaryService:
     def __init__(
         self,
@@ -117,7 +113,9 @@ class SummaryService:
     ) -> Flight:
         """The flight computing this summary: a running one, a finished cached one, or a new one."""
         lang = language or record.language
+        looked_up = time.perf_counter()
         key, hit, text = self.cached(record, lang)
+        lookup_ms = round((time.perf_counter() - looked_up) * 1000, 2)
         if key in self.flights:
             flight = self.flights[key]
             flight.pinned = flight.pinned or pinned
@@ -128,7 +126,7 @@ class SummaryService:
                 "start",
                 doc_id=record.doc_id,
                 strategy=hit.strategy,
-                chunks=record.chunks,
+                chunks=hit.timing.get("parts", 1),
                 language=hit.language,
                 eta_s=0.0,
                 cached=True,
@@ -140,7 +138,7 @@ class SummaryService:
                 cached=True,
                 language=hit.language,
                 strategy=hit.strategy,
-                timing={**hit.timing, "cached_at": hit.created_at},
+                timing={"lookup_ms": lookup_ms, "cached_at": hit.created_at, "computed": hit.timing},
                 usage=hit.usage,
             )
             flight.done = True
@@ -164,8 +162,8 @@ class SummaryService:
         )
         workflow = SummarizeWorkflow(spec)
         event(
-            "[Language Detection]",
-            f"Input text language: {language_label(record.language)}; summary language: {language_label(language)}",
+            f"[Language Detection] Input text language: {label(record.language)}",
+            f"summary language: {label(language)}",
             language=record.language,
             target=language,
         )
@@ -206,6 +204,7 @@ class SummaryService:
                 **{f"{k}_s": round(v, 3) for k, v in stats.stages.items()},
                 "llm_s": round(stats.llm_seconds, 3),
                 "levels": stats.levels,
+                "parts": stats.parts,
                 "language_retry": stats.language_retry,
             }
             value = CachedSummary(result["summary"], language, result["strategy"], usage, timing, time.time())

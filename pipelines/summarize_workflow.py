@@ -103,6 +103,7 @@ class RunStats:
     llm_seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
     levels: int = 0
+    parts: int = 1
     language_retry: bool = False
 
     def add(self, c: Completion) -> None:
@@ -270,6 +271,7 @@ class SummarizeWorkflow(Workflow):
         )
         self._remaining_eta = eta
         self._level_items[0] = len(parts)
+        self.stats.parts = len(parts)
         self._level_tokens[0] = text_tokens
         ctx.write_event_to_stream(
             SummaryStarted(

@@ -4,6 +4,7 @@ and the real embedding model. Tests talk HTTP to it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -110,3 +111,40 @@ def space(request: pytest.FixtureRequest) -> str:
 
 def ingest(http: httpx.Client, space: str, filename: str, data: bytes, **form: str) -> httpx.Response:
     return http.post("/ingest", files={"file": (filename, data)}, data={"space_id": space, **form})
+
+
+@pytest.fixture(scope="session")
+def small_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The embedded default with a 1,024-token context window, so documents of a few
+    paragraphs take the map-reduce path in seconds."""
+    svc = start_service(tmp_path_factory.mktemp("small"), LLM_CONTEXT_WINDOW="1024")
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def shttp(small_service: Service) -> Iterator[httpx.Client]:
+    with small_service.client() as client:
+        yield client
+
+
+def xquad_article(lang: str, index: int = 0, split: str = "dev") -> str:
+    """One XQuAD article: its paragraphs joined in order (about 1.5–4k tokens)."""
+    rows = [json.loads(line) for line in (EVALDATA / f"xquad_{lang}" / f"{split}.jsonl").open(encoding="utf-8")]
+    titles = list(dict.fromkeys(r["title"] for r in rows))
+    return "\n\n".join(dict.fromkeys(r["context"] for r in rows if r["title"] == titles[index]))
+
+
+def sse_events(raw: str) -> list[tuple[str, dict]]:
+    """Parse a text/event-stream body into (event, data) pairs, skipping comments."""
+    events = []
+    for block in raw.replace("\r\n", "\n").split("\n\n"):
+        name, data = None, []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+        if name:
+            events.append((name, json.loads("\n".join(data))))
+    return events

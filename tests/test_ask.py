@@ -1,0 +1,75 @@
+"""`POST /ask`: retrieval, auto/summarize/direct, the answer in the language of the question (SPEC.md 4)."""
+
+from __future__ import annotations
+
+import json
+
+from pipelines.language import detect_language
+from tests.conftest import FIXTURES, ingest, xquad_article
+
+
+def ask(http, space, q, mode="auto", top_k=5):
+    return http.post("/ask", json={"q": q, "space_id": space, "mode": mode, "top_k": top_k})
+
+
+def test_auto_answers_from_the_chunks_when_the_context_is_small(shttp, space):
+    ingest(shttp, space, "baikal_ru.pdf", (FIXTURES / "baikal_ru.pdf").read_bytes())
+    r = ask(shttp, space, "Какая река вытекает из Байкала?", top_k=1)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["mode"] == "auto" and body["summarized"] is False
+    assert body["language"] == "ru" and detect_language(body["answer"]).code == "ru", body["answer"]
+    assert body["context_tokens"] > 0 and len(body["sources"]) == 1
+    assert body["sources"][0]["filename"] == "baikal_ru.pdf"
+    assert body["usage"]["llm_calls"] == 1 and {"retrieval_s", "answer_s", "total_s"} <= set(body["timing"])
+
+
+def test_auto_summarizes_first_when_the_context_is_too_big(shttp, space, small_service):
+    ingest(shttp, space, "cten.txt", xquad_article("ru", 6).encode())
+    body = ask(shttp, space, "Расскажи подробно обо всем", top_k=30).json()
+    assert body["summarized"] is True and body["context_tokens"] > 400
+    assert body["usage"]["llm_calls"] >= 2
+    log = small_service.log()
+    assert "[RAG CONTEXT]" in log and "[RAG] Mode: auto → summarize context first" in log
+
+
+def test_summarize_mode_always_summarizes_and_direct_never(shttp, space):
+    ingest(shttp, space, "ph.docx", (FIXTURES / "photosynthesis_en.docx").read_bytes())
+    forced = ask(shttp, space, "What does photosynthesis produce?", mode="summarize", top_k=2).json()
+    assert forced["summarized"] is True and forced["mode"] == "summarize"
+    direct = ask(shttp, space, "What does photosynthesis produce?", mode="direct", top_k=2).json()
+    assert direct["summarized"] is False and direct["mode"] == "direct"
+    assert forced["language"] == direct["language"] == "en"
+    assert detect_language(direct["answer"]).code == "en", direct["answer"]
+
+
+def test_direct_mode_cuts_the_context_to_the_budget(shttp, space):
+    ingest(shttp, space, "cten.txt", xquad_article("en", 6).encode())
+    body = ask(shttp, space, "What are ctenophores?", mode="direct", top_k=30).json()
+    assert body["summarized"] is False
+    assert 1 <= len(body["sources"]) < 30 and body["context_tokens"] > 1024
+
+
+def test_ask_bad_input_is_422(shttp, space):
+    for payload in (
+        {"q": "", "space_id": space},
+        {"q": "   ", "space_id": space},
+        {"q": "x", "space_id": space, "mode": "magic"},
+        {"q": "x", "space_id": space, "top_k": 0},
+        {"q": "x", "space_id": "no spaces"},
+    ):
+        r = shttp.post("/ask", json=payload)
+        assert r.status_code == 422, payload
+        assert r.json()["error"]["code"] == "invalid_input"
+
+
+def test_checklist_curl_without_a_json_content_type_works(shttp, space):
+    """The user's checklist runs `curl -X POST /ask -d '{"q":...,"mode":"summarize"}'` with no
+    JSON header: curl then says form-urlencoded. The JSON body must still be read."""
+    ingest(shttp, space, "k.txt", "Казань — столица Татарстана.".encode())
+    body = json.dumps({"q": "Дай краткий обзор", "mode": "summarize", "space_id": space, "top_k": 1}).encode()
+    r = shttp.post("/ask", content=body, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200, r.text
+    assert r.json()["summarized"] is True and r.json()["mode"] == "summarize"
+    bad = shttp.post("/ask", content=b"q=hello", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert bad.status_code == 422 and "malformed JSON" in bad.json()["error"]["message"]
