@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from pipelines.registry import Registry
 from pipelines.settings import load_settings
 from pipelines.store import DENSE, SPARSE, Store
 
-EVALDATA = Path(__file__).resolve().parents[2] / "shared" / "evaldata"
+EVALDATA = Path(os.environ.get("DOCASSIST_EVALDATA") or Path(__file__).resolve().parents[2] / "shared" / "evaldata")
 KS = (1, 3, 5, 10)
 
 

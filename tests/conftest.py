@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
-EVALDATA = Path(__file__).resolve().parents[2] / "shared" / "evaldata"
+EVALDATA = Path(os.environ.get("DOCASSIST_EVALDATA") or Path(__file__).resolve().parents[2] / "shared" / "evaldata")
 START_TIMEOUT_S = 240
 
 
