@@ -26,6 +26,11 @@ from pipelines.retrieval import Retriever, Source
 from pipelines.summarize_workflow import SummarizeWorkflow, SummaryJobSpec
 
 Mode = Literal["auto", "summarize", "direct"]
+NO_CONTEXT = {
+    "ru": "В пространстве «{space}» не нашлось документов по этому вопросу, поэтому ответить по ним нельзя.",
+    "uk": "У просторі «{space}» не знайшлося документів із цього питання, тому відповісти за ними неможливо.",
+    "en": "No documents in space '{space}' match this question, so there is nothing to answer from.",
+}
 
 
 class ContextRetrieved(Event):
@@ -92,6 +97,7 @@ class AskWorkflow(Workflow):
         await ctx.store.set("q", q)
         await ctx.store.set("mode", mode)
         await ctx.store.set("language", language)
+        await ctx.store.set("space_id", space_id)
         event(f"[Language Detection] Input text language: {label(language)}", "(the question)", language=language)
         result = await self.retriever.search(q, space_id, top_k)
         self.timing["retrieval_embed_ms"] = result.timing["embed_ms"]
@@ -117,7 +123,7 @@ class AskWorkflow(Workflow):
         threshold = self.answer_ep.spec.summarization_threshold
         room = await self._answer_room(ctx)
         if not ev.sources:
-            event("[RAG] Mode: " + mode, "no context found in the space; answering without it")
+            event(f"[RAG] Mode: {mode} → no context", "nothing in the space matches; no LLM call")
             await ctx.store.set("sources", [])
             return ContextReady(context="", summarized=False)
         if mode == "summarize" or (mode == "auto" and (ev.context_tokens > threshold or ev.context_tokens > room)):
@@ -178,6 +184,12 @@ class AskWorkflow(Workflow):
         q, lang = await ctx.store.get("q"), await ctx.store.get("language")
         style = self.answer_ep.spec.prompt_style
         text = ""
+        if not ev.context:  # an empty space: say so rather than let the model invent an answer
+            self._lap("answer")
+            message = NO_CONTEXT.get(lang, NO_CONTEXT["en"]).format(space=await ctx.store.get("space_id"))
+            return StopEvent(
+                result={"answer": message, "summarized": False, "language": lang, "context_tokens": 0, "sources": []}
+            )
         for attempt in (0, 1):
             prompt = render("answer", style, lang, context=ev.context or "—", question=q, strict=attempt == 1)
             result = await self.caller.complete(self.answer_ep, prompt, purpose="answer", max_output=self._out)

@@ -73,3 +73,9 @@ def test_checklist_curl_without_a_json_content_type_works(shttp, space):
     assert r.json()["summarized"] is True and r.json()["mode"] == "summarize"
     bad = shttp.post("/ask", content=b"q=hello", headers={"content-type": "application/x-www-form-urlencoded"})
     assert bad.status_code == 422 and "malformed JSON" in bad.json()["error"]["message"]
+
+
+def test_an_empty_space_gets_a_clear_answer_without_an_llm_call(shttp, space):
+    body = ask(shttp, space, "Дай краткий обзор", mode="summarize").json()
+    assert body["summarized"] is False and body["sources"] == [] and body["context_tokens"] == 0
+    assert space in body["answer"] and body["language"] == "ru" and body["usage"]["llm_calls"] == 0
