@@ -62,8 +62,42 @@ class Endpoint:
     semaphore: PrioritySemaphore
     throughput: Throughput
     context_window_source: str = "config/llm_models.json"
+    fallback: Endpoint | None = None
+    unavailable_until: float = 0.0
     _token_cache: OrderedDict[str, int] = field(default_factory=OrderedDict)
     _tokenizer_ok: bool | None = None
+    _discovered: bool = False
+
+    def llm_for(self, max_tokens: int) -> tuple[LLM, dict]:
+        """The LLM and per-call kwargs that cap generation at `max_tokens`. Ollama takes the cap
+        as `num_predict` in its options, which llama-index builds from the instance only."""
+        if self.provider == "Ollama":
+            extra = {**self.llm.additional_kwargs, "num_predict": max_tokens}  # type: ignore[attr-defined]
+            return self.llm.model_copy(update={"additional_kwargs": extra}), {}
+        return self.llm, {"max_tokens": max_tokens}
+
+    def mark_unavailable(self, seconds: float = 30.0) -> None:
+        self.unavailable_until = time.monotonic() + seconds
+
+    @property
+    def presumed_down(self) -> bool:
+        return time.monotonic() < self.unavailable_until
+
+    async def discover(self) -> None:
+        """Take the context window the server reports (vLLM's `max_model_len` in /v1/models)
+        over config/llm_models.json; an explicit LLM_CONTEXT_WINDOW still wins."""
+        if self._discovered or self.provider != "vLLM" or self.context_window_source == "LLM_CONTEXT_WINDOW":
+            return
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                data = (await client.get(f"{self.base_url.rstrip('/')}/models")).json().get("data", [])
+        except (httpx.HTTPError, ValueError):
+            return
+        self._discovered = True
+        for entry in data:
+            if entry.get("id") == self.settings.model and entry.get("max_model_len"):
+                self.spec = self.spec.model_copy(update={"context_window": int(entry["max_model_len"])})
+                self.context_window_source = f"server: {self.base_url.rstrip('/')}/models (max_model_len)"
 
     @property
     def name(self) -> str:
@@ -130,19 +164,35 @@ class Endpoint:
                     "model": self.settings.model,
                     "error": f"HTTP {response.status_code} from {url}",
                 }
+            if self.provider == "Ollama" and not _ollama_has(response.json(), self.settings.model):
+                return {
+                    "ok": False,
+                    "latency_ms": latency,
+                    "model": self.settings.model,
+                    "error": f"model {self.settings.model!r} is not pulled on {self.root_url} yet "
+                    f"(still pulling, or run: ollama pull {self.settings.model})",
+                }
+            await self.discover()
+            self.unavailable_until = 0.0
             return {
                 "ok": True,
                 "latency_ms": latency,
                 "model": self.settings.model,
                 "provider": self.provider,
+                **({"failover_to": self.fallback.name} if self.fallback else {}),
             }
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, ValueError) as exc:
             return {
                 "ok": False,
                 "latency_ms": None,
                 "model": self.settings.model,
                 "error": f"{type(exc).__name__}: {exc or 'no answer'} ({url})",
             }
+
+
+def _ollama_has(tags: dict, model: str) -> bool:
+    names = {m.get("name") for m in tags.get("models", [])} | {m.get("model") for m in tags.get("models", [])}
+    return model in names or f"{model}:latest" in names
 
 
 def build_endpoints(settings: Settings, managed_urls: dict[str, str]) -> dict[str, Endpoint]:
@@ -163,4 +213,6 @@ def build_endpoints(settings: Settings, managed_urls: dict[str, str]) -> dict[st
             if settings.context_window_override
             else "config/llm_models.json",
         )
+    for name, other in settings.profile.failover.items():
+        endpoints[name].fallback = endpoints[other]
     return endpoints

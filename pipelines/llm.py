@@ -10,6 +10,7 @@ turns transport failures into `LLMUnavailable` and context-length refusals into
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -158,29 +159,84 @@ class LLMCaller:
     def _classify(self, endpoint: Endpoint, exc: Exception) -> Exception:
         text = str(exc).lower()
         status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+        if endpoint.provider == "Ollama" and status == 404 and "not found" in text:
+            return LLMUnavailable(
+                f"LLM endpoint '{endpoint.name}' (Ollama, {endpoint.base_url}) does not have model "
+                f"{endpoint.settings.model!r} yet: it is still pulling, or run `ollama pull {endpoint.settings.model}`",
+                endpoint=endpoint.name,
+            )
         if status == 400 and ("context" in text or "maximum" in text or "too long" in text):
             return ContextOverflow(f"{endpoint.name}: {exc}", endpoint=endpoint.name)
         if status is not None and 400 <= status < 500 and status not in (404, 408, 429):
             return exc
         return self._unavailable(endpoint, exc)
 
+    def _route(self, endpoint: Endpoint) -> Endpoint:
+        """The endpoint to try first: a fallback when the primary failed moments ago."""
+        fb = endpoint.fallback
+        if endpoint.presumed_down and fb is not None and not fb.presumed_down:
+            event(
+                f"[FAILOVER] '{endpoint.name}' failed recently → '{fb.name}'",
+                f"skipping {endpoint.base_url} for now",
+                endpoint=endpoint.name,
+                to=fb.name,
+                level=30,
+            )
+            return fb
+        return endpoint
+
+    def _failover(self, endpoint: Endpoint, exc: LLMUnavailable) -> Endpoint | None:
+        endpoint.mark_unavailable()
+        fb = endpoint.fallback
+        if fb is None or fb.presumed_down:
+            return None
+        event(
+            f"[FAILOVER] '{endpoint.name}' is unavailable → '{fb.name}'",
+            exc.message,
+            endpoint=endpoint.name,
+            to=fb.name,
+            level=30,
+        )
+        return fb
+
     async def complete(
         self, endpoint: Endpoint, prompt: Prompt, *, purpose: str, max_output: int | None = None
     ) -> Completion:
-        """One budgeted, logged, concurrency-limited call; returns the whole text."""
+        """One budgeted, logged, concurrency-limited call; returns the whole text. An endpoint
+        that is down hands the call to its configured fallback."""
+        first = self._route(endpoint)
+        try:
+            return await self._complete_on(first, prompt, purpose, max_output)
+        except LLMUnavailable as exc:
+            fb = self._failover(first, exc)
+            if fb is None:
+                raise
+            try:
+                return await self._complete_on(fb, prompt, purpose, max_output)
+            except LLMUnavailable as again:
+                fb.mark_unavailable()
+                raise _both_down(exc, again) from again
+
+    async def _complete_on(
+        self, endpoint: Endpoint, prompt: Prompt, purpose: str, max_output: int | None, room: bool = False
+    ) -> Completion:
         budget = await self.budget(endpoint, prompt, max_output)
+        if room:  # a reasoning model spent its budget thinking: give it everything the window leaves
+            budget = Budget(
+                budget.context_window, budget.prompt_tokens, budget.safety_margin, budget.available, budget.available
+            )
+        llm, cap = endpoint.llm_for(budget.max_tokens)
+        extra = {"extra_body": {"reasoning_effort": "low"}} if room and endpoint.provider == "vLLM" else {}
         async with endpoint.semaphore:
             self._log_request(endpoint, prompt, budget, purpose)
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(endpoint.settings.timeout_s):
                     if endpoint.spec.prompt_style == "chat":
-                        response = await endpoint.llm.achat(prompt.as_messages(), max_tokens=budget.max_tokens)
+                        response = await llm.achat(prompt.as_messages(), **cap, **extra)
                         text, raw = response.message.content or "", response.raw
                     else:
-                        response = await endpoint.llm.acomplete(
-                            prompt.as_text(), formatted=True, max_tokens=budget.max_tokens, **_stop(prompt)
-                        )
+                        response = await llm.acomplete(prompt.as_text(), formatted=True, **cap, **_stop(prompt))
                         text, raw = _joined(prompt.primer, response.text), response.raw
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
@@ -191,7 +247,7 @@ class LLMCaller:
             seconds = time.perf_counter() - started
         usage = _usage(raw)
         result = Completion(
-            text=text.strip(),
+            text=strip_reasoning(text).strip(),
             endpoint=endpoint.name,
             model=endpoint.settings.model,
             prompt_tokens=usage.get("prompt_tokens") or budget.prompt_tokens,
@@ -202,28 +258,58 @@ class LLMCaller:
         )
         endpoint.throughput.observe(result.prompt_tokens, result.completion_tokens, seconds)
         self._log_response(endpoint, result)
+        if not result.text and result.finish_reason == "length" and endpoint.spec.reasoning and not room:
+            event(
+                "[REASONING] Empty answer: the reasoning used the whole budget",
+                f"retrying once with all {budget.available:,} tokens the window leaves and low reasoning effort",
+                endpoint=endpoint.name,
+                max_tokens=budget.max_tokens,
+                level=30,
+            )
+            return await self._complete_on(endpoint, prompt, purpose, max_output, room=True)
         return result
 
     async def stream(
         self, endpoint: Endpoint, prompt: Prompt, *, purpose: str, max_output: int | None = None
     ) -> AsyncIterator[str | Completion]:
-        """Yields text deltas as the server generates them, then the finished `Completion`."""
+        """Yields text deltas as the server generates them, then the finished `Completion`.
+        Fails over like `complete` while nothing has been yielded yet."""
+        first, yielded = self._route(endpoint), False
+        try:
+            async for item in self._stream_on(first, prompt, purpose, max_output):
+                yielded = True
+                yield item
+        except LLMUnavailable as exc:
+            fb = None if yielded else self._failover(first, exc)
+            if fb is None:
+                raise
+            try:
+                async for item in self._stream_on(fb, prompt, purpose, max_output):
+                    yield item
+            except LLMUnavailable as again:
+                fb.mark_unavailable()
+                raise _both_down(exc, again) from again
+
+    async def _stream_on(
+        self, endpoint: Endpoint, prompt: Prompt, purpose: str, max_output: int | None
+    ) -> AsyncIterator[str | Completion]:
         budget = await self.budget(endpoint, prompt, max_output)
+        llm, cap = endpoint.llm_for(budget.max_tokens)
         async with endpoint.semaphore:
             self._log_request(endpoint, prompt, budget, purpose)
             started = time.perf_counter()
             parts: list[str] = []
+            finish: str | None = None
             try:
                 if endpoint.spec.prompt_style == "chat":
-                    gen = await endpoint.llm.astream_chat(prompt.as_messages(), max_tokens=budget.max_tokens)
+                    gen = await llm.astream_chat(prompt.as_messages(), **cap)
                 else:
-                    gen = await endpoint.llm.astream_complete(
-                        prompt.as_text(), formatted=True, max_tokens=budget.max_tokens, **_stop(prompt)
-                    )
+                    gen = await llm.astream_complete(prompt.as_text(), formatted=True, **cap, **_stop(prompt))
                     if prompt.primer:
                         parts.append(prompt.primer)
                         yield prompt.primer
                 async for chunk in gen:
+                    finish = _finish_reason(chunk.raw) or finish
                     if chunk.delta:
                         parts.append(chunk.delta)
                         yield chunk.delta
@@ -233,18 +319,53 @@ class LLMCaller:
                 raise self._classify(endpoint, exc) from exc
             seconds = time.perf_counter() - started
         text = "".join(parts)
+        if not text.strip() and endpoint.spec.reasoning:
+            event(
+                "[REASONING] Empty streamed answer",
+                "asking again, non-streamed, with more room",
+                level=30,
+                endpoint=endpoint.name,
+                finish_reason=finish,
+            )
+            retry = await self._complete_on(endpoint, prompt, purpose, max_output, room=True)
+            if retry.text:
+                yield retry.text
+            yield retry
+            return
         result = Completion(
-            text=text.strip(),
+            text=strip_reasoning(text).strip(),
             endpoint=endpoint.name,
             model=endpoint.settings.model,
             prompt_tokens=budget.prompt_tokens,
             completion_tokens=await endpoint.count_tokens(text) if text else 0,
             seconds=seconds,
+            finish_reason=finish,
             budget=budget,
         )
         endpoint.throughput.observe(result.prompt_tokens, result.completion_tokens, seconds)
         self._log_response(endpoint, result)
         yield result
+
+
+def _both_down(first: LLMUnavailable, second: LLMUnavailable) -> LLMUnavailable:
+    return LLMUnavailable(
+        f"{first.message}; its fallback failed too: {second.message}",
+        endpoint=first.details.get("endpoint"),
+        fallback=second.details.get("endpoint"),
+    )
+
+
+_THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
+_HARMONY_FINAL = ("<|channel|>final<|message|>", "assistantfinal")
+
+
+def strip_reasoning(text: str) -> str:
+    """Drop reasoning a server left in the content: `<think>` blocks, or gpt-oss's analysis
+    channel when no reasoning parser split it off (everything before the final channel)."""
+    for marker in _HARMONY_FINAL:
+        if marker in text:
+            text = text.rsplit(marker, 1)[1]
+    return _THINK.sub("", text).replace("<|end|>", "").replace("<|return|>", "")
 
 
 def _stop(prompt: Prompt) -> dict:

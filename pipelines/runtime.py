@@ -59,6 +59,7 @@ class Runtime:
         rolled_back = await asyncio.to_thread(self.ingestor.recover)
         self.retriever = Retriever(self.store, self.embed_model)
         self.endpoints = build_endpoints(s, {n: srv.base_url for n, srv in self.llama_servers.items()})
+        await asyncio.gather(*(ep.discover() for ep in self.endpoints.values()))
         routing = s.profile.routing
         self.summary_store = SummaryStore(s.db_path)
         self.summaries = SummaryService(

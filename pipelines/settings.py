@@ -99,6 +99,7 @@ class Profile(BaseModel):
     provider: Provider
     endpoints: dict[str, EndpointSettings]
     routing: Routing
+    failover: dict[str, str] = Field(default_factory=dict, description="endpoint → endpoint to use when it is down")
     vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
 
@@ -236,6 +237,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     profile: Profile = _validate(Profile, raw_profile, str(profile_file))
     if not profile.endpoints:
         raise ConfigError(str(profile_file), "endpoints", "at least one endpoint is required")
+    for src, dst in profile.failover.items():
+        for field, name in (("failover", src), (f"failover.{src}", dst)):
+            if name not in profile.endpoints:
+                raise ConfigError(str(profile_file), field, f"names {name!r}, which is not an endpoint")
     for step in ("map", "reduce", "answer"):
         target = getattr(profile.routing, step)
         if target not in profile.endpoints:

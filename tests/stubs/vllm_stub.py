@@ -1,0 +1,156 @@
+"""A protocol-level STUB of vLLM's OpenAI-compatible server — not vLLM. vLLM needs a GPU,
+which these machines lack; this speaks its documented wire format so docassist's client side
+can be tested: `GET /health`, `GET /v1/models` (with `max_model_len`), `POST /tokenize`,
+`POST /v1/chat/completions` (JSON and SSE streaming, `reasoning_content` beside `content` as
+vLLM's reasoning parser returns it for gpt-oss), and the 400 error vLLM gives for prompts over
+the context length. Replies are canned text in the language the prompt asks for.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+REPLY = {
+    "Russian": "Документ описывает основные события и выводы; ключевые факты сохранены.",
+    "English": "The document describes the main events and conclusions; the key facts are kept.",
+}
+
+
+@dataclass
+class VllmStub:
+    model: str
+    max_model_len: int = 8192
+    reasoning: bool = False  # gpt-oss: reasoning_content beside content
+    think_tokens: int = 0  # reasoning eats this many tokens first; max_tokens below it → empty content
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    tokenize_calls: int = 0
+
+    @staticmethod
+    def count(text: str) -> int:
+        return len(text) // 4 + 1
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/health")
+        async def health() -> Response:
+            return Response(status_code=200)
+
+        @app.get("/v1/models")
+        async def models() -> dict:
+            return {
+                "object": "list",
+                "data": [
+                    {
+                        "id": self.model,
+                        "object": "model",
+                        "created": int(time.time()),
+                        "owned_by": "vllm",
+                        "root": self.model,
+                        "parent": None,
+                        "max_model_len": self.max_model_len,
+                        "permission": [{"id": f"modelperm-{uuid.uuid4().hex}", "object": "model_permission"}],
+                    }
+                ],
+            }
+
+        @app.post("/tokenize")
+        async def tokenize(request: Request) -> dict:
+            body = await request.json()
+            self.tokenize_calls += 1
+            text = body.get("prompt") or " ".join(m.get("content", "") for m in body.get("messages", []))
+            n = self.count(text)
+            return {"count": n, "max_model_len": self.max_model_len, "tokens": list(range(n)), "token_strs": None}
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request) -> Response:
+            body = await request.json()
+            self.requests.append(body)
+            prompt = " ".join(str(m.get("content", "")) for m in body["messages"])
+            prompt_tokens = sum(self.count(str(m.get("content", ""))) for m in body["messages"])
+            max_tokens = body.get("max_tokens") or 256
+            if prompt_tokens + max_tokens > self.max_model_len:
+                return JSONResponse(
+                    status_code=400,
+                    content={
+                        "object": "error",
+                        "type": "BadRequestError",
+                        "param": None,
+                        "code": 400,
+                        "message": f"This model's maximum context length is {self.max_model_len} tokens. However, you "
+                        f"requested {prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, "
+                        f"{max_tokens} in the completion). Please reduce the length of the messages or completion.",
+                    },
+                )
+            language = "Russian" if "Russian" in prompt else "English"
+            effort = (body.get("reasoning_effort") or "medium").lower()
+            thinking = self.think_tokens if effort != "low" else self.think_tokens // 4
+            starved = self.reasoning and max_tokens <= thinking
+            content = "" if starved else REPLY[language]
+            reasoning = "Let me think about the text step by step. " * 8 if self.reasoning else None
+            finish = "length" if starved else "stop"
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": min(max_tokens, thinking + 20),
+                "total_tokens": prompt_tokens + min(max_tokens, thinking + 20),
+            }
+            cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+            if not body.get("stream"):
+                message: dict[str, Any] = {"role": "assistant", "content": content, "tool_calls": []}
+                if reasoning is not None:
+                    message["reasoning_content"] = reasoning
+                return JSONResponse(
+                    {
+                        "id": cid,
+                        "object": "chat.completion",
+                        "created": created,
+                        "model": self.model,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": message,
+                                "logprobs": None,
+                                "finish_reason": finish,
+                                "stop_reason": None,
+                            }
+                        ],
+                        "usage": usage,
+                    }
+                )
+
+            def chunk(delta: dict, finish_reason: str | None = None) -> str:
+                return (
+                    "data: "
+                    + json.dumps(
+                        {
+                            "id": cid,
+                            "object": "chat.completion.chunk",
+                            "created": created,
+                            "model": self.model,
+                            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n\n"
+                )
+
+            async def events():
+                yield chunk({"role": "assistant", "content": ""})
+                if reasoning:
+                    for word in reasoning.split(" ")[:12]:
+                        yield chunk({"reasoning_content": word + " "})
+                for word in content.split(" ") if content else []:
+                    yield chunk({"content": word + " "})
+                yield chunk({}, finish)
+                yield "data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+
+        return app
