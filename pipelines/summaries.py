@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines import errors
 from pipelines.endpoints import Endpoint
 from pipelines.errors import DocassistError
 from pipelines.language import label
@@ -279,8 +280,6 @@ class SummaryService:
 
 def flight_error(data: dict[str, Any]) -> DocassistError:
     """Rebuild the typed error a flight reported, so HTTP maps it to the right status."""
-    from pipelines import errors
-
     for cls in vars(errors).values():
         if isinstance(cls, type) and issubclass(cls, DocassistError) and cls.code == data.get("code"):
             return cls(data.get("message", ""), **data.get("details", {}))
