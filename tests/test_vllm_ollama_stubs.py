@@ -119,6 +119,30 @@ def test_failover_to_the_other_slice_when_one_is_down(vllm):
     assert "[FAILOVER] 'medium' is unavailable → 'small'" in svc.log()
 
 
+def test_an_endpoint_that_times_out_is_a_503_naming_it(tmp_path):
+    slow = StubServer(VllmStub("openai/gpt-oss-20b", delay_s=5).app())
+    small = StubServer(VllmStub("mistralai/Mistral-7B-Instruct-v0.3", delay_s=5).app())
+    svc = start_service(
+        tmp_path,
+        LLM_MODE="vllm",
+        VLLM_MEDIUM_URL=f"{slow.url}/v1",
+        VLLM_SMALL_URL=f"{small.url}/v1",
+        QDRANT_URL="",
+        LLM_TIMEOUT_S="1",
+    )
+    try:
+        with svc.client() as c:
+            doc = ingest(c, "t", "a.txt", "Казань — столица Татарстана.".encode()).json()
+            r = c.post("/summarize", json={"doc_id": doc["doc_id"], "space_id": "t"})
+        assert r.status_code == 503
+        err = r.json()["error"]
+        assert err["code"] == "llm_unavailable" and "timed out" in err["message"] and "'medium'" in err["message"]
+    finally:
+        svc.stop()
+        slow.stop()
+        small.stop()
+
+
 @pytest.fixture(scope="module")
 def ollama(tmp_path_factory):
     stub = OllamaStub(pulled={"mistral:7b-instruct"})

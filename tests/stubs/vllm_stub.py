@@ -8,6 +8,7 @@ the context length. Replies are canned text in the language the prompt asks for.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -29,6 +30,7 @@ class VllmStub:
     max_model_len: int = 8192
     reasoning: bool = False  # gpt-oss: reasoning_content beside content
     think_tokens: int = 0  # reasoning eats this many tokens first; max_tokens below it → empty content
+    delay_s: float = 0.0  # a slow server: wait this long before answering a completion
     requests: list[dict[str, Any]] = field(default_factory=list)
     tokenize_calls: int = 0
 
@@ -73,6 +75,8 @@ class VllmStub:
         async def chat(request: Request) -> Response:
             body = await request.json()
             self.requests.append(body)
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
             prompt = " ".join(str(m.get("content", "")) for m in body["messages"])
             prompt_tokens = sum(self.count(str(m.get("content", ""))) for m in body["messages"])
             max_tokens = body.get("max_tokens") or 256
