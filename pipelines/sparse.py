@@ -27,7 +27,8 @@ AVG_CHUNK_TERMS = 80.0  # typical stemmed-term count of a chunk; fixes BM25's le
 
 
 @lru_cache(maxsize=200_000)
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
+    """Snowball stem: Russian rules for Cyrillic words (ё folded to е), English for the rest."""
     if any("\u0400" <= ch <= "\u04ff" for ch in word):
         return _RU.stemWord(word.replace("ё", "е"))
     return _EN.stemWord(word)
@@ -35,7 +36,7 @@ def _stem(word: str) -> str:
 
 def terms(text: str) -> list[str]:
     """Lower-cased, stop-word-free Snowball stems of `text`."""
-    return [_stem(w) for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]
+    return [stem(w) for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]
 
 
 def term_id(term: str) -> int:

@@ -1,0 +1,90 @@
+"""Summary metrics that work for Russian as well as English, offline.
+
+- ROUGE-1/2/L (Google's `rouge-score`) with a tokenizer of our own: the package's default
+  tokenizer deletes every non-Latin character, which scores any two Russian texts 0. Ours
+  lower-cases, keeps Cyrillic and Latin words and numbers, and applies the Snowball stemmer of
+  each word's alphabet. With several references the best match counts (`score_multi`).
+- Embedding similarity: cosine between multilingual-e5 embeddings of the summary and each
+  reference (best reference), a model-based metric that needs no network.
+- Faithfulness: each summary sentence is "supported" when it is close to some sentence of the
+  document (e5 cosine) and most of its content words occur in the document; the score is the
+  share of supported sentences, and the unsupported ones are returned for inspection.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from rouge_score import rouge_scorer, tokenizers
+
+from pipelines.sparse import stem, terms
+
+_WORD = re.compile(r"(?u)\b\w+\b")
+_SENTENCE = re.compile(r"(?<=[.!?…])\s+(?=[A-ZА-ЯЁ0-9\"«(])")
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+
+
+class StemmingTokenizer(tokenizers.Tokenizer):
+    """Lower-cased words of any alphabet, Snowball-stemmed per alphabet."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return [stem(w) for w in _WORD.findall(text.lower())]
+
+
+_SCORER = rouge_scorer.RougeScorer(list(ROUGE_TYPES), tokenizer=StemmingTokenizer())
+
+
+def rouge(candidate: str, references: list[str]) -> dict[str, float]:
+    """ROUGE F1 against the best-matching reference."""
+    refs = [r for r in references if r.strip()]
+    if not refs or not candidate.strip():
+        return dict.fromkeys(ROUGE_TYPES, 0.0)
+    scores = _SCORER.score_multi(refs, candidate)
+    return {k: round(scores[k].fmeasure, 4) for k in ROUGE_TYPES}
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(text.replace("\n", " ")) if len(s.strip()) > 2]
+
+
+def _unit(vectors: list[list[float]]) -> np.ndarray:
+    m = np.asarray(vectors, dtype=np.float32)
+    return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-9)
+
+
+def embedding_similarity(candidate: str, references: list[str], embed) -> float:
+    """Best cosine between the summary and a reference (e5 `passage:` embeddings)."""
+    vecs = _unit(embed.get_text_embedding_batch([candidate, *references]))
+    return round(float(np.max(vecs[1:] @ vecs[0])), 4)
+
+
+@dataclass
+class Faithfulness:
+    score: float  # share of summary sentences the document supports
+    unsupported: list[str]
+
+
+def faithfulness(
+    summary: str,
+    document: str,
+    embed,
+    min_cosine: float = 0.86,
+    min_overlap: float = 0.6,
+    doc_vectors: np.ndarray | None = None,
+) -> Faithfulness:
+    summary_sents = sentences(summary)
+    if not summary_sents:
+        return Faithfulness(0.0, [])
+    doc_sents = sentences(document) or [document]
+    doc_vecs = doc_vectors if doc_vectors is not None else _unit(embed.get_text_embedding_batch(doc_sents))
+    sum_vecs = _unit(embed.get_text_embedding_batch(summary_sents))
+    doc_terms = set(terms(document))
+    unsupported = []
+    for sentence, vec in zip(summary_sents, sum_vecs, strict=True):
+        words = terms(sentence)
+        overlap = sum(w in doc_terms for w in words) / len(words) if words else 1.0
+        if float(np.max(doc_vecs @ vec)) < min_cosine or overlap < min_overlap:
+            unsupported.append(sentence)
+    return Faithfulness(round(1 - len(unsupported) / len(summary_sents), 4), unsupported)

