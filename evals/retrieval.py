@@ -12,15 +12,14 @@ hybrid that `/search` serves (DBSF fusion; RRF shown beside it), so the README c
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
 from qdrant_client import models
 
+from evals.cli import run_eval
 from pipelines import sparse
 from pipelines.embeddings import build_embedding, embedding_dim
 from pipelines.ingestion import Ingestor
@@ -28,7 +27,6 @@ from pipelines.registry import Registry
 from pipelines.settings import load_settings
 from pipelines.store import DENSE, SPARSE, Store
 
-EVALDATA = Path(os.environ.get("DOCASSIST_EVALDATA") or Path(__file__).resolve().parents[2] / "shared" / "evaldata")
 KS = (1, 3, 5, 10)
 
 
@@ -133,18 +131,7 @@ def to_markdown(report: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", default="dev", choices=["dev", "test"])
-    parser.add_argument("--evaldata", type=Path, default=EVALDATA)
-    parser.add_argument("--limit", type=int, default=None, help="first N questions per language")
-    parser.add_argument("--out", type=Path, default=None, help="write the JSON report here (and .md beside it)")
-    args = parser.parse_args()
-    report = evaluate(args.split, args.evaldata, args.limit)
-    print(to_markdown(report))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-        args.out.with_suffix(".md").write_text(to_markdown(report) + "\n", encoding="utf-8")
+    run_eval(__doc__, evaluate, to_markdown, "first N questions per language")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ agree with people here first.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -19,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import kendalltau
 
+from evals.cli import run_eval
 from evals.metrics import _unit, embedding_similarity, faithfulness, rouge, sentences
-from evals.retrieval import EVALDATA
 from pipelines.embeddings import build_embedding
 from pipelines.settings import EmbeddingSettings
 
@@ -79,18 +78,7 @@ def to_markdown(report: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", default="dev", choices=["dev", "test"])
-    parser.add_argument("--evaldata", type=Path, default=EVALDATA)
-    parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    report = validate(args.split, args.evaldata, args.limit)
-    print(to_markdown(report))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-        args.out.with_suffix(".md").write_text(to_markdown(report) + "\n", encoding="utf-8")
+    run_eval(__doc__, validate, to_markdown, "first N articles")
 
 
 if __name__ == "__main__":
