@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from evals.cli import EVALDATA
+
 FIXTURES = Path(__file__).parent / "fixtures"
-EVALDATA = Path(os.environ.get("DOCASSIST_EVALDATA") or Path(__file__).resolve().parents[2] / "shared" / "evaldata")
 START_TIMEOUT_S = 240
 
 
