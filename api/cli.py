@@ -1,4 +1,4 @@
-"""`docassist` command line: serve, ingest, documents.
+"""`docassist` command line: serve, ingest, documents, eval.
 
 `ingest` and `documents` talk to a running service over HTTP (Qdrant local mode admits one
 process at a time, and the service holds it); with no service running, they open the
@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from evals.cli import add_eval_command
 from pipelines.settings import ConfigError, load_settings
 
 
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     docs.add_argument("--space", default="default")
     docs.add_argument("--url", default=url)
     docs.set_defaults(func=cmd_documents)
+    add_eval_command(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -1,4 +1,11 @@
-"""The command line every eval script shares: split, data, limit, and where the report goes."""
+"""The command line every eval shares (split, data, limit, where the report goes), and
+`docassist eval`, which runs any of them on the configured profile.
+
+    docassist eval summaries --split dev --limit 3
+    docassist eval answers --split test --limit 50 --out evals/results/answers-test.json
+    docassist eval retrieval --split test
+    docassist eval metrics --split test          # the metrics' agreement with SummEval's experts
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,33 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 EVALDATA = Path(os.environ.get("DOCASSIST_EVALDATA") or Path(__file__).resolve().parents[2] / "shared" / "evaldata")
+
+
+def add_common_args(parser: argparse.ArgumentParser, limit_help: str = "first N rows") -> None:
+    parser.add_argument("--split", default="dev", choices=["dev", "test"], help="tune on dev, report on test")
+    parser.add_argument("--evaldata", type=Path, default=EVALDATA)
+    parser.add_argument("--limit", type=int, default=None, help=limit_help)
+    parser.add_argument("--out", type=Path, default=None, help="write the JSON report here (and .md, .png beside it)")
+
+
+def write_report(
+    report: dict[str, Any],
+    to_markdown: Callable[[dict], str],
+    out: Path | None,
+    plot: Callable[[dict, Path], Path | None] | None = None,
+) -> None:
+    """Print the markdown; with `out`, also write JSON, markdown and the plot beside it."""
+    markdown = to_markdown(report)
+    print(markdown)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+        out.with_suffix(".md").write_text(markdown + "\n", encoding="utf-8")
+        if plot and plot(report, out.with_suffix(".png")):
+            print(f"plot: {out.with_suffix('.png')}")
 
 
 def run_eval(
@@ -17,16 +49,60 @@ def run_eval(
     to_markdown: Callable[[dict], str],
     limit_help: str = "first N rows",
 ) -> None:
-    """Parse the shared flags, run `evaluate`, print markdown, and write JSON + .md with `--out`."""
+    """`python -m evals.<script>`: parse the shared flags, run `evaluate`, write the report."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", default="dev", choices=["dev", "test"], help="tune on dev, report on test")
-    parser.add_argument("--evaldata", type=Path, default=EVALDATA)
-    parser.add_argument("--limit", type=int, default=None, help=limit_help)
-    parser.add_argument("--out", type=Path, default=None, help="write the JSON report here (and .md beside it)")
+    add_common_args(parser, limit_help)
     args = parser.parse_args()
-    report = evaluate(args.split, args.evaldata, args.limit)
-    print(to_markdown(report))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-        args.out.with_suffix(".md").write_text(to_markdown(report) + "\n", encoding="utf-8")
+    write_report(evaluate(args.split, args.evaldata, args.limit), to_markdown, args.out)
+
+
+def add_eval_command(sub: Any) -> None:
+    """`docassist eval TASK`: one subcommand per evaluation."""
+    ev = sub.add_parser(
+        "eval",
+        help="score the configured profile on ../shared/evaldata",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tasks = ev.add_subparsers(dest="task", required=True)
+    summaries = tasks.add_parser("summaries", help="language, ROUGE, e5 similarity, faithfulness, cost")
+    add_common_args(summaries, "first N documents per set")
+    summaries.add_argument("--sets", default=None, help="comma-separated subset of the sets (default: all)")
+    summaries.add_argument("--long-limit", type=int, default=None, help="first N per long set (default: --limit)")
+    answers = tasks.add_parser("answers", help="/ask on XQuAD: exact match, F1, answer language")
+    add_common_args(answers, "first N questions per language")
+    answers.add_argument("--top-k", type=int, default=3)
+    add_common_args(tasks.add_parser("retrieval", help="hit@k and MRR on XQuAD"), "first N questions per language")
+    add_common_args(tasks.add_parser("metrics", help="metric agreement with SummEval's experts"), "first N articles")
+    ev.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.task == "summaries":
+        from evals import summaries
+        from evals.datasets import SUMMARY_SETS
+
+        sets = tuple(s.strip() for s in args.sets.split(",")) if args.sets else SUMMARY_SETS
+        unknown = set(sets) - set(SUMMARY_SETS)
+        if unknown:
+            raise SystemExit(f"docassist eval: unknown sets {sorted(unknown)}; choose from {', '.join(SUMMARY_SETS)}")
+        report = summaries.evaluate(args.split, args.evaldata, args.limit, sets, args.long_limit)
+        write_report(report, summaries.to_markdown, args.out, summaries.plot)
+    elif args.task == "answers":
+        import asyncio
+
+        from evals import answers
+
+        report = asyncio.run(answers.run(args.split, args.evaldata, args.limit, args.top_k))
+        write_report(report, answers.to_markdown, args.out)
+    elif args.task == "retrieval":
+        from evals import retrieval
+
+        write_report(retrieval.evaluate(args.split, args.evaldata, args.limit), retrieval.to_markdown, args.out)
+    else:
+        from evals import validate_metrics
+
+        report = validate_metrics.validate(args.split, args.evaldata, args.limit)
+        write_report(report, validate_metrics.to_markdown, args.out)
+    return 0

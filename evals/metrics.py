@@ -54,10 +54,18 @@ def _unit(vectors: list[list[float]]) -> np.ndarray:
     return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-9)
 
 
-def embedding_similarity(candidate: str, references: list[str], embed) -> float:
-    """Best cosine between the summary and a reference (e5 `passage:` embeddings)."""
-    vecs = _unit(embed.get_text_embedding_batch([candidate, *references]))
-    return round(float(np.max(vecs[1:] @ vecs[0])), 4)
+def embedding_similarity(candidate: str, references: list[str], embed, ref_vectors: np.ndarray | None = None) -> float:
+    """Best cosine between the summary and a reference (e5 `passage:` embeddings).
+
+    `ref_vectors` (from `unit_embeddings(references)`) saves re-embedding the same references
+    for every summary of one document."""
+    refs = ref_vectors if ref_vectors is not None else unit_embeddings(references, embed)
+    vec = unit_embeddings([candidate], embed)[0]
+    return round(float(np.max(refs @ vec)), 4)
+
+
+def unit_embeddings(texts: list[str], embed) -> np.ndarray:
+    return _unit(embed.get_text_embedding_batch(texts))
 
 
 @dataclass

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from evals.cli import run_eval
-from evals.metrics import _unit, embedding_similarity, faithfulness, rouge, sentences
+from evals.metrics import embedding_similarity, faithfulness, rouge, sentences, unit_embeddings
 from pipelines.embeddings import build_embedding
 from pipelines.settings import EmbeddingSettings
 
@@ -35,7 +35,8 @@ def validate(split: str, evaldata: Path, limit: int | None = None) -> dict:
     started = time.perf_counter()
     for row in rows:
         systems = row["system_summaries"]
-        doc_vecs = _unit(embed.get_text_embedding_batch(sentences(row["text"]) or [row["text"]]))
+        doc_vecs = unit_embeddings(sentences(row["text"]) or [row["text"]], embed)
+        ref_vecs = unit_embeddings(row["reference_summaries"], embed)
         values: dict[str, list[float]] = {m: [] for m in METRICS}
         human: dict[str, list[float]] = {d: [] for d in DIMENSIONS}
         for entry in systems.values():
@@ -43,7 +44,7 @@ def validate(split: str, evaldata: Path, limit: int | None = None) -> dict:
             r = rouge(summary, row["reference_summaries"])
             for k in ("rouge1", "rouge2", "rougeL"):
                 values[k].append(r[k])
-            values["e5_similarity"].append(embedding_similarity(summary, row["reference_summaries"], embed))
+            values["e5_similarity"].append(embedding_similarity(summary, [], embed, ref_vectors=ref_vecs))
             values["faithfulness"].append(faithfulness(summary, row["text"], embed, doc_vectors=doc_vecs).score)
             for d in DIMENSIONS:
                 human[d].append(entry["expert_scores"][d])

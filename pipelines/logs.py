@@ -13,7 +13,7 @@ import sys
 import time
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 logger = logging.getLogger("docassist")
@@ -63,9 +63,9 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
-    """Send docassist's logs to stdout, flushed per record, in the chosen format."""
-    handler = logging.StreamHandler(sys.stdout)
+def configure_logging(fmt: str = "text", level: int = logging.INFO, stream: TextIO | None = None) -> None:
+    """Send docassist's logs to stdout (or `stream`), flushed per record, in the chosen format."""
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
     handler.addFilter(_RequestIdFilter())
     logger.handlers[:] = [handler]

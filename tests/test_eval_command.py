@@ -1,0 +1,76 @@
+"""`docassist eval` runs the served pipelines over the evaluation data and writes reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evals.answers import score_answer
+from evals.cli import EVALDATA
+from evals.datasets import read_jsonl, summary_docs, xquad_articles
+
+
+def test_answer_scoring_is_squad_style_and_reads_russian():
+    assert score_answer("Ангара.", ["Ангара"]) == {"exact_match": 1.0, "f1": 1.0, "contains": 1.0}
+    sentence = score_answer("Из Байкала вытекает река Ангара.", ["Ангара"])
+    assert sentence["exact_match"] == 0.0 and sentence["contains"] == 1.0 and 0 < sentence["f1"] < 1
+    assert score_answer("The Denver Broncos", ["Denver Broncos"])["exact_match"] == 1.0, "articles are dropped"
+    assert score_answer("Ёлка", ["елка"])["exact_match"] == 1.0
+    assert score_answer("не знаю", ["Ангара"]) == {"exact_match": 0.0, "f1": 0.0, "contains": 0.0}
+
+
+def test_russian_long_documents_are_whole_xquad_articles_in_order():
+    rows = read_jsonl(EVALDATA, "xquad_ru", "dev")
+    docs = xquad_articles(EVALDATA, "dev", "ru")
+    assert len(docs) == len({r["title"] for r in rows})
+    first = docs[0]
+    paragraphs = list(dict.fromkeys(r["context"] for r in rows if r["title"] == first.id))
+    assert first.text == "\n\n".join(paragraphs) and first.language == "ru" and not first.references
+    assert all(len(d.references) == 11 for d in summary_docs(EVALDATA, "dev", "summeval_cnndm_en"))
+
+
+def _eval(tmp_path: Path, *args: str) -> dict:
+    out = tmp_path / "report.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "eval", *args, "--split", "dev", "--limit", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert out.with_suffix(".md").read_text(encoding="utf-8").strip() in done.stdout
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+@pytest.mark.slow
+def test_eval_summaries_scores_language_quality_and_the_reference_systems(tmp_path: Path):
+    report = _eval(tmp_path, "summaries", "--sets", "ria_headlines_ru,summeval_cnndm_en")
+    assert report["profile"] == "local" and report["models"]["reduce"] == "gemma-3-270m-q4_k_m"
+    assert set(report["language_share"]) == {"ru", "en"}
+    for name in ("ria_headlines_ru", "summeval_cnndm_en"):
+        agg = report["sets"][name]
+        assert agg["documents"] == 1 and agg["failed"] == 0
+        assert 0 <= agg["rougeL"] <= 1 and 0 < agg["e5_similarity"] <= 1 and agg["llm_calls"] >= 1
+    doc = next(d for d in report["documents"] if d["set"] == "ria_headlines_ru")
+    assert doc["summary"].strip() and doc["summary_language"] == "ru" and doc["language_ok"]
+    assert len(report["summeval_systems"]) == 16, "SummEval's systems scored with the same metrics"
+    assert all(0 <= s["rougeL"] <= 1 for s in report["summeval_systems"].values())
+    assert (tmp_path / "report.png").stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_eval_answers_scores_ask_on_xquad_in_both_languages(tmp_path: Path):
+    report = _eval(tmp_path, "answers")
+    assert set(report["results"]) == {"ru", "en"}
+    for lang, result in report["results"].items():
+        assert result["questions"] == 1
+        assert {"exact_match", "f1", "contains", "language_share", "gold_paragraph_retrieved"} <= set(result)
+        answer = next(a for a in report["answers"] if a["language"] == lang)
+        assert answer["answer"].strip() and answer["gold"]

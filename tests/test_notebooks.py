@@ -1,0 +1,34 @@
+"""The prompt-tuning notebooks run top to bottom on the embedded default (real llama.cpp,
+Qdrant local mode, e5), as a user would run them, and show both prompt variants."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+def test_there_are_notebooks():
+    assert {p.name for p in NOTEBOOKS} >= {"summary_prompts.ipynb", "answer_prompts.ipynb"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("NOTEBOOK_DOCS", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
+    outputs = "".join(
+        str(o.get("data", {}).get("text/markdown", "")) for c in notebook.cells for o in c.get("outputs", [])
+    )
+    assert "previous (HEAD)" in outputs and "candidate" in outputs, "both prompt variants are shown side by side"
+    assert os.environ.get("DOCASSIST_PROMPTS_DIR") is None
