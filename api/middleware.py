@@ -1,6 +1,10 @@
 """Request logging as SPEC.md section 7: a line the moment a request arrives, a line with the
 total time when its response (streamed or not) has been sent, and a request id on every
-line in between. Pure ASGI, so streaming responses and client disconnects pass through."""
+line in between. Pure ASGI, so streaming responses and client disconnects pass through.
+
+Every response also carries `Server-Timing: app;dur=<ms>`: the service's own time until the
+response headers left (for a streamed response, its time to first byte), so clients and
+`bench/` can tell server time from network and client time."""
 
 from __future__ import annotations
 
@@ -40,7 +44,10 @@ class RequestLogMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+                dur = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+                message.setdefault("headers", []).extend(
+                    [(b"x-request-id", rid.encode()), (b"server-timing", dur.encode())]
+                )
             await send(message)
 
         try:
