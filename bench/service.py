@@ -1,0 +1,199 @@
+"""Start and stop a real `docassist serve` on a temporary DATA_DIR, as a newcomer runs it.
+
+Benchmarks talk HTTP to it like any client. Baselines need two more things a client does
+not: the URL of the service's own llama.cpp server (from `/model-config`, so the very same
+requests can be posted straight to it) and the service's process id (its memory, from
+/proc). Logs are JSON lines (`LOG_FORMAT=json`) so figures the service logs can be read back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+START_TIMEOUT_S = 300
+ROOT = Path(__file__).resolve().parents[1]
+USER_OMP_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")  # before bench/__main__ sets its own
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def service_env(data_dir: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a fresh embedded default: no inherited LLM/Qdrant/API-key settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "VLLM_", "OLLAMA_", "QDRANT_"))}
+    env.pop("API_KEYS", None)
+    env.pop("LLAMA_SERVER_URL", None)
+    env.pop("OMP_WAIT_POLICY", None)
+    if USER_OMP_WAIT_POLICY is not None:
+        env["OMP_WAIT_POLICY"] = USER_OMP_WAIT_POLICY
+    env.update({"HF_HUB_OFFLINE": "1", "DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", "LOG_FORMAT": "json"})
+    env.update(overrides)
+    return env
+
+
+def proc_status(pid: int, key: str) -> int:
+    """A /proc/<pid>/status figure in kB (VmRSS, VmHWM), 0 when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def child_pids(pid: int) -> list[int]:
+    kids: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as fh:
+                kids += [int(p) for p in fh.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+@dataclass
+class Service:
+    url: str
+    data_dir: Path
+    log_path: Path
+    proc: subprocess.Popen
+    env: dict[str, str]
+    llama_url: str = ""  # the managed llama.cpp server, ".../v1"
+    model: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def client(self, timeout: float = 1800) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def events(self, title: str) -> list[dict[str, Any]]:
+        """The JSON log records whose event title starts with `title`, oldest first."""
+        found = []
+        for line in self.log().splitlines():
+            if title in line and line.startswith("{"):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if str(record.get("event", "")).startswith(title):
+                    found.append(record)
+        return found
+
+    def rss_kb(self) -> int:
+        return proc_status(self.pid, "VmRSS")
+
+    def hwm_kb(self) -> int:
+        return proc_status(self.pid, "VmHWM")
+
+    def llama_rss_kb(self) -> int:
+        return sum(proc_status(p, "VmRSS") for p in child_pids(self.pid))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_service(workdir: Path, **env: str) -> Service:
+    """Run `docassist serve` on a free port and wait until /health says ok."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log_path = workdir / "service.log"
+    full_env = service_env(workdir / "data", **env)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "docassist"), "serve", "--port", str(port)],
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    service = Service(f"http://127.0.0.1:{port}", workdir / "data", log_path, proc, full_env)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"docassist exited with {proc.returncode}:\n{service.log()[-4000:]}")
+        try:
+            if httpx.get(f"{service.url}/health", timeout=10).status_code == 200:
+                config = httpx.get(f"{service.url}/model-config", timeout=10).json()
+                endpoint = config["endpoints"][config["endpoint"]]
+                service.config, service.llama_url, service.model = config, endpoint["base_url"], config["model_name"]
+                return service
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    service.stop()
+    raise RuntimeError(f"docassist did not become healthy:\n{service.log()[-4000:]}")
+
+
+class RssSampler:
+    """Samples a process's resident memory in a thread while a block runs; `peak_kb` after."""
+
+    def __init__(self, pid: int, interval_s: float = 0.1) -> None:
+        self.pid, self.interval_s = pid, interval_s
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(proc_status(self.pid, "VmRSS"))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(proc_status(self.pid, "VmRSS"))
+
+    @property
+    def peak_kb(self) -> int:
+        return max(self.samples, default=0)
+
+
+def sse(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(event, data) pairs of a streaming text/event-stream response, as they arrive."""
+    name: str | None = None
+    data: list[str] = []
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line.strip():
+            if name:
+                yield name, json.loads("\n".join(data))
+            name, data = None, []
