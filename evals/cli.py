@@ -69,6 +69,12 @@ def add_eval_command(sub: Any) -> None:
     add_common_args(summaries, "first N documents per set")
     summaries.add_argument("--sets", default=None, help="comma-separated subset of the sets (default: all)")
     summaries.add_argument("--long-limit", type=int, default=None, help="first N per long set (default: --limit)")
+    summaries.add_argument(
+        "--context-window",
+        type=int,
+        default=None,
+        help="override every model's context window (LLM_CONTEXT_WINDOW), e.g. to send long documents down the tree",
+    )
     answers = tasks.add_parser("answers", help="/ask on XQuAD: exact match, F1, answer language")
     add_common_args(answers, "first N questions per language")
     answers.add_argument("--top-k", type=int, default=3)
@@ -79,6 +85,8 @@ def add_eval_command(sub: Any) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if getattr(args, "context_window", None):
+        os.environ["LLM_CONTEXT_WINDOW"] = str(args.context_window)
     if args.task == "summaries":
         from evals import summaries
         from evals.datasets import SUMMARY_SETS

@@ -194,9 +194,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     if long_rows:
         lines += [
             "",
-            "Long documents (tree path):",
+            "Long documents (tree when the document does not fit one call, direct otherwise):",
             "",
-            "| document | chars | tokens | strategy | levels | LLM calls | prompt + completion tok. | wall s | "
+            "| document | chars | doc tokens | strategy | levels | LLM calls | prompt + completion tok. | wall s | "
             "ROUGE-L | faithful |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
@@ -258,19 +258,17 @@ def plot(report: dict[str, Any], path: Path) -> Path | None:
             ax.set_title(f"SummEval {report['split']}")
             ax.legend(fontsize=8)
         else:
-            ax.scatter([r["tokens"] for r in long_rows], [r["wall_s"] for r in long_rows], label="wall s")
-            ax2 = ax.twinx()
-            ax2.scatter(
-                [r["tokens"] for r in long_rows],
-                [r["llm_calls"] for r in long_rows],
-                marker="x",
-                color="orange",
-                label="LLM calls",
-            )
+            for strategy, color in (("direct", "tab:blue"), ("tree", "tab:red")):
+                mine = [r for r in long_rows if r["strategy"] == strategy]
+                ax.scatter(
+                    [r["tokens"] for r in mine], [r["wall_s"] for r in mine], color=color, label=f"{strategy} (wall s)"
+                )
+                for r in mine:
+                    ax.annotate(f"{r['llm_calls']} calls", (r["tokens"], r["wall_s"]), fontsize=7)
             ax.set_xlabel("document tokens")
             ax.set_ylabel("wall time, s")
-            ax2.set_ylabel("LLM calls")
-            ax.set_title("Long documents through the tree path")
+            ax.set_title(f"Long documents, context window {report['context_window']}")
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
