@@ -48,6 +48,11 @@ def make_doc_id(space_id: str, data: bytes) -> str:
     return hashlib.sha256(space_id.encode() + b"\0" + data).hexdigest()[:32]
 
 
+def text_sha256(text: str) -> str:
+    """The content part of a summary's cache key: SHA-256 of the extracted text (not of the upload's bytes)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def count_tokens(text: str) -> int:
     """cl100k token count (llama-index's bundled tokenizer, offline); a model-neutral size."""
     return len(get_tokenizer()(text))
@@ -81,6 +86,13 @@ class Ingestor:
 
     def text_of(self, record: DocumentRecord) -> str:
         return (self.doc_dir(record.space_id, record.doc_id) / "text.txt").read_text(encoding="utf-8")
+
+    def content_hash(self, record: DocumentRecord) -> str:
+        """The text's SHA-256, stored at ingest; computed once and stored for rows from before that."""
+        if record.text_sha256 is None:
+            record.text_sha256 = text_sha256(self.text_of(record))
+            self.registry.set_text_sha256(record.space_id, record.doc_id, record.text_sha256)
+        return record.text_sha256
 
     def ingest(self, space_id: str, filename: str, data: bytes) -> IngestResult:
         check_space_id(space_id)
@@ -125,6 +137,7 @@ class Ingestor:
             chars=len(text),
             size_bytes=len(data),
             created_at=0.0,
+            text_sha256=text_sha256(text),
         )
         embeddings = self.embed_model.get_text_embedding_batch([n.text for n in nodes])
         for node, vector in zip(nodes, embeddings, strict=True):

@@ -4,6 +4,11 @@ Listing a space must not scroll every vector, and an ingest must be undoable aft
 crash: a row is written as `writing` before any vector, and flipped to `ready` only after
 the vectors and files are in place. At start, rows still `writing` name exactly what a
 crash left half-done (`Ingestor.recover` removes it).
+
+Each row also keeps the SHA-256 of the document's extracted text, the content part of its
+summary cache key: a cached summary is then found without reading or hashing the text.
+Databases from before that column get it added, empty; `Ingestor.content_hash` fills a row
+the first time it is needed.
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ class DocumentRecord:
     size_bytes: int
     created_at: float
     state: str = "ready"
+    text_sha256: str | None = None
 
     def public(self) -> dict:
         data = asdict(self)
         data.pop("state")
+        data.pop("text_sha256")
         return data
 
 
@@ -48,10 +55,13 @@ CREATE TABLE IF NOT EXISTS documents (
     size_bytes INTEGER NOT NULL,
     created_at REAL NOT NULL,
     state TEXT NOT NULL,
+    text_sha256 TEXT,
     PRIMARY KEY (space_id, doc_id)
 );
 """
-_COLUMNS = "doc_id, space_id, filename, ext, language, chunks, tokens, chars, size_bytes, created_at, state"
+_COLUMNS = (
+    "doc_id, space_id, filename, ext, language, chunks, tokens, chars, size_bytes, created_at, state, text_sha256"
+)
 
 
 class Registry:
@@ -63,6 +73,9 @@ class Registry:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(documents)")}
+        if "text_sha256" not in columns:
+            self._conn.execute("ALTER TABLE documents ADD COLUMN text_sha256 TEXT")
         self._lock = threading.Lock()
 
     def get(self, space_id: str, doc_id: str, include_writing: bool = False) -> DocumentRecord | None:
@@ -92,13 +105,19 @@ class Registry:
         record.state, record.created_at = "writing", time.time()
         with self._lock:
             self._conn.execute(
-                f"INSERT OR REPLACE INTO documents ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO documents ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 tuple(asdict(record).values()),
             )
 
     def commit(self, space_id: str, doc_id: str) -> None:
         with self._lock:
             self._conn.execute("UPDATE documents SET state='ready' WHERE space_id=? AND doc_id=?", (space_id, doc_id))
+
+    def set_text_sha256(self, space_id: str, doc_id: str, digest: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "UPDATE documents SET text_sha256=? WHERE space_id=? AND doc_id=?", (digest, space_id, doc_id)
+            )
 
     def delete(self, space_id: str, doc_id: str) -> None:
         with self._lock:

@@ -68,6 +68,7 @@ class Runtime:
             self.endpoints[routing.map],
             self.endpoints[routing.reduce],
             self.ingestor.text_of,
+            self.ingestor.content_hash,
         )
         self.jobs = JobRunner(
             make_huey(s.data_dir, os.environ.get("JOBS_REDIS_URL") or None),

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,21 +79,23 @@ class SummaryService:
         caller: LLMCaller,
         map_endpoint: Endpoint,
         reduce_endpoint: Endpoint,
-        read_text: Any,
+        read_text: Callable[[DocumentRecord], str],
+        content_hash: Callable[[DocumentRecord], str],
     ) -> None:
         self.store, self.caller = store, caller
         self.map_endpoint, self.reduce_endpoint = map_endpoint, reduce_endpoint
-        self.read_text = read_text
+        self.read_text, self.content_hash = read_text, content_hash
         self.flights: dict[str, Flight] = {}
 
     @property
     def max_output(self) -> int:
         return min(self.reduce_endpoint.spec.summarization_max_output, self.caller.max_tokens)
 
-    def cache_key(self, text: str, language: str) -> str:
-        content = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    def cache_key(self, content_sha256: str, language: str) -> str:
+        """Over the text's SHA-256 (stored at ingest: a hit reads no text), the models, the
+        reduce window, the prompt version, the target language and the output limit."""
         parts = [
-            content,
+            content_sha256,
             self.map_endpoint.settings.model,
             self.reduce_endpoint.settings.model,
             str(self.reduce_endpoint.spec.context_window),
@@ -103,11 +105,10 @@ class SummaryService:
         ]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
-    def cached(self, record: DocumentRecord, language: str | None = None) -> tuple[str, CachedSummary | None, str]:
-        """(cache key, cached summary or None, document text)."""
-        text = self.read_text(record)
-        key = self.cache_key(text, language or record.language)
-        return key, self.store.get_summary(key), text
+    def cached(self, record: DocumentRecord, language: str | None = None) -> tuple[str, CachedSummary | None]:
+        """(cache key, cached summary or None)."""
+        key = self.cache_key(self.content_hash(record), language or record.language)
+        return key, self.store.get_summary(key)
 
     def start(
         self, record: DocumentRecord, language: str | None = None, force: bool = False, pinned: bool = False
@@ -115,7 +116,7 @@ class SummaryService:
         """The flight computing this summary: a running one, a finished cached one, or a new one."""
         lang = language or record.language
         looked_up = time.perf_counter()
-        key, hit, text = self.cached(record, lang)
+        key, hit = self.cached(record, lang)
         lookup_ms = round((time.perf_counter() - looked_up) * 1000, 2)
         if key in self.flights:
             flight = self.flights[key]
@@ -145,23 +146,11 @@ class SummaryService:
             flight.done = True
             return flight
         self.flights[key] = flight
-        flight.task = asyncio.create_task(self._run(flight, record, text, lang), name=f"summary-{key[:8]}")
+        flight.task = asyncio.create_task(self._run(flight, record, lang), name=f"summary-{key[:8]}")
         return flight
 
-    async def _run(self, flight: Flight, record: DocumentRecord, text: str, language: str) -> None:
+    async def _run(self, flight: Flight, record: DocumentRecord, language: str) -> None:
         started = time.perf_counter()
-        spec = SummaryJobSpec(
-            text=text,
-            language=language,
-            map_endpoint=self.map_endpoint,
-            reduce_endpoint=self.reduce_endpoint,
-            caller=self.caller,
-            max_output=self.max_output,
-            run_key=flight.key,
-            memo_get=self.store.get_partial,
-            memo_put=self.store.put_partial,
-        )
-        workflow = SummarizeWorkflow(spec)
         event(
             f"[Language Detection] Input text language: {label(record.language)}",
             f"summary language: {label(language)}",
@@ -170,6 +159,19 @@ class SummaryService:
         )
         handler = None
         try:
+            text = await asyncio.to_thread(self.read_text, record)
+            spec = SummaryJobSpec(
+                text=text,
+                language=language,
+                map_endpoint=self.map_endpoint,
+                reduce_endpoint=self.reduce_endpoint,
+                caller=self.caller,
+                max_output=self.max_output,
+                run_key=flight.key,
+                memo_get=self.store.get_partial,
+                memo_put=self.store.put_partial,
+            )
+            workflow = SummarizeWorkflow(spec)
             handler = workflow.run()
             async for ev in handler.stream_events():
                 if isinstance(ev, SummaryStarted):
