@@ -53,6 +53,13 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def warm_up_splitter() -> None:
+    """Load what llama-index's SentenceSplitter loads on its first real split (nltk's sentence
+    tokenizer, about 1.6–1.9 s), so the first ingest or tree summary does not pay for it."""
+    sample = "This sentence warms the splitter up. " * (CHUNK_TOKENS // 2)
+    SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP).split_text(sample)
+
+
 def count_tokens(text: str) -> int:
     """cl100k token count (llama-index's bundled tokenizer, offline); a model-neutral size."""
     return len(get_tokenizer()(text))

@@ -15,7 +15,7 @@ from pipelines.ask_workflow import AskWorkflow, Mode
 from pipelines.embeddings import build_embedding, embedding_dim
 from pipelines.endpoints import Endpoint, build_endpoints
 from pipelines.errors import NotFound
-from pipelines.ingestion import Ingestor, check_space_id
+from pipelines.ingestion import Ingestor, check_space_id, warm_up_splitter
 from pipelines.jobs import JobRunner, make_huey
 from pipelines.llama_server import LlamaServer
 from pipelines.llm import LLMCaller
@@ -49,7 +49,8 @@ class Runtime:
                 )
         servers = [srv.start() for srv in self.llama_servers.values()]
         embed_task = asyncio.to_thread(build_embedding, s.profile.embedding)
-        self.embed_model, *_ = await asyncio.gather(embed_task, *servers)
+        warm_up = asyncio.to_thread(warm_up_splitter)
+        self.embed_model, *_ = await asyncio.gather(embed_task, warm_up, *servers)
         dim = await asyncio.to_thread(embedding_dim, self.embed_model)
         self.store = await asyncio.to_thread(Store, s, dim, s.profile.embedding.kind)
         self.registry = Registry(s.db_path)
