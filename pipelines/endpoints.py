@@ -22,6 +22,7 @@ from pipelines.settings import EndpointSettings, ModelSpec, Settings
 
 _TOKEN_CACHE_SIZE = 4096
 CHARS_PER_TOKEN_ESTIMATE = 2.0  # conservative: real tokenizers give 2.5–4.5 chars/token
+CHARS_PER_TOKEN_GUESS = 3.5  # a typical figure, before the server has counted anything
 
 
 def build_llm(ep: EndpointSettings, spec: ModelSpec, base_url: str) -> LLM:
@@ -64,6 +65,7 @@ class Endpoint:
     context_window_source: str = "config/llm_models.json"
     fallback: Endpoint | None = None
     unavailable_until: float = 0.0
+    chars_per_token: float = CHARS_PER_TOKEN_GUESS  # learned from the server's counts; for guesses only
     _token_cache: OrderedDict[str, int] = field(default_factory=OrderedDict)
     _tokenizer_ok: bool | None = None
     _discovered: bool = False
@@ -115,6 +117,15 @@ class Endpoint:
     def estimate_tokens(self, text: str) -> int:
         return math.ceil(len(text) / CHARS_PER_TOKEN_ESTIMATE) + 1
 
+    def guess_tokens(self, chars: int) -> int:
+        """A best guess (not a safe bound) at the tokens of `chars` characters, asking no one."""
+        return math.ceil(chars / self.chars_per_token)
+
+    def known_tokens(self, text: str) -> int:
+        """The count from the cache when the server counted this text before, else a best guess."""
+        key = hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+        return self._token_cache.get(key) or self.guess_tokens(len(text))
+
     async def count_tokens(self, text: str) -> int:
         """Tokens of `text` by the server's own tokenizer, cached; a conservative estimate otherwise."""
         key = hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
@@ -125,6 +136,8 @@ class Endpoint:
         if count is None:
             return self.estimate_tokens(text)
         self._token_cache[key] = count
+        if len(text) >= 200 and count:
+            self.chars_per_token += 0.3 * (len(text) / count - self.chars_per_token)
         if len(self._token_cache) > _TOKEN_CACHE_SIZE:
             self._token_cache.popitem(last=False)
         return count

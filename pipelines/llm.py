@@ -96,6 +96,12 @@ class LLMCaller:
             return sum(counts) + CHAT_OVERHEAD_TOKENS
         return await endpoint.count_tokens(prompt.as_text()) + 1
 
+    def guess_prompt_tokens(self, endpoint: Endpoint, prompt: Prompt) -> int:
+        """`prompt_tokens` without asking the server: exact for texts it counted before, else a guess."""
+        if endpoint.spec.prompt_style == "chat":
+            return sum(endpoint.known_tokens(m.content or "") for m in prompt.as_messages()) + CHAT_OVERHEAD_TOKENS
+        return endpoint.known_tokens(prompt.as_text()) + 1
+
     async def budget(self, endpoint: Endpoint, prompt: Prompt, max_output: int | None = None) -> Budget:
         tokens = await self.prompt_tokens(endpoint, prompt)
         configured = min(self.max_tokens, max_output or self.max_tokens)

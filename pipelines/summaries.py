@@ -5,6 +5,8 @@ prompt version, the target language and the output limit. On a miss, one run (a 
 computes it; every request for the same key — a `/summarize`, a `/summarize-stream`, a
 background job — follows that one run instead of starting another. A flight nobody follows
 any more is cancelled (a client that disconnects stops its LLM work), unless a job pins it.
+A new flight sends `start` the moment it exists, with the plan estimated from the text's
+length (`estimate_plan`): counting tokens may wait behind another request's generation.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pipelines.summarize_workflow import (
     SummaryDelta,
     SummaryJobSpec,
     SummaryStarted,
+    estimate_plan,
 )
 from pipelines.summary_store import CachedSummary, SummaryStore
 
@@ -146,6 +149,18 @@ class SummaryService:
             flight.done = True
             return flight
         self.flights[key] = flight
+        plan = estimate_plan(
+            record.chars, lang, self.map_endpoint, self.reduce_endpoint, self.caller, self.max_output
+        )  # `start` goes out now, before any tokenizer or LLM call
+        flight.emit(
+            "start",
+            doc_id=record.doc_id,
+            strategy=plan.strategy,
+            chunks=plan.parts,
+            language=lang,
+            eta_s=plan.eta_s,
+            cached=False,
+        )
         flight.task = asyncio.create_task(self._run(flight, record, lang), name=f"summary-{key[:8]}")
         return flight
 
@@ -175,15 +190,15 @@ class SummaryService:
             handler = workflow.run()
             async for ev in handler.stream_events():
                 if isinstance(ev, SummaryStarted):
-                    flight.emit(
-                        "start",
-                        doc_id=record.doc_id,
-                        strategy=ev.strategy,
-                        chunks=ev.parts,
-                        language=language,
-                        eta_s=ev.eta_s,
-                        cached=False,
-                    )
+                    announced = flight.events[0].data
+                    if (ev.strategy, ev.parts) != (announced["strategy"], announced["chunks"]):
+                        event(
+                            "[SUMMARY] Plan differs from the estimate in `start`",
+                            f"exact: {ev.strategy}, {ev.parts} part(s), {ev.tokens:,} tokens · announced from the "
+                            f"text's length: {announced['strategy']}, {announced['chunks']} part(s)",
+                            strategy=ev.strategy,
+                            parts=ev.parts,
+                        )
                 elif isinstance(ev, StepProgress):
                     flight.emit(
                         "processing", stage=ev.stage, level=ev.level, done=ev.done, total=ev.total, eta_s=ev.eta_s

@@ -113,6 +113,71 @@ class RunStats:
         self.llm_seconds += c.seconds
 
 
+def output_cap(endpoint: Endpoint, caller: LLMCaller, max_output: int, overhead: int) -> int:
+    """Output allowance of a map/reduce call: a quarter of what the window leaves, at most the model's cap."""
+    room = endpoint.spec.context_window - overhead - caller.safety_margin
+    return max(caller.min_useful_output, min(max_output, room // 4))
+
+
+def part_capacity(endpoint: Endpoint, caller: LLMCaller, overhead: int, out_cap: int) -> int:
+    """Tokens of text one map/reduce call can take."""
+    return endpoint.spec.context_window - overhead - out_cap - caller.safety_margin
+
+
+def eta_for(endpoint: Endpoint, calls: list[int], out_cap: int) -> float:
+    """Seconds for `calls` (their prompt tokens) at the endpoint's measured throughput."""
+    tp = endpoint.throughput
+    per_call = [tp.predict(p, min(out_cap, tp.avg_output)) for p in calls]
+    return sum(per_call) / max(1, min(endpoint.settings.max_concurrency, len(calls) or 1))
+
+
+@dataclass(frozen=True)
+class PlanEstimate:
+    strategy: Literal["direct", "tree"]
+    parts: int
+    tokens: int
+    eta_s: float
+
+
+def estimate_plan(
+    chars: int,
+    language: str,
+    map_endpoint: Endpoint,
+    reduce_endpoint: Endpoint,
+    caller: LLMCaller,
+    max_output: int,
+    question: str | None = None,
+) -> PlanEstimate:
+    """The plan as far as it can be known without a tokenizer, so that `start` goes out at once
+    (the tokenizer may wait behind a generation: llama.cpp's server does one request at a time).
+    Same arithmetic as `plan`, with the text's tokens guessed from its length and the endpoint's
+    learned characters per token; templates the server counted before are exact. `plan` then
+    decides on exact counts: `processing` totals and the final strategy are exact."""
+    slots: dict[str, Any] = {"question": question} if question else {}
+    final_ep, map_ep = reduce_endpoint, map_endpoint
+    style = final_ep.spec.prompt_style
+    final_task = "focus" if question else "summarize"
+    final_overhead = caller.guess_prompt_tokens(final_ep, render(final_task, style, language, text="", **slots))
+    tokens = final_ep.guess_tokens(chars)
+    out_final = min(max_output, caller.max_tokens)
+    if final_overhead + tokens + out_final + caller.safety_margin <= final_ep.spec.context_window:
+        tp = final_ep.throughput
+        eta = tp.predict(final_overhead + tokens, min(out_final, tp.avg_output))
+        return PlanEstimate("direct", 1, tokens, round(eta, 1))
+    task = "focus" if question else "map"
+    map_prompt = render(task, map_ep.spec.prompt_style, language, text="", part=99, parts=99, **slots)
+    overhead = caller.guess_prompt_tokens(map_ep, map_prompt)
+    out_cap = output_cap(map_ep, caller, max_output, overhead)
+    capacity = max(32, part_capacity(map_ep, caller, overhead, out_cap))
+    map_tokens = map_ep.guess_tokens(chars)
+    parts = max(1, math.ceil(map_tokens / capacity))
+    per_part = math.ceil(map_tokens / parts) + overhead
+    eta = eta_for(map_ep, [per_part] * parts, out_cap) + final_ep.throughput.predict(
+        min(final_ep.spec.context_window, parts * out_cap), out_final
+    )
+    return PlanEstimate("tree", parts, tokens, round(eta, 1))
+
+
 def _node_key(task: str, endpoint: Endpoint, prompt: Prompt) -> str:
     raw = f"{PROMPT_VERSION}|{task}|{endpoint.settings.model}|{prompt.system}|{prompt.as_text()}"
     return hashlib.sha256(raw.encode()).hexdigest()
@@ -150,16 +215,14 @@ class SummarizeWorkflow(Workflow):
         )
 
     def _out_cap(self, endpoint: Endpoint, overhead: int) -> int:
-        """Output allowance of a map/reduce call: a quarter of what the window leaves, at most the model's cap."""
-        room = endpoint.spec.context_window - overhead - self.spec.caller.safety_margin
-        return max(self.spec.caller.min_useful_output, min(self.spec.max_output, room // 4))
+        return output_cap(endpoint, self.spec.caller, self.spec.max_output, overhead)
 
     async def _overhead(self, task: str, endpoint: Endpoint) -> int:
         slots = {"part": 99, "parts": 99} if task in ("map", "focus") else {}
         return await self.spec.caller.prompt_tokens(endpoint, self._prompt(task, endpoint, "", **slots))
 
     def _capacity(self, endpoint: Endpoint, overhead: int, out_cap: int) -> int:
-        return endpoint.spec.context_window - overhead - out_cap - self.spec.caller.safety_margin
+        return part_capacity(endpoint, self.spec.caller, overhead, out_cap)
 
     async def _tokens_per_char(self, endpoint: Endpoint, text: str) -> float:
         sample = text if len(text) <= 200_000 else text[:100_000] + text[-100_000:]
@@ -171,12 +234,6 @@ class SummarizeWorkflow(Workflow):
             return [0] * math.ceil(len(s) * ratio * 1.08 + 1)
 
         return SentenceSplitter(chunk_size=max(32, capacity), chunk_overlap=0, tokenizer=estimate)
-
-    def _eta(self, endpoint: Endpoint, calls: list[int], out_cap: int) -> float:
-        """Seconds for `calls` (their prompt tokens) at the endpoint's measured throughput."""
-        tp = endpoint.throughput
-        per_call = [tp.predict(p, min(out_cap, tp.avg_output)) for p in calls]
-        return sum(per_call) / max(1, min(endpoint.settings.max_concurrency, len(calls) or 1))
 
     def _mark_stage(self, name: str) -> None:
         now = time.perf_counter()
@@ -266,7 +323,7 @@ class SummarizeWorkflow(Workflow):
         ratio = await self._tokens_per_char(map_ep, spec.text)
         parts = [p for p in self._splitter(capacity, ratio).split_text(spec.text) if p.strip()]
         part_tokens = [math.ceil(len(p) * ratio) + overhead for p in parts]
-        eta = self._eta(map_ep, part_tokens, out_cap) + final_ep.throughput.predict(
+        eta = eta_for(map_ep, part_tokens, out_cap) + final_ep.throughput.predict(
             min(final_ep.spec.context_window, len(parts) * out_cap), out_final
         )
         self._remaining_eta = eta
