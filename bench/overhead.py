@@ -49,7 +49,7 @@ def run(ctx: Context) -> Result:
                 ctx.log(f"{label} repeat {r}: API {api[-1]:.2f}s, direct {direct[-1]:.2f}s")
             pairs = [a / d for a, d in zip(api, direct, strict=True)]
             res.add(
-                f"api_over_direct_{label}",
+                f"api_over_llama_{label}",
                 f"API / direct wall time, {label} path ({counted:,} tokens, {len(calls)} LLM calls)",
                 ratio(median(api), median(direct)),
                 baseline=f"same {len(calls)} requests straight to llama.cpp: median {median(direct):.2f}s",

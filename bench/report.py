@@ -63,6 +63,7 @@ def growth_plot(result: Result, path: Path) -> bool:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     xs = [p["tokens"] for p in points]
     fit = result.data["fit_wall_s"]
@@ -76,6 +77,8 @@ def growth_plot(result: Result, path: Path) -> bool:
     ax2.plot(xs, [p["llm_calls"] for p in points], "s-", color="tab:orange")
     ax2.set_xlabel("document length (model tokens)")
     ax2.set_ylabel("LLM calls")
+    ax2.set_ylim(bottom=0)
+    ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.set_title("LLM calls vs length")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)

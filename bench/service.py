@@ -85,7 +85,7 @@ class Service:
     def pid(self) -> int:
         return self.proc.pid
 
-    def client(self, timeout: float = 1800) -> httpx.Client:
+    def client(self, timeout: float = 3600) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)
 
     def log(self) -> str:
