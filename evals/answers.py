@@ -60,12 +60,13 @@ async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int =
         for lang in ("ru", "en"):
             questions = read_jsonl(evaldata, f"xquad_{lang}", split)
             space = f"xquad-{lang}"
+            doc_of: dict[str, str] = {}
             for i, context in enumerate(
                 tqdm(
                     dict.fromkeys(q["context"] for q in questions), desc=f"ingest {lang}", unit="paragraph", leave=False
                 )
             ):
-                await session.ingest(space, f"p{i}.txt", context)
+                doc_of[context] = (await session.ingest(space, f"p{i}.txt", context)).doc_id
             for q in tqdm(questions[:limit], desc=f"/ask xquad_{lang} ({split})", unit="question"):
                 t0 = time.perf_counter()
                 result = await session.ask(q["question"], space, "auto", top_k)
@@ -79,8 +80,7 @@ async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int =
                         "answer": answer,
                         "answer_language": detect_language(answer).code if answer.strip() else None,
                         "retrieved_gold": any(
-                            s.get("text", "") in q["context"] or q["context"] in s.get("text", "")
-                            for s in result.get("sources", [])[:top_k]
+                            s.get("doc_id") == doc_of[q["context"]] for s in result.get("sources", [])[:top_k]
                         ),
                         "wall_s": round(time.perf_counter() - t0, 2),
                         **score_answer(answer, [a["text"] for a in q["answers"]]),

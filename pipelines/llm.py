@@ -317,8 +317,11 @@ class LLMCaller:
                 async for chunk in gen:
                     finish = _finish_reason(chunk.raw) or finish
                     if chunk.delta:
-                        parts.append(chunk.delta)
-                        yield chunk.delta
+                        delta = chunk.delta
+                        if prompt.primer and len(parts) == 1 and endpoint.spec.prompt_style != "chat":
+                            delta = _separator(delta) + delta
+                        parts.append(delta)
+                        yield delta
             except (asyncio.CancelledError, GeneratorExit):
                 raise
             except Exception as exc:
@@ -382,7 +385,12 @@ def _joined(primer: str, generated: str) -> str:
     """The primer and what the model continued it with, as one text."""
     if not primer:
         return generated
-    return primer + ("" if generated[:1].isspace() or generated[:1] in ",.;:" else " ") + generated.lstrip(" ")
+    return primer + _separator(generated) + generated
+
+
+def _separator(generated: str) -> str:
+    """A space between the primer and its continuation unless the model wrote one (or punctuation)."""
+    return "" if not generated or generated[:1].isspace() or generated[:1] in ",.;:!?" else " "
 
 
 def _usage(raw: object) -> dict:

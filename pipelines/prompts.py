@@ -58,5 +58,5 @@ def render(
     return Prompt(
         user=form["text"].format(**values).rstrip(),
         primer=form.get("primer", "").format(**values),
-        stop=list(t["completion"]["stop"]),
+        stop=[*t["completion"]["stop"], *(s.format(**values) for s in form.get("stop", []))],
     )

@@ -76,3 +76,36 @@ def test_endpoint_down_is_llm_unavailable_naming_it():
     assert "medium" in str(err.value) and "127.0.0.1:9" in str(err.value)
     health = asyncio.run(medium.health())
     assert health["ok"] is False and health["model"] == "openai/gpt-oss-20b"
+
+
+def test_primer_and_continuation_are_joined_by_exactly_one_space():
+    from pipelines.llm import _joined
+
+    assert _joined("Согласно тексту,", " Ангара.") == "Согласно тексту, Ангара."
+    assert _joined("Согласно тексту,", "Ангара.") == "Согласно тексту, Ангара."
+    assert _joined("The text reports that", ", in short, rain.") == "The text reports that, in short, rain."
+    assert _joined("", "Ангара.") == "Ангара."
+
+
+def test_completion_answers_stop_before_the_model_writes_the_next_question():
+    from pipelines.prompts import render
+
+    for lang, cue in (("en", "Question:"), ("ru", "Вопрос:")):
+        prompt = render("answer", "completion", lang, context="…", question="?")
+        assert "\n\n" in prompt.stop and f"\n{cue}" in prompt.stop and cue in prompt.stop
+    assert render("summarize", "completion", "en", text="…").stop == ["\n\n"], "summaries keep their own stops"
+
+
+def test_streamed_completion_puts_a_space_after_the_primer(endpoint):
+    async def collect():
+        prompt = Prompt(
+            user="Lake Baikal is in Siberia.\n\nQuestion: Where is Lake Baikal?\nAnswer: According to the text,",
+            primer="According to the text,",
+            stop=["\n"],
+        )
+        return [p async for p in LLMCaller(max_tokens=12).stream(endpoint, prompt, purpose="test")]
+
+    parts = asyncio.run(collect())
+    text = "".join(p for p in parts if isinstance(p, str))
+    assert text.startswith("According to the text, ") and not text.startswith("According to the text,  ")
+    assert parts[-1].text == text.strip()
