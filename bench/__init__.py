@@ -24,6 +24,7 @@ Module: what it measures — against what (same run)
 Outputs: `bench/results/<date>.json` (everything), `<date>.md` (the table), `<date>-growth.png`,
 and `<date>-service.log` (the service's JSON log, for digging). A full run takes about 1 to 2
 hours on two shared cores, most of it in `retrieval` (filling 10,000 chunks is embedding-bound:
-about 3.4 chunks/s, ~50 min; `--chunks N` makes it smaller) and `growth` (~35 min: a
-100k-token document alone is ~15 min of prefill); `--quick` takes about 3 minutes.
+3.4–7 chunks/s depending on the machine's other load, 25–50 min; `--chunks N` makes it
+smaller) and `growth` (20–35 min: the 100k-token document alone is 10–16 min); `--quick`
+takes 2–3.5 minutes.
 """

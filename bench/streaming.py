@@ -54,6 +54,12 @@ def run(ctx: Context) -> Result:
     style = inproc.reduce_ep.spec.prompt_style
     rows = []
     try:
+        # One untimed stream first: the service's first /summarize-stream after start-up pays one-off costs
+        # (imports, first workflow run) that are not what a warm service's users see; reported as context.
+        warm = ingest(ctx.http, SPACE, "warm_up.txt", xquad_article("en", 30)[:600])
+        ctx.llama.flush()
+        cold = _stream_once(ctx, warm["doc_id"], render("summarize", style, warm["language"], text="").primer)
+        ctx.llama.wait_idle()
         for i in range(ctx.sizes.streaming_repeats):
             lang = "en" if i % 2 == 0 else "ru"
             text, tokens = text_of_tokens(xquad_article(lang, 10 + i), ctx.sizes.streaming_tokens, ctx.llama.count)
@@ -90,7 +96,8 @@ def run(ctx: Context) -> Result:
         start["max"],
         "ms",
         goal=("<", 20.0),
-        context=f"median {start['p50']} ms over {start['n']} uncached documents",
+        context=f"median {start['p50']} ms over {start['n']} uncached documents; the service's first stream "
+        f"after start-up (untimed warm-up): {cold.get('start_ms', 0):.1f} ms",
     )
     res.add(
         "start_over_document_route",
@@ -107,5 +114,11 @@ def run(ctx: Context) -> Result:
         context=f"service median {first['p50']} ms; first `summary` delta (the primer) median "
         f"{summary([r['first_delta_ms'] for r in rows], 1)['p50']} ms",
     )
-    res.data = {"runs": rows, "start_ms": start, "first_token_ms": first, "direct_first_token_ms": direct}
+    res.data = {
+        "first_stream_after_start": cold,
+        "runs": rows,
+        "start_ms": start,
+        "first_token_ms": first,
+        "direct_first_token_ms": direct,
+    }
     return res
