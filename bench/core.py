@@ -69,7 +69,7 @@ QUICK = Sizes(
 
 FULL = Sizes(
     overhead_docs=(("direct", 2000), ("tree", 9000)),
-    overhead_repeats=3,
+    overhead_repeats=2,
     tree_docs_per_set=1,
     tree_max_tokens=None,
     cached_requests=1000,
@@ -77,7 +77,7 @@ FULL = Sizes(
     streaming_tokens=1500,
     concurrency_docs=16,
     health_probes=30,
-    growth_tokens=(1000, 2000, 5000, 10000, 20000, 50000, 100000),
+    growth_tokens=(1000, 3000, 10000, 30000, 100000),
     ingestion_docs=12,
     ingestion_paragraphs=30,
     retrieval_chunks=10000,

@@ -45,9 +45,12 @@ def xquad_article(lang: str, index: int) -> str:
     return "\n\n".join(dict.fromkeys(r["context"].strip() for r in rows if r["title"] == title))
 
 
-def long_documents(name: str, count: int) -> list[dict[str, Any]]:
-    """The `count` shortest dev documents of a long set, with their references as a list."""
-    rows = sorted(_rows(name), key=lambda r: len(r["text"]))[:count]
+def long_documents(name: str, count: int, min_chars: int = 0) -> list[dict[str, Any]]:
+    """The `count` shortest dev documents of a long set of at least `min_chars` (the longest ones
+    when none is that long), with their references as a list."""
+    by_length = sorted(_rows(name), key=lambda r: len(r["text"]))
+    long_enough = [r for r in by_length if len(r["text"]) >= min_chars]
+    rows = long_enough[:count] if long_enough else by_length[-count:]
     for r in rows:
         r["references"] = r.get("reference_summaries") or [r["reference_summary"]]
     return rows
