@@ -108,3 +108,26 @@ def test_vector_store_down_is_503_and_health_says_so(tmp_path: Path):
         assert not list((svc.data_dir / "files").glob("s/*")), "a failed ingest leaves no files"
     finally:
         svc.stop()
+
+
+def _llama_server_pid(port: int) -> int:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"llama_cpp.server" in args and str(port).encode() in args:
+            return int(cmdline.parent.name)
+    raise AssertionError(f"no llama.cpp server on port {port}")
+
+
+def test_embedded_llm_keeps_no_per_token_logits_in_memory(http):
+    """llama-cpp-python's server keeps every prompt token's logits by default (n_ctx × 262k floats
+    for Gemma 3: 8 GiB, 5 GB resident after one 3k-token prompt); ours must not."""
+    url = http.get("/model-config").json()["endpoints"]["local"]["base_url"]
+    prompt = "Lake Baikal is the deepest lake on Earth. " * 300 + "\n\nSummary:"
+    assert httpx.post(f"{url}/completions", json={"prompt": prompt, "max_tokens": 4}, timeout=300).is_success
+    pid = _llama_server_pid(httpx.URL(url).port or 0)
+    status = Path(f"/proc/{pid}/status").read_text()
+    peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+    assert peak_kb < 2_000_000, f"llama.cpp server peak memory {peak_kb / 1e6:.1f} GB"
