@@ -96,3 +96,19 @@ def faithfulness(
         if float(np.max(doc_vecs @ vec)) < min_cosine or overlap < min_overlap:
             unsupported.append(sentence)
     return Faithfulness(round(1 - len(unsupported) / len(summary_sents), 4), unsupported)
+
+
+def score_systems(row: dict, embed) -> dict[str, dict[str, float]]:
+    """Every SummEval system summary of one article scored with all our metrics: {system: {metric: value}}.
+    The article's sentences and references are embedded once for its 16 summaries."""
+    doc_vecs = unit_embeddings(sentences(row["text"]) or [row["text"]], embed)
+    ref_vecs = unit_embeddings(row["reference_summaries"], embed)
+    scores = {}
+    for system, entry in row["system_summaries"].items():
+        summary = entry["summary"]
+        scores[system] = {
+            **rouge(summary, row["reference_summaries"]),
+            "e5_similarity": embedding_similarity(summary, [], embed, ref_vectors=ref_vecs),
+            "faithfulness": faithfulness(summary, row["text"], embed, doc_vectors=doc_vecs).score,
+        }
+    return scores

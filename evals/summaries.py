@@ -23,7 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from evals.datasets import LONG_SETS, SUMMARY_SETS, EvalDoc, read_jsonl, summary_docs
-from evals.metrics import ROUGE_TYPES, embedding_similarity, faithfulness, rouge, sentences, unit_embeddings
+from evals.metrics import ROUGE_TYPES, embedding_similarity, faithfulness, rouge, score_systems
 from evals.session import EvalSession, eval_session
 from pipelines.language import detect_language
 
@@ -93,16 +93,13 @@ def reference_systems(evaldata: Path, split: str, limit: int | None, embed: Any)
     rows = read_jsonl(evaldata, "summeval_cnndm_en", split)[:limit]
     scores: dict[str, dict[str, list[float]]] = {}
     for row in tqdm(rows, desc="SummEval reference systems", unit="article", leave=False):
-        doc_vecs = unit_embeddings(sentences(row["text"]) or [row["text"]], embed)
-        ref_vecs = unit_embeddings(row["reference_summaries"], embed)
-        for system, entry in row["system_summaries"].items():
+        for system, metrics in score_systems(row, embed).items():
             s = scores.setdefault(system, {k: [] for k in (*SCORES, "expert_relevance", "expert_consistency")})
-            for k, v in rouge(entry["summary"], row["reference_summaries"]).items():
-                s[k].append(v)
-            s["e5_similarity"].append(embedding_similarity(entry["summary"], [], embed, ref_vectors=ref_vecs))
-            s["faithfulness"].append(faithfulness(entry["summary"], row["text"], embed, doc_vectors=doc_vecs).score)
-            s["expert_relevance"].append(entry["expert_scores"]["relevance"])
-            s["expert_consistency"].append(entry["expert_scores"]["consistency"])
+            for k in SCORES:
+                s[k].append(metrics[k])
+            experts = row["system_summaries"][system]["expert_scores"]
+            s["expert_relevance"].append(experts["relevance"])
+            s["expert_consistency"].append(experts["consistency"])
     return {name: {k: round(statistics.fmean(v), 4) for k, v in s.items()} for name, s in sorted(scores.items())}
 
 

@@ -20,7 +20,7 @@ from scipy.stats import kendalltau
 from tqdm import tqdm
 
 from evals.cli import run_eval
-from evals.metrics import embedding_similarity, faithfulness, rouge, sentences, unit_embeddings
+from evals.metrics import score_systems
 from pipelines.embeddings import build_embedding
 from pipelines.settings import EmbeddingSettings
 
@@ -35,20 +35,9 @@ def validate(split: str, evaldata: Path, limit: int | None = None) -> dict:
     taus: dict[str, dict[str, list[float]]] = {m: {d: [] for d in DIMENSIONS} for m in METRICS}
     started = time.perf_counter()
     for row in tqdm(rows, desc=f"SummEval {split}", unit="article"):
-        systems = row["system_summaries"]
-        doc_vecs = unit_embeddings(sentences(row["text"]) or [row["text"]], embed)
-        ref_vecs = unit_embeddings(row["reference_summaries"], embed)
-        values: dict[str, list[float]] = {m: [] for m in METRICS}
-        human: dict[str, list[float]] = {d: [] for d in DIMENSIONS}
-        for entry in systems.values():
-            summary = entry["summary"]
-            r = rouge(summary, row["reference_summaries"])
-            for k in ("rouge1", "rouge2", "rougeL"):
-                values[k].append(r[k])
-            values["e5_similarity"].append(embedding_similarity(summary, [], embed, ref_vectors=ref_vecs))
-            values["faithfulness"].append(faithfulness(summary, row["text"], embed, doc_vectors=doc_vecs).score)
-            for d in DIMENSIONS:
-                human[d].append(entry["expert_scores"][d])
+        scored = score_systems(row, embed)
+        values = {m: [scored[name][m] for name in scored] for m in METRICS}
+        human = {d: [row["system_summaries"][name]["expert_scores"][d] for name in scored] for d in DIMENSIONS}
         for m in METRICS:
             for d in DIMENSIONS:
                 tau = kendalltau(values[m], human[d]).statistic
