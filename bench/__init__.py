@@ -22,9 +22,9 @@ Module: what it measures — against what (same run)
   query embedding and Qdrant query in-process, on a copy of the collection.
 
 Outputs: `bench/results/<date>.json` (everything), `<date>.md` (the table), `<date>-growth.png`,
-and `<date>-service.log` (the service's JSON log, for digging). A full run takes about 1 to 2
-hours on two shared cores, most of it in `retrieval` (filling 10,000 chunks is embedding-bound:
-3.4–7 chunks/s depending on the machine's other load, 25–50 min; `--chunks N` makes it
-smaller) and `growth` (20–35 min: the 100k-token document alone is 10–16 min); `--quick`
-takes 2–3.5 minutes.
+and `<date>-service.log` (the service's JSON log, for digging). Measured on 2 idle cores
+(2026-11-25): everything but retrieval 31 min (growth 15 min, the 100k-token document 8 min of
+it; tree 7; overhead 5), and retrieval ~25 min at 10,000 chunks (filling is embedding-bound,
+7.3 chunks/s; `--chunks N` makes it smaller) — about an hour in all; `--quick` takes 2–3.5
+minutes.
 """

@@ -1,6 +1,6 @@
 """`python -m bench`: run the benchmarks against a real `docassist serve` and write the report.
 
-    python -m bench                      # everything, full sizes: 1–2 hours (see bench/__init__.py)
+    python -m bench                      # everything, full sizes: about an hour (see bench/__init__.py)
     python -m bench --quick              # tiny sizes, about 3 minutes
     python -m bench --only cached,streaming --out /tmp/b
 
