@@ -11,12 +11,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.errors import install_error_handlers
-from api.middleware import JsonBodyMiddleware, RequestLogMiddleware
-from api.routes import ask, documents, health, jobs, search, summaries
-from pipelines.logs import configure_logging
-from pipelines.runtime import Runtime
-from pipelines.settings import Settings, load_settings
+from docassist.api.errors import install_error_handlers
+from docassist.api.middleware import JsonBodyMiddleware, RequestLogMiddleware
+from docassist.api.routes import ask, documents, health, jobs, search, summaries
+from docassist.pipelines.logs import configure_logging
+from docassist.pipelines.runtime import Runtime
+from docassist.pipelines.settings import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from pipelines.errors import Forbidden, Unauthorized
+from docassist.pipelines.errors import Forbidden, Unauthorized
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from evals.cli import add_eval_command
-from pipelines.settings import ConfigError, load_settings
+from docassist.evals.cli import add_eval_command
+from docassist.pipelines.settings import ConfigError, load_settings
 
 
 def _print(data: Any) -> None:
@@ -33,7 +33,7 @@ def _headers() -> dict[str, str]:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from api.app import create_app
+    from docassist.api.app import create_app
 
     if args.data_dir:
         os.environ["DATA_DIR"] = args.data_dir
@@ -48,11 +48,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 async def _offline(fn_name: str, *fn_args: Any) -> Any:
     """Run one operation against DATA_DIR directly, without LLM or server."""
-    from pipelines.embeddings import build_embedding, embedding_dim
-    from pipelines.ingestion import Ingestor
-    from pipelines.logs import configure_logging
-    from pipelines.registry import Registry
-    from pipelines.store import Store
+    from docassist.pipelines.documents.ingestion import Ingestor
+    from docassist.pipelines.documents.registry import Registry
+    from docassist.pipelines.logs import configure_logging
+    from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
+    from docassist.pipelines.search.store import Store
 
     settings = load_settings()
     configure_logging(settings.log_format)

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from api.auth import Access, require_key
-from pipelines.runtime import Runtime
+from docassist.api.auth import Access, require_key
+from docassist.pipelines.runtime import Runtime
 
 
 def get_runtime(request: Request) -> Runtime:

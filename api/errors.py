@@ -12,8 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pipelines import errors as e
-from pipelines.logs import event
+from docassist.pipelines import errors as e
+from docassist.pipelines.logs import event
 
 STATUS: dict[type[e.DocassistError], int] = {
     e.UnsupportedMediaType: 415,

@@ -13,7 +13,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipelines.logs import clock, event, request_id_var
+from docassist.pipelines.logs import clock, event, request_id_var
 
 
 class RequestLogMiddleware:

@@ -23,10 +23,10 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from bench.core import FULL, QUICK, Context, Result
-from bench.llama import LlamaDirect
-from bench.report import write
-from bench.service import ROOT, start_service
+from docassist.bench.core import FULL, QUICK, Context, Result
+from docassist.bench.llama import LlamaDirect
+from docassist.bench.report import write
+from docassist.bench.service import ROOT, start_service
 
 ORDER = ("streaming", "overhead", "concurrency", "tree", "growth", "cached", "ingestion", "retrieval")
 DEFAULT_OUT = Path(__file__).parent / "results"
@@ -68,7 +68,7 @@ def run_all(ctx: Context, names: list[str], results: list[Result]) -> None:
         print(f"bench: {name} …", flush=True)
         t0 = time.perf_counter()
         try:
-            result = importlib.import_module(f"bench.{name}").run(ctx)
+            result = importlib.import_module(f"docassist.bench.{name}").run(ctx)
         except Exception as exc:
             traceback.print_exc()
             result = Result(name, name, error=f"{type(exc).__name__}: {exc}")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 
-from bench.core import Context, Result, ingest, server_ms, summarize
-from bench.stats import ratio, summary
+from docassist.bench.core import Context, Result, ingest, server_ms, summarize
+from docassist.bench.stats import ratio, summary
 
 SPACE = "bench_cached"
 TEXT = (

@@ -14,9 +14,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.core import Context, Result, ingest, server_ms, summarize
-from bench.corpus import paragraph_doc
-from bench.stats import median, ratio, summary
+from docassist.bench.core import Context, Result, ingest, server_ms, summarize
+from docassist.bench.corpus import paragraph_doc
+from docassist.bench.stats import median, ratio, summary
 
 SPACE = "bench_concurrency"
 PROBE_INTERVAL_S = 0.2

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from bench.llama import LlamaDirect
-from bench.service import Service
+from docassist.bench.llama import LlamaDirect
+from docassist.bench.service import Service
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from evals.cli import EVALDATA
+from docassist.evals.cli import EVALDATA
 
 LONG_SETS = ("qmsum_long_en", "squality_long_en")
 

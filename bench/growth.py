@@ -8,9 +8,9 @@ of the longest document against the shortest (the baseline in this run).
 
 from __future__ import annotations
 
-from bench.core import Context, Result, ingest, summarize
-from bench.corpus import long_pool, text_of_tokens
-from bench.stats import linear_fit, ratio
+from docassist.bench.core import Context, Result, ingest, summarize
+from docassist.bench.corpus import long_pool, text_of_tokens
+from docassist.bench.stats import linear_fit, ratio
 
 SPACE = "bench_growth"
 

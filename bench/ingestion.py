@@ -17,14 +17,14 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.node_parser import SentenceSplitter
 
-from bench.core import Context, Result, mb, timed_ingest
-from bench.corpus import DocFactory
-from bench.service import RssSampler
-from bench.stats import ratio
-from pipelines.embeddings import build_embedding
-from pipelines.extract import extract_text
-from pipelines.ingestion import CHUNK_OVERLAP, CHUNK_TOKENS
-from pipelines.settings import load_settings
+from docassist.bench.core import Context, Result, mb, timed_ingest
+from docassist.bench.corpus import DocFactory
+from docassist.bench.service import RssSampler
+from docassist.bench.stats import ratio
+from docassist.pipelines.documents.extract import extract_text
+from docassist.pipelines.documents.ingestion import CHUNK_OVERLAP, CHUNK_TOKENS
+from docassist.pipelines.search.embeddings import build_embedding
+from docassist.pipelines.settings import load_settings
 
 CORPUS_SPACE = "bench_corpus"
 

@@ -11,10 +11,10 @@ tokens of both sides are reported beside the ratio.
 
 from __future__ import annotations
 
-from bench.core import Context, Result, ingest, stored_text, summarize
-from bench.corpus import long_pool, text_of_tokens
-from bench.pipeline import InProcess
-from bench.stats import median, ratio
+from docassist.bench.core import Context, Result, ingest, stored_text, summarize
+from docassist.bench.corpus import long_pool, text_of_tokens
+from docassist.bench.pipeline import InProcess
+from docassist.bench.stats import median, ratio
 
 SPACE = "bench_overhead"
 

@@ -13,13 +13,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.llama import Call
-from bench.service import Service
-from pipelines.endpoints import Endpoint, build_endpoints
-from pipelines.llm import Budget, LLMCaller, Prompt
-from pipelines.prompts import render
-from pipelines.settings import load_settings
-from pipelines.summarize_workflow import SummarizeWorkflow, SummaryJobSpec
+from docassist.bench.llama import Call
+from docassist.bench.service import Service
+from docassist.pipelines.llm.caller import Budget, LLMCaller, Prompt
+from docassist.pipelines.llm.endpoints import Endpoint, build_endpoints
+from docassist.pipelines.llm.prompts import render
+from docassist.pipelines.settings import load_settings
+from docassist.pipelines.summaries.workflow import SummarizeWorkflow, SummaryJobSpec
 
 
 @dataclass

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench.core import Result
+from docassist.bench.core import Result
 
 
 def _fmt(value: float, unit: str) -> str:

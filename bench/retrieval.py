@@ -15,13 +15,13 @@ from __future__ import annotations
 import shutil
 import time
 
-from bench.core import Context, Result, mb
-from bench.corpus import xquad_questions
-from bench.ingestion import CORPUS_SPACE, add_document, corpus, embed_model
-from bench.stats import ratio, summary
-from pipelines.embeddings import embedding_dim
-from pipelines.settings import load_settings
-from pipelines.store import Store
+from docassist.bench.core import Context, Result, mb
+from docassist.bench.corpus import xquad_questions
+from docassist.bench.ingestion import CORPUS_SPACE, add_document, corpus, embed_model
+from docassist.bench.stats import ratio, summary
+from docassist.pipelines.search.embeddings import embedding_dim
+from docassist.pipelines.search.store import Store
+from docassist.pipelines.settings import load_settings
 
 TOP_K = 5
 

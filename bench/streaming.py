@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import time
 
-from bench.core import Context, Result, ingest, server_ms, stored_text
-from bench.corpus import text_of_tokens, xquad_article
-from bench.pipeline import InProcess
-from bench.service import sse
-from bench.stats import median, ratio, summary
-from pipelines.prompts import render
+from docassist.bench.core import Context, Result, ingest, server_ms, stored_text
+from docassist.bench.corpus import text_of_tokens, xquad_article
+from docassist.bench.pipeline import InProcess
+from docassist.bench.service import sse
+from docassist.bench.stats import median, ratio, summary
+from docassist.pipelines.llm.prompts import render
 
 SPACE = "bench_stream"
 

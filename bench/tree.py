@@ -19,11 +19,11 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import Document, NodeWithScore
 from llama_index.llms.openai_like import OpenAILike
 
-from bench.core import Context, Result, ingest, stored_text, summarize
-from bench.corpus import LONG_SETS, cut, long_documents
-from bench.llama import TEMPERATURE
-from bench.stats import ratio
-from evals.metrics import rouge
+from docassist.bench.core import Context, Result, ingest, stored_text, summarize
+from docassist.bench.corpus import LONG_SETS, cut, long_documents
+from docassist.bench.llama import TEMPERATURE
+from docassist.bench.stats import ratio
+from docassist.evals.metrics import rouge
 
 SPACE = "bench_tree"
 QUERY = "Summarize this document."

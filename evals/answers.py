@@ -22,9 +22,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from evals.datasets import read_jsonl
-from evals.session import eval_session
-from pipelines.language import detect_language
+from docassist.evals.datasets import read_jsonl
+from docassist.evals.session import eval_session
+from docassist.pipelines.documents.language import detect_language
 
 _PUNCT = set(string.punctuation) | set("«»—–…“”„’")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")

@@ -88,8 +88,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if getattr(args, "context_window", None):
         os.environ["LLM_CONTEXT_WINDOW"] = str(args.context_window)
     if args.task == "summaries":
-        from evals import summaries
-        from evals.datasets import SUMMARY_SETS
+        from docassist.evals import summaries
+        from docassist.evals.datasets import SUMMARY_SETS
 
         sets = tuple(s.strip() for s in args.sets.split(",")) if args.sets else SUMMARY_SETS
         unknown = set(sets) - set(SUMMARY_SETS)
@@ -100,16 +100,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     elif args.task == "answers":
         import asyncio
 
-        from evals import answers
+        from docassist.evals import answers
 
         report = asyncio.run(answers.run(args.split, args.evaldata, args.limit, args.top_k))
         write_report(report, answers.to_markdown, args.out)
     elif args.task == "retrieval":
-        from evals import retrieval
+        from docassist.evals import retrieval
 
         write_report(retrieval.evaluate(args.split, args.evaldata, args.limit), retrieval.to_markdown, args.out)
     else:
-        from evals import validate_metrics
+        from docassist.evals import validate_metrics
 
         report = validate_metrics.validate(args.split, args.evaldata, args.limit)
         write_report(report, validate_metrics.to_markdown, args.out)

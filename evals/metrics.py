@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from rouge_score import rouge_scorer, tokenizers
 
-from pipelines.sparse import stem, terms
+from docassist.pipelines.search.sparse import stem, terms
 
 _WORD = re.compile(r"(?u)\b\w+\b")
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+(?=[A-ZА-ЯЁ0-9\"«(])")

@@ -20,13 +20,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from evals.answers import score_answer
-from evals.datasets import EvalDoc
-from evals.session import EvalSession
-from evals.summaries import score_summary
-from pipelines import prompts
+import docassist.prompts as prompt_files
+from docassist.evals.answers import score_answer
+from docassist.evals.datasets import EvalDoc
+from docassist.evals.session import EvalSession
+from docassist.evals.summaries import score_summary
+from docassist.pipelines.llm import prompts
 
-PROMPTS_DIR = Path(prompts.__file__).resolve().parents[1] / "prompts"
+PROMPTS_DIR = Path(prompt_files.__file__).resolve().parent
 
 
 def baseline_prompts(ref: str = "HEAD") -> Path:

@@ -20,13 +20,13 @@ from pathlib import Path
 from qdrant_client import models
 from tqdm import tqdm
 
-from evals.cli import run_eval
-from pipelines import sparse
-from pipelines.embeddings import build_embedding, embedding_dim
-from pipelines.ingestion import Ingestor
-from pipelines.registry import Registry
-from pipelines.settings import load_settings
-from pipelines.store import DENSE, SPARSE, Store
+from docassist.evals.cli import run_eval
+from docassist.pipelines import sparse
+from docassist.pipelines.documents.ingestion import Ingestor
+from docassist.pipelines.documents.registry import Registry
+from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
+from docassist.pipelines.search.store import DENSE, SPARSE, Store
+from docassist.pipelines.settings import load_settings
 
 KS = (1, 3, 5, 10)
 

@@ -16,10 +16,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from pipelines.logs import configure_logging
-from pipelines.registry import DocumentRecord
-from pipelines.runtime import Runtime
-from pipelines.settings import load_settings
+from docassist.pipelines.documents.registry import DocumentRecord
+from docassist.pipelines.logs import configure_logging
+from docassist.pipelines.runtime import Runtime
+from docassist.pipelines.settings import load_settings
 
 
 class EvalSession:

@@ -22,10 +22,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from evals.datasets import LONG_SETS, SUMMARY_SETS, EvalDoc, read_jsonl, summary_docs
-from evals.metrics import ROUGE_TYPES, embedding_similarity, faithfulness, rouge, score_systems
-from evals.session import EvalSession, eval_session
-from pipelines.language import detect_language
+from docassist.evals.datasets import LONG_SETS, SUMMARY_SETS, EvalDoc, read_jsonl, summary_docs
+from docassist.evals.metrics import ROUGE_TYPES, embedding_similarity, faithfulness, rouge, score_systems
+from docassist.evals.session import EvalSession, eval_session
+from docassist.pipelines.documents.language import detect_language
 
 SCORES = (*ROUGE_TYPES, "e5_similarity", "faithfulness")
 

@@ -19,10 +19,10 @@ import numpy as np
 from scipy.stats import kendalltau
 from tqdm import tqdm
 
-from evals.cli import run_eval
-from evals.metrics import score_systems
-from pipelines.embeddings import build_embedding
-from pipelines.settings import EmbeddingSettings
+from docassist.evals.cli import run_eval
+from docassist.evals.metrics import score_systems
+from docassist.pipelines.search.embeddings import build_embedding
+from docassist.pipelines.settings import EmbeddingSettings
 
 DIMENSIONS = ("relevance", "consistency", "coherence", "fluency")
 METRICS = ("rouge1", "rouge2", "rougeL", "e5_similarity", "faithfulness")

@@ -11,21 +11,21 @@ import os
 import time
 from typing import Any
 
-from pipelines.ask_workflow import AskWorkflow, Mode
-from pipelines.embeddings import build_embedding, embedding_dim
-from pipelines.endpoints import Endpoint, build_endpoints
-from pipelines.errors import NotFound
-from pipelines.ingestion import Ingestor, check_space_id, warm_up_splitter
-from pipelines.jobs import JobRunner, make_huey
-from pipelines.llama_server import LlamaServer
-from pipelines.llm import LLMCaller
-from pipelines.logs import event
-from pipelines.registry import DocumentRecord, Registry
-from pipelines.retrieval import Retriever
-from pipelines.settings import Settings
-from pipelines.store import Store
-from pipelines.summaries import SummaryService
-from pipelines.summary_store import Job, SummaryStore
+from docassist.pipelines.answers.workflow import AskWorkflow, Mode
+from docassist.pipelines.documents.ingestion import Ingestor, check_space_id, warm_up_splitter
+from docassist.pipelines.documents.registry import DocumentRecord, Registry
+from docassist.pipelines.errors import NotFound
+from docassist.pipelines.llm.caller import LLMCaller
+from docassist.pipelines.llm.endpoints import Endpoint, build_endpoints
+from docassist.pipelines.llm.llama_server import LlamaServer
+from docassist.pipelines.logs import event
+from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
+from docassist.pipelines.search.retrieval import Retriever
+from docassist.pipelines.search.store import Store
+from docassist.pipelines.settings import Settings
+from docassist.pipelines.summaries.jobs import JobRunner, make_huey
+from docassist.pipelines.summaries.service import SummaryService
+from docassist.pipelines.summaries.store import Job, SummaryStore
 
 
 class Runtime:

@@ -168,7 +168,7 @@ def _substitute(value: Any, env: dict[str, str]) -> Any:
 
 def _config_dir() -> Path:
     override = os.environ.get("DOCASSIST_CONFIG_DIR")
-    return Path(override) if override else Path(str(files("config")))
+    return Path(override) if override else Path(str(files("docassist.config")))
 
 
 def _read_json(path: Path) -> dict[str, Any]:

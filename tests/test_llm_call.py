@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from pipelines.endpoints import build_endpoints
-from pipelines.errors import ContextOverflow, LLMUnavailable
-from pipelines.llm import LLMCaller, Prompt, plan_budget
-from pipelines.logs import configure_logging
-from pipelines.settings import load_settings
+from docassist.pipelines.errors import ContextOverflow, LLMUnavailable
+from docassist.pipelines.llm.caller import LLMCaller, Prompt, plan_budget
+from docassist.pipelines.llm.endpoints import build_endpoints
+from docassist.pipelines.logs import configure_logging
+from docassist.pipelines.settings import load_settings
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_endpoint_down_is_llm_unavailable_naming_it():
 
 
 def test_primer_and_continuation_are_joined_by_exactly_one_space():
-    from pipelines.llm import _joined
+    from docassist.pipelines.llm.caller import _joined
 
     assert _joined("Согласно тексту,", " Ангара.") == "Согласно тексту, Ангара."
     assert _joined("Согласно тексту,", "Ангара.") == "Согласно тексту, Ангара."
@@ -88,7 +88,7 @@ def test_primer_and_continuation_are_joined_by_exactly_one_space():
 
 
 def test_completion_answers_stop_before_the_model_writes_the_next_question():
-    from pipelines.prompts import render
+    from docassist.pipelines.llm.prompts import render
 
     for lang, cue in (("en", "Question:"), ("ru", "Вопрос:")):
         prompt = render("answer", "completion", lang, context="…", question="?")

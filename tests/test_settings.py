@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.settings import ConfigError, load_settings
+from docassist.pipelines.settings import ConfigError, load_settings
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from pipelines.endpoints import build_endpoints
-from pipelines.errors import ContextOverflow
-from pipelines.llm import LLMCaller, Prompt
-from pipelines.settings import load_settings
+from docassist.pipelines.errors import ContextOverflow
+from docassist.pipelines.llm.caller import LLMCaller, Prompt
+from docassist.pipelines.llm.endpoints import build_endpoints
+from docassist.pipelines.settings import load_settings
 from tests.conftest import ingest, start_service, xquad_article
 from tests.stubs.ollama_stub import OllamaStub
 from tests.stubs.vllm_stub import REPLY as VLLM_REPLY

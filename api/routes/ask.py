@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import AccessDep, RuntimeDep
-from api.schemas import AskRequest, AskResponse, ErrorResponse
-from pipelines.errors import InvalidInput
+from docassist.api.deps import AccessDep, RuntimeDep
+from docassist.api.schemas import AskRequest, AskResponse, ErrorResponse
+from docassist.pipelines.errors import InvalidInput
 
 router = APIRouter(tags=["answers"])
 

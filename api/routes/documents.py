@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 
-from api.deps import AccessDep, RuntimeDep
-from api.schemas import (
+from docassist.api.deps import AccessDep, RuntimeDep
+from docassist.api.schemas import (
     SPACE_PATTERN,
     DeleteResponse,
     DocumentInfo,
@@ -16,10 +16,10 @@ from api.schemas import (
     ErrorResponse,
     IngestResponse,
 )
-from pipelines.errors import InvalidInput, NotFound, TooLarge
-from pipelines.extract import file_kind
-from pipelines.registry import DocumentRecord
-from pipelines.runtime import Runtime
+from docassist.pipelines.documents.extract import file_kind
+from docassist.pipelines.documents.registry import DocumentRecord
+from docassist.pipelines.errors import InvalidInput, NotFound, TooLarge
+from docassist.pipelines.runtime import Runtime
 
 router = APIRouter(tags=["documents"])
 SpaceQuery = Annotated[str, Query(pattern=SPACE_PATTERN, description="1–64 of [A-Za-z0-9_-]")]

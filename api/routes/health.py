@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from api.deps import AccessDep, RuntimeDep
-from api.schemas import HealthResponse, ModelConfigResponse
+from docassist.api.deps import AccessDep, RuntimeDep
+from docassist.api.schemas import HealthResponse, ModelConfigResponse
 
 router = APIRouter(tags=["service"])
 

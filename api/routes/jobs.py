@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.auth import Access
-from api.deps import AccessDep, RuntimeDep
-from api.schemas import ErrorResponse, JobResponse
-from pipelines.errors import NotFound
-from pipelines.runtime import Runtime
-from pipelines.summary_store import Job
+from docassist.api.auth import Access
+from docassist.api.deps import AccessDep, RuntimeDep
+from docassist.api.schemas import ErrorResponse, JobResponse
+from docassist.pipelines.errors import NotFound
+from docassist.pipelines.runtime import Runtime
+from docassist.pipelines.summaries.store import Job
 
 router = APIRouter(tags=["jobs"])
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import AccessDep, RuntimeDep
-from api.schemas import ErrorResponse, SearchRequest, SearchResponse, SourceOut
+from docassist.api.deps import AccessDep, RuntimeDep
+from docassist.api.schemas import ErrorResponse, SearchRequest, SearchResponse, SourceOut
 
 router = APIRouter(tags=["retrieval"])
 

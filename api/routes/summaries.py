@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
-from api.deps import AccessDep, RuntimeDep
-from api.schemas import ErrorResponse, SummarizeRequest, SummarizeResponse
+from docassist.api.deps import AccessDep, RuntimeDep
+from docassist.api.schemas import ErrorResponse, SummarizeRequest, SummarizeResponse
 
 router = APIRouter(tags=["summaries"])
 _ERRORS = {code: {"model": ErrorResponse} for code in (404, 422, 503)}

@@ -14,7 +14,7 @@ from pathlib import PurePath
 
 from charset_normalizer import from_bytes
 
-from pipelines.errors import NoText, UnreadableDocument, UnsupportedMediaType
+from docassist.pipelines.errors import NoText, UnreadableDocument, UnsupportedMediaType
 
 SUPPORTED = {
     ".txt": "text/plain",

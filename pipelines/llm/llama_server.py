@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from pipelines.logs import event
+from docassist.pipelines.logs import event
 
 READY_TIMEOUT_S = 180.0
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)

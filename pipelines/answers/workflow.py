@@ -17,13 +17,13 @@ from typing import Any, Literal
 
 from llama_index.core.workflow import Context, Event, StartEvent, StopEvent, Workflow, step
 
-from pipelines.endpoints import Endpoint
-from pipelines.language import detect_language, label
-from pipelines.llm import Completion, LLMCaller
-from pipelines.logs import event
-from pipelines.prompts import render
-from pipelines.retrieval import Retriever, Source
-from pipelines.summarize_workflow import SummarizeWorkflow, SummaryJobSpec
+from docassist.pipelines.documents.language import detect_language, label
+from docassist.pipelines.llm.caller import Completion, LLMCaller
+from docassist.pipelines.llm.endpoints import Endpoint
+from docassist.pipelines.llm.prompts import render
+from docassist.pipelines.logs import event
+from docassist.pipelines.search.retrieval import Retriever, Source
+from docassist.pipelines.summaries.workflow import SummarizeWorkflow, SummaryJobSpec
 
 Mode = Literal["auto", "summarize", "direct"]
 NO_CONTEXT = {

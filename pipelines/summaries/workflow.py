@@ -26,12 +26,12 @@ from typing import Any, Literal
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.workflow import Context, Event, StartEvent, StopEvent, Workflow, step
 
-from pipelines.endpoints import Endpoint
-from pipelines.errors import ContextOverflow, SummarizationStalled
-from pipelines.language import detect_language
-from pipelines.llm import Completion, LLMCaller, Prompt
-from pipelines.logs import event
-from pipelines.prompts import PROMPT_VERSION, render
+from docassist.pipelines.documents.language import detect_language
+from docassist.pipelines.errors import ContextOverflow, SummarizationStalled
+from docassist.pipelines.llm.caller import Completion, LLMCaller, Prompt
+from docassist.pipelines.llm.endpoints import Endpoint
+from docassist.pipelines.llm.prompts import PROMPT_VERSION, render
+from docassist.pipelines.logs import event
 
 MAX_LEVELS = 8
 MAX_RESPLIT_DEPTH = 4

@@ -24,9 +24,9 @@ from llama_index.core.schema import TextNode
 from llama_index.vector_stores.qdrant import QdrantVectorStore
 from qdrant_client import QdrantClient, models
 
-from pipelines import sparse
-from pipelines.errors import VectorStoreUnavailable
-from pipelines.settings import Settings
+from docassist.pipelines import sparse
+from docassist.pipelines.errors import VectorStoreUnavailable
+from docassist.pipelines.settings import Settings
 
 DENSE = "dense"
 SPARSE = "bm25"

@@ -12,8 +12,8 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Literal
 
-from pipelines.language import NAMES
-from pipelines.llm import Prompt
+from docassist.pipelines.documents.language import NAMES
+from docassist.pipelines.llm.caller import Prompt
 
 PROMPT_VERSION = os.environ.get("PROMPT_VERSION", "v1")
 Task = Literal["summarize", "map", "reduce", "focus", "answer"]
@@ -22,7 +22,11 @@ Task = Literal["summarize", "map", "reduce", "focus", "answer"]
 @lru_cache(maxsize=8)
 def templates(version: str = PROMPT_VERSION) -> dict:
     override = os.environ.get("DOCASSIST_PROMPTS_DIR")
-    path = os.path.join(override, f"{version}.toml") if override else str(files("prompts").joinpath(f"{version}.toml"))
+    path = (
+        os.path.join(override, f"{version}.toml")
+        if override
+        else str(files("docassist.prompts").joinpath(f"{version}.toml"))
+    )
     with open(path, "rb") as fh:
         return tomllib.load(fh)
 

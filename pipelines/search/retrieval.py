@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
-from pipelines.errors import InvalidInput
-from pipelines.ingestion import check_space_id
-from pipelines.logs import event
-from pipelines.store import Store
+from docassist.pipelines.documents.ingestion import check_space_id
+from docassist.pipelines.errors import InvalidInput
+from docassist.pipelines.logs import event
+from docassist.pipelines.search.store import Store
 
 
 @dataclass

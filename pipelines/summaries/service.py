@@ -19,15 +19,16 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines import errors
-from pipelines.endpoints import Endpoint
-from pipelines.errors import DocassistError
-from pipelines.language import label
-from pipelines.llm import LLMCaller
-from pipelines.logs import event
-from pipelines.prompts import PROMPT_VERSION
-from pipelines.registry import DocumentRecord
-from pipelines.summarize_workflow import (
+from docassist.pipelines import errors
+from docassist.pipelines.documents.language import label
+from docassist.pipelines.documents.registry import DocumentRecord
+from docassist.pipelines.errors import DocassistError
+from docassist.pipelines.llm.caller import LLMCaller
+from docassist.pipelines.llm.endpoints import Endpoint
+from docassist.pipelines.llm.prompts import PROMPT_VERSION
+from docassist.pipelines.logs import event
+from docassist.pipelines.summaries.store import CachedSummary, SummaryStore
+from docassist.pipelines.summaries.workflow import (
     StepProgress,
     SummarizeWorkflow,
     SummaryDelta,
@@ -35,7 +36,6 @@ from pipelines.summarize_workflow import (
     SummaryStarted,
     estimate_plan,
 )
-from pipelines.summary_store import CachedSummary, SummaryStore
 
 
 @dataclass

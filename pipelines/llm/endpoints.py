@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import httpx
 from llama_index.core.llms import LLM
 
-from pipelines.scheduling import PrioritySemaphore, Throughput
-from pipelines.settings import EndpointSettings, ModelSpec, Settings
+from docassist.pipelines.llm.scheduling import PrioritySemaphore, Throughput
+from docassist.pipelines.settings import EndpointSettings, ModelSpec, Settings
 
 _TOKEN_CACHE_SIZE = 4096
 CHARS_PER_TOKEN_ESTIMATE = 2.0  # conservative: real tokenizers give 2.5–4.5 chars/token
