@@ -21,9 +21,9 @@ from qdrant_client import models
 from tqdm import tqdm
 
 from docassist.evals.cli import run_eval
-from docassist.pipelines import sparse
 from docassist.pipelines.documents.ingestion import Ingestor
 from docassist.pipelines.documents.registry import Registry
+from docassist.pipelines.search import sparse
 from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
 from docassist.pipelines.search.store import DENSE, SPARSE, Store
 from docassist.pipelines.settings import load_settings

@@ -24,8 +24,8 @@ from llama_index.core.schema import TextNode
 from llama_index.vector_stores.qdrant import QdrantVectorStore
 from qdrant_client import QdrantClient, models
 
-from docassist.pipelines import sparse
 from docassist.pipelines.errors import VectorStoreUnavailable
+from docassist.pipelines.search import sparse
 from docassist.pipelines.settings import Settings
 
 DENSE = "dense"
