@@ -1,4 +1,4 @@
-"""The FastAPI application: a thin shim over `pipelines.runtime.Runtime`.
+"""The FastAPI application: a thin shim over `pipelines.assistant.Assistant`.
 
 `lifespan` starts what the service owns (the llama.cpp server on the local profile, the
 embedding model, the Qdrant client) and stops it on shutdown.
@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from docassist.api.errors import install_error_handlers
 from docassist.api.middleware import JsonBodyMiddleware, RequestLogMiddleware
 from docassist.api.routes import ask, documents, health, jobs, search, summaries
+from docassist.pipelines.assistant import Assistant
 from docassist.pipelines.logs import configure_logging
 from docassist.pipelines.runtime import Runtime
 from docassist.pipelines.settings import Settings, load_settings
@@ -23,6 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings.log_format)
     runtime = Runtime(settings)
+    assistant = Assistant(runtime)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Whole-document summaries and answers over your documents, in their language.",
         lifespan=lifespan,
     )
-    app.state.runtime = runtime
+    app.state.assistant = assistant
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(RequestLogMiddleware)
     install_error_handlers(app)

@@ -26,7 +26,7 @@ OPEN = Access(spaces=None)
 
 
 def require_key(request: Request) -> Access:
-    keys: dict[str, frozenset[str] | None] = request.app.state.runtime.settings.api_keys
+    keys: dict[str, frozenset[str] | None] = request.app.state.assistant.settings.api_keys
     if not keys:
         return OPEN
     header = request.headers.get("authorization", "")

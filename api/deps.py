@@ -1,4 +1,4 @@
-"""FastAPI dependencies: hand routes the runtime and the caller's access."""
+"""FastAPI dependencies: hand routes the assistant and the caller's access."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from docassist.api.auth import Access, require_key
-from docassist.pipelines.runtime import Runtime
+from docassist.pipelines.assistant import Assistant
 
 
-def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+def get_assistant(request: Request) -> Assistant:
+    return request.app.state.assistant
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+AssistantDep = Annotated[Assistant, Depends(get_assistant)]
 AccessDep = Annotated[Access, Depends(require_key)]

@@ -1,27 +1,79 @@
-"""Request and response models at the HTTP edge; `/docs` is generated from them."""
+"""Request and response models at the HTTP edge; `/docs` is generated from them.
+
+Requests are strict: `top_k: "5"`, `top_k: true` or `force: "yes"` are refused with 422, not
+coerced, and unknown fields are refused too.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-SPACE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+from docassist.pipelines.documents.language import SUPPORTED_LANGUAGES
+from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS
+from docassist.pipelines.spaces import SPACE_PATTERN
+from docassist.pipelines.summaries.events import Usage
+
 SpaceId = Field(default="default", pattern=SPACE_PATTERN, description="1–64 of [A-Za-z0-9_-]")
+Language = Literal[SUPPORTED_LANGUAGES]  # type: ignore[valid-type]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------------- errors
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+# ---------------------------------------------------------------------- service
+class EndpointActivity(BaseModel):
+    calls: int
+    oldest_call_s: float
+    since_progress_s: float
 
 
 class LLMCheck(BaseModel):
     ok: bool
+    state: Literal["ok", "busy", "stalled", "down"]
     latency_ms: float | None = None
     model: str
-    provider: str | None = None
+    provider: str
     error: str | None = None
+    activity: EndpointActivity | None = None
+    failover_to: str | None = None
     restarts: int | None = None
+
+
+class StoreCheck(BaseModel):
+    ok: bool
+    mode: str
+    latency_ms: float | None = None
+    collection: str | None = None
+    error: str | None = None
+
+
+class HealthChecks(BaseModel):
+    vector_store: StoreCheck
+    llm: dict[str, LLMCheck]
+
+
+CapabilityState = Literal["ok", "degraded", "down"]
 
 
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded", "unavailable"]
-    checks: dict[str, Any]
+    capabilities: dict[Literal["ingest", "search", "summaries", "answers"], CapabilityState]
+    checks: HealthChecks
+    reasons: list[str]
 
 
 class EndpointConfig(BaseModel):
@@ -35,6 +87,7 @@ class EndpointConfig(BaseModel):
     prompt_style: str
     max_concurrency: int
     timeout_s: float
+    tokenizer: str
 
 
 class ModelConfigResponse(BaseModel):
@@ -48,6 +101,16 @@ class ModelConfigResponse(BaseModel):
     max_tokens: int
     routing: dict[str, str]
     endpoints: dict[str, EndpointConfig]
+
+
+# ---------------------------------------------------------------------- documents and jobs
+class JobProgressOut(BaseModel):
+    stage: str
+    strategy: str | None = None
+    done: int
+    total: int
+    eta_s: float | None = None
+    resumed: bool = False
 
 
 class IngestResponse(BaseModel):
@@ -75,7 +138,7 @@ class DocumentInfo(BaseModel):
     created_at: float
     summary_status: Literal["none", "pending", "running", "done", "failed"] = "none"
     summary_job_id: str | None = None
-    summary_progress: dict[str, Any] | None = None
+    summary_progress: JobProgressOut | None = None
 
 
 class DocumentList(BaseModel):
@@ -89,10 +152,25 @@ class DeleteResponse(BaseModel):
     deleted: bool
 
 
-class SearchRequest(BaseModel):
-    q: str = Field(min_length=1, description="the question or keywords; must not be blank")
+class JobResponse(BaseModel):
+    job_id: str
+    doc_id: str
+    space_id: str
+    language: str
+    status: Literal["pending", "running", "done", "failed"]
+    progress: JobProgressOut
+    error: dict[str, Any] | None
+    retryable: bool
+    attempts: int
+    created_at: float
+    updated_at: float
+
+
+# ---------------------------------------------------------------------- search and answers
+class SearchRequest(Request):
+    q: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="the question or keywords; not blank")
     space_id: str = SpaceId
-    top_k: int = Field(default=5, ge=1, le=100)
+    top_k: StrictInt = Field(default=5, ge=1, le=100)
 
 
 class SourceOut(BaseModel):
@@ -108,38 +186,11 @@ class SearchResponse(BaseModel):
     timing: dict[str, float]
 
 
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: dict[str, Any] = Field(default_factory=dict)
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody
-
-
-class SummarizeRequest(BaseModel):
-    doc_id: str = Field(min_length=1, max_length=128)
-    space_id: str = SpaceId
-    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}$", description="default: the document's")
-    force: bool = Field(default=False, description="recompute even when a cached summary exists")
-
-
-class SummarizeResponse(BaseModel):
-    doc_id: str
-    summary: str
-    language: str
-    cached: bool
-    strategy: Literal["direct", "tree"]
-    timing: dict[str, Any]
-    usage: dict[str, Any]
-
-
-class AskRequest(BaseModel):
-    q: str = Field(min_length=1, description="the question; the answer comes in its language")
+class AskRequest(Request):
+    q: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="the question; answered in its language")
     space_id: str = SpaceId
     mode: Literal["auto", "summarize", "direct"] = "auto"
-    top_k: int = Field(default=5, ge=1, le=100)
+    top_k: StrictInt = Field(default=5, ge=1, le=100)
 
 
 class AskResponse(BaseModel):
@@ -149,19 +200,23 @@ class AskResponse(BaseModel):
     context_tokens: int
     language: str
     sources: list[SourceOut]
-    timing: dict[str, Any]
-    usage: dict[str, Any]
+    timing: dict[str, float]
+    usage: Usage
 
 
-class JobResponse(BaseModel):
-    job_id: str
+# ---------------------------------------------------------------------- summaries
+class SummarizeRequest(Request):
+    doc_id: str = Field(min_length=1, max_length=128)
+    space_id: str = SpaceId
+    language: Language | None = Field(default=None, description="a supported language; default: the document's")
+    force: StrictBool = Field(default=False, description="recompute even when a cached summary exists")
+
+
+class SummarizeResponse(BaseModel):
     doc_id: str
-    space_id: str
+    summary: str
     language: str
-    status: Literal["pending", "running", "done", "failed"]
-    progress: dict[str, Any]
-    error: dict[str, Any] | None
-    retryable: bool
-    attempts: int
-    created_at: float
-    updated_at: float
+    cached: bool
+    strategy: Literal["direct", "tree"]
+    timing: dict[str, Any]
+    usage: Usage

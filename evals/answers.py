@@ -70,7 +70,7 @@ async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int =
             for q in tqdm(questions[:limit], desc=f"/ask xquad_{lang} ({split})", unit="question"):
                 t0 = time.perf_counter()
                 result = await session.ask(q["question"], space, "auto", top_k)
-                answer = result["answer"]
+                answer = result.answer
                 rows.append(
                     {
                         "language": lang,
@@ -79,9 +79,7 @@ async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int =
                         "gold": [a["text"] for a in q["answers"]],
                         "answer": answer,
                         "answer_language": detect_language(answer).code if answer.strip() else None,
-                        "retrieved_gold": any(
-                            s.get("doc_id") == doc_of[q["context"]] for s in result.get("sources", [])[:top_k]
-                        ),
+                        "retrieved_gold": any(s.doc_id == doc_of[q["context"]] for s in result.sources[:top_k]),
                         "wall_s": round(time.perf_counter() - t0, 2),
                         **score_answer(answer, [a["text"] for a in q["answers"]]),
                     }

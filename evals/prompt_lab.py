@@ -79,22 +79,22 @@ async def compare_summaries(
     session: EvalSession, docs: list[EvalDoc], variants: dict[str, Path]
 ) -> list[dict[str, Any]]:
     """Each document summarized under each prompt variant, scored like `docassist eval summaries`."""
-    embed = session.runtime.embed_model
+    embed = session.embed_model
     rows = []
     for doc in docs:
         record = await session.ingest(f"lab-{doc.set}", f"{doc.id}.txt", doc.text)
         for name, directory in variants.items():
             with prompts_from(directory):
                 started = time.perf_counter()
-                result = await session.runtime.summaries.summarize(record, force=True)
-            scores = score_summary(result["summary"], doc, embed)
+                result = await session.summarize(record, force=True)
+            scores = score_summary(result.summary, doc, embed)
             rows.append(
                 {
                     "doc": f"{doc.set}/{doc.id}"[:40],
                     "prompt": name,
-                    "strategy": result.get("strategy"),
+                    "strategy": result.strategy,
                     "seconds": round(time.perf_counter() - started, 1),
-                    "summary": result["summary"],
+                    "summary": result.summary,
                     **{
                         k: scores[k]
                         for k in ("summary_language", "language_ok", "rougeL", "e5_similarity", "faithfulness")
@@ -122,9 +122,9 @@ async def compare_answers(
                     "question": q["question"][:60],
                     "prompt": name,
                     "seconds": round(time.perf_counter() - started, 1),
-                    "answer": result["answer"],
+                    "answer": result.answer,
                     "gold": " | ".join(golds),
-                    **score_answer(result["answer"], golds),
+                    **score_answer(result.answer, golds),
                 }
             )
     return rows

@@ -1,14 +1,13 @@
 """Run the served pipelines in-process on any profile, for evaluation.
 
-The eval scripts go through the same `Runtime` the HTTP service uses (ingestion, the
+The eval scripts go through the same `Assistant` the HTTP service uses (ingestion, the
 summarize and ask workflows, the endpoints of `LLM_MODE`'s profile), on a data directory of
-their own so nothing is served from an earlier cache. The service's SPEC §7 logs go to
+their own so nothing is served from an earlier cache. The service's logs go to
 `<data_dir>/logs/eval.log` so progress bars stay readable.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
 from collections.abc import AsyncIterator
@@ -16,34 +15,45 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from docassist.pipelines.answers.workflow import AnswerResult, Mode
+from docassist.pipelines.assistant import Assistant
 from docassist.pipelines.documents.registry import DocumentRecord
 from docassist.pipelines.logs import configure_logging
 from docassist.pipelines.runtime import Runtime
 from docassist.pipelines.settings import load_settings
+from docassist.pipelines.summaries.events import SummaryComplete
 
 
 class EvalSession:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, assistant: Assistant) -> None:
+        self.assistant = assistant
 
     @property
     def profile(self) -> str:
-        return self.runtime.settings.profile_name
+        return self.assistant.settings.profile_name
+
+    @property
+    def embed_model(self) -> Any:
+        return self.assistant.runtime.embed_model
+
+    @property
+    def context_window(self) -> int:
+        return self.assistant.model_config().endpoints[self.assistant.settings.profile.routing.reduce].context_window
 
     def models(self) -> dict[str, str]:
-        routing = self.runtime.settings.profile.routing
-        eps = self.runtime.endpoints
-        return {task: eps[name].settings.model for task, name in routing.model_dump().items() if name in eps}
+        cfg = self.assistant.model_config()
+        return {task: cfg.endpoints[name].model_name for task, name in cfg.routing.items()}
 
     async def ingest(self, space: str, name: str, text: str) -> DocumentRecord:
-        result = await asyncio.to_thread(self.runtime.ingestor.ingest, space, name, text.encode("utf-8"))
-        return result.record
+        return (await self.assistant.ingest(space, name, text.encode("utf-8"))).document.record
 
-    async def summarize(self, record: DocumentRecord, language: str | None = None) -> dict[str, Any]:
-        return await self.runtime.summaries.summarize(record, language)
+    async def summarize(
+        self, record: DocumentRecord, language: str | None = None, force: bool = False
+    ) -> SummaryComplete:
+        return await self.assistant.summarize(record.space_id, record.doc_id, language, force)
 
-    async def ask(self, q: str, space: str, mode: str = "auto", top_k: int = 3) -> dict[str, Any]:
-        return await self.runtime.ask(q, space, mode, top_k)  # type: ignore[arg-type]
+    async def ask(self, q: str, space: str, mode: Mode = "auto", top_k: int = 3) -> AnswerResult:
+        return await self.assistant.ask(q, space, mode, top_k)
 
 
 @asynccontextmanager
@@ -56,7 +66,7 @@ async def eval_session(data_dir: Path | None = None) -> AsyncIterator[EvalSessio
     runtime = Runtime(load_settings({**os.environ, "DATA_DIR": str(data_dir)}))
     try:
         await runtime.start()
-        yield EvalSession(runtime)
+        yield EvalSession(Assistant(runtime))
     finally:
         await runtime.stop()
         log.close()

@@ -51,18 +51,18 @@ async def summarize_doc(session: EvalSession, doc: EvalDoc, embed: Any) -> dict[
         result = await session.summarize(record)
     except Exception as exc:  # a failed document is a result too: counted, not fatal
         return {"set": doc.set, "id": doc.id, "language": doc.language, "chars": len(doc.text), "error": str(exc)}
-    usage, timing = result.get("usage") or {}, result.get("timing") or {}
-    summary = result["summary"]
+    usage, timing = result.usage, result.timing
+    summary = result.summary
     return {
         "set": doc.set,
         "id": doc.id,
         "language": doc.language,
         "chars": len(doc.text),
         "tokens": record.tokens,
-        "strategy": result.get("strategy"),
-        "llm_calls": usage.get("llm_calls"),
-        "prompt_tokens": usage.get("prompt_tokens"),
-        "completion_tokens": usage.get("completion_tokens"),
+        "strategy": result.strategy,
+        "llm_calls": usage.llm_calls,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
         "levels": timing.get("levels"),
         "wall_s": round(time.perf_counter() - started, 2),
         "summary": summary,
@@ -117,7 +117,7 @@ async def run(
     ]
     started = time.perf_counter()
     async with eval_session() as session:
-        embed = session.runtime.embed_model
+        embed = session.embed_model
         rows = []
         for doc in tqdm(docs, desc=f"summaries ({split})", unit="doc"):
             rows.append(await summarize_doc(session, doc, embed))
@@ -127,7 +127,7 @@ async def run(
             "long_limit": long_limit,
             "profile": session.profile,
             "models": session.models(),
-            "context_window": session.runtime.summaries.reduce_endpoint.spec.context_window,
+            "context_window": session.context_window,
         }
         if "summeval_cnndm_en" in sets:
             report["summeval_systems"] = await asyncio.to_thread(reference_systems, evaldata, split, limit, embed)

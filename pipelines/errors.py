@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class DocassistError(Exception):
     """Base error: a stable machine `code`, a message for people, optional details."""
 
     code = "internal_error"
+    _by_code: ClassVar[dict[str, type[DocassistError]]] = {}
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        DocassistError._by_code[cls.code] = cls
+
+    @staticmethod
+    def from_code(code: str, message: str, **details: Any) -> DocassistError:
+        """The typed error for `code`: how an error reported by a run (here or in another
+        process) becomes the same exception again, with the same HTTP status."""
+        cls = DocassistError._by_code.get(code)
+        if cls is not None:
+            return cls(message, **details)
+        err = DocassistError(message, **details)
+        err.code = code
+        return err
 
 
 class UnsupportedMediaType(DocassistError):
@@ -68,3 +84,9 @@ class SummarizationStalled(DocassistError):
     """A reduce level failed to shrink: stopping beats looping forever."""
 
     code = "summarization_stalled"
+
+
+class Cancelled(DocassistError):
+    """Nobody waits for the run any more, or its document was deleted."""
+
+    code = "cancelled"

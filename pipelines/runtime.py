@@ -1,7 +1,7 @@
 """The runtime: builds, starts and stops everything the service owns, in one place.
 
-The API's lifespan calls `start()` and `stop()`; routes reach the pipelines through it.
-Nothing here knows about HTTP.
+The API's lifespan (and `docassist eval`) start it and stop it; `Assistant` is what callers
+use. Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
@@ -9,12 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any
 
-from docassist.pipelines.answers.workflow import AskWorkflow, Mode
-from docassist.pipelines.documents.ingestion import Ingestor, check_space_id, warm_up_splitter
-from docassist.pipelines.documents.registry import DocumentRecord, Registry
-from docassist.pipelines.errors import NotFound
+from docassist.pipelines.documents.ingestion import Ingestor, warm_up_splitter
+from docassist.pipelines.documents.registry import Registry
 from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint, build_endpoints
 from docassist.pipelines.llm.llama_server import LlamaServer
@@ -25,7 +22,7 @@ from docassist.pipelines.search.store import Store
 from docassist.pipelines.settings import Settings
 from docassist.pipelines.summaries.jobs import JobRunner, make_huey
 from docassist.pipelines.summaries.service import SummaryService
-from docassist.pipelines.summaries.store import Job, SummaryStore
+from docassist.pipelines.summaries.store import SummaryStore
 
 
 class Runtime:
@@ -33,7 +30,7 @@ class Runtime:
         self.settings = settings
         self.llama_servers: dict[str, LlamaServer] = {}
         self.endpoints: dict[str, Endpoint] = {}
-        self.caller = LLMCaller(settings.llm_max_tokens, settings.safety_margin, settings.min_useful_output)
+        self.caller = LLMCaller(settings.limits)
         self.started_at = 0.0
 
     async def start(self) -> None:
@@ -45,7 +42,7 @@ class Runtime:
                 spec = s.model_spec(ep.model)
                 assert spec is not None
                 self.llama_servers[name] = LlamaServer(
-                    ep.model, spec.context_window, s.data_dir / "logs", s.llama_server_threads
+                    ep.model, spec.context_window, s.data_dir / "logs", s.llama_server_threads, ep.stall_timeout_s
                 )
         servers = [srv.start() for srv in self.llama_servers.values()]
         embed_task = asyncio.to_thread(build_embedding, s.profile.embedding)
@@ -59,7 +56,10 @@ class Runtime:
         )
         rolled_back = await asyncio.to_thread(self.ingestor.recover)
         self.retriever = Retriever(self.store, self.embed_model)
-        self.endpoints = build_endpoints(s, {n: srv.base_url for n, srv in self.llama_servers.items()})
+        managed = {n: (srv.base_url, srv.gguf) for n, srv in self.llama_servers.items()}
+        self.endpoints = await asyncio.to_thread(build_endpoints, s, managed)
+        for name, srv in self.llama_servers.items():
+            srv.watch(self.endpoints[name])
         await asyncio.gather(*(ep.discover() for ep in self.endpoints.values()))
         routing = s.profile.routing
         self.summary_store = SummaryStore(s.db_path)
@@ -70,6 +70,7 @@ class Runtime:
             self.endpoints[routing.reduce],
             self.ingestor.text_of,
             self.ingestor.content_hash,
+            lambda r: self.registry.get(r.space_id, r.doc_id) is not None,
         )
         self.jobs = JobRunner(
             make_huey(s.data_dir, os.environ.get("JOBS_REDIS_URL") or None),
@@ -85,11 +86,10 @@ class Runtime:
             "[STARTUP] docassist ready",
             f"profile={s.profile_name} data_dir={s.data_dir} store={self.store.location} "
             f"collection={self.store.collection}",
-            "endpoints: " + ", ".join(f"{e.name}={e.provider}:{e.settings.model}@{e.base_url}" for e in eps),
-            f"embedding={self.embed_model.model_name} dim={dim} · rolled back {rolled_back} unfinished "
-            "ingests · "
-            f"{resumed} background jobs resumed · "
-            f"start-up {time.perf_counter() - t0:.1f}s",
+            "endpoints: "
+            + ", ".join(f"{e.name}={e.provider}:{e.settings.model}@{e.base_url} ({e.tokens.source})" for e in eps),
+            f"embedding={self.embed_model.model_name} dim={dim} · rolled back {rolled_back} unfinished ingests · "
+            f"{resumed} background jobs resumed · start-up {time.perf_counter() - t0:.1f}s",
             profile=s.profile_name,
         )
 
@@ -101,101 +101,8 @@ class Runtime:
             await self.summaries.close()
             self.summary_store.close()
         await asyncio.gather(*(srv.stop() for srv in self.llama_servers.values()), return_exceptions=True)
+        await asyncio.gather(*(ep.close() for ep in self.endpoints.values()), return_exceptions=True)
         if hasattr(self, "registry"):
             self.registry.close()
         if hasattr(self, "store"):
             self.store.close()
-
-    def document(self, space_id: str, doc_id: str) -> DocumentRecord:
-        check_space_id(space_id)
-        record = self.registry.get(space_id, doc_id)
-        if record is None:
-            raise NotFound(f"no document {doc_id!r} in space {space_id!r}", doc_id=doc_id, space_id=space_id)
-        return record
-
-    def summary_status(self, record: DocumentRecord) -> tuple[str, Job | None]:
-        """`done` when a summary is cached, else the latest job's status, else `none`."""
-        job = self.summary_store.latest_job(record.space_id, record.doc_id)
-        if self.summary_store.has_summary(record.space_id, record.doc_id):
-            return "done", job
-        return (job.status if job else "none"), job
-
-    def delete_document(self, space_id: str, doc_id: str) -> bool:
-        if not self.ingestor.delete(space_id, doc_id):
-            return False
-        self.summary_store.forget_document(space_id, doc_id)
-        return True
-
-    async def ask(self, q: str, space_id: str, mode: Mode, top_k: int) -> dict[str, Any]:
-        routing = self.settings.profile.routing
-        wf = AskWorkflow(
-            self.retriever,
-            self.caller,
-            self.endpoints[routing.answer],
-            self.endpoints[routing.map],
-            self.endpoints[routing.reduce],
-        )
-        started = time.perf_counter()
-        result = await wf.run(q=q, space_id=space_id, top_k=top_k, mode=mode)
-        return {
-            **result,
-            "mode": mode,
-            "usage": wf.usage(),
-            "timing": {**wf.timing, "total_s": round(time.perf_counter() - started, 3)},
-        }
-
-    def endpoint(self, name: str | None = None) -> Endpoint:
-        """An endpoint by name; the answer endpoint when no name is given."""
-        name = name or self.settings.profile.routing.answer
-        if name not in self.endpoints:
-            raise NotFound(f"no endpoint named {name!r}", endpoints=sorted(self.endpoints))
-        return self.endpoints[name]
-
-    async def health(self) -> dict[str, Any]:
-        llm_checks = await asyncio.gather(*(ep.health() for ep in self.endpoints.values()))
-        llm = dict(zip(self.endpoints, llm_checks, strict=True))
-        for name, srv in self.llama_servers.items():
-            llm[name]["restarts"] = srv.restarts
-        store = await asyncio.to_thread(self.store.health)
-        any_llm = any(c["ok"] for c in llm.values())
-        all_llm = all(c["ok"] for c in llm.values())
-        status = "ok" if store["ok"] and all_llm else "degraded" if store["ok"] and any_llm else "unavailable"
-        return {"status": status, "checks": {"vector_store": store, "llm": llm}}
-
-    def model_config(self, endpoint: str | None = None) -> dict[str, Any]:
-        chosen = self.endpoint(endpoint)
-
-        def describe(ep: Endpoint) -> dict[str, Any]:
-            return {
-                "model_name": ep.settings.model,
-                "provider": ep.provider.lower(),
-                "base_url": ep.base_url,
-                "context_window": ep.spec.context_window,
-                "context_window_source": ep.context_window_source,
-                "summarization_threshold": ep.spec.summarization_threshold,
-                "summarization_max_output": ep.spec.summarization_max_output,
-                "prompt_style": ep.spec.prompt_style,
-                "max_concurrency": ep.settings.max_concurrency,
-                "timeout_s": ep.settings.timeout_s,
-            }
-
-        routing = self.settings.profile.routing
-        return {
-            **{
-                k: v
-                for k, v in describe(chosen).items()
-                if k
-                in (
-                    "model_name",
-                    "provider",
-                    "context_window",
-                    "summarization_threshold",
-                    "summarization_max_output",
-                )
-            },
-            "endpoint": chosen.name,
-            "profile": self.settings.profile_name,
-            "max_tokens": self.settings.llm_max_tokens,
-            "routing": {"map": routing.map, "reduce": routing.reduce, "answer": routing.answer},
-            "endpoints": {name: describe(ep) for name, ep in self.endpoints.items()},
-        }

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from docassist.pipelines.llm.budget import Limits
+
 Provider = Literal["llama.cpp", "vLLM", "Ollama", "OpenAI-compatible"]
 PROFILE_ALIASES = {"local": "local", "vllm": "vllm-mig", "vllm-mig": "vllm-mig", "ollama": "ollama"}
 _ENV_NAMES = {
@@ -58,6 +60,12 @@ class EndpointSettings(BaseModel):
     model: str
     max_concurrency: int = Field(default=1, ge=1, le=256)
     timeout_s: float = Field(default=300, gt=0)
+    stall_timeout_s: float = Field(
+        default=180, gt=0, description="a call with no new token for this long marks the endpoint stalled"
+    )
+    reasoning_effort: Literal["low", "medium", "high"] = Field(
+        default="low", description="reasoning models: effort asked for on every call"
+    )
     managed: bool = False
 
     @field_validator("base_url", mode="before")
@@ -123,6 +131,10 @@ class Settings(BaseModel):
     @property
     def endpoints(self) -> dict[str, EndpointSettings]:
         return self.profile.endpoints
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.llm_max_tokens, self.safety_margin, self.min_useful_output)
 
     @property
     def qdrant_path(self) -> Path:

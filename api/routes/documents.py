@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 
-from docassist.api.deps import AccessDep, RuntimeDep
+from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.schemas import (
-    SPACE_PATTERN,
     DeleteResponse,
     DocumentInfo,
     DocumentList,
     ErrorResponse,
     IngestResponse,
+    JobProgressOut,
 )
+from docassist.pipelines.assistant import DocumentView
 from docassist.pipelines.documents.extract import file_kind
-from docassist.pipelines.documents.registry import DocumentRecord
-from docassist.pipelines.errors import InvalidInput, NotFound, TooLarge
-from docassist.pipelines.runtime import Runtime
+from docassist.pipelines.errors import InvalidInput, TooLarge
+from docassist.pipelines.spaces import SPACE_PATTERN
 
 router = APIRouter(tags=["documents"])
 SpaceQuery = Annotated[str, Query(pattern=SPACE_PATTERN, description="1–64 of [A-Za-z0-9_-]")]
 _READ_BLOCK = 1 << 20
-_ERRORS = {code: {"model": ErrorResponse} for code in (404, 413, 415, 422, 503)}
+_ERRORS = {code: {"model": ErrorResponse} for code in (403, 404, 413, 415, 422, 503)}
 
 
 async def _read_limited(upload: UploadFile, limit: int) -> bytes:
@@ -38,20 +37,31 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def _info(runtime: Runtime, record: DocumentRecord) -> DocumentInfo:
-    status, job = runtime.summary_status(record)
+def document_info(view: DocumentView) -> DocumentInfo:
+    r, job = view.record, view.job
     return DocumentInfo(
-        **record.public(),
-        summary_status=status,
+        doc_id=r.doc_id,
+        space_id=r.space_id,
+        filename=r.filename,
+        ext=r.ext,
+        language=r.language,
+        chunks=r.chunks,
+        tokens=r.tokens,
+        chars=r.chars,
+        size_bytes=r.size_bytes,
+        created_at=r.created_at,
+        summary_status=view.summary_status,
         summary_job_id=job.job_id if job else None,
-        summary_progress=job.progress if job and status != "done" else None,
+        summary_progress=JobProgressOut.model_validate(job.progress.model_dump())
+        if job and view.summary_status != "done"
+        else None,
     )
 
 
 @router.post("/ingest", response_model=IngestResponse, responses=_ERRORS)
 async def ingest(
     request: Request,
-    runtime: RuntimeDep,
+    assistant: AssistantDep,
     access: AccessDep,
     file: Annotated[UploadFile, File(description=".txt .md .pdf .docx .html; text in any common encoding")],
     space_id: Annotated[str, Form(pattern=SPACE_PATTERN)] = "default",
@@ -65,12 +75,9 @@ async def ingest(
     access.check_space(space_id)
     filename = file.filename or ""
     file_kind(filename)  # refuse unsupported types before reading the body
-    data = await _read_limited(file, runtime.ingestor.max_upload_bytes)
-    result = await asyncio.to_thread(runtime.ingestor.ingest, space_id, filename, data)
-    r = result.record
-    job = None
-    if generate_summary and runtime.summary_status(r)[0] != "done":
-        job = runtime.jobs.submit(r, r.language)
+    data = await _read_limited(file, int(assistant.settings.max_upload_mb * 1024 * 1024))
+    done = await assistant.ingest(space_id, filename, data, generate_summary)
+    r = done.document.record
     return IngestResponse(
         doc_id=r.doc_id,
         space_id=r.space_id,
@@ -78,35 +85,34 @@ async def ingest(
         language=r.language,
         chunks=r.chunks,
         tokens=r.tokens,
-        duplicate=result.duplicate,
-        summary_pending=job is not None and job.status in ("pending", "running"),
-        job_id=job.job_id if job else None,
+        duplicate=done.duplicate,
+        summary_pending=done.job is not None and done.job.status in ("pending", "running"),
+        job_id=done.job.job_id if done.job else None,
     )
 
 
-@router.get("/documents", response_model=DocumentList)
-async def list_documents(runtime: RuntimeDep, access: AccessDep, space_id: SpaceQuery = "default") -> DocumentList:
+@router.get("/documents", response_model=DocumentList, responses=_ERRORS)
+async def list_documents(assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default") -> DocumentList:
     """The space's documents, oldest first, with their summary status."""
     access.check_space(space_id)
-    records = await asyncio.to_thread(runtime.registry.list, space_id)
-    return DocumentList(space_id=space_id, documents=[_info(runtime, r) for r in records])
+    views = await assistant.documents(space_id)
+    return DocumentList(space_id=space_id, documents=[document_info(v) for v in views])
 
 
 @router.get("/documents/{doc_id}", response_model=DocumentInfo, responses=_ERRORS)
 async def get_document(
-    doc_id: str, runtime: RuntimeDep, access: AccessDep, space_id: SpaceQuery = "default"
+    doc_id: str, assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default"
 ) -> DocumentInfo:
     """One document's metadata. A document of another space is `not_found`."""
     access.check_space(space_id)
-    return _info(runtime, runtime.document(space_id, doc_id))
+    return document_info(await assistant.document(space_id, doc_id))
 
 
 @router.delete("/documents/{doc_id}", response_model=DeleteResponse, responses=_ERRORS)
 async def delete_document(
-    doc_id: str, runtime: RuntimeDep, access: AccessDep, space_id: SpaceQuery = "default"
+    doc_id: str, assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default"
 ) -> DeleteResponse:
-    """Remove the document's vectors, files and metadata."""
+    """Stop the document's summary runs and remove its vectors, files, summaries and jobs."""
     access.check_space(space_id)
-    if not await asyncio.to_thread(runtime.delete_document, space_id, doc_id):
-        raise NotFound(f"no document {doc_id!r} in space {space_id!r}", doc_id=doc_id, space_id=space_id)
+    await assistant.delete(space_id, doc_id)
     return DeleteResponse(doc_id=doc_id, space_id=space_id, deleted=True)

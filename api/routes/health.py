@@ -2,28 +2,77 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from docassist.api.deps import AccessDep, RuntimeDep
-from docassist.api.schemas import HealthResponse, ModelConfigResponse
+from docassist.api.deps import AccessDep, AssistantDep
+from docassist.api.schemas import EndpointConfig, ErrorResponse, HealthChecks, HealthResponse, ModelConfigResponse
+from docassist.pipelines.errors import InvalidInput
+from docassist.pipelines.health import CAPABILITIES
 
 router = APIRouter(tags=["service"])
 
 
-@router.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
-async def health(runtime: RuntimeDep) -> JSONResponse:
-    """Checks the vector store and every LLM endpoint. 503 when the service cannot serve:
-    the vector store is down or no LLM endpoint answers. Open even when API keys are set."""
-    report = await runtime.health()
-    return JSONResponse(report, status_code=503 if report["status"] == "unavailable" else 200)
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    responses={
+        503: {
+            "model": HealthResponse,
+            "description": "the vector store is down, an LLM endpoint is "
+            "stalled, or a capability named in `require` is down",
+        },
+        422: {"model": ErrorResponse},
+    },
+)
+async def health(
+    assistant: AssistantDep,
+    require: str = Query(
+        default="",
+        description="comma-separated capabilities (ingest, search, summaries, answers) that must not be down, else 503",
+    ),
+) -> JSONResponse:
+    """What works now, capability by capability. 200 while the service can serve (`ok` or
+    `degraded`: an LLM endpoint down or restarting leaves ingest and search working); 503 when
+    the vector store is down or an LLM endpoint is stalled (it accepts calls and makes no
+    progress). Open even when API keys are set."""
+    wanted = tuple(c.strip() for c in require.split(",") if c.strip())
+    unknown = sorted(set(wanted) - set(CAPABILITIES))
+    if unknown:
+        raise InvalidInput(f"unknown capability {', '.join(unknown)}; choose from {', '.join(CAPABILITIES)}")
+    report = await assistant.health()
+    body = HealthResponse(
+        status=report.status,
+        capabilities=report.capabilities,
+        checks=HealthChecks(
+            vector_store=asdict(report.vector_store),
+            llm={name: {**asdict(h), "ok": h.ok} for name, h in report.llm.items()},
+        ),
+        reasons=report.reasons,
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=report.http_status(wanted))  # type: ignore[arg-type]
 
 
-@router.get("/model-config", response_model=ModelConfigResponse)
+@router.get("/model-config", response_model=ModelConfigResponse, responses={404: {"model": ErrorResponse}})
 async def model_config(
-    runtime: RuntimeDep,
+    assistant: AssistantDep,
     _: AccessDep,
-    endpoint: str | None = Query(default=None, description="endpoint name; default: answers"),
-) -> dict:
+    endpoint: str | None = Query(default=None, description="endpoint name; default: the one that answers"),
+) -> ModelConfigResponse:
     """The model in force for an endpoint (default: the one that answers), and all endpoints."""
-    return runtime.model_config(endpoint)
+    cfg = assistant.model_config(endpoint)
+    chosen = cfg.endpoint
+    return ModelConfigResponse(
+        model_name=chosen.model_name,
+        provider=chosen.provider,
+        context_window=chosen.context_window,
+        summarization_threshold=chosen.summarization_threshold,
+        summarization_max_output=chosen.summarization_max_output,
+        endpoint=chosen.name,
+        profile=cfg.profile,
+        max_tokens=cfg.max_tokens,
+        routing=cfg.routing,
+        endpoints={n: EndpointConfig.model_validate(asdict(e)) for n, e in cfg.endpoints.items()},
+    )

@@ -4,32 +4,38 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from docassist.api.auth import Access
-from docassist.api.deps import AccessDep, RuntimeDep
-from docassist.api.schemas import ErrorResponse, JobResponse
-from docassist.pipelines.errors import NotFound
-from docassist.pipelines.runtime import Runtime
+from docassist.api.deps import AccessDep, AssistantDep
+from docassist.api.schemas import ErrorResponse, JobProgressOut, JobResponse
 from docassist.pipelines.summaries.store import Job
 
 router = APIRouter(tags=["jobs"])
+_ERRORS = {c: {"model": ErrorResponse} for c in (404, 422)}
 
 
-def _visible(runtime: Runtime, access: Access, job_id: str) -> Job:
-    job = runtime.summary_store.get_job(job_id)
-    if job is None:
-        raise NotFound(f"no job {job_id!r}", job_id=job_id)
-    access.check_space(job.space_id)
-    return job
+def job_response(job: Job) -> JobResponse:
+    return JobResponse(
+        job_id=job.job_id,
+        doc_id=job.doc_id,
+        space_id=job.space_id,
+        language=job.language,
+        status=job.status,
+        progress=JobProgressOut.model_validate(job.progress.model_dump()),
+        error=job.error,
+        retryable=job.retryable,
+        attempts=job.attempts,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+    )
 
 
-@router.get("/jobs/{job_id}", response_model=JobResponse, responses={404: {"model": ErrorResponse}})
-async def get_job(job_id: str, runtime: RuntimeDep, access: AccessDep) -> JobResponse:
-    """Status (`pending`, `running`, `done`, `failed`), progress and, on failure, the error."""
-    return JobResponse(**_visible(runtime, access, job_id).public())
+@router.get("/jobs/{job_id}", response_model=JobResponse, responses=_ERRORS)
+async def get_job(job_id: str, assistant: AssistantDep, access: AccessDep) -> JobResponse:
+    """Status (`pending`, `running`, `done`, `failed`), progress and, on failure, the error. A job of
+    a space the key cannot reach is `not_found`, exactly like a job that does not exist."""
+    return job_response(assistant.job(job_id, access.spaces))
 
 
-@router.post("/jobs/{job_id}/retry", response_model=JobResponse, responses={404: {"model": ErrorResponse}})
-async def retry_job(job_id: str, runtime: RuntimeDep, access: AccessDep) -> JobResponse:
+@router.post("/jobs/{job_id}/retry", response_model=JobResponse, responses=_ERRORS)
+async def retry_job(job_id: str, assistant: AssistantDep, access: AccessDep) -> JobResponse:
     """Queue a failed job again; other jobs are returned as they are."""
-    _visible(runtime, access, job_id)
-    return JobResponse(**runtime.jobs.retry(job_id).public())
+    return job_response(assistant.retry_job(job_id, access.spaces))

@@ -2,51 +2,62 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
-from docassist.api.deps import AccessDep, RuntimeDep
+from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.schemas import ErrorResponse, SummarizeRequest, SummarizeResponse
+from docassist.pipelines.summaries.events import EVENT_TYPES, encode
 
 router = APIRouter(tags=["summaries"])
-_ERRORS = {code: {"model": ErrorResponse} for code in (404, 422, 503)}
+_ERRORS = {code: {"model": ErrorResponse} for code in (403, 404, 422, 503)}
+_STREAM_SCHEMA = {
+    "description": "server-sent events; each `data:` line is the JSON of the event named in `event:`",
+    "content": {
+        "text/event-stream": {
+            "schema": {
+                "oneOf": [
+                    {"title": name, **cls.model_json_schema(ref_template="#/components/schemas/{model}")}
+                    for name, cls in EVENT_TYPES.items()
+                ]
+            }
+        }
+    },
+}
 
 
 @router.post("/summarize", response_model=SummarizeResponse, responses=_ERRORS)
-async def summarize(body: SummarizeRequest, runtime: RuntimeDep, access: AccessDep) -> SummarizeResponse:
+async def summarize(body: SummarizeRequest, assistant: AssistantDep, access: AccessDep) -> SummarizeResponse:
     """The whole document's summary in its language (or `language`): one LLM call when it fits
     the model's budget, map-reduce otherwise. A cached summary comes back with `cached: true`."""
     access.check_space(body.space_id)
-    record = runtime.document(body.space_id, body.doc_id)
-    data = await runtime.summaries.summarize(record, body.language, body.force)
+    done = await assistant.summarize(body.space_id, body.doc_id, body.language, body.force)
     return SummarizeResponse(
-        doc_id=record.doc_id,
-        summary=data["summary"],
-        language=data["language"],
-        cached=data["cached"],
-        strategy=data["strategy"],
-        timing=data["timing"],
-        usage=data["usage"],
+        doc_id=done.doc_id,
+        summary=done.summary,
+        language=done.language,
+        cached=done.cached,
+        strategy=done.strategy,
+        timing=done.timing,
+        usage=done.usage,
     )
 
 
-@router.post("/summarize-stream", responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS})
-async def summarize_stream(body: SummarizeRequest, runtime: RuntimeDep, access: AccessDep) -> EventSourceResponse:
+@router.post("/summarize-stream", responses={200: _STREAM_SCHEMA, **_ERRORS})
+async def summarize_stream(body: SummarizeRequest, assistant: AssistantDep, access: AccessDep) -> EventSourceResponse:
     """Server-sent events: `start` (before any LLM work), `processing` per map/reduce step with an
     ETA, `summary` deltas as the final pass writes, then `complete` — or `error`. Disconnecting
     cancels the LLM work unless a background job needs the same summary."""
     access.check_space(body.space_id)
-    record = runtime.document(body.space_id, body.doc_id)
-    flight = runtime.summaries.start(record, body.language, body.force)
+    following = assistant.summary_events(body.space_id, body.doc_id, body.language, body.force)
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        async with runtime.summaries.following(flight) as stream:
+        async with following as stream:
             async for ev in stream:
-                yield {"event": ev.name, "data": json.dumps(ev.data, ensure_ascii=False)}
-                if ev.name in ("complete", "error"):
+                yield encode(ev)
+                if ev.terminal:
                     return
 
     return EventSourceResponse(events(), ping=10, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

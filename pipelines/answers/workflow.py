@@ -1,21 +1,23 @@
 """`/ask` as a LlamaIndex Workflow: retrieve, decide, maybe condense, answer.
 
-    StartEvent ─retrieve─▶ ContextRetrieved ─route─▶ ContextReady ─answer─▶ StopEvent
-                                              └────▶ CondenseQueued ─condense─▶ ContextReady
+    AskInput ─retrieve─▶ ContextRetrieved ─route─▶ ContextReady ─answer─▶ AnswerResult
+                                            └────▶ CondenseQueued ─condense─▶ ContextReady
 
-`mode=auto` condenses the retrieved context (the tree summarizer, focused on the question)
-when its tokens exceed the model's `summarization_threshold` or do not fit the answer call;
-`summarize` always condenses; `direct` never does and keeps the best chunks that fit. The
-answer is written in the language of the question, checked, and retried once if wrong.
+`auto` condenses the retrieved context (the tree summarizer, focused on the question) when its
+tokens exceed the model's `summarization_threshold` or do not fit the answer call; `summarize`
+always condenses; `direct` never does and keeps the best chunks that fit. A space with nothing
+relevant gets a plain statement and no LLM call. The answer streams (`AnswerDelta`), in the
+language of the question, checked, and retried once if wrong.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
-from typing import Any, Literal
+from typing import Literal
 
-from llama_index.core.workflow import Context, Event, StartEvent, StopEvent, Workflow, step
+from pydantic import BaseModel, Field
+from workflows import Context, Workflow, step
+from workflows.events import Event, StartEvent, StopEvent
 
 from docassist.pipelines.documents.language import detect_language, label
 from docassist.pipelines.llm.caller import Completion, LLMCaller
@@ -23,7 +25,8 @@ from docassist.pipelines.llm.endpoints import Endpoint
 from docassist.pipelines.llm.prompts import render
 from docassist.pipelines.logs import event
 from docassist.pipelines.search.retrieval import Retriever, Source
-from docassist.pipelines.summaries.workflow import SummarizeWorkflow, SummaryJobSpec
+from docassist.pipelines.summaries.events import Usage
+from docassist.pipelines.summaries.workflow import RunStats, SummarizeInput, SummarizeWorkflow, SummaryResult
 
 Mode = Literal["auto", "summarize", "direct"]
 NO_CONTEXT = {
@@ -33,8 +36,19 @@ NO_CONTEXT = {
 }
 
 
+def format_context(sources: list[Source]) -> str:
+    return "\n\n".join(f"[{i}] {s.filename}:\n{s.text}" for i, s in enumerate(sources, 1))
+
+
+class AskInput(StartEvent):
+    q: str
+    space_id: str
+    top_k: int
+    mode: Mode
+
+
 class ContextRetrieved(Event):
-    sources: list[dict[str, Any]]
+    sources: list[Source]
     context: str
     context_tokens: int
 
@@ -48,12 +62,45 @@ class ContextReady(Event):
     summarized: bool
 
 
-def format_context(sources: list[Source] | list[dict[str, Any]]) -> str:
-    blocks = []
-    for i, s in enumerate(sources, 1):
-        d = s if isinstance(s, dict) else asdict(s)
-        blocks.append(f"[{i}] {d['filename']}:\n{d['text']}")
-    return "\n\n".join(blocks)
+class ContextChosen(Event):
+    """Written to the stream once the sources of the answer are known (before any answer text)."""
+
+    sources: list[Source]
+    summarized: bool
+    context_tokens: int
+    language: str
+
+
+class AnswerDelta(Event):
+    delta: str
+    reset: bool = False
+
+
+class AskState(BaseModel):
+    q: str = ""
+    space_id: str = ""
+    mode: Mode = "auto"
+    language: str = "en"
+    context_tokens: int = 0
+    sources: list[Source] = Field(default_factory=list)
+    stats: RunStats = Field(default_factory=RunStats)
+    timing: dict[str, float] = Field(default_factory=dict)
+    lap_started: float = 0.0
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timing[f"{name}_s"] = round(now - self.lap_started, 3)
+        self.lap_started = now
+
+
+class AnswerResult(StopEvent):
+    answer: str
+    summarized: bool
+    language: str
+    context_tokens: int
+    sources: list[Source]
+    usage: Usage
+    timing: dict[str, float]
 
 
 class AskWorkflow(Workflow):
@@ -64,68 +111,54 @@ class AskWorkflow(Workflow):
         answer_endpoint: Endpoint,
         map_endpoint: Endpoint,
         reduce_endpoint: Endpoint,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(timeout=None, **kwargs)
+        super().__init__(timeout=None)
         self.retriever, self.caller = retriever, caller
         self.answer_ep, self.map_ep, self.reduce_ep = answer_endpoint, map_endpoint, reduce_endpoint
-        self.calls: list[Completion] = []
-        self.condense_stats: dict[str, Any] = {}
-        self.timing: dict[str, float] = {}
-        self._t = time.perf_counter()
-
-    def _lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.timing[f"{name}_s"] = round(now - self._t, 3)
-        self._t = now
 
     @property
-    def _out(self) -> int:
-        return min(self.answer_ep.spec.summarization_max_output, self.caller.max_tokens)
+    def _output(self) -> int:
+        return self.caller.limits.output(self.answer_ep.spec.summarization_max_output)
 
-    async def _answer_room(self, ctx: Context) -> int:
+    async def _answer_room(self, st: AskState) -> int:
         """Tokens of context the answer call can take."""
-        q, lang = await ctx.store.get("q"), await ctx.store.get("language")
-        empty = render("answer", self.answer_ep.spec.prompt_style, lang, context="", question=q)
-        overhead = await self.caller.prompt_tokens(self.answer_ep, empty)
-        return self.answer_ep.spec.context_window - overhead - self._out - self.caller.safety_margin
+        empty = render("answer", self.answer_ep.style, st.language, context="", question=st.q)
+        overhead = await self.answer_ep.tokens.exact_prompt(empty, self.answer_ep.style)
+        return self.caller.limits.room(self.answer_ep.spec.context_window, overhead, self._output)
 
     @step
-    async def retrieve(self, ctx: Context, ev: StartEvent) -> ContextRetrieved:
-        q, space_id, top_k, mode = ev.q, ev.space_id, ev.top_k, ev.mode
-        language = detect_language(q).code
-        await ctx.store.set("q", q)
-        await ctx.store.set("mode", mode)
-        await ctx.store.set("language", language)
-        await ctx.store.set("space_id", space_id)
+    async def retrieve(self, ctx: Context[AskState], ev: AskInput) -> ContextRetrieved:
+        language = detect_language(ev.q).code
+        async with ctx.store.edit_state() as st:
+            st.q, st.space_id, st.mode, st.language = ev.q, ev.space_id, ev.mode, language
+            st.lap_started = time.perf_counter()
         event(f"[Language Detection] Input text language: {label(language)}", "(the question)", language=language)
-        result = await self.retriever.search(q, space_id, top_k)
-        self.timing["retrieval_embed_ms"] = result.timing["embed_ms"]
-        self.timing["retrieval_search_ms"] = result.timing["search_ms"]
-        sources = [asdict(s) for s in result.sources]
-        context = format_context(sources)
-        tokens = await self.answer_ep.count_tokens(context) if context else 0
-        self._lap("retrieval")
+        result = await self.retriever.search(ev.q, ev.space_id, ev.top_k)
+        context = format_context(result.sources)
+        tokens = await self.answer_ep.tokens.exact(context) if context else 0
+        async with ctx.store.edit_state() as st:
+            st.timing["retrieval_embed_ms"] = result.timing["embed_ms"]
+            st.timing["retrieval_search_ms"] = result.timing["search_ms"]
+            st.context_tokens = tokens
+            st.lap("retrieval")
         event(
             "[RAG CONTEXT]",
-            f"{len(sources)} chunks from {len({s['doc_id'] for s in sources})} documents · "
-            f"{len(context):,} chars · {tokens:,} tokens (threshold "
-            f"{self.answer_ep.spec.summarization_threshold:,})",
-            chunks=len(sources),
+            f"{len(result.sources)} chunks from {len({s.doc_id for s in result.sources})} documents · "
+            f"{len(context):,} chars · {tokens:,} tokens (threshold {self.answer_ep.spec.summarization_threshold:,})",
+            chunks=len(result.sources),
             context_tokens=tokens,
         )
-        return ContextRetrieved(sources=sources, context=context, context_tokens=tokens)
+        return ContextRetrieved(sources=result.sources, context=context, context_tokens=tokens)
 
     @step
-    async def route(self, ctx: Context, ev: ContextRetrieved) -> ContextReady | CondenseQueued:
-        mode: Mode = await ctx.store.get("mode")
-        await ctx.store.set("context_tokens", ev.context_tokens)
-        threshold = self.answer_ep.spec.summarization_threshold
-        room = await self._answer_room(ctx)
+    async def route(self, ctx: Context[AskState], ev: ContextRetrieved) -> ContextReady | CondenseQueued:
+        st = await ctx.store.get_state()
+        mode = st.mode
         if not ev.sources:
             event(f"[RAG] Mode: {mode} → no context", "nothing in the space matches; no LLM call")
-            await ctx.store.set("sources", [])
             return ContextReady(context="", summarized=False)
+        threshold = self.answer_ep.spec.summarization_threshold
+        room = await self._answer_room(st)
         if mode == "summarize" or (mode == "auto" and (ev.context_tokens > threshold or ev.context_tokens > room)):
             why = (
                 "forced"
@@ -134,13 +167,13 @@ class AskWorkflow(Workflow):
                 + (f"threshold {threshold:,}" if ev.context_tokens > threshold else f"answer room {room:,}")
             )
             event(f"[RAG] Mode: {mode} → summarize context first", why, mode=mode, summarized=True)
-            await ctx.store.set("sources", ev.sources)
+            await self._choose(ctx, ev.sources, summarized=True)
             return CondenseQueued(context=ev.context)
         kept = ev.sources
         if ev.context_tokens > room:  # direct: keep the best chunks that fit
             kept, used = [], 0
             for s in ev.sources:
-                n = await self.answer_ep.count_tokens(format_context([s]))
+                n = await self.answer_ep.tokens.exact(format_context([s]))
                 if used + n > room:
                     break
                 kept.append(s)
@@ -153,70 +186,69 @@ class AskWorkflow(Workflow):
             mode=mode,
             summarized=False,
         )
-        await ctx.store.set("sources", kept)
+        await self._choose(ctx, kept, summarized=False)
         return ContextReady(context=format_context(kept), summarized=False)
 
-    @step
-    async def condense(self, ctx: Context, ev: CondenseQueued) -> ContextReady:
-        spec = SummaryJobSpec(
-            text=ev.context,
-            language=await ctx.store.get("language"),
-            map_endpoint=self.map_ep,
-            reduce_endpoint=self.reduce_ep,
-            caller=self.caller,
-            max_output=min(self.reduce_ep.spec.summarization_max_output, self.caller.max_tokens),
-            question=await ctx.store.get("q"),
+    async def _choose(self, ctx: Context[AskState], sources: list[Source], summarized: bool) -> None:
+        async with ctx.store.edit_state() as st:
+            st.sources = sources
+        ctx.write_event_to_stream(
+            ContextChosen(
+                sources=sources, summarized=summarized, context_tokens=st.context_tokens, language=st.language
+            )
         )
-        wf = SummarizeWorkflow(spec)
-        result = await wf.run()
-        self.condense_stats = {
-            "calls": wf.stats.calls,
-            "prompt_tokens": wf.stats.prompt_tokens,
-            "completion_tokens": wf.stats.completion_tokens,
-            "strategy": result["strategy"],
-            "llm_s": wf.stats.llm_seconds,
-        }
-        self._lap("summarize")
-        return ContextReady(context=result["summary"], summarized=True)
 
     @step
-    async def answer(self, ctx: Context, ev: ContextReady) -> StopEvent:
-        q, lang = await ctx.store.get("q"), await ctx.store.get("language")
-        style = self.answer_ep.spec.prompt_style
+    async def condense(self, ctx: Context[AskState], ev: CondenseQueued) -> ContextReady:
+        st = await ctx.store.get_state()
+        wf = SummarizeWorkflow(self.caller, self.map_ep, self.reduce_ep)
+        result: SummaryResult = await wf.run(
+            start_event=SummarizeInput(text=ev.context, language=st.language, question=st.q)
+        )
+        async with ctx.store.edit_state() as edited:
+            edited.stats = result.stats.model_copy(update={"parts": 0})
+            edited.lap("summarize")
+        return ContextReady(context=result.summary, summarized=True)
+
+    @step
+    async def answer(self, ctx: Context[AskState], ev: ContextReady) -> AnswerResult:
+        st = await ctx.store.get_state()
         text = ""
         if not ev.context:  # an empty space: say so rather than let the model invent an answer
-            self._lap("answer")
-            message = NO_CONTEXT.get(lang, NO_CONTEXT["en"]).format(space=await ctx.store.get("space_id"))
-            return StopEvent(
-                result={"answer": message, "summarized": False, "language": lang, "context_tokens": 0, "sources": []}
+            text = NO_CONTEXT.get(st.language, NO_CONTEXT["en"]).format(space=st.space_id)
+            ctx.write_event_to_stream(
+                ContextChosen(sources=[], summarized=False, context_tokens=0, language=st.language)
             )
-        for attempt in (0, 1):
-            prompt = render("answer", style, lang, context=ev.context or "—", question=q, strict=attempt == 1)
-            result = await self.caller.complete(self.answer_ep, prompt, purpose="answer", max_output=self._out)
-            self.calls.append(result)
-            text = result.text
-            got = detect_language(text).code if text else lang
-            if got == lang or len(text) < 20:
-                break
-            event("[Language Check] Wrong language, retrying once", f"expected {lang}, got {got}", level=30)
-        self._lap("answer")
-        return StopEvent(
-            result={
-                "answer": text,
-                "summarized": ev.summarized,
-                "language": lang,
-                "context_tokens": await ctx.store.get("context_tokens", default=0),
-                "sources": await ctx.store.get("sources", default=[]),
-            }
+            ctx.write_event_to_stream(AnswerDelta(delta=text))
+        else:
+            for attempt in (0, 1):
+                prompt = render(
+                    "answer", self.answer_ep.style, st.language, context=ev.context, question=st.q, strict=attempt == 1
+                )
+                final: Completion | None = None
+                first = True
+                async for item in self.caller.stream(self.answer_ep, prompt, purpose="answer", max_output=self._output):
+                    if isinstance(item, Completion):
+                        final = item
+                    else:
+                        ctx.write_event_to_stream(AnswerDelta(delta=item, reset=attempt == 1 and first))
+                        first = False
+                assert final is not None
+                async with ctx.store.edit_state() as edited:
+                    edited.stats.add(final)
+                text = final.text
+                got = detect_language(text).code if text else st.language
+                if got == st.language or len(text) < 20:
+                    break
+                event("[Language Check] Wrong language, retrying once", f"expected {st.language}, got {got}", level=30)
+        async with ctx.store.edit_state() as st:
+            st.lap("answer")
+        return AnswerResult(
+            answer=text,
+            summarized=ev.summarized,
+            language=st.language,
+            context_tokens=st.context_tokens if ev.context else 0,
+            sources=st.sources if ev.context else [],
+            usage=st.stats.usage(),
+            timing=st.timing,
         )
-
-    def usage(self) -> dict[str, Any]:
-        prompt = sum(c.prompt_tokens for c in self.calls) + self.condense_stats.get("prompt_tokens", 0)
-        completion = sum(c.completion_tokens for c in self.calls) + self.condense_stats.get("completion_tokens", 0)
-        seconds = sum(c.seconds for c in self.calls) + self.condense_stats.get("llm_s", 0.0)
-        return {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "tokens_per_second": round(completion / seconds, 1) if seconds else 0.0,
-            "llm_calls": len(self.calls) + self.condense_stats.get("calls", 0),
-        }

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import shutil
 import threading
 import time
@@ -27,21 +26,15 @@ from llama_index.core.utils import get_tokenizer
 from docassist.pipelines.documents.extract import extract_text, file_kind
 from docassist.pipelines.documents.language import detect_language
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
-from docassist.pipelines.errors import InvalidInput, TooLarge
+from docassist.pipelines.errors import TooLarge
 from docassist.pipelines.logs import event
 from docassist.pipelines.search.store import Store
+from docassist.pipelines.spaces import check_space_id
 
-SPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CHUNK_TOKENS = 300
 CHUNK_OVERLAP = 40
 _POINT_NS = uuid.UUID("6f1c3e52-5d0b-4a53-9e4e-3f2a7c9b1d10")
 _HIDDEN_KEYS = ["space_id", "filename", "language", "chunk"]
-
-
-def check_space_id(space_id: str) -> str:
-    if not isinstance(space_id, str) or not SPACE_ID.match(space_id):
-        raise InvalidInput("space_id must be 1-64 characters of A-Z, a-z, 0-9, _ and -", space_id=space_id)
-    return space_id
 
 
 def make_doc_id(space_id: str, data: bytes) -> str:

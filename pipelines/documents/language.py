@@ -26,6 +26,7 @@ NAMES = {
     "pt": ("Portuguese", "Português"),
     "kk": ("Kazakh", "Қазақ"),
 }
+SUPPORTED_LANGUAGES = tuple(NAMES)  # what a summary may be asked for: the languages the prompts name
 _SAMPLE_CHARS = 4000
 _UKRAINIAN = set("іїєґІЇЄҐ")
 _BELARUSIAN = set("ўЎ")

@@ -1,10 +1,13 @@
 """The one LLM call path every pipeline uses.
 
-It counts the prompt with the endpoint's tokenizer, sizes `max_tokens` to what the context
-window leaves (SPEC.md section 4), never sends a prompt that cannot fit, waits its turn on
-the endpoint's concurrency limit, logs request and response as SPEC.md section 7 shows, and
-turns transport failures into `LLMUnavailable` and context-length refusals into
-`ContextOverflow` (callers re-split).
+A call counts its prompt with the endpoint's tokenizer, sizes `max_tokens` to what the context
+window leaves (`budget.py`; a prompt that cannot fit is never sent), waits its turn on the
+endpoint's concurrency limit, streams the answer (each token is a sign of life for `/health`),
+and logs request and response. Transport failures become `LLMUnavailable` naming the
+endpoint, context-length refusals `ContextOverflow` (callers split their input), and an
+endpoint that is down hands the call to its failover partner while nothing has been shown.
+A reasoning model that spent its whole budget thinking is asked once more with all the room
+the window leaves and low reasoning effort; reasoning text is never part of a result.
 """
 
 from __future__ import annotations
@@ -13,56 +16,13 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-
-from llama_index.core.llms import ChatMessage, MessageRole
+from dataclasses import dataclass
 
 from docassist.pipelines.errors import ContextOverflow, LLMUnavailable
+from docassist.pipelines.llm.budget import Budget, Limits
 from docassist.pipelines.llm.endpoints import Endpoint
+from docassist.pipelines.llm.prompts import Prompt
 from docassist.pipelines.logs import clock, event
-
-CHAT_OVERHEAD_TOKENS = 16  # role markers and template tokens around chat messages
-
-
-@dataclass(frozen=True)
-class Budget:
-    context_window: int
-    prompt_tokens: int
-    safety_margin: int
-    available: int
-    max_tokens: int
-
-
-def plan_budget(
-    context_window: int, prompt_tokens: int, configured_max: int, safety_margin: int, min_useful_output: int
-) -> Budget:
-    """`max_tokens = min(configured, context_window - prompt_tokens - safety_margin)`, or ContextOverflow."""
-    available = context_window - prompt_tokens - safety_margin
-    budget = Budget(context_window, prompt_tokens, safety_margin, available, min(configured_max, available))
-    if available < min_useful_output:
-        raise ContextOverflow(
-            f"prompt of {prompt_tokens} tokens leaves {available} of {context_window} for the answer; split the input",
-            **budget.__dict__,
-        )
-    return budget
-
-
-@dataclass
-class Prompt:
-    """What to send: `user` text plus an optional `system` instruction. Completion-style
-    (base) models get them joined into one text; chat models get two messages."""
-
-    user: str
-    system: str | None = None
-    primer: str = ""  # completion form: the answer's first words, already at the end of `user`
-    stop: list[str] = field(default_factory=list)
-
-    def as_text(self) -> str:
-        return f"{self.system}\n\n{self.user}" if self.system else self.user
-
-    def as_messages(self) -> list[ChatMessage]:
-        msgs = [ChatMessage(role=MessageRole.SYSTEM, content=self.system)] if self.system else []
-        return [*msgs, ChatMessage(role=MessageRole.USER, content=self.user)]
 
 
 @dataclass
@@ -75,39 +35,22 @@ class Completion:
     seconds: float
     finish_reason: str | None = None
     budget: Budget | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def tokens_per_second(self) -> float:
         return round(self.completion_tokens / self.seconds, 1) if self.seconds > 0 else 0.0
 
 
-@dataclass
 class LLMCaller:
     """Bound to the service's limits (`LLM_MAX_TOKENS`, safety margin, minimum useful output)."""
 
-    max_tokens: int
-    safety_margin: int = 64
-    min_useful_output: int = 64
-
-    async def prompt_tokens(self, endpoint: Endpoint, prompt: Prompt) -> int:
-        if endpoint.spec.prompt_style == "chat":
-            counts = await asyncio.gather(*(endpoint.count_tokens(m.content or "") for m in prompt.as_messages()))
-            return sum(counts) + CHAT_OVERHEAD_TOKENS
-        return await endpoint.count_tokens(prompt.as_text()) + 1
-
-    def guess_prompt_tokens(self, endpoint: Endpoint, prompt: Prompt) -> int:
-        """`prompt_tokens` without asking the server: exact for texts it counted before, else a guess."""
-        if endpoint.spec.prompt_style == "chat":
-            return sum(endpoint.known_tokens(m.content or "") for m in prompt.as_messages()) + CHAT_OVERHEAD_TOKENS
-        return endpoint.known_tokens(prompt.as_text()) + 1
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
 
     async def budget(self, endpoint: Endpoint, prompt: Prompt, max_output: int | None = None) -> Budget:
-        tokens = await self.prompt_tokens(endpoint, prompt)
-        configured = min(self.max_tokens, max_output or self.max_tokens)
-        budget = plan_budget(
-            endpoint.spec.context_window, tokens, configured, self.safety_margin, self.min_useful_output
-        )
+        tokens = await endpoint.tokens.exact_prompt(prompt, endpoint.style)
+        budget = self.limits.call(endpoint.spec.context_window, tokens, max_output)
+        configured = min(self.limits.max_tokens, max_output or self.limits.max_tokens)
         event(
             "[DYNAMIC MAX_TOKENS CALCULATION]",
             "📐 Formula: available = context_window - prompt_tokens - safety_margin",
@@ -120,12 +63,134 @@ class LLMCaller:
         )
         return budget
 
+    async def complete(
+        self, endpoint: Endpoint, prompt: Prompt, *, purpose: str, max_output: int | None = None
+    ) -> Completion:
+        """One budgeted, logged call; the whole text at once. Fails over whenever the endpoint fails."""
+        async for item in self.stream(endpoint, prompt, purpose=purpose, max_output=max_output, buffered=True):
+            if isinstance(item, Completion):
+                return item
+        raise AssertionError("a call ends with its Completion")
+
+    async def stream(
+        self,
+        endpoint: Endpoint,
+        prompt: Prompt,
+        *,
+        purpose: str,
+        max_output: int | None = None,
+        buffered: bool = False,
+    ) -> AsyncIterator[str | Completion]:
+        """Text deltas as the server generates them, then the finished `Completion`. Fails over to
+        the endpoint's partner while nothing has been yielded (`buffered`: yield nothing until done)."""
+        first, shown = self._route(endpoint), False
+        try:
+            async for item in self._attempt(first, prompt, purpose, max_output, buffered):
+                shown = True
+                yield item
+        except LLMUnavailable as exc:
+            fallback = None if shown else self._failover(first, exc)
+            if fallback is None:
+                raise
+            try:
+                async for item in self._attempt(fallback, prompt, purpose, max_output, buffered):
+                    yield item
+            except LLMUnavailable as again:
+                fallback.mark_unavailable()
+                raise _both_down(exc, again) from again
+
+    async def _attempt(
+        self, endpoint: Endpoint, prompt: Prompt, purpose: str, max_output: int | None, buffered: bool
+    ) -> AsyncIterator[str | Completion]:
+        if not buffered:
+            async for item in self._call(endpoint, prompt, purpose, max_output):
+                yield item
+            return
+        items = [item async for item in self._call(endpoint, prompt, purpose, max_output)]
+        for item in items:
+            yield item
+
+    async def _call(
+        self, endpoint: Endpoint, prompt: Prompt, purpose: str, max_output: int | None, room: bool = False
+    ) -> AsyncIterator[str | Completion]:
+        budget = await self.budget(endpoint, prompt, max_output)
+        if room:
+            budget = budget.all_room()
+        llm, cap = endpoint.llm_for(budget.max_tokens)
+        extra: dict = {}
+        if endpoint.provider == "vLLM":
+            extra["stream_options"] = {"include_usage": True}
+            if endpoint.spec.reasoning:
+                extra["extra_body"] = {"reasoning_effort": "low" if room else endpoint.settings.reasoning_effort}
+        chat = endpoint.style == "chat"
+        parts: list[str] = []
+        finish: str | None = None
+        usage: dict = {}
+        async with endpoint.limiter.slot():
+            self._log_request(endpoint, prompt, budget, purpose)
+            started = time.perf_counter()
+            with endpoint.inflight.track(purpose) as call:
+                try:
+                    async with asyncio.timeout(endpoint.settings.timeout_s):
+                        if chat:
+                            gen = await llm.astream_chat(prompt.as_messages(), **cap, **extra)
+                        else:
+                            stop = {"stop": prompt.stop} if prompt.stop else {}
+                            gen = await llm.astream_complete(prompt.as_text(), formatted=True, **cap, **stop, **extra)
+                        if prompt.primer and not chat:
+                            parts.append(prompt.primer)
+                            yield prompt.primer
+                        async for chunk in gen:
+                            call.progress()
+                            finish = _finish_reason(chunk.raw) or finish
+                            usage = _usage(chunk.raw) or usage
+                            if chunk.delta:
+                                delta = chunk.delta
+                                if len(parts) == 1 and prompt.primer and not chat:
+                                    delta = _separator(delta) + delta
+                                parts.append(delta)
+                                yield delta
+                except (asyncio.CancelledError, GeneratorExit):
+                    raise
+                except TimeoutError as exc:
+                    raise self._unavailable(endpoint, exc) from exc
+                except Exception as exc:
+                    raise self._classify(endpoint, exc) from exc
+            seconds = time.perf_counter() - started
+        text = "".join(parts)
+        generated = text[len(prompt.primer) :] if prompt.primer and not chat else text
+        if not generated.strip() and endpoint.spec.reasoning and not room:
+            event(
+                "[REASONING] Empty answer: the reasoning used the whole budget",
+                f"asking once more with all {budget.available:,} tokens the window leaves and low reasoning effort",
+                endpoint=endpoint.name,
+                max_tokens=budget.max_tokens,
+                finish_reason=finish,
+                level=30,
+            )
+            async for item in self._call(endpoint, prompt, purpose, max_output, room=True):
+                yield item
+            return
+        result = Completion(
+            text=strip_reasoning(text).strip(),
+            endpoint=endpoint.name,
+            model=endpoint.settings.model,
+            prompt_tokens=usage.get("prompt_tokens") or budget.prompt_tokens,
+            completion_tokens=usage.get("completion_tokens") or await endpoint.tokens.exact_generated(generated),
+            seconds=seconds,
+            finish_reason=finish,
+            budget=budget,
+        )
+        endpoint.throughput.observe(result.prompt_tokens, result.completion_tokens, seconds)
+        self._log_response(endpoint, result)
+        yield result
+
     def _log_request(self, endpoint: Endpoint, prompt: Prompt, budget: Budget, purpose: str) -> None:
         chars = len(prompt.as_text())
         event(
             f"[LLM REQUEST → {endpoint.provider}] Model: {endpoint.settings.model}",
             f"📝 INPUT ({purpose}, endpoint {endpoint.name}):",
-            f"  - Prompt: {chars:,} chars, ~{budget.prompt_tokens:,} tokens",
+            f"  - Prompt: {chars:,} chars, {budget.prompt_tokens:,} tokens",
             f"  - Max output tokens: {budget.max_tokens:,}",
             f"🚀 Sending request to {endpoint.provider}...",
             f"  ⏰ LLM send time: {clock()}",
@@ -142,7 +207,7 @@ class LLMCaller:
             f"[LLM RESPONSE ← {endpoint.provider}]",
             f"✅ Response received from {endpoint.provider}!  ⏰ LLM receive time: {clock()}",
             "📤 OUTPUT:",
-            f"  - Response: {len(result.text):,} chars, ~{result.completion_tokens:,} tokens",
+            f"  - Response: {len(result.text):,} chars, {result.completion_tokens:,} tokens",
             f"  - Generation time: {result.seconds:.2f}s",
             f"  - Speed: ~{result.tokens_per_second} tokens/sec",
             f"  - Finish reason: {result.finish_reason}",
@@ -205,156 +270,6 @@ class LLMCaller:
         )
         return fb
 
-    async def complete(
-        self, endpoint: Endpoint, prompt: Prompt, *, purpose: str, max_output: int | None = None
-    ) -> Completion:
-        """One budgeted, logged, concurrency-limited call; returns the whole text. An endpoint
-        that is down hands the call to its configured fallback."""
-        first = self._route(endpoint)
-        try:
-            return await self._complete_on(first, prompt, purpose, max_output)
-        except LLMUnavailable as exc:
-            fb = self._failover(first, exc)
-            if fb is None:
-                raise
-            try:
-                return await self._complete_on(fb, prompt, purpose, max_output)
-            except LLMUnavailable as again:
-                fb.mark_unavailable()
-                raise _both_down(exc, again) from again
-
-    async def _complete_on(
-        self, endpoint: Endpoint, prompt: Prompt, purpose: str, max_output: int | None, room: bool = False
-    ) -> Completion:
-        budget = await self.budget(endpoint, prompt, max_output)
-        if room:  # a reasoning model spent its budget thinking: give it everything the window leaves
-            budget = Budget(
-                budget.context_window, budget.prompt_tokens, budget.safety_margin, budget.available, budget.available
-            )
-        llm, cap = endpoint.llm_for(budget.max_tokens)
-        extra = {"extra_body": {"reasoning_effort": "low"}} if room and endpoint.provider == "vLLM" else {}
-        async with endpoint.semaphore:
-            self._log_request(endpoint, prompt, budget, purpose)
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(endpoint.settings.timeout_s):
-                    if endpoint.spec.prompt_style == "chat":
-                        response = await llm.achat(prompt.as_messages(), **cap, **extra)
-                        text, raw = response.message.content or "", response.raw
-                    else:
-                        response = await llm.acomplete(prompt.as_text(), formatted=True, **cap, **_stop(prompt))
-                        text, raw = _joined(prompt.primer, response.text), response.raw
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                raise
-            except TimeoutError as exc:
-                raise self._unavailable(endpoint, exc) from exc
-            except Exception as exc:
-                raise self._classify(endpoint, exc) from exc
-            seconds = time.perf_counter() - started
-        usage = _usage(raw)
-        result = Completion(
-            text=strip_reasoning(text).strip(),
-            endpoint=endpoint.name,
-            model=endpoint.settings.model,
-            prompt_tokens=usage.get("prompt_tokens") or budget.prompt_tokens,
-            completion_tokens=usage.get("completion_tokens") or await endpoint.count_tokens(text),
-            seconds=seconds,
-            finish_reason=_finish_reason(raw),
-            budget=budget,
-        )
-        endpoint.throughput.observe(result.prompt_tokens, result.completion_tokens, seconds)
-        self._log_response(endpoint, result)
-        if not result.text and result.finish_reason == "length" and endpoint.spec.reasoning and not room:
-            event(
-                "[REASONING] Empty answer: the reasoning used the whole budget",
-                f"retrying once with all {budget.available:,} tokens the window leaves and low reasoning effort",
-                endpoint=endpoint.name,
-                max_tokens=budget.max_tokens,
-                level=30,
-            )
-            return await self._complete_on(endpoint, prompt, purpose, max_output, room=True)
-        return result
-
-    async def stream(
-        self, endpoint: Endpoint, prompt: Prompt, *, purpose: str, max_output: int | None = None
-    ) -> AsyncIterator[str | Completion]:
-        """Yields text deltas as the server generates them, then the finished `Completion`.
-        Fails over like `complete` while nothing has been yielded yet."""
-        first, yielded = self._route(endpoint), False
-        try:
-            async for item in self._stream_on(first, prompt, purpose, max_output):
-                yielded = True
-                yield item
-        except LLMUnavailable as exc:
-            fb = None if yielded else self._failover(first, exc)
-            if fb is None:
-                raise
-            try:
-                async for item in self._stream_on(fb, prompt, purpose, max_output):
-                    yield item
-            except LLMUnavailable as again:
-                fb.mark_unavailable()
-                raise _both_down(exc, again) from again
-
-    async def _stream_on(
-        self, endpoint: Endpoint, prompt: Prompt, purpose: str, max_output: int | None
-    ) -> AsyncIterator[str | Completion]:
-        budget = await self.budget(endpoint, prompt, max_output)
-        llm, cap = endpoint.llm_for(budget.max_tokens)
-        async with endpoint.semaphore:
-            self._log_request(endpoint, prompt, budget, purpose)
-            started = time.perf_counter()
-            parts: list[str] = []
-            finish: str | None = None
-            try:
-                if endpoint.spec.prompt_style == "chat":
-                    gen = await llm.astream_chat(prompt.as_messages(), **cap)
-                else:
-                    gen = await llm.astream_complete(prompt.as_text(), formatted=True, **cap, **_stop(prompt))
-                    if prompt.primer:
-                        parts.append(prompt.primer)
-                        yield prompt.primer
-                async for chunk in gen:
-                    finish = _finish_reason(chunk.raw) or finish
-                    if chunk.delta:
-                        delta = chunk.delta
-                        if prompt.primer and len(parts) == 1 and endpoint.spec.prompt_style != "chat":
-                            delta = _separator(delta) + delta
-                        parts.append(delta)
-                        yield delta
-            except (asyncio.CancelledError, GeneratorExit):
-                raise
-            except Exception as exc:
-                raise self._classify(endpoint, exc) from exc
-            seconds = time.perf_counter() - started
-        text = "".join(parts)
-        if not text.strip() and endpoint.spec.reasoning:
-            event(
-                "[REASONING] Empty streamed answer",
-                "asking again, non-streamed, with more room",
-                level=30,
-                endpoint=endpoint.name,
-                finish_reason=finish,
-            )
-            retry = await self._complete_on(endpoint, prompt, purpose, max_output, room=True)
-            if retry.text:
-                yield retry.text
-            yield retry
-            return
-        result = Completion(
-            text=strip_reasoning(text).strip(),
-            endpoint=endpoint.name,
-            model=endpoint.settings.model,
-            prompt_tokens=budget.prompt_tokens,
-            completion_tokens=await endpoint.count_tokens(text) if text else 0,
-            seconds=seconds,
-            finish_reason=finish,
-            budget=budget,
-        )
-        endpoint.throughput.observe(result.prompt_tokens, result.completion_tokens, seconds)
-        self._log_response(endpoint, result)
-        yield result
-
 
 def _both_down(first: LLMUnavailable, second: LLMUnavailable) -> LLMUnavailable:
     return LLMUnavailable(
@@ -377,32 +292,23 @@ def strip_reasoning(text: str) -> str:
     return _THINK.sub("", text).replace("<|end|>", "").replace("<|return|>", "")
 
 
-def _stop(prompt: Prompt) -> dict:
-    return {"stop": prompt.stop} if prompt.stop else {}
-
-
-def _joined(primer: str, generated: str) -> str:
-    """The primer and what the model continued it with, as one text."""
-    if not primer:
-        return generated
-    return primer + _separator(generated) + generated
-
-
 def _separator(generated: str) -> str:
     """A space between the primer and its continuation unless the model wrote one (or punctuation)."""
     return "" if not generated or generated[:1].isspace() or generated[:1] in ",.;:!?" else " "
 
 
 def _usage(raw: object) -> dict:
+    """Token usage a server reported in a streamed chunk (vLLM's last chunk with include_usage,
+    Ollama's final chunk), or {}."""
     usage = getattr(raw, "usage", None) if raw is not None else None
     if usage is None and isinstance(raw, dict):
         usage = raw.get("usage")
-        if usage is None and "eval_count" in raw:  # Ollama
+        if usage is None and raw.get("eval_count") is not None:
             return {"prompt_tokens": raw.get("prompt_eval_count"), "completion_tokens": raw.get("eval_count")}
     if usage is None:
         return {}
     if isinstance(usage, dict):
-        return usage
+        return {k: usage.get(k) for k in ("prompt_tokens", "completion_tokens")}
     return {
         "prompt_tokens": getattr(usage, "prompt_tokens", None),
         "completion_tokens": getattr(usage, "completion_tokens", None),

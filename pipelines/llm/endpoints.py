@@ -1,28 +1,28 @@
 """The endpoint registry: the one place that knows which LLM backend runs.
 
-Each configured endpoint becomes an `Endpoint`: a LlamaIndex LLM (`OpenAILike` for vLLM
-and llama.cpp, `Ollama` for Ollama with `context_window` and `num_ctx` explicit), the
-model's facts, a concurrency limit, and the server's own tokenizer where it has one
-(vLLM `POST /tokenize`, llama.cpp `POST /extras/tokenize/count`).
+Each configured endpoint becomes an `Endpoint`: a LlamaIndex LLM (`OpenAILike` for vLLM and
+llama.cpp, `Ollama` for Ollama with `context_window` and `num_ctx` explicit), the model's
+facts, its token counter (`tokens.py`), a concurrency limit that lets interactive calls
+overtake background ones, the calls in flight, and a failover partner.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
 
 import httpx
 from llama_index.core.llms import LLM
 
+from docassist.pipelines.llm.inflight import Activity, InFlight
 from docassist.pipelines.llm.scheduling import PrioritySemaphore, Throughput
+from docassist.pipelines.llm.tokens import GgufVocabulary, ServerTokenizer, TokenCounter, UpperBound
 from docassist.pipelines.settings import EndpointSettings, ModelSpec, Settings
 
-_TOKEN_CACHE_SIZE = 4096
-CHARS_PER_TOKEN_ESTIMATE = 2.0  # conservative: real tokenizers give 2.5–4.5 chars/token
-CHARS_PER_TOKEN_GUESS = 3.5  # a typical figure, before the server has counted anything
+PROBE_TIMEOUT_S = 5.0
+FAILOVER_PAUSE_S = 30.0
 
 
 def build_llm(ep: EndpointSettings, spec: ModelSpec, base_url: str) -> LLM:
@@ -53,6 +53,26 @@ def build_llm(ep: EndpointSettings, spec: ModelSpec, base_url: str) -> LLM:
 
 
 @dataclass
+class EndpointHealth:
+    """One endpoint as `/health` reports it: `ok`, `busy` with our calls (alive, not asked),
+    `stalled` (a call made no progress for longer than the stall timeout, or the server accepts
+    connections but does not answer), or `down` (refuses, errors, or is restarting)."""
+
+    state: Literal["ok", "busy", "stalled", "down"]
+    model: str
+    provider: str
+    latency_ms: float | None = None
+    error: str | None = None
+    activity: Activity | None = None
+    failover_to: str | None = None
+    restarts: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state in ("ok", "busy")
+
+
+@dataclass
 class Endpoint:
     """One LLM server as the pipelines see it."""
 
@@ -60,15 +80,31 @@ class Endpoint:
     spec: ModelSpec
     base_url: str
     llm: LLM
-    semaphore: PrioritySemaphore
+    tokens: TokenCounter
+    limiter: PrioritySemaphore
     throughput: Throughput
     context_window_source: str = "config/llm_models.json"
     fallback: Endpoint | None = None
     unavailable_until: float = 0.0
-    chars_per_token: float = CHARS_PER_TOKEN_GUESS  # learned from the server's counts; for guesses only
-    _token_cache: OrderedDict[str, int] = field(default_factory=OrderedDict)
-    _tokenizer_ok: bool | None = None
+    inflight: InFlight = field(default_factory=InFlight)
     _discovered: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def provider(self) -> str:
+        return self.settings.provider
+
+    @property
+    def style(self) -> Literal["chat", "completion"]:
+        return self.spec.prompt_style
+
+    @property
+    def root_url(self) -> str:
+        url = self.base_url.rstrip("/")
+        return url[: -len("/v1")] if url.endswith("/v1") else url
 
     def llm_for(self, max_tokens: int) -> tuple[LLM, dict]:
         """The LLM and per-call kwargs that cap generation at `max_tokens`. Ollama takes the cap
@@ -78,7 +114,7 @@ class Endpoint:
             return self.llm.model_copy(update={"additional_kwargs": extra}), {}
         return self.llm, {"max_tokens": max_tokens}
 
-    def mark_unavailable(self, seconds: float = 30.0) -> None:
+    def mark_unavailable(self, seconds: float = FAILOVER_PAUSE_S) -> None:
         self.unavailable_until = time.monotonic() + seconds
 
     @property
@@ -91,7 +127,7 @@ class Endpoint:
         if self._discovered or self.provider != "vLLM" or self.context_window_source == "LLM_CONTEXT_WINDOW":
             return
         try:
-            async with httpx.AsyncClient(timeout=5.0) as client:
+            async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as client:
                 data = (await client.get(f"{self.base_url.rstrip('/')}/models")).json().get("data", [])
         except (httpx.HTTPError, ValueError):
             return
@@ -101,117 +137,64 @@ class Endpoint:
                 self.spec = self.spec.model_copy(update={"context_window": int(entry["max_model_len"])})
                 self.context_window_source = f"server: {self.base_url.rstrip('/')}/models (max_model_len)"
 
-    @property
-    def name(self) -> str:
-        return self.settings.name
-
-    @property
-    def provider(self) -> str:
-        return self.settings.provider
-
-    @property
-    def root_url(self) -> str:
-        url = self.base_url.rstrip("/")
-        return url[: -len("/v1")] if url.endswith("/v1") else url
-
-    def estimate_tokens(self, text: str) -> int:
-        return math.ceil(len(text) / CHARS_PER_TOKEN_ESTIMATE) + 1
-
-    def guess_tokens(self, chars: int) -> int:
-        """A best guess (not a safe bound) at the tokens of `chars` characters, asking no one."""
-        return math.ceil(chars / self.chars_per_token)
-
-    def known_tokens(self, text: str) -> int:
-        """The count from the cache when the server counted this text before, else a best guess."""
-        key = hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
-        return self._token_cache.get(key) or self.guess_tokens(len(text))
-
-    async def count_tokens(self, text: str) -> int:
-        """Tokens of `text` by the server's own tokenizer, cached; a conservative estimate otherwise."""
-        key = hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
-        if key in self._token_cache:
-            self._token_cache.move_to_end(key)
-            return self._token_cache[key]
-        count = await self._server_count(text) if self._tokenizer_ok is not False else None
-        if count is None:
-            return self.estimate_tokens(text)
-        self._token_cache[key] = count
-        if len(text) >= 200 and count:
-            self.chars_per_token += 0.3 * (len(text) / count - self.chars_per_token)
-        if len(self._token_cache) > _TOKEN_CACHE_SIZE:
-            self._token_cache.popitem(last=False)
-        return count
-
-    async def _server_count(self, text: str) -> int | None:
-        if self.provider == "llama.cpp":
-            url, body = f"{self.root_url}/extras/tokenize/count", {"input": text}
-        elif self.provider == "vLLM":
-            url, body = f"{self.root_url}/tokenize", {"model": self.settings.model, "prompt": text}
-        else:
-            self._tokenizer_ok = False
-            return None
-        try:
-            async with httpx.AsyncClient(timeout=min(30.0, self.settings.timeout_s)) as client:
-                response = await client.post(url, json=body)
-            if response.status_code == 404:
-                self._tokenizer_ok = False
-                return None
-            response.raise_for_status()
-            self._tokenizer_ok = True
-            return int(response.json()["count"])
-        except (httpx.HTTPError, KeyError, ValueError):
-            return None
-
-    async def health(self) -> dict:
-        """Ask the server what it serves; never raises. A llama.cpp server that is running one of our
-        calls is not asked: it serves one request at a time, so the question would wait for the whole
-        generation (seconds to minutes) and time out; the call in progress shows it is alive (a dead
-        server fails its calls at once, and the supervisor restarts it)."""
-        if self.provider == "llama.cpp" and self.semaphore.in_use:
-            return {
-                "ok": True,
-                "latency_ms": 0.0,
-                "model": self.settings.model,
-                "provider": self.provider,
-                "busy": self.semaphore.in_use,
-            }
-        started = time.perf_counter()
+    async def health(self) -> EndpointHealth:
+        """Never raises. A stalled call makes the endpoint `stalled` without asking it; a llama.cpp
+        server running one of our calls is `busy` and not asked either (it serves one request at
+        a time, so the question would wait for the whole generation)."""
+        base = {
+            "model": self.settings.model,
+            "provider": self.provider,
+            "failover_to": self.fallback.name if self.fallback else None,
+        }
+        activity = self.inflight.activity()
+        if activity and activity.stalled(self.settings.stall_timeout_s):
+            return EndpointHealth(
+                "stalled",
+                activity=activity,
+                error=f"a call has made no progress for {activity.since_progress_s:.0f}s "
+                f"(stall timeout {self.settings.stall_timeout_s:.0f}s)",
+                **base,
+            )
+        if activity and self.provider == "llama.cpp":
+            return EndpointHealth("busy", activity=activity, **base)
         url = f"{self.root_url}/api/tags" if self.provider == "Ollama" else f"{self.base_url.rstrip('/')}/models"
+        started = time.perf_counter()
         try:
-            async with httpx.AsyncClient(timeout=5.0) as client:
+            async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as client:
                 response = await client.get(url)
-            latency = round((time.perf_counter() - started) * 1000, 1)
-            if response.status_code != 200:
-                return {
-                    "ok": False,
-                    "latency_ms": latency,
-                    "model": self.settings.model,
-                    "error": f"HTTP {response.status_code} from {url}",
-                }
-            if self.provider == "Ollama" and not _ollama_has(response.json(), self.settings.model):
-                return {
-                    "ok": False,
-                    "latency_ms": latency,
-                    "model": self.settings.model,
-                    "error": f"model {self.settings.model!r} is not pulled on {self.root_url} yet "
-                    f"(still pulling, or run: ollama pull {self.settings.model})",
-                }
-            await self.discover()
-            self.unavailable_until = 0.0
-            return {
-                "ok": True,
-                "latency_ms": latency,
-                "model": self.settings.model,
-                "provider": self.provider,
-                **({"failover_to": self.fallback.name} if self.fallback else {}),
-            }
-        except (httpx.HTTPError, ValueError) as exc:
-            return {
-                "ok": False,
-                "latency_ms": None,
-                "model": self.settings.model,
-                "error": f"{type(exc).__name__}: {exc or 'no answer'} ({url})",
-            }
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            return EndpointHealth("down", error=f"{type(exc).__name__}: {exc or 'no answer'} ({url})", **base)
+        except httpx.TimeoutException:
+            return EndpointHealth(
+                "stalled", error=f"accepts connections but did not answer in {PROBE_TIMEOUT_S:.0f}s ({url})", **base
+            )
+        except httpx.HTTPError as exc:
+            return EndpointHealth("down", error=f"{type(exc).__name__}: {exc} ({url})", **base)
+        latency = round((time.perf_counter() - started) * 1000, 1)
+        if response.status_code != 200:
+            return EndpointHealth("down", latency_ms=latency, error=f"HTTP {response.status_code} from {url}", **base)
+        if self.provider == "Ollama" and not _ollama_has(_json(response), self.settings.model):
+            return EndpointHealth(
+                "down",
+                latency_ms=latency,
+                error=f"model {self.settings.model!r} is not pulled on {self.root_url} yet "
+                f"(still pulling, or run: ollama pull {self.settings.model})",
+                **base,
+            )
+        await self.discover()
+        self.unavailable_until = 0.0
+        return EndpointHealth("busy" if activity else "ok", latency_ms=latency, activity=activity, **base)
+
+    async def close(self) -> None:
+        await self.tokens.close()
+
+
+def _json(response: httpx.Response) -> dict:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _ollama_has(tags: dict, model: str) -> bool:
@@ -219,19 +202,32 @@ def _ollama_has(tags: dict, model: str) -> bool:
     return model in names or f"{model}:latest" in names
 
 
-def build_endpoints(settings: Settings, managed_urls: dict[str, str]) -> dict[str, Endpoint]:
-    """One `Endpoint` per configured endpoint; managed ones take the URL of the server we started."""
+def token_counter(ep: EndpointSettings, root_url: str, gguf: Path | None) -> TokenCounter:
+    """The best tokenizer this endpoint has: the GGUF's vocabulary when we run the model, else the
+    server's tokenizer endpoint, else an upper bound."""
+    if gguf is not None:
+        return GgufVocabulary(gguf)
+    if ep.provider in ("vLLM", "llama.cpp"):
+        return ServerTokenizer(ep.provider, root_url, ep.model, ep.timeout_s)
+    return UpperBound()
+
+
+def build_endpoints(settings: Settings, managed: dict[str, tuple[str, Path]]) -> dict[str, Endpoint]:
+    """One `Endpoint` per configured endpoint; `managed` maps the endpoints whose server docassist
+    runs to (its URL, its GGUF)."""
     endpoints: dict[str, Endpoint] = {}
     for name, ep in settings.endpoints.items():
         spec = settings.model_spec(ep.model)
         assert spec is not None  # load_settings checked every model
-        base_url = ep.base_url or managed_urls[name]
+        base_url, gguf = managed.get(name, (ep.base_url or "", None))
+        root = base_url.rstrip("/").removesuffix("/v1")
         endpoints[name] = Endpoint(
             settings=ep,
             spec=spec,
             base_url=base_url,
             llm=build_llm(ep, spec, base_url),
-            semaphore=PrioritySemaphore(ep.max_concurrency),
+            tokens=token_counter(ep, root, gguf),
+            limiter=PrioritySemaphore(ep.max_concurrency),
             throughput=Throughput.for_provider(ep.provider),
             context_window_source="LLM_CONTEXT_WINDOW"
             if settings.context_window_override

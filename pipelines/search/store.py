@@ -36,6 +36,15 @@ PREFETCH_DEPTH = 20  # candidates per prefetch (at least top_k); DBSF normalises
 FUSION = models.Fusion.DBSF
 
 
+@dataclass
+class StoreHealth:
+    ok: bool
+    mode: str
+    latency_ms: float | None = None
+    collection: str | None = None
+    error: str | None = None
+
+
 @dataclass(frozen=True)
 class Hit:
     node: TextNode
@@ -166,20 +175,17 @@ class Store:
         result = store.parse_to_query_result(response.points)
         return [Hit(node=n, score=float(s)) for n, s in zip(result.nodes, result.similarities or [], strict=False)]  # type: ignore[arg-type]
 
-    def health(self) -> dict:
+    def health(self) -> StoreHealth:
         started = time.perf_counter()
+        mode = "local" if self.local else "server"
         try:
             _ = self.vector_store
             with self._guard():
                 self.client.get_collection(self.collection)
-            return {
-                "ok": True,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
-                "mode": "local" if self.local else "server",
-                "collection": self.collection,
-            }
+            latency = round((time.perf_counter() - started) * 1000, 1)
+            return StoreHealth(ok=True, mode=mode, latency_ms=latency, collection=self.collection)
         except Exception as exc:
-            return {"ok": False, "error": str(exc), "mode": "local" if self.local else "server"}
+            return StoreHealth(ok=False, mode=mode, error=str(exc))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -1,21 +1,21 @@
 """Background summary jobs on huey: a durable queue plus worker threads, inside the service.
 
 huey keeps the queue (SQLite under DATA_DIR for the local profile; `JOBS_REDIS_URL` selects
-its Redis storage behind the same API for deployments with several backend workers). Its
-worker threads hand each job to the service's event loop, where the summary runs as a
-background flight: it yields LLM endpoints to interactive requests and never blocks the
-loop. Job status and progress live in `SummaryStore.jobs`. A job that was running when the
-process stopped is queued again at the next start and resumes from its memoised partial
-results; a job that failed because an endpoint was down is marked retryable.
+its Redis storage behind the same API). Its worker threads hand each job to the service's
+event loop, where the summary runs as a background flight: it yields LLM endpoints to
+interactive requests and never blocks the loop. Job status and progress live in the summary
+store's `jobs` table. A job that was running when the process stopped is queued again at the
+next start and resumes from its memoised partial results; a job that failed because an
+endpoint was down is marked retryable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
 
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
@@ -25,6 +25,7 @@ from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.errors import NotFound
 from docassist.pipelines.llm.scheduling import background
 from docassist.pipelines.logs import event, request_id_var
+from docassist.pipelines.summaries.events import JobProgress, SummaryComplete, SummaryError
 from docassist.pipelines.summaries.service import SummaryService
 from docassist.pipelines.summaries.store import Job, SummaryStore
 
@@ -70,7 +71,9 @@ class JobRunner:
         resumed = 0
         for job in self.store.unfinished_jobs():
             if job.status == "running":
-                self.store.update_job(job.job_id, status="pending", progress={**job.progress, "resumed": True})
+                self.store.update_job(
+                    job.job_id, status="pending", progress=job.progress.model_copy(update={"resumed": True})
+                )
                 self._task(job.job_id)
                 resumed += 1
                 event(
@@ -100,15 +103,12 @@ class JobRunner:
         )
         return job
 
-    def retry(self, job_id: str) -> Job:
-        job = self.store.get_job(job_id)
-        if job is None:
-            raise NotFound(f"no job {job_id!r}", job_id=job_id)
+    def retry(self, job: Job) -> Job:
         if job.status == "failed":
-            self.store.update_job(job_id, status="pending", error=None, retryable=0, progress={"stage": "queued"})
-            self._task(job_id)
-            event("Background job retried", f"job_id={job_id}", job_id=job_id)
-        return self.store.get_job(job_id) or job
+            self.store.update_job(job.job_id, status="pending", error=None, retryable=0, progress=JobProgress())
+            self._task(job.job_id)
+            event("Background job retried", f"job_id={job.job_id}", job_id=job.job_id)
+        return self.store.get_job(job.job_id) or job
 
     # ---------------------------------------------------------------- in a huey worker thread
     def _execute(self, job_id: str) -> None:
@@ -117,9 +117,8 @@ class JobRunner:
         fut = asyncio.run_coroutine_threadsafe(self._run(job_id), self.loop)
         self._futures.add(fut)
         try:
-            fut.result()
-        except Exception:  # the job row already says what happened
-            pass
+            with contextlib.suppress(Exception):  # the job row already says what happened
+                fut.result()
         finally:
             self._futures.discard(fut)
 
@@ -127,7 +126,7 @@ class JobRunner:
     async def _run(self, job_id: str) -> None:
         request_id_var.set(f"job-{job_id[:8]}")
         job = self.store.get_job(job_id)
-        if job is None or job.status in ("done",):
+        if job is None or job.status == "done":
             return
         record = self.registry.get(job.space_id, job.doc_id)
         if record is None:
@@ -141,46 +140,39 @@ class JobRunner:
             f"job_id={job_id} doc_id={job.doc_id} attempt {job.attempts + 1}",
             job_id=job_id,
         )
-        progress: dict[str, Any] = {"stage": "start"}
+        progress = job.progress
         try:
             with background():
                 flight = self.summaries.start(record, job.language, pinned=True)
-                async with self.summaries.following(flight) as events:
+                async with self.summaries.following(flight, record) as events:
                     async for ev in events:
-                        if ev.name in ("start", "processing"):
-                            progress = {
-                                "stage": ev.data.get("stage", "start"),
-                                "done": ev.data.get("done", 0),
-                                "total": ev.data.get("total", ev.data.get("chunks", 0)),
-                                "eta_s": ev.data.get("eta_s"),
-                                "strategy": ev.data.get("strategy", progress.get("strategy")),
-                            }
-                            self.store.update_job(job_id, progress=progress)
-                        elif ev.name == "complete":
-                            self.store.update_job(job_id, status="done", progress={**progress, "stage": "done"})
+                        advanced = progress.advance(ev)
+                        changed, progress = advanced != progress, advanced
+                        if isinstance(ev, SummaryComplete):
+                            self.store.update_job(job_id, status="done", progress=progress)
                             event(
                                 "Background summary done",
-                                f"job_id={job_id} doc_id={job.doc_id} cached={ev.data.get('cached')}",
+                                f"job_id={job_id} doc_id={job.doc_id} cached={ev.cached}",
                                 job_id=job_id,
                             )
                             return
-                        elif ev.name == "error":
-                            raise _JobFailed(ev.data)
-        except _JobFailed as failed:
-            code = failed.data.get("code", "internal_error")
-            self.store.update_job(job_id, status="failed", retryable=int(code in RETRYABLE), error=failed.data)
-            event(
-                "Background summary failed",
-                f"job_id={job_id}: {code}: {failed.data.get('message')}",
-                level=30,
-                job_id=job_id,
-            )
+                        if isinstance(ev, SummaryError):
+                            self._failed(job_id, ev)
+                            return
+                        if changed:
+                            self.store.update_job(job_id, progress=progress)
         except asyncio.CancelledError:
             self.store.update_job(job_id, status="running")  # resumed at the next start
             raise
 
+    def _failed(self, job_id: str, error: SummaryError) -> None:
+        self.store.update_job(job_id, status="failed", retryable=int(error.code in RETRYABLE), error=error.model_dump())
+        event("Background summary failed", f"job_id={job_id}: {error.code}: {error.message}", level=30, job_id=job_id)
 
-class _JobFailed(Exception):
-    def __init__(self, data: dict[str, Any]) -> None:
-        super().__init__(data.get("message"))
-        self.data = data
+    def job(self, job_id: str, spaces: frozenset[str] | None) -> Job:
+        """The job, if it belongs to one of `spaces` (None: any); else `NotFound`, whether or not
+        a job of that id exists elsewhere: a job id is not a capability."""
+        job = self.store.get_job(job_id)
+        if job is None or (spaces is not None and job.space_id not in spaces):
+            raise NotFound(f"no job {job_id!r}", job_id=job_id)
+        return job

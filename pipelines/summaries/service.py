@@ -1,12 +1,11 @@
-"""Summaries of whole documents: the cache, single-flight runs, and the stream of events.
+"""Summaries of whole documents: the cache, single-flight runs, and the events followers see.
 
-A summary is looked up by a key over the document's content, the models that make it, the
-prompt version, the target language and the output limit. On a miss, one run (a "flight")
-computes it; every request for the same key — a `/summarize`, a `/summarize-stream`, a
-background job — follows that one run instead of starting another. A flight nobody follows
-any more is cancelled (a client that disconnects stops its LLM work), unless a job pins it.
-A new flight sends `start` the moment it exists, with the plan estimated from the text's
-length (`estimate_plan`): counting tokens may wait behind another request's generation.
+A summary is looked up by a key over the space, the document's text, the models and windows
+that make it, the prompts, the target language and the output limits. The space is part of
+the key: a summary, a partial result or a running flight of one space is never visible from
+another. On a miss, one run (a flight) computes it; every request for the same key — a
+`/summarize`, a `/summarize-stream`, a background job — follows that run. A new flight sends
+`start` the moment it exists, with the plan estimated from the text's length.
 """
 
 from __future__ import annotations
@@ -16,63 +15,39 @@ import contextlib
 import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
-from docassist.pipelines import errors
 from docassist.pipelines.documents.language import label
 from docassist.pipelines.documents.registry import DocumentRecord
-from docassist.pipelines.errors import DocassistError
+from docassist.pipelines.errors import Cancelled, DocassistError
 from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
-from docassist.pipelines.llm.prompts import PROMPT_VERSION
+from docassist.pipelines.llm.prompts import PROMPT_VERSION, templates
 from docassist.pipelines.logs import event
-from docassist.pipelines.summaries.store import CachedSummary, SummaryStore
-from docassist.pipelines.summaries.workflow import (
-    StepProgress,
-    SummarizeWorkflow,
+from docassist.pipelines.summaries import plan as planning
+from docassist.pipelines.summaries.events import (
+    StreamEvent,
+    SummaryComplete,
     SummaryDelta,
-    SummaryJobSpec,
-    SummaryStarted,
-    estimate_plan,
+    SummaryError,
+    SummaryProgress,
+    SummaryStart,
 )
+from docassist.pipelines.summaries.flights import Flight
+from docassist.pipelines.summaries.store import CachedSummary, SummaryStore
+from docassist.pipelines.summaries.workflow import PlanDecided, SummarizeInput, SummarizeWorkflow, SummaryResult
 
 
-@dataclass
-class SummaryEvent:
-    """One event of SPEC.md section 5: `start`, `processing`, `summary`, `complete` or `error`."""
+class RunMemo:
+    """The workflow's `Memo` for one run key, over the summary store's partial results."""
 
-    name: str
-    data: dict[str, Any]
+    def __init__(self, store: SummaryStore, run_key: str) -> None:
+        self.store, self.run_key = store, run_key
 
+    def get(self, node_key: str) -> tuple[str, int, int] | None:
+        return self.store.get_partial(self.run_key, node_key)
 
-@dataclass
-class Flight:
-    key: str
-    task: asyncio.Task | None = None
-    events: list[SummaryEvent] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    followers: int = 0
-    pinned: bool = False
-    done: bool = False
-
-    def emit(self, name: str, **data: Any) -> None:
-        self.events.append(SummaryEvent(name, data))
-        self.changed.set()
-
-    async def follow(self) -> AsyncIterator[SummaryEvent]:
-        """Every event of the run so far, then each new one, until it ends."""
-        index = 0
-        while True:
-            while index < len(self.events):
-                yield self.events[index]
-                index += 1
-            if self.done:
-                return
-            self.changed.clear()
-            if index < len(self.events) or self.done:
-                continue
-            await self.changed.wait()
+    def put(self, node_key: str, text: str, prompt_tokens: int, completion_tokens: int) -> None:
+        self.store.put_partial(self.run_key, node_key, text, prompt_tokens, completion_tokens)
 
 
 class SummaryService:
@@ -84,34 +59,39 @@ class SummaryService:
         reduce_endpoint: Endpoint,
         read_text: Callable[[DocumentRecord], str],
         content_hash: Callable[[DocumentRecord], str],
+        exists: Callable[[DocumentRecord], bool],
     ) -> None:
         self.store, self.caller = store, caller
-        self.map_endpoint, self.reduce_endpoint = map_endpoint, reduce_endpoint
-        self.read_text, self.content_hash = read_text, content_hash
+        self.map_ep, self.reduce_ep = map_endpoint, reduce_endpoint
+        self.read_text, self.content_hash, self.exists = read_text, content_hash, exists
         self.flights: dict[str, Flight] = {}
 
     @property
     def max_output(self) -> int:
-        return min(self.reduce_endpoint.spec.summarization_max_output, self.caller.max_tokens)
+        return self.caller.limits.output(self.reduce_ep.spec.summarization_max_output)
 
-    def cache_key(self, content_sha256: str, language: str) -> str:
-        """Over the text's SHA-256 (stored at ingest: a hit reads no text), the models, the
-        reduce window, the prompt version, the target language and the output limit."""
+    def cache_key(self, record: DocumentRecord, language: str) -> str:
+        """Over the space, the text's SHA-256 (stored at ingest: a hit reads no text), the models
+        and their windows, the prompt templates, the target language and the output limits."""
+        limits = self.caller.limits
         parts = [
-            content_sha256,
-            self.map_endpoint.settings.model,
-            self.reduce_endpoint.settings.model,
-            str(self.reduce_endpoint.spec.context_window),
+            record.space_id,
+            self.content_hash(record),
+            self.map_ep.settings.model,
+            str(self.map_ep.spec.context_window),
+            self.reduce_ep.settings.model,
+            str(self.reduce_ep.spec.context_window),
             PROMPT_VERSION,
+            templates()["fingerprint"],
             language,
             str(self.max_output),
+            str(limits.max_tokens),
+            str(limits.safety_margin),
         ]
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
-    def cached(self, record: DocumentRecord, language: str | None = None) -> tuple[str, CachedSummary | None]:
-        """(cache key, cached summary or None)."""
-        key = self.cache_key(self.content_hash(record), language or record.language)
-        return key, self.store.get_summary(key)
+    def cached(self, record: DocumentRecord, language: str | None = None) -> CachedSummary | None:
+        return self.store.get_summary(self.cache_key(record, language or record.language))
 
     def start(
         self, record: DocumentRecord, language: str | None = None, force: bool = False, pinned: bool = False
@@ -119,47 +99,48 @@ class SummaryService:
         """The flight computing this summary: a running one, a finished cached one, or a new one."""
         lang = language or record.language
         looked_up = time.perf_counter()
-        key, hit = self.cached(record, lang)
-        lookup_ms = round((time.perf_counter() - looked_up) * 1000, 2)
+        key = self.cache_key(record, lang)
         if key in self.flights:
             flight = self.flights[key]
             flight.pinned = flight.pinned or pinned
             return flight
-        flight = Flight(key=key, pinned=pinned)
-        if hit is not None and not force:
+        flight = Flight(key=key, space_id=record.space_id, doc_id=record.doc_id, pinned=pinned)
+        hit = None if force else self.store.get_summary(key)
+        if hit is not None:
+            lookup_ms = round((time.perf_counter() - looked_up) * 1000, 2)
             flight.emit(
-                "start",
-                doc_id=record.doc_id,
-                strategy=hit.strategy,
-                chunks=hit.timing.get("parts", 1),
-                language=hit.language,
-                eta_s=0.0,
-                cached=True,
+                SummaryStart(
+                    doc_id=record.doc_id,
+                    strategy=hit.strategy,
+                    chunks=hit.timing.get("parts", 1),
+                    language=hit.language,
+                    eta_s=0.0,
+                    cached=True,
+                )
             )
-            flight.emit("summary", delta=hit.summary)
+            flight.emit(SummaryDelta(delta=hit.summary))
             flight.emit(
-                "complete",
-                summary=hit.summary,
-                cached=True,
-                language=hit.language,
-                strategy=hit.strategy,
-                timing={"lookup_ms": lookup_ms, "cached_at": hit.created_at, "computed": hit.timing},
-                usage=hit.usage,
+                SummaryComplete(
+                    doc_id=record.doc_id,
+                    summary=hit.summary,
+                    cached=True,
+                    language=hit.language,
+                    strategy=hit.strategy,
+                    timing={"lookup_ms": lookup_ms, "cached_at": hit.created_at, "computed": hit.timing},
+                    usage=hit.usage,
+                )
             )
-            flight.done = True
+            flight.finish()
             return flight
+        if force:
+            self.store.drop_partials(key)  # recompute: nothing from an earlier run is reused
         self.flights[key] = flight
-        plan = estimate_plan(
-            record.chars, lang, self.map_endpoint, self.reduce_endpoint, self.caller, self.max_output
-        )  # `start` goes out now, before any tokenizer or LLM call
+        sizes = planning.estimated_sizes(record.chars, lang, None, self.map_ep, self.reduce_ep)
+        plan = planning.decide(sizes, self.map_ep, self.reduce_ep, self.caller.limits)
         flight.emit(
-            "start",
-            doc_id=record.doc_id,
-            strategy=plan.strategy,
-            chunks=plan.parts,
-            language=lang,
-            eta_s=plan.eta_s,
-            cached=False,
+            SummaryStart(
+                doc_id=record.doc_id, strategy=plan.strategy, chunks=plan.parts, language=lang, eta_s=plan.eta_s
+            )
         )
         flight.task = asyncio.create_task(self._run(flight, record, lang), name=f"summary-{key[:8]}")
         return flight
@@ -175,131 +156,111 @@ class SummaryService:
         handler = None
         try:
             text = await asyncio.to_thread(self.read_text, record)
-            spec = SummaryJobSpec(
-                text=text,
-                language=language,
-                map_endpoint=self.map_endpoint,
-                reduce_endpoint=self.reduce_endpoint,
-                caller=self.caller,
-                max_output=self.max_output,
-                run_key=flight.key,
-                memo_get=self.store.get_partial,
-                memo_put=self.store.put_partial,
-            )
-            workflow = SummarizeWorkflow(spec)
-            handler = workflow.run()
+            workflow = SummarizeWorkflow(self.caller, self.map_ep, self.reduce_ep, RunMemo(self.store, flight.key))
+            handler = workflow.run(start_event=SummarizeInput(text=text, language=language))
+            announced = flight.events[0]
             async for ev in handler.stream_events():
-                if isinstance(ev, SummaryStarted):
-                    announced = flight.events[0].data
-                    if (ev.strategy, ev.parts) != (announced["strategy"], announced["chunks"]):
+                if isinstance(ev, PlanDecided) and isinstance(announced, SummaryStart):
+                    if (ev.strategy, ev.parts) != (announced.strategy, announced.chunks):
                         event(
                             "[SUMMARY] Plan differs from the estimate in `start`",
                             f"exact: {ev.strategy}, {ev.parts} part(s), {ev.tokens:,} tokens · announced from the "
-                            f"text's length: {announced['strategy']}, {announced['chunks']} part(s)",
+                            f"text's length: {announced.strategy}, {announced.chunks} part(s)",
                             strategy=ev.strategy,
                             parts=ev.parts,
                         )
-                elif isinstance(ev, StepProgress):
-                    flight.emit(
-                        "processing", stage=ev.stage, level=ev.level, done=ev.done, total=ev.total, eta_s=ev.eta_s
-                    )
-                elif isinstance(ev, SummaryDelta):
-                    flight.emit("summary", delta=ev.delta, **({"reset": True} if ev.reset else {}))
-            result = await handler
-            stats = workflow.stats
+                elif isinstance(ev, SummaryProgress | SummaryDelta):
+                    flight.emit(ev)
+            result: SummaryResult = await handler
             wall = time.perf_counter() - started
-            usage = {
-                "prompt_tokens": stats.prompt_tokens,
-                "completion_tokens": stats.completion_tokens,
-                "tokens_per_second": round(stats.completion_tokens / stats.llm_seconds, 1)
-                if stats.llm_seconds
-                else 0.0,
-                "llm_calls": stats.calls,
-                "resumed_calls": stats.cached_calls,
-            }
-            timing = {
-                "total_s": round(wall, 3),
-                **{f"{k}_s": round(v, 3) for k, v in stats.stages.items()},
-                "llm_s": round(stats.llm_seconds, 3),
-                "levels": stats.levels,
-                "parts": stats.parts,
-                "language_retry": stats.language_retry,
-            }
-            value = CachedSummary(result["summary"], language, result["strategy"], usage, timing, time.time())
+            value = CachedSummary(
+                result.summary, language, result.strategy, result.stats.usage(), result.stats.timing(wall), time.time()
+            )
+            if not self.exists(record):
+                raise Cancelled("the document was deleted while its summary was written", doc_id=record.doc_id)
             self.store.put_summary(flight.key, record.space_id, record.doc_id, value)
             self.store.drop_partials(flight.key)
+            stats = result.stats
             event(
                 "[SUMMARY] Done",
                 f"doc_id={record.doc_id} strategy={value.strategy} language={language} · "
-                f"{stats.calls} LLM calls ({stats.cached_calls} resumed) · {stats.prompt_tokens:,} prompt + "
+                f"{stats.calls} LLM calls ({stats.resumed_calls} resumed) · {stats.prompt_tokens:,} prompt + "
                 f"{stats.completion_tokens:,} completion tokens · {wall:.1f}s "
                 f"({', '.join(f'{k} {v:.1f}s' for k, v in stats.stages.items())})",
                 doc_id=record.doc_id,
-                usage=usage,
-                timing=timing,
+                usage=value.usage.model_dump(),
+                timing=value.timing,
             )
             flight.emit(
-                "complete",
-                summary=value.summary,
-                cached=False,
-                language=language,
-                strategy=value.strategy,
-                timing=timing,
-                usage=usage,
+                SummaryComplete(
+                    doc_id=record.doc_id,
+                    summary=value.summary,
+                    cached=False,
+                    language=language,
+                    strategy=value.strategy,
+                    timing=value.timing,
+                    usage=value.usage,
+                )
             )
         except asyncio.CancelledError:
             if handler is not None:
                 with contextlib.suppress(Exception):
                     await handler.cancel_run()
-            flight.emit("error", code="cancelled", message="the summary was cancelled")
+            flight.emit(SummaryError(code="cancelled", message="the summary was cancelled"))
             event("[SUMMARY] Cancelled", f"doc_id={record.doc_id}: nobody is waiting for it any more")
             raise
         except DocassistError as exc:
-            flight.emit("error", code=exc.code, message=exc.message, details=exc.details)
+            flight.emit(SummaryError.of(exc))
         except Exception as exc:
             event("[SUMMARY] Failed", f"{type(exc).__name__}: {exc}", level=40, exc_info=exc)
-            flight.emit("error", code="internal_error", message=f"{type(exc).__name__}: {exc}")
+            flight.emit(SummaryError(code="internal_error", message="the summary failed; the service log has details"))
         finally:
-            flight.done = True
-            flight.changed.set()
+            flight.finish()
             self.flights.pop(flight.key, None)
 
     @contextlib.asynccontextmanager
-    async def following(self, flight: Flight) -> AsyncIterator[AsyncIterator[SummaryEvent]]:
-        """Follow a flight; when the last follower of an unpinned flight leaves early, cancel it."""
+    async def following(self, flight: Flight, record: DocumentRecord) -> AsyncIterator[AsyncIterator[StreamEvent]]:
+        """Follow a flight as `record`'s summary; when the last follower of an unpinned flight
+        leaves early, cancel it."""
         flight.followers += 1
+
+        async def events() -> AsyncIterator[StreamEvent]:
+            async for ev in flight.follow():
+                if isinstance(ev, SummaryStart | SummaryComplete) and ev.doc_id != record.doc_id:
+                    ev = ev.model_copy(update={"doc_id": record.doc_id})  # a twin document of the same space
+                yield ev
+
         try:
-            yield flight.follow()
+            yield events()
         finally:
             flight.followers -= 1
-            if flight.followers == 0 and not flight.pinned and not flight.done and flight.task:
-                flight.task.cancel()
+            if flight.followers == 0 and not flight.pinned:
+                flight.cancel()
 
     async def summarize(
-        self, record: DocumentRecord, language: str | None = None, force: bool = False, pinned: bool = False
-    ) -> dict[str, Any]:
-        """Run (or join) the flight to its end; the `complete` data, or the error raised."""
-        flight = self.start(record, language, force, pinned)
-        async with self.following(flight) as events:
+        self, record: DocumentRecord, language: str | None = None, force: bool = False
+    ) -> SummaryComplete:
+        """Run (or join) the flight to its end; the `complete` event, or the error raised."""
+        flight = self.start(record, language, force)
+        async with self.following(flight, record) as events:
             async for ev in events:
-                if ev.name == "complete":
-                    return ev.data
-                if ev.name == "error":
-                    raise flight_error(ev.data)
+                if isinstance(ev, SummaryComplete):
+                    return ev
+                if isinstance(ev, SummaryError):
+                    raise ev.exception()
         raise DocassistError("the summary ended without a result")
+
+    async def cancel_document(self, space_id: str, doc_id: str) -> int:
+        """Stop every run of a deleted document, pinned or not; returns how many were running."""
+        flights = [f for f in self.flights.values() if (f.space_id, f.doc_id) == (space_id, doc_id)]
+        for flight in flights:
+            flight.cancel()
+            self.store.drop_partials(flight.key)
+        await asyncio.gather(*(f.task for f in flights if f.task), return_exceptions=True)
+        return len(flights)
 
     async def close(self) -> None:
         tasks = [f.task for f in self.flights.values() if f.task]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def flight_error(data: dict[str, Any]) -> DocassistError:
-    """Rebuild the typed error a flight reported, so HTTP maps it to the right status."""
-    for cls in vars(errors).values():
-        if isinstance(cls, type) and issubclass(cls, DocassistError) and cls.code == data.get("code"):
-            return cls(data.get("message", ""), **data.get("details", {}))
-    err = DocassistError(data.get("message", ""), **data.get("details", {}))
-    err.code = data.get("code", "internal_error")
-    return err

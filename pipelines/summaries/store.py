@@ -16,7 +16,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from docassist.pipelines.summaries.events import JobProgress, Strategy, Usage
+
+JobStatus = Literal["pending", "running", "done", "failed"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS summaries (
@@ -60,8 +64,8 @@ CREATE INDEX IF NOT EXISTS jobs_doc ON jobs (space_id, doc_id);
 class CachedSummary:
     summary: str
     language: str
-    strategy: str
-    usage: dict[str, Any]
+    strategy: Strategy
+    usage: Usage
     timing: dict[str, Any]
     created_at: float
 
@@ -72,28 +76,13 @@ class Job:
     space_id: str
     doc_id: str
     language: str
-    status: str
-    progress: dict[str, Any] = field(default_factory=dict)
+    status: JobStatus
+    progress: JobProgress = field(default_factory=JobProgress)
     error: dict[str, Any] | None = None
     retryable: bool = False
     attempts: int = 0
     created_at: float = 0.0
     updated_at: float = 0.0
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "job_id": self.job_id,
-            "doc_id": self.doc_id,
-            "space_id": self.space_id,
-            "language": self.language,
-            "status": self.status,
-            "progress": self.progress,
-            "error": self.error,
-            "retryable": self.retryable,
-            "attempts": self.attempts,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
 
 
 class SummaryStore:
@@ -116,7 +105,7 @@ class SummaryStore:
         if not rows:
             return None
         summary, language, strategy, usage, timing, created = rows[0]
-        return CachedSummary(summary, language, strategy, json.loads(usage), json.loads(timing), created)
+        return CachedSummary(summary, language, strategy, Usage.model_validate_json(usage), json.loads(timing), created)
 
     def put_summary(self, key: str, space_id: str, doc_id: str, value: CachedSummary) -> None:
         self._q(
@@ -128,7 +117,7 @@ class SummaryStore:
                 value.language,
                 value.summary,
                 value.strategy,
-                json.dumps(value.usage),
+                value.usage.model_dump_json(),
                 json.dumps(value.timing),
                 value.created_at,
             ),
@@ -157,12 +146,10 @@ class SummaryStore:
     # jobs
     def create_job(self, space_id: str, doc_id: str, language: str) -> Job:
         now = time.time()
-        job = Job(
-            uuid.uuid4().hex, space_id, doc_id, language, "pending", {"stage": "queued"}, None, False, 0, now, now
-        )
+        job = Job(uuid.uuid4().hex, space_id, doc_id, language, "pending", JobProgress(), None, False, 0, now, now)
         self._q(
             "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (job.job_id, space_id, doc_id, language, job.status, json.dumps(job.progress), None, 0, 0, now, now),
+            (job.job_id, space_id, doc_id, language, job.status, job.progress.model_dump_json(), None, 0, 0, now, now),
         )
         return job
 
@@ -172,7 +159,11 @@ class SummaryStore:
         cols, args = [], []
         for key, value in changes.items():
             cols.append(f"{key}=?")
-            args.append(json.dumps(value, ensure_ascii=False) if key in ("progress", "error") else value)
+            if isinstance(value, JobProgress):
+                value = value.model_dump_json()
+            elif key == "error":
+                value = json.dumps(value, ensure_ascii=False)
+            args.append(value)
         cols.append("updated_at=?")
         args.append(time.time())
         self._q(f"UPDATE jobs SET {', '.join(cols)} WHERE job_id=?", (*args, job_id))
@@ -185,7 +176,7 @@ class SummaryStore:
             doc_id,
             language,
             status,
-            json.loads(progress),
+            JobProgress.model_validate_json(progress),
             json.loads(error) if error else None,
             bool(retryable),
             attempts,

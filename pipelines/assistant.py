@@ -1,0 +1,214 @@
+"""The assistant: every operation the service offers, in one façade over the runtime's parts.
+
+Routes (and `docassist eval`) call these methods and nothing below them. Spaces arrive
+validated and already checked against the caller's key; a document or job outside the space
+asked for is `NotFound`, never a hint that it exists elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal
+
+from docassist.pipelines.answers.workflow import AnswerResult, AskInput, AskWorkflow, Mode
+from docassist.pipelines.documents.registry import DocumentRecord
+from docassist.pipelines.errors import NotFound
+from docassist.pipelines.health import CAPABILITIES, HealthReport, assess
+from docassist.pipelines.llm.endpoints import Endpoint
+from docassist.pipelines.runtime import Runtime
+from docassist.pipelines.search.retrieval import SearchResult
+from docassist.pipelines.settings import Settings
+from docassist.pipelines.spaces import check_space_id
+from docassist.pipelines.summaries.events import StreamEvent, SummaryComplete
+from docassist.pipelines.summaries.store import Job
+
+SummaryStatus = Literal["none", "pending", "running", "done", "failed"]
+
+
+@dataclass
+class DocumentView:
+    record: DocumentRecord
+    summary_status: SummaryStatus
+    job: Job | None
+
+
+@dataclass
+class Ingested:
+    document: DocumentView
+    duplicate: bool
+    job: Job | None
+
+
+@dataclass
+class EndpointView:
+    name: str
+    model_name: str
+    provider: str
+    base_url: str
+    context_window: int
+    context_window_source: str
+    summarization_threshold: int
+    summarization_max_output: int
+    prompt_style: str
+    max_concurrency: int
+    timeout_s: float
+    tokenizer: str
+
+    @classmethod
+    def of(cls, ep: Endpoint) -> EndpointView:
+        return cls(
+            name=ep.name,
+            model_name=ep.settings.model,
+            provider=ep.provider.lower(),
+            base_url=ep.base_url,
+            context_window=ep.spec.context_window,
+            context_window_source=ep.context_window_source,
+            summarization_threshold=ep.spec.summarization_threshold,
+            summarization_max_output=ep.spec.summarization_max_output,
+            prompt_style=ep.spec.prompt_style,
+            max_concurrency=ep.settings.max_concurrency,
+            timeout_s=ep.settings.timeout_s,
+            tokenizer=ep.tokens.source,
+        )
+
+
+@dataclass
+class ModelConfig:
+    endpoint: EndpointView
+    profile: str
+    max_tokens: int
+    routing: dict[str, str]
+    endpoints: dict[str, EndpointView]
+
+
+class Assistant:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    # ------------------------------------------------------------------ documents
+    def _view(self, record: DocumentRecord) -> DocumentView:
+        rt = self.runtime
+        job = rt.summary_store.latest_job(record.space_id, record.doc_id)
+        if rt.summaries.cached(record) is not None:
+            return DocumentView(record, "done", job)
+        return DocumentView(record, job.status if job else "none", job)
+
+    def record(self, space_id: str, doc_id: str) -> DocumentRecord:
+        check_space_id(space_id)
+        record = self.runtime.registry.get(space_id, doc_id)
+        if record is None:
+            raise NotFound(f"no document {doc_id!r} in space {space_id!r}", doc_id=doc_id, space_id=space_id)
+        return record
+
+    async def document(self, space_id: str, doc_id: str) -> DocumentView:
+        return await asyncio.to_thread(lambda: self._view(self.record(space_id, doc_id)))
+
+    async def documents(self, space_id: str) -> list[DocumentView]:
+        check_space_id(space_id)
+
+        def load() -> list[DocumentView]:
+            return [self._view(r) for r in self.runtime.registry.list(space_id)]
+
+        return await asyncio.to_thread(load)
+
+    async def ingest(self, space_id: str, filename: str, data: bytes, generate_summary: bool = False) -> Ingested:
+        rt = self.runtime
+        result = await asyncio.to_thread(rt.ingestor.ingest, space_id, filename, data)
+        view = self._view(result.record)
+        job = None
+        if generate_summary and view.summary_status != "done":
+            job = rt.jobs.submit(result.record, result.record.language)
+            view = DocumentView(result.record, job.status, job)
+        return Ingested(view, result.duplicate, job)
+
+    async def delete(self, space_id: str, doc_id: str) -> None:
+        """Stop the document's summary runs, then remove it everywhere: its vectors, files, row,
+        the summaries and partial results of its space, and its jobs. Nothing about it is
+        written afterwards."""
+        rt = self.runtime
+        self.record(space_id, doc_id)
+        await rt.summaries.cancel_document(space_id, doc_id)
+        if not await asyncio.to_thread(rt.ingestor.delete, space_id, doc_id):
+            raise NotFound(f"no document {doc_id!r} in space {space_id!r}", doc_id=doc_id, space_id=space_id)
+        await asyncio.to_thread(rt.summary_store.forget_document, space_id, doc_id)
+
+    # ------------------------------------------------------------------ search and answers
+    async def search(self, q: str, space_id: str, top_k: int) -> SearchResult:
+        return await self.runtime.retriever.search(q, space_id, top_k)
+
+    def _ask_workflow(self) -> AskWorkflow:
+        rt, routing = self.runtime, self.runtime.settings.profile.routing
+        return AskWorkflow(
+            rt.retriever,
+            rt.caller,
+            rt.endpoints[routing.answer],
+            rt.endpoints[routing.map],
+            rt.endpoints[routing.reduce],
+        )
+
+    async def ask(self, q: str, space_id: str, mode: Mode, top_k: int) -> AnswerResult:
+        started = time.perf_counter()
+        result: AnswerResult = await self._ask_workflow().run(
+            start_event=AskInput(q=q, space_id=space_id, top_k=top_k, mode=mode)
+        )
+        result.timing["total_s"] = round(time.perf_counter() - started, 3)
+        return result
+
+    # ------------------------------------------------------------------ summaries
+    async def summarize(
+        self, space_id: str, doc_id: str, language: str | None = None, force: bool = False
+    ) -> SummaryComplete:
+        return await self.runtime.summaries.summarize(self.record(space_id, doc_id), language, force)
+
+    def summary_events(
+        self, space_id: str, doc_id: str, language: str | None = None, force: bool = False
+    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[StreamEvent]]:
+        """The events of the document's summary run, from `start` to `complete` or `error`. The
+        document is looked up now (`NotFound` before any response is sent); leaving the events
+        early cancels the run unless another request or a job still needs it."""
+        record = self.record(space_id, doc_id)
+        flight = self.runtime.summaries.start(record, language, force)
+        return self.runtime.summaries.following(flight, record)
+
+    # ------------------------------------------------------------------ jobs
+    def job(self, job_id: str, spaces: frozenset[str] | None) -> Job:
+        return self.runtime.jobs.job(job_id, spaces)
+
+    def retry_job(self, job_id: str, spaces: frozenset[str] | None) -> Job:
+        return self.runtime.jobs.retry(self.runtime.jobs.job(job_id, spaces))
+
+    # ------------------------------------------------------------------ the service
+    async def health(self) -> HealthReport:
+        rt = self.runtime
+        names = list(rt.endpoints)
+        checks = await asyncio.gather(*(rt.endpoints[n].health() for n in names))
+        llm = dict(zip(names, checks, strict=True))
+        for name, server in rt.llama_servers.items():
+            llm[name].restarts = server.restarts
+        store = await asyncio.to_thread(rt.store.health)
+        routing = rt.settings.profile.routing
+        return assess(store, llm, {step: rt.endpoints[getattr(routing, step)] for step in ("map", "reduce", "answer")})
+
+    def model_config(self, endpoint: str | None = None) -> ModelConfig:
+        rt, routing = self.runtime, self.runtime.settings.profile.routing
+        name = endpoint or routing.answer
+        if name not in rt.endpoints:
+            raise NotFound(f"no endpoint named {name!r}", endpoints=sorted(rt.endpoints))
+        return ModelConfig(
+            endpoint=EndpointView.of(rt.endpoints[name]),
+            profile=rt.settings.profile_name,
+            max_tokens=rt.settings.llm_max_tokens,
+            routing={"map": routing.map, "reduce": routing.reduce, "answer": routing.answer},
+            endpoints={n: EndpointView.of(ep) for n, ep in rt.endpoints.items()},
+        )
+
+
+__all__ = ["CAPABILITIES", "Assistant", "DocumentView", "Ingested", "ModelConfig"]

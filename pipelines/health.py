@@ -1,0 +1,83 @@
+"""What works right now, capability by capability, and the status code a load balancer acts on.
+
+Capabilities and what each needs:
+- `ingest`, `search`: the vector store (and the embedding model, loaded at start).
+- `summaries`: an endpoint for the map and the reduce step (the configured one or its failover partner).
+- `answers`: the vector store and an endpoint for the answer step.
+
+Each is `ok`, `degraded` (works through a failover partner, or on an endpoint busy with our
+calls) or `down`. The service is `unavailable` (HTTP 503) when the vector store is down or an
+LLM endpoint it needs is stalled — calls would hang rather than fail — so a load balancer takes
+this instance out and a supervisor may restart it. An LLM endpoint that is down or restarting
+leaves the service `degraded` (HTTP 200): ingest and search keep working and LLM routes answer
+503 `llm_unavailable` at once. `GET /health?require=summaries,answers` turns any named
+capability that is down into a 503, for pools that must serve it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from docassist.pipelines.llm.endpoints import Endpoint, EndpointHealth
+from docassist.pipelines.search.store import StoreHealth
+
+State = Literal["ok", "degraded", "down"]
+Capability = Literal["ingest", "search", "summaries", "answers"]
+CAPABILITIES: tuple[Capability, ...] = ("ingest", "search", "summaries", "answers")
+
+
+@dataclass
+class HealthReport:
+    status: Literal["ok", "degraded", "unavailable"]
+    capabilities: dict[Capability, State]
+    vector_store: StoreHealth
+    llm: dict[str, EndpointHealth]
+    reasons: list[str] = field(default_factory=list)
+
+    def http_status(self, require: tuple[Capability, ...] = ()) -> int:
+        if self.status == "unavailable" or any(self.capabilities[c] == "down" for c in require):
+            return 503
+        return 200
+
+
+def _route_state(endpoint: Endpoint, llm: dict[str, EndpointHealth]) -> State:
+    if llm[endpoint.name].ok:
+        return "ok"
+    partner = endpoint.fallback
+    if partner is not None and llm[partner.name].ok:
+        return "degraded"
+    return "down"
+
+
+def assess(store: StoreHealth, llm: dict[str, EndpointHealth], routing: dict[str, Endpoint]) -> HealthReport:
+    """Fold the checks into capabilities and an overall status (see the module's docstring)."""
+    store_state: State = "ok" if store.ok else "down"
+    route = {step: _route_state(ep, llm) for step, ep in routing.items()}
+    worst = {"ok": 0, "degraded": 1, "down": 2}
+
+    def combine(*states: State) -> State:
+        return max(states, key=lambda s: worst[s])
+
+    capabilities: dict[Capability, State] = {
+        "ingest": store_state,
+        "search": store_state,
+        "summaries": combine(route["map"], route["reduce"]),
+        "answers": combine(store_state, route["answer"]),
+    }
+    reasons = []
+    if not store.ok:
+        reasons.append(f"vector store: {store.error}")
+    stalled = [name for name, h in llm.items() if h.state == "stalled"]
+    for name in stalled:
+        reasons.append(f"LLM endpoint '{name}' is stalled: {llm[name].error}")
+    for name, h in llm.items():
+        if h.state == "down":
+            reasons.append(f"LLM endpoint '{name}' is down: {h.error}")
+    if not store.ok or stalled:
+        status: Literal["ok", "degraded", "unavailable"] = "unavailable"
+    elif all(s == "ok" for s in capabilities.values()):
+        status = "ok"
+    else:
+        status = "degraded"
+    return HealthReport(status, capabilities, store, llm, reasons)

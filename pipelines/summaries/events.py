@@ -1,0 +1,132 @@
+"""The events of a summary run: one set of models for the workflow that writes them, the flight
+that relays them, the job that records its progress from them, and `/summarize-stream`, whose
+OpenAPI description is generated from them.
+
+Each class is a LlamaIndex workflow `Event` (a pydantic model) with the server-sent event name
+it goes out under: `start`, `processing`, `summary`, `complete`, `error`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field
+from workflows.events import Event
+
+from docassist.pipelines.errors import DocassistError
+
+Strategy = Literal["direct", "tree"]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tokens_per_second: float = 0.0
+    llm_calls: int = 0
+    resumed_calls: int = Field(default=0, description="map/reduce outputs reused from an interrupted run")
+
+
+class StreamEvent(Event):
+    name: ClassVar[str]
+    terminal: ClassVar[bool] = False
+
+
+class SummaryStart(StreamEvent):
+    """Sent before any LLM work, with the plan estimated from the text's length."""
+
+    name: ClassVar[str] = "start"
+    doc_id: str
+    strategy: Strategy
+    chunks: int = Field(description="parts the document is read in: 1 when direct, the map parts when tree")
+    language: str
+    eta_s: float
+    cached: bool = False
+
+
+class SummaryProgress(StreamEvent):
+    """One map or reduce step finished."""
+
+    name: ClassVar[str] = "processing"
+    stage: Literal["map", "reduce"]
+    level: int
+    done: int
+    total: int
+    eta_s: float
+
+
+class SummaryDelta(StreamEvent):
+    """Text of the final pass as it is generated; `reset` starts the text over (language retry)."""
+
+    name: ClassVar[str] = "summary"
+    delta: str
+    reset: bool = False
+
+
+class SummaryComplete(StreamEvent):
+    name: ClassVar[str] = "complete"
+    terminal: ClassVar[bool] = True
+    doc_id: str
+    summary: str
+    cached: bool
+    language: str
+    strategy: Strategy
+    timing: dict[str, Any] = Field(
+        description="seconds per stage (`map_s`, `final_s`, …), `total_s`; when cached: "
+        "`lookup_ms`, `cached_at` and the `computed` timing"
+    )
+    usage: Usage
+
+
+class SummaryError(StreamEvent):
+    name: ClassVar[str] = "error"
+    terminal: ClassVar[bool] = True
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, exc: DocassistError) -> SummaryError:
+        return cls(code=exc.code, message=exc.message, details=exc.details)
+
+    def exception(self) -> DocassistError:
+        return DocassistError.from_code(self.code, self.message, **self.details)
+
+
+SummaryEvent = SummaryStart | SummaryProgress | SummaryDelta | SummaryComplete | SummaryError
+EVENT_TYPES: dict[str, type[StreamEvent]] = {
+    cls.name: cls for cls in (SummaryStart, SummaryProgress, SummaryDelta, SummaryComplete, SummaryError)
+}
+
+
+def encode(ev: StreamEvent) -> dict[str, str]:
+    """`{"event": name, "data": json}`: the server-sent event, and the form a flight stores."""
+    return {"event": ev.name, "data": ev.model_dump_json()}
+
+
+def decode(name: str, data: str) -> StreamEvent:
+    return EVENT_TYPES[name].model_validate_json(data)
+
+
+class JobProgress(BaseModel):
+    """A background job's progress, advanced by the events of the run it follows."""
+
+    stage: Literal["queued", "start", "map", "reduce", "final", "done"] = "queued"
+    strategy: Strategy | None = None
+    done: int = 0
+    total: int = 0
+    eta_s: float | None = None
+    resumed: bool = False
+
+    def advance(self, ev: StreamEvent) -> JobProgress:
+        if isinstance(ev, SummaryStart):
+            return self.model_copy(
+                update={"stage": "start", "strategy": ev.strategy, "done": 0, "total": ev.chunks, "eta_s": ev.eta_s}
+            )
+        if isinstance(ev, SummaryProgress):
+            return self.model_copy(update={"stage": ev.stage, "done": ev.done, "total": ev.total, "eta_s": ev.eta_s})
+        if isinstance(ev, SummaryDelta) and self.stage != "final":
+            return self.model_copy(update={"stage": "final"})
+        if isinstance(ev, SummaryComplete):
+            total = max(self.total, 1)
+            return self.model_copy(update={"stage": "done", "done": total, "total": total, "eta_s": 0.0})
+        return self
