@@ -10,33 +10,36 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from docassist.bench.llama import Call
 from docassist.bench.service import Service
-from docassist.pipelines.llm.caller import Budget, LLMCaller, Prompt
+from docassist.pipelines.llm.budget import Budget
+from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint, build_endpoints
-from docassist.pipelines.llm.prompts import render
+from docassist.pipelines.llm.prompts import Prompt, render
 from docassist.pipelines.settings import load_settings
-from docassist.pipelines.summaries.workflow import SummarizeWorkflow, SummaryJobSpec
+from docassist.pipelines.summaries.workflow import SummarizeInput, SummarizeWorkflow
 
 
-@dataclass
 class RecordingCaller(LLMCaller):
     """An `LLMCaller` that notes every call it budgets (each call is budgeted exactly once)."""
 
-    calls: list[Call] = field(default_factory=list)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[Call] = []
 
     async def budget(self, endpoint: Endpoint, prompt: Prompt, max_output: int | None = None) -> Budget:
         budget = await super().budget(endpoint, prompt, max_output)
         self.calls.append(Call(prompt.as_text(), budget.max_tokens, list(prompt.stop), stream=False))
         return budget
 
-    async def stream(self, endpoint, prompt, *, purpose, max_output=None):  # type: ignore[no-untyped-def]
+    async def stream(self, endpoint, prompt, *, purpose, max_output=None, buffered=False):  # type: ignore[no-untyped-def]
         first = len(self.calls)
-        async for item in super().stream(endpoint, prompt, purpose=purpose, max_output=max_output):
+        async for item in super().stream(endpoint, prompt, purpose=purpose, max_output=max_output, buffered=buffered):
             yield item
+        if buffered:
+            return
         for call in self.calls[first:]:
             call.stream, call.purpose = True, purpose
 
@@ -55,34 +58,25 @@ class InProcess:
         self.loop.close()
 
     def caller(self) -> RecordingCaller:
-        s = self.settings
-        return RecordingCaller(s.llm_max_tokens, s.safety_margin, s.min_useful_output)
+        return RecordingCaller(self.settings.limits)
 
     @property
     def max_output(self) -> int:
-        return min(self.reduce_ep.spec.summarization_max_output, self.settings.llm_max_tokens)
+        return self.settings.limits.output(self.reduce_ep.spec.summarization_max_output)
 
     def summarize(self, text: str, language: str) -> tuple[float, dict[str, Any], list[Call], dict[str, Any]]:
         """Run the summary workflow here: (seconds, result, recorded calls, stats)."""
         caller = self.caller()
-        spec = SummaryJobSpec(
-            text=text,
-            language=language,
-            map_endpoint=self.map_ep,
-            reduce_endpoint=self.reduce_ep,
-            caller=caller,
-            max_output=self.max_output,
-        )
-        workflow = SummarizeWorkflow(spec)
+        workflow = SummarizeWorkflow(caller, self.map_ep, self.reduce_ep)
 
-        async def run() -> dict[str, Any]:
-            return await workflow.run()
+        async def run() -> Any:
+            return await workflow.run(start_event=SummarizeInput(text=text, language=language))
 
         started = time.perf_counter()
         result = self.loop.run_until_complete(run())
         seconds = time.perf_counter() - started
-        stats = {"calls": workflow.stats.calls, "prompt_tokens": workflow.stats.prompt_tokens}
-        return seconds, result, caller.calls, stats
+        stats = {"calls": result.stats.calls, "prompt_tokens": result.stats.prompt_tokens}
+        return seconds, {"summary": result.summary, "strategy": result.strategy}, caller.calls, stats
 
     def direct_call(self, text: str, language: str) -> Call:
         """The final-pass request the service streams for a document that fits one call."""

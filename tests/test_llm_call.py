@@ -7,30 +7,47 @@ import asyncio
 import pytest
 
 from docassist.pipelines.errors import ContextOverflow, LLMUnavailable
-from docassist.pipelines.llm.caller import LLMCaller, Prompt, plan_budget
+from docassist.pipelines.llm.budget import Limits
+from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import build_endpoints
+from docassist.pipelines.llm.prompts import Prompt
 from docassist.pipelines.logs import configure_logging
 from docassist.pipelines.settings import load_settings
 
 
 @pytest.fixture
 def endpoint(http):
+    """The service's llama.cpp server as an endpoint we do not run: counted by its tokenizer endpoint."""
     url = http.get("/model-config").json()["endpoints"]["local"]["base_url"]
     return build_endpoints(load_settings({"LLAMA_SERVER_URL": url}), {})["local"]
 
 
+def caller(max_tokens: int) -> LLMCaller:
+    return LLMCaller(Limits(max_tokens=max_tokens))
+
+
 def test_budget_formula_and_refusal():
-    b = plan_budget(8192, 3000, 2048, 64, 64)
+    limits = Limits(max_tokens=2048, safety_margin=64, min_useful_output=64)
+    b = limits.call(8192, 3000)
     assert (b.available, b.max_tokens) == (5128, 2048)
-    assert plan_budget(8192, 7000, 2048, 64, 64).max_tokens == 1128
+    assert limits.call(8192, 7000).max_tokens == 1128
+    assert limits.call(8192, 3000, max_output=100).max_tokens == 100
     with pytest.raises(ContextOverflow):
-        plan_budget(8192, 8100, 2048, 64, 64)
+        limits.call(8192, 8100)
+
+
+def test_part_sizes_leave_room_for_prompt_and_output():
+    limits = Limits(max_tokens=2048, safety_margin=64, min_useful_output=64)
+    assert limits.part_output(4096, 96, 512) == 512, "capped by the model's maximum output"
+    assert limits.part_output(1024, 96, 512) == (1024 - 96 - 64) // 4, "a quarter of what the window leaves"
+    assert limits.part_capacity(1024, 96, 512) == 1024 - 96 - 216 - 64
+    assert limits.fits(1024, 96, 800, 64) and not limits.fits(1024, 96, 801, 64)
 
 
 def test_completion_respects_the_dynamic_budget_and_logs_it(endpoint, capsys):
     configure_logging()
     prompt = Prompt(user="Озеро Байкал — самое глубокое озеро на планете.\n\nКраткое содержание (1 предложение):")
-    result = asyncio.run(LLMCaller(max_tokens=24).complete(endpoint, prompt, purpose="test"))
+    result = asyncio.run(caller(24).complete(endpoint, prompt, purpose="test"))
     assert result.text
     assert 0 < result.completion_tokens <= 24
     assert result.budget.max_tokens == 24 and result.budget.context_window == 8192
@@ -40,25 +57,29 @@ def test_completion_respects_the_dynamic_budget_and_logs_it(endpoint, capsys):
     assert "[LLM RESPONSE ← llama.cpp]" in out and "tokens/sec" in out
 
 
-def test_prompt_tokens_come_from_the_servers_tokenizer(endpoint):
-    text = "Пётр Первый основал Санкт-Петербург в 1703 году."
-    count = asyncio.run(endpoint.count_tokens(text))
-    assert endpoint._tokenizer_ok is True
-    assert 5 < count < endpoint.estimate_tokens(text), "the real count is below the conservative estimate"
+def test_prompt_tokens_come_from_the_servers_tokenizer_and_the_local_vocabulary_agrees(endpoint):
+    from docassist.pipelines.llm.llama_server import gguf_path
+    from docassist.pipelines.llm.tokens import CHARS_PER_TOKEN_BOUND, GgufVocabulary
+
+    text = "Пётр Первый основал Санкт-Петербург в 1703 году. " * 7
+    counted = asyncio.run(endpoint.tokens.exact(text))
+    assert endpoint.tokens.source == "llama.cpp tokenizer endpoint"
+    assert 20 < counted < len(text) / CHARS_PER_TOKEN_BOUND, "a real count, below the conservative bound"
+    assert asyncio.run(GgufVocabulary(gguf_path()).exact(text)) == counted, "in-process vocabulary = the server's"
 
 
 def test_overflowing_prompt_is_never_sent(endpoint, capsys):
     configure_logging()
     prompt = Prompt(user="слово " * 9000)
     with pytest.raises(ContextOverflow):
-        asyncio.run(LLMCaller(max_tokens=256).complete(endpoint, prompt, purpose="test"))
+        asyncio.run(caller(256).complete(endpoint, prompt, purpose="test"))
     assert "[LLM REQUEST" not in capsys.readouterr().out
 
 
 def test_streaming_yields_deltas_then_the_completion(endpoint):
     async def collect():
         parts = []
-        async for item in LLMCaller(max_tokens=16).stream(endpoint, Prompt(user="The sky is"), purpose="test"):
+        async for item in caller(16).stream(endpoint, Prompt(user="The sky is"), purpose="test"):
             parts.append(item)
         return parts
 
@@ -72,19 +93,10 @@ def test_endpoint_down_is_llm_unavailable_naming_it():
     s = load_settings({"LLM_MODE": "vllm", "VLLM_MEDIUM_URL": "http://127.0.0.1:9/v1"})
     medium = build_endpoints(s, {})["medium"]
     with pytest.raises(LLMUnavailable) as err:
-        asyncio.run(LLMCaller(max_tokens=32).complete(medium, Prompt(user="hi"), purpose="test"))
+        asyncio.run(caller(32).complete(medium, Prompt(user="hi"), purpose="test"))
     assert "medium" in str(err.value) and "127.0.0.1:9" in str(err.value)
     health = asyncio.run(medium.health())
-    assert health["ok"] is False and health["model"] == "openai/gpt-oss-20b"
-
-
-def test_primer_and_continuation_are_joined_by_exactly_one_space():
-    from docassist.pipelines.llm.caller import _joined
-
-    assert _joined("Согласно тексту,", " Ангара.") == "Согласно тексту, Ангара."
-    assert _joined("Согласно тексту,", "Ангара.") == "Согласно тексту, Ангара."
-    assert _joined("The text reports that", ", in short, rain.") == "The text reports that, in short, rain."
-    assert _joined("", "Ангара.") == "Ангара."
+    assert health.state == "down" and not health.ok and health.model == "openai/gpt-oss-20b"
 
 
 def test_completion_answers_stop_before_the_model_writes_the_next_question():
@@ -103,7 +115,7 @@ def test_streamed_completion_puts_a_space_after_the_primer(endpoint):
             primer="According to the text,",
             stop=["\n"],
         )
-        return [p async for p in LLMCaller(max_tokens=12).stream(endpoint, prompt, purpose="test")]
+        return [p async for p in caller(12).stream(endpoint, prompt, purpose="test")]
 
     parts = asyncio.run(collect())
     text = "".join(p for p in parts if isinstance(p, str))

@@ -11,7 +11,7 @@ from tests.conftest import ingest, start_service
 
 
 def test_llm_down_is_503_naming_the_endpoint_and_jobs_fail_retryably(tmp_path: Path):
-    svc = start_service(tmp_path, wait_status=(503,), LLAMA_SERVER_URL="http://127.0.0.1:9/v1")
+    svc = start_service(tmp_path, LLAMA_SERVER_URL="http://127.0.0.1:9/v1")
     try:
         with svc.client() as c:
             body = ingest(c, "s", "a.txt", "Озеро Байкал — самое глубокое озеро.".encode(), generate_summary="true")

@@ -75,19 +75,22 @@ def test_llama_server_is_restarted_when_it_dies_and_stopped_on_shutdown(tmp_path
     assert subprocess.run(["kill", "-0", str(new_pid)], capture_output=True).returncode != 0, "child left running"
 
 
-def test_health_is_503_when_no_llm_endpoint_answers(tmp_path: Path):
-    """vllm-mig profile pointed at closed ports: the service starts, says why it cannot serve."""
+def test_health_says_what_works_when_no_llm_endpoint_answers(tmp_path: Path):
+    """vllm-mig profile pointed at closed ports: the service starts; ingest and search work, LLM work does not."""
     closed = "http://127.0.0.1:9/v1"
-    svc = start_service(
-        tmp_path, wait_status=(503,), LLM_MODE="vllm", VLLM_MEDIUM_URL=closed, VLLM_SMALL_URL=closed, QDRANT_URL=""
-    )
+    svc = start_service(tmp_path, LLM_MODE="vllm", VLLM_MEDIUM_URL=closed, VLLM_SMALL_URL=closed, QDRANT_URL="")
     try:
         r = httpx.get(f"{svc.url}/health")
-        assert r.status_code == 503
+        assert r.status_code == 200
         body = r.json()
-        assert body["status"] == "unavailable"
+        assert body["status"] == "degraded"
+        assert body["capabilities"] == {"ingest": "ok", "search": "ok", "summaries": "down", "answers": "down"}
         assert body["checks"]["vector_store"]["ok"] is True
-        assert {k: v["ok"] for k, v in body["checks"]["llm"].items()} == {"medium": False, "small": False}
+        assert {k: v["state"] for k, v in body["checks"]["llm"].items()} == {"medium": "down", "small": "down"}
+        assert any("'medium' is down" in reason for reason in body["reasons"])
+        assert httpx.get(f"{svc.url}/health", params={"require": "search"}).status_code == 200
+        assert httpx.get(f"{svc.url}/health", params={"require": "search,answers"}).status_code == 503
+        assert httpx.get(f"{svc.url}/health", params={"require": "magic"}).status_code == 422
         cfg = httpx.get(f"{svc.url}/model-config").json()
         assert (cfg["model_name"], cfg["provider"], cfg["context_window"]) == ("openai/gpt-oss-20b", "vllm", 8192)
         assert (cfg["summarization_threshold"], cfg["summarization_max_output"]) == (3000, 1500)

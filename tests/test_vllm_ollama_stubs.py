@@ -15,8 +15,10 @@ import pytest
 import uvicorn
 
 from docassist.pipelines.errors import ContextOverflow
-from docassist.pipelines.llm.caller import LLMCaller, Prompt
+from docassist.pipelines.llm.budget import Limits
+from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import build_endpoints
+from docassist.pipelines.llm.prompts import Prompt
 from docassist.pipelines.settings import load_settings
 from tests.conftest import ingest, start_service, xquad_article
 from tests.stubs.ollama_stub import OllamaStub
@@ -56,6 +58,7 @@ def vllm(tmp_path_factory) -> Iterator[tuple]:
         LLM_MODE="vllm",
         VLLM_MEDIUM_URL=f"{m.url}/v1",
         VLLM_SMALL_URL=f"{s.url}/v1",
+        VLLM_MEDIUM_REASONING_EFFORT="medium",  # long enough reasoning to use up a summary's budget
         QDRANT_URL="",
     )
     yield svc, medium, small, m, s
@@ -94,7 +97,10 @@ def test_routing_reasoning_and_the_servers_tokenizer(vllm):
     log = svc.log()
     assert "[REASONING] Empty" in log, "the starved first answer was detected and retried"
     assert "[LLM REQUEST → vLLM] Model: openai/gpt-oss-20b" in log
-    assert any(req.get("reasoning_effort") == "low" for req in medium.requests)
+    assert all(req["stream_options"] == {"include_usage": True} for req in medium.requests)
+    efforts = [req.get("reasoning_effort") for req in medium.requests]
+    assert "medium" in efforts, "the configured effort goes out"
+    assert efforts[efforts.index("medium") + 1] == "low", "the starved call is repeated with low effort"
 
 
 def test_context_length_error_from_vllm_is_a_resplit_signal(vllm):
@@ -103,7 +109,7 @@ def test_context_length_error_from_vllm_is_a_resplit_signal(vllm):
     medium = build_endpoints(settings, {})["medium"]
     medium.fallback = None
     with pytest.raises(ContextOverflow):
-        asyncio.run(LLMCaller(max_tokens=256).complete(medium, Prompt(user="слово " * 20000), purpose="test"))
+        asyncio.run(LLMCaller(Limits(max_tokens=256)).complete(medium, Prompt(user="слово " * 20000), purpose="test"))
 
 
 def test_failover_to_the_other_slice_when_one_is_down(vllm):
@@ -175,7 +181,6 @@ def test_ollama_model_not_pulled_is_a_clear_503(ollama, tmp_path):
     _, server = ollama
     svc = start_service(
         tmp_path,
-        wait_status=(503,),
         LLM_MODE="ollama",
         OLLAMA_URL=server.url,
         OLLAMA_MODEL="mistral:7b-instruct-v0.3",
@@ -184,8 +189,15 @@ def test_ollama_model_not_pulled_is_a_clear_503(ollama, tmp_path):
     try:
         with svc.client() as c:
             health = c.get("/health")
-            assert health.status_code == 503
+            assert health.status_code == 200, "ingest and search still work"
+            assert health.json()["capabilities"] == {
+                "ingest": "ok",
+                "search": "ok",
+                "summaries": "down",
+                "answers": "down",
+            }
             assert "not pulled" in health.json()["checks"]["llm"]["ollama"]["error"]
+            assert c.get("/health", params={"require": "summaries"}).status_code == 503
             doc = ingest(c, "o", "a.txt", b"Some English text about rivers and lakes.").json()
             r = c.post("/summarize", json={"doc_id": doc["doc_id"], "space_id": "o"})
         assert r.status_code == 503

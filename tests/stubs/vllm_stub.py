@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+TEMPLATE_TOKENS_PER_MESSAGE = 5  # role markers a chat template adds around each message
 REPLY = {
     "Russian": "Документ описывает основные события и выводы; ключевые факты сохранены.",
     "English": "The document describes the main events and conclusions; the key facts are kept.",
@@ -67,8 +68,11 @@ class VllmStub:
         async def tokenize(request: Request) -> dict:
             body = await request.json()
             self.tokenize_calls += 1
-            text = body.get("prompt") or " ".join(m.get("content", "") for m in body.get("messages", []))
-            n = self.count(text)
+            if "messages" in body:  # the messages form renders the chat template first, as vLLM does
+                n = sum(self.count(m.get("content", "")) + TEMPLATE_TOKENS_PER_MESSAGE for m in body["messages"])
+                n += TEMPLATE_TOKENS_PER_MESSAGE if body.get("add_generation_prompt") else 0
+            else:
+                n = self.count(body.get("prompt", ""))
             return {"count": n, "max_model_len": self.max_model_len, "tokens": list(range(n)), "token_strs": None}
 
         @app.post("/v1/chat/completions")
@@ -153,6 +157,21 @@ class VllmStub:
                 for word in content.split(" ") if content else []:
                     yield chunk({"content": word + " "})
                 yield chunk({}, finish)
+                if (body.get("stream_options") or {}).get("include_usage"):  # one last chunk: no choices, the usage
+                    yield (
+                        "data: "
+                        + json.dumps(
+                            {
+                                "id": cid,
+                                "object": "chat.completion.chunk",
+                                "created": created,
+                                "model": self.model,
+                                "choices": [],
+                                "usage": usage,
+                            }
+                        )
+                        + "\n\n"
+                    )
                 yield "data: [DONE]\n\n"
 
             return StreamingResponse(events(), media_type="text/event-stream")
