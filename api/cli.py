@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 
-from docassist.evals.cli import add_eval_command
 from docassist.pipelines.settings import ConfigError, load_settings
 
 
@@ -107,7 +106,26 @@ def cmd_documents(args: argparse.Namespace) -> int:
     return 0 if response.is_success else 1
 
 
+_DELEGATED = {"eval": "docassist.evals.cli", "bench": "docassist.bench.__main__"}
+
+
+def _delegate(module: str, argv: list[str]) -> int:
+    """`docassist eval …` and `docassist bench …`: imported only when asked for (they need the
+    `eval` extra), with the rest of the command line."""
+    import importlib
+
+    try:
+        target = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        print(f"docassist: {exc.name} is missing; install the extra: pip install -e '.[eval]'", file=sys.stderr)
+        return 2
+    return int(target.main(argv))
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in _DELEGATED:
+        return _delegate(_DELEGATED[argv[0]], argv[1:])
     parser = argparse.ArgumentParser(prog="docassist", description="Self-hosted document assistant.")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP service")
@@ -126,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     docs.add_argument("--space", default="default")
     docs.add_argument("--url", default=url)
     docs.set_defaults(func=cmd_documents)
-    add_eval_command(sub)
+    sub.add_parser("eval", help="score the configured profile on the evaluation data (docassist eval --help)")
+    sub.add_parser("bench", help="benchmarks against a real docassist serve (docassist bench --help)")
     args = parser.parse_args(argv)
     return int(args.func(args))
 

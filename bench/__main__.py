@@ -1,8 +1,8 @@
-"""`python -m bench`: run the benchmarks against a real `docassist serve` and write the report.
+"""`docassist bench`: run the benchmarks against a real `docassist serve` and write the report.
 
-    python -m bench                      # everything, full sizes: about an hour (see bench/__init__.py)
-    python -m bench --quick              # tiny sizes, about 3 minutes
-    python -m bench --only cached,streaming --out /tmp/b
+    docassist bench                      # everything, full sizes: about an hour (see bench/__init__.py)
+    docassist bench --quick              # tiny sizes, about 3 minutes
+    docassist bench --only cached,streaming --out /tmp/b
 
 One service (embedded default, fresh temporary DATA_DIR) serves every benchmark; they run in
 a fixed order with the corpus-filling ones last, so a 10,000-chunk collection does not slow
@@ -48,7 +48,7 @@ def _machine() -> str:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        prog="docassist bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     p.add_argument("--quick", action="store_true", help="tiny sizes: the whole run in about 3 minutes")
     p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(ORDER)}")
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="docassist-bench-") as tmp:
         workdir = Path(tmp)
         print(f"bench: starting docassist serve in {workdir} …", flush=True)
-        service = start_service(workdir, **dict(sizes.service_env))
+        service = start_service(workdir, LOG_FORMAT="json", **dict(sizes.service_env))
         print(f"bench: service up in {time.perf_counter() - started:.0f}s at {service.url}", flush=True)
         llama = LlamaDirect(service.llama_url, service.model)
         try:

@@ -10,21 +10,19 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from docassist.evals.cli import EVALDATA
+from docassist.evals.datasets import EVALDATA, read_jsonl, xquad_article
 
-LONG_SETS = ("qmsum_long_en", "squality_long_en")
+__all__ = ["xquad_article"]
 
 
 def _rows(name: str, split: str = "dev") -> list[dict[str, Any]]:
-    with (EVALDATA / name / f"{split}.jsonl").open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
+    return read_jsonl(EVALDATA, name, split)
 
 
 @cache
@@ -35,14 +33,6 @@ def xquad_paragraphs(lang: str) -> tuple[str, ...]:
 @cache
 def xquad_questions(lang: str) -> tuple[str, ...]:
     return tuple(r["question"] for r in _rows(f"xquad_{lang}"))
-
-
-def xquad_article(lang: str, index: int) -> str:
-    """Article `index` (in file order): its paragraphs joined in order."""
-    rows = _rows(f"xquad_{lang}")
-    titles = list(dict.fromkeys(r["title"] for r in rows))
-    title = titles[index % len(titles)]
-    return "\n\n".join(dict.fromkeys(r["context"].strip() for r in rows if r["title"] == title))
 
 
 def long_documents(name: str, count: int, min_chars: int = 0) -> list[dict[str, Any]]:

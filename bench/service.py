@@ -1,9 +1,9 @@
-"""Start and stop a real `docassist serve` on a temporary DATA_DIR, as a newcomer runs it.
+"""Start and stop a real `docassist serve` (or `docassist worker`) on a temporary DATA_DIR: the
+one harness the benchmarks and the tests share.
 
-Benchmarks talk HTTP to it like any client. Baselines need two more things a client does
-not: the URL of the service's own llama.cpp server (from `/model-config`, so the very same
-requests can be posted straight to it) and the service's process id (its memory, from
-/proc). Logs are JSON lines (`LOG_FORMAT=json`) so figures the service logs can be read back.
+Clients talk HTTP to it. Benchmark baselines need two more things a client does not: the URL of
+the service's own llama.cpp server (from `/model-config`, so the very same requests can be
+posted straight to it) and the service's process id (its memory, from /proc).
 """
 
 from __future__ import annotations
@@ -11,38 +11,35 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from docassist.pipelines.llm.llama_server import free_port
+
 START_TIMEOUT_S = 300
 ROOT = Path(__file__).resolve().parents[1]
 USER_OMP_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")  # before bench/__main__ sets its own
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_INHERITED_NOT = ("LLM_", "VLLM_", "OLLAMA_", "QDRANT_", "LLAMA_SERVER_", "DATABASE_URL", "REDIS_URL", "API_KEYS")
 
 
 def service_env(data_dir: Path, **overrides: str) -> dict[str, str]:
-    """The environment of a fresh embedded default: no inherited LLM/Qdrant/API-key settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "VLLM_", "OLLAMA_", "QDRANT_"))}
-    env.pop("API_KEYS", None)
-    env.pop("LLAMA_SERVER_URL", None)
+    """The environment of a fresh embedded default: nothing inherited that would point it at
+    other servers or keys; `overrides` on top."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_NOT)}
     env.pop("OMP_WAIT_POLICY", None)
     if USER_OMP_WAIT_POLICY is not None:
         env["OMP_WAIT_POLICY"] = USER_OMP_WAIT_POLICY
-    env.update({"HF_HUB_OFFLINE": "1", "DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", "LOG_FORMAT": "json"})
+    env.update({"HF_HUB_OFFLINE": "1", "DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
     env.update(overrides)
     return env
 
@@ -85,8 +82,8 @@ class Service:
     def pid(self) -> int:
         return self.proc.pid
 
-    def client(self, timeout: float = 3600) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=timeout)
+    def client(self, timeout: float = 300, **headers: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -124,36 +121,40 @@ class Service:
         return self.proc.returncode
 
 
-def start_service(workdir: Path, **env: str) -> Service:
-    """Run `docassist serve` on a free port and wait until /health says ok."""
+def start_service(workdir: Path, wait_status: tuple[int, ...] = (200,), command: str = "serve", **env: str) -> Service:
+    """Run `docassist serve` on a free port and wait until `/health` answers one of `wait_status`
+    (`docassist worker`, which serves no HTTP, is waited for in its log)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    log_path = workdir / "service.log"
-    full_env = service_env(workdir / "data", **env)
+    log_path = workdir / f"{command}.log"
+    full_env = service_env(Path(env.pop("DATA_DIR", workdir / "data")), **env)
+    args = [str(Path(sys.executable).parent / "docassist"), command]
+    if command == "serve":
+        args += ["--port", str(port)]
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "docassist"), "serve", "--port", str(port)],
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-    service = Service(f"http://127.0.0.1:{port}", workdir / "data", log_path, proc, full_env)
+        proc = subprocess.Popen(args, env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    service = Service(f"http://127.0.0.1:{port}", Path(full_env["DATA_DIR"]), log_path, proc, full_env)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"docassist exited with {proc.returncode}:\n{service.log()[-4000:]}")
-        try:
-            if httpx.get(f"{service.url}/health", timeout=10).status_code == 200:
-                config = httpx.get(f"{service.url}/model-config", timeout=10).json()
-                endpoint = config["endpoints"][config["endpoint"]]
-                service.config, service.llama_url, service.model = config, endpoint["base_url"], config["model_name"]
+            raise RuntimeError(f"docassist {command} exited with {proc.returncode}:\n{service.log()[-4000:]}")
+        if command != "serve":
+            if "docassist ready" in service.log():
                 return service
-        except httpx.HTTPError:
-            pass
+        else:
+            try:
+                if httpx.get(f"{service.url}/health", timeout=10).status_code in wait_status:
+                    config = httpx.get(f"{service.url}/model-config", timeout=10)
+                    if config.status_code == 200:
+                        cfg = config.json()
+                        endpoint = cfg["endpoints"][cfg["endpoint"]]
+                        service.config, service.llama_url, service.model = cfg, endpoint["base_url"], cfg["model_name"]
+                    return service
+            except httpx.HTTPError:
+                pass
         time.sleep(0.5)
     service.stop()
-    raise RuntimeError(f"docassist did not become healthy:\n{service.log()[-4000:]}")
+    raise RuntimeError(f"docassist {command} did not become ready:\n{service.log()[-4000:]}")
 
 
 class RssSampler:
@@ -186,9 +187,18 @@ class RssSampler:
 
 def sse(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
     """(event, data) pairs of a streaming text/event-stream response, as they arrive."""
+    yield from _events(response.iter_lines())
+
+
+def sse_events(raw: str) -> list[tuple[str, dict[str, Any]]]:
+    """(event, data) pairs of a whole text/event-stream body, comments skipped."""
+    return list(_events([*raw.replace("\r\n", "\n").split("\n"), ""]))
+
+
+def _events(lines: Iterable[str]) -> Iterator[tuple[str, dict[str, Any]]]:
     name: str | None = None
     data: list[str] = []
-    for line in response.iter_lines():
+    for line in lines:
         if line.startswith("event:"):
             name = line[6:].strip()
         elif line.startswith("data:"):

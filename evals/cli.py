@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-EVALDATA = Path(os.environ.get("DOCASSIST_EVALDATA") or Path(__file__).resolve().parents[2] / "shared" / "evaldata")
+from docassist.evals.datasets import EVALDATA
 
 
 def add_common_args(parser: argparse.ArgumentParser, limit_help: str = "first N rows") -> None:
@@ -43,26 +43,10 @@ def write_report(
             print(f"plot: {out.with_suffix('.png')}")
 
 
-def run_eval(
-    doc: str | None,
-    evaluate: Callable[[str, Path, int | None], dict],
-    to_markdown: Callable[[dict], str],
-    limit_help: str = "first N rows",
-) -> None:
-    """`python -m evals.<script>`: parse the shared flags, run `evaluate`, write the report."""
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(parser, limit_help)
-    args = parser.parse_args()
-    write_report(evaluate(args.split, args.evaldata, args.limit), to_markdown, args.out)
-
-
-def add_eval_command(sub: Any) -> None:
+def main(argv: list[str] | None = None) -> int:
     """`docassist eval TASK`: one subcommand per evaluation."""
-    ev = sub.add_parser(
-        "eval",
-        help="score the configured profile on ../shared/evaldata",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ev = argparse.ArgumentParser(
+        prog="docassist eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     tasks = ev.add_subparsers(dest="task", required=True)
     summaries = tasks.add_parser("summaries", help="language, ROUGE, e5 similarity, faithfulness, cost")
@@ -80,7 +64,7 @@ def add_eval_command(sub: Any) -> None:
     answers.add_argument("--top-k", type=int, default=3)
     add_common_args(tasks.add_parser("retrieval", help="hit@k and MRR on XQuAD"), "first N questions per language")
     add_common_args(tasks.add_parser("metrics", help="metric agreement with SummEval's experts"), "first N articles")
-    ev.set_defaults(func=cmd_eval)
+    return cmd_eval(ev.parse_args(argv))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -10,8 +10,12 @@ to go through the tree path.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# The evaluation data: `--evaldata` / DOCASSIST_EVALDATA, by default `../shared/evaldata` beside the checkout.
+EVALDATA = Path(os.environ.get("DOCASSIST_EVALDATA") or Path(__file__).resolve().parents[2] / "shared" / "evaldata")
 
 SUMMARY_SETS = ("ria_headlines_ru", "xquad_ru_articles", "summeval_cnndm_en", "qmsum_long_en", "squality_long_en")
 LONG_SETS = ("qmsum_long_en", "squality_long_en")
@@ -27,6 +31,7 @@ class EvalDoc:
 
 
 def read_jsonl(evaldata: Path, name: str, split: str) -> list[dict]:
+    """The rows of one set's split: the only reader of the evaluation files."""
     with (evaldata / name / f"{split}.jsonl").open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
@@ -47,6 +52,12 @@ def xquad_articles(evaldata: Path, split: str, lang: str = "ru") -> list[EvalDoc
         EvalDoc("xquad_ru_articles" if lang == "ru" else "xquad_en_articles", title, lang, "\n\n".join(paras))
         for title, paras in articles.items()
     ]
+
+
+def xquad_article(lang: str, index: int = 0, split: str = "dev", evaldata: Path = EVALDATA) -> str:
+    """The text of XQuAD article `index` (in file order; wraps around)."""
+    articles = xquad_articles(evaldata, split, lang)
+    return articles[index % len(articles)].text
 
 
 def summary_docs(evaldata: Path, split: str, name: str) -> list[EvalDoc]:

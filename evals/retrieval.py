@@ -6,13 +6,12 @@ Qdrant local mode in a temporary folder); a question hits when a retrieved chunk
 its paragraph. The same questions are scored three ways: dense only, BM25 only and the
 hybrid that `/search` serves (DBSF fusion; RRF shown beside it), so the README can show what each part contributes.
 
-    python -m evals.retrieval --split dev            # tune here
-    python -m evals.retrieval --split test --out evals/results/retrieval-test.json
+    docassist eval retrieval --split dev            # choose here
+    docassist eval retrieval --split test --out evals/results/retrieval-test.json
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -20,19 +19,14 @@ from pathlib import Path
 from qdrant_client import models
 from tqdm import tqdm
 
-from docassist.evals.cli import run_eval
+from docassist.evals.datasets import read_jsonl
 from docassist.pipelines.documents.ingestion import Ingestor
 from docassist.pipelines.documents.registry import Registry
-from docassist.pipelines.search import sparse
 from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
-from docassist.pipelines.search.store import DENSE, SPARSE, Store
+from docassist.pipelines.search.store import Store
 from docassist.pipelines.settings import load_settings
 
 KS = (1, 3, 5, 10)
-
-
-def load(lang: str, split: str, evaldata: Path) -> list[dict]:
-    return [json.loads(line) for line in (evaldata / f"xquad_{lang}" / f"{split}.jsonl").open(encoding="utf-8")]
 
 
 def index_paragraphs(ingestor: Ingestor, space: str, rows: list[dict]) -> dict[str, str]:
@@ -45,22 +39,15 @@ def index_paragraphs(ingestor: Ingestor, space: str, rows: list[dict]) -> dict[s
 
 
 def ranked_doc_ids(store: Store, embed, question: str, space: str, mode: str, depth: int) -> list[str]:
-    flt = store._filter(space)
+    """Documents of the `depth` best chunks for one retriever: dense, bm25, hybrid-rrf or hybrid (DBSF)."""
     if mode.startswith("hybrid"):
         fusion = models.Fusion.RRF if mode == "hybrid-rrf" else models.Fusion.DBSF
         hits = store.search(embed.get_query_embedding(question), question, space, depth, fusion=fusion)
-        return [h.node.ref_doc_id or "" for h in hits]
-    if mode == "dense":
-        query, using = embed.get_query_embedding(question), DENSE
+    elif mode == "dense":
+        hits = store.search(embed.get_query_embedding(question), "", space, depth, only="dense")
     else:
-        ids, values = sparse.encode_query(question)
-        if not ids:
-            return []
-        query, using = models.SparseVector(indices=ids, values=values), SPARSE
-    points = store.client.query_points(
-        store.collection, query=query, using=using, query_filter=flt, limit=depth, with_payload=True
-    ).points
-    return [p.payload.get("doc_id", "") for p in points]
+        hits = store.search([], question, space, depth, only="bm25")
+    return [h.node.ref_doc_id or "" for h in hits]
 
 
 def score(ranks: list[int | None]) -> dict[str, float]:
@@ -77,7 +64,7 @@ def evaluate(split: str, evaldata: Path, limit: int | None = None) -> dict:
     store = Store(settings, embedding_dim(embed), settings.profile.embedding.kind)
     registry = Registry(settings.db_path)
     ingestor = Ingestor(store, registry, embed, settings.files_dir, 50 << 20)
-    ru, en = load("ru", split, evaldata), load("en", split, evaldata)
+    ru, en = read_jsonl(evaldata, "xquad_ru", split), read_jsonl(evaldata, "xquad_en", split)
     if limit:
         ru, en = ru[:limit], en[:limit]
     t0 = time.perf_counter()
@@ -130,11 +117,3 @@ def to_markdown(report: dict) -> str:
             f"{r['hit@10']:.3f} | {r['mrr@10']:.3f} | {r['ms_per_query']} |"
         )
     return "\n".join(lines)
-
-
-def main() -> None:
-    run_eval(__doc__, evaluate, to_markdown, "first N questions per language")
-
-
-if __name__ == "__main__":
-    main()

