@@ -8,7 +8,6 @@ data directory themselves.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -45,34 +44,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _offline(fn_name: str, *fn_args: Any) -> Any:
+def _offline(fn_name: str, *fn_args: Any) -> Any:
     """Run one operation against DATA_DIR directly, without LLM or server."""
-    from docassist.pipelines.documents.ingestion import Ingestor
-    from docassist.pipelines.documents.registry import Registry
+    from dataclasses import asdict
+
     from docassist.pipelines.logs import configure_logging
-    from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
-    from docassist.pipelines.search.store import Store
+    from docassist.pipelines.runtime import ingestion_only
 
     settings = load_settings()
     configure_logging(settings.log_format)
-    embed = build_embedding(settings.profile.embedding)
-    store = Store(settings, embedding_dim(embed), settings.profile.embedding.kind)
-    registry = Registry(settings.db_path)
-    try:
+    with ingestion_only(settings) as ingestor:
         if fn_name == "list":
-            return {"space_id": fn_args[0], "documents": [r.public() for r in registry.list(fn_args[0])]}
-        ingestor = Ingestor(store, registry, embed, settings.files_dir, int(settings.max_upload_mb * 1024 * 1024))
+            docs = [asdict(r) for r in ingestor.registry.list(fn_args[0])]
+            return {"space_id": fn_args[0], "documents": [_public(d) for d in docs]}
         space, path = fn_args
         result = ingestor.ingest(space, path.name, path.read_bytes())
         return {
-            **result.record.public(),
+            **_public(asdict(result.record)),
             "duplicate": result.duplicate,
             "summary_pending": False,
             "job_id": None,
         }
-    finally:
-        registry.close()
-        store.close()
+
+
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in ("state", "text_sha256")}
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -90,7 +86,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 data={"space_id": args.space, "generate_summary": str(args.summary).lower()},
             )
     except httpx.ConnectError:
-        _print(asyncio.run(_offline("ingest", args.space, path)))
+        _print(_offline("ingest", args.space, path))
         return 0
     _print(response.json())
     return 0 if response.is_success else 1
@@ -100,7 +96,7 @@ def cmd_documents(args: argparse.Namespace) -> int:
     try:
         response = httpx.get(f"{args.url}/documents", params={"space_id": args.space}, headers=_headers(), timeout=60)
     except httpx.ConnectError:
-        _print(asyncio.run(_offline("list", args.space)))
+        _print(_offline("list", args.space))
         return 0
     _print(response.json())
     return 0 if response.is_success else 1

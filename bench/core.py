@@ -207,10 +207,11 @@ def server_ms(response: httpx.Response) -> float:
     return math.nan
 
 
-def stored_text(service: Service, doc: dict[str, Any]) -> str:
+def stored_text(http: httpx.Client, doc: dict[str, Any]) -> str:
     """The text the service extracted and keeps for a document: what its prompts are made of."""
-    path = service.data_dir / "files" / doc["space_id"] / doc["doc_id"] / "text.txt"
-    return path.read_text(encoding="utf-8")
+    r = http.get(f"/documents/{doc['doc_id']}/text", params={"space_id": doc["space_id"]})
+    r.raise_for_status()
+    return r.text
 
 
 def mb(kb: int) -> float:

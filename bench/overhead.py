@@ -27,7 +27,7 @@ def run(ctx: Context) -> Result:
         for n, (label, tokens) in enumerate(ctx.sizes.overhead_docs):
             text, counted = text_of_tokens(pool[200_000 * (n + 1) :], tokens, ctx.llama.count)
             doc = ingest(ctx.http, SPACE, f"overhead_{label}.txt", text)
-            stored = stored_text(ctx.service, doc)
+            stored = stored_text(ctx.http, doc)
             ctx.llama.flush()
             inproc_s, result, calls, stats = inproc.summarize(stored, doc["language"])
             ctx.log(f"{label}: {counted} tokens, {len(calls)} calls recorded in-process in {inproc_s:.1f}s")

@@ -65,7 +65,7 @@ def run(ctx: Context) -> Result:
             text, tokens = text_of_tokens(xquad_article(lang, 10 + i), ctx.sizes.streaming_tokens, ctx.llama.count)
             doc = ingest(ctx.http, SPACE, f"stream_{i}.txt", text)
             primer = render("summarize", style, doc["language"], text="").primer
-            call = inproc.direct_call(stored_text(ctx.service, doc), doc["language"])
+            call = inproc.direct_call(stored_text(ctx.http, doc), doc["language"])
             row: dict[str, float] = {"tokens": tokens}
             order = ("api", "direct") if i % 2 == 0 else ("direct", "api")
             for side in order:

@@ -99,7 +99,7 @@ def run(ctx: Context) -> Result:
                     "strategy": body["strategy"],
                 }
             else:
-                theirs = llama_index_summary(ctx, stored_text(ctx.service, doc))
+                theirs = llama_index_summary(ctx, stored_text(ctx.http, doc))
         for side in (ours, theirs):
             side["rouge"] = rouge(side["summary"], d["references"])
         rows.append({"id": d["id"], "tokens": ctx.llama.count(text), "ours": ours, "llama_index": theirs})

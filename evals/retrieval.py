@@ -21,8 +21,7 @@ from tqdm import tqdm
 
 from docassist.evals.datasets import read_jsonl
 from docassist.pipelines.documents.ingestion import Ingestor
-from docassist.pipelines.documents.registry import Registry
-from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
+from docassist.pipelines.runtime import ingestion_only
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.settings import load_settings
 
@@ -59,11 +58,13 @@ def score(ranks: list[int | None]) -> dict[str, float]:
 
 
 def evaluate(split: str, evaldata: Path, limit: int | None = None) -> dict:
-    settings = load_settings({"DATA_DIR": tempfile.mkdtemp(prefix="docassist-eval-")})
-    embed = build_embedding(settings.profile.embedding)
-    store = Store(settings, embedding_dim(embed), settings.profile.embedding.kind)
-    registry = Registry(settings.db_path)
-    ingestor = Ingestor(store, registry, embed, settings.files_dir, 50 << 20)
+    settings = load_settings({"DATA_DIR": tempfile.mkdtemp(prefix="docassist-eval-"), "MAX_UPLOAD_MB": "50"})
+    with ingestion_only(settings) as ingestor:
+        return _evaluate(ingestor, split, evaldata, limit)
+
+
+def _evaluate(ingestor: Ingestor, split: str, evaldata: Path, limit: int | None) -> dict:
+    store, embed = ingestor.store, ingestor.embed_model
     ru, en = read_jsonl(evaldata, "xquad_ru", split), read_jsonl(evaldata, "xquad_en", split)
     if limit:
         ru, en = ru[:limit], en[:limit]
@@ -97,8 +98,6 @@ def evaluate(split: str, evaldata: Path, limit: int | None = None) -> dict:
             result = score(ranks)
             result["ms_per_query"] = round((time.perf_counter() - started) * 1000 / max(len(items), 1), 1)
             report["results"][f"{mode}/{task}"] = result
-    registry.close()
-    store.close()
     return report
 
 

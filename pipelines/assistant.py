@@ -24,7 +24,7 @@ from docassist.pipelines.search.retrieval import SearchResult
 from docassist.pipelines.settings import Settings
 from docassist.pipelines.spaces import check_space_id
 from docassist.pipelines.summaries.events import StreamEvent, SummaryComplete
-from docassist.pipelines.summaries.store import Job
+from docassist.pipelines.summaries.job_store import Job
 
 SummaryStatus = Literal["none", "pending", "running", "done", "failed"]
 
@@ -96,7 +96,7 @@ class Assistant:
     # ------------------------------------------------------------------ documents
     def _view(self, record: DocumentRecord) -> DocumentView:
         rt = self.runtime
-        job = rt.summary_store.latest_job(record.space_id, record.doc_id)
+        job = rt.job_store.latest(record.space_id, record.doc_id)
         if rt.summaries.cached(record) is not None:
             return DocumentView(record, "done", job)
         return DocumentView(record, job.status if job else "none", job)
@@ -111,6 +111,10 @@ class Assistant:
     async def document(self, space_id: str, doc_id: str) -> DocumentView:
         return await asyncio.to_thread(lambda: self._view(self.record(space_id, doc_id)))
 
+    async def document_text(self, space_id: str, doc_id: str) -> str:
+        """The text extracted from the document: what summaries and answers read."""
+        return await asyncio.to_thread(lambda: self.runtime.registry.text_of(self.record(space_id, doc_id)))
+
     async def documents(self, space_id: str) -> list[DocumentView]:
         check_space_id(space_id)
 
@@ -122,10 +126,10 @@ class Assistant:
     async def ingest(self, space_id: str, filename: str, data: bytes, generate_summary: bool = False) -> Ingested:
         rt = self.runtime
         result = await asyncio.to_thread(rt.ingestor.ingest, space_id, filename, data)
-        view = self._view(result.record)
+        view = await asyncio.to_thread(self._view, result.record)
         job = None
         if generate_summary and view.summary_status != "done":
-            job = rt.jobs.submit(result.record, result.record.language)
+            job = await asyncio.to_thread(rt.jobs.submit, result.record, result.record.language)
             view = DocumentView(result.record, job.status, job)
         return Ingested(view, result.duplicate, job)
 
@@ -134,11 +138,17 @@ class Assistant:
         the summaries and partial results of its space, and its jobs. Nothing about it is
         written afterwards."""
         rt = self.runtime
-        self.record(space_id, doc_id)
+        record = await asyncio.to_thread(self.record, space_id, doc_id)
+        await asyncio.to_thread(rt.job_store.forget_document, space_id, doc_id)
         await rt.summaries.cancel_document(space_id, doc_id)
         if not await asyncio.to_thread(rt.ingestor.delete, space_id, doc_id):
             raise NotFound(f"no document {doc_id!r} in space {space_id!r}", doc_id=doc_id, space_id=space_id)
-        await asyncio.to_thread(rt.summary_store.forget_document, space_id, doc_id)
+
+        def forget() -> None:
+            last = record.text_sha256 is None or rt.registry.twins(space_id, record.text_sha256) == 0
+            rt.summary_store.forget_document(space_id, doc_id, record.text_sha256, last)
+
+        await asyncio.to_thread(forget)
 
     # ------------------------------------------------------------------ search and answers
     async def search(self, q: str, space_id: str, top_k: int) -> SearchResult:
@@ -166,24 +176,26 @@ class Assistant:
     async def summarize(
         self, space_id: str, doc_id: str, language: str | None = None, force: bool = False
     ) -> SummaryComplete:
-        return await self.runtime.summaries.summarize(self.record(space_id, doc_id), language, force)
+        record = await asyncio.to_thread(self.record, space_id, doc_id)
+        return await self.runtime.summaries.summarize(record, language, force)
 
-    def summary_events(
+    async def summary_events(
         self, space_id: str, doc_id: str, language: str | None = None, force: bool = False
     ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[StreamEvent]]:
         """The events of the document's summary run, from `start` to `complete` or `error`. The
         document is looked up now (`NotFound` before any response is sent); leaving the events
         early cancels the run unless another request or a job still needs it."""
-        record = self.record(space_id, doc_id)
-        flight = self.runtime.summaries.start(record, language, force)
+        record = await asyncio.to_thread(self.record, space_id, doc_id)
+        flight = await self.runtime.summaries.start(record, language, force)
         return self.runtime.summaries.following(flight, record)
 
     # ------------------------------------------------------------------ jobs
-    def job(self, job_id: str, spaces: frozenset[str] | None) -> Job:
-        return self.runtime.jobs.job(job_id, spaces)
+    async def job(self, job_id: str, spaces: frozenset[str] | None) -> Job:
+        return await asyncio.to_thread(self.runtime.jobs.job, job_id, spaces)
 
-    def retry_job(self, job_id: str, spaces: frozenset[str] | None) -> Job:
-        return self.runtime.jobs.retry(self.runtime.jobs.job(job_id, spaces))
+    async def retry_job(self, job_id: str, spaces: frozenset[str] | None) -> Job:
+        jobs = self.runtime.jobs
+        return await asyncio.to_thread(lambda: jobs.retry(jobs.job(job_id, spaces)))
 
     # ------------------------------------------------------------------ the service
     async def health(self) -> HealthReport:

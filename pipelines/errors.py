@@ -90,3 +90,9 @@ class Cancelled(DocassistError):
     """Nobody waits for the run any more, or its document was deleted."""
 
     code = "cancelled"
+
+
+class StoreUnavailable(DocassistError):
+    """The database or Redis does not answer; retrying later works once it is back."""
+
+    code = "store_unavailable"

@@ -1,14 +1,20 @@
-"""The runtime: builds, starts and stops everything the service owns, in one place.
+"""The runtime: builds, starts and stops everything a process owns, in one place.
 
-The API's lifespan (and `docassist eval`) start it and stop it; `Assistant` is what callers
-use. Nothing here knows about HTTP.
+Two roles share it. `serve` (the HTTP service; also `docassist eval`) owns everything: the
+LLM endpoints (and the llama.cpp server on the local profile), the embedding model, the
+vector store, the database, the summary runs and the job workers. `worker` (`docassist worker`)
+owns what background summaries need: endpoints, database, summary runs and job workers — no
+vector store and no embedding model, so it runs beside Qdrant local mode's single process.
+`Assistant` is what callers use. Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import time
+from collections.abc import Iterator
+from typing import Literal
 
 from docassist.pipelines.documents.ingestion import Ingestor, warm_up_splitter
 from docassist.pipelines.documents.registry import Registry
@@ -20,23 +26,31 @@ from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
 from docassist.pipelines.search.retrieval import Retriever
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.settings import Settings
+from docassist.pipelines.storage.database import Database
+from docassist.pipelines.summaries.job_store import JobStore
 from docassist.pipelines.summaries.jobs import JobRunner, make_huey
 from docassist.pipelines.summaries.service import SummaryService
 from docassist.pipelines.summaries.store import SummaryStore
 
+Role = Literal["serve", "worker"]
+
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, role: Role = "serve") -> None:
+        self.settings, self.role = settings, role
         self.llama_servers: dict[str, LlamaServer] = {}
         self.endpoints: dict[str, Endpoint] = {}
         self.caller = LLMCaller(settings.limits)
-        self.started_at = 0.0
+        self.db = Database.for_data_dir(settings.database_url, settings.data_dir)
+        self.registry = Registry(self.db)
+        self.summary_store = SummaryStore(self.db)
+        self.job_store = JobStore(self.db)
 
     async def start(self) -> None:
         t0 = time.perf_counter()
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        revision = await asyncio.to_thread(self.db.migrate, s.files_dir)
         for name, ep in s.endpoints.items():
             if ep.managed and ep.base_url is None:
                 spec = s.model_spec(ep.model)
@@ -45,64 +59,88 @@ class Runtime:
                     ep.model, spec.context_window, s.data_dir / "logs", s.llama_server_threads, ep.stall_timeout_s
                 )
         servers = [srv.start() for srv in self.llama_servers.values()]
-        embed_task = asyncio.to_thread(build_embedding, s.profile.embedding)
-        warm_up = asyncio.to_thread(warm_up_splitter)
-        self.embed_model, *_ = await asyncio.gather(embed_task, warm_up, *servers)
-        dim = await asyncio.to_thread(embedding_dim, self.embed_model)
-        self.store = await asyncio.to_thread(Store, s, dim, s.profile.embedding.kind)
-        self.registry = Registry(s.db_path)
-        self.ingestor = Ingestor(
-            self.store, self.registry, self.embed_model, s.files_dir, int(s.max_upload_mb * 1024 * 1024)
-        )
-        rolled_back = await asyncio.to_thread(self.ingestor.recover)
-        self.retriever = Retriever(self.store, self.embed_model)
+        searching = self.role == "serve"
+        if searching:
+            embed_task = asyncio.to_thread(build_embedding, s.profile.embedding)
+            self.embed_model, *_ = await asyncio.gather(embed_task, asyncio.to_thread(warm_up_splitter), *servers)
+            dim = await asyncio.to_thread(embedding_dim, self.embed_model)
+            self.store = await asyncio.to_thread(Store, s, dim, s.profile.embedding.kind)
+            self.ingestor = Ingestor(self.store, self.registry, self.embed_model, int(s.max_upload_mb * 1024 * 1024))
+            rolled_back = await asyncio.to_thread(self.ingestor.recover)
+            self.retriever = Retriever(self.store, self.embed_model)
+        else:
+            await asyncio.gather(asyncio.to_thread(warm_up_splitter), *servers)
+            rolled_back = 0
         managed = {n: (srv.base_url, srv.gguf) for n, srv in self.llama_servers.items()}
         self.endpoints = await asyncio.to_thread(build_endpoints, s, managed)
         for name, srv in self.llama_servers.items():
             srv.watch(self.endpoints[name])
         await asyncio.gather(*(ep.discover() for ep in self.endpoints.values()))
         routing = s.profile.routing
-        self.summary_store = SummaryStore(s.db_path)
         self.summaries = SummaryService(
             self.summary_store,
             self.caller,
             self.endpoints[routing.map],
             self.endpoints[routing.reduce],
-            self.ingestor.text_of,
-            self.ingestor.content_hash,
-            lambda r: self.registry.get(r.space_id, r.doc_id) is not None,
+            self.registry.text_of,
+            self.registry.content_hash,
         )
+        await asyncio.to_thread(self._adopt_first_release)
+        workers = s.job_workers if self.role == "serve" else max(1, s.job_workers)
         self.jobs = JobRunner(
-            make_huey(s.data_dir, os.environ.get("JOBS_REDIS_URL") or None),
-            self.summary_store,
+            make_huey(s.data_dir, s.redis_url),
+            self.job_store,
             self.registry,
             self.summaries,
-            workers=int(os.environ.get("JOB_WORKERS", "2")),
+            workers=workers,
+            shared=self.db.shared,
         )
         resumed = self.jobs.start(asyncio.get_running_loop())
-        self.started_at = time.time()
         eps = self.endpoints.values()
         event(
             "[STARTUP] docassist ready",
-            f"profile={s.profile_name} data_dir={s.data_dir} store={self.store.location} "
-            f"collection={self.store.collection}",
+            f"role={self.role} profile={s.profile_name} data_dir={s.data_dir} database={self.db.location} "
+            f"(revision {revision})"
+            + (f" store={self.store.location} collection={self.store.collection}" if searching else ""),
             "endpoints: "
             + ", ".join(f"{e.name}={e.provider}:{e.settings.model}@{e.base_url} ({e.tokens.source})" for e in eps),
-            f"embedding={self.embed_model.model_name} dim={dim} · rolled back {rolled_back} unfinished ingests · "
-            f"{resumed} background jobs resumed · start-up {time.perf_counter() - t0:.1f}s",
+            (f"embedding={self.embed_model.model_name} dim={dim} · " if searching else "")
+            + f"rolled back {rolled_back} unfinished ingests · {resumed} background jobs resumed · "
+            f"{workers} job workers · start-up {time.perf_counter() - t0:.1f}s",
             profile=s.profile_name,
+            role=self.role,
         )
+
+    def _adopt_first_release(self) -> None:
+        legacy = [(space, doc, lang) for _, space, doc, lang in self.summary_store.legacy_rows()]
+        jobs = [(j.space_id, j.doc_id, j.language) for j in self.job_store.unfinished()]
+        if legacy or jobs:
+            self.summaries.adopt_first_release(self.registry, legacy + jobs)
 
     async def stop(self) -> None:
         if hasattr(self, "jobs"):
             self.jobs.stop()
             for _ in range(3):
                 await asyncio.sleep(0)  # let cancelled jobs record that they were interrupted
+        if hasattr(self, "summaries"):
             await self.summaries.close()
-            self.summary_store.close()
         await asyncio.gather(*(srv.stop() for srv in self.llama_servers.values()), return_exceptions=True)
         await asyncio.gather(*(ep.close() for ep in self.endpoints.values()), return_exceptions=True)
-        if hasattr(self, "registry"):
-            self.registry.close()
         if hasattr(self, "store"):
             self.store.close()
+        self.db.close()
+
+
+@contextlib.contextmanager
+def ingestion_only(settings: Settings) -> Iterator[Ingestor]:
+    """Ingestion on DATA_DIR without LLMs or jobs: `docassist ingest` with no service running,
+    and the retrieval evaluation."""
+    db = Database.for_data_dir(settings.database_url, settings.data_dir)
+    db.migrate(settings.files_dir)
+    embed = build_embedding(settings.profile.embedding)
+    store = Store(settings, embedding_dim(embed), settings.profile.embedding.kind)
+    try:
+        yield Ingestor(store, Registry(db), embed, int(settings.max_upload_mb * 1024 * 1024))
+    finally:
+        store.close()
+        db.close()

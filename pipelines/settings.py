@@ -27,6 +27,7 @@ _ENV_NAMES = {
     "context_window_override": "LLM_CONTEXT_WINDOW",
     "max_upload_mb": "MAX_UPLOAD_MB",
     "llama_server_threads": "LLAMA_SERVER_THREADS",
+    "job_workers": "JOB_WORKERS",
 }
 _PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)(?::([^}]*))?\}")
 
@@ -124,6 +125,9 @@ class Settings(BaseModel):
     safety_margin: int = Field(default=64, ge=0)
     min_useful_output: int = Field(default=64, gt=0)
     max_upload_mb: float = Field(default=50, gt=0)
+    database_url: str | None = None
+    redis_url: str | None = None
+    job_workers: int = Field(default=2, ge=0, le=64)
     log_format: Literal["text", "json"] = "text"
     api_keys: dict[str, frozenset[str] | None] = Field(default_factory=dict)
     llama_server_threads: int | None = None
@@ -142,11 +146,8 @@ class Settings(BaseModel):
 
     @property
     def files_dir(self) -> Path:
+        """Where the first release kept originals and texts (read once, by the migration to 0002)."""
         return self.data_dir / "files"
-
-    @property
-    def db_path(self) -> Path:
-        return self.data_dir / "docassist.sqlite3"
 
     @cached_property
     def _alias_index(self) -> dict[str, str]:
@@ -269,6 +270,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "log_format": "json" if env.get("LOG_FORMAT", "").lower() == "json" else "text",
         "api_keys": _parse_api_keys(env.get("API_KEYS", "")),
         "llama_server_threads": _env_number(env, "LLAMA_SERVER_THREADS", int, None),
+        "database_url": env.get("DATABASE_URL") or None,
+        "redis_url": env.get("REDIS_URL") or env.get("JOBS_REDIS_URL") or None,
+        "job_workers": _env_number(env, "JOB_WORKERS", int, 2),
     }
     try:
         settings = Settings.model_validate(values)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from tests.conftest import FIXTURES, Service, ingest
 
 
@@ -36,14 +38,23 @@ def test_document_of_another_space_is_404_and_never_searchable(http, space):
     assert still.status_code == 200, "a refused cross-space delete must not remove the document"
 
 
-def test_delete_removes_vectors_files_and_metadata(http, space, service: Service):
+def stored_content(service: Service, space: str, doc_id: str) -> tuple[str, bytes] | None:
+    """The text and original bytes the service keeps for a document, read from its database."""
+    with sqlite3.connect(service.data_dir / "docassist.sqlite3") as conn:
+        row = conn.execute(
+            "SELECT text, original FROM document_contents WHERE space_id=? AND doc_id=?", (space, doc_id)
+        ).fetchone()
+    return (row[0], bytes(row[1])) if row else None
+
+
+def test_delete_removes_vectors_content_and_metadata(http, space, service: Service):
     doc = ingest(http, space, "petr.txt", "Пётр Первый основал Санкт-Петербург.".encode()).json()
     keep = ingest(http, space, "keep.txt", "Екатерина Вторая правила Россией.".encode()).json()
-    doc_dir = service.data_dir / "files" / space / doc["doc_id"]
-    assert (doc_dir / "original.txt").read_bytes() == "Пётр Первый основал Санкт-Петербург.".encode()
+    text, original = stored_content(service, space, doc["doc_id"])
+    assert original == "Пётр Первый основал Санкт-Петербург.".encode() and text.startswith("Пётр Первый")
     r = http.delete(f"/documents/{doc['doc_id']}", params={"space_id": space})
     assert r.status_code == 200 and r.json()["deleted"] is True
-    assert not doc_dir.exists()
+    assert stored_content(service, space, doc["doc_id"]) is None
     assert http.get(f"/documents/{doc['doc_id']}", params={"space_id": space}).status_code == 404
     hits = http.post("/search", json={"q": "Пётр Первый", "space_id": space, "top_k": 10}).json()["sources"]
     assert [h["doc_id"] for h in hits] == [keep["doc_id"]]

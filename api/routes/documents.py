@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import PlainTextResponse
 
 from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.schemas import (
@@ -106,6 +107,19 @@ async def get_document(
     """One document's metadata. A document of another space is `not_found`."""
     access.check_space(space_id)
     return document_info(await assistant.document(space_id, doc_id))
+
+
+@router.get(
+    "/documents/{doc_id}/text",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}}, **_ERRORS},
+)
+async def get_document_text(
+    doc_id: str, assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default"
+) -> PlainTextResponse:
+    """The text extracted from the document (UTF-8): what its summaries and answers are made of."""
+    access.check_space(space_id)
+    return PlainTextResponse(await assistant.document_text(space_id, doc_id))
 
 
 @router.delete("/documents/{doc_id}", response_model=DeleteResponse, responses=_ERRORS)

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.schemas import ErrorResponse, JobProgressOut, JobResponse
-from docassist.pipelines.summaries.store import Job
+from docassist.pipelines.summaries.job_store import Job
 
 router = APIRouter(tags=["jobs"])
 _ERRORS = {c: {"model": ErrorResponse} for c in (404, 422)}
@@ -32,10 +32,10 @@ def job_response(job: Job) -> JobResponse:
 async def get_job(job_id: str, assistant: AssistantDep, access: AccessDep) -> JobResponse:
     """Status (`pending`, `running`, `done`, `failed`), progress and, on failure, the error. A job of
     a space the key cannot reach is `not_found`, exactly like a job that does not exist."""
-    return job_response(assistant.job(job_id, access.spaces))
+    return job_response(await assistant.job(job_id, access.spaces))
 
 
 @router.post("/jobs/{job_id}/retry", response_model=JobResponse, responses=_ERRORS)
 async def retry_job(job_id: str, assistant: AssistantDep, access: AccessDep) -> JobResponse:
     """Queue a failed job again; other jobs are returned as they are."""
-    return job_response(assistant.retry_job(job_id, access.spaces))
+    return job_response(await assistant.retry_job(job_id, access.spaces))

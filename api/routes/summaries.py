@@ -51,7 +51,7 @@ async def summarize_stream(body: SummarizeRequest, assistant: AssistantDep, acce
     ETA, `summary` deltas as the final pass writes, then `complete` — or `error`. Disconnecting
     cancels the LLM work unless a background job needs the same summary."""
     access.check_space(body.space_id)
-    following = assistant.summary_events(body.space_id, body.doc_id, body.language, body.force)
+    following = await assistant.summary_events(body.space_id, body.doc_id, body.language, body.force)
 
     async def events() -> AsyncIterator[dict[str, str]]:
         async with following as stream:

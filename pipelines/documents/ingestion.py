@@ -1,16 +1,15 @@
 """Ingestion: bytes in, a searchable document out, or nothing at all.
 
-extract → detect language → chunk → embed (dense + BM25) → Qdrant, with the original
-file and its extracted text kept under DATA_DIR/files so an index can be rebuilt.
-`doc_id` derives from the space and the bytes, so the same upload is recognised before
-anything is embedded. A failure at any step removes what the attempt wrote.
+extract → detect language → chunk → embed (dense + BM25) → Qdrant, with the original file and
+its extracted text kept in the database (any backend can summarize it; an index can be
+rebuilt from it). `doc_id` derives from the space and the bytes, so the same upload is
+recognised before anything is embedded. A failure at any step removes what the attempt wrote.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import shutil
 import threading
 import time
 import uuid
@@ -25,7 +24,7 @@ from llama_index.core.utils import get_tokenizer
 
 from docassist.pipelines.documents.extract import extract_text, file_kind
 from docassist.pipelines.documents.language import detect_language
-from docassist.pipelines.documents.registry import DocumentRecord, Registry
+from docassist.pipelines.documents.registry import DocumentRecord, Registry, text_sha256
 from docassist.pipelines.errors import TooLarge
 from docassist.pipelines.logs import event
 from docassist.pipelines.search.store import Store
@@ -39,11 +38,6 @@ _HIDDEN_KEYS = ["space_id", "filename", "language", "chunk"]
 
 def make_doc_id(space_id: str, data: bytes) -> str:
     return hashlib.sha256(space_id.encode() + b"\0" + data).hexdigest()[:32]
-
-
-def text_sha256(text: str) -> str:
-    """The content part of a summary's cache key: SHA-256 of the extracted text (not of the upload's bytes)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def warm_up_splitter() -> None:
@@ -72,27 +66,12 @@ class Ingestor:
         store: Store,
         registry: Registry,
         embed_model: BaseEmbedding,
-        files_dir: Path,
         max_upload_bytes: int,
     ) -> None:
         self.store, self.registry, self.embed_model = store, registry, embed_model
-        self.files_dir = files_dir
         self.max_upload_bytes = max_upload_bytes
         self.splitter = SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP)
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
-
-    def doc_dir(self, space_id: str, doc_id: str) -> Path:
-        return self.files_dir / space_id / doc_id
-
-    def text_of(self, record: DocumentRecord) -> str:
-        return (self.doc_dir(record.space_id, record.doc_id) / "text.txt").read_text(encoding="utf-8")
-
-    def content_hash(self, record: DocumentRecord) -> str:
-        """The text's SHA-256, stored at ingest; computed once and stored for rows from before that."""
-        if record.text_sha256 is None:
-            record.text_sha256 = text_sha256(self.text_of(record))
-            self.registry.set_text_sha256(record.space_id, record.doc_id, record.text_sha256)
-        return record.text_sha256
 
     def ingest(self, space_id: str, filename: str, data: bytes) -> IngestResult:
         check_space_id(space_id)
@@ -146,8 +125,7 @@ class Ingestor:
         self.registry.begin(record)
         try:
             self.store.add(nodes)
-            self._write_files(space_id, doc_id, record.filename, data, text)
-            self.registry.commit(space_id, doc_id)
+            self.registry.commit(space_id, doc_id, text, data)
         except BaseException:
             with contextlib.suppress(Exception):  # what cannot be undone now stays `writing`: recover() retries
                 self.discard(space_id, doc_id)
@@ -191,23 +169,10 @@ class Ingestor:
             nodes.append(node)
         return nodes
 
-    def _write_files(self, space_id: str, doc_id: str, filename: str, data: bytes, text: str) -> None:
-        final = self.doc_dir(space_id, doc_id)
-        tmp = final.with_name(f".{doc_id}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        (tmp / f"original{Path(filename).suffix.lower()}").write_bytes(data)
-        (tmp / "text.txt").write_text(text, encoding="utf-8")
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-
     def discard(self, space_id: str, doc_id: str) -> None:
-        """Remove every trace of a document: files, vectors, and last the registry row, so a
-        failure part-way leaves a row that says what is still to be removed."""
-        final = self.doc_dir(space_id, doc_id)
-        shutil.rmtree(final, ignore_errors=True)
-        shutil.rmtree(final.with_name(f".{doc_id}.tmp"), ignore_errors=True)
-        self.store.delete_document(doc_id)
+        """Remove every trace of a document: vectors, then the row and content, so a failure
+        part-way leaves a row that says what is still to be removed."""
+        self.store.delete_document(space_id, doc_id)
         self.registry.delete(space_id, doc_id)
 
     def delete(self, space_id: str, doc_id: str) -> bool:

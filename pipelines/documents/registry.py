@@ -1,23 +1,26 @@
-"""Document metadata in SQLite under DATA_DIR.
+"""Documents in the shared database: metadata, state, and content.
 
-Listing a space must not scroll every vector, and an ingest must be undoable after a
-crash: a row is written as `writing` before any vector, and flipped to `ready` only after
-the vectors and files are in place. At start, rows still `writing` name exactly what a
-crash left half-done (`Ingestor.recover` removes it).
+Listing a space must not scroll every vector, and an ingest must be undoable after a crash: a
+row is written as `writing` before any vector, and flipped to `ready` only after the vectors
+and the content are in place. At start, rows still `writing` name exactly what a crash left
+half-done (`Ingestor.recover` removes it).
 
-Each row also keeps the SHA-256 of the document's extracted text, the content part of its
-summary cache key: a cached summary is then found without reading or hashing the text.
-Databases from before that column get it added, empty; `Ingestor.content_hash` fills a row
-the first time it is needed.
+Each document's extracted text and original bytes live here too (`document_contents`), so any
+backend can summarize a document that another one ingested. Each row keeps the SHA-256 of the
+text: the content part of its summary's cache key, so a cached summary is found without
+reading or hashing the text.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
+import hashlib
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
+
+from sqlalchemy import and_, delete, insert, select, update
+
+from docassist.pipelines.storage.database import Database
+from docassist.pipelines.storage.tables import document_contents, documents
 
 
 @dataclass
@@ -35,94 +38,104 @@ class DocumentRecord:
     state: str = "ready"
     text_sha256: str | None = None
 
-    def public(self) -> dict:
-        data = asdict(self)
-        data.pop("state")
-        data.pop("text_sha256")
-        return data
+
+_COLUMNS = [documents.c[name] for name in DocumentRecord.__dataclass_fields__]
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (
-    space_id TEXT NOT NULL,
-    doc_id TEXT NOT NULL,
-    filename TEXT NOT NULL,
-    ext TEXT NOT NULL,
-    language TEXT NOT NULL,
-    chunks INTEGER NOT NULL,
-    tokens INTEGER NOT NULL,
-    chars INTEGER NOT NULL,
-    size_bytes INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    state TEXT NOT NULL,
-    text_sha256 TEXT,
-    PRIMARY KEY (space_id, doc_id)
-);
-"""
-_COLUMNS = (
-    "doc_id, space_id, filename, ext, language, chunks, tokens, chars, size_bytes, created_at, state, text_sha256"
-)
+def text_sha256(text: str) -> str:
+    """The content part of a summary's cache key: SHA-256 of the extracted text (not of the upload's bytes)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _key(space_id: str, doc_id: str):
+    return and_(documents.c.space_id == space_id, documents.c.doc_id == doc_id)
 
 
 class Registry:
-    """Thread-safe access to the documents table."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(documents)")}
-        if "text_sha256" not in columns:
-            self._conn.execute("ALTER TABLE documents ADD COLUMN text_sha256 TEXT")
-        self._lock = threading.Lock()
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def get(self, space_id: str, doc_id: str, include_writing: bool = False) -> DocumentRecord | None:
-        with self._lock:
-            row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM documents WHERE space_id=? AND doc_id=?", (space_id, doc_id)
-            ).fetchone()
+        with self.db.begin() as conn:
+            row = conn.execute(select(*_COLUMNS).where(_key(space_id, doc_id))).first()
         record = DocumentRecord(*row) if row else None
         if record and record.state != "ready" and not include_writing:
             return None
         return record
 
+    def exists(self, space_id: str, doc_id: str) -> bool:
+        return self.get(space_id, doc_id) is not None
+
     def list(self, space_id: str) -> list[DocumentRecord]:
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM documents WHERE space_id=? AND state='ready' ORDER BY created_at",
-                (space_id,),
-            ).fetchall()
-        return [DocumentRecord(*r) for r in rows]
+        query = (
+            select(*_COLUMNS)
+            .where(documents.c.space_id == space_id, documents.c.state == "ready")
+            .order_by(documents.c.created_at)
+        )
+        with self.db.begin() as conn:
+            return [DocumentRecord(*r) for r in conn.execute(query)]
 
     def unfinished(self) -> list[DocumentRecord]:
-        with self._lock:
-            rows = self._conn.execute(f"SELECT {_COLUMNS} FROM documents WHERE state!='ready'").fetchall()
-        return [DocumentRecord(*r) for r in rows]
+        with self.db.begin() as conn:
+            return [DocumentRecord(*r) for r in conn.execute(select(*_COLUMNS).where(documents.c.state != "ready"))]
 
     def begin(self, record: DocumentRecord) -> None:
         record.state, record.created_at = "writing", time.time()
-        with self._lock:
-            self._conn.execute(
-                f"INSERT OR REPLACE INTO documents ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                tuple(asdict(record).values()),
-            )
+        with self.db.begin() as conn:
+            conn.execute(delete(documents).where(_key(record.space_id, record.doc_id)))
+            conn.execute(insert(documents).values(**asdict(record)))
 
-    def commit(self, space_id: str, doc_id: str) -> None:
-        with self._lock:
-            self._conn.execute("UPDATE documents SET state='ready' WHERE space_id=? AND doc_id=?", (space_id, doc_id))
-
-    def set_text_sha256(self, space_id: str, doc_id: str, digest: str) -> None:
-        with self._lock:
-            self._conn.execute(
-                "UPDATE documents SET text_sha256=? WHERE space_id=? AND doc_id=?", (digest, space_id, doc_id)
+    def commit(self, space_id: str, doc_id: str, text: str, original: bytes) -> None:
+        """The content goes in and the row becomes `ready` in one transaction."""
+        with self.db.begin() as conn:
+            conn.execute(
+                delete(document_contents).where(
+                    document_contents.c.space_id == space_id, document_contents.c.doc_id == doc_id
+                )
             )
+            conn.execute(
+                insert(document_contents).values(space_id=space_id, doc_id=doc_id, text=text, original=original)
+            )
+            conn.execute(update(documents).where(_key(space_id, doc_id)).values(state="ready"))
+
+    def text(self, space_id: str, doc_id: str) -> str:
+        with self.db.begin() as conn:
+            return conn.execute(
+                select(document_contents.c.text).where(
+                    document_contents.c.space_id == space_id, document_contents.c.doc_id == doc_id
+                )
+            ).scalar_one()
+
+    def text_of(self, record: DocumentRecord) -> str:
+        return self.text(record.space_id, record.doc_id)
+
+    def content_hash(self, record: DocumentRecord) -> str:
+        """The text's SHA-256, stored at ingest; computed once and stored for rows from before that."""
+        if record.text_sha256 is None:
+            record.text_sha256 = text_sha256(self.text_of(record))
+            with self.db.begin() as conn:
+                conn.execute(
+                    update(documents).where(_key(record.space_id, record.doc_id)).values(text_sha256=record.text_sha256)
+                )
+        return record.text_sha256
+
+    def twins(self, space_id: str, text_sha256: str) -> int:
+        """Ready documents of the space with this text (they share cached summaries)."""
+        with self.db.begin() as conn:
+            rows = conn.execute(
+                select(documents.c.doc_id).where(
+                    documents.c.space_id == space_id,
+                    documents.c.text_sha256 == text_sha256,
+                    documents.c.state == "ready",
+                )
+            ).all()
+        return len(rows)
 
     def delete(self, space_id: str, doc_id: str) -> None:
-        with self._lock:
-            self._conn.execute("DELETE FROM documents WHERE space_id=? AND doc_id=?", (space_id, doc_id))
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        with self.db.begin() as conn:
+            conn.execute(
+                delete(document_contents).where(
+                    document_contents.c.space_id == space_id, document_contents.c.doc_id == doc_id
+                )
+            )
+            conn.execute(delete(documents).where(_key(space_id, doc_id)))

@@ -117,10 +117,15 @@ class Store:
         with self._guard():
             store.add(nodes)
 
-    def delete_document(self, doc_id: str) -> None:
-        store = self.vector_store
+    def delete_document(self, space_id: str, doc_id: str) -> None:
+        """Every chunk of one document of one space; waits until Qdrant has applied it."""
+        _ = self.vector_store
         with self._guard():
-            store.delete(ref_doc_id=doc_id)
+            self.client.delete(
+                self.collection,
+                points_selector=models.FilterSelector(filter=self.space_filter(space_id, doc_id)),
+                wait=True,
+            )
 
     def count(self, space_id: str | None = None, doc_id: str | None = None) -> int:
         _ = self.vector_store

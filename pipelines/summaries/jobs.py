@@ -1,12 +1,14 @@
-"""Background summary jobs on huey: a durable queue plus worker threads, inside the service.
+"""Background summary jobs: a durable queue (huey), workers that hold a lease on the job they run,
+and a reaper that hands back the jobs of workers that died.
 
-huey keeps the queue (SQLite under DATA_DIR for the local profile; `JOBS_REDIS_URL` selects
-its Redis storage behind the same API). Its worker threads hand each job to the service's
-event loop, where the summary runs as a background flight: it yields LLM endpoints to
-interactive requests and never blocks the loop. Job status and progress live in the summary
-store's `jobs` table. A job that was running when the process stopped is queued again at the
-next start and resumes from its memoised partial results; a job that failed because an
-endpoint was down is marked retryable.
+huey keeps the queue: SQLite under DATA_DIR by default, Redis when `REDIS_URL` is set, where the
+jobs of every backend and of `docassist worker` processes meet. Its worker threads hand each job
+to the process's event loop, where the summary runs as a background flight: it yields LLM
+endpoints to interactive requests. A worker first claims the job in the database (a lease with
+an expiry, renewed while it runs); the job's outcome is recorded only while it holds the lease.
+When a lease runs out — the worker was killed — any worker's reaper queues the job again and it
+resumes from its memoised partial results. A job that failed because an endpoint was down is
+marked retryable.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -22,19 +27,20 @@ from huey.api import Huey
 from huey.consumer import Consumer
 
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
-from docassist.pipelines.errors import NotFound
+from docassist.pipelines.errors import NotFound, StoreUnavailable
 from docassist.pipelines.llm.scheduling import background
 from docassist.pipelines.logs import event, request_id_var
 from docassist.pipelines.summaries.events import JobProgress, SummaryComplete, SummaryError
+from docassist.pipelines.summaries.job_store import Job, JobStore
 from docassist.pipelines.summaries.service import SummaryService
-from docassist.pipelines.summaries.store import Job, SummaryStore
 
-RETRYABLE = {"llm_unavailable", "vector_store_unavailable", "cancelled", "internal_error"}
+RETRYABLE = {"llm_unavailable", "vector_store_unavailable", "store_unavailable", "cancelled", "internal_error"}
+LEASE_S = float(os.environ.get("JOB_LEASE_S", "30"))
 logging.getLogger("huey").setLevel(logging.WARNING)
 
 
 class _EmbeddedConsumer(Consumer):
-    """huey's consumer without its signal handlers: uvicorn owns the process's signals."""
+    """huey's consumer without its signal handlers: the process's owner (uvicorn) keeps them."""
 
     def _set_signal_handlers(self) -> None:
         return None
@@ -46,17 +52,31 @@ def make_huey(data_dir: Path, redis_url: str | None) -> Huey:
     return SqliteHuey("docassist-jobs", filename=str(data_dir / "jobs-queue.sqlite3"), results=False)
 
 
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 class JobRunner:
     def __init__(
-        self, huey: Huey, store: SummaryStore, registry: Registry, summaries: SummaryService, workers: int = 2
+        self,
+        huey: Huey,
+        store: JobStore,
+        registry: Registry,
+        summaries: SummaryService,
+        workers: int = 2,
+        shared: bool = False,
+        lease_s: float = LEASE_S,
     ) -> None:
         self.huey, self.store, self.registry, self.summaries = huey, store, registry, summaries
+        self.workers, self.shared, self.lease_s = workers, shared, lease_s
+        self.owner = worker_name()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._futures: set[Future] = set()
+        self._reaper: asyncio.Task | None = None
         self._task = huey.task(retries=0, name="summarize_document")(self._execute)
         self.consumer = _EmbeddedConsumer(
             huey,
-            workers=workers,
+            workers=max(1, workers),
             worker_type="thread",
             periodic=False,
             initial_delay=0.05,
@@ -66,35 +86,39 @@ class JobRunner:
         )
 
     def start(self, loop: asyncio.AbstractEventLoop) -> int:
-        """Start the workers; queue again the jobs a previous process left running."""
+        """Start the workers and the reaper. Alone on its database (SQLite), a process knows that
+        jobs left `running` belong to a process that stopped: they are queued again at once."""
         self.loop = loop
         resumed = 0
-        for job in self.store.unfinished_jobs():
-            if job.status == "running":
-                self.store.update_job(
-                    job.job_id, status="pending", progress=job.progress.model_copy(update={"resumed": True})
-                )
-                self._task(job.job_id)
-                resumed += 1
-                event(
-                    "Background job resumed after restart",
-                    f"job_id={job.job_id} doc_id={job.doc_id}",
-                    job_id=job.job_id,
-                )
-        self.consumer.start()
+        if not self.shared:
+            for job in self.store.unfinished():
+                if job.status == "running" and self.store.requeue_if_expired(job):
+                    self._task(job.job_id)
+                    resumed += 1
+                    event(
+                        "Background job resumed after restart",
+                        f"job_id={job.job_id} doc_id={job.doc_id}",
+                        job_id=job.job_id,
+                    )
+        if self.workers > 0:
+            self.consumer.start()
+            self._reaper = loop.create_task(self._reap(), name="job-reaper")
         return resumed
 
     def stop(self) -> None:
-        self.consumer.stop(graceful=False)
+        if self.workers > 0:
+            self.consumer.stop(graceful=False)
+        if self._reaper:
+            self._reaper.cancel()
         for fut in list(self._futures):
             fut.cancel()
 
     def submit(self, record: DocumentRecord, language: str) -> Job:
         """A job for this document's summary: the active one if there is one, else a new one."""
-        latest = self.store.latest_job(record.space_id, record.doc_id)
+        latest = self.store.latest(record.space_id, record.doc_id)
         if latest and latest.status in ("pending", "running") and latest.language == language:
             return latest
-        job = self.store.create_job(record.space_id, record.doc_id, language)
+        job = self.store.create(record.space_id, record.doc_id, language)
         self._task(job.job_id)
         event(
             "Background job queued",
@@ -105,10 +129,26 @@ class JobRunner:
 
     def retry(self, job: Job) -> Job:
         if job.status == "failed":
-            self.store.update_job(job.job_id, status="pending", error=None, retryable=0, progress=JobProgress())
+            self.store.update(
+                job.job_id,
+                status="pending",
+                error=None,
+                retryable=False,
+                progress=JobProgress(),
+                lease_owner=None,
+                lease_expires_at=None,
+            )
             self._task(job.job_id)
             event("Background job retried", f"job_id={job.job_id}", job_id=job.job_id)
-        return self.store.get_job(job.job_id) or job
+        return self.store.get(job.job_id) or job
+
+    def job(self, job_id: str, spaces: frozenset[str] | None) -> Job:
+        """The job, if it belongs to one of `spaces` (None: any); else `NotFound`, whether or not
+        a job of that id exists elsewhere: a job id is not a capability."""
+        job = self.store.get(job_id)
+        if job is None or (spaces is not None and job.space_id not in spaces):
+            raise NotFound(f"no job {job_id!r}", job_id=job_id)
+        return job
 
     # ---------------------------------------------------------------- in a huey worker thread
     def _execute(self, job_id: str) -> None:
@@ -117,7 +157,7 @@ class JobRunner:
         fut = asyncio.run_coroutine_threadsafe(self._run(job_id), self.loop)
         self._futures.add(fut)
         try:
-            with contextlib.suppress(Exception):  # the job row already says what happened
+            with contextlib.suppress(Exception):  # the job row says what happened
                 fut.result()
         finally:
             self._futures.discard(fut)
@@ -125,31 +165,35 @@ class JobRunner:
     # ---------------------------------------------------------------- on the event loop
     async def _run(self, job_id: str) -> None:
         request_id_var.set(f"job-{job_id[:8]}")
-        job = self.store.get_job(job_id)
-        if job is None or job.status == "done":
-            return
-        record = self.registry.get(job.space_id, job.doc_id)
+        job = await asyncio.to_thread(self.store.claim, job_id, self.owner, self.lease_s)
+        if job is None:
+            return  # done, failed, deleted, or another worker holds it
+        record = await asyncio.to_thread(self.registry.get, job.space_id, job.doc_id)
         if record is None:
-            self.store.update_job(
-                job_id, status="failed", retryable=0, error={"code": "not_found", "message": "the document was deleted"}
+            await self._record(
+                job_id,
+                status="failed",
+                retryable=False,
+                error={"code": "not_found", "message": "the document was deleted"},
             )
             return
-        self.store.update_job(job_id, status="running", attempts=job.attempts + 1)
         event(
             "Background summary started",
-            f"job_id={job_id} doc_id={job.doc_id} attempt {job.attempts + 1}",
+            f"job_id={job_id} doc_id={job.doc_id} attempt {job.attempts} worker {self.owner}",
             job_id=job_id,
         )
+        run = asyncio.current_task()
+        heartbeat = asyncio.create_task(self._heartbeat(job_id, run))
         progress = job.progress
         try:
             with background():
-                flight = self.summaries.start(record, job.language, pinned=True)
+                flight = await self.summaries.start(record, job.language, pinned=True)
                 async with self.summaries.following(flight, record) as events:
                     async for ev in events:
                         advanced = progress.advance(ev)
                         changed, progress = advanced != progress, advanced
                         if isinstance(ev, SummaryComplete):
-                            self.store.update_job(job_id, status="done", progress=progress)
+                            await self._record(job_id, status="done", progress=progress, lease_owner=None)
                             event(
                                 "Background summary done",
                                 f"job_id={job_id} doc_id={job.doc_id} cached={ev.cached}",
@@ -157,22 +201,62 @@ class JobRunner:
                             )
                             return
                         if isinstance(ev, SummaryError):
-                            self._failed(job_id, ev)
+                            await self._failed(job_id, ev)
                             return
                         if changed:
-                            self.store.update_job(job_id, progress=progress)
+                            await self._record(job_id, progress=progress)
         except asyncio.CancelledError:
-            self.store.update_job(job_id, status="running")  # resumed at the next start
+            event(
+                "Background summary interrupted",
+                f"job_id={job_id}: resumed by the next worker to take it",
+                job_id=job_id,
+            )
             raise
+        finally:
+            heartbeat.cancel()
 
-    def _failed(self, job_id: str, error: SummaryError) -> None:
-        self.store.update_job(job_id, status="failed", retryable=int(error.code in RETRYABLE), error=error.model_dump())
+    async def _record(self, job_id: str, **changes: object) -> None:
+        with contextlib.suppress(StoreUnavailable):  # the lease runs out; another worker finishes the job
+            await asyncio.to_thread(self.store.update, job_id, self.owner, **changes)
+
+    async def _failed(self, job_id: str, error: SummaryError) -> None:
+        await self._record(
+            job_id, status="failed", retryable=error.code in RETRYABLE, error=error.model_dump(), lease_owner=None
+        )
         event("Background summary failed", f"job_id={job_id}: {error.code}: {error.message}", level=30, job_id=job_id)
 
-    def job(self, job_id: str, spaces: frozenset[str] | None) -> Job:
-        """The job, if it belongs to one of `spaces` (None: any); else `NotFound`, whether or not
-        a job of that id exists elsewhere: a job id is not a capability."""
-        job = self.store.get_job(job_id)
-        if job is None or (spaces is not None and job.space_id not in spaces):
-            raise NotFound(f"no job {job_id!r}", job_id=job_id)
-        return job
+    async def _heartbeat(self, job_id: str, run: asyncio.Task | None) -> None:
+        """Renew the lease; a job deleted or taken over meanwhile stops here."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                held = await asyncio.to_thread(self.store.renew, job_id, self.owner, self.lease_s)
+            except StoreUnavailable:
+                continue
+            if not held and run is not None:
+                event(
+                    "Background summary stopped",
+                    f"job_id={job_id}: the job was deleted or its lease lost",
+                    job_id=job_id,
+                    level=30,
+                )
+                run.cancel()
+                return
+
+    async def _reap(self) -> None:
+        """Queue again the jobs whose worker stopped renewing its lease."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                expired = await asyncio.to_thread(self.store.expired)
+                for job in expired:
+                    if await asyncio.to_thread(self.store.requeue_if_expired, job):
+                        self._task(job.job_id)
+                        event(
+                            "Background job taken over",
+                            f"job_id={job.job_id}: worker {job.lease_owner} stopped renewing its lease; queued again",
+                            job_id=job.job_id,
+                            level=30,
+                        )
+            except StoreUnavailable:
+                continue

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from docassist.pipelines.documents.language import label
-from docassist.pipelines.documents.registry import DocumentRecord
+from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.errors import Cancelled, DocassistError
 from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
@@ -33,21 +33,21 @@ from docassist.pipelines.summaries.events import (
     SummaryStart,
 )
 from docassist.pipelines.summaries.flights import Flight
-from docassist.pipelines.summaries.store import CachedSummary, SummaryStore
+from docassist.pipelines.summaries.store import CachedSummary, RunOf, SummaryStore
 from docassist.pipelines.summaries.workflow import PlanDecided, SummarizeInput, SummarizeWorkflow, SummaryResult
 
 
 class RunMemo:
-    """The workflow's `Memo` for one run key, over the summary store's partial results."""
+    """The workflow's `Memo` for one run, over the summary store's partial results."""
 
-    def __init__(self, store: SummaryStore, run_key: str) -> None:
-        self.store, self.run_key = store, run_key
+    def __init__(self, store: SummaryStore, run: RunOf) -> None:
+        self.store, self.run = store, run
 
-    def get(self, node_key: str) -> tuple[str, int, int] | None:
-        return self.store.get_partial(self.run_key, node_key)
+    async def get(self, node_key: str) -> tuple[str, int, int] | None:
+        return await asyncio.to_thread(self.store.get_partial, self.run.key, node_key)
 
-    def put(self, node_key: str, text: str, prompt_tokens: int, completion_tokens: int) -> None:
-        self.store.put_partial(self.run_key, node_key, text, prompt_tokens, completion_tokens)
+    async def put(self, node_key: str, text: str, prompt_tokens: int, completion_tokens: int) -> None:
+        await asyncio.to_thread(self.store.put_partial, self.run, node_key, text, prompt_tokens, completion_tokens)
 
 
 class SummaryService:
@@ -59,11 +59,10 @@ class SummaryService:
         reduce_endpoint: Endpoint,
         read_text: Callable[[DocumentRecord], str],
         content_hash: Callable[[DocumentRecord], str],
-        exists: Callable[[DocumentRecord], bool],
     ) -> None:
         self.store, self.caller = store, caller
         self.map_ep, self.reduce_ep = map_endpoint, reduce_endpoint
-        self.read_text, self.content_hash, self.exists = read_text, content_hash, exists
+        self.read_text, self.content_hash = read_text, content_hash
         self.flights: dict[str, Flight] = {}
 
     @property
@@ -90,10 +89,13 @@ class SummaryService:
         ]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
-    def cached(self, record: DocumentRecord, language: str | None = None) -> CachedSummary | None:
-        return self.store.get_summary(self.cache_key(record, language or record.language))
+    def run_of(self, record: DocumentRecord, language: str) -> RunOf:
+        return RunOf(self.cache_key(record, language), record.space_id, record.doc_id, self.content_hash(record))
 
-    def start(
+    def cached(self, record: DocumentRecord, language: str | None = None) -> CachedSummary | None:
+        return self.store.get(self.cache_key(record, language or record.language))
+
+    async def start(
         self, record: DocumentRecord, language: str | None = None, force: bool = False, pinned: bool = False
     ) -> Flight:
         """The flight computing this summary: a running one, a finished cached one, or a new one."""
@@ -104,8 +106,10 @@ class SummaryService:
             flight = self.flights[key]
             flight.pinned = flight.pinned or pinned
             return flight
+        hit = None if force else await asyncio.to_thread(self.store.get, key)
+        if key in self.flights:  # started while we looked
+            return self.flights[key]
         flight = Flight(key=key, space_id=record.space_id, doc_id=record.doc_id, pinned=pinned)
-        hit = None if force else self.store.get_summary(key)
         if hit is not None:
             lookup_ms = round((time.perf_counter() - looked_up) * 1000, 2)
             flight.emit(
@@ -132,8 +136,6 @@ class SummaryService:
             )
             flight.finish()
             return flight
-        if force:
-            self.store.drop_partials(key)  # recompute: nothing from an earlier run is reused
         self.flights[key] = flight
         sizes = planning.estimated_sizes(record.chars, lang, None, self.map_ep, self.reduce_ep)
         plan = planning.decide(sizes, self.map_ep, self.reduce_ep, self.caller.limits)
@@ -142,10 +144,10 @@ class SummaryService:
                 doc_id=record.doc_id, strategy=plan.strategy, chunks=plan.parts, language=lang, eta_s=plan.eta_s
             )
         )
-        flight.task = asyncio.create_task(self._run(flight, record, lang), name=f"summary-{key[:8]}")
+        flight.task = asyncio.create_task(self._run(flight, record, lang, force), name=f"summary-{key[:8]}")
         return flight
 
-    async def _run(self, flight: Flight, record: DocumentRecord, language: str) -> None:
+    async def _run(self, flight: Flight, record: DocumentRecord, language: str, force: bool) -> None:
         started = time.perf_counter()
         event(
             f"[Language Detection] Input text language: {label(record.language)}",
@@ -155,8 +157,11 @@ class SummaryService:
         )
         handler = None
         try:
+            run = self.run_of(record, language)
+            if force:  # recompute: nothing from an earlier, unfinished run is reused
+                await asyncio.to_thread(self.store.drop_partials, run.key)
             text = await asyncio.to_thread(self.read_text, record)
-            workflow = SummarizeWorkflow(self.caller, self.map_ep, self.reduce_ep, RunMemo(self.store, flight.key))
+            workflow = SummarizeWorkflow(self.caller, self.map_ep, self.reduce_ep, RunMemo(self.store, run))
             handler = workflow.run(start_event=SummarizeInput(text=text, language=language))
             announced = flight.events[0]
             async for ev in handler.stream_events():
@@ -176,10 +181,8 @@ class SummaryService:
             value = CachedSummary(
                 result.summary, language, result.strategy, result.stats.usage(), result.stats.timing(wall), time.time()
             )
-            if not self.exists(record):
+            if not await asyncio.to_thread(self.store.put_if_document_exists, run, value):
                 raise Cancelled("the document was deleted while its summary was written", doc_id=record.doc_id)
-            self.store.put_summary(flight.key, record.space_id, record.doc_id, value)
-            self.store.drop_partials(flight.key)
             stats = result.stats
             event(
                 "[SUMMARY] Done",
@@ -241,7 +244,7 @@ class SummaryService:
         self, record: DocumentRecord, language: str | None = None, force: bool = False
     ) -> SummaryComplete:
         """Run (or join) the flight to its end; the `complete` event, or the error raised."""
-        flight = self.start(record, language, force)
+        flight = await self.start(record, language, force)
         async with self.following(flight, record) as events:
             async for ev in events:
                 if isinstance(ev, SummaryComplete):
@@ -255,9 +258,32 @@ class SummaryService:
         flights = [f for f in self.flights.values() if (f.space_id, f.doc_id) == (space_id, doc_id)]
         for flight in flights:
             flight.cancel()
-            self.store.drop_partials(flight.key)
         await asyncio.gather(*(f.task for f in flights if f.task), return_exceptions=True)
         return len(flights)
+
+    def adopt_first_release(self, registry: Registry, languages: list[tuple[str, str, str]]) -> int:
+        """Move summaries and partial results stored under first-release keys (which did not name
+        the space) to their space-scoped keys, when they were made with the configuration in force
+        now. `languages`: (space, document, language) of the summaries and jobs to look at."""
+        moved = 0
+        for space_id, doc_id, language in set(languages):
+            record = registry.get(space_id, doc_id)
+            if record is None:
+                continue
+            parts = [
+                self.content_hash(record),
+                self.map_ep.settings.model,
+                self.reduce_ep.settings.model,
+                str(self.reduce_ep.spec.context_window),
+                PROMPT_VERSION,
+                language,
+                str(self.max_output),
+            ]
+            legacy = hashlib.sha256("|".join(parts).encode()).hexdigest()
+            moved += self.store.adopt(legacy, self.run_of(record, language))
+        if moved:
+            event("[SUMMARY] Re-keyed first-release summaries and partial results", f"{moved} rows")
+        return moved
 
     async def close(self) -> None:
         tasks = [f.task for f in self.flights.values() if f.task]

@@ -1,63 +1,26 @@
-"""Summaries, partial results and jobs, on disk in SQLite beside the registry.
+"""Finished summaries and the partial results of runs, in the shared database.
 
-- `summaries`: finished summaries by cache key (document content, models, prompt version,
-  target language, output limit): a restart loses none.
-- `partials`: every map/reduce output of a run, keyed by the run and the exact input, so a
-  job interrupted by a restart resumes where it stopped instead of starting over.
-- `jobs`: pre-computed summary jobs, their status and progress.
+- `summaries`: by cache key (space, text, models and windows, prompts, language, limits): a
+  restart loses none, and every backend serves the ones any backend computed.
+- `partials`: every map/reduce output of a run, by its run key and exact input, so a run that
+  was interrupted — a restart, a worker that died — resumes where it stopped.
+
+A summary is written only while its document still exists, in the same transaction that
+checks it: a document deleted during its run leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
-from docassist.pipelines.summaries.events import JobProgress, Strategy, Usage
+from sqlalchemy import and_, delete, exists, insert, select, update
 
-JobStatus = Literal["pending", "running", "done", "failed"]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS summaries (
-    cache_key TEXT PRIMARY KEY,
-    space_id TEXT NOT NULL,
-    doc_id TEXT NOT NULL,
-    language TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    strategy TEXT NOT NULL,
-    usage TEXT NOT NULL,
-    timing TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS summaries_doc ON summaries (space_id, doc_id);
-CREATE TABLE IF NOT EXISTS partials (
-    run_key TEXT NOT NULL,
-    node_key TEXT NOT NULL,
-    text TEXT NOT NULL,
-    prompt_tokens INTEGER NOT NULL,
-    completion_tokens INTEGER NOT NULL,
-    PRIMARY KEY (run_key, node_key)
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    job_id TEXT PRIMARY KEY,
-    space_id TEXT NOT NULL,
-    doc_id TEXT NOT NULL,
-    language TEXT NOT NULL,
-    status TEXT NOT NULL,
-    progress TEXT NOT NULL,
-    error TEXT,
-    retryable INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_doc ON jobs (space_id, doc_id);
-"""
+from docassist.pipelines.storage.database import Database
+from docassist.pipelines.storage.tables import documents, partials, summaries
+from docassist.pipelines.summaries.events import Strategy, Usage
 
 
 @dataclass
@@ -70,141 +33,122 @@ class CachedSummary:
     created_at: float
 
 
-@dataclass
-class Job:
-    job_id: str
+@dataclass(frozen=True)
+class RunOf:
+    """What a run computes: the cache key it fills, and the document it is for."""
+
+    key: str
     space_id: str
     doc_id: str
-    language: str
-    status: JobStatus
-    progress: JobProgress = field(default_factory=JobProgress)
-    error: dict[str, Any] | None = None
-    retryable: bool = False
-    attempts: int = 0
-    created_at: float = 0.0
-    updated_at: float = 0.0
+    text_sha256: str
 
 
 class SummaryStore:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_SCHEMA)
-        self._lock = threading.Lock()
-
-    def _q(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # summaries
-    def get_summary(self, key: str) -> CachedSummary | None:
-        rows = self._q(
-            "SELECT summary, language, strategy, usage, timing, created_at FROM summaries WHERE cache_key=?", (key,)
-        )
-        if not rows:
+    def get(self, key: str) -> CachedSummary | None:
+        columns = [summaries.c[n] for n in ("summary", "language", "strategy", "usage", "timing", "created_at")]
+        with self.db.begin() as conn:
+            row = conn.execute(select(*columns).where(summaries.c.cache_key == key)).first()
+        if row is None:
             return None
-        summary, language, strategy, usage, timing, created = rows[0]
+        summary, language, strategy, usage, timing, created = row
         return CachedSummary(summary, language, strategy, Usage.model_validate_json(usage), json.loads(timing), created)
 
-    def put_summary(self, key: str, space_id: str, doc_id: str, value: CachedSummary) -> None:
-        self._q(
-            "INSERT OR REPLACE INTO summaries VALUES (?,?,?,?,?,?,?,?,?)",
-            (
-                key,
-                space_id,
-                doc_id,
-                value.language,
-                value.summary,
-                value.strategy,
-                value.usage.model_dump_json(),
-                json.dumps(value.timing),
-                value.created_at,
-            ),
+    def put_if_document_exists(self, run: RunOf, value: CachedSummary) -> bool:
+        """Store the summary and drop the run's partial results, unless the document is gone."""
+        alive = exists().where(
+            documents.c.space_id == run.space_id, documents.c.doc_id == run.doc_id, documents.c.state == "ready"
         )
-
-    def has_summary(self, space_id: str, doc_id: str) -> bool:
-        return bool(self._q("SELECT 1 FROM summaries WHERE space_id=? AND doc_id=? LIMIT 1", (space_id, doc_id)))
+        with self.db.begin() as conn:
+            if not conn.execute(select(alive)).scalar():
+                return False
+            conn.execute(delete(summaries).where(summaries.c.cache_key == run.key))
+            conn.execute(
+                insert(summaries).values(
+                    cache_key=run.key,
+                    space_id=run.space_id,
+                    doc_id=run.doc_id,
+                    text_sha256=run.text_sha256,
+                    language=value.language,
+                    summary=value.summary,
+                    strategy=value.strategy,
+                    usage=value.usage.model_dump_json(),
+                    timing=json.dumps(value.timing),
+                    created_at=value.created_at,
+                )
+            )
+            conn.execute(delete(partials).where(partials.c.run_key == run.key))
+        return True
 
     # partials
     def get_partial(self, run_key: str, node_key: str) -> tuple[str, int, int] | None:
-        rows = self._q(
-            "SELECT text, prompt_tokens, completion_tokens FROM partials WHERE run_key=? AND node_key=?",
-            (run_key, node_key),
+        query = select(partials.c.text, partials.c.prompt_tokens, partials.c.completion_tokens).where(
+            partials.c.run_key == run_key, partials.c.node_key == node_key
         )
-        return rows[0] if rows else None
+        with self.db.begin() as conn:
+            row = conn.execute(query).first()
+        return (row[0], row[1], row[2]) if row else None
 
-    def put_partial(self, run_key: str, node_key: str, text: str, prompt_tokens: int, completion_tokens: int) -> None:
-        self._q(
-            "INSERT OR REPLACE INTO partials VALUES (?,?,?,?,?)",
-            (run_key, node_key, text, prompt_tokens, completion_tokens),
-        )
+    def put_partial(self, run: RunOf, node_key: str, text: str, prompt_tokens: int, completion_tokens: int) -> None:
+        with self.db.begin() as conn:
+            conn.execute(delete(partials).where(partials.c.run_key == run.key, partials.c.node_key == node_key))
+            conn.execute(
+                insert(partials).values(
+                    run_key=run.key,
+                    node_key=node_key,
+                    space_id=run.space_id,
+                    doc_id=run.doc_id,
+                    text=text,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    created_at=time.time(),
+                )
+            )
 
     def drop_partials(self, run_key: str) -> None:
-        self._q("DELETE FROM partials WHERE run_key=?", (run_key,))
+        with self.db.begin() as conn:
+            conn.execute(delete(partials).where(partials.c.run_key == run_key))
 
-    # jobs
-    def create_job(self, space_id: str, doc_id: str, language: str) -> Job:
-        now = time.time()
-        job = Job(uuid.uuid4().hex, space_id, doc_id, language, "pending", JobProgress(), None, False, 0, now, now)
-        self._q(
-            "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (job.job_id, space_id, doc_id, language, job.status, job.progress.model_dump_json(), None, 0, 0, now, now),
+    # a deleted document
+    def forget_document(self, space_id: str, doc_id: str, text_sha256: str | None, last_of_its_text: bool) -> None:
+        """Drop what a deleted document leaves: its partial results, and its space's summaries of
+        its text unless another document of the space has the same text."""
+        with self.db.begin() as conn:
+            conn.execute(delete(partials).where(partials.c.space_id == space_id, partials.c.doc_id == doc_id))
+            conn.execute(
+                delete(summaries).where(
+                    summaries.c.space_id == space_id, summaries.c.doc_id == doc_id, summaries.c.text_sha256.is_(None)
+                )
+            )
+            if text_sha256 and last_of_its_text:
+                conn.execute(
+                    delete(summaries).where(summaries.c.space_id == space_id, summaries.c.text_sha256 == text_sha256)
+                )
+
+    # a database of the first release
+    def adopt(self, legacy_key: str, run: RunOf) -> int:
+        """Re-key a summary and the partial results stored under a first-release key (which left
+        out the space) to the space-scoped key; returns the rows moved."""
+        with self.db.begin() as conn:
+            moved = conn.execute(
+                update(summaries)
+                .where(and_(summaries.c.cache_key == legacy_key, summaries.c.space_id == run.space_id))
+                .values(cache_key=run.key, text_sha256=run.text_sha256)
+            ).rowcount
+            moved += conn.execute(
+                update(partials)
+                .where(partials.c.run_key == legacy_key)
+                .values(run_key=run.key, space_id=run.space_id, doc_id=run.doc_id)
+            ).rowcount
+        return moved
+
+    def legacy_rows(self) -> list[tuple[str, str, str, str]]:
+        """(cache key, space, document, language) of summaries stored before keys named the space."""
+        query = select(summaries.c.cache_key, summaries.c.space_id, summaries.c.doc_id, summaries.c.language).where(
+            summaries.c.text_sha256.is_(None)
         )
-        return job
-
-    def update_job(self, job_id: str, **changes: Any) -> None:
-        if not changes:
-            return
-        cols, args = [], []
-        for key, value in changes.items():
-            cols.append(f"{key}=?")
-            if isinstance(value, JobProgress):
-                value = value.model_dump_json()
-            elif key == "error":
-                value = json.dumps(value, ensure_ascii=False)
-            args.append(value)
-        cols.append("updated_at=?")
-        args.append(time.time())
-        self._q(f"UPDATE jobs SET {', '.join(cols)} WHERE job_id=?", (*args, job_id))
-
-    def _job(self, row: tuple) -> Job:
-        job_id, space_id, doc_id, language, status, progress, error, retryable, attempts, created, updated = row
-        return Job(
-            job_id,
-            space_id,
-            doc_id,
-            language,
-            status,
-            JobProgress.model_validate_json(progress),
-            json.loads(error) if error else None,
-            bool(retryable),
-            attempts,
-            created,
-            updated,
-        )
-
-    def get_job(self, job_id: str) -> Job | None:
-        rows = self._q("SELECT * FROM jobs WHERE job_id=?", (job_id,))
-        return self._job(rows[0]) if rows else None
-
-    def latest_job(self, space_id: str, doc_id: str) -> Job | None:
-        rows = self._q(
-            "SELECT * FROM jobs WHERE space_id=? AND doc_id=? ORDER BY created_at DESC LIMIT 1", (space_id, doc_id)
-        )
-        return self._job(rows[0]) if rows else None
-
-    def unfinished_jobs(self) -> list[Job]:
-        return [
-            self._job(r)
-            for r in self._q("SELECT * FROM jobs WHERE status IN ('pending','running') ORDER BY created_at")
-        ]
-
-    def forget_document(self, space_id: str, doc_id: str) -> None:
-        """Drop a deleted document's summaries and jobs."""
-        self._q("DELETE FROM summaries WHERE space_id=? AND doc_id=?", (space_id, doc_id))
-        self._q("DELETE FROM jobs WHERE space_id=? AND doc_id=?", (space_id, doc_id))
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        with self.db.begin() as conn:
+            return [tuple(r) for r in conn.execute(query)]  # type: ignore[misc]

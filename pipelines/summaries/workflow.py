@@ -45,16 +45,16 @@ MIN_PART_CAPACITY = 32
 class Memo(Protocol):
     """Map/reduce outputs of one run, by the exact input (`node_key`): what lets a run resume."""
 
-    def get(self, node_key: str) -> tuple[str, int, int] | None: ...
+    async def get(self, node_key: str) -> tuple[str, int, int] | None: ...
 
-    def put(self, node_key: str, text: str, prompt_tokens: int, completion_tokens: int) -> None: ...
+    async def put(self, node_key: str, text: str, prompt_tokens: int, completion_tokens: int) -> None: ...
 
 
 class NoMemo:
-    def get(self, node_key: str) -> tuple[str, int, int] | None:
+    async def get(self, node_key: str) -> tuple[str, int, int] | None:
         return None
 
-    def put(self, node_key: str, text: str, prompt_tokens: int, completion_tokens: int) -> None:
+    async def put(self, node_key: str, text: str, prompt_tokens: int, completion_tokens: int) -> None:
         return None
 
 
@@ -192,7 +192,7 @@ class SummarizeWorkflow(Workflow):
     ) -> str:
         """One memoised map/reduce call; a part the server finds too long raises `_Resplit`."""
         key = node_key(task, endpoint, prompt)
-        if hit := self.memo.get(key):
+        if hit := await self.memo.get(key):
             await self._record(ctx)
             return hit[0]
         try:
@@ -200,7 +200,7 @@ class SummarizeWorkflow(Workflow):
         except ContextOverflow:
             raise _Resplit() from None
         await self._record(ctx, result)
-        self.memo.put(key, result.text, result.prompt_tokens, result.completion_tokens)
+        await self.memo.put(key, result.text, result.prompt_tokens, result.completion_tokens)
         return result.text
 
     async def _summarize_text(
