@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from docassist.api.errors import install_error_handlers
+from docassist.api.guard import RequestGuard
 from docassist.api.middleware import JsonBodyMiddleware, RequestLogMiddleware
 from docassist.api.routes import ask, documents, health, jobs, search, summaries
 from docassist.pipelines.assistant import Assistant
@@ -42,6 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.assistant = assistant
     app.add_middleware(JsonBodyMiddleware)
+    app.add_middleware(
+        RequestGuard, keys=settings.api_keys, upload_limit_bytes=int(settings.max_upload_mb * 1024 * 1024)
+    )
     app.add_middleware(RequestLogMiddleware)
     install_error_handlers(app)
     for router in (health.router, documents.router, search.router, summaries.router, ask.router, jobs.router):

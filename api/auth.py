@@ -1,6 +1,7 @@
-"""Optional API keys (SPEC.md section 8): with `API_KEYS` set, every route but `/health`
-needs a key (`Authorization: Bearer <key>` or `X-API-Key: <key>`), and a key may be
-limited to certain spaces."""
+"""Optional API keys: with `API_KEYS` set, every route but `/health` (and the web page and the
+API description) needs a key — `Authorization: Bearer <key>` or `X-API-Key: <key>` — and a key
+may be limited to certain spaces. `RequestGuard` checks the key before the body is read; routes
+check the space they are asked about."""
 
 from __future__ import annotations
 
@@ -25,13 +26,24 @@ class Access:
 OPEN = Access(spaces=None)
 
 
-def require_key(request: Request) -> Access:
-    keys: dict[str, frozenset[str] | None] = request.app.state.assistant.settings.api_keys
-    if not keys:
-        return OPEN
-    header = request.headers.get("authorization", "")
-    given = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
+def access_for(headers: dict[bytes, bytes], keys: dict[str, frozenset[str] | None]) -> Access | None:
+    """The access a request's key grants, or None when it carries no valid key."""
+    header = headers.get(b"authorization", b"").decode("latin-1")
+    given = (
+        header[7:].strip() if header.lower().startswith("bearer ") else headers.get(b"x-api-key", b"").decode("latin-1")
+    )
+    if not given:
+        return None
+    found: Access | None = None
     for key, spaces in keys.items():
-        if given and hmac.compare_digest(given.encode(), key.encode()):
-            return Access(spaces=spaces)
-    raise Unauthorized("a valid API key is required (Authorization: Bearer <key> or X-API-Key)")
+        if hmac.compare_digest(given.encode("latin-1", "replace"), key.encode("latin-1", "replace")):
+            found = Access(spaces=spaces)
+    return found
+
+
+def require_key(request: Request) -> Access:
+    """The caller's access, as `RequestGuard` resolved it from the headers."""
+    access = request.scope.get("state", {}).get("access")
+    if access is None:  # the guard always sets it; a request that got here without it has no key
+        raise Unauthorized("a valid API key is required (Authorization: Bearer <key> or X-API-Key)")
+    return access

@@ -31,16 +31,58 @@ def _headers() -> dict[str, str]:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from docassist.api.app import create_app
+    if args.data_dir:
+        os.environ["DATA_DIR"] = args.data_dir
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"docassist: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.workers > 1 and settings.profile.vector_store.url is None:
+        print(
+            "docassist: --workers > 1 needs a Qdrant server (QDRANT_URL): Qdrant local mode admits one process.",
+            file=sys.stderr,
+        )
+        return 2
+    options = {"host": args.host, "port": args.port, "log_level": "warning", "timeout_graceful_shutdown": 10}
+    if args.workers > 1:
+        uvicorn.run("docassist.api.app:create_app", factory=True, workers=args.workers, **options)
+    else:
+        from docassist.api.app import create_app
+
+        uvicorn.run(create_app(settings), **options)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run background summary jobs (from Redis with REDIS_URL) until SIGTERM or Ctrl-C."""
+    import asyncio
+    import signal
+
+    from docassist.pipelines.logs import configure_logging
+    from docassist.pipelines.runtime import Runtime
 
     if args.data_dir:
         os.environ["DATA_DIR"] = args.data_dir
     try:
-        app = create_app(load_settings())
+        settings = load_settings()
     except ConfigError as exc:
         print(f"docassist: configuration error: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=10)
+    configure_logging(settings.log_format)
+
+    async def work() -> None:
+        runtime = Runtime(settings, role="worker")
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        try:
+            await runtime.start()
+            await stop.wait()
+        finally:
+            await runtime.stop()
+
+    asyncio.run(work())
     return 0
 
 
@@ -128,7 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     serve.add_argument("--data-dir", default=None, help="overrides DATA_DIR")
+    serve.add_argument("--workers", type=int, default=1, help="HTTP worker processes (needs QDRANT_URL above 1)")
     serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser("worker", help="run background summary jobs (shared through REDIS_URL)")
+    worker.add_argument("--data-dir", default=None, help="overrides DATA_DIR")
+    worker.set_defaults(func=cmd_worker)
     url = os.environ.get("DOCASSIST_URL", "http://127.0.0.1:8000")
     ingest = sub.add_parser("ingest", help="add a document to a space")
     ingest.add_argument("file")

@@ -1,6 +1,8 @@
-"""One exception handler turns typed errors into the error envelope of SPEC.md section 3.
+"""One exception handler per kind turns errors into the error envelope
+`{"error": {"code", "message", "details"}}` with the status the code stands for.
 
-Routes raise; they never build error JSON by hand.
+Routes raise; they never build error JSON by hand. An unexpected exception gives 500 with the
+request id only: its details go to the log, not to the client.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from docassist.pipelines import errors as e
-from docassist.pipelines.logs import event
+from docassist.pipelines.logs import event, request_id_var
 
 STATUS: dict[type[e.DocassistError], int] = {
     e.UnsupportedMediaType: 415,
     e.NoText: 422,
     e.UnreadableDocument: 422,
+    e.EncryptedDocument: 422,
     e.TooLarge: 413,
     e.InvalidInput: 422,
     e.NotFound: 404,
@@ -27,9 +30,12 @@ STATUS: dict[type[e.DocassistError], int] = {
     e.LLMUnavailable: 503,
     e.ContextOverflow: 422,
     e.VectorStoreUnavailable: 503,
+    e.StoreUnavailable: 503,
+    e.Cancelled: 503,
+    e.SummarizationStalled: 422,
 }
 _HTTP_CODES = {
-    400: "bad_request",
+    400: "invalid_input",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
@@ -38,10 +44,24 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     422: "invalid_input",
 }
+_BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
 def envelope(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def envelope_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    close: bool = False,
+) -> JSONResponse:
+    """The envelope as a response; `close` when the request's body was left unread."""
+    all_headers = {**(headers or {}), **({"Connection": "close"} if close else {})}
+    return JSONResponse(envelope(code, message, details), status_code=status, headers=all_headers or None)
 
 
 def status_of(exc: e.DocassistError) -> int:
@@ -55,14 +75,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(e.DocassistError)
     async def _typed(_: Request, exc: e.DocassistError) -> JSONResponse:
         status = status_of(exc)
-        event(
-            f"[ERROR] {exc.code}",
-            exc.message,
-            level=40 if status >= 500 else 30,
-            code=exc.code,
-            status=status,
-        )
-        return JSONResponse(envelope(exc.code, exc.message, exc.details), status_code=status)
+        event(f"[ERROR] {exc.code}", exc.message, level=40 if status >= 500 else 30, code=exc.code, status=status)
+        return envelope_response(status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -75,14 +89,31 @@ def install_error_handlers(app: FastAPI) -> None:
             loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form")]
             problems.append({"field": ".".join(loc) or "body", "problem": err.get("msg")})
         message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems) or "invalid request"
-        return JSONResponse(envelope("invalid_input", message, {"errors": problems}), status_code=422)
+        return envelope_response(422, "invalid_input", message, {"errors": problems})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _BODY_PARSE_ERROR:
+            cause = exc.__cause__
+            reason = f"{type(cause).__name__}" if cause else "unreadable"
+            return envelope_response(
+                422,
+                "invalid_input",
+                f"the body is not valid UTF-8 JSON of a sane depth ({reason})",
+                {"errors": [{"field": "body", "problem": reason}]},
+            )
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return JSONResponse(envelope(code, str(exc.detail)), status_code=exc.status_code)
+        return envelope_response(
+            exc.status_code, code, str(exc.detail), headers=exc.headers, close=exc.status_code == 413
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        rid = request_id_var.get()
         event("[ERROR] internal_error", f"{type(exc).__name__}: {exc}", level=40, exc_info=exc)
-        return JSONResponse(envelope("internal_error", f"{type(exc).__name__}: {exc}"), status_code=500)
+        return envelope_response(
+            500,
+            "internal_error",
+            f"an internal error; the service log has its details under request id {rid}",
+            {"request_id": rid},
+        )

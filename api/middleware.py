@@ -1,6 +1,8 @@
-"""Request logging as SPEC.md section 7: a line the moment a request arrives, a line with the
-total time when its response (streamed or not) has been sent, and a request id on every
-line in between. Pure ASGI, so streaming responses and client disconnects pass through.
+"""Request logging (docs/LOGS.md): a line the moment a request arrives, a line with the total
+time when its response (streamed or not) has been sent, and a request id on every line in
+between. Pure ASGI, so streaming responses and client disconnects pass through. A client's
+`X-Request-ID` is kept when it is a plain token (letters, digits, `._:-`, at most 64); any other
+value is replaced by a fresh id.
 
 Every response also carries `Server-Timing: app;dur=<ms>`: the service's own time until the
 response headers left (for a streamed response, its time to first byte), so clients and
@@ -8,12 +10,15 @@ response headers left (for a streamed response, its time to first byte), so clie
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docassist.pipelines.logs import clock, event, request_id_var
+
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 
 
 class RequestLogMiddleware:
@@ -25,7 +30,8 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        rid = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex[:12]
+        given = headers.get(b"x-request-id", b"")
+        rid = given.decode("ascii") if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:12]
         token = request_id_var.set(rid)
         method, path = scope["method"], scope["path"]
         quiet = path == "/health"

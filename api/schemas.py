@@ -61,8 +61,24 @@ class StoreCheck(BaseModel):
     error: str | None = None
 
 
+class DatabaseCheck(BaseModel):
+    ok: bool
+    kind: str
+    latency_ms: float | None = None
+    revision: str | None = None
+    error: str | None = None
+
+
+class RedisCheck(BaseModel):
+    ok: bool
+    latency_ms: float | None = None
+    error: str | None = None
+
+
 class HealthChecks(BaseModel):
     vector_store: StoreCheck
+    database: DatabaseCheck
+    redis: RedisCheck | None = Field(default=None, description="present when REDIS_URL is set")
     llm: dict[str, LLMCheck]
 
 

@@ -23,6 +23,7 @@ from docassist.pipelines.runtime import Runtime
 from docassist.pipelines.search.retrieval import SearchResult
 from docassist.pipelines.settings import Settings
 from docassist.pipelines.spaces import check_space_id
+from docassist.pipelines.storage.redis import health as redis_health
 from docassist.pipelines.summaries.events import StreamEvent, SummaryComplete
 from docassist.pipelines.summaries.job_store import Job
 
@@ -205,9 +206,11 @@ class Assistant:
         llm = dict(zip(names, checks, strict=True))
         for name, server in rt.llama_servers.items():
             llm[name].restarts = server.restarts
-        store = await asyncio.to_thread(rt.store.health)
+        store, database = await asyncio.gather(asyncio.to_thread(rt.store.health), asyncio.to_thread(rt.db.health))
+        shared = await redis_health(rt.redis) if rt.redis is not None else None
         routing = rt.settings.profile.routing
-        return assess(store, llm, {step: rt.endpoints[getattr(routing, step)] for step in ("map", "reduce", "answer")})
+        steps = {step: rt.endpoints[getattr(routing, step)] for step in ("map", "reduce", "answer")}
+        return assess(store, database, shared, llm, steps)
 
     def model_config(self, endpoint: str | None = None) -> ModelConfig:
         rt, routing = self.runtime, self.runtime.settings.profile.routing

@@ -96,3 +96,28 @@ class StoreUnavailable(DocassistError):
     """The database or Redis does not answer; retrying later works once it is back."""
 
     code = "store_unavailable"
+
+
+class MarkupTooLarge(TooLarge):
+    """More markup than a parser may read (`MAX_PARSE_MB`): an HTML file, a DOCX that unpacks past
+    it or past the compression-ratio cap, or one whose reading needs more than `EXTRACT_MEMORY_MB`."""
+
+    code = "markup_too_large"
+
+
+class TooManyPages(TooLarge):
+    """A PDF with more pages than `MAX_PDF_PAGES`."""
+
+    code = "too_many_pages"
+
+
+class TextTooLong(TooLarge):
+    """Extracted text longer than `MAX_DOCUMENT_CHARS`."""
+
+    code = "text_too_long"
+
+
+class EncryptedDocument(DocassistError):
+    """A PDF that needs a password to open."""
+
+    code = "encrypted_document"

@@ -1,16 +1,18 @@
 """What works right now, capability by capability, and the status code a load balancer acts on.
 
 Capabilities and what each needs:
-- `ingest`, `search`: the vector store (and the embedding model, loaded at start).
-- `summaries`: an endpoint for the map and the reduce step (the configured one or its failover partner).
+- `ingest`: the vector store and the database (the embedding model is loaded at start).
+- `search`: the vector store.
+- `summaries`: the database, Redis when `REDIS_URL` is set, and an endpoint for the map and the
+  reduce step (the configured one or its failover partner).
 - `answers`: the vector store and an endpoint for the answer step.
 
-Each is `ok`, `degraded` (works through a failover partner, or on an endpoint busy with our
-calls) or `down`. The service is `unavailable` (HTTP 503) when the vector store is down or an
-LLM endpoint it needs is stalled — calls would hang rather than fail — so a load balancer takes
-this instance out and a supervisor may restart it. An LLM endpoint that is down or restarting
-leaves the service `degraded` (HTTP 200): ingest and search keep working and LLM routes answer
-503 `llm_unavailable` at once. `GET /health?require=summaries,answers` turns any named
+Each is `ok`, `degraded` (works through a failover partner) or `down`. The service is
+`unavailable` (HTTP 503) when the vector store or the database is down, or an LLM endpoint is
+stalled — calls would hang rather than fail — so a load balancer takes this instance out and a
+supervisor may restart it. An LLM endpoint that is down or restarting, or Redis, leaves the
+service `degraded` (HTTP 200): ingest and search keep working and the routes that need what is
+missing answer 503 at once. `GET /health?require=summaries,answers` turns any named
 capability that is down into a 503, for pools that must serve it.
 """
 
@@ -21,6 +23,8 @@ from typing import Literal
 
 from docassist.pipelines.llm.endpoints import Endpoint, EndpointHealth
 from docassist.pipelines.search.store import StoreHealth
+from docassist.pipelines.storage.database import DatabaseHealth
+from docassist.pipelines.storage.redis import RedisHealth
 
 State = Literal["ok", "degraded", "down"]
 Capability = Literal["ingest", "search", "summaries", "answers"]
@@ -32,6 +36,8 @@ class HealthReport:
     status: Literal["ok", "degraded", "unavailable"]
     capabilities: dict[Capability, State]
     vector_store: StoreHealth
+    database: DatabaseHealth
+    redis: RedisHealth | None
     llm: dict[str, EndpointHealth]
     reasons: list[str] = field(default_factory=list)
 
@@ -50,9 +56,17 @@ def _route_state(endpoint: Endpoint, llm: dict[str, EndpointHealth]) -> State:
     return "down"
 
 
-def assess(store: StoreHealth, llm: dict[str, EndpointHealth], routing: dict[str, Endpoint]) -> HealthReport:
+def assess(
+    store: StoreHealth,
+    database: DatabaseHealth,
+    redis: RedisHealth | None,
+    llm: dict[str, EndpointHealth],
+    routing: dict[str, Endpoint],
+) -> HealthReport:
     """Fold the checks into capabilities and an overall status (see the module's docstring)."""
     store_state: State = "ok" if store.ok else "down"
+    db_state: State = "ok" if database.ok else "down"
+    redis_state: State = "ok" if redis is None or redis.ok else "down"
     route = {step: _route_state(ep, llm) for step, ep in routing.items()}
     worst = {"ok": 0, "degraded": 1, "down": 2}
 
@@ -60,24 +74,28 @@ def assess(store: StoreHealth, llm: dict[str, EndpointHealth], routing: dict[str
         return max(states, key=lambda s: worst[s])
 
     capabilities: dict[Capability, State] = {
-        "ingest": store_state,
+        "ingest": combine(store_state, db_state),
         "search": store_state,
-        "summaries": combine(route["map"], route["reduce"]),
+        "summaries": combine(db_state, redis_state, route["map"], route["reduce"]),
         "answers": combine(store_state, route["answer"]),
     }
     reasons = []
     if not store.ok:
         reasons.append(f"vector store: {store.error}")
+    if not database.ok:
+        reasons.append(f"database: {database.error}")
+    if redis is not None and not redis.ok:
+        reasons.append(f"Redis: {redis.error}")
     stalled = [name for name, h in llm.items() if h.state == "stalled"]
     for name in stalled:
         reasons.append(f"LLM endpoint '{name}' is stalled: {llm[name].error}")
     for name, h in llm.items():
         if h.state == "down":
             reasons.append(f"LLM endpoint '{name}' is down: {h.error}")
-    if not store.ok or stalled:
+    if not store.ok or not database.ok or stalled:
         status: Literal["ok", "degraded", "unavailable"] = "unavailable"
     elif all(s == "ok" for s in capabilities.values()):
         status = "ok"
     else:
         status = "degraded"
-    return HealthReport(status, capabilities, store, llm, reasons)
+    return HealthReport(status, capabilities, store, database, redis, llm, reasons)

@@ -16,20 +16,25 @@ import time
 from collections.abc import Iterator
 from typing import Literal
 
+from docassist.pipelines.documents.extract import extract_text
 from docassist.pipelines.documents.ingestion import Ingestor, warm_up_splitter
 from docassist.pipelines.documents.registry import Registry
+from docassist.pipelines.documents.sandbox import ExtractionSandbox
 from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint, build_endpoints
 from docassist.pipelines.llm.llama_server import LlamaServer
+from docassist.pipelines.llm.shared_slots import SharedSlots, server_identity
 from docassist.pipelines.logs import event
 from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
 from docassist.pipelines.search.retrieval import Retriever
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.settings import Settings
 from docassist.pipelines.storage.database import Database
+from docassist.pipelines.storage.redis import connect as redis_connect
 from docassist.pipelines.summaries.job_store import JobStore
 from docassist.pipelines.summaries.jobs import JobRunner, make_huey
 from docassist.pipelines.summaries.service import SummaryService
+from docassist.pipelines.summaries.shared_flights import FlightBoard
 from docassist.pipelines.summaries.store import SummaryStore
 
 Role = Literal["serve", "worker"]
@@ -45,6 +50,7 @@ class Runtime:
         self.registry = Registry(self.db)
         self.summary_store = SummaryStore(self.db)
         self.job_store = JobStore(self.db)
+        self.redis = redis_connect(settings.redis_url) if settings.redis_url else None
 
     async def start(self) -> None:
         t0 = time.perf_counter()
@@ -61,11 +67,16 @@ class Runtime:
         servers = [srv.start() for srv in self.llama_servers.values()]
         searching = self.role == "serve"
         if searching:
+            self.sandbox = ExtractionSandbox(s.extract_limits, s.extract_timeout_s, s.extract_memory_mb)
             embed_task = asyncio.to_thread(build_embedding, s.profile.embedding)
-            self.embed_model, *_ = await asyncio.gather(embed_task, asyncio.to_thread(warm_up_splitter), *servers)
+            self.embed_model, *_ = await asyncio.gather(
+                embed_task, asyncio.to_thread(warm_up_splitter), asyncio.to_thread(self.sandbox.warm_up), *servers
+            )
             dim = await asyncio.to_thread(embedding_dim, self.embed_model)
             self.store = await asyncio.to_thread(Store, s, dim, s.profile.embedding.kind)
-            self.ingestor = Ingestor(self.store, self.registry, self.embed_model, int(s.max_upload_mb * 1024 * 1024))
+            self.ingestor = Ingestor(
+                self.store, self.registry, self.embed_model, int(s.max_upload_mb * 1024 * 1024), self.sandbox.extract
+            )
             rolled_back = await asyncio.to_thread(self.ingestor.recover)
             self.retriever = Retriever(self.store, self.embed_model)
         else:
@@ -73,6 +84,9 @@ class Runtime:
             rolled_back = 0
         managed = {n: (srv.base_url, srv.gguf) for n, srv in self.llama_servers.items()}
         self.endpoints = await asyncio.to_thread(build_endpoints, s, managed)
+        if self.redis is not None:  # one concurrency limit per endpoint across every process
+            for ep in self.endpoints.values():
+                ep.limiter = SharedSlots(self.redis, server_identity(ep.base_url), ep.settings.max_concurrency)
         for name, srv in self.llama_servers.items():
             srv.watch(self.endpoints[name])
         await asyncio.gather(*(ep.discover() for ep in self.endpoints.values()))
@@ -82,8 +96,8 @@ class Runtime:
             self.caller,
             self.endpoints[routing.map],
             self.endpoints[routing.reduce],
-            self.registry.text_of,
-            self.registry.content_hash,
+            self.registry,
+            FlightBoard(self.redis) if self.redis is not None else None,
         )
         await asyncio.to_thread(self._adopt_first_release)
         workers = s.job_workers if self.role == "serve" else max(1, s.job_workers)
@@ -115,7 +129,7 @@ class Runtime:
         legacy = [(space, doc, lang) for _, space, doc, lang in self.summary_store.legacy_rows()]
         jobs = [(j.space_id, j.doc_id, j.language) for j in self.job_store.unfinished()]
         if legacy or jobs:
-            self.summaries.adopt_first_release(self.registry, legacy + jobs)
+            self.summaries.adopt_first_release(legacy + jobs)
 
     async def stop(self) -> None:
         if hasattr(self, "jobs"):
@@ -128,6 +142,10 @@ class Runtime:
         await asyncio.gather(*(ep.close() for ep in self.endpoints.values()), return_exceptions=True)
         if hasattr(self, "store"):
             self.store.close()
+        if hasattr(self, "sandbox"):
+            self.sandbox.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         self.db.close()
 
 
@@ -139,8 +157,15 @@ def ingestion_only(settings: Settings) -> Iterator[Ingestor]:
     db.migrate(settings.files_dir)
     embed = build_embedding(settings.profile.embedding)
     store = Store(settings, embedding_dim(embed), settings.profile.embedding.kind)
+    limits = settings.extract_limits
     try:
-        yield Ingestor(store, Registry(db), embed, int(settings.max_upload_mb * 1024 * 1024))
+        yield Ingestor(
+            store,
+            Registry(db),
+            embed,
+            int(settings.max_upload_mb * 1024 * 1024),
+            lambda f, d: extract_text(f, d, limits),
+        )
     finally:
         store.close()
         db.close()

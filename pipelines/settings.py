@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from docassist.pipelines.documents.extract import ExtractLimits
 from docassist.pipelines.llm.budget import Limits
 
 Provider = Literal["llama.cpp", "vLLM", "Ollama", "OpenAI-compatible"]
@@ -26,6 +27,12 @@ _ENV_NAMES = {
     "llm_max_tokens": "LLM_MAX_TOKENS",
     "context_window_override": "LLM_CONTEXT_WINDOW",
     "max_upload_mb": "MAX_UPLOAD_MB",
+    "max_parse_mb": "MAX_PARSE_MB",
+    "max_expansion_ratio": "MAX_EXPANSION_RATIO",
+    "max_pdf_pages": "MAX_PDF_PAGES",
+    "max_document_chars": "MAX_DOCUMENT_CHARS",
+    "extract_timeout_s": "EXTRACT_TIMEOUT_S",
+    "extract_memory_mb": "EXTRACT_MEMORY_MB",
     "llama_server_threads": "LLAMA_SERVER_THREADS",
     "job_workers": "JOB_WORKERS",
 }
@@ -125,6 +132,12 @@ class Settings(BaseModel):
     safety_margin: int = Field(default=64, ge=0)
     min_useful_output: int = Field(default=64, gt=0)
     max_upload_mb: float = Field(default=50, gt=0)
+    max_parse_mb: float = Field(default=32, gt=0)
+    max_expansion_ratio: float = Field(default=100, gt=1)
+    max_pdf_pages: int = Field(default=2000, gt=0)
+    max_document_chars: int = Field(default=2_000_000, gt=0)
+    extract_timeout_s: float = Field(default=120, gt=0)
+    extract_memory_mb: int = Field(default=2048, ge=256)
     database_url: str | None = None
     redis_url: str | None = None
     job_workers: int = Field(default=2, ge=0, le=64)
@@ -135,6 +148,10 @@ class Settings(BaseModel):
     @property
     def endpoints(self) -> dict[str, EndpointSettings]:
         return self.profile.endpoints
+
+    @property
+    def extract_limits(self) -> ExtractLimits:
+        return ExtractLimits(self.max_parse_mb, self.max_expansion_ratio, self.max_pdf_pages, self.max_document_chars)
 
     @property
     def limits(self) -> Limits:
@@ -267,6 +284,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "llm_max_tokens": _env_number(env, "LLM_MAX_TOKENS", int, 2048),
         "context_window_override": _env_number(env, "LLM_CONTEXT_WINDOW", int, None),
         "max_upload_mb": _env_number(env, "MAX_UPLOAD_MB", float, 50),
+        "max_parse_mb": _env_number(env, "MAX_PARSE_MB", float, 32),
+        "max_expansion_ratio": _env_number(env, "MAX_EXPANSION_RATIO", float, 100),
+        "max_pdf_pages": _env_number(env, "MAX_PDF_PAGES", int, 2000),
+        "max_document_chars": _env_number(env, "MAX_DOCUMENT_CHARS", int, 2_000_000),
+        "extract_timeout_s": _env_number(env, "EXTRACT_TIMEOUT_S", float, 120),
+        "extract_memory_mb": _env_number(env, "EXTRACT_MEMORY_MB", int, 2048),
         "log_format": "json" if env.get("LOG_FORMAT", "").lower() == "json" else "text",
         "api_keys": _parse_api_keys(env.get("API_KEYS", "")),
         "llama_server_threads": _env_number(env, "LLAMA_SERVER_THREADS", int, None),

@@ -48,6 +48,8 @@ async def health(
         capabilities=report.capabilities,
         checks=HealthChecks(
             vector_store=asdict(report.vector_store),
+            database=asdict(report.database),
+            redis=asdict(report.redis) if report.redis else None,
             llm={name: {**asdict(h), "ok": h.ok} for name, h in report.llm.items()},
         ),
         reasons=report.reasons,

@@ -1,7 +1,15 @@
-"""Turn an uploaded file into plain text, or say clearly why not.
+"""Turn an uploaded file into plain text, or say clearly why not — within limits.
 
 Text files arrive in any common encoding (Russian ones often in Windows-1251);
-charset-normalizer decides. PDF via pypdf, DOCX via python-docx, HTML via BeautifulSoup.
+charset-normalizer decides. PDF via pypdf (with its crypto extra, so AES-encrypted and
+owner-password-only files open as in any viewer), DOCX via python-docx, HTML via lxml.
+
+Limits are checked before the expensive step they protect (`ExtractLimits`): a DOCX's unpacked
+size and compression ratio from its zip directory (and again while unpacking, in case the
+directory lies) before any XML is parsed; the markup an HTML or DOCX parser reads; a PDF's page
+count before its pages are read; the extracted text's length before anything is chunked or
+embedded. Any other failure of a parser is `unreadable_document` naming the file, never a 500.
+`sandbox.py` runs all of this in a child process with a time and memory limit.
 """
 
 from __future__ import annotations
@@ -10,11 +18,22 @@ import io
 import re
 import unicodedata
 import zipfile
+from dataclasses import dataclass
 from pathlib import PurePath
 
 from charset_normalizer import from_bytes
 
-from docassist.pipelines.errors import NoText, UnreadableDocument, UnsupportedMediaType
+from docassist.pipelines.errors import (
+    DocassistError,
+    EncryptedDocument,
+    InvalidInput,
+    MarkupTooLarge,
+    NoText,
+    TextTooLong,
+    TooManyPages,
+    UnreadableDocument,
+    UnsupportedMediaType,
+)
 
 SUPPORTED = {
     ".txt": "text/plain",
@@ -25,10 +44,23 @@ SUPPORTED = {
     ".html": "text/html",
     ".htm": "text/html",
 }
+MB = 1024 * 1024
+_UNPACK_BLOCK = 1 << 20
+_RATIO_FLOOR_BYTES = 1 * MB  # parts smaller than this unpacked are never ratio bombs
+
+
+@dataclass(frozen=True)
+class ExtractLimits:
+    max_parse_mb: float = 32  # markup a parser reads: an HTML file, a DOCX's parts once unpacked
+    max_expansion_ratio: float = 100  # unpacked / packed size of one DOCX part
+    max_pdf_pages: int = 2000
+    max_document_chars: int = 2_000_000
 
 
 def file_kind(filename: str) -> str:
     """The normalised extension of a supported file, or `UnsupportedMediaType`."""
+    if any(unicodedata.category(ch) == "Cc" for ch in filename or ""):
+        raise InvalidInput("the file name contains control characters", filename=repr(filename))
     ext = PurePath(filename or "").suffix.lower()
     if ext not in SUPPORTED:
         raise UnsupportedMediaType(
@@ -55,27 +87,69 @@ def decode_text(data: bytes) -> str:
     return str(best)
 
 
-def _pdf_text(data: bytes) -> str:
+def _pdf_text(data: bytes, limits: ExtractLimits) -> str:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError
 
+    reader = PdfReader(io.BytesIO(data))
+    if reader.is_encrypted and not reader.decrypt(""):
+        raise EncryptedDocument("the PDF is protected by a password; upload it without one")
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            reader.decrypt("")
-        return "\n\n".join(page.extract_text() or "" for page in reader.pages)
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError, NotImplementedError) as exc:
-        raise UnreadableDocument(f"corrupt or unreadable PDF: {exc}") from exc
+        pages = len(reader.pages)
+    except LimitReachedError as exc:
+        raise TooManyPages(f"the PDF has more pages than its reader will count ({exc})") from exc
+    if pages > limits.max_pdf_pages:
+        raise TooManyPages(
+            f"the PDF has {pages:,} pages; MAX_PDF_PAGES allows {limits.max_pdf_pages:,}",
+            pages=pages,
+            limit=limits.max_pdf_pages,
+        )
+    texts, length = [], 0
+    for page in reader.pages:
+        text = page.extract_text() or ""
+        length += len(text)
+        if length > limits.max_document_chars * 2:  # far past the text limit: stop reading
+            break
+        texts.append(text)
+    return "\n\n".join(texts)
 
 
-def _docx_text(data: bytes) -> str:
+def _check_docx_size(data: bytes, limits: ExtractLimits) -> None:
+    """Refuse a zip bomb before parsing: by the sizes the zip directory declares, then by the sizes
+    actually unpacked (a directory can lie)."""
+    cap = int(limits.max_parse_mb * MB)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = archive.infolist()
+        declared = sum(m.file_size for m in members)
+        if declared > cap:
+            raise MarkupTooLarge(
+                f"the DOCX unpacks to {declared / MB:,.0f} MB; MAX_PARSE_MB allows {limits.max_parse_mb:g}",
+                unpacked_bytes=declared,
+            )
+        for m in members:
+            if m.file_size > _RATIO_FLOOR_BYTES and m.file_size > limits.max_expansion_ratio * max(1, m.compress_size):
+                raise MarkupTooLarge(
+                    f"a part of the DOCX ({m.filename}) unpacks {m.file_size / max(1, m.compress_size):,.0f} times its "
+                    f"packed size; MAX_EXPANSION_RATIO allows {limits.max_expansion_ratio:g}",
+                    part=m.filename,
+                )
+        unpacked = 0
+        for m in members:
+            with archive.open(m) as fh:
+                while block := fh.read(_UNPACK_BLOCK):
+                    unpacked += len(block)
+                    if unpacked > cap:
+                        raise MarkupTooLarge(
+                            f"the DOCX unpacks to more than MAX_PARSE_MB ({limits.max_parse_mb:g} MB)",
+                            unpacked_bytes=unpacked,
+                        )
+
+
+def _docx_text(data: bytes, limits: ExtractLimits) -> str:
     import docx
-    from docx.opc.exceptions import PackageNotFoundError
 
-    try:
-        document = docx.Document(io.BytesIO(data))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise UnreadableDocument(f"corrupt or unreadable DOCX: {exc}") from exc
+    _check_docx_size(data, limits)
+    document = docx.Document(io.BytesIO(data))
     parts = [p.text for p in document.paragraphs]
     for table in document.tables:
         for row in table.rows:
@@ -83,13 +157,18 @@ def _docx_text(data: bytes) -> str:
     return "\n".join(parts)
 
 
-def _html_text(data: bytes) -> str:
-    from bs4 import BeautifulSoup
+def _html_text(data: bytes, limits: ExtractLimits) -> str:
+    import lxml.html
 
-    soup = BeautifulSoup(decode_text(data), "html.parser")
-    for tag in soup(["script", "style", "noscript", "template"]):
-        tag.decompose()
-    return soup.get_text("\n")
+    if len(data) > limits.max_parse_mb * MB:
+        raise MarkupTooLarge(
+            f"the HTML file is {len(data) / MB:,.1f} MB; MAX_PARSE_MB allows {limits.max_parse_mb:g}",
+            size_bytes=len(data),
+        )
+    root = lxml.html.document_fromstring(decode_text(data))
+    for element in root.xpath("//script|//style|//noscript|//template"):
+        element.drop_tree()
+    return "\n".join(root.itertext())
 
 
 def normalize(text: str) -> str:
@@ -101,20 +180,39 @@ def normalize(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-def extract_text(filename: str, data: bytes) -> str:
-    """The document's text, normalised; raises `NoText` when there is none to work with."""
+def extract_text(filename: str, data: bytes, limits: ExtractLimits | None = None) -> str:
+    """The document's text, normalised; `NoText` when there is none to work with, a `TooLarge`
+    kind naming the limit when it is past one, `UnreadableDocument` when a parser fails."""
+    limits = limits or ExtractLimits()
     ext = file_kind(filename)
     if not data.strip():
         raise NoText("the file is empty", filename=filename)
-    if ext == ".pdf":
-        raw = _pdf_text(data)
-    elif ext == ".docx":
-        raw = _docx_text(data)
-    elif ext in (".html", ".htm"):
-        raw = _html_text(data)
-    else:
-        raw = decode_text(data)
+    try:
+        if ext == ".pdf":
+            raw = _pdf_text(data, limits)
+        elif ext == ".docx":
+            raw = _docx_text(data, limits)
+        elif ext in (".html", ".htm"):
+            raw = _html_text(data, limits)
+        else:
+            raw = decode_text(data)
+    except DocassistError:
+        raise
+    except MemoryError as exc:
+        raise MarkupTooLarge("reading the document needs more memory than EXTRACT_MEMORY_MB allows") from exc
+    except Exception as exc:  # any parser's failure: corrupt, truncated, or a construct it cannot read
+        kind = {".pdf": "PDF", ".docx": "DOCX"}.get(ext, "file")
+        raise UnreadableDocument(
+            f"{filename!r} is a corrupt or unreadable {kind}: {type(exc).__name__}: {exc}"[:500], filename=filename
+        ) from exc
     text = normalize(raw)
+    if len(text) > limits.max_document_chars:
+        raise TextTooLong(
+            f"the document has {len(text):,} characters of text; MAX_DOCUMENT_CHARS allows "
+            f"{limits.max_document_chars:,}",
+            chars=len(text),
+            limit=limits.max_document_chars,
+        )
     if sum(ch.isalnum() for ch in text) < 2:
         hint = " (a scanned PDF needs OCR first)" if ext == ".pdf" else ""
         raise NoText(f"no extractable text in the document{hint}", filename=filename)

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,9 +68,11 @@ class Ingestor:
         registry: Registry,
         embed_model: BaseEmbedding,
         max_upload_bytes: int,
+        extract: Callable[[str, bytes], str] = extract_text,
     ) -> None:
         self.store, self.registry, self.embed_model = store, registry, embed_model
         self.max_upload_bytes = max_upload_bytes
+        self.extract = extract
         self.splitter = SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP)
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
@@ -94,7 +97,7 @@ class Ingestor:
 
     def _ingest_new(self, space_id: str, doc_id: str, filename: str, ext: str, data: bytes) -> DocumentRecord:
         t0 = time.perf_counter()
-        text = extract_text(filename, data)
+        text = self.extract(filename, data)
         t_extract = time.perf_counter()
         language = detect_language(text)
         event(

@@ -33,6 +33,11 @@ def background() -> Iterator[None]:
         _priority.reset(token)
 
 
+def current_priority() -> int:
+    """The priority of LLM calls made here: `INTERACTIVE`, or `BACKGROUND` inside `background()`."""
+    return _priority.get()
+
+
 class PrioritySemaphore:
     def __init__(self, value: int) -> None:
         self._capacity = value

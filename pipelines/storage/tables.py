@@ -103,6 +103,7 @@ jobs = Table(
     Column("updated_at", Float, nullable=False),
     Column("lease_owner", String(64)),
     Column("lease_expires_at", Float),
+    Column("queued_at", Float),  # None: the queue did not take it (Redis was down); the reaper retries
     Index("jobs_doc", "space_id", "doc_id"),
     Index("jobs_lease", "status", "lease_expires_at"),
 )

@@ -16,18 +16,26 @@ from docassist.pipelines.summaries.events import StreamEvent
 
 @dataclass
 class Flight:
+    """A run this process owns (or, without Redis, the only run there is)."""
+
     key: str
     space_id: str
     doc_id: str
+    language: str = ""
+    run: str | None = None  # with shared flights: the run's id in Redis
     events: list[StreamEvent] = field(default_factory=list)
     task: asyncio.Task | None = None
     followers: int = 0
     pinned: bool = False
     done: bool = False
+    outbox: asyncio.Queue[StreamEvent] | None = None  # with shared flights: events still to publish
+    publisher: asyncio.Task | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def emit(self, ev: StreamEvent) -> None:
         self.events.append(ev)
+        if self.outbox is not None:
+            self.outbox.put_nowait(ev)
         self._changed.set()
 
     def finish(self) -> None:
@@ -51,3 +59,16 @@ class Flight:
     def cancel(self) -> None:
         if self.task and not self.done:
             self.task.cancel()
+
+
+@dataclass
+class RemoteFlight:
+    """A run that another process owns (shared flights through Redis): followed through its events
+    stream; taken over if its owner dies."""
+
+    key: str
+    space_id: str
+    doc_id: str
+    language: str
+    run: str
+    pinned: bool = False

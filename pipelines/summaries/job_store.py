@@ -38,6 +38,7 @@ class Job:
     updated_at: float = 0.0
     lease_owner: str | None = None
     lease_expires_at: float | None = None
+    queued_at: float | None = None
 
 
 _COLUMNS = [jobs.c[name] for name in Job.__dataclass_fields__]
@@ -159,6 +160,12 @@ class JobStore:
                 ).rowcount
                 > 0
             )
+
+    def unqueued(self) -> list[Job]:
+        """Pending jobs the queue never took (it was down when they were submitted)."""
+        query = select(*_COLUMNS).where(jobs.c.status == "pending", jobs.c.queued_at.is_(None))
+        with self.db.begin() as conn:
+            return [_job(r) for r in conn.execute(query)]
 
     def unfinished(self) -> list[Job]:
         query = select(*_COLUMNS).where(jobs.c.status.in_(("pending", "running"))).order_by(jobs.c.created_at)

@@ -93,7 +93,7 @@ class JobRunner:
         if not self.shared:
             for job in self.store.unfinished():
                 if job.status == "running" and self.store.requeue_if_expired(job):
-                    self._task(job.job_id)
+                    self._enqueue(job)
                     resumed += 1
                     event(
                         "Background job resumed after restart",

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from docassist.pipelines.documents.language import label
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
@@ -32,9 +32,12 @@ from docassist.pipelines.summaries.events import (
     SummaryProgress,
     SummaryStart,
 )
-from docassist.pipelines.summaries.flights import Flight
+from docassist.pipelines.summaries.flights import Flight, RemoteFlight
+from docassist.pipelines.summaries.shared_flights import FlightBoard, OwnerGone
 from docassist.pipelines.summaries.store import CachedSummary, RunOf, SummaryStore
 from docassist.pipelines.summaries.workflow import PlanDecided, SummarizeInput, SummarizeWorkflow, SummaryResult
+
+WATCH_INTERVAL_S = 2.0
 
 
 class RunMemo:
@@ -57,12 +60,12 @@ class SummaryService:
         caller: LLMCaller,
         map_endpoint: Endpoint,
         reduce_endpoint: Endpoint,
-        read_text: Callable[[DocumentRecord], str],
-        content_hash: Callable[[DocumentRecord], str],
+        registry: Registry,
+        board: FlightBoard | None = None,
     ) -> None:
-        self.store, self.caller = store, caller
+        self.store, self.caller, self.registry, self.board = store, caller, registry, board
         self.map_ep, self.reduce_ep = map_endpoint, reduce_endpoint
-        self.read_text, self.content_hash = read_text, content_hash
+        self.read_text, self.content_hash = registry.text_of, registry.content_hash
         self.flights: dict[str, Flight] = {}
 
     @property
@@ -97,8 +100,9 @@ class SummaryService:
 
     async def start(
         self, record: DocumentRecord, language: str | None = None, force: bool = False, pinned: bool = False
-    ) -> Flight:
-        """The flight computing this summary: a running one, a finished cached one, or a new one."""
+    ) -> Flight | RemoteFlight:
+        """The flight computing this summary: a running one (here or, with shared flights, in
+        another process), a finished cached one, or a new one."""
         lang = language or record.language
         looked_up = time.perf_counter()
         key = self.cache_key(record, lang)
@@ -109,34 +113,27 @@ class SummaryService:
         hit = None if force else await asyncio.to_thread(self.store.get, key)
         if key in self.flights:  # started while we looked
             return self.flights[key]
-        flight = Flight(key=key, space_id=record.space_id, doc_id=record.doc_id, pinned=pinned)
         if hit is not None:
-            lookup_ms = round((time.perf_counter() - looked_up) * 1000, 2)
-            flight.emit(
-                SummaryStart(
-                    doc_id=record.doc_id,
-                    strategy=hit.strategy,
-                    chunks=hit.timing.get("parts", 1),
-                    language=hit.language,
-                    eta_s=0.0,
-                    cached=True,
-                )
-            )
-            flight.emit(SummaryDelta(delta=hit.summary))
-            flight.emit(
-                SummaryComplete(
-                    doc_id=record.doc_id,
-                    summary=hit.summary,
-                    cached=True,
-                    language=hit.language,
-                    strategy=hit.strategy,
-                    timing={"lookup_ms": lookup_ms, "cached_at": hit.created_at, "computed": hit.timing},
-                    usage=hit.usage,
-                )
-            )
-            flight.finish()
-            return flight
+            return self._cached_flight(key, record, hit, looked_up)
+        run = None
+        if self.board is not None:
+            run = await self.board.claim(key)
+            if run is None:
+                current = await self.board.current(key)
+                if current is not None:
+                    return RemoteFlight(key, record.space_id, record.doc_id, lang, current, pinned)
+                run = await self.board.claim(key)  # its owner finished meanwhile
+                if run is None:
+                    current = await self.board.current(key)
+                    return RemoteFlight(key, record.space_id, record.doc_id, lang, current or "", pinned)
+            if not force and (hit := await asyncio.to_thread(self.store.get, key)) is not None:
+                await self.board.release(key, run)  # computed by the owner that just finished
+                return self._cached_flight(key, record, hit, looked_up)
+        flight = Flight(key=key, space_id=record.space_id, doc_id=record.doc_id, language=lang, run=run, pinned=pinned)
         self.flights[key] = flight
+        if run is not None:
+            flight.outbox = asyncio.Queue()
+            flight.publisher = asyncio.create_task(self._publish(flight), name=f"publish-{key[:8]}")
         sizes = planning.estimated_sizes(record.chars, lang, None, self.map_ep, self.reduce_ep)
         plan = planning.decide(sizes, self.map_ep, self.reduce_ep, self.caller.limits)
         flight.emit(
@@ -147,6 +144,64 @@ class SummaryService:
         flight.task = asyncio.create_task(self._run(flight, record, lang, force), name=f"summary-{key[:8]}")
         return flight
 
+    def _cached_flight(self, key: str, record: DocumentRecord, hit: CachedSummary, looked_up: float) -> Flight:
+        flight = Flight(key=key, space_id=record.space_id, doc_id=record.doc_id, language=hit.language)
+        lookup_ms = round((time.perf_counter() - looked_up) * 1000, 2)
+        flight.emit(
+            SummaryStart(
+                doc_id=record.doc_id,
+                strategy=hit.strategy,
+                chunks=hit.timing.get("parts", 1),
+                language=hit.language,
+                eta_s=0.0,
+                cached=True,
+            )
+        )
+        flight.emit(SummaryDelta(delta=hit.summary))
+        flight.emit(
+            SummaryComplete(
+                doc_id=record.doc_id,
+                summary=hit.summary,
+                cached=True,
+                language=hit.language,
+                strategy=hit.strategy,
+                timing={"lookup_ms": lookup_ms, "cached_at": hit.created_at, "computed": hit.timing},
+                usage=hit.usage,
+            )
+        )
+        flight.finish()
+        return flight
+
+    async def _publish(self, flight: Flight) -> None:
+        """Relay a run's events to its stream in Redis, in order; release the flight after the last."""
+        assert self.board is not None and flight.outbox is not None and flight.run is not None
+        while True:
+            ev = await flight.outbox.get()
+            with contextlib.suppress(Exception):  # a follower elsewhere then sees the owner's lease lapse
+                await self.board.publish(flight.key, flight.run, ev)
+            if ev.terminal:
+                await self.board.release(flight.key, flight.run)
+                return
+
+    async def _watch(self, flight: Flight, record: DocumentRecord) -> None:
+        """With shared flights: renew the run's lease, and stop a run whose document was deleted or
+        that nobody, in any process, follows any more."""
+        assert self.board is not None and flight.run is not None
+        unfollowed = 0
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            await self.board.renew(flight.key, flight.run)
+            gone = not await asyncio.to_thread(self.registry.exists, record.space_id, record.doc_id)
+            unfollowed = unfollowed + 1 if await self.board.followers(flight.key, flight.run) == 0 else 0
+            if gone or unfollowed >= 2:
+                event(
+                    "[SUMMARY] Stopping",
+                    f"doc_id={record.doc_id}: "
+                    + ("the document was deleted" if gone else "nobody follows the run any more"),
+                )
+                flight.cancel()
+                return
+
     async def _run(self, flight: Flight, record: DocumentRecord, language: str, force: bool) -> None:
         started = time.perf_counter()
         event(
@@ -156,6 +211,7 @@ class SummaryService:
             target=language,
         )
         handler = None
+        watcher = asyncio.create_task(self._watch(flight, record)) if self.board is not None else None
         try:
             run = self.run_of(record, language)
             if force:  # recompute: nothing from an earlier, unfinished run is reused
@@ -218,27 +274,53 @@ class SummaryService:
             event("[SUMMARY] Failed", f"{type(exc).__name__}: {exc}", level=40, exc_info=exc)
             flight.emit(SummaryError(code="internal_error", message="the summary failed; the service log has details"))
         finally:
+            if watcher is not None:
+                watcher.cancel()
             flight.finish()
             self.flights.pop(flight.key, None)
 
     @contextlib.asynccontextmanager
-    async def following(self, flight: Flight, record: DocumentRecord) -> AsyncIterator[AsyncIterator[StreamEvent]]:
-        """Follow a flight as `record`'s summary; when the last follower of an unpinned flight
-        leaves early, cancel it."""
-        flight.followers += 1
+    async def following(
+        self, flight: Flight | RemoteFlight, record: DocumentRecord
+    ) -> AsyncIterator[AsyncIterator[StreamEvent]]:
+        """Follow a flight as `record`'s summary. Without shared flights, the last follower of an
+        unpinned flight leaving early cancels it at once; with them, the run's owner stops a run
+        nobody follows in any process (see `_watch`)."""
+        if self.board is None or flight.run is None:
+            assert isinstance(flight, Flight)
+            flight.followers += 1
+            try:
+                yield self._as_record(flight.follow(), record)
+            finally:
+                flight.followers -= 1
+                if flight.followers == 0 and not flight.pinned:
+                    flight.cancel()
+            return
+        async with self.board.following(flight.key, flight.run):
+            source = flight.follow() if isinstance(flight, Flight) else self._remote(flight, record)
+            yield self._as_record(source, record)
 
-        async def events() -> AsyncIterator[StreamEvent]:
-            async for ev in flight.follow():
-                if isinstance(ev, SummaryStart | SummaryComplete) and ev.doc_id != record.doc_id:
-                    ev = ev.model_copy(update={"doc_id": record.doc_id})  # a twin document of the same space
-                yield ev
-
+    async def _remote(self, flight: RemoteFlight, record: DocumentRecord) -> AsyncIterator[StreamEvent]:
+        """A run owned elsewhere; if its owner dies, take it over here and go on from its events."""
+        assert self.board is not None
         try:
-            yield events()
-        finally:
-            flight.followers -= 1
-            if flight.followers == 0 and not flight.pinned:
-                flight.cancel()
+            async for ev in self.board.follow(flight.key, flight.run):
+                yield ev
+            return
+        except OwnerGone:
+            event("[SUMMARY] Taking over a run whose process stopped", f"doc_id={record.doc_id}", level=30)
+        successor = await self.start(record, flight.language, pinned=flight.pinned)
+        async with self.following(successor, record) as events:
+            async for ev in events:
+                if not isinstance(ev, SummaryStart):  # its followers already saw the run start
+                    yield ev
+
+    @staticmethod
+    async def _as_record(events: AsyncIterator[StreamEvent], record: DocumentRecord) -> AsyncIterator[StreamEvent]:
+        async for ev in events:
+            if isinstance(ev, SummaryStart | SummaryComplete) and ev.doc_id != record.doc_id:
+                ev = ev.model_copy(update={"doc_id": record.doc_id})  # a twin document of the same space
+            yield ev
 
     async def summarize(
         self, record: DocumentRecord, language: str | None = None, force: bool = False
@@ -261,13 +343,13 @@ class SummaryService:
         await asyncio.gather(*(f.task for f in flights if f.task), return_exceptions=True)
         return len(flights)
 
-    def adopt_first_release(self, registry: Registry, languages: list[tuple[str, str, str]]) -> int:
+    def adopt_first_release(self, languages: list[tuple[str, str, str]]) -> int:
         """Move summaries and partial results stored under first-release keys (which did not name
         the space) to their space-scoped keys, when they were made with the configuration in force
         now. `languages`: (space, document, language) of the summaries and jobs to look at."""
         moved = 0
         for space_id, doc_id, language in set(languages):
-            record = registry.get(space_id, doc_id)
+            record = self.registry.get(space_id, doc_id)
             if record is None:
                 continue
             parts = [

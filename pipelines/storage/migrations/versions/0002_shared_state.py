@@ -45,6 +45,7 @@ def upgrade() -> None:
     op.create_index("partials_doc", "partials", ["space_id", "doc_id"])
     op.add_column("jobs", sa.Column("lease_owner", sa.String(64)))
     op.add_column("jobs", sa.Column("lease_expires_at", sa.Float))
+    op.add_column("jobs", sa.Column("queued_at", sa.Float))
     op.create_index("jobs_lease", "jobs", ["status", "lease_expires_at"])
 
     bind = op.get_bind()

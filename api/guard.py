@@ -1,0 +1,99 @@
+"""Refuse before reading: requests without a valid key, and bodies over the limit.
+
+Runs before routing, as plain ASGI, on the request's headers alone:
+- with `API_KEYS` set, a request without a valid key gets 401 at once — its body is never read
+  (only `/health`, the web page and the API description are open);
+- a body that declares (Content-Length) more than its route takes gets 413 at once;
+- a body that turns out longer than declared, or is sent chunked, is cut off the moment it
+  passes the limit: reading stops and the route answers 413. Nothing past the limit is
+  buffered or spooled to disk.
+The resolved key (`Access`) is left in the request's state for the routes' space checks.
+"""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from docassist.api.auth import OPEN, Access, access_for
+from docassist.api.errors import envelope_response
+
+UPLOAD_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the form's other fields
+JSON_BODY_LIMIT_BYTES = 1024 * 1024  # every JSON route takes a small body (a question is at most 4,000 characters)
+OPEN_PATHS = ("/health", "/docs", "/openapi.json", "/docs/oauth2-redirect")
+OPEN_PREFIXES = ("/ui", "/static")
+
+
+def is_open(path: str) -> bool:
+    return path == "/" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, keys: dict[str, frozenset[str] | None], upload_limit_bytes: int) -> None:
+        self.app, self.keys = app, keys
+        self.upload_limit = upload_limit_bytes + UPLOAD_OVERHEAD_BYTES
+
+    def limit_for(self, path: str) -> int:
+        return self.upload_limit if path == "/ingest" else JSON_BODY_LIMIT_BYTES
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        path = scope["path"]
+        access: Access | None = OPEN
+        if self.keys and not is_open(path):
+            access = access_for(headers, self.keys)
+            if access is None:
+                response = envelope_response(
+                    401,
+                    "unauthorized",
+                    "a valid API key is required (Authorization: Bearer <key> or X-API-Key)",
+                    headers={"WWW-Authenticate": "Bearer"},
+                    close=True,
+                )
+                await response(scope, receive, send)
+                return
+        scope.setdefault("state", {})["access"] = access
+        limit = self.limit_for(path)
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            response = envelope_response(
+                413,
+                "too_large",
+                f"the request body declares {int(declared):,} bytes, more than {_what(path)} allows ({limit:,} bytes)",
+                details={"limit_bytes": limit, "declared_bytes": int(declared)},
+                close=True,
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, _counting(receive, limit, path), send)
+
+
+def _what(path: str) -> str:
+    return "MAX_UPLOAD_MB" if path == "/ingest" else "the JSON body limit"
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` while a route reads its body: FastAPI passes HTTP exceptions through
+    its body parsing untouched, so the error handler answers 413 `too_large`."""
+
+    def __init__(self, limit: int, path: str) -> None:
+        super().__init__(413, f"the request body is larger than {_what(path)} allows ({limit:,} bytes)")
+
+
+def _counting(receive: Receive, limit: int, path: str) -> Receive:
+    """`receive` that stops a body at `limit` bytes: the route's body reader raises `TooLarge`."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit, path)
+        return message
+
+    return wrapped
