@@ -70,6 +70,11 @@ class ExtractionSandbox:
             raise UnreadableDocument(
                 f"reading {filename!r} took longer than EXTRACT_TIMEOUT_S ({self.timeout_s:g}s)", filename=filename
             ) from None
+        except MemoryError:  # the worker hit its address-space cap and survived
+            raise MarkupTooLarge(
+                f"reading {filename!r} needed more memory than EXTRACT_MEMORY_MB ({self.memory_mb} MB)",
+                filename=filename,
+            ) from None
         except BrokenProcessPool:
             pool = self._replace(pool, f"the worker reading {filename!r} died")
             raise MarkupTooLarge(

@@ -158,15 +158,16 @@ class Endpoint:
         if activity and self.provider == "llama.cpp":
             return EndpointHealth("busy", activity=activity, **base)
         url = f"{self.root_url}/api/tags" if self.provider == "Ollama" else f"{self.base_url.rstrip('/')}/models"
+        probe_s = min(PROBE_TIMEOUT_S, self.settings.stall_timeout_s)
         started = time.perf_counter()
         try:
-            async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as client:
+            async with httpx.AsyncClient(timeout=probe_s) as client:
                 response = await client.get(url)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             return EndpointHealth("down", error=f"{type(exc).__name__}: {exc or 'no answer'} ({url})", **base)
         except httpx.TimeoutException:
             return EndpointHealth(
-                "stalled", error=f"accepts connections but did not answer in {PROBE_TIMEOUT_S:.0f}s ({url})", **base
+                "stalled", error=f"accepts connections but did not answer in {probe_s:g}s ({url})", **base
             )
         except httpx.HTTPError as exc:
             return EndpointHealth("down", error=f"{type(exc).__name__}: {exc} ({url})", **base)

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from concurrent.futures import Future
 from pathlib import Path
@@ -119,13 +120,23 @@ class JobRunner:
         if latest and latest.status in ("pending", "running") and latest.language == language:
             return latest
         job = self.store.create(record.space_id, record.doc_id, language)
-        self._task(job.job_id)
+        self._enqueue(job)
         event(
             "Background job queued",
             f"job_id={job.job_id} doc_id={record.doc_id} language={language}",
             job_id=job.job_id,
         )
         return job
+
+    def _enqueue(self, job: Job) -> bool:
+        """Hand the job to the queue and note when; a queue that is down leaves it for the reaper."""
+        try:
+            self._task(job.job_id)
+        except Exception as exc:  # Redis down: the job row stays pending, unqueued
+            event("Background job not queued yet", f"job_id={job.job_id}: {type(exc).__name__}: {exc}", level=30)
+            return False
+        self.store.update(job.job_id, queued_at=time.time())
+        return True
 
     def retry(self, job: Job) -> Job:
         if job.status == "failed":
@@ -137,8 +148,9 @@ class JobRunner:
                 progress=JobProgress(),
                 lease_owner=None,
                 lease_expires_at=None,
+                queued_at=None,
             )
-            self._task(job.job_id)
+            self._enqueue(job)
             event("Background job retried", f"job_id={job.job_id}", job_id=job.job_id)
         return self.store.get(job.job_id) or job
 
@@ -244,19 +256,21 @@ class JobRunner:
                 return
 
     async def _reap(self) -> None:
-        """Queue again the jobs whose worker stopped renewing its lease."""
+        """Queue again the jobs whose worker stopped renewing its lease, and the jobs the queue did
+        not take when they were submitted."""
         while True:
             await asyncio.sleep(self.lease_s / 3)
             try:
-                expired = await asyncio.to_thread(self.store.expired)
-                for job in expired:
+                for job in await asyncio.to_thread(self.store.expired):
                     if await asyncio.to_thread(self.store.requeue_if_expired, job):
-                        self._task(job.job_id)
+                        await asyncio.to_thread(self._enqueue, job)
                         event(
                             "Background job taken over",
                             f"job_id={job.job_id}: worker {job.lease_owner} stopped renewing its lease; queued again",
                             job_id=job.job_id,
                             level=30,
                         )
+                for job in await asyncio.to_thread(self.store.unqueued):
+                    await asyncio.to_thread(self._enqueue, job)
             except StoreUnavailable:
                 continue
