@@ -15,7 +15,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from docassist.pipelines.answers.workflow import AnswerResult, Mode
+from docassist.pipelines.answers.events import AskComplete
+from docassist.pipelines.answers.workflow import Mode
 from docassist.pipelines.assistant import Assistant
 from docassist.pipelines.documents.registry import DocumentRecord
 from docassist.pipelines.logs import configure_logging
@@ -52,7 +53,7 @@ class EvalSession:
     ) -> SummaryComplete:
         return await self.assistant.summarize(record.space_id, record.doc_id, language, force)
 
-    async def ask(self, q: str, space: str, mode: Mode = "auto", top_k: int = 3) -> AnswerResult:
+    async def ask(self, q: str, space: str, mode: Mode = "auto", top_k: int = 3) -> AskComplete:
         return await self.assistant.ask(q, space, mode, top_k)
 
 

@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
+from docassist.pipelines.answers.events import AnswerDelta, AskComplete, AskError, AskSources
 from docassist.pipelines.answers.workflow import AnswerResult, AskInput, AskWorkflow, Mode
 from docassist.pipelines.documents.registry import DocumentRecord
-from docassist.pipelines.errors import NotFound
+from docassist.pipelines.errors import DocassistError, NotFound
 from docassist.pipelines.health import CAPABILITIES, HealthReport, assess
 from docassist.pipelines.llm.endpoints import Endpoint
 from docassist.pipelines.runtime import Runtime
@@ -24,7 +25,8 @@ from docassist.pipelines.search.retrieval import SearchResult
 from docassist.pipelines.settings import Settings
 from docassist.pipelines.spaces import check_space_id
 from docassist.pipelines.storage.redis import health as redis_health
-from docassist.pipelines.summaries.events import StreamEvent, SummaryComplete
+from docassist.pipelines.streams import StreamEvent
+from docassist.pipelines.summaries.events import SummaryComplete, SummaryProgress
 from docassist.pipelines.summaries.job_store import Job
 
 SummaryStatus = Literal["none", "pending", "running", "done", "failed"]
@@ -165,13 +167,40 @@ class Assistant:
             rt.endpoints[routing.reduce],
         )
 
-    async def ask(self, q: str, space_id: str, mode: Mode, top_k: int) -> AnswerResult:
+    async def ask_events(self, q: str, space_id: str, mode: Mode, top_k: int) -> AsyncIterator[StreamEvent]:
+        """The answer as events: `sources`, `processing` (when condensing), `answer` deltas, then
+        `complete` or `error`. Leaving early cancels the LLM work."""
         started = time.perf_counter()
-        result: AnswerResult = await self._ask_workflow().run(
-            start_event=AskInput(q=q, space_id=space_id, top_k=top_k, mode=mode)
-        )
-        result.timing["total_s"] = round(time.perf_counter() - started, 3)
-        return result
+        handler = self._ask_workflow().run(start_event=AskInput(q=q, space_id=space_id, top_k=top_k, mode=mode))
+        try:
+            async for ev in handler.stream_events():
+                if isinstance(ev, AskSources | AnswerDelta | SummaryProgress):
+                    yield ev
+            result: AnswerResult = await handler
+            yield AskComplete(
+                answer=result.answer,
+                mode=mode,
+                summarized=result.summarized,
+                context_tokens=result.context_tokens,
+                language=result.language,
+                sources=result.sources,
+                timing={**result.timing, "total_s": round(time.perf_counter() - started, 3)},
+                usage=result.usage,
+            )
+        except DocassistError as exc:
+            yield AskError.of(exc)
+        finally:
+            if not handler.done():
+                with contextlib.suppress(Exception):
+                    await handler.cancel_run()
+
+    async def ask(self, q: str, space_id: str, mode: Mode, top_k: int) -> AskComplete:
+        async for ev in self.ask_events(q, space_id, mode, top_k):
+            if isinstance(ev, AskComplete):
+                return ev
+            if isinstance(ev, AskError):
+                raise ev.exception()
+        raise DocassistError("the answer ended without a result")
 
     # ------------------------------------------------------------------ summaries
     async def summarize(

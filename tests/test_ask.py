@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from docassist.pipelines.documents.language import detect_language
-from tests.conftest import FIXTURES, ingest, xquad_article
+from tests.conftest import FIXTURES, ingest, sse_events, xquad_article
 
 
 def ask(http, space, q, mode="auto", top_k=5):
@@ -79,3 +79,18 @@ def test_an_empty_space_gets_a_clear_answer_without_an_llm_call(shttp, space):
     body = ask(shttp, space, "Дай краткий обзор", mode="summarize").json()
     assert body["summarized"] is False and body["sources"] == [] and body["context_tokens"] == 0
     assert space in body["answer"] and body["language"] == "ru" and body["usage"]["llm_calls"] == 0
+
+
+def test_ask_stream_sends_sources_before_the_answer_as_it_is_written(shttp, space):
+    ingest(shttp, space, "baikal_ru.pdf", (FIXTURES / "baikal_ru.pdf").read_bytes())
+    r = shttp.post("/ask-stream", json={"q": "Какая река вытекает из Байкала?", "space_id": space, "top_k": 2})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(r.text)
+    names = [n for n, _ in events]
+    assert names[0] == "sources" and names[-1] == "complete" and "answer" in names
+    assert events[0][1]["sources"][0]["filename"] == "baikal_ru.pdf" and events[0][1]["language"] == "ru"
+    written = "".join(d["delta"] for n, d in events if n == "answer")
+    complete = events[-1][1]
+    assert complete["answer"] == written.strip() and complete["sources"] == events[0][1]["sources"]
+    assert detect_language(complete["answer"]).code == "ru"
+    assert shttp.post("/ask-stream", json={"q": "", "space_id": space}).status_code == 422

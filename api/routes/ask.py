@@ -1,30 +1,55 @@
-"""Questions over a space (RAG)."""
+"""Questions over a space (RAG): one answer, or the answer as server-sent events."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 
 from fastapi import APIRouter
+from sse_starlette import EventSourceResponse
 
 from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.schemas import AskRequest, AskResponse, ErrorResponse, SourceOut
+from docassist.pipelines.answers.events import ASK_EVENT_TYPES
+from docassist.pipelines.streams import encode, stream_schema
 
 router = APIRouter(tags=["answers"])
+_ERRORS = {c: {"model": ErrorResponse} for c in (401, 403, 422, 503)}
+_STREAM_SCHEMA = stream_schema(
+    ASK_EVENT_TYPES, "server-sent events; each `data:` line is the JSON of the event named in `event:`"
+)
 
 
-@router.post("/ask", response_model=AskResponse, responses={c: {"model": ErrorResponse} for c in (403, 422, 503)})
+@router.post("/ask", response_model=AskResponse, responses=_ERRORS)
 async def ask(body: AskRequest, assistant: AssistantDep, access: AccessDep) -> AskResponse:
     """Answer from the space's best chunks, in the language of the question. `auto` summarizes the
     context first when it exceeds the model's threshold, `summarize` always does, `direct` never."""
     access.check_space(body.space_id)
-    result = await assistant.ask(body.q, body.space_id, body.mode, body.top_k)
+    done = await assistant.ask(body.q, body.space_id, body.mode, body.top_k)
     return AskResponse(
-        answer=result.answer,
-        mode=body.mode,
-        summarized=result.summarized,
-        context_tokens=result.context_tokens,
-        language=result.language,
-        sources=[SourceOut(**asdict(s)) for s in result.sources],
-        timing=result.timing,
-        usage=result.usage,
+        answer=done.answer,
+        mode=done.mode,
+        summarized=done.summarized,
+        context_tokens=done.context_tokens,
+        language=done.language,
+        sources=[SourceOut(**asdict(s)) for s in done.sources],
+        timing=done.timing,
+        usage=done.usage,
     )
+
+
+@router.post("/ask-stream", responses={200: _STREAM_SCHEMA, **_ERRORS})
+async def ask_stream(body: AskRequest, assistant: AssistantDep, access: AccessDep) -> EventSourceResponse:
+    """The answer of `/ask` as server-sent events: `sources` (the chosen chunks, before any answer
+    text), `processing` while a large context is condensed, `answer` deltas as the model writes,
+    then `complete` (the body `/ask` returns) or `error`. Disconnecting cancels the LLM work."""
+    access.check_space(body.space_id)
+    events = assistant.ask_events(body.q, body.space_id, body.mode, body.top_k)
+
+    async def relay() -> AsyncIterator[dict[str, str]]:
+        async for ev in events:
+            yield encode(ev)
+            if ev.terminal:
+                return
+
+    return EventSourceResponse(relay(), ping=10, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

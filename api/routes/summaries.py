@@ -9,23 +9,14 @@ from sse_starlette import EventSourceResponse
 
 from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.schemas import ErrorResponse, SummarizeRequest, SummarizeResponse
-from docassist.pipelines.summaries.events import EVENT_TYPES, encode
+from docassist.pipelines.streams import encode, stream_schema
+from docassist.pipelines.summaries.events import EVENT_TYPES
 
 router = APIRouter(tags=["summaries"])
 _ERRORS = {code: {"model": ErrorResponse} for code in (403, 404, 422, 503)}
-_STREAM_SCHEMA = {
-    "description": "server-sent events; each `data:` line is the JSON of the event named in `event:`",
-    "content": {
-        "text/event-stream": {
-            "schema": {
-                "oneOf": [
-                    {"title": name, **cls.model_json_schema(ref_template="#/components/schemas/{model}")}
-                    for name, cls in EVENT_TYPES.items()
-                ]
-            }
-        }
-    },
-}
+_STREAM_SCHEMA = stream_schema(
+    EVENT_TYPES, "server-sent events; each `data:` line is the JSON of the event named in `event:`"
+)
 
 
 @router.post("/summarize", response_model=SummarizeResponse, responses=_ERRORS)

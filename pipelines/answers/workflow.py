@@ -19,13 +19,14 @@ from pydantic import BaseModel, Field
 from workflows import Context, Workflow, step
 from workflows.events import Event, StartEvent, StopEvent
 
+from docassist.pipelines.answers.events import AnswerDelta, AskSources
 from docassist.pipelines.documents.language import detect_language, label
 from docassist.pipelines.llm.caller import Completion, LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
 from docassist.pipelines.llm.prompts import render
 from docassist.pipelines.logs import event
 from docassist.pipelines.search.retrieval import Retriever, Source
-from docassist.pipelines.summaries.events import Usage
+from docassist.pipelines.summaries.events import SummaryProgress, Usage
 from docassist.pipelines.summaries.workflow import RunStats, SummarizeInput, SummarizeWorkflow, SummaryResult
 
 Mode = Literal["auto", "summarize", "direct"]
@@ -60,20 +61,6 @@ class CondenseQueued(Event):
 class ContextReady(Event):
     context: str
     summarized: bool
-
-
-class ContextChosen(Event):
-    """Written to the stream once the sources of the answer are known (before any answer text)."""
-
-    sources: list[Source]
-    summarized: bool
-    context_tokens: int
-    language: str
-
-
-class AnswerDelta(Event):
-    delta: str
-    reset: bool = False
 
 
 class AskState(BaseModel):
@@ -193,18 +180,19 @@ class AskWorkflow(Workflow):
         async with ctx.store.edit_state() as st:
             st.sources = sources
         ctx.write_event_to_stream(
-            ContextChosen(
-                sources=sources, summarized=summarized, context_tokens=st.context_tokens, language=st.language
-            )
+            AskSources(sources=sources, summarized=summarized, context_tokens=st.context_tokens, language=st.language)
         )
 
     @step
     async def condense(self, ctx: Context[AskState], ev: CondenseQueued) -> ContextReady:
         st = await ctx.store.get_state()
-        wf = SummarizeWorkflow(self.caller, self.map_ep, self.reduce_ep)
-        result: SummaryResult = await wf.run(
+        handler = SummarizeWorkflow(self.caller, self.map_ep, self.reduce_ep).run(
             start_event=SummarizeInput(text=ev.context, language=st.language, question=st.q)
         )
+        async for progress in handler.stream_events():
+            if isinstance(progress, SummaryProgress):
+                ctx.write_event_to_stream(progress)
+        result: SummaryResult = await handler
         async with ctx.store.edit_state() as edited:
             edited.stats = result.stats.model_copy(update={"parts": 0})
             edited.lap("summarize")
@@ -216,9 +204,7 @@ class AskWorkflow(Workflow):
         text = ""
         if not ev.context:  # an empty space: say so rather than let the model invent an answer
             text = NO_CONTEXT.get(st.language, NO_CONTEXT["en"]).format(space=st.space_id)
-            ctx.write_event_to_stream(
-                ContextChosen(sources=[], summarized=False, context_tokens=0, language=st.language)
-            )
+            ctx.write_event_to_stream(AskSources(sources=[], summarized=False, context_tokens=0, language=st.language))
             ctx.write_event_to_stream(AnswerDelta(delta=text))
         else:
             for attempt in (0, 1):

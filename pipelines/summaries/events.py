@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
-from workflows.events import Event
 
 from docassist.pipelines.errors import DocassistError
+from docassist.pipelines.streams import StreamEvent
 
 Strategy = Literal["direct", "tree"]
 
@@ -24,11 +24,6 @@ class Usage(BaseModel):
     tokens_per_second: float = 0.0
     llm_calls: int = 0
     resumed_calls: int = Field(default=0, description="map/reduce outputs reused from an interrupted run")
-
-
-class StreamEvent(Event):
-    name: ClassVar[str]
-    terminal: ClassVar[bool] = False
 
 
 class SummaryStart(StreamEvent):
@@ -96,11 +91,6 @@ SummaryEvent = SummaryStart | SummaryProgress | SummaryDelta | SummaryComplete |
 EVENT_TYPES: dict[str, type[StreamEvent]] = {
     cls.name: cls for cls in (SummaryStart, SummaryProgress, SummaryDelta, SummaryComplete, SummaryError)
 }
-
-
-def encode(ev: StreamEvent) -> dict[str, str]:
-    """`{"event": name, "data": json}`: the server-sent event, and the form a flight stores."""
-    return {"event": ev.name, "data": ev.model_dump_json()}
 
 
 def decode(name: str, data: str) -> StreamEvent:

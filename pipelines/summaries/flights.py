@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from docassist.pipelines.summaries.events import StreamEvent
+from docassist.pipelines.streams import StreamEvent
 
 
 @dataclass

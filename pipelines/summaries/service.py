@@ -23,9 +23,9 @@ from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
 from docassist.pipelines.llm.prompts import PROMPT_VERSION, templates
 from docassist.pipelines.logs import event
+from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries import plan as planning
 from docassist.pipelines.summaries.events import (
-    StreamEvent,
     SummaryComplete,
     SummaryDelta,
     SummaryError,

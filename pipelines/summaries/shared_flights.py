@@ -26,7 +26,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from docassist.pipelines.errors import StoreUnavailable
-from docassist.pipelines.summaries.events import StreamEvent, decode, encode
+from docassist.pipelines.streams import StreamEvent, encode
+from docassist.pipelines.summaries.events import decode
 
 OWNER_TTL_MS = 15_000
 FOLLOWER_TTL_MS = 10_000

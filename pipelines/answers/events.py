@@ -1,0 +1,48 @@
+"""The events of an answer, as `/ask-stream` sends them: `sources` once the context is chosen (before
+any answer text), `processing` while a large context is condensed first, `answer` deltas as the
+model writes, then `complete` (the whole answer, as `/ask` returns it) or `error`."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from docassist.pipelines.search.retrieval import Source
+from docassist.pipelines.streams import StreamEvent
+from docassist.pipelines.summaries.events import SummaryError, SummaryProgress, Usage
+
+
+class AskSources(StreamEvent):
+    """What the answer is made from: the chosen chunks, and whether they are condensed first."""
+
+    name: ClassVar[str] = "sources"
+    sources: list[Source]
+    summarized: bool
+    context_tokens: int
+    language: str
+
+
+class AnswerDelta(StreamEvent):
+    """Answer text as it is generated; `reset` starts it over (a retry in the question's language)."""
+
+    name: ClassVar[str] = "answer"
+    delta: str
+    reset: bool = False
+
+
+class AskComplete(StreamEvent):
+    name: ClassVar[str] = "complete"
+    terminal: ClassVar[bool] = True
+    answer: str
+    mode: str
+    summarized: bool
+    context_tokens: int
+    language: str
+    sources: list[Source]
+    timing: dict[str, float]
+    usage: Usage
+
+
+AskError = SummaryError
+ASK_EVENT_TYPES: dict[str, type[StreamEvent]] = {
+    cls.name: cls for cls in (AskSources, SummaryProgress, AnswerDelta, AskComplete, AskError)
+}
