@@ -28,7 +28,7 @@ from docassist.bench.llama import LlamaDirect
 from docassist.bench.report import write
 from docassist.bench.service import ROOT, start_service
 
-ORDER = ("streaming", "overhead", "concurrency", "tree", "growth", "cached", "ingestion", "retrieval")
+ORDER = ("streaming", "overhead", "concurrency", "tree", "growth", "cached", "ingestion", "lanes", "load", "retrieval")
 DEFAULT_OUT = Path(__file__).parent / "results"
 
 

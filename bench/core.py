@@ -45,6 +45,11 @@ class Sizes:
     retrieval_chunks: int
     retrieval_searches: int
     retrieval_asks: int
+    load_clients: int
+    load_seconds: float
+    load_summarizers: int
+    lanes_searches: int
+    lanes_paragraphs: int  # the large upload: about 1.3 chunks of 300 tokens per 2 paragraphs
     service_env: tuple[tuple[str, str], ...] = ()
 
 
@@ -64,6 +69,11 @@ QUICK = Sizes(
     retrieval_chunks=120,
     retrieval_searches=30,
     retrieval_asks=2,
+    load_clients=8,
+    load_seconds=10,
+    load_summarizers=1,
+    lanes_searches=10,
+    lanes_paragraphs=40,
     service_env=(("LLM_MAX_TOKENS", "96"),),
 )
 
@@ -83,6 +93,11 @@ FULL = Sizes(
     retrieval_chunks=10000,
     retrieval_searches=300,
     retrieval_asks=10,
+    load_clients=50,
+    load_seconds=60,
+    load_summarizers=3,
+    lanes_searches=50,
+    lanes_paragraphs=400,
 )
 
 

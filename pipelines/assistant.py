@@ -98,11 +98,22 @@ class Assistant:
 
     # ------------------------------------------------------------------ documents
     def _view(self, record: DocumentRecord) -> DocumentView:
+        return self._views([record])[0]
+
+    def _views(self, records: list[DocumentRecord]) -> list[DocumentView]:
+        """Documents with their summary status, in two queries however many there are."""
         rt = self.runtime
-        job = rt.job_store.latest(record.space_id, record.doc_id)
-        if rt.summaries.cached(record) is not None:
-            return DocumentView(record, "done", job)
-        return DocumentView(record, job.status if job else "none", job)
+        if not records:
+            return []
+        keys = {r.doc_id: rt.summaries.cache_key(r, r.language) for r in records}
+        summarized = rt.summary_store.existing(list(keys.values()))
+        latest = rt.job_store.latest_by_document(records[0].space_id, [r.doc_id for r in records])
+        views = []
+        for r in records:
+            job = latest.get(r.doc_id)
+            status: SummaryStatus = "done" if keys[r.doc_id] in summarized else (job.status if job else "none")
+            views.append(DocumentView(r, status, job))
+        return views
 
     def record(self, space_id: str, doc_id: str) -> DocumentRecord:
         check_space_id(space_id)
@@ -122,7 +133,7 @@ class Assistant:
         check_space_id(space_id)
 
         def load() -> list[DocumentView]:
-            return [self._view(r) for r in self.runtime.registry.list(space_id)]
+            return self._views(self.runtime.registry.list(space_id))
 
         return await asyncio.to_thread(load)
 

@@ -94,6 +94,17 @@ class JobStore:
             row = conn.execute(query).first()
         return _job(row) if row else None
 
+    def latest_by_document(self, space_id: str, doc_ids: list[str]) -> dict[str, Job]:
+        """The latest job of each of these documents of a space."""
+        query = select(*_COLUMNS).where(jobs.c.space_id == space_id).order_by(jobs.c.created_at)
+        wanted, latest = set(doc_ids), {}
+        with self.db.begin() as conn:
+            for row in conn.execute(query):
+                job = _job(row)
+                if job.doc_id in wanted:
+                    latest[job.doc_id] = job
+        return latest
+
     def update(self, job_id: str, owner: str | None = None, **changes: Any) -> bool:
         """Apply `changes`; with `owner`, only while that worker holds the lease."""
         query = update(jobs).where(jobs.c.job_id == job_id)

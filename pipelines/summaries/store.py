@@ -57,6 +57,18 @@ class SummaryStore:
         summary, language, strategy, usage, timing, created = row
         return CachedSummary(summary, language, strategy, Usage.model_validate_json(usage), json.loads(timing), created)
 
+    def existing(self, keys: list[str]) -> set[str]:
+        """Which of `keys` have a summary."""
+        found: set[str] = set()
+        with self.db.begin() as conn:
+            for i in range(0, len(keys), 500):
+                found |= set(
+                    conn.execute(
+                        select(summaries.c.cache_key).where(summaries.c.cache_key.in_(keys[i : i + 500]))
+                    ).scalars()
+                )
+        return found
+
     def put_if_document_exists(self, run: RunOf, value: CachedSummary) -> bool:
         """Store the summary and drop the run's partial results, unless the document is gone."""
         alive = exists().where(
