@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from docassist.api.errors import install_error_handlers
 from docassist.api.guard import RequestGuard
 from docassist.api.middleware import JsonBodyMiddleware, RequestLogMiddleware
-from docassist.api.routes import ask, documents, health, jobs, search, summaries
+from docassist.api.routes import ask, documents, health, jobs, page, search, summaries
 from docassist.pipelines.assistant import Assistant
 from docassist.pipelines.logs import configure_logging
 from docassist.pipelines.runtime import Runtime
@@ -48,6 +48,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestLogMiddleware)
     install_error_handlers(app)
-    for router in (health.router, documents.router, search.router, summaries.router, ask.router, jobs.router):
+    for router in (
+        health.router,
+        documents.router,
+        search.router,
+        summaries.router,
+        ask.router,
+        jobs.router,
+        page.router,
+    ):
         app.include_router(router)
+    page.mount(app)
     return app

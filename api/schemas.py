@@ -34,6 +34,27 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+_WHY = {
+    401: "no valid API key (when `API_KEYS` is set): `unauthorized`",
+    403: "the key cannot reach this space: `forbidden`",
+    404: "no such document, job or endpoint in this space: `not_found`",
+    413: "a body, file, markup, page count or text over its limit: `too_large`, `markup_too_large`, "
+    "`too_many_pages`, `text_too_long`",
+    415: "a file type other than .txt .md .pdf .docx .html: `unsupported_media_type`",
+    422: "invalid input: `invalid_input`, and for uploads `no_text`, `unreadable_document`, `encrypted_document`",
+    503: "a store or an LLM endpoint is unavailable: `store_unavailable`, `vector_store_unavailable`, "
+    "`llm_unavailable`, `cancelled`",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error statuses a route can answer, each with the envelope as JSON (also on routes whose
+    success is not JSON) and what it means."""
+    return {
+        code: {"model": ErrorResponse, "description": _WHY[code], "content": {"application/json": {}}} for code in codes
+    }
+
+
 # ---------------------------------------------------------------------- service
 class EndpointActivity(BaseModel):
     calls: int

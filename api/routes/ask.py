@@ -9,12 +9,12 @@ from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
 from docassist.api.deps import AccessDep, AssistantDep
-from docassist.api.schemas import AskRequest, AskResponse, ErrorResponse, SourceOut
+from docassist.api.schemas import AskRequest, AskResponse, SourceOut, error_responses
 from docassist.pipelines.answers.events import ASK_EVENT_TYPES
 from docassist.pipelines.streams import encode, stream_schema
 
 router = APIRouter(tags=["answers"])
-_ERRORS = {c: {"model": ErrorResponse} for c in (401, 403, 422, 503)}
+_ERRORS = error_responses(401, 403, 413, 422, 503)
 _STREAM_SCHEMA = stream_schema(
     ASK_EVENT_TYPES, "server-sent events; each `data:` line is the JSON of the event named in `event:`"
 )

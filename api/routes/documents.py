@@ -12,9 +12,9 @@ from docassist.api.schemas import (
     DeleteResponse,
     DocumentInfo,
     DocumentList,
-    ErrorResponse,
     IngestResponse,
     JobProgressOut,
+    error_responses,
 )
 from docassist.pipelines.assistant import DocumentView
 from docassist.pipelines.documents.extract import file_kind
@@ -24,7 +24,7 @@ from docassist.pipelines.spaces import SPACE_PATTERN
 router = APIRouter(tags=["documents"])
 SpaceQuery = Annotated[str, Query(pattern=SPACE_PATTERN, description="1–64 of [A-Za-z0-9_-]")]
 _READ_BLOCK = 1 << 20
-_ERRORS = {code: {"model": ErrorResponse} for code in (403, 404, 413, 415, 422, 503)}
+_READ = error_responses(401, 403, 404, 422, 503)
 
 
 async def _read_limited(upload: UploadFile, limit: int) -> bytes:
@@ -59,7 +59,7 @@ def document_info(view: DocumentView) -> DocumentInfo:
     )
 
 
-@router.post("/ingest", response_model=IngestResponse, responses=_ERRORS)
+@router.post("/ingest", response_model=IngestResponse, responses=error_responses(401, 403, 413, 415, 422, 503))
 async def ingest(
     request: Request,
     assistant: AssistantDep,
@@ -92,7 +92,7 @@ async def ingest(
     )
 
 
-@router.get("/documents", response_model=DocumentList, responses=_ERRORS)
+@router.get("/documents", response_model=DocumentList, responses=error_responses(401, 403, 422, 503))
 async def list_documents(assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default") -> DocumentList:
     """The space's documents, oldest first, with their summary status."""
     access.check_space(space_id)
@@ -100,7 +100,7 @@ async def list_documents(assistant: AssistantDep, access: AccessDep, space_id: S
     return DocumentList(space_id=space_id, documents=[document_info(v) for v in views])
 
 
-@router.get("/documents/{doc_id}", response_model=DocumentInfo, responses=_ERRORS)
+@router.get("/documents/{doc_id}", response_model=DocumentInfo, responses=_READ)
 async def get_document(
     doc_id: str, assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default"
 ) -> DocumentInfo:
@@ -112,7 +112,7 @@ async def get_document(
 @router.get(
     "/documents/{doc_id}/text",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}}, **_ERRORS},
+    responses={200: {"content": {"text/plain": {}}}, **_READ},
 )
 async def get_document_text(
     doc_id: str, assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default"
@@ -122,7 +122,7 @@ async def get_document_text(
     return PlainTextResponse(await assistant.document_text(space_id, doc_id))
 
 
-@router.delete("/documents/{doc_id}", response_model=DeleteResponse, responses=_ERRORS)
+@router.delete("/documents/{doc_id}", response_model=DeleteResponse, responses=_READ)
 async def delete_document(
     doc_id: str, assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default"
 ) -> DeleteResponse:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from docassist.api.deps import AccessDep, AssistantDep
-from docassist.api.schemas import EndpointConfig, ErrorResponse, HealthChecks, HealthResponse, ModelConfigResponse
+from docassist.api.schemas import EndpointConfig, HealthChecks, HealthResponse, ModelConfigResponse, error_responses
 from docassist.pipelines.errors import InvalidInput
 from docassist.pipelines.health import CAPABILITIES
 
@@ -21,10 +21,10 @@ router = APIRouter(tags=["service"])
     responses={
         503: {
             "model": HealthResponse,
-            "description": "the vector store is down, an LLM endpoint is "
+            "description": "the vector store or the database is down, an LLM endpoint is "
             "stalled, or a capability named in `require` is down",
         },
-        422: {"model": ErrorResponse},
+        **error_responses(422),
     },
 )
 async def health(
@@ -57,7 +57,7 @@ async def health(
     return JSONResponse(body.model_dump(mode="json"), status_code=report.http_status(wanted))  # type: ignore[arg-type]
 
 
-@router.get("/model-config", response_model=ModelConfigResponse, responses={404: {"model": ErrorResponse}})
+@router.get("/model-config", response_model=ModelConfigResponse, responses=error_responses(401, 404))
 async def model_config(
     assistant: AssistantDep,
     _: AccessDep,

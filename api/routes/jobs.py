@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from docassist.api.deps import AccessDep, AssistantDep
-from docassist.api.schemas import ErrorResponse, JobProgressOut, JobResponse
+from docassist.api.schemas import JobProgressOut, JobResponse, error_responses
 from docassist.pipelines.summaries.job_store import Job
 
 router = APIRouter(tags=["jobs"])
-_ERRORS = {c: {"model": ErrorResponse} for c in (404, 422)}
+_ERRORS = error_responses(401, 404, 422, 503)
 
 
 def job_response(job: Job) -> JobResponse:

@@ -7,12 +7,12 @@ from dataclasses import asdict
 from fastapi import APIRouter
 
 from docassist.api.deps import AccessDep, AssistantDep
-from docassist.api.schemas import ErrorResponse, SearchRequest, SearchResponse, SourceOut
+from docassist.api.schemas import SearchRequest, SearchResponse, SourceOut, error_responses
 
 router = APIRouter(tags=["retrieval"])
 
 
-@router.post("/search", response_model=SearchResponse, responses={c: {"model": ErrorResponse} for c in (403, 422, 503)})
+@router.post("/search", response_model=SearchResponse, responses=error_responses(401, 403, 413, 422, 503))
 async def search(body: SearchRequest, assistant: AssistantDep, access: AccessDep) -> SearchResponse:
     """The space's `top_k` best chunks for `q`: dense (multilingual-e5) and BM25 candidates fused
     inside Qdrant (distribution-based score fusion). No LLM is involved."""

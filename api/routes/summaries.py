@@ -8,12 +8,12 @@ from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
 from docassist.api.deps import AccessDep, AssistantDep
-from docassist.api.schemas import ErrorResponse, SummarizeRequest, SummarizeResponse
+from docassist.api.schemas import SummarizeRequest, SummarizeResponse, error_responses
 from docassist.pipelines.streams import encode, stream_schema
 from docassist.pipelines.summaries.events import EVENT_TYPES
 
 router = APIRouter(tags=["summaries"])
-_ERRORS = {code: {"model": ErrorResponse} for code in (403, 404, 422, 503)}
+_ERRORS = error_responses(401, 403, 404, 413, 422, 503)
 _STREAM_SCHEMA = stream_schema(
     EVENT_TYPES, "server-sent events; each `data:` line is the JSON of the event named in `event:`"
 )
