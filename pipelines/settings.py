@@ -56,6 +56,9 @@ class ModelSpec(BaseModel):
     summarization_threshold: int = Field(gt=0)
     summarization_max_output: int = Field(gt=0)
     prompt_style: Literal["chat", "completion"] = "chat"
+    instructions: Literal["system", "user"] = Field(
+        default="system", description="chat models: where the instructions go (user: at the top of the user message)"
+    )
     reasoning: bool = False
 
 

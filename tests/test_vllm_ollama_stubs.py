@@ -93,6 +93,11 @@ def test_routing_reasoning_and_the_servers_tokenizer(vllm):
     assert len(small.requests) > before_small, "map calls go to the small slice"
     assert len(medium.requests) > before_medium, "the final pass goes to the medium slice"
     assert all(req["model"] == "mistralai/Mistral-7B-Instruct-v0.3" for req in small.requests)
+    # gpt-oss reads its instructions at the top of the user message; Mistral gets a system message
+    for req in medium.requests:
+        assert [m["role"] for m in req["messages"]] == ["user"]
+        assert "Write only in Russian" in req["messages"][0]["content"]
+    assert all(req["messages"][0]["role"] == "system" for req in small.requests)
     assert small.tokenize_calls > 0 and medium.tokenize_calls > 0, "prompts are counted by vLLM's /tokenize"
     log = svc.log()
     assert "[REASONING] Empty" in log, "the starved first answer was detected and retried"

@@ -109,7 +109,14 @@ class AskWorkflow(Workflow):
 
     async def _answer_room(self, st: AskState) -> int:
         """Tokens of context the answer call can take."""
-        empty = render("answer", self.answer_ep.style, st.language, context="", question=st.q)
+        empty = render(
+            "answer",
+            self.answer_ep.style,
+            st.language,
+            context="",
+            question=st.q,
+            instructions=self.answer_ep.spec.instructions,
+        )
         overhead = await self.answer_ep.tokens.exact_prompt(empty, self.answer_ep.style)
         return self.caller.limits.room(self.answer_ep.spec.context_window, overhead, self._output)
 
@@ -209,7 +216,13 @@ class AskWorkflow(Workflow):
         else:
             for attempt in (0, 1):
                 prompt = render(
-                    "answer", self.answer_ep.style, st.language, context=ev.context, question=st.q, strict=attempt == 1
+                    "answer",
+                    self.answer_ep.style,
+                    st.language,
+                    context=ev.context,
+                    question=st.q,
+                    strict=attempt == 1,
+                    instructions=self.answer_ep.spec.instructions,
                 )
                 final: Completion | None = None
                 first = True

@@ -69,9 +69,12 @@ def render(
     *,
     strict: bool = False,
     version: str = PROMPT_VERSION,
+    instructions: Literal["system", "user"] = "system",
     **slots: str | int,
 ) -> Prompt:
-    """The prompt for `task`, with the target language filled in everywhere it appears."""
+    """The prompt for `task`, with the target language filled in everywhere it appears. A chat
+    model whose `instructions` go in the user message gets them at the top of it, not as a
+    system message."""
     t = templates(version)
     values: dict[str, str | int] = {**language_slots(language, version), **slots}
     if not strict:
@@ -80,7 +83,10 @@ def render(
         values["strict"] = t["strict"]["chat"]["line"].format(**values)
     form = t[task][style]
     if style == "chat":
-        return Prompt(user=form["user"].format(**values), system=form["system"].format(**values))
+        system, user = form["system"].format(**values), form["user"].format(**values)
+        if instructions == "user":
+            return Prompt(user=f"{system}\n\n{user}")
+        return Prompt(user=user, system=system)
     return Prompt(
         user=form["text"].format(**values).rstrip(),
         primer=form.get("primer", "").format(**values),

@@ -94,9 +94,21 @@ class Store:
                     batch_size=128,
                 )
                 if not self.client.collection_exists(self.collection):
-                    store._create_collection(self.collection, self.dim)
+                    self._create(store)
                 self._vector_store = store
         return self._vector_store
+
+    def _create(self, store: QdrantVectorStore) -> None:
+        """Create the collection and the payload indexes every query filters on. Backends that start
+        together race here: the loser's "already exists" is the winner's success."""
+        try:
+            store._create_collection(self.collection, self.dim)
+        except Exception as exc:
+            if "already exists" not in str(exc).lower() and getattr(exc, "status_code", None) != 409:
+                raise
+        if not self.local:  # local mode has no payload indexes
+            for key in (SPACE_KEY, DOC_KEY):
+                self.client.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD, wait=True)
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:

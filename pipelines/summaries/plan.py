@@ -59,7 +59,15 @@ def part_task(question: str | None) -> str:
 
 def prompt(task: str, endpoint: Endpoint, language: str, text: str, question: str | None, **slots: int) -> Prompt:
     extra = {"question": question} if question else {}
-    return render(task, endpoint.style, language, text=text, **extra, **slots)  # type: ignore[arg-type]
+    return render(
+        task,
+        endpoint.style,
+        language,
+        text=text,
+        instructions=endpoint.spec.instructions,
+        **extra,
+        **slots,  # type: ignore[arg-type]
+    )
 
 
 def _empty_prompts(language: str, question: str | None, map_ep: Endpoint, reduce_ep: Endpoint) -> tuple[Prompt, Prompt]:
