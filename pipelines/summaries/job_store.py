@@ -172,9 +172,13 @@ class JobStore:
                 > 0
             )
 
-    def unqueued(self) -> list[Job]:
-        """Pending jobs the queue never took (it was down when they were submitted)."""
-        query = select(*_COLUMNS).where(jobs.c.status == "pending", jobs.c.queued_at.is_(None))
+    def unqueued(self, lost_after_s: float) -> list[Job]:
+        """Pending jobs the queue never took (it was down when they were submitted), or took so long
+        ago that the message must be lost (a queue restarted without its data)."""
+        lost = time.time() - lost_after_s
+        query = select(*_COLUMNS).where(
+            jobs.c.status == "pending", or_(jobs.c.queued_at.is_(None), jobs.c.queued_at < lost)
+        )
         with self.db.begin() as conn:
             return [_job(r) for r in conn.execute(query)]
 

@@ -37,6 +37,7 @@ from docassist.pipelines.summaries.service import SummaryService
 
 RETRYABLE = {"llm_unavailable", "vector_store_unavailable", "store_unavailable", "cancelled", "internal_error"}
 LEASE_S = float(os.environ.get("JOB_LEASE_S", "30"))
+LOST_MESSAGE_S = 900.0  # a job queued this long ago and still pending lost its message: queue it again
 logging.getLogger("huey").setLevel(logging.WARNING)
 
 
@@ -270,7 +271,7 @@ class JobRunner:
                             job_id=job.job_id,
                             level=30,
                         )
-                for job in await asyncio.to_thread(self.store.unqueued):
+                for job in await asyncio.to_thread(self.store.unqueued, LOST_MESSAGE_S):
                     await asyncio.to_thread(self._enqueue, job)
             except StoreUnavailable:
                 continue
