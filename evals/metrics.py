@@ -8,21 +8,28 @@
   reference (best reference), a model-based metric that needs no network.
 - Faithfulness: each summary sentence is "supported" when it is close to some sentence of the
   document (e5 cosine) and most of its content words occur in the document; the score is the
-  share of supported sentences, and the unsupported ones are returned for inspection.
+  share of supported sentences, and the unsupported ones are returned for inspection. Sentences
+  come from NLTK's Punkt models for Russian and English (the copies llama-index-core ships, so
+  it works offline), which split lower-cased text and know abbreviations such as "т.е." and "Mr.".
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+from functools import cache
 
+import llama_index.core
+import nltk
 import numpy as np
 from rouge_score import rouge_scorer, tokenizers
 
+from docassist.pipelines.documents.language import detect_language
 from docassist.pipelines.search.sparse import stem, terms
 
 _WORD = re.compile(r"(?u)\b\w+\b")
-_SENTENCE = re.compile(r"(?<=[.!?…])\s+(?=[A-ZА-ЯЁ0-9\"«(])")
+_PUNKT = {"ru": "russian", "en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian"}
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
 
@@ -45,8 +52,16 @@ def rouge(candidate: str, references: list[str]) -> dict[str, float]:
     return {k: round(scores[k].fmeasure, 4) for k in ROUGE_TYPES}
 
 
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text.replace("\n", " ")) if len(s.strip()) > 2]
+@cache
+def _punkt_data() -> None:
+    nltk.data.path.insert(0, os.path.join(os.path.dirname(llama_index.core.__file__), "_static", "nltk_cache"))
+
+
+def sentences(text: str, language: str | None = None) -> list[str]:
+    """The text's sentences by NLTK Punkt for its language (detected when not given)."""
+    _punkt_data()
+    model = _PUNKT.get(language or detect_language(text).code, "english")
+    return [s.strip() for s in nltk.sent_tokenize(text.replace("\n", " "), language=model) if len(s.strip()) > 2]
 
 
 def _unit(vectors: list[list[float]]) -> np.ndarray:
@@ -81,11 +96,12 @@ def faithfulness(
     min_cosine: float = 0.86,
     min_overlap: float = 0.6,
     doc_vectors: np.ndarray | None = None,
+    language: str | None = None,
 ) -> Faithfulness:
-    summary_sents = sentences(summary)
+    summary_sents = sentences(summary, language)
     if not summary_sents:
         return Faithfulness(0.0, [])
-    doc_sents = sentences(document) or [document]
+    doc_sents = sentences(document, language) or [document]
     doc_vecs = doc_vectors if doc_vectors is not None else _unit(embed.get_text_embedding_batch(doc_sents))
     sum_vecs = _unit(embed.get_text_embedding_batch(summary_sents))
     doc_terms = set(terms(document))
@@ -101,7 +117,7 @@ def faithfulness(
 def score_systems(row: dict, embed) -> dict[str, dict[str, float]]:
     """Every SummEval system summary of one article scored with all our metrics: {system: {metric: value}}.
     The article's sentences and references are embedded once for its 16 summaries."""
-    doc_vecs = unit_embeddings(sentences(row["text"]) or [row["text"]], embed)
+    doc_vecs = unit_embeddings(sentences(row["text"], "en") or [row["text"]], embed)
     ref_vecs = unit_embeddings(row["reference_summaries"], embed)
     scores = {}
     for system, entry in row["system_summaries"].items():
@@ -109,6 +125,6 @@ def score_systems(row: dict, embed) -> dict[str, dict[str, float]]:
         scores[system] = {
             **rouge(summary, row["reference_summaries"]),
             "e5_similarity": embedding_similarity(summary, [], embed, ref_vectors=ref_vecs),
-            "faithfulness": faithfulness(summary, row["text"], embed, doc_vectors=doc_vecs).score,
+            "faithfulness": faithfulness(summary, row["text"], embed, doc_vectors=doc_vecs, language="en").score,
         }
     return scores

@@ -23,23 +23,26 @@ from typing import Any
 from tqdm import tqdm
 
 from docassist.evals.datasets import LONG_SETS, SUMMARY_SETS, EvalDoc, read_jsonl, summary_docs
+from docassist.evals.language import language_verdicts
 from docassist.evals.metrics import ROUGE_TYPES, embedding_similarity, faithfulness, rouge, score_systems
 from docassist.evals.session import EvalSession, eval_session
-from docassist.pipelines.documents.language import detect_language
 
 SCORES = (*ROUGE_TYPES, "e5_similarity", "faithfulness")
 
 
 def score_summary(summary: str, doc: EvalDoc, embed: Any) -> dict[str, Any]:
-    """The metrics of one summary; reference metrics are None where the set has no reference."""
-    out: dict[str, Any] = {"summary_language": detect_language(summary).code if summary.strip() else None}
+    """The metrics of one summary; reference metrics are None where the set has no reference. Its
+    language is judged by Lingua, independently of the detector the pipeline retries against."""
+    verdicts = language_verdicts(summary)
+    out: dict[str, Any] = {"summary_language": verdicts["language"], "pipeline_language": verdicts["pipeline_language"]}
     out["language_ok"] = out["summary_language"] == doc.language
+    out["detectors_disagree"] = verdicts["language"] != verdicts["pipeline_language"]
     if doc.references:
         out.update(rouge(summary, doc.references))
         out["e5_similarity"] = embedding_similarity(summary, doc.references, embed) if summary.strip() else 0.0
     else:
         out.update(dict.fromkeys((*ROUGE_TYPES, "e5_similarity")))
-    check = faithfulness(summary, doc.text, embed)
+    check = faithfulness(summary, doc.text, embed, language=doc.language)
     out["faithfulness"], out["unsupported"] = check.score, check.unsupported
     return out
 
@@ -81,6 +84,7 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "documents": len(rows),
         "failed": len(rows) - len(ok),
         "language_share": round(sum(r["language_ok"] for r in ok) / len(rows), 4) if rows else None,
+        "detectors_disagree": sum(r.get("detectors_disagree", False) for r in ok),
     }
     for key in (*SCORES, "llm_calls", "prompt_tokens", "completion_tokens", "wall_s"):
         agg[key] = _mean([r.get(key) for r in ok])

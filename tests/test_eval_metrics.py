@@ -45,3 +45,38 @@ def test_faithfulness_flags_the_sentence_the_document_does_not_support(embed):
     assert result.unsupported == ["Озеро открыли испанские моряки в 1492 году."]
     assert result.score == pytest.approx(2 / 3, abs=1e-3)
     assert sentences("Первое. Второе! Third?") == ["Первое.", "Второе!", "Third?"]
+
+
+def test_sentences_of_lower_cased_news_split_at_every_sentence():
+    ria = (
+        "москва, 5 июня - риа новости. президент провел совещание, т.е. встречу с министрами. итоги подведут в пятницу."
+    )
+    assert sentences(ria, "ru") == [
+        "москва, 5 июня - риа новости.",
+        "президент провел совещание, т.е. встречу с министрами.",
+        "итоги подведут в пятницу.",
+    ]
+    assert sentences("mr. smith arrived on monday. he left on friday.", "en") == [
+        "mr. smith arrived on monday.",
+        "he left on friday.",
+    ]
+
+
+def test_kendall_tau_per_article_and_its_mean_by_hand():
+    from docassist.evals.validate_metrics import article_tau, mean_over_articles
+
+    # four summaries: the metric orders them as the experts do, except one swapped pair:
+    # 6 pairs, 5 concordant, 1 discordant → tau = (5 - 1) / 6
+    assert article_tau([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(4 / 6)
+    assert article_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert article_tau([1, 1, 1, 1], [1, 2, 3, 4]) is None, "a metric that ties every summary ranks nothing"
+    assert mean_over_articles([4 / 6, -1.0, None]) == (pytest.approx(-1 / 6, abs=1e-3), 2)
+
+
+def test_an_independent_detector_judges_output_language():
+    from docassist.evals.language import judged_language, language_verdicts
+
+    assert judged_language("Согласно тексту, из Байкала вытекает Ангара.") == "ru"
+    assert judged_language("According to the text, the Angara flows out of Lake Baikal.") == "en"
+    assert judged_language("   ") is None
+    assert language_verdicts("Байкал — глубокое озеро.") == {"language": "ru", "pipeline_language": "ru"}
