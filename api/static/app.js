@@ -1,0 +1,1301 @@
+// docassist's web page: plain ES module, no build step, nothing loaded from elsewhere.
+// Every text from the server (file names, document text, answers) goes into the page as text
+// (textContent), never as HTML.
+
+const $ = (id) => document.getElementById(id);
+const KEYS = { lang: "docassist.lang", space: "docassist.space", spaces: "docassist.spaces", key: "docassist.key" };
+const SPACE_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const POLL_MS = 1500;
+
+const store = {
+  get(k) {
+    try { return localStorage.getItem(k); } catch { return null; }
+  },
+  set(k, v) {
+    try { if (v == null) localStorage.removeItem(k); else localStorage.setItem(k, v); } catch { /* private mode */ }
+  },
+};
+
+// ------------------------------------------------------------------ words
+// A value is a string, a function of arguments, or plural forms ({one, few, many, other}).
+const DICT = {
+  en: {
+    skip: "Skip to content",
+    uiLanguage: "Language",
+    space: "Space",
+    open: "Open",
+    spaceHint: "Letters, digits, _ and -, up to 64. The space is remembered on this computer.",
+    spaceInvalid: "A space name is 1 to 64 letters, digits, _ or -.",
+    apiKey: "API key",
+    saveKey: "Save key",
+    forgetKey: "Forget key",
+    keyNeeded: "This service needs an API key. Enter it to continue.",
+    keyRejected: "The API key was not accepted. Check it and try again.",
+    keyForbidden: (s) => `This API key cannot reach the space “${s}”. Choose another space or another key.`,
+    keySaved: "Key saved on this computer.",
+    uploadTitle: "Add documents",
+    files: "Files",
+    dropTitle: "Choose files or drop them here",
+    dropHint: "Supported: .txt .md .pdf .docx .html",
+    dropActive: "Drop the files to add them",
+    queueLabel: "Upload queue",
+    genSummary: "Prepare the summary in the background",
+    upload: "Upload",
+    noFiles: "Choose one or more files first.",
+    remove: (n) => `Remove ${n}`,
+    fileReady: "ready to upload",
+    fileSending: (p) => `uploading… ${p}%`,
+    fileIndexing: "reading and indexing…",
+    fileDone: (lang, chunks, tokens) => `added: ${langName(lang)}, ${count(chunks, "passages")}, ${count(tokens, "tokens")}`,
+    fileDuplicate: (lang) => `already uploaded (${langName(lang)})`,
+    fileJob: "the summary is being prepared in the background",
+    docsTitle: (s) => `Documents in “${s}”`,
+    docsEmpty: "No documents in this space yet. Add some above.",
+    docsLoading: "Loading the documents…",
+    docsCount: (n) => `${count(n, "documents")}.`,
+    refresh: "Refresh",
+    language: "Language",
+    size: "Size",
+    summaryNone: "No summary yet",
+    summaryPending: "Summary queued",
+    summaryRunning: "Summary in progress",
+    summaryDone: "Summary ready",
+    summaryFailed: "The summary failed",
+    summarize: "Summarize",
+    delete: "Delete",
+    retry: "Retry",
+    retried: (n) => `The summary of “${n}” is queued again.`,
+    confirmTitle: "Delete the document?",
+    confirmText: (n) => `“${n}” will be removed together with its summaries and its search index. This cannot be undone.`,
+    cancel: "Cancel",
+    deleted: (n) => `“${n}” was deleted.`,
+    summaryTitle: (n) => `Summary: ${n}`,
+    planDirect: "Plan: one pass over the whole document.",
+    planTree: (n) => `Plan: the document is read in ${count(n, "parts")}, and their summaries are then combined.`,
+    planCached: "A summary written earlier is ready.",
+    stageStart: "Starting…",
+    stageMap: (d, t) => `Parts read: ${d} of ${t}`,
+    stageReduce: (d, t) => `Combining the parts: ${d} of ${t} steps done`,
+    stageWriting: "Writing the summary…",
+    stageDone: "Done.",
+    stageQueued: "Waiting for its turn…",
+    eta: (s) => `· about ${count(s, "seconds")} left`,
+    etaSoon: "· almost done",
+    doneFresh: (s, calls, tps) =>
+      `Written in ${num(s, 1)} s · ${count(calls, "calls")} to the model · ${num(tps, 1)} tokens/s.`,
+    doneCached: (at, ms) => `From the cache: written ${when(at)}, found in ${num(ms, 0)} ms.`,
+    again: "Write it again",
+    close: "Close",
+    progressLabel: "Progress",
+    askTitle: "Ask your documents",
+    question: "Question",
+    mode: "Mode",
+    modeAuto: "Automatic",
+    modeSummarize: "Condense the passages first",
+    modeDirect: "Use the passages as they are",
+    topK: "Passages to use",
+    ask: "Ask",
+    stop: "Stop",
+    askEmpty: "Type a question first.",
+    askSearching: "Looking for passages…",
+    askCondensing: (d, t) => `Condensing the passages: ${d} of ${t}`,
+    askWriting: "Writing the answer…",
+    askDone: "Answered.",
+    askStopped: "Stopped.",
+    askNoSources: "No passages were found in this space.",
+    sources: "Sources",
+    answer: "Answer",
+    summarizedYes: "Answered from a condensed summary of the passages",
+    summarizedNo: "Answered from the passages directly",
+    answerDone: (s, tokens) => `Answered in ${num(s, 1)} s · ${count(tokens, "tokens")} of context.`,
+    sourceName: (f, c) => `${f}, passage ${c + 1}`,
+    score: (s) => `relevance ${num(s, 3)}`,
+    openPassage: (f, c) => `Show ${f}, passage ${c + 1}, in the document`,
+    passageLoading: "Loading the document’s text…",
+    passageFound: "The passage is highlighted in the document’s text.",
+    passageOnly: "Showing the passage alone.",
+    passageLabel: "Document text",
+    healthOk: "Service ready",
+    healthLimited: (list) => `Limited: ${list}`,
+    healthDown: "Service unavailable",
+    cap: { ingest: "uploads", search: "search", summaries: "summaries", answers: "answers" },
+    capState: { degraded: "slow or partly unavailable", down: "unavailable" },
+    err: {
+      too_large: "The file is too large for this service.",
+      markup_too_large: "The page has too much markup to be read.",
+      too_many_pages: "The document has too many pages.",
+      text_too_long: "The document’s text is too long.",
+      unsupported_media_type: "This type of file is not supported (use .txt, .md, .pdf, .docx or .html).",
+      no_text: "No text was found in the file.",
+      unreadable_document: "The file could not be read; it may be damaged.",
+      encrypted_document: "The file is protected with a password.",
+      invalid_input: "The request was not accepted.",
+      not_found: "Not found: it may have been deleted.",
+      unauthorized: "An API key is needed.",
+      forbidden: "This API key cannot reach this space.",
+      llm_unavailable: "The language model is not available right now. Try again in a moment.",
+      context_overflow: "The text does not fit the model.",
+      summarization_stalled: "The summary could not be finished.",
+      cancelled: "The work was stopped.",
+      vector_store_unavailable: "The search index is unavailable right now.",
+      store_unavailable: "The storage is unavailable right now.",
+      network: "The service could not be reached.",
+      interrupted: "The connection was closed before the end.",
+    },
+    errStatus: (s) => `The service answered with an error (${s}).`,
+    parts: { one: "part", other: "parts" },
+    passages: { one: "passage", other: "passages" },
+    tokens: { one: "token", other: "tokens" },
+    documents: { one: "document", other: "documents" },
+    seconds: { one: "second", other: "seconds" },
+    calls: { one: "call", other: "calls" },
+    units: ["B", "KB", "MB", "GB"],
+  },
+  ru: {
+    skip: "Перейти к содержимому",
+    uiLanguage: "Язык",
+    space: "Пространство",
+    open: "Открыть",
+    spaceHint: "Латинские буквы, цифры, _ и -, не длиннее 64. Пространство запоминается на этом компьютере.",
+    spaceInvalid: "Имя пространства: от 1 до 64 латинских букв, цифр, _ или -.",
+    apiKey: "Ключ API",
+    saveKey: "Сохранить ключ",
+    forgetKey: "Забыть ключ",
+    keyNeeded: "Этому сервису нужен ключ API. Введите его, чтобы продолжить.",
+    keyRejected: "Ключ API не принят. Проверьте его и попробуйте снова.",
+    keyForbidden: (s) => `С этим ключом API нет доступа к пространству «${s}». Выберите другое пространство или другой ключ.`,
+    keySaved: "Ключ сохранён на этом компьютере.",
+    uploadTitle: "Добавить документы",
+    files: "Файлы",
+    dropTitle: "Выберите файлы или перетащите их сюда",
+    dropHint: "Поддерживаются: .txt .md .pdf .docx .html",
+    dropActive: "Отпустите файлы, чтобы добавить их",
+    queueLabel: "Очередь загрузки",
+    genSummary: "Подготовить краткое содержание в фоне",
+    upload: "Загрузить",
+    noFiles: "Сначала выберите один или несколько файлов.",
+    remove: (n) => `Убрать ${n}`,
+    fileReady: "готов к загрузке",
+    fileSending: (p) => `загрузка… ${p}%`,
+    fileIndexing: "чтение и индексация…",
+    fileDone: (lang, chunks, tokens) => `добавлен: ${langName(lang)}, ${count(chunks, "passages")}, ${count(tokens, "tokens")}`,
+    fileDuplicate: (lang) => `уже загружен (${langName(lang)})`,
+    fileJob: "краткое содержание готовится в фоне",
+    docsTitle: (s) => `Документы в «${s}»`,
+    docsEmpty: "В этом пространстве пока нет документов. Добавьте их выше.",
+    docsLoading: "Загрузка списка документов…",
+    docsCount: (n) => `${count(n, "documents")}.`,
+    refresh: "Обновить",
+    language: "Язык",
+    size: "Размер",
+    summaryNone: "Краткого содержания пока нет",
+    summaryPending: "Краткое содержание в очереди",
+    summaryRunning: "Краткое содержание готовится",
+    summaryDone: "Краткое содержание готово",
+    summaryFailed: "Не удалось составить краткое содержание",
+    summarize: "Краткое содержание",
+    delete: "Удалить",
+    retry: "Повторить",
+    retried: (n) => `Краткое содержание «${n}» снова в очереди.`,
+    confirmTitle: "Удалить документ?",
+    confirmText: (n) => `«${n}» будет удалён вместе с его краткими содержаниями и поисковым индексом. Это нельзя отменить.`,
+    cancel: "Отмена",
+    deleted: (n) => `«${n}» удалён.`,
+    summaryTitle: (n) => `Краткое содержание: ${n}`,
+    planDirect: "План: один проход по всему документу.",
+    planTree: (n) => `План: документ читается по частям (${count(n, "parts")}), затем их краткие содержания объединяются.`,
+    planCached: "Краткое содержание уже было составлено.",
+    stageStart: "Начинаем…",
+    stageMap: (d, t) => `Прочитано частей: ${d} из ${t}`,
+    stageReduce: (d, t) => `Объединение частей: готово шагов ${d} из ${t}`,
+    stageWriting: "Пишу краткое содержание…",
+    stageDone: "Готово.",
+    stageQueued: "Ждёт своей очереди…",
+    eta: (s) => `· осталось около ${count(s, "seconds")}`,
+    etaSoon: "· почти готово",
+    doneFresh: (s, calls, tps) =>
+      `Написано за ${num(s, 1)} с · ${count(calls, "calls")} к модели · ${num(tps, 1)} токенов/с.`,
+    doneCached: (at, ms) => `Из кэша: написано ${when(at)}, найдено за ${num(ms, 0)} мс.`,
+    again: "Написать заново",
+    close: "Закрыть",
+    progressLabel: "Ход работы",
+    askTitle: "Вопрос по документам",
+    question: "Вопрос",
+    mode: "Режим",
+    modeAuto: "Автоматически",
+    modeSummarize: "Сначала сжать отрывки",
+    modeDirect: "Отрывки как есть",
+    topK: "Сколько отрывков взять",
+    ask: "Спросить",
+    stop: "Остановить",
+    askEmpty: "Сначала введите вопрос.",
+    askSearching: "Ищу отрывки…",
+    askCondensing: (d, t) => `Сжимаю отрывки: ${d} из ${t}`,
+    askWriting: "Пишу ответ…",
+    askDone: "Ответ готов.",
+    askStopped: "Остановлено.",
+    askNoSources: "В этом пространстве не нашлось подходящих отрывков.",
+    sources: "Источники",
+    answer: "Ответ",
+    summarizedYes: "Ответ по сжатому изложению отрывков",
+    summarizedNo: "Ответ прямо по отрывкам",
+    answerDone: (s, tokens) => `Ответ за ${num(s, 1)} с · контекст: ${count(tokens, "tokens")}.`,
+    sourceName: (f, c) => `${f}, фрагмент ${c + 1}`,
+    score: (s) => `релевантность ${num(s, 3)}`,
+    openPassage: (f, c) => `Показать ${f}, фрагмент ${c + 1}, в документе`,
+    passageLoading: "Загружаю текст документа…",
+    passageFound: "Отрывок выделен в тексте документа.",
+    passageOnly: "Показан только отрывок.",
+    passageLabel: "Текст документа",
+    healthOk: "Сервис готов",
+    healthLimited: (list) => `Ограничено: ${list}`,
+    healthDown: "Сервис недоступен",
+    cap: { ingest: "загрузка", search: "поиск", summaries: "краткие содержания", answers: "ответы" },
+    capState: { degraded: "медленно или частично", down: "недоступно" },
+    err: {
+      too_large: "Файл слишком большой для этого сервиса.",
+      markup_too_large: "В странице слишком много разметки, её не прочитать.",
+      too_many_pages: "В документе слишком много страниц.",
+      text_too_long: "Текст документа слишком длинный.",
+      unsupported_media_type: "Этот тип файлов не поддерживается (подойдут .txt, .md, .pdf, .docx, .html).",
+      no_text: "В файле не найден текст.",
+      unreadable_document: "Файл не удалось прочитать: возможно, он повреждён.",
+      encrypted_document: "Файл защищён паролем.",
+      invalid_input: "Запрос не принят.",
+      not_found: "Не найдено: возможно, документ удалён.",
+      unauthorized: "Нужен ключ API.",
+      forbidden: "С этим ключом API нет доступа к этому пространству.",
+      llm_unavailable: "Языковая модель сейчас недоступна. Попробуйте чуть позже.",
+      context_overflow: "Текст не помещается в модель.",
+      summarization_stalled: "Не удалось закончить краткое содержание.",
+      cancelled: "Работа остановлена.",
+      vector_store_unavailable: "Поисковый индекс сейчас недоступен.",
+      store_unavailable: "Хранилище сейчас недоступно.",
+      network: "Не удалось связаться с сервисом.",
+      interrupted: "Соединение закрылось раньше времени.",
+    },
+    errStatus: (s) => `Сервис ответил ошибкой (${s}).`,
+    parts: { one: "часть", few: "части", many: "частей", other: "части" },
+    passages: { one: "фрагмент", few: "фрагмента", many: "фрагментов", other: "фрагмента" },
+    tokens: { one: "токен", few: "токена", many: "токенов", other: "токена" },
+    documents: { one: "документ", few: "документа", many: "документов", other: "документа" },
+    seconds: { one: "секунда", few: "секунды", many: "секунд", other: "секунды" },
+    calls: { one: "обращение", few: "обращения", many: "обращений", other: "обращения" },
+    units: ["Б", "КБ", "МБ", "ГБ"],
+  },
+};
+
+let lang = pickLanguage();
+
+function pickLanguage() {
+  const saved = store.get(KEYS.lang);
+  if (saved && DICT[saved]) return saved;
+  const wanted = navigator.languages?.length ? navigator.languages : [navigator.language || "en"];
+  for (const l of wanted) {
+    const base = String(l).toLowerCase().split("-")[0];
+    if (DICT[base]) return base;
+  }
+  return "en";
+}
+
+function lookup(key) {
+  let v = DICT[lang];
+  let fallback = DICT.en;
+  for (const part of key.split(".")) {
+    v = v?.[part];
+    fallback = fallback?.[part];
+  }
+  return v ?? fallback;
+}
+
+function t(key, ...args) {
+  const v = lookup(key);
+  if (typeof v === "function") return v(...args);
+  return v ?? key;
+}
+
+function num(n, digits = 0) {
+  return new Intl.NumberFormat(lang, { maximumFractionDigits: digits, minimumFractionDigits: 0 }).format(n);
+}
+
+function count(n, key) {
+  const forms = lookup(key);
+  const form = forms[new Intl.PluralRules(lang).select(n)] ?? forms.other;
+  return `${num(n)} ${form}`;
+}
+
+function langName(code) {
+  if (!code) return "?";
+  try {
+    const name = new Intl.DisplayNames([lang], { type: "language" }).of(code);
+    return name && name !== code ? `${name} (${code})` : code;
+  } catch {
+    return code;
+  }
+}
+
+function bytes(n) {
+  const units = lookup("units");
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i += 1;
+  }
+  return `${num(n, i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+function when(epochS) {
+  if (!epochS) return "";
+  return new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" }).format(new Date(epochS * 1000));
+}
+
+// Elements whose words depend on the page's language remember how to say them again.
+const translated = new Set();
+
+function say(el, key, ...args) {
+  if (!key) {
+    el.__say = null;
+    el.textContent = "";
+    translated.delete(el);
+    return el;
+  }
+  el.__say = [key, args];
+  el.textContent = t(key, ...args);
+  translated.add(el);
+  return el;
+}
+
+function sayLabel(el, key, ...args) {
+  el.__sayLabel = [key, args];
+  el.setAttribute("aria-label", t(key, ...args));
+  translated.add(el);
+  return el;
+}
+
+function applyLanguage() {
+  document.documentElement.lang = lang;
+  $("ui-lang").value = lang;
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));
+  for (const el of [...translated]) {
+    if (!el.isConnected) {
+      // removed from the page (re-rendered lists); hidden elements stay connected
+      translated.delete(el);
+      continue;
+    }
+    if (el.__say) el.textContent = t(el.__say[0], ...el.__say[1]);
+    if (el.__sayLabel) el.setAttribute("aria-label", t(el.__sayLabel[0], ...el.__sayLabel[1]));
+  }
+  for (const item of docItems.values()) renderDoc(item);
+  renderHealth();
+}
+
+// ------------------------------------------------------------------ API
+const state = {
+  space: store.get(KEYS.space) || "default",
+  key: store.get(KEYS.key) || "",
+  docs: [],
+  health: null,
+};
+
+class ApiError extends Error {
+  constructor(status, code, message, details) {
+    super(message || code);
+    this.status = status;
+    this.code = code;
+    this.details = details || {};
+  }
+}
+
+function authHeaders() {
+  return state.key ? { "X-API-Key": state.key } : {};
+}
+
+async function api(path, { method = "GET", json, signal, space = state.space } = {}) {
+  const headers = authHeaders();
+  if (json !== undefined) headers["Content-Type"] = "application/json";
+  let res;
+  try {
+    res = await fetch(path, { method, headers, signal, body: json === undefined ? undefined : JSON.stringify(json) });
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new ApiError(0, "network", e.message);
+  }
+  noteAccess(res.status, space);
+  if (!res.ok) throw await errorOf(res);
+  return res;
+}
+
+async function errorOf(res) {
+  let env = null;
+  try {
+    env = (await res.json())?.error;
+  } catch { /* not JSON */ }
+  const fallback = { 401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "too_large", 415: "unsupported_media_type" };
+  return new ApiError(res.status, env?.code || fallback[res.status] || "", env?.message || "", env?.details);
+}
+
+function noteAccess(status, space) {
+  if (status === 401) showKeyForm(state.key ? "keyRejected" : "keyNeeded");
+  else if (status === 403) showKeyForm("keyForbidden", space);
+}
+
+// Our own words for an error, and the service's message beside them.
+function showError(el, err) {
+  say(el, null);
+  const words = document.createElement("span");
+  if (err.code && lookup(`err.${err.code}`)) say(words, `err.${err.code}`);
+  else say(words, "errStatus", err.status);
+  el.append(words);
+  if (err.message && err.code !== "network") {
+    const detail = document.createElement("span");
+    detail.className = "detail";
+    detail.textContent = ` ${err.message}`;
+    el.append(detail);
+  }
+  el.hidden = false;
+}
+
+// Server-sent events from a fetch() body: `event:` names, `data:` lines, blank line ends one.
+async function* sseEvents(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  let name = "";
+  let data = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    for (;;) {
+      const i = buf.search(/[\r\n]/);
+      if (i < 0 || (buf[i] === "\r" && i === buf.length - 1)) break; // a "\r" may start "\r\n"
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + (buf.startsWith("\r\n", i) ? 2 : 1));
+      if (line === "") {
+        if (data.length) yield { event: name || "message", data: data.join("\n") };
+        name = "";
+        data = [];
+      } else if (!line.startsWith(":")) {
+        const c = line.indexOf(":");
+        const field = c < 0 ? line : line.slice(0, c);
+        let v = c < 0 ? "" : line.slice(c + 1);
+        if (v.startsWith(" ")) v = v.slice(1);
+        if (field === "event") name = v;
+        else if (field === "data") data.push(v);
+      }
+    }
+  }
+}
+
+async function stream(path, json, signal, onEvent) {
+  const res = await api(path, { method: "POST", json, signal, space: json.space_id });
+  for await (const ev of sseEvents(res.body)) {
+    let data;
+    try {
+      data = JSON.parse(ev.data);
+    } catch {
+      continue;
+    }
+    onEvent(ev.event, data);
+    if (ev.event === "complete" || ev.event === "error") return;
+  }
+  throw new ApiError(0, "interrupted", "");
+}
+
+// Seconds left, counted down each second from the last estimate.
+class Countdown {
+  constructor(el) {
+    this.el = el;
+    this.timer = null;
+    this.deadline = 0;
+  }
+  set(etaS) {
+    if (etaS == null || !Number.isFinite(etaS)) return;
+    this.deadline = performance.now() + etaS * 1000;
+    if (!this.timer) this.timer = setInterval(() => this.tick(), 1000);
+    this.tick();
+  }
+  tick() {
+    const left = Math.ceil((this.deadline - performance.now()) / 1000);
+    if (left > 0) say(this.el, "eta", left);
+    else say(this.el, "etaSoon");
+  }
+  stop() {
+    clearInterval(this.timer);
+    this.timer = null;
+    say(this.el, null);
+  }
+}
+
+// ------------------------------------------------------------------ space and key
+function rememberSpace(space) {
+  let spaces = [];
+  try {
+    spaces = JSON.parse(store.get(KEYS.spaces) || "[]");
+  } catch { /* ignore */ }
+  spaces = [space, ...spaces.filter((s) => s !== space && SPACE_RE.test(s))].slice(0, 12);
+  store.set(KEYS.spaces, JSON.stringify(spaces));
+  store.set(KEYS.space, space);
+  const list = $("space-list");
+  list.replaceChildren(...spaces.map((s) => Object.assign(document.createElement("option"), { value: s })));
+}
+
+function openSpace(space) {
+  state.space = space;
+  rememberSpace(space);
+  $("space").value = space;
+  say($("docs-title"), "docsTitle", space);
+  closeSummary();
+  stopAsk();
+  $("answer-box").hidden = true;
+  say($("ask-status"), null);
+  $("ask-error").hidden = true;
+  docItems.clear();
+  $("docs").replaceChildren();
+  loadDocs();
+}
+
+function showKeyForm(messageKey, ...args) {
+  const form = $("key-form");
+  const wasHidden = form.hidden;
+  form.hidden = false;
+  say($("key-message"), messageKey, ...args);
+  $("key-message").hidden = false;
+  if (wasHidden || messageKey !== "keyForbidden") $("api-key").focus();
+}
+
+function setupSpaceAndKey() {
+  $("space-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const input = $("space");
+    const value = input.value.trim();
+    if (!SPACE_RE.test(value)) {
+      input.setAttribute("aria-invalid", "true");
+      say($("space-hint"), "spaceInvalid");
+      $("space-hint").classList.add("alert");
+      input.focus();
+      return;
+    }
+    input.removeAttribute("aria-invalid");
+    $("space-hint").classList.remove("alert");
+    say($("space-hint"), "spaceHint");
+    openSpace(value);
+  });
+  $("key-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    state.key = $("api-key").value.trim();
+    store.set(KEYS.key, state.key || null);
+    say($("key-message"), state.key ? "keySaved" : null);
+    $("key-message").hidden = !state.key;
+    loadDocs();
+    loadHealth();
+  });
+  $("forget-key").addEventListener("click", () => {
+    state.key = "";
+    store.set(KEYS.key, null);
+    $("api-key").value = "";
+    $("api-key").focus();
+    say($("key-message"), null);
+    $("key-message").hidden = true;
+  });
+  if (state.key) {
+    $("key-form").hidden = false;
+    $("api-key").value = state.key;
+    $("key-message").hidden = true;
+  }
+}
+
+// ------------------------------------------------------------------ health
+async function loadHealth() {
+  try {
+    const res = await fetch("/health");
+    state.health = await res.json();
+  } catch {
+    state.health = { status: "down" };
+  }
+  renderHealth();
+}
+
+function renderHealth() {
+  const el = $("health");
+  const h = state.health;
+  if (!h) return;
+  const caps = h.capabilities || {};
+  const limited = Object.entries(caps).filter(([, v]) => v !== "ok");
+  el.className = "health";
+  if (h.status === "down" || !h.capabilities) {
+    el.textContent = t("healthDown");
+    el.classList.add("bad");
+  } else if (limited.length) {
+    el.textContent = t("healthLimited", limited.map(([c, v]) => `${t(`cap.${c}`)} (${t(`capState.${v}`)})`).join(", "));
+    el.classList.add("warn");
+  } else {
+    el.textContent = t("healthOk");
+    el.classList.add("ok");
+  }
+}
+
+// ------------------------------------------------------------------ upload
+const queue = [];
+
+function addFiles(files) {
+  for (let i = queue.length - 1; i >= 0; i -= 1) {
+    if (queue[i].state === "done" || queue[i].state === "error") {
+      queue[i].li.remove();
+      queue.splice(i, 1);
+    }
+  }
+  for (const file of files) {
+    const item = { file, state: "ready", li: document.createElement("li") };
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = file.name;
+    const progress = document.createElement("progress");
+    progress.max = 1;
+    progress.value = 0;
+    sayLabel(progress, "fileSending", 0);
+    progress.hidden = true;
+    const status = document.createElement("span");
+    status.className = "status";
+    say(status, "fileReady");
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "secondary small";
+    remove.textContent = "×";
+    sayLabel(remove, "remove", file.name);
+    remove.addEventListener("click", () => {
+      queue.splice(queue.indexOf(item), 1);
+      item.li.remove();
+      $("drop").focus();
+    });
+    Object.assign(item, { progress, status, remove });
+    item.li.append(name, progress, status, remove);
+    queue.push(item);
+    $("queue").append(item.li);
+  }
+}
+
+function sendFile(item, generateSummary) {
+  return new Promise((resolve) => {
+    const form = new FormData();
+    form.append("file", item.file, item.file.name);
+    form.append("space_id", state.space);
+    form.append("generate_summary", generateSummary ? "true" : "false");
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/ingest");
+    for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
+    xhr.responseType = "text";
+    xhr.upload.onprogress = (e) => {
+      if (!e.lengthComputable) return;
+      const pct = Math.round((e.loaded / e.total) * 100);
+      item.progress.value = e.loaded / e.total;
+      sayLabel(item.progress, "fileSending", pct);
+      say(item.status, "fileSending", pct);
+    };
+    xhr.upload.onload = () => {
+      item.progress.value = 1;
+      say(item.status, "fileIndexing");
+    };
+    xhr.onload = () => {
+      let body = null;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch { /* not JSON */ }
+      noteAccess(xhr.status, state.space);
+      if (xhr.status >= 200 && xhr.status < 300 && body) resolve({ ok: true, body });
+      else resolve({ ok: false, error: new ApiError(xhr.status, body?.error?.code || "", body?.error?.message || "") });
+    };
+    xhr.onerror = () => resolve({ ok: false, error: new ApiError(0, "network", "") });
+    xhr.send(form);
+  });
+}
+
+async function uploadAll() {
+  const todo = queue.filter((q) => q.state === "ready" || q.state === "error");
+  if (!todo.length) {
+    say($("upload-status"), "noFiles");
+    $("drop").focus();
+    return;
+  }
+  const button = $("upload");
+  button.disabled = true;
+  const generate = $("gen-summary").checked;
+  say($("upload-status"), null);
+  try {
+    for (const item of todo) {
+      item.state = "sending";
+      item.li.className = "";
+      item.status.className = "status";
+      item.remove.hidden = true;
+      item.progress.hidden = false;
+      item.progress.value = 0;
+      say(item.status, "fileSending", 0);
+      const result = await sendFile(item, generate);
+      item.progress.hidden = true;
+      if (result.ok) {
+        const b = result.body;
+        item.state = "done";
+        item.li.className = "ok";
+        if (b.duplicate) say(item.status, "fileDuplicate", b.language);
+        else say(item.status, "fileDone", b.language, b.chunks, b.tokens);
+        if (b.job_id) {
+          const job = document.createElement("span");
+          job.className = "status";
+          say(job, "fileJob");
+          item.li.append(job);
+        }
+        loadDocs();
+      } else {
+        item.state = "error";
+        item.li.className = "error";
+        item.remove.hidden = false;
+        item.status.classList.add("alert");
+        showError(item.status, result.error);
+        if (result.error.status === 401 || result.error.status === 403) break;
+      }
+    }
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function setupUpload() {
+  const input = $("files");
+  const drop = $("drop");
+  drop.addEventListener("click", () => input.click());
+  input.addEventListener("change", () => {
+    addFiles([...input.files]);
+    input.value = "";
+  });
+  let depth = 0;
+  drop.addEventListener("dragenter", (e) => {
+    e.preventDefault();
+    depth += 1;
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    e.dataTransfer.dropEffect = "copy";
+  });
+  drop.addEventListener("dragleave", () => {
+    depth = Math.max(0, depth - 1);
+    if (!depth) drop.classList.remove("over");
+  });
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    depth = 0;
+    drop.classList.remove("over");
+    addFiles([...(e.dataTransfer?.files || [])]);
+  });
+  // a file dropped beside the zone must not replace the page
+  window.addEventListener("dragover", (e) => e.preventDefault());
+  window.addEventListener("drop", (e) => e.preventDefault());
+  $("upload-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    uploadAll();
+  });
+}
+
+// ------------------------------------------------------------------ documents
+const docItems = new Map(); // doc_id -> {doc, li, parts…}
+let pollTimer = null;
+let loading = null;
+
+async function loadDocs() {
+  clearTimeout(pollTimer);
+  pollTimer = null;
+  const space = state.space;
+  if (!docItems.size) say($("docs-status"), "docsLoading");
+  const mine = Symbol("load");
+  loading = mine;
+  let list;
+  try {
+    const res = await api(`/documents?space_id=${encodeURIComponent(space)}`, { space });
+    list = (await res.json()).documents;
+  } catch (err) {
+    if (loading !== mine) return;
+    const status = $("docs-status");
+    status.classList.add("alert");
+    showError(status, err);
+    if (err.status === 401 || err.status === 403) {
+      docItems.clear();
+      $("docs").replaceChildren();
+    }
+    return;
+  }
+  if (loading !== mine || space !== state.space) return;
+  const status = $("docs-status");
+  status.classList.remove("alert");
+  const keyMessage = $("key-message");
+  if (keyMessage.__say && keyMessage.__say[0] !== "keySaved") {
+    // the key works here: the prompt has done its job (the form stays, to change the key)
+    say(keyMessage, null);
+    keyMessage.hidden = true;
+  }
+  state.docs = list;
+  renderDocs();
+  say(status, list.length ? "docsCount" : "docsEmpty", list.length);
+  if (list.some((d) => d.summary_status === "pending" || d.summary_status === "running")) {
+    pollTimer = setTimeout(loadDocs, POLL_MS);
+  }
+}
+
+function renderDocs() {
+  const ul = $("docs");
+  const seen = new Set(state.docs.map((d) => d.doc_id));
+  for (const [id, item] of docItems) {
+    if (!seen.has(id)) {
+      item.li.remove();
+      docItems.delete(id);
+    }
+  }
+  // items are updated in place and moved only when out of order, so focus inside them stays
+  state.docs.forEach((doc, i) => {
+    let item = docItems.get(doc.doc_id);
+    if (!item) {
+      item = makeDocItem(doc);
+      docItems.set(doc.doc_id, item);
+    }
+    item.doc = doc;
+    renderDoc(item);
+    if (ul.children[i] !== item.li) ul.insertBefore(item.li, ul.children[i] || null);
+  });
+}
+
+function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text != null) e.textContent = text;
+  return e;
+}
+
+function makeDocItem(doc) {
+  const li = el("li", "doc");
+  const name = el("h3", "name");
+  const meta = el("p", "meta");
+  const status = el("p", "summary-status");
+  const statusText = el("span");
+  const progress = el("progress");
+  progress.max = 1;
+  const retry = el("button", "secondary small");
+  retry.type = "button";
+  const actions = el("div", "row actions");
+  const summarize = el("button", "primary");
+  summarize.type = "button";
+  const del = el("button", "danger-outline");
+  del.type = "button";
+  status.append(statusText, " ", progress, " ", retry);
+  actions.append(summarize, del);
+  li.append(name, meta, status, actions);
+  const item = { doc, li, name, meta, status, statusText, progress, retry, summarize, del };
+  summarize.addEventListener("click", () => openSummary(item.doc));
+  del.addEventListener("click", () => confirmDelete(item.doc));
+  retry.addEventListener("click", () => retryJob(item));
+  return item;
+}
+
+function renderDoc(item) {
+  const d = item.doc;
+  item.name.textContent = d.filename;
+  item.meta.replaceChildren(
+    el("span", "", `${t("language")}: ${langName(d.language)}`),
+    el("span", "", `${t("size")}: ${bytes(d.size_bytes)}`),
+    el("span", "", count(d.chunks, "passages")),
+    el("span", "", count(d.tokens, "tokens")),
+  );
+  const s = d.summary_status;
+  const p = d.summary_progress;
+  let text = t({ none: "summaryNone", pending: "summaryPending", running: "summaryRunning", done: "summaryDone", failed: "summaryFailed" }[s] || "summaryNone");
+  if ((s === "pending" || s === "running") && p) {
+    const step = stageWords(p.stage, p.done, p.total);
+    if (step) text += `: ${step}`;
+    if (p.eta_s != null && p.eta_s > 0) text += ` ${t("eta", Math.ceil(p.eta_s))}`;
+  }
+  item.statusText.textContent = text;
+  item.status.className = `summary-status ${s}`;
+  const busy = s === "pending" || s === "running";
+  item.progress.hidden = !busy;
+  if (busy && p && p.total > 0 && p.stage !== "queued") item.progress.value = progressOf(p.stage, p.done, p.total, p.strategy);
+  else item.progress.removeAttribute("value");
+  item.progress.setAttribute("aria-label", `${t("progressLabel")}: ${d.filename}`);
+  item.retry.hidden = s !== "failed" || !d.summary_job_id;
+  item.retry.textContent = t("retry");
+  item.retry.setAttribute("aria-label", `${t("retry")}: ${d.filename}`);
+  item.summarize.textContent = t("summarize");
+  item.summarize.setAttribute("aria-label", `${t("summarize")}: ${d.filename}`);
+  item.del.textContent = t("delete");
+  item.del.setAttribute("aria-label", `${t("delete")}: ${d.filename}`);
+}
+
+function stageWords(stage, done, total) {
+  if (stage === "map") return t("stageMap", done, total);
+  if (stage === "reduce") return t("stageReduce", done, total);
+  if (stage === "final") return t("stageWriting");
+  if (stage === "queued") return t("stageQueued");
+  if (stage === "start") return t("stageStart");
+  return "";
+}
+
+function progressOf(stage, done, total, strategy) {
+  const f = total > 0 ? done / total : 0;
+  if (stage === "map") return 0.05 + 0.75 * f;
+  if (stage === "reduce") return 0.8 + 0.15 * f;
+  if (stage === "final") return strategy === "direct" ? 0.5 : 0.95;
+  if (stage === "done") return 1;
+  return 0.02;
+}
+
+async function retryJob(item) {
+  const d = item.doc;
+  try {
+    await api(`/jobs/${encodeURIComponent(d.summary_job_id)}/retry`, { method: "POST" });
+    $("docs-status").classList.remove("alert");
+    say($("docs-status"), "retried", d.filename);
+  } catch (err) {
+    $("docs-status").classList.add("alert");
+    showError($("docs-status"), err);
+  }
+  loadDocs();
+  item.summarize.focus();
+}
+
+let pendingDelete = null;
+
+function confirmDelete(doc) {
+  pendingDelete = doc;
+  const dialog = $("confirm");
+  say($("confirm-text"), "confirmText", doc.filename);
+  dialog.returnValue = "";
+  dialog.showModal();
+  dialog.querySelector("button[value=cancel]").focus();
+}
+
+async function onConfirmClosed() {
+  const doc = pendingDelete;
+  pendingDelete = null;
+  if (!doc || $("confirm").returnValue !== "delete") return;
+  const space = state.space;
+  try {
+    await api(`/documents/${encodeURIComponent(doc.doc_id)}?space_id=${encodeURIComponent(space)}`, {
+      method: "DELETE",
+      space,
+    });
+    if (summaryRun?.doc.doc_id === doc.doc_id) closeSummary();
+    $("docs-status").classList.remove("alert");
+    await loadDocs();
+    say($("docs-status"), "deleted", doc.filename);
+  } catch (err) {
+    $("docs-status").classList.add("alert");
+    showError($("docs-status"), err);
+  }
+  $("docs-title").focus();
+}
+
+function setupDocuments() {
+  $("refresh").addEventListener("click", () => loadDocs());
+  $("confirm").addEventListener("close", onConfirmClosed);
+  $("docs-title").tabIndex = -1;
+}
+
+// ------------------------------------------------------------------ summary
+let summaryRun = null;
+const summaryEta = new Countdown($("summary-eta"));
+
+function closeSummary() {
+  if (summaryRun) summaryRun.controller.abort();
+  summaryRun = null;
+  summaryEta.stop();
+  $("summary").hidden = true;
+  $("summary-text").setAttribute("aria-busy", "false");
+}
+
+function openSummary(doc, force = false) {
+  if (summaryRun) summaryRun.controller.abort();
+  summaryEta.stop();
+  const run = { doc, controller: new AbortController(), strategy: null };
+  summaryRun = run;
+  const panel = $("summary");
+  panel.hidden = false;
+  say($("summary-title"), "summaryTitle", doc.filename);
+  say($("summary-plan"), null);
+  say($("summary-stage"), "stageStart");
+  say($("summary-done"), null);
+  $("summary-error").hidden = true;
+  $("summary-again").hidden = true;
+  const progress = $("summary-progress");
+  progress.removeAttribute("value");
+  const text = $("summary-text");
+  text.textContent = "";
+  text.lang = doc.language || "";
+  text.setAttribute("aria-busy", "true");
+  panel.scrollIntoView({ block: "nearest", behavior: "smooth" });
+  $("summary-title").tabIndex = -1;
+  $("summary-title").focus({ preventScroll: true });
+
+  const onEvent = (name, data) => {
+    if (summaryRun !== run) return;
+    if (name === "start") {
+      run.strategy = data.strategy;
+      if (data.cached) say($("summary-plan"), "planCached");
+      else if (data.strategy === "tree") say($("summary-plan"), "planTree", data.chunks);
+      else say($("summary-plan"), "planDirect");
+      if (data.language) text.lang = data.language;
+      if (data.strategy === "tree") progress.value = progressOf("start");
+      if (!data.cached) summaryEta.set(data.eta_s);
+    } else if (name === "processing") {
+      progress.value = progressOf(data.stage, data.done, data.total);
+      say($("summary-stage"), data.stage === "map" ? "stageMap" : "stageReduce", data.done, data.total);
+      summaryEta.set(data.eta_s);
+    } else if (name === "summary") {
+      if (data.reset) text.textContent = "";
+      if (!text.__writing) {
+        text.__writing = true;
+        say($("summary-stage"), "stageWriting");
+        if (run.strategy === "tree") progress.value = progressOf("final", 0, 0, "tree");
+      }
+      text.append(data.delta);
+    } else if (name === "complete") {
+      text.textContent = data.summary;
+      progress.value = 1;
+      say($("summary-stage"), "stageDone");
+      summaryEta.stop();
+      const timing = data.timing || {};
+      if (data.cached) say($("summary-done"), "doneCached", timing.cached_at, timing.lookup_ms ?? 0);
+      else say($("summary-done"), "doneFresh", timing.total_s ?? 0, data.usage?.llm_calls ?? 0, data.usage?.tokens_per_second ?? 0);
+      $("summary-again").hidden = false;
+    } else if (name === "error") {
+      throw new ApiError(200, data.code, data.message);
+    }
+  };
+  text.__writing = false;
+  stream(
+    "/summarize-stream",
+    { doc_id: doc.doc_id, space_id: state.space, force },
+    run.controller.signal,
+    onEvent,
+  )
+    .catch((err) => {
+      if (err.name === "AbortError" || summaryRun !== run) return;
+      summaryEta.stop();
+      say($("summary-stage"), null);
+      progress.value = 0;
+      showError($("summary-error"), err);
+      $("summary-again").hidden = false;
+    })
+    .finally(() => {
+      if (summaryRun !== run) return;
+      text.setAttribute("aria-busy", "false");
+      loadDocs();
+    });
+}
+
+function setupSummary() {
+  $("summary-close").addEventListener("click", () => {
+    const doc = summaryRun?.doc;
+    closeSummary();
+    const back = doc && docItems.get(doc.doc_id);
+    if (back) back.summarize.focus();
+  });
+  $("summary-again").addEventListener("click", () => {
+    if (summaryRun) openSummary(summaryRun.doc, true);
+  });
+}
+
+// ------------------------------------------------------------------ ask
+let askRun = null;
+const askEta = new Countdown($("ask-eta"));
+
+function stopAsk() {
+  if (askRun) askRun.controller.abort();
+  askRun = null;
+  askEta.stop();
+  $("ask").disabled = false;
+  $("ask-stop").hidden = true;
+  $("answer").setAttribute("aria-busy", "false");
+}
+
+function askQuestion() {
+  const q = $("question").value.trim();
+  $("ask-error").hidden = true;
+  if (!q) {
+    say($("ask-status"), "askEmpty");
+    $("question").focus();
+    return;
+  }
+  stopAsk();
+  const topK = Math.min(100, Math.max(1, parseInt($("top-k").value, 10) || 5));
+  $("top-k").value = topK;
+  const run = { controller: new AbortController() };
+  askRun = run;
+  $("ask").disabled = true;
+  $("ask-stop").hidden = false;
+  $("answer-box").hidden = false;
+  $("sources").replaceChildren();
+  $("answer-kind").hidden = true;
+  const answer = $("answer");
+  answer.textContent = "";
+  answer.setAttribute("aria-busy", "true");
+  say($("answer-done"), null);
+  say($("ask-status"), "askSearching");
+  let writing = false;
+  const onEvent = (name, data) => {
+    if (askRun !== run) return;
+    if (name === "sources") {
+      renderSources(data.sources || []);
+      if (data.language) answer.lang = data.language;
+      if (!data.sources?.length) say($("ask-status"), "askNoSources");
+    } else if (name === "processing") {
+      say($("ask-status"), "askCondensing", data.done, data.total);
+      askEta.set(data.eta_s);
+    } else if (name === "answer") {
+      if (data.reset) answer.textContent = "";
+      if (!writing) {
+        writing = true;
+        askEta.stop();
+        say($("ask-status"), "askWriting");
+      }
+      answer.append(data.delta);
+    } else if (name === "complete") {
+      answer.textContent = data.answer;
+      if (data.language) answer.lang = data.language;
+      if (!$("sources").children.length && data.sources?.length) renderSources(data.sources);
+      say($("answer-kind"), data.summarized ? "summarizedYes" : "summarizedNo");
+      $("answer-kind").className = data.summarized ? "badge summarized" : "badge";
+      $("answer-kind").hidden = false;
+      say($("answer-done"), "answerDone", data.timing?.total_s ?? 0, data.context_tokens ?? 0);
+      say($("ask-status"), "askDone");
+    } else if (name === "error") {
+      throw new ApiError(200, data.code, data.message);
+    }
+  };
+  stream("/ask-stream", { q, space_id: state.space, mode: $("mode").value, top_k: topK }, run.controller.signal, onEvent)
+    .catch((err) => {
+      if (err.name === "AbortError" || askRun !== run) return;
+      say($("ask-status"), null);
+      showError($("ask-error"), err);
+    })
+    .finally(() => {
+      if (askRun !== run) return;
+      askRun = null;
+      askEta.stop();
+      $("ask").disabled = false;
+      $("ask-stop").hidden = true;
+      answer.setAttribute("aria-busy", "false");
+    });
+}
+
+function renderSources(sources) {
+  const ol = $("sources");
+  ol.replaceChildren();
+  for (const s of sources) {
+    const li = el("li", "source");
+    const head = el("div", "row spread");
+    const open = el("button", "link");
+    open.type = "button";
+    say(open, "sourceName", s.filename, s.chunk);
+    sayLabel(open, "openPassage", s.filename, s.chunk);
+    const score = el("span", "hint");
+    say(score, "score", s.score);
+    head.append(open, score);
+    const text = s.text.replace(/\s+/g, " ").trim();
+    const excerpt = el("p", "excerpt", text.length > 280 ? `${text.slice(0, 280)}…` : text);
+    li.append(head, excerpt);
+    open.addEventListener("click", () => openPassage(s));
+    ol.append(li);
+  }
+}
+
+function escapeRe(s) {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+// Where the chunk lies in the document's text: exactly, or with the spacing changed.
+function findPassage(full, chunk) {
+  const exact = full.indexOf(chunk);
+  if (exact >= 0) return [exact, exact + chunk.length];
+  const words = chunk.trim().split(/\s+/).filter(Boolean);
+  if (!words.length) return null;
+  const head = new RegExp(words.slice(0, 40).map(escapeRe).join("\\s+"));
+  const m = head.exec(full);
+  if (!m) return null;
+  const tail = new RegExp(words.slice(-20).map(escapeRe).join("\\s+"), "g");
+  tail.lastIndex = m.index;
+  const end = tail.exec(full);
+  return [m.index, end ? end.index + end[0].length : m.index + m[0].length];
+}
+
+let passageController = null;
+
+async function openPassage(source) {
+  const dialog = $("passage");
+  const box = $("passage-text");
+  $("passage-title").textContent = t("sourceName", source.filename, source.chunk);
+  box.lang = docItems.get(source.doc_id)?.doc.language || $("answer").lang || "";
+  box.replaceChildren(el("mark", "", source.text));
+  say($("passage-note"), "passageLoading");
+  dialog.showModal();
+  passageController?.abort();
+  passageController = new AbortController();
+  try {
+    const path = `/documents/${encodeURIComponent(source.doc_id)}/text?space_id=${encodeURIComponent(state.space)}`;
+    const full = await (await api(path, { signal: passageController.signal })).text();
+    const at = findPassage(full, source.text);
+    if (!at) {
+      say($("passage-note"), "passageOnly");
+      return;
+    }
+    const mark = el("mark", "", full.slice(at[0], at[1]));
+    box.replaceChildren(full.slice(0, at[0]), mark, full.slice(at[1]));
+    say($("passage-note"), "passageFound");
+    mark.scrollIntoView({ block: "center" });
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    say($("passage-note"), "passageOnly");
+  }
+}
+
+function setupAsk() {
+  $("ask-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    askQuestion();
+  });
+  $("question").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      askQuestion();
+    }
+  });
+  $("ask-stop").addEventListener("click", () => {
+    stopAsk();
+    say($("ask-status"), "askStopped");
+    $("question").focus();
+  });
+  $("passage").addEventListener("close", () => passageController?.abort());
+}
+
+// ------------------------------------------------------------------ start
+function setupLanguage() {
+  $("ui-lang").addEventListener("change", (e) => {
+    lang = DICT[e.target.value] ? e.target.value : "en";
+    store.set(KEYS.lang, lang);
+    applyLanguage();
+  });
+}
+
+// Leaving the page stops the streams: the service then cancels the model's work.
+window.addEventListener("pagehide", () => {
+  closeSummary();
+  stopAsk();
+  passageController?.abort();
+});
+
+setupLanguage();
+setupSpaceAndKey();
+setupUpload();
+setupDocuments();
+setupSummary();
+setupAsk();
+applyLanguage();
+openSpace(SPACE_RE.test(state.space) ? state.space : "default");
+loadHealth();
+setInterval(loadHealth, 60000);

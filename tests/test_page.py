@@ -1,0 +1,369 @@
+"""The web page at `/` in a real browser against a real `docassist serve`: Debian's Chromium
+driven by Playwright (never `playwright install`: no browser is downloaded).
+
+One service (1,024-token context window, so a long document takes the map-reduce path in
+seconds) and one page serve the tests in file order, as a person would use them: upload, see the
+documents, stream summaries, ask, delete, an unsupported file, a narrow screen, the page's
+language. The API-key test has its own service. Screenshots of the main states go to
+`test-artifacts/`; with `DOCASSIST_SCREENSHOTS=<folder>` the main view is also saved there as
+`page.png`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import FIXTURES, Service, start_service, xquad_article
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SPACE = "page_test"
+LLM_S = 120_000  # ms: the embedded model is tiny and slow on shared CPUs
+CYRILLIC = re.compile(r"[А-Яа-яЁё]{3,}")
+
+
+def shot(page: Page, name: str, full_page: bool = True) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=full_page)
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    service = start_service(tmp_path_factory.mktemp("page"), LLM_CONTEXT_WINDOW="1024", MAX_UPLOAD_MB="1")
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium chromium-driver); "
+            "`playwright install` is not used",
+            pytrace=False,
+        )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def open_page(browser: Browser, url: str, errors: list[str], locale: str = "en-US") -> Page:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale=locale)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url + "/")
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser: Browser, svc: Service) -> Iterator[Page]:
+    errors: list[str] = []
+    page = open_page(browser, svc.url, errors)
+    page.get_by_label("Space", exact=True).fill(SPACE)
+    page.get_by_role("button", name="Open", exact=True).click()
+    expect(page.get_by_role("heading", name=f"Documents in “{SPACE}”")).to_be_visible()
+    yield page
+    page.context.close()
+    assert not errors, f"script errors on the page: {errors}"
+
+
+def doc_item(page: Page, filename: str):
+    return page.get_by_role("listitem").filter(has=page.get_by_role("heading", name=filename, exact=True))
+
+
+def listed(svc: Service) -> dict[str, dict]:
+    docs = httpx.get(f"{svc.url}/documents", params={"space_id": SPACE}, timeout=30).json()["documents"]
+    return {d["filename"]: d for d in docs}
+
+
+def test_the_page_is_served_by_the_service_and_the_api_description_still_works(svc: Service):
+    r = httpx.get(f"{svc.url}/", timeout=30)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert '<meta charset="utf-8">' in r.text and "/static/app.js" in r.text
+    assert "http://" not in r.text and "https://" not in r.text, "nothing is loaded from elsewhere"
+    for asset in ("app.js", "app.css"):
+        a = httpx.get(f"{svc.url}/static/{asset}", timeout=30)
+        assert a.status_code == 200 and "charset=utf-8" in a.headers["content-type"]
+        assert "https://" not in a.text
+    assert httpx.get(f"{svc.url}/docs", timeout=30).status_code == 200
+    paths = httpx.get(f"{svc.url}/openapi.json", timeout=30).json()["paths"]
+    assert "/" not in paths and "/ingest" in paths
+
+
+def test_uploaded_documents_are_listed_with_their_languages(page: Page, svc: Service):
+    expect(page.get_by_label("API key")).to_be_hidden()  # no keys on this service: no key prompt
+    page.get_by_label("Files", exact=True).set_input_files(
+        [FIXTURES / "baikal_ru.pdf", FIXTURES / "photosynthesis_en.docx"]
+    )
+    queue = page.get_by_role("list", name="Upload queue")
+    expect(queue.get_by_role("listitem")).to_have_count(2)
+    page.get_by_role("button", name="Upload", exact=True).click()
+    expect(queue.get_by_role("listitem").filter(has_text="baikal_ru.pdf")).to_contain_text(
+        re.compile(r"added: Russian \(ru\), 1 passage, \d+ tokens"), timeout=60_000
+    )
+    expect(queue.get_by_role("listitem").filter(has_text="photosynthesis_en.docx")).to_contain_text(
+        re.compile(r"added: English \(en\), \d+ passages?, \d+ tokens"), timeout=60_000
+    )
+    expect(doc_item(page, "baikal_ru.pdf")).to_contain_text("Language: Russian (ru)")
+    expect(doc_item(page, "photosynthesis_en.docx")).to_contain_text("Language: English (en)")
+    expect(doc_item(page, "baikal_ru.pdf")).to_contain_text("No summary yet")
+    assert set(listed(svc)) == {"baikal_ru.pdf", "photosynthesis_en.docx"}
+
+    # the same file again, chosen from the keyboard through the drop zone, is recognized, not indexed twice
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Choose files or drop them here").press("Enter")
+    assert chooser.value.is_multiple()
+    chooser.value.set_files([FIXTURES / "baikal_ru.pdf"])
+    page.get_by_role("button", name="Upload", exact=True).press("Enter")
+    expect(queue.get_by_role("listitem")).to_have_count(1)
+    expect(queue).to_contain_text("already uploaded (Russian (ru))", timeout=60_000)
+    expect(page.get_by_role("heading", name="baikal_ru.pdf", exact=True)).to_have_count(1)
+    shot(page, "uploaded.png")
+
+
+def test_refused_files_are_explained_in_words(page: Page, tmp_path: Path):
+    (tmp_path / "notes.xyz").write_text("some notes", encoding="utf-8")
+    (tmp_path / "blank.txt").write_text("  \n ", encoding="utf-8")
+    (tmp_path / "big.txt").write_text("Большой текст. " * 80_000, encoding="utf-8")  # > MAX_UPLOAD_MB=1
+    names = ("notes.xyz", "blank.txt", "big.txt")
+    page.get_by_label("Files", exact=True).set_input_files([tmp_path / n for n in names])
+    page.get_by_role("button", name="Upload", exact=True).click()
+    queue = page.get_by_role("list", name="Upload queue")
+    unsupported = queue.get_by_role("listitem").filter(has_text="notes.xyz")
+    expect(unsupported).to_contain_text("This type of file is not supported (use .txt, .md, .pdf, .docx or .html).")
+    expect(unsupported).to_contain_text("unsupported file type '.xyz'")  # the service's own message beside ours
+    expect(queue.get_by_role("listitem").filter(has_text="blank.txt")).to_contain_text("No text was found in the file.")
+    expect(queue.get_by_role("listitem").filter(has_text="big.txt")).to_contain_text(
+        "The file is too large for this service."
+    )
+    for name in names:
+        expect(page.get_by_role("heading", name=name)).to_have_count(0)
+    shot(page, "refused.png")
+
+
+def test_a_long_summary_shows_its_plan_and_progress_and_closing_it_cancels_the_work(
+    page: Page, svc: Service, tmp_path: Path
+):
+    long_doc = tmp_path / "black_death_ru.txt"
+    long_doc.write_text(xquad_article("ru", 8), encoding="utf-8")
+    page.get_by_label("Files", exact=True).set_input_files([long_doc])
+    page.get_by_role("button", name="Upload", exact=True).click()
+    item = doc_item(page, "black_death_ru.txt")
+    expect(item).to_contain_text("Language: Russian (ru)", timeout=60_000)
+    doc_id = listed(svc)["black_death_ru.txt"]["doc_id"]
+
+    panel = page.get_by_role("region", name="Summary: black_death_ru.txt")
+    item.get_by_role("button", name="Summarize").click()
+    expect(panel).to_contain_text(re.compile(r"Plan: the document is read in \d+ parts"), timeout=LLM_S)
+    expect(panel).to_contain_text(re.compile(r"Parts read: \d+ of \d+"), timeout=LLM_S)
+    panel.get_by_role("button", name="Close").click()
+    expect(panel).to_be_hidden()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and f"[SUMMARY] Cancelled\n  doc_id={doc_id}" not in svc.log():
+        time.sleep(0.2)
+    assert f"[SUMMARY] Cancelled\n  doc_id={doc_id}" in svc.log(), "closing the summary stops the model's work"
+
+    item.get_by_role("button", name="Summarize").click()
+    expect(panel).to_contain_text(re.compile(r"Parts read: \d+ of \d+"), timeout=LLM_S)
+    expect(panel).to_contain_text(re.compile(r"about \d+ seconds? left|almost done"))
+    progress = panel.get_by_role("progressbar")
+    expect(progress).to_be_visible()
+    shot(page, "summary-progress.png")
+    expect(panel).to_contain_text("Done.", timeout=LLM_S)
+    assert progress.evaluate("el => el.value") == 1
+    expect(panel).to_contain_text(re.compile(r"Written in [\d.]+ s · \d+ calls to the model"))
+    expect(panel).to_contain_text(CYRILLIC)
+    expect(item).to_contain_text("Summary ready", timeout=30_000)
+
+
+def test_a_summary_streams_in_russian_and_says_when_it_is_done(page: Page):
+    # note every length the summary text has while it is written: it must grow piece by piece
+    page.evaluate(
+        """() => {
+          window.__lengths = [];
+          const text = document.getElementById('summary-text');
+          new MutationObserver(() => window.__lengths.push(text.textContent.length))
+            .observe(text, {childList: true, characterData: true, subtree: true});
+        }"""
+    )
+    panel = page.get_by_role("region", name="Summary: baikal_ru.pdf")
+    doc_item(page, "baikal_ru.pdf").get_by_role("button", name="Summarize").click()
+    expect(panel).to_be_visible()
+    expect(panel).to_contain_text("Plan: one pass over the whole document.", timeout=LLM_S)
+    expect(panel.get_by_role("progressbar")).to_be_visible()
+    expect(panel).to_contain_text(CYRILLIC, timeout=LLM_S)
+    expect(panel).to_contain_text("Done.", timeout=LLM_S)
+    expect(panel).to_contain_text(re.compile(r"Written in [\d.]+ s · 1 call to the model"))
+    lengths = [n for n in page.evaluate("window.__lengths") if n > 0]
+    assert len(set(lengths)) >= 3, f"the text arrived at once, not as it was written: {lengths}"
+    expect(doc_item(page, "baikal_ru.pdf")).to_contain_text("Summary ready", timeout=30_000)
+
+    # asked again, it comes from the cache at once
+    panel.get_by_role("button", name="Close").click()
+    doc_item(page, "baikal_ru.pdf").get_by_role("button", name="Summarize").click()
+    expect(panel).to_contain_text("A summary written earlier is ready.", timeout=30_000)
+    expect(panel).to_contain_text(re.compile(r"From the cache: written .+, found in \d+ ms"))
+    expect(panel).to_contain_text(CYRILLIC)
+    shot(page, "summary.png")
+
+
+def test_a_question_shows_the_sources_then_the_answer(page: Page):
+    page.evaluate(
+        """() => {
+          window.__order = [];
+          const note = (what) => () => { if (!window.__order.includes(what)) window.__order.push(what); };
+          new MutationObserver(note('sources')).observe(document.getElementById('sources'), {childList: true});
+          new MutationObserver(note('answer')).observe(document.getElementById('answer'),
+            {childList: true, characterData: true, subtree: true});
+        }"""
+    )
+    ask = page.get_by_role("region", name="Ask your documents")
+    ask.get_by_label("Question").fill("Какая река вытекает из Байкала?")
+    ask.get_by_label("Mode").select_option("auto")
+    ask.get_by_label("Passages to use").fill("2")
+    ask.get_by_role("button", name="Ask", exact=True).click()
+    sources = ask.get_by_role("list", name="Sources")
+    expect(sources.get_by_role("listitem").first).to_contain_text("baikal_ru.pdf, passage 1", timeout=LLM_S)
+    expect(sources.get_by_role("listitem").first).to_contain_text(re.compile(r"relevance [\d.]+"))
+    expect(ask).to_contain_text("Answered.", timeout=LLM_S)
+    expect(ask).to_contain_text(re.compile("Answered from (a condensed summary of the passages|the passages directly)"))
+    expect(ask).to_contain_text(re.compile(r"Answered in [\d.]+ s"))
+    assert page.evaluate("window.__order")[:2] == ["sources", "answer"], "the sources come before the answer"
+    answer = page.evaluate("document.getElementById('answer').textContent")
+    assert CYRILLIC.search(answer), answer
+
+    # the main view: documents, a streamed summary, an answer
+    shot(page, "main.png")
+    if folder := os.environ.get("DOCASSIST_SCREENSHOTS"):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / "page.png"), full_page=True)
+
+    sources.get_by_role("button", name=re.compile("baikal_ru.pdf, passage 1")).first.click()
+    passage = page.get_by_role("dialog", name="baikal_ru.pdf, passage 1")
+    expect(passage).to_be_visible()
+    expect(passage).to_contain_text("The passage is highlighted in the document’s text.")
+    expect(passage.locator("mark")).to_contain_text("Байкал")
+    shot(page, "passage.png", full_page=False)
+    passage.get_by_role("button", name="Close").click()
+    expect(passage).to_be_hidden()
+
+
+def test_deleting_asks_first_and_removes_the_document(page: Page, svc: Service):
+    item = doc_item(page, "photosynthesis_en.docx")
+    item.get_by_role("button", name="Delete").click()
+    confirm = page.get_by_role("dialog", name="Delete the document?")
+    expect(confirm).to_contain_text("“photosynthesis_en.docx” will be removed")
+    shot(page, "delete-confirm.png", full_page=False)
+    confirm.get_by_role("button", name="Cancel").click()
+    expect(confirm).to_be_hidden()
+    expect(item).to_be_visible()
+    assert "photosynthesis_en.docx" in listed(svc)
+
+    item.get_by_role("button", name="Delete").click()
+    confirm.get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("“photosynthesis_en.docx” was deleted.")).to_be_visible()
+    expect(page.get_by_role("heading", name="photosynthesis_en.docx")).to_have_count(0)
+    assert set(listed(svc)) == {"baikal_ru.pdf", "black_death_ru.txt"}
+
+
+def test_a_375_px_wide_screen_needs_no_sideways_scrolling(page: Page):
+    page.set_viewport_size({"width": 375, "height": 812})
+    try:
+        expect(page.get_by_role("button", name="Upload", exact=True)).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        shot(page, "narrow.png")
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_the_page_speaks_russian_and_remembers_it(page: Page, browser: Browser, svc: Service):
+    page.get_by_label("Language", exact=True).select_option("ru")
+    expect(page.locator("html")).to_have_attribute("lang", "ru")
+    expect(page.get_by_role("button", name="Загрузить", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name=f"Документы в «{SPACE}»")).to_be_visible()
+    expect(doc_item(page, "baikal_ru.pdf")).to_contain_text("Краткое содержание готово")
+    expect(page.get_by_role("region", name="Вопрос по документам")).to_contain_text("Ответ готов.")
+    page.reload()
+    expect(page.get_by_label("Пространство", exact=True)).to_have_value(SPACE)  # both remembered
+    expect(page.get_by_role("button", name="Загрузить", exact=True)).to_be_visible()
+    shot(page, "russian.png")
+    page.get_by_label("Язык", exact=True).select_option("en")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+
+    # a browser set to Russian gets the page in Russian at once
+    errors: list[str] = []
+    ru = open_page(browser, svc.url, errors, locale="ru-RU")
+    try:
+        expect(ru.get_by_role("button", name="Загрузить", exact=True)).to_be_visible()
+        expect(ru.locator("html")).to_have_attribute("lang", "ru")
+        expect(ru.get_by_label("Ключ API")).to_be_hidden()
+    finally:
+        ru.context.close()
+    assert not errors, errors
+
+
+def test_a_key_is_asked_for_after_the_first_401(browser: Browser, tmp_path_factory: pytest.TempPathFactory):
+    keyed = start_service(tmp_path_factory.mktemp("keyed"), API_KEYS="k,team-key:team")
+    errors: list[str] = []
+    try:
+        with keyed.client(**{"X-API-Key": "k"}) as http:
+            r = http.post(
+                "/ingest",
+                files={"file": ("angara.md", "Ангара вытекает из Байкала.".encode())},
+                data={"space_id": "keyed"},
+            )
+            assert r.status_code == 200, r.text
+        page = open_page(browser, keyed.url, errors)
+        alert = page.get_by_role("alert").filter(has_text="needs an API key")
+        expect(alert).to_have_text("This service needs an API key. Enter it to continue.")
+        expect(page.get_by_label("API key")).to_be_focused()
+        shot(page, "key-needed.png", full_page=False)
+
+        page.get_by_label("API key").fill("wrong")
+        page.get_by_role("button", name="Save key").click()
+        expect(page.get_by_role("alert").filter(has_text="not accepted")).to_be_visible()
+
+        page.get_by_label("API key").fill("k")
+        page.get_by_role("button", name="Save key").click()
+        expect(page.get_by_text("No documents in this space yet.")).to_be_visible()
+        page.get_by_label("Space", exact=True).fill("keyed")
+        page.get_by_role("button", name="Open", exact=True).click()
+        expect(doc_item(page, "angara.md")).to_contain_text("Language: Russian (ru)")
+
+        page.reload()  # the key and the space are remembered
+        expect(doc_item(page, "angara.md")).to_be_visible()
+
+        # a key limited to other spaces is told so
+        page.get_by_label("API key").fill("team-key")
+        page.get_by_role("button", name="Save key").click()
+        expect(page.get_by_role("alert").filter(has_text="cannot reach")).to_have_text(
+            "This API key cannot reach the space “keyed”. Choose another space or another key."
+        )
+        expect(page.get_by_role("heading", name="angara.md")).to_have_count(0)
+        page.get_by_label("Space", exact=True).fill("team")
+        page.get_by_role("button", name="Open", exact=True).click()
+        expect(page.get_by_text("No documents in this space yet.")).to_be_visible()
+        page.context.close()
+    finally:
+        keyed.stop()
+    assert not errors, errors
