@@ -23,6 +23,7 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+from docassist.bench.capture import Capture
 from docassist.bench.core import FULL, QUICK, Context, Result
 from docassist.bench.llama import LlamaDirect
 from docassist.bench.report import write
@@ -102,12 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="docassist-bench-") as tmp:
         workdir = Path(tmp)
         print(f"bench: starting docassist serve in {workdir} …", flush=True)
-        service = start_service(workdir, LOG_FORMAT="json", **dict(sizes.service_env))
+        capture = workdir / "llm-requests.jsonl"
+        # greedy decoding: a request replayed straight to llama.cpp generates the same tokens as the API did
+        service = start_service(
+            workdir, LOG_FORMAT="json", LLM_TEMPERATURE="0", LLM_CAPTURE_FILE=str(capture), **dict(sizes.service_env)
+        )
         print(f"bench: service up in {time.perf_counter() - started:.0f}s at {service.url}", flush=True)
         llama = LlamaDirect(service.llama_url, service.model)
         try:
             with service.client() as http:
-                ctx = Context(args.quick, sizes, service, http, llama, workdir)
+                ctx = Context(args.quick, sizes, service, http, llama, Capture(capture), workdir)
                 try:
                     run_all(ctx, args.names, results)
                 finally:

@@ -3,9 +3,12 @@ after another (baseline), with the service probed throughout.
 
 Figures: throughput (concurrent / sequential), the slowest request against the whole
 sequential run (with one llama.cpp slot, requests queue: the last one cannot finish before
-all the work is done), and the latency of two probes under load vs idle: `GET /health`
-(which also asks llama.cpp) and `GET /documents/{id}` (event loop and SQLite only: the
-event loop must stay responsive while summaries run).
+all the work is done), and two probes. `GET /documents/{id}` does the same work idle and
+under load (event loop and database only), so its ratio shows whether the event loop stays
+responsive while summaries run. `GET /health` does different work in the two states — idle it
+asks llama.cpp (`GET /v1/models`), Qdrant and the database; under load llama.cpp is busy with
+our calls and is answered from their in-flight record without being asked — so its two
+latencies are reported side by side, not as a ratio.
 """
 
 from __future__ import annotations
@@ -110,11 +113,18 @@ def run(ctx: Context) -> Result:
         f"median {median(seq_lat):.2f}s",
     )
     res.add(
-        "health_p99_loaded_over_idle",
-        "GET /health p99 under load vs idle",
-        ratio(hl["p99"], hi["p99"]),
-        baseline=f"idle p99 {hi['p99']} ms (n={hi['n']})",
-        context=f"loaded p50 {hl['p50']} ms, p99 {hl['p99']} ms (n={hl['n']}); statuses under load: "
+        "health_p99_idle_ms",
+        "GET /health p99 idle (asks llama.cpp, Qdrant and the database)",
+        hi["p99"],
+        "ms",
+        context=f"p50 {hi['p50']} ms (n={hi['n']})",
+    )
+    res.add(
+        "health_p99_loaded_ms",
+        "GET /health p99 under load (llama.cpp busy: from its in-flight record; Qdrant and the database asked)",
+        hl["p99"],
+        "ms",
+        context=f"p50 {hl['p50']} ms (n={hl['n']}); statuses: "
         + ", ".join(f"{s} ×{loaded.health_status.count(s)}" for s in sorted(set(loaded.health_status))),
     )
     res.add(

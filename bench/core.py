@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from docassist.bench.capture import Capture
 from docassist.bench.llama import LlamaDirect
 from docassist.bench.service import Service
 
@@ -34,6 +35,7 @@ class Sizes:
     overhead_repeats: int
     tree_docs_per_set: int  # shortest dev documents of QMSum and SQuALITY
     tree_max_tokens: int | None  # cut the documents to this many tokens (quick)
+    tree_window: int  # the context window of the tree benchmark's own service: small enough for a tree
     cached_requests: int
     streaming_repeats: int
     streaming_tokens: int
@@ -57,7 +59,8 @@ QUICK = Sizes(
     overhead_docs=(("direct", 300),),
     overhead_repeats=2,
     tree_docs_per_set=1,
-    tree_max_tokens=300,
+    tree_max_tokens=1200,
+    tree_window=1024,
     cached_requests=200,
     streaming_repeats=2,
     streaming_tokens=200,
@@ -79,15 +82,16 @@ QUICK = Sizes(
 
 FULL = Sizes(
     overhead_docs=(("direct", 2000), ("tree", 9000)),
-    overhead_repeats=2,
-    tree_docs_per_set=1,
+    overhead_repeats=5,
+    tree_docs_per_set=2,
     tree_max_tokens=None,
+    tree_window=4096,
     cached_requests=1000,
     streaming_repeats=5,
     streaming_tokens=1500,
     concurrency_docs=16,
     health_probes=30,
-    growth_tokens=(1000, 3000, 10000, 30000, 100000),
+    growth_tokens=(2000, 12000, 22000, 32000, 42000, 52000, 62000),
     ingestion_docs=12,
     ingestion_paragraphs=30,
     retrieval_chunks=10000,
@@ -168,6 +172,7 @@ class Context:
     service: Service
     http: httpx.Client
     llama: LlamaDirect
+    capture: Capture
     workdir: Path
     memo: dict[str, Any] = field(default_factory=dict)
 

@@ -1,10 +1,9 @@
 """Straight to the service's own llama.cpp server: the baseline with no pipeline in between.
 
-Requests carry exactly the body the service's `OpenAILike` sends (`model`, `prompt`,
-`max_tokens`, `stop`, `stream`, `temperature`). llama-cpp-python reuses the KV cache of the
-longest prefix the previous prompt shares, so a prompt timed right after the same prompt
-would skip its prefill: `flush()` evaluates an unrelated one-token prompt before every timed
-run, on both sides of a comparison.
+Requests are the very bodies the service sent (bench/capture.py). llama-cpp-python reuses the KV
+cache of the longest prefix the previous prompt shares, so a prompt timed right after the same
+prompt would skip its prefill: `flush()` evaluates an unrelated one-token prompt before every
+timed run, on both sides of a comparison.
 """
 
 from __future__ import annotations
@@ -12,32 +11,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
-TEMPERATURE = 0.2  # what pipelines.endpoints.build_llm gives OpenAILike
-
-
-@dataclass
-class Call:
-    """One recorded LLM request, replayable as is."""
-
-    prompt: str
-    max_tokens: int
-    stop: list[str]
-    stream: bool
-    purpose: str = ""
-
-    def body(self, model: str) -> dict[str, Any]:
-        return {
-            "model": model,
-            "prompt": self.prompt,
-            "max_tokens": self.max_tokens,
-            "stop": self.stop,
-            "stream": self.stream,
-            "temperature": TEMPERATURE,
-        }
+from docassist.bench.capture import Request
 
 
 @dataclass
@@ -68,21 +45,22 @@ class LlamaDirect:
         r.raise_for_status()
         return int(r.json()["count"])
 
-    def run(self, call: Call, first_token_only: bool = False) -> Timed:
-        """Send one call; for streams, also the time to the first generated text."""
+    def send(self, request: Request, first_token_only: bool = False) -> Timed:
+        """Send one captured request; for streams, also the time to the first generated text."""
         started = time.perf_counter()
-        if not call.stream:
-            r = self.http.post(f"{self.base_url}/completions", json=call.body(self.model))
+        if not request.stream:
+            r = self.http.post(request.url, json=request.body)
             r.raise_for_status()
             return Timed(time.perf_counter() - started, r.json()["choices"][0]["text"])
         parts: list[str] = []
         first: float | None = None
-        with self.http.stream("POST", f"{self.base_url}/completions", json=call.body(self.model)) as r:
+        with self.http.stream("POST", request.url, json=request.body) as r:
             r.raise_for_status()
             for line in r.iter_lines():
                 if not line.startswith("data:") or line.strip() == "data: [DONE]":
                     continue
-                delta = json.loads(line[5:])["choices"][0].get("text") or ""
+                choices = json.loads(line[5:]).get("choices") or [{}]
+                delta = choices[0].get("text") or ""
                 if delta and first is None:
                     first = time.perf_counter() - started
                     if first_token_only:
@@ -90,10 +68,10 @@ class LlamaDirect:
                 parts.append(delta)
         return Timed(time.perf_counter() - started, "".join(parts), first)
 
-    def replay(self, calls: list[Call]) -> tuple[float, list[str]]:
-        """All calls one after another, as the service's single llama.cpp slot runs them."""
+    def replay(self, requests: list[Request]) -> tuple[float, list[str]]:
+        """All requests one after another, as the service's single llama.cpp slot runs them."""
         started = time.perf_counter()
-        texts = [self.run(c).text for c in calls]
+        texts = [self.send(r).text for r in requests]
         return time.perf_counter() - started, texts
 
     def wait_idle(self, timeout_s: float = 600) -> None:

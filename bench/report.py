@@ -55,7 +55,7 @@ def markdown(meta: dict[str, Any], results: list[Result]) -> str:
 
 
 def growth_plot(result: Result, path: Path) -> bool:
-    """Wall time and LLM calls against document length, with the linear fit. False if no data."""
+    """Wall time and LLM calls against document length, with the three fits. False if no data."""
     points = result.data.get("points") or []
     if len(points) < 2:
         return False
@@ -65,11 +65,14 @@ def growth_plot(result: Result, path: Path) -> bool:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    from docassist.bench.stats import GROWTH_MODELS
+
     xs = [p["tokens"] for p in points]
-    fit = result.data["fit_wall_s"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    ax1.plot(xs, [p["wall_s"] for p in points], "o-", label="POST /summarize wall time")
-    ax1.plot(xs, [fit["slope"] * x + fit["intercept"] for x in xs], "--", label=f"linear fit, R² = {fit['r2']:.3f}")
+    ax1.plot(xs, [p["wall_s"] for p in points], "o", label="POST /summarize wall time")
+    for name, fit in result.data["fits_wall_s"].items():
+        f = GROWTH_MODELS[name]
+        ax1.plot(xs, [fit["slope"] * f(x) + fit["intercept"] for x in xs], "--", label=f"{name}, R² = {fit['r2']:.4f}")
     ax1.set_xlabel("document length (model tokens)")
     ax1.set_ylabel("seconds")
     ax1.set_title("Summarization time vs length")

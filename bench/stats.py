@@ -42,6 +42,25 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else math.nan
 
 
+GROWTH_MODELS = {
+    "linear": lambda n: n,
+    "n log n": lambda n: n * math.log(n),
+    "n^1.3": lambda n: n**1.3,
+}
+
+
+def growth_fits(ns: Sequence[float], ys: Sequence[float]) -> dict[str, dict[str, float]]:
+    """y = a·f(n) + b for each candidate f, by least squares: slope, intercept, R² and the residual
+    sum of squares (the same points, so the smallest residual is the best fit)."""
+    fits = {}
+    for name, f in GROWTH_MODELS.items():
+        fx = [f(n) for n in ns]
+        fit = linear_fit(fx, ys)
+        fit["rss"] = sum((y - (fit["slope"] * x + fit["intercept"])) ** 2 for x, y in zip(fx, ys, strict=True))
+        fits[name] = fit
+    return fits
+
+
 def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> dict[str, float]:
     """Least-squares y = slope·x + intercept and its R²."""
     n = len(xs)
@@ -55,3 +74,13 @@ def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> dict[str, float]:
     ss_tot = sum((y - my) ** 2 for y in ys)
     ss_res = sum((y - (slope * x + intercept)) ** 2 for x, y in zip(xs, ys, strict=True))
     return {"slope": slope, "intercept": intercept, "r2": 1 - ss_res / ss_tot if ss_tot else 1.0}
+
+
+def spread(values: Sequence[float], digits: int = 3) -> str:
+    """min–max and the middle half (quartiles, nearest rank) of a few samples, for a ratio's context."""
+    if not values:
+        return "n=0"
+    return (
+        f"{min(values):.{digits}f}–{max(values):.{digits}f}, middle half "
+        f"{percentile(values, 25):.{digits}f}–{percentile(values, 75):.{digits}f} (n={len(values)})"
+    )

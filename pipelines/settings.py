@@ -35,6 +35,7 @@ _ENV_NAMES = {
     "extract_memory_mb": "EXTRACT_MEMORY_MB",
     "llama_server_threads": "LLAMA_SERVER_THREADS",
     "job_workers": "JOB_WORKERS",
+    "llm_temperature": "LLM_TEMPERATURE",
 }
 _PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)(?::([^}]*))?\}")
 
@@ -141,6 +142,8 @@ class Settings(BaseModel):
     max_document_chars: int = Field(default=2_000_000, gt=0)
     extract_timeout_s: float = Field(default=120, gt=0)
     extract_memory_mb: int = Field(default=2048, ge=256)
+    llm_temperature: float = Field(default=0.2, ge=0, le=2)
+    llm_capture_file: Path | None = None
     database_url: str | None = None
     redis_url: str | None = None
     job_workers: int = Field(default=2, ge=0, le=64)
@@ -296,6 +299,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "log_format": "json" if env.get("LOG_FORMAT", "").lower() == "json" else "text",
         "api_keys": _parse_api_keys(env.get("API_KEYS", "")),
         "llama_server_threads": _env_number(env, "LLAMA_SERVER_THREADS", int, None),
+        "llm_temperature": _env_number(env, "LLM_TEMPERATURE", float, 0.2),
+        "llm_capture_file": env.get("LLM_CAPTURE_FILE") or None,
         "database_url": env.get("DATABASE_URL") or None,
         "redis_url": env.get("REDIS_URL") or env.get("JOBS_REDIS_URL") or None,
         "job_workers": _env_number(env, "JOB_WORKERS", int, 2),

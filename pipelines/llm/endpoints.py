@@ -8,6 +8,7 @@ overtake background ones, the calls in flight, and a failover partner.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,21 @@ PROBE_TIMEOUT_S = 5.0
 FAILOVER_PAUSE_S = 30.0
 
 
-def build_llm(ep: EndpointSettings, spec: ModelSpec, base_url: str) -> LLM:
+def capturing_client(path: Path, timeout_s: float) -> httpx.AsyncClient:
+    """An HTTP client that appends every request it sends — URL and JSON body, exactly as sent —
+    to `path` (`LLM_CAPTURE_FILE`): what a benchmark replays, or a person reads to see a prompt."""
+
+    async def record(request: httpx.Request) -> None:
+        entry = {"url": str(request.url), "body": json.loads(request.content or b"null")}
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+    return httpx.AsyncClient(timeout=timeout_s, event_hooks={"request": [record]})
+
+
+def build_llm(
+    ep: EndpointSettings, spec: ModelSpec, base_url: str, temperature: float = 0.2, capture: Path | None = None
+) -> LLM:
     """The LlamaIndex LLM for one endpoint. No instance-level max_tokens: budgets are per call."""
     if ep.provider == "Ollama":
         from llama_index.llms.ollama import Ollama
@@ -36,6 +51,7 @@ def build_llm(ep: EndpointSettings, spec: ModelSpec, base_url: str) -> LLM:
             request_timeout=ep.timeout_s,
             context_window=spec.context_window,
             additional_kwargs={"num_ctx": spec.context_window},
+            temperature=temperature,
             thinking=False,
         )
     from llama_index.llms.openai_like import OpenAILike
@@ -48,7 +64,8 @@ def build_llm(ep: EndpointSettings, spec: ModelSpec, base_url: str) -> LLM:
         context_window=spec.context_window,
         timeout=ep.timeout_s,
         max_retries=0,
-        temperature=0.2,
+        temperature=temperature,
+        async_http_client=capturing_client(capture, ep.timeout_s) if capture else None,
     )
 
 
@@ -226,7 +243,7 @@ def build_endpoints(settings: Settings, managed: dict[str, tuple[str, Path]]) ->
             settings=ep,
             spec=spec,
             base_url=base_url,
-            llm=build_llm(ep, spec, base_url),
+            llm=build_llm(ep, spec, base_url, settings.llm_temperature, settings.llm_capture_file),
             tokens=token_counter(ep, root, gguf),
             limiter=PrioritySemaphore(ep.max_concurrency),
             throughput=Throughput.for_provider(ep.provider),

@@ -350,7 +350,9 @@ class SummarizeWorkflow(Workflow):
                 f"level {level} did not shrink ({previous:,} → {tokens:,} tokens); stopping instead of looping",
                 level=level,
             )
-        if self.limits.fits(ep.spec.context_window, final_overhead, tokens, final_output):
+        if len(summaries) == 1 or self.limits.fits(ep.spec.context_window, final_overhead, tokens, final_output):
+            # one summary left goes to the final pass whatever its size: the call's budget gives it the
+            # output room the window leaves, and nothing is left to merge
             async with ctx.store.edit_state() as st:
                 st.stats.levels = level + 1
             return FinalPassQueued(texts=summaries, task=task)  # type: ignore[arg-type]
