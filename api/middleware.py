@@ -76,8 +76,8 @@ class RequestLogMiddleware:
 class JsonBodyMiddleware:
     """Read a POST body as JSON when the client did not say it was JSON.
 
-    `curl -d '{...}'` sends `application/x-www-form-urlencoded`; the user's own checklist
-    calls `/ask`, `/summarize` and `/summarize-stream` exactly that way. Every route but
+    `curl -d '{...}'` sends `application/x-www-form-urlencoded`; the usual way to try
+    the API calls `/ask`, `/summarize` and `/summarize-stream` exactly that way. Every route but
     `/ingest` takes JSON only, so the header is corrected; a body that is not JSON still gets
     the usual 422."""
 

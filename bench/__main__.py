@@ -29,7 +29,19 @@ from docassist.bench.llama import LlamaDirect
 from docassist.bench.report import write
 from docassist.bench.service import ROOT, start_service
 
-ORDER = ("streaming", "overhead", "concurrency", "tree", "growth", "cached", "ingestion", "lanes", "load", "retrieval")
+ORDER = (
+    "streaming",
+    "overhead",
+    "concurrency",
+    "tree",
+    "growth",
+    "cached",
+    "ingestion",
+    "lanes",
+    "load",
+    "scaleout",
+    "retrieval",
+)
 DEFAULT_OUT = Path(__file__).parent / "results"
 
 

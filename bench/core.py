@@ -33,7 +33,7 @@ class Sizes:
 
     overhead_docs: tuple[tuple[str, int], ...]  # (label, model tokens): direct and tree paths
     overhead_repeats: int
-    tree_docs_per_set: int  # shortest dev documents of QMSum and SQuALITY
+    tree_english_docs: int  # the shortest long QMSum and SQuALITY dev documents, taken in turn
     tree_max_tokens: int | None  # cut the documents to this many tokens (quick)
     tree_window: int  # the context window of the tree benchmark's own service: small enough for a tree
     cached_requests: int
@@ -52,13 +52,18 @@ class Sizes:
     load_summarizers: int
     lanes_searches: int
     lanes_paragraphs: int  # the large upload: about 1.3 chunks of 300 tokens per 2 paragraphs
+    scaleout_cached_requests: int  # alternating cached /summarize on PostgreSQL and on SQLite
+    scaleout_jobs: int  # background summaries per side (one worker, two workers)
+    scaleout_search_docs: int  # documents each of the two backends holds for /search
+    scaleout_search_clients: int
+    scaleout_search_seconds: int
     service_env: tuple[tuple[str, str], ...] = ()
 
 
 QUICK = Sizes(
     overhead_docs=(("direct", 300),),
     overhead_repeats=2,
-    tree_docs_per_set=1,
+    tree_english_docs=1,
     tree_max_tokens=1200,
     tree_window=1024,
     cached_requests=200,
@@ -66,24 +71,29 @@ QUICK = Sizes(
     streaming_tokens=200,
     concurrency_docs=3,
     health_probes=10,
-    growth_tokens=(400, 800, 1600),
+    growth_tokens=(300, 600, 900),
     ingestion_docs=2,
     ingestion_paragraphs=8,
-    retrieval_chunks=120,
+    retrieval_chunks=60,
     retrieval_searches=30,
     retrieval_asks=2,
-    load_clients=8,
-    load_seconds=10,
+    load_clients=6,
+    load_seconds=8,
     load_summarizers=1,
     lanes_searches=10,
-    lanes_paragraphs=40,
+    lanes_paragraphs=24,
+    scaleout_cached_requests=40,
+    scaleout_jobs=2,
+    scaleout_search_docs=4,
+    scaleout_search_clients=4,
+    scaleout_search_seconds=4,
     service_env=(("LLM_MAX_TOKENS", "96"),),
 )
 
 FULL = Sizes(
     overhead_docs=(("direct", 2000), ("tree", 9000)),
     overhead_repeats=5,
-    tree_docs_per_set=2,
+    tree_english_docs=4,
     tree_max_tokens=None,
     tree_window=4096,
     cached_requests=1000,
@@ -102,6 +112,11 @@ FULL = Sizes(
     load_summarizers=3,
     lanes_searches=50,
     lanes_paragraphs=400,
+    scaleout_cached_requests=300,
+    scaleout_jobs=6,
+    scaleout_search_docs=30,
+    scaleout_search_clients=8,
+    scaleout_search_seconds=20,
 )
 
 

@@ -86,12 +86,15 @@ def llama_index_summary(
 
 def documents(ctx: Context) -> list[dict[str, Any]]:
     """Four long English documents with references, and one long Russian one (none to compare with)."""
-    per_set = ctx.sizes.tree_docs_per_set
-    docs = [
-        {"id": d["id"], "text": d["text"], "references": d["references"], "language": "en"}
-        for name in LONG_SETS
-        for d in long_documents(name, per_set, min_chars=0 if ctx.quick else 20_000)
+    per_set = -(-ctx.sizes.tree_english_docs // len(LONG_SETS))
+    candidates = [
+        [
+            {"id": d["id"], "text": d["text"], "references": d["references"], "language": "en"}
+            for d in long_documents(name, per_set, min_chars=0 if ctx.quick else 20_000)
+        ]
+        for name in reversed(LONG_SETS)  # SQuALITY's stories first: the shorter of the two
     ]
+    docs = [group[i] for i in range(per_set) for group in candidates if i < len(group)][: ctx.sizes.tree_english_docs]
     articles = sorted(xquad_articles(EVALDATA, "dev", "ru"), key=lambda a: -len(a.text))
     russian = "\n\n".join(a.text for a in articles[:2])
     docs.append({"id": "xquad-ru-longest-2", "text": russian, "references": [], "language": "ru"})

@@ -1,7 +1,8 @@
 """`/ask` on XQuAD: answer exact match / F1 against the gold spans, and the answer's language.
 
-Each language's paragraphs of the split are ingested into a space of their own; each
-question goes through the served ask pipeline (retrieve → route → answer). SQuAD-style
+Questions are sampled across every article of the split (seeded); all paragraphs of the
+articles they come from are ingested into a space per language (with every article when all
+questions are asked), and each question goes through the served ask pipeline. SQuAD-style
 scoring: lower-case, drop punctuation (and English articles), then exact match and token F1
 against the best gold answer; `contains` counts answers in which a gold span occurs — the fair
 measure for a generative model that answers in a sentence.
@@ -87,15 +88,14 @@ async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int =
     async with eval_session() as session:
         for lang in ("ru", "en"):
             questions = read_jsonl(evaldata, f"xquad_{lang}", split)
+            sampled = sample_questions(questions, limit)
+            articles = {q["title"] for q in sampled}  # every paragraph of every article a question comes from
             space = f"xquad-{lang}"
             doc_of: dict[str, str] = {}
-            for i, context in enumerate(
-                tqdm(
-                    dict.fromkeys(q["context"] for q in questions), desc=f"ingest {lang}", unit="paragraph", leave=False
-                )
-            ):
+            contexts = dict.fromkeys(q["context"] for q in questions if q["title"] in articles)
+            for i, context in enumerate(tqdm(contexts, desc=f"ingest {lang}", unit="paragraph", leave=False)):
                 doc_of[context] = (await session.ingest(space, f"p{i}.txt", context)).doc_id
-            for q in tqdm(sample_questions(questions, limit), desc=f"/ask xquad_{lang} ({split})", unit="question"):
+            for q in tqdm(sampled, desc=f"/ask xquad_{lang} ({split})", unit="question"):
                 t0 = time.perf_counter()
                 result = await session.ask(q["question"], space, "auto", top_k)
                 answer = result.answer

@@ -1,4 +1,4 @@
-"""Request-scoped logs in the shape of SPEC.md section 7.
+"""Request-scoped logs in the shape docs/LOGS.md describes.
 
 Every record carries the request id from a context variable, so the lines of one request
 can be followed through the layers and into background jobs. Text is for people reading
@@ -20,7 +20,7 @@ logger = logging.getLogger("docassist")
 
 
 def clock(ts: float | None = None) -> str:
-    """Wall-clock time with milliseconds, as the checklist's logs show it."""
+    """Wall-clock time with milliseconds, so a person can line up the blocks of one request."""
     return datetime.fromtimestamp(time.time() if ts is None else ts).strftime("%H:%M:%S.%f")[:-3]
 
 

@@ -69,15 +69,15 @@ class Runtime:
         if searching:
             self.sandbox = ExtractionSandbox(s.extract_limits, s.extract_timeout_s, s.extract_memory_mb)
             embed_task = asyncio.to_thread(build_embedding, s.profile.embedding)
-            self.embed_model, *_ = await asyncio.gather(
-                embed_task, asyncio.to_thread(warm_up_splitter), asyncio.to_thread(self.sandbox.warm_up), *servers
-            )
+            self.embed_model, *_ = await asyncio.gather(embed_task, asyncio.to_thread(warm_up_splitter), *servers)
             dim = await asyncio.to_thread(embedding_dim, self.embed_model)
             self.store = await asyncio.to_thread(Store, s, dim, s.profile.embedding.kind)
             self.ingestor = Ingestor(
                 self.store, self.registry, self.embed_model, int(s.max_upload_mb * 1024 * 1024), self.sandbox.extract
             )
             rolled_back = await asyncio.to_thread(self.ingestor.recover)
+            # the extraction workers load their parsers after start-up, while the service already answers
+            self._sandbox_warm_up = asyncio.create_task(asyncio.to_thread(self.sandbox.warm_up))
             self.retriever = Retriever(self.store, self.embed_model)
         else:
             await asyncio.gather(asyncio.to_thread(warm_up_splitter), *servers)

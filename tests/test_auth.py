@@ -1,4 +1,4 @@
-"""Optional API keys: every route but /health needs one; a key may be limited to spaces (SPEC.md 8)."""
+"""Optional API keys: every route but /health needs one; a key may be limited to spaces."""
 
 from __future__ import annotations
 

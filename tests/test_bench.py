@@ -72,3 +72,10 @@ def test_load_loses_and_duplicates_nothing(report):
 def test_growth_names_the_best_fit_of_three(report):
     data = report["benchmarks"]["growth"]["data"]
     assert set(data["fits_wall_s"]) == {"linear", "n log n", "n^1.3"} and data["best_fit"] in data["fits_wall_s"]
+
+
+def test_scale_out_compares_postgresql_with_sqlite_and_one_process_with_two(report):
+    data = report["benchmarks"]["scaleout"]["data"]
+    lookups = data["cache"]["lookup_ms"]
+    assert lookups["postgresql"]["n"] == lookups["sqlite"]["n"] > 0, "both sides answered every cached request"
+    assert data["search"]["one_backend"]["n"] > 0 and data["search"]["two_backends"]["n"] > 0

@@ -1,7 +1,7 @@
 """The production compose files validate, start in the right order, keep the LLM servers private,
 and give the backend an environment that loads into the right profile. (No Docker engine runs here:
 `docker-compose config` is Debian's docker-compose v1, which `.ci/run` installs; what only a GPU can
-show — the slices, the downloads, the servers answering — is docs/DEPLOY.md's checklist.)"""
+show — the slices, the downloads, the servers answering — is what docs/DEPLOY.md says to check at each step.)"""
 
 from __future__ import annotations
 

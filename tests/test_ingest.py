@@ -1,4 +1,4 @@
-"""Ingestion over real HTTP into real Qdrant local mode with real embeddings (SPEC.md 3, 8)."""
+"""Ingestion over real HTTP into real Qdrant local mode with real embeddings."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A failed or interrupted ingest leaves nothing behind (SPEC.md 8), with the real store,
+"""A failed or interrupted ingest leaves nothing behind, with the real store,
 embeddings and registry in a temporary DATA_DIR."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Pre-computed summaries: background jobs on huey, their status, and restart-and-resume (SPEC.md 4)."""
+"""Pre-computed summaries: background jobs on huey, their status, and restart-and-resume."""
 
 from __future__ import annotations
 

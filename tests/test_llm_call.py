@@ -1,4 +1,4 @@
-"""The one LLM call path, against the real llama.cpp server the service started (SPEC.md 4, 7)."""
+"""The one LLM call path, against the real llama.cpp server the service started."""
 
 from __future__ import annotations
 

@@ -3,7 +3,6 @@ Qdrant local mode, e5), as a user would run them, and show both prompt variants.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
@@ -24,6 +23,9 @@ def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     notebook = nbformat.read(path, as_version=4)
+    # the notebook switches prompt folders inside its kernel and must switch back: ask the kernel itself, last
+    check = nbformat.v4.new_code_cell("import os; print(repr(os.environ.get('DOCASSIST_PROMPTS_DIR')))")
+    notebook.cells.append(check)
     NotebookClient(
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     ).execute()
@@ -31,4 +33,4 @@ def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path, monkeypatch: py
         str(o.get("data", {}).get("text/markdown", "")) for c in notebook.cells for o in c.get("outputs", [])
     )
     assert "previous (HEAD)" in outputs and "candidate" in outputs, "both prompt variants are shown side by side"
-    assert os.environ.get("DOCASSIST_PROMPTS_DIR") is None
+    assert check.outputs[0]["text"].strip() == "None", "the kernel is left on the committed prompts"

@@ -1,4 +1,4 @@
-"""`POST /search`: hybrid retrieval without an LLM, in Russian and English (SPEC.md 3)."""
+"""`POST /search`: hybrid retrieval without an LLM, in Russian and English."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Health, model configuration and the supervised llama.cpp server (SPEC.md 3, 6, 8)."""
+"""Health, model configuration and the supervised llama.cpp server."""
 
 from __future__ import annotations
 

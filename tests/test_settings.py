@@ -1,4 +1,4 @@
-"""Configuration: profiles, environment overrides, and errors that name file and field (SPEC.md 6)."""
+"""Configuration: profiles, environment overrides, and errors that name file and field."""
 
 from __future__ import annotations
 

@@ -172,6 +172,12 @@ class AskWorkflow(Workflow):
                     break
                 kept.append(s)
                 used += n
+            used = await self.answer_ep.tokens.exact(format_context(kept)) if kept else 0
+            while len(kept) > 1 and used > room:  # the separators between chunks count too
+                kept.pop()
+                used = await self.answer_ep.tokens.exact(format_context(kept))
+            async with ctx.store.edit_state() as st:
+                st.context_tokens = used  # what the answer is given, not what was retrieved
         event(
             f"[RAG] Mode: {mode} → answer from the chunks",
             f"{len(kept)} of {len(ev.sources)} chunks, {ev.context_tokens:,} tokens ≤ threshold {threshold:,}"

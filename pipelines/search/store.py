@@ -7,7 +7,7 @@ filter, fused by reciprocal rank (`FusionQuery(RRF)`). llama-index's own hybrid 
 two searches and fuses them in Python. The fusion is distribution-based (DBSF: each list's
 scores normalised by their mean ± 3σ, then summed) rather than reciprocal rank: on XQuAD dev
 it found the right paragraph first for 93.5% of Russian and 95.1% of English questions,
-against 92.0% / 93.7% with RRF (`python -m evals.retrieval`). Qdrant local mode (a folder under DATA_DIR) admits
+against 92.0% / 93.7% with RRF (`docassist eval retrieval`). Qdrant local mode (a folder under DATA_DIR) admits
 one client per process and is not thread-safe, so calls into it are serialised.
 """
 

@@ -30,7 +30,10 @@ class VllmStub:
     model: str
     max_model_len: int = 8192
     reasoning: bool = False  # gpt-oss: reasoning_content beside content
-    think_tokens: int = 0  # reasoning eats this many tokens first; max_tokens below it → empty content
+    # As vLLM documents for reasoning models: max_tokens covers reasoning and answer together, so a
+    # budget the reasoning uses up ends with finish_reason "length" and no content; a lower
+    # reasoning_effort makes the reasoning shorter (here a quarter at "low").
+    think_tokens: int = 0
     delay_s: float = 0.0  # a slow server: wait this long before answering a completion
     requests: list[dict[str, Any]] = field(default_factory=list)
     tokenize_calls: int = 0
