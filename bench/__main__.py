@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +26,8 @@ from docassist.bench.capture import Capture
 from docassist.bench.core import FULL, QUICK, Context, Result
 from docassist.bench.llama import LlamaDirect
 from docassist.bench.report import write
-from docassist.bench.service import ROOT, start_service
+from docassist.bench.service import start_service
+from docassist.evals.cli import source_commit
 
 ORDER = (
     "streaming",
@@ -43,15 +43,6 @@ ORDER = (
     "retrieval",
 )
 DEFAULT_OUT = Path(__file__).parent / "results"
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
-        return out.stdout.strip() + ("+dirty" if dirty.strip() else "")
-    except OSError:
-        return "unknown"
 
 
 def _machine() -> str:
@@ -106,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "date": date.today().isoformat(),
         "mode": "quick" if args.quick else "full",
-        "commit": _commit(),
+        "commit": source_commit(),
         "machine": _machine(),
         "benchmarks_run": args.names,
     }

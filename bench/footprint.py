@@ -21,6 +21,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from docassist.evals.cli import source_commit
+
 ROOT = Path(__file__).resolve().parents[1]
 SIDES = {
     "default": ["pip install ."],
@@ -63,11 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "footprint.json")
     args = parser.parse_args(argv)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     report: dict = {
         "date": date.today().isoformat(),
-        "commit": commit.stdout.strip() + ("+dirty" if dirty else ""),
+        "commit": source_commit(),
         "sides": {},
     }
     for name, commands in SIDES.items():

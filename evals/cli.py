@@ -12,11 +12,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from docassist.evals.datasets import EVALDATA
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def source_commit() -> str:
+    """The commit a report describes; `+dirty` when the checkout differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+        return head.stdout.strip() + ("+dirty" if dirty.strip() else "")
+    except OSError:
+        return "unknown"
+
+
+STARTED_ON = source_commit()  # read when the eval starts, before it writes anything
 
 
 def add_common_args(parser: argparse.ArgumentParser, limit_help: str = "first N rows") -> None:
@@ -33,6 +49,7 @@ def write_report(
     plot: Callable[[dict, Path], Path | None] | None = None,
 ) -> None:
     """Print the markdown; with `out`, also write JSON, markdown and the plot beside it."""
+    report = {"commit": STARTED_ON, **report}
     markdown = to_markdown(report)
     print(markdown)
     if out:
