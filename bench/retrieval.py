@@ -4,9 +4,9 @@ The corpus space is filled through `POST /ingest` (XQuAD paragraphs in distinct 
 the fill's own throughput is reported: it is embedding-bound). Then each query (XQuAD
 questions, Russian and English) goes to `POST /search` and, right after, to the baseline in
 this process: the same e5 query embedding and the same Qdrant Query API call
-(`pipelines.store.Store.search`: dense + BM25 prefetch, DBSF fusion) on a copy of the
+(`Store.search` in `pipelines/search/store.py`: dense + BM25 prefetch, DBSF fusion) on a copy of the
 service's Qdrant folder — Qdrant local mode admits one client per folder. A few `/ask`
-calls (mode `direct`) give the retrieval stage inside `/ask` as the issue asks; their LLM
+calls (mode `direct`) give the retrieval stage inside `/ask` as a user meets it; their LLM
 answers make them too slow for a p99, which `/search` provides.
 """
 

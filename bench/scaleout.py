@@ -17,20 +17,15 @@ service's own llama.cpp server, as backends share an LLM server in production. I
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 
 import httpx
-import psycopg
-import redis
 
 from docassist.bench.core import Context, Result, ingest, server_ms, summarize
 from docassist.bench.corpus import DocFactory, xquad_questions
-from docassist.bench.service import Service, start_service
+from docassist.bench.service import Service, fresh_postgres_database, fresh_redis, start_service
 from docassist.bench.stats import ratio, summary
 
 SPACE = "bench_scaleout"
@@ -40,23 +35,6 @@ TEXT = (
     "Нижний Новгород стоит при слиянии Оки и Волги. Нижегородский кремль построен в начале "
     "XVI века и ни разу не был взят штурмом."
 )
-
-
-@contextlib.contextmanager
-def shared_state() -> Iterator[tuple[str, str]]:
-    """A new PostgreSQL database and a flushed Redis database, removed afterwards."""
-    name = f"docassist_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    store = redis.Redis.from_url(REDIS)
-    store.flushdb()
-    try:
-        yield POSTGRES.rsplit("/", 1)[0] + f"/{name}", REDIS
-    finally:
-        store.flushdb()
-        store.close()
-        with psycopg.connect(POSTGRES, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def cache_lookup(ctx: Context, res: Result, backend: Service) -> None:
@@ -159,7 +137,7 @@ def run(ctx: Context) -> Result:
     res = Result("scaleout", "Past one process: PostgreSQL, Redis, more workers and backends")
     llama = {"LLAMA_SERVER_URL": ctx.service.llama_url}
     factory = DocFactory(seed=23)
-    with shared_state() as (database, redis_url):
+    with fresh_postgres_database(POSTGRES, "docassist_bench") as database, fresh_redis(REDIS) as redis_url:
         shared = {"DATABASE_URL": database, "REDIS_URL": redis_url, **llama, **dict(ctx.sizes.service_env)}
         processes: list[Service] = []
         try:

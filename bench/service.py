@@ -8,6 +8,7 @@ posted straight to it) and the service's process id (its memory, from /proc).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,12 +16,15 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+import redis
 
 from docassist.pipelines.llm.llama_server import free_port
 
@@ -42,6 +46,32 @@ def service_env(data_dir: Path, **overrides: str) -> dict[str, str]:
     env.update({"HF_HUB_OFFLINE": "1", "DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
     env.update(overrides)
     return env
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(server: str, prefix: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL at `server` (a URL to its maintenance database);
+    dropped afterwards. Yields its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def fresh_redis(url: str) -> Iterator[str]:
+    """The Redis database at `url`, flushed before and after. Yields `url`."""
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
 
 
 def proc_status(pid: int, key: str) -> int:

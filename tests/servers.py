@@ -9,41 +9,22 @@ import contextlib
 import os
 import socket
 import threading
-import uuid
-from collections.abc import Iterator
 
-import psycopg
-import redis
+from docassist.bench import service as harness
 
 POSTGRES = os.environ.get("TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("TEST_REDIS", "redis://127.0.0.1:6379")
 REDIS_TEST_DB = 7
 
 
-@contextlib.contextmanager
-def fresh_postgres_database() -> Iterator[str]:
+def fresh_postgres_database() -> contextlib.AbstractContextManager[str]:
     """A new, empty PostgreSQL database; dropped afterwards. Yields its URL."""
-    name = f"docassist_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(POSTGRES, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return harness.fresh_postgres_database(POSTGRES, "docassist_test")
 
 
-@contextlib.contextmanager
-def fresh_redis() -> Iterator[str]:
+def fresh_redis() -> contextlib.AbstractContextManager[str]:
     """Redis database 7, flushed before and after. Yields its URL."""
-    url = f"{REDIS}/{REDIS_TEST_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    try:
-        yield url
-    finally:
-        client.flushdb()
-        client.close()
+    return harness.fresh_redis(f"{REDIS}/{REDIS_TEST_DB}")
 
 
 class TcpProxy:
