@@ -18,6 +18,17 @@ FIXTURES = Path(__file__).parent / "fixtures"
 __all__ = ["EVALDATA", "FIXTURES", "Service", "ingest", "service_env", "sse_events", "start_service", "xquad_article"]
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Many tests summarize and search real documents from the evaluation data's dev split: say
+    where it was looked for once, instead of dozens of missing-file errors."""
+    if not (EVALDATA / "xquad_ru" / "dev.jsonl").is_file():
+        pytest.exit(
+            f"evaluation data not found at {EVALDATA}: set DOCASSIST_EVALDATA to the folder that holds "
+            "xquad_ru/, xquad_en/, summeval_cnndm_en/, … (README: How good is it?)",
+            returncode=1,
+        )
+
+
 @pytest.fixture(scope="session")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """The embedded default as the README's command runs it (upload limit lowered to test 413 cheaply)."""
