@@ -13,10 +13,11 @@ from fastapi import FastAPI
 
 from docassist.api.errors import install_error_handlers
 from docassist.api.guard import RequestGuard
-from docassist.api.middleware import JsonBodyMiddleware, RequestLogMiddleware
+from docassist.api.middleware import BrowserHeadersMiddleware, JsonBodyMiddleware, RequestLogMiddleware
 from docassist.api.routes import ask, documents, health, jobs, page, search, summaries
 from docassist.pipelines.assistant import Assistant
-from docassist.pipelines.logs import configure_logging
+from docassist.pipelines.keys import describe
+from docassist.pipelines.logs import configure_logging, event
 from docassist.pipelines.runtime import Runtime
 from docassist.pipelines.settings import Settings, load_settings
 
@@ -24,6 +25,16 @@ from docassist.pipelines.settings import Settings, load_settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings.log_format)
+    if settings.api_keys:
+        event(
+            f"[STARTUP] API keys: {len(settings.api_keys)}", *describe(settings.api_keys), keys=len(settings.api_keys)
+        )
+    else:
+        event(
+            "[STARTUP] API keys: none",
+            "API_KEYS is not set: every route is open to whoever reaches this port",
+            level=30,
+        )
     runtime = Runtime(settings)
     assistant = Assistant(runtime)
 
@@ -40,12 +51,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Whole-document summaries and answers over your documents, in their language.",
         lifespan=lifespan,
+        docs_url=None,  # served by routes/page.py from the installed Swagger UI, not a CDN
+        redoc_url=None,
     )
     app.state.assistant = assistant
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(
         RequestGuard, keys=settings.api_keys, upload_limit_bytes=int(settings.max_upload_mb * 1024 * 1024)
     )
+    app.add_middleware(BrowserHeadersMiddleware)
     app.add_middleware(RequestLogMiddleware)
     install_error_handlers(app)
     for router in (

@@ -1,21 +1,27 @@
 """Optional API keys: with `API_KEYS` set, every route but `/health` (and the web page and the
-API description) needs a key — `Authorization: Bearer <key>` or `X-API-Key: <key>` — and a key
-may be limited to certain spaces. `RequestGuard` checks the key before the body is read; routes
-check the space they are asked about."""
+API reference) needs a key — `Authorization: Bearer <key>` or `X-API-Key: <key>` — and a key
+may be limited to certain spaces (`pipelines/keys.py` reads and matches them). `RequestGuard`
+checks the key before the body is read; routes check the space they are asked about."""
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 
 from fastapi import Request
 
 from docassist.pipelines.errors import Forbidden, Unauthorized
+from docassist.pipelines.keys import ApiKey, find_key
 
 
 @dataclass(frozen=True)
 class Access:
     spaces: frozenset[str] | None  # None: every space
+
+    @property
+    def operator(self) -> bool:
+        """Reaches every space (or no keys are configured): may see how the service is wired —
+        internal addresses of LLM servers and stores."""
+        return self.spaces is None
 
     def check_space(self, space_id: str) -> str:
         if self.spaces is not None and space_id not in self.spaces:
@@ -26,19 +32,16 @@ class Access:
 OPEN = Access(spaces=None)
 
 
-def access_for(headers: dict[bytes, bytes], keys: dict[str, frozenset[str] | None]) -> Access | None:
-    """The access a request's key grants, or None when it carries no valid key."""
-    header = headers.get(b"authorization", b"").decode("latin-1")
-    given = (
-        header[7:].strip() if header.lower().startswith("bearer ") else headers.get(b"x-api-key", b"").decode("latin-1")
-    )
-    if not given:
-        return None
-    found: Access | None = None
-    for key, spaces in keys.items():
-        if hmac.compare_digest(given.encode("latin-1", "replace"), key.encode("latin-1", "replace")):
-            found = Access(spaces=spaces)
-    return found
+NOBODY = Access(spaces=frozenset())
+
+
+def access_for(headers: dict[bytes, bytes], keys: tuple[ApiKey, ...]) -> Access | None:
+    """The access a request's key grants, or None when it carries no valid key. The key is
+    compared as the bytes sent, so a key is only ever the printable ASCII it was configured as."""
+    header = headers.get(b"authorization", b"")
+    given = header[7:].strip() if header[:7].lower() == b"bearer " else headers.get(b"x-api-key", b"").strip()
+    key = find_key(given, keys)
+    return None if key is None else Access(spaces=key.spaces)
 
 
 def require_key(request: Request) -> Access:
@@ -47,3 +50,8 @@ def require_key(request: Request) -> Access:
     if access is None:  # the guard always sets it; a request that got here without it has no key
         raise Unauthorized("a valid API key is required (Authorization: Bearer <key> or X-API-Key)")
     return access
+
+
+def caller_access(request: Request) -> Access:
+    """On an open route: what the caller's key (if any) reaches; `NOBODY` without a valid one."""
+    return request.scope.get("state", {}).get("access") or NOBODY

@@ -1,4 +1,4 @@
-"""`docassist` command line: serve, ingest, documents, eval.
+"""`docassist` command line: serve, worker, ingest, documents, key, eval, bench.
 
 `ingest` and `documents` talk to a running service over HTTP (Qdrant local mode admits one
 process at a time, and the service holds it); with no service running, they open the
@@ -51,6 +51,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from docassist.api.app import create_app
 
         uvicorn.run(create_app(settings), **options)
+    return 0
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    """A new random API key: the key for its holder, and the entry for `API_KEYS` (hashed, so the
+    configuration holds no secret)."""
+    from docassist.pipelines.keys import KeyConfigError, new_key, parse_api_keys
+
+    key, hashed = new_key()
+    try:
+        parse_api_keys(f"{hashed}:{args.spaces}")
+    except KeyConfigError as exc:
+        print(f"docassist: --spaces: {exc}", file=sys.stderr)
+        return 2
+    print(f"key (give it to its holder; it is not shown again): {key}")
+    print(f"API_KEYS entry: {hashed}:{args.spaces}")
     return 0
 
 
@@ -186,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     docs.add_argument("--space", default="default")
     docs.add_argument("--url", default=url)
     docs.set_defaults(func=cmd_documents)
+    key = sub.add_parser("key", help="make a new API key and its sha256 entry for API_KEYS")
+    key.add_argument("--spaces", default="*", help="what it reaches: * (every space) or space_a|space_b")
+    key.set_defaults(func=cmd_key)
     sub.add_parser("eval", help="score the configured profile on the evaluation data (docassist eval --help)")
     sub.add_parser("bench", help="benchmarks against a real docassist serve (docassist bench --help)")
     args = parser.parse_args(argv)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from docassist.api.auth import Access, require_key
+from docassist.api.auth import Access, caller_access, require_key
 from docassist.pipelines.assistant import Assistant
 
 
@@ -16,3 +16,4 @@ def get_assistant(request: Request) -> Assistant:
 
 AssistantDep = Annotated[Assistant, Depends(get_assistant)]
 AccessDep = Annotated[Access, Depends(require_key)]
+CallerDep = Annotated[Access, Depends(caller_access)]  # open routes: whoever calls, key or not

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from docassist.pipelines import errors as e
 from docassist.pipelines.logs import event, request_id_var
@@ -22,6 +23,7 @@ STATUS: dict[type[e.DocassistError], int] = {
     e.NoText: 422,
     e.UnreadableDocument: 422,
     e.EncryptedDocument: 422,
+    e.TooDeeplyNested: 422,
     e.TooLarge: 413,
     e.InvalidInput: 422,
     e.NotFound: 404,
@@ -64,6 +66,23 @@ def envelope_response(
     return JSONResponse(envelope(code, message, details), status_code=status, headers=all_headers or None)
 
 
+def _body_problem(cause: BaseException | None) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return "it is not valid UTF-8"
+    if isinstance(cause, RecursionError):
+        return "it is nested too deeply"
+    return "it is malformed"
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _methods_for(request: Request) -> list[str]:
+    """Every method some route answers on this request's path, asked of the router itself."""
+    routes = request.app.router.routes
+    return [m for m in _METHODS if any(r.matches({**request.scope, "method": m})[0] == Match.FULL for r in routes)]
+
+
 def status_of(exc: e.DocassistError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
@@ -92,20 +111,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return envelope_response(422, "invalid_input", message, {"errors": problems})
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == _BODY_PARSE_ERROR:
-            cause = exc.__cause__
-            reason = f"{type(cause).__name__}" if cause else "unreadable"
+            reason = _body_problem(exc.__cause__)
             return envelope_response(
                 422,
                 "invalid_input",
-                f"the body is not valid UTF-8 JSON of a sane depth ({reason})",
+                f"the body is not JSON docassist can read: {reason}",
                 {"errors": [{"field": "body", "problem": reason}]},
             )
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return envelope_response(
-            exc.status_code, code, str(exc.detail), headers=exc.headers, close=exc.status_code == 413
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the methods of the first route on the path only
+            headers["Allow"] = ", ".join(_methods_for(request))
+        return envelope_response(exc.status_code, code, str(exc.detail), headers=headers, close=exc.status_code == 413)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

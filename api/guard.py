@@ -15,13 +15,14 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from docassist.api.auth import OPEN, Access, access_for
+from docassist.api.auth import NOBODY, OPEN, Access, access_for
 from docassist.api.errors import envelope_response
+from docassist.pipelines.keys import ApiKey
 
 UPLOAD_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the form's other fields
 JSON_BODY_LIMIT_BYTES = 1024 * 1024  # every JSON route takes a small body (a question is at most 4,000 characters)
-OPEN_PATHS = ("/health", "/docs", "/openapi.json", "/docs/oauth2-redirect")
-OPEN_PREFIXES = ("/ui", "/static")
+OPEN_PATHS = ("/health", "/docs", "/openapi.json")
+OPEN_PREFIXES = ("/static/",)
 
 
 def is_open(path: str) -> bool:
@@ -29,7 +30,7 @@ def is_open(path: str) -> bool:
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, keys: dict[str, frozenset[str] | None], upload_limit_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, keys: tuple[ApiKey, ...], upload_limit_bytes: int) -> None:
         self.app, self.keys = app, keys
         self.upload_limit = upload_limit_bytes + UPLOAD_OVERHEAD_BYTES
 
@@ -43,9 +44,11 @@ class RequestGuard:
         headers = dict(scope.get("headers") or [])
         path = scope["path"]
         access: Access | None = OPEN
-        if self.keys and not is_open(path):
+        if self.keys:
             access = access_for(headers, self.keys)
-            if access is None:
+            if access is None and is_open(path):
+                access = NOBODY  # open routes answer, showing nothing that needs a key
+            elif access is None:
                 response = envelope_response(
                     401,
                     "unauthorized",

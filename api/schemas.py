@@ -41,7 +41,8 @@ _WHY = {
     413: "a body, file, markup, page count or text over its limit: `too_large`, `markup_too_large`, "
     "`too_many_pages`, `text_too_long`",
     415: "a file type other than .txt .md .pdf .docx .html: `unsupported_media_type`",
-    422: "invalid input: `invalid_input`, and for uploads `no_text`, `unreadable_document`, `encrypted_document`",
+    422: "invalid input: `invalid_input`, and for uploads `no_text`, `unreadable_document`, `encrypted_document`, "
+    "`too_deeply_nested`",
     503: "a store or an LLM endpoint is unavailable: `store_unavailable`, `vector_store_unavailable`, "
     "`llm_unavailable`, `cancelled`",
 }
@@ -116,7 +117,7 @@ class HealthResponse(BaseModel):
 class EndpointConfig(BaseModel):
     model_name: str
     provider: str
-    base_url: str
+    base_url: str | None = Field(description="the server's address: shown to keys for every space only")
     context_window: int
     context_window_source: str
     summarization_threshold: int

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             workdir, LOG_FORMAT="json", LLM_TEMPERATURE="0", LLM_CAPTURE_FILE=str(capture), **dict(sizes.service_env)
         )
         print(f"bench: service up in {time.perf_counter() - started:.0f}s at {service.url}", flush=True)
-        llama = LlamaDirect(service.llama_url, service.model)
+        llama = LlamaDirect(service.llama_url, service.model, service.llama_key)
         try:
             with service.client() as http:
                 ctx = Context(args.quick, sizes, service, http, llama, Capture(capture), workdir)

@@ -25,10 +25,10 @@ class Timed:
 
 
 class LlamaDirect:
-    def __init__(self, base_url: str, model: str) -> None:
+    def __init__(self, base_url: str, model: str, api_key: str) -> None:
         self.base_url, self.model = base_url.rstrip("/"), model
         self.root = self.base_url.removesuffix("/v1")
-        self.http = httpx.Client(timeout=1800)
+        self.http = httpx.Client(timeout=1800, headers={"Authorization": f"Bearer {api_key}"})
 
     def close(self) -> None:
         self.http.close()

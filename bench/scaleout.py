@@ -135,7 +135,7 @@ def search_rate(ctx: Context, backends: list[Service], questions: list[str]) -> 
 
 def run(ctx: Context) -> Result:
     res = Result("scaleout", "Past one process: PostgreSQL, Redis, more workers and backends")
-    llama = {"LLAMA_SERVER_URL": ctx.service.llama_url}
+    llama = {"LLAMA_SERVER_URL": ctx.service.llama_url, "LLAMA_SERVER_API_KEY": ctx.service.llama_key}
     factory = DocFactory(seed=23)
     with fresh_postgres_database(POSTGRES, "docassist_bench") as database, fresh_redis(REDIS) as redis_url:
         shared = {"DATABASE_URL": database, "REDIS_URL": redis_url, **llama, **dict(ctx.sizes.service_env)}

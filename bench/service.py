@@ -112,6 +112,15 @@ class Service:
     def pid(self) -> int:
         return self.proc.pid
 
+    @property
+    def llama_key(self) -> str:
+        """The key the managed llama.cpp server was started with, read as its operator would."""
+        return (self.data_dir / "logs" / "llama-server.key").read_text().strip()
+
+    @property
+    def llama_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.llama_key}"}
+
     def client(self, timeout: float = 300, **headers: str) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 

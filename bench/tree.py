@@ -53,14 +53,14 @@ class CountingOpenAILike(OpenAILike):
 
 
 def llama_index_summary(
-    url: str, model: str, window: int, text: str, max_tokens: int, language: str | None
+    url: str, api_key: str, model: str, window: int, text: str, max_tokens: int, language: str | None
 ) -> dict[str, Any]:
     """LlamaIndex's tree_summarize on `text`; with `language`, our prompt and stop sequences, else its defaults."""
     ours = render("map", "completion", language, text="{context_str}", part=1, parts=1) if language else None
     llm = CountingOpenAILike(
         model=model,
         api_base=url,
-        api_key="bench",
+        api_key=api_key,
         is_chat_model=False,
         context_window=window,
         max_tokens=max_tokens,
@@ -132,7 +132,9 @@ def run(ctx: Context) -> Result:
                         }
                     else:
                         language = doc["language"] if side == "same_prompts" else None
-                        sides[side] = llama_index_summary(service.llama_url, service.model, window, text, cap, language)
+                        sides[side] = llama_index_summary(
+                            service.llama_url, service.llama_key, service.model, window, text, cap, language
+                        )
                 for side in sides.values():
                     side["rouge"] = rouge(side["summary"], d["references"]) if d["references"] else None
                 rows.append({"id": d["id"], "language": doc["language"], "tokens": ctx.llama.count(text), **sides})

@@ -17,7 +17,7 @@ from typing import Literal
 from docassist.pipelines.answers.events import AnswerDelta, AskComplete, AskError, AskSources
 from docassist.pipelines.answers.workflow import AnswerResult, AskInput, AskWorkflow, Mode
 from docassist.pipelines.documents.registry import DocumentRecord
-from docassist.pipelines.errors import DocassistError, NotFound
+from docassist.pipelines.errors import DocassistError, NotFound, shown
 from docassist.pipelines.health import CAPABILITIES, HealthReport, assess
 from docassist.pipelines.llm.endpoints import Endpoint
 from docassist.pipelines.runtime import Runtime
@@ -51,7 +51,7 @@ class EndpointView:
     name: str
     model_name: str
     provider: str
-    base_url: str
+    base_url: str | None
     context_window: int
     context_window_source: str
     summarization_threshold: int
@@ -62,14 +62,16 @@ class EndpointView:
     tokenizer: str
 
     @classmethod
-    def of(cls, ep: Endpoint) -> EndpointView:
+    def of(cls, ep: Endpoint, internals: bool) -> EndpointView:
+        """`internals`: with the server's address — for operators only."""
+        source = ep.context_window_source
         return cls(
             name=ep.name,
             model_name=ep.settings.model,
             provider=ep.provider.lower(),
-            base_url=ep.base_url,
+            base_url=ep.base_url if internals else None,
             context_window=ep.spec.context_window,
-            context_window_source=ep.context_window_source,
+            context_window_source=source if internals else source.split(":")[0],
             summarization_threshold=ep.spec.summarization_threshold,
             summarization_max_output=ep.spec.summarization_max_output,
             prompt_style=ep.spec.prompt_style,
@@ -119,7 +121,7 @@ class Assistant:
         check_space_id(space_id)
         record = self.runtime.registry.get(space_id, doc_id)
         if record is None:
-            raise NotFound(f"no document {doc_id!r} in space {space_id!r}", doc_id=doc_id, space_id=space_id)
+            raise NotFound(f"no document {shown(doc_id)} in space {space_id!r}", space_id=space_id)
         return record
 
     async def document(self, space_id: str, doc_id: str) -> DocumentView:
@@ -156,7 +158,7 @@ class Assistant:
         await asyncio.to_thread(rt.job_store.forget_document, space_id, doc_id)
         await rt.summaries.cancel_document(space_id, doc_id)
         if not await asyncio.to_thread(rt.ingestor.delete, space_id, doc_id):
-            raise NotFound(f"no document {doc_id!r} in space {space_id!r}", doc_id=doc_id, space_id=space_id)
+            raise NotFound(f"no document {shown(doc_id)} in space {space_id!r}", space_id=space_id)
 
         def forget() -> None:
             last = record.text_sha256 is None or rt.registry.twins(space_id, record.text_sha256) == 0
@@ -239,7 +241,12 @@ class Assistant:
         return await asyncio.to_thread(lambda: jobs.retry(jobs.job(job_id, spaces)))
 
     # ------------------------------------------------------------------ the service
-    async def health(self) -> HealthReport:
+    async def health(self, details: bool) -> HealthReport:
+        """`details`: with what failed and where (error texts name servers) — for operators."""
+        report = await self._health()
+        return report if details else report.without_details()
+
+    async def _health(self) -> HealthReport:
         rt = self.runtime
         names = list(rt.endpoints)
         checks = await asyncio.gather(*(rt.endpoints[n].health() for n in names))
@@ -252,17 +259,18 @@ class Assistant:
         steps = {step: rt.endpoints[getattr(routing, step)] for step in ("map", "reduce", "answer")}
         return assess(store, database, shared, llm, steps)
 
-    def model_config(self, endpoint: str | None = None) -> ModelConfig:
+    def model_config(self, endpoint: str | None = None, internals: bool = False) -> ModelConfig:
+        """The models in force; `internals` adds the servers' addresses (for operators)."""
         rt, routing = self.runtime, self.runtime.settings.profile.routing
         name = endpoint or routing.answer
         if name not in rt.endpoints:
-            raise NotFound(f"no endpoint named {name!r}", endpoints=sorted(rt.endpoints))
+            raise NotFound(f"no endpoint named {shown(name)}", endpoints=sorted(rt.endpoints))
         return ModelConfig(
-            endpoint=EndpointView.of(rt.endpoints[name]),
+            endpoint=EndpointView.of(rt.endpoints[name], internals),
             profile=rt.settings.profile_name,
             max_tokens=rt.settings.llm_max_tokens,
             routing={"map": routing.map, "reduce": routing.reduce, "answer": routing.answer},
-            endpoints={n: EndpointView.of(ep) for n, ep in rt.endpoints.items()},
+            endpoints={n: EndpointView.of(ep, internals) for n, ep in rt.endpoints.items()},
         )
 
 

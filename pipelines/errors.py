@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 
+def shown(value: str, limit: int = 80) -> str:
+    """A client-given value as an error message quotes it: in quotes, cut to `limit` characters,
+    so an answer never grows with what was sent."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
 class DocassistError(Exception):
     """Base error: a stable machine `code`, a message for people, optional details."""
 
@@ -121,3 +127,10 @@ class EncryptedDocument(DocassistError):
     """A PDF that needs a password to open."""
 
     code = "encrypted_document"
+
+
+class TooDeeplyNested(DocassistError):
+    """Markup (HTML, a DOCX's XML) nested deeper than its parser reads: the text past that depth
+    would be lost without a word, so the file is refused instead."""
+
+    code = "too_deeply_nested"

@@ -14,11 +14,14 @@ supervisor may restart it. An LLM endpoint that is down or restarting, or Redis,
 service `degraded` (HTTP 200): ingest and search keep working and the routes that need what is
 missing answer 503 at once. `GET /health?require=summaries,answers` turns any named
 capability that is down into a 503, for pools that must serve it.
+
+What failed and where (error texts with addresses of servers) is for operators: anyone else gets
+the same states and reasons without the details (`HealthReport.without_details`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from docassist.pipelines.llm.endpoints import Endpoint, EndpointHealth
@@ -45,6 +48,40 @@ class HealthReport:
         if self.status == "unavailable" or any(self.capabilities[c] == "down" for c in require):
             return 503
         return 200
+
+    def without_details(self) -> HealthReport:
+        """The same states, with no error text: error texts name hosts, ports and paths."""
+        store, database = replace(self.vector_store, error=None), replace(self.database, error=None)
+        redis = replace(self.redis, error=None) if self.redis else None
+        llm = {name: replace(h, error=None) for name, h in self.llm.items()}
+        return replace(
+            self,
+            vector_store=store,
+            database=database,
+            redis=redis,
+            llm=llm,
+            reasons=_reasons(store, database, redis, llm),
+        )
+
+
+def _reasons(
+    store: StoreHealth, database: DatabaseHealth, redis: RedisHealth | None, llm: dict[str, EndpointHealth]
+) -> list[str]:
+    def detail(error: str | None) -> str:
+        return f": {error}" if error else ""
+
+    reasons = []
+    if not store.ok:
+        reasons.append(f"vector store is down{detail(store.error)}")
+    if not database.ok:
+        reasons.append(f"database is down{detail(database.error)}")
+    if redis is not None and not redis.ok:
+        reasons.append(f"Redis is down{detail(redis.error)}")
+    for state in ("stalled", "down"):
+        for name, h in llm.items():
+            if h.state == state:
+                reasons.append(f"LLM endpoint '{name}' is {state}{detail(h.error)}")
+    return reasons
 
 
 def _route_state(endpoint: Endpoint, llm: dict[str, EndpointHealth]) -> State:
@@ -79,23 +116,11 @@ def assess(
         "summaries": combine(db_state, redis_state, route["map"], route["reduce"]),
         "answers": combine(store_state, route["answer"]),
     }
-    reasons = []
-    if not store.ok:
-        reasons.append(f"vector store: {store.error}")
-    if not database.ok:
-        reasons.append(f"database: {database.error}")
-    if redis is not None and not redis.ok:
-        reasons.append(f"Redis: {redis.error}")
     stalled = [name for name, h in llm.items() if h.state == "stalled"]
-    for name in stalled:
-        reasons.append(f"LLM endpoint '{name}' is stalled: {llm[name].error}")
-    for name, h in llm.items():
-        if h.state == "down":
-            reasons.append(f"LLM endpoint '{name}' is down: {h.error}")
     if not store.ok or not database.ok or stalled:
         status: Literal["ok", "degraded", "unavailable"] = "unavailable"
     elif all(s == "ok" for s in capabilities.values()):
         status = "ok"
     else:
         status = "degraded"
-    return HealthReport(status, capabilities, store, database, redis, llm, reasons)
+    return HealthReport(status, capabilities, store, database, redis, llm, _reasons(store, database, redis, llm))

@@ -21,7 +21,7 @@ from docassist.pipelines.documents.ingestion import Ingestor, warm_up_splitter
 from docassist.pipelines.documents.registry import Registry
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
 from docassist.pipelines.llm.caller import LLMCaller
-from docassist.pipelines.llm.endpoints import Endpoint, build_endpoints
+from docassist.pipelines.llm.endpoints import Endpoint, ManagedServer, build_endpoints
 from docassist.pipelines.llm.llama_server import LlamaServer
 from docassist.pipelines.llm.shared_slots import SharedSlots, server_identity
 from docassist.pipelines.logs import event
@@ -30,6 +30,7 @@ from docassist.pipelines.search.retrieval import Retriever
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.settings import Settings
 from docassist.pipelines.storage.database import Database
+from docassist.pipelines.storage.private import secure_data_dir
 from docassist.pipelines.storage.redis import connect as redis_connect
 from docassist.pipelines.summaries.job_store import JobStore
 from docassist.pipelines.summaries.jobs import JobRunner, make_huey
@@ -43,6 +44,7 @@ Role = Literal["serve", "worker"]
 class Runtime:
     def __init__(self, settings: Settings, role: Role = "serve") -> None:
         self.settings, self.role = settings, role
+        self.tightened = secure_data_dir(settings.data_dir)  # before anything is written there
         self.llama_servers: dict[str, LlamaServer] = {}
         self.endpoints: dict[str, Endpoint] = {}
         self.caller = LLMCaller(settings.limits)
@@ -67,7 +69,12 @@ class Runtime:
         servers = [srv.start() for srv in self.llama_servers.values()]
         searching = self.role == "serve"
         if searching:
-            self.sandbox = ExtractionSandbox(s.extract_limits, s.extract_timeout_s, s.extract_memory_mb)
+            self.sandbox = ExtractionSandbox(
+                s.extract_limits,
+                s.extract_timeout_s,
+                s.extract_memory_mb,
+                pid_file=s.data_dir / "logs" / "extract-workers.pids",
+            )
             embed_task = asyncio.to_thread(build_embedding, s.profile.embedding)
             self.embed_model, *_ = await asyncio.gather(embed_task, asyncio.to_thread(warm_up_splitter), *servers)
             dim = await asyncio.to_thread(embedding_dim, self.embed_model)
@@ -82,7 +89,7 @@ class Runtime:
         else:
             await asyncio.gather(asyncio.to_thread(warm_up_splitter), *servers)
             rolled_back = 0
-        managed = {n: (srv.base_url, srv.gguf) for n, srv in self.llama_servers.items()}
+        managed = {n: ManagedServer(srv.base_url, srv.gguf, srv.api_key) for n, srv in self.llama_servers.items()}
         self.endpoints = await asyncio.to_thread(build_endpoints, s, managed)
         if self.redis is not None:  # one concurrency limit per endpoint across every process
             for ep in self.endpoints.values():
@@ -121,6 +128,7 @@ class Runtime:
             (f"embedding={self.embed_model.model_name} dim={dim} · " if searching else "")
             + f"rolled back {rolled_back} unfinished ingests · {resumed} background jobs resumed · "
             f"{workers} job workers · start-up {time.perf_counter() - t0:.1f}s",
+            f"data directory readable by this user only (0700/0600): {self.tightened} looser path(s) tightened",
             profile=s.profile_name,
             role=self.role,
         )
@@ -153,6 +161,7 @@ class Runtime:
 def ingestion_only(settings: Settings) -> Iterator[Ingestor]:
     """Ingestion on DATA_DIR without LLMs or jobs: `docassist ingest` with no service running,
     and the retrieval evaluation."""
+    secure_data_dir(settings.data_dir)
     db = Database.for_data_dir(settings.database_url, settings.data_dir)
     db.migrate(settings.files_dir)
     embed = build_embedding(settings.profile.embedding)

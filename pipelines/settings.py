@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from docassist.pipelines.documents.extract import ExtractLimits
+from docassist.pipelines.keys import ApiKey, KeyConfigError, parse_api_keys
 from docassist.pipelines.llm.budget import Limits
 
 Provider = Literal["llama.cpp", "vLLM", "Ollama", "OpenAI-compatible"]
@@ -69,6 +70,7 @@ class EndpointSettings(BaseModel):
     name: str = ""
     provider: Provider
     base_url: str | None = None
+    api_key: str | None = Field(default=None, description="sent as a Bearer token (vLLM --api-key)")
     model: str
     max_concurrency: int = Field(default=1, ge=1, le=256)
     timeout_s: float = Field(default=300, gt=0)
@@ -80,7 +82,7 @@ class EndpointSettings(BaseModel):
     )
     managed: bool = False
 
-    @field_validator("base_url", mode="before")
+    @field_validator("base_url", "api_key", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return value or None
@@ -148,7 +150,7 @@ class Settings(BaseModel):
     redis_url: str | None = None
     job_workers: int = Field(default=2, ge=0, le=64)
     log_format: Literal["text", "json"] = "text"
-    api_keys: dict[str, frozenset[str] | None] = Field(default_factory=dict)
+    api_keys: tuple[ApiKey, ...] = ()
     llama_server_threads: int | None = None
 
     @property
@@ -228,13 +230,11 @@ def _validate(model: type[BaseModel], data: Any, file: str, prefix: str = "") ->
         raise ConfigError(file, field or "-", err["msg"]) from exc
 
 
-def _parse_api_keys(raw: str) -> dict[str, frozenset[str] | None]:
-    """`key` grants every space; `key:space_a|space_b` grants only those."""
-    keys: dict[str, frozenset[str] | None] = {}
-    for entry in filter(None, (e.strip() for e in raw.split(","))):
-        key, _, spaces = entry.partition(":")
-        keys[key.strip()] = frozenset(s.strip() for s in spaces.split("|") if s.strip()) or None
-    return keys
+def _api_keys(raw: str) -> tuple[ApiKey, ...]:
+    try:
+        return parse_api_keys(raw)
+    except KeyConfigError as exc:
+        raise ConfigError("environment", "API_KEYS", str(exc)) from exc
 
 
 def _env_number(env: dict[str, str], name: str, kind: type, default: Any) -> Any:
@@ -297,7 +297,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "extract_timeout_s": _env_number(env, "EXTRACT_TIMEOUT_S", float, 120),
         "extract_memory_mb": _env_number(env, "EXTRACT_MEMORY_MB", int, 2048),
         "log_format": "json" if env.get("LOG_FORMAT", "").lower() == "json" else "text",
-        "api_keys": _parse_api_keys(env.get("API_KEYS", "")),
+        "api_keys": _api_keys(env.get("API_KEYS", "")),
         "llama_server_threads": _env_number(env, "LLAMA_SERVER_THREADS", int, None),
         "llm_temperature": _env_number(env, "LLM_TEMPERATURE", float, 0.2),
         "llm_capture_file": env.get("LLM_CAPTURE_FILE") or None,

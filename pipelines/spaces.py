@@ -13,5 +13,5 @@ _SPACE_ID = re.compile(SPACE_PATTERN)
 
 def check_space_id(space_id: str) -> str:
     if not isinstance(space_id, str) or not _SPACE_ID.match(space_id):
-        raise InvalidInput("space_id must be 1-64 characters of A-Z, a-z, 0-9, _ and -", space_id=space_id)
+        raise InvalidInput("space_id must be 1-64 characters of A-Z, a-z, 0-9, _ and -")
     return space_id

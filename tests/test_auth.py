@@ -10,7 +10,7 @@ from tests.conftest import start_service
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory):
-    svc = start_service(tmp_path_factory.mktemp("keyed"), API_KEYS="admin-key,team-key:team_a|team_b")
+    svc = start_service(tmp_path_factory.mktemp("keyed"), API_KEYS="admin-key:*,team-key:team_a|team_b")
     yield svc
     svc.stop()
 

@@ -21,7 +21,7 @@ from tests.conftest import FIXTURES, start_service
 
 KEY = {"X-API-Key": "k"}
 LIMITS = {
-    "API_KEYS": "k",
+    "API_KEYS": "k:*",
     "MAX_UPLOAD_MB": "20",
     "MAX_PARSE_MB": "16",
     "MAX_PDF_PAGES": "5",

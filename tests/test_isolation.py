@@ -24,7 +24,7 @@ TEXT = "Секретный отчёт.\nВыручка компании выро
 def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     svc = start_service(
         tmp_path_factory.mktemp("tenants"),
-        API_KEYS="key-admin,key-a:space_a,key-b:space_b",
+        API_KEYS="key-admin:*,key-a:space_a,key-b:space_b",
         LLM_CONTEXT_WINDOW="1024",
     )
     yield svc

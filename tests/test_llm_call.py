@@ -16,10 +16,11 @@ from docassist.pipelines.settings import load_settings
 
 
 @pytest.fixture
-def endpoint(http):
+def endpoint(http, service):
     """The service's llama.cpp server as an endpoint we do not run: counted by its tokenizer endpoint."""
     url = http.get("/model-config").json()["endpoints"]["local"]["base_url"]
-    return build_endpoints(load_settings({"LLAMA_SERVER_URL": url}), {})["local"]
+    env = {"LLAMA_SERVER_URL": url, "LLAMA_SERVER_API_KEY": service.llama_key}
+    return build_endpoints(load_settings(env), {})["local"]
 
 
 def caller(max_tokens: int) -> LLMCaller:
@@ -89,12 +90,14 @@ def test_streaming_yields_deltas_then_the_completion(endpoint):
     assert final.text == "".join(deltas).strip() and final.completion_tokens <= 17
 
 
-def test_endpoint_down_is_llm_unavailable_naming_it():
+def test_endpoint_down_is_llm_unavailable_naming_it_and_its_address_only_in_the_log(capsys):
+    configure_logging("text")
     s = load_settings({"LLM_MODE": "vllm", "VLLM_MEDIUM_URL": "http://127.0.0.1:9/v1"})
     medium = build_endpoints(s, {})["medium"]
     with pytest.raises(LLMUnavailable) as err:
         asyncio.run(caller(32).complete(medium, Prompt(user="hi"), purpose="test"))
-    assert "medium" in str(err.value) and "127.0.0.1:9" in str(err.value)
+    assert "medium" in str(err.value) and "127.0.0.1" not in str(err.value)
+    assert "127.0.0.1:9" in capsys.readouterr().out
     health = asyncio.run(medium.health())
     assert health.state == "down" and not health.ok and health.model == "openai/gpt-oss-20b"
 

@@ -38,7 +38,7 @@ class Cluster:
         self.root, self.shared = root, {"DATABASE_URL": database, "REDIS_URL": redis, **SMALL}
         # A runs no job workers, so that background jobs are provably done by `docassist worker`.
         self.a = start_service(root / "a", JOB_WORKERS="0", **self.shared)
-        self.llama = {"LLAMA_SERVER_URL": self.a.llama_url}
+        self.llama = {"LLAMA_SERVER_URL": self.a.llama_url, "LLAMA_SERVER_API_KEY": self.a.llama_key}
         self.b = start_service(root / "b", JOB_WORKERS="0", **self.shared, **self.llama)
         self.workers: list[Service] = []
 

@@ -126,12 +126,13 @@ def _llama_server_pid(port: int) -> int:
     raise AssertionError(f"no llama.cpp server on port {port}")
 
 
-def test_embedded_llm_keeps_no_per_token_logits_in_memory(http):
+def test_embedded_llm_keeps_no_per_token_logits_in_memory(http, service: Service):
     """llama-cpp-python's server keeps every prompt token's logits by default (n_ctx × 262k floats
     for Gemma 3: 8 GiB, 5 GB resident after one 3k-token prompt); ours must not."""
     url = http.get("/model-config").json()["endpoints"]["local"]["base_url"]
     prompt = "Lake Baikal is the deepest lake on Earth. " * 300 + "\n\nSummary:"
-    assert httpx.post(f"{url}/completions", json={"prompt": prompt, "max_tokens": 4}, timeout=300).is_success
+    body = {"prompt": prompt, "max_tokens": 4}
+    assert httpx.post(f"{url}/completions", json=body, headers=service.llama_headers, timeout=300).is_success
     pid = _llama_server_pid(httpx.URL(url).port or 0)
     status = Path(f"/proc/{pid}/status").read_text()
     peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))

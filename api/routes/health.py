@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from docassist.api.deps import AccessDep, AssistantDep
+from docassist.api.deps import AccessDep, AssistantDep, CallerDep
 from docassist.api.schemas import EndpointConfig, HealthChecks, HealthResponse, ModelConfigResponse, error_responses
 from docassist.pipelines.errors import InvalidInput
 from docassist.pipelines.health import CAPABILITIES
@@ -29,6 +29,7 @@ router = APIRouter(tags=["service"])
 )
 async def health(
     assistant: AssistantDep,
+    caller: CallerDep,
     require: str = Query(
         default="",
         description="comma-separated capabilities (ingest, search, summaries, answers) that must not be down, else 503",
@@ -37,12 +38,13 @@ async def health(
     """What works now, capability by capability. 200 while the service can serve (`ok` or
     `degraded`: an LLM endpoint down or restarting leaves ingest and search working); 503 when
     the vector store is down or an LLM endpoint is stalled (it accepts calls and makes no
-    progress). Open even when API keys are set."""
+    progress). Open even when API keys are set; what failed and where only with a key for every
+    space (or when no keys are set)."""
     wanted = tuple(c.strip() for c in require.split(",") if c.strip())
     unknown = sorted(set(wanted) - set(CAPABILITIES))
     if unknown:
         raise InvalidInput(f"unknown capability {', '.join(unknown)}; choose from {', '.join(CAPABILITIES)}")
-    report = await assistant.health()
+    report = await assistant.health(details=caller.operator)
     body = HealthResponse(
         status=report.status,
         capabilities=report.capabilities,
@@ -57,14 +59,22 @@ async def health(
     return JSONResponse(body.model_dump(mode="json"), status_code=report.http_status(wanted))  # type: ignore[arg-type]
 
 
+@router.head("/health", include_in_schema=False)
+async def health_head(assistant: AssistantDep, caller: CallerDep) -> Response:
+    """`/health`'s status with no body, for probes that send HEAD."""
+    report = await assistant.health(details=caller.operator)
+    return Response(status_code=report.http_status())
+
+
 @router.get("/model-config", response_model=ModelConfigResponse, responses=error_responses(401, 404))
 async def model_config(
     assistant: AssistantDep,
-    _: AccessDep,
+    access: AccessDep,
     endpoint: str | None = Query(default=None, description="endpoint name; default: the one that answers"),
 ) -> ModelConfigResponse:
-    """The model in force for an endpoint (default: the one that answers), and all endpoints."""
-    cfg = assistant.model_config(endpoint)
+    """The model in force for an endpoint (default: the one that answers), and all endpoints:
+    models, windows and limits; the servers' addresses only for a key for every space."""
+    cfg = assistant.model_config(endpoint, internals=access.operator)
     chosen = cfg.endpoint
     return ModelConfigResponse(
         model_name=chosen.model_name,

@@ -7,12 +7,15 @@ const KEYS = { lang: "docassist.lang", space: "docassist.space", spaces: "docass
 const SPACE_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const POLL_MS = 1500;
 
+// The API key lives in this tab's sessionStorage only (gone when the tab closes); the language
+// and the spaces are remembered in localStorage.
+const storageFor = (k) => (k === KEYS.key ? sessionStorage : localStorage);
 const store = {
   get(k) {
-    try { return localStorage.getItem(k); } catch { return null; }
+    try { return storageFor(k).getItem(k); } catch { return null; }
   },
   set(k, v) {
-    try { if (v == null) localStorage.removeItem(k); else localStorage.setItem(k, v); } catch { /* private mode */ }
+    try { if (v == null) storageFor(k).removeItem(k); else storageFor(k).setItem(k, v); } catch { /* private mode */ }
   },
 };
 
@@ -32,7 +35,7 @@ const DICT = {
     keyNeeded: "This service needs an API key. Enter it to continue.",
     keyRejected: "The API key was not accepted. Check it and try again.",
     keyForbidden: (s) => `This API key cannot reach the space “${s}”. Choose another space or another key.`,
-    keySaved: "Key saved on this computer.",
+    keySaved: "Key kept in this tab until you close it.",
     uploadTitle: "Add documents",
     files: "Files",
     dropTitle: "Choose files or drop them here",
@@ -129,6 +132,7 @@ const DICT = {
       no_text: "No text was found in the file.",
       unreadable_document: "The file could not be read; it may be damaged.",
       encrypted_document: "The file is protected with a password.",
+      too_deeply_nested: "The file nests its parts too deeply to be read.",
       invalid_input: "The request was not accepted.",
       not_found: "Not found: it may have been deleted.",
       unauthorized: "An API key is needed.",
@@ -164,7 +168,7 @@ const DICT = {
     keyNeeded: "Этому сервису нужен ключ API. Введите его, чтобы продолжить.",
     keyRejected: "Ключ API не принят. Проверьте его и попробуйте снова.",
     keyForbidden: (s) => `С этим ключом API нет доступа к пространству «${s}». Выберите другое пространство или другой ключ.`,
-    keySaved: "Ключ сохранён на этом компьютере.",
+    keySaved: "Ключ хранится в этой вкладке, пока вы её не закроете.",
     uploadTitle: "Добавить документы",
     files: "Файлы",
     dropTitle: "Выберите файлы или перетащите их сюда",
@@ -261,6 +265,7 @@ const DICT = {
       no_text: "В файле не найден текст.",
       unreadable_document: "Файл не удалось прочитать: возможно, он повреждён.",
       encrypted_document: "Файл защищён паролем.",
+      too_deeply_nested: "В файле слишком глубокая вложенность, его не прочитать.",
       invalid_input: "Запрос не принят.",
       not_found: "Не найдено: возможно, документ удалён.",
       unauthorized: "Нужен ключ API.",

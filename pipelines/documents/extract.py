@@ -18,6 +18,7 @@ import io
 import re
 import unicodedata
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -30,6 +31,7 @@ from docassist.pipelines.errors import (
     MarkupTooLarge,
     NoText,
     TextTooLong,
+    TooDeeplyNested,
     TooManyPages,
     UnreadableDocument,
     UnsupportedMediaType,
@@ -45,6 +47,7 @@ SUPPORTED = {
     ".htm": "text/html",
 }
 MB = 1024 * 1024
+MAX_MARKUP_DEPTH = 256  # libxml2's limit for HTML and XML without its "huge" option
 _UNPACK_BLOCK = 1 << 20
 _RATIO_FLOOR_BYTES = 1 * MB  # parts smaller than this unpacked are never ratio bombs
 
@@ -57,10 +60,32 @@ class ExtractLimits:
     max_document_chars: int = 2_000_000
 
 
+MAX_FILENAME_CHARS = 255
+_JOINERS = {"\u200c", "\u200d"}  # zero-width (non-)joiners: needed to write Persian, emoji sequences
+
+
+def check_filename(filename: str) -> str:
+    """Refuse a file name that could show as something it is not: control characters, line
+    separators, and invisible formatting characters — bidirectional overrides above all: with
+    U+202E after `invoice`, `invoice<U+202E>txt.exe` displays as `invoiceexe.txt`."""
+    for ch in filename:
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Zl", "Zp") or (category == "Cf" and ch not in _JOINERS):
+            kind = "a control character" if category == "Cc" else "an invisible formatting character"
+            raise InvalidInput(
+                f"the file name contains {kind} (U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed')}); "
+                "rename the file without it",
+                character=f"U+{ord(ch):04X}",
+            )
+    if len(filename) > MAX_FILENAME_CHARS:
+        raise InvalidInput(f"the file name is {len(filename):,} characters; at most {MAX_FILENAME_CHARS} are allowed")
+    return filename
+
+
 def file_kind(filename: str) -> str:
-    """The normalised extension of a supported file, or `UnsupportedMediaType`."""
-    if any(unicodedata.category(ch) == "Cc" for ch in filename or ""):
-        raise InvalidInput("the file name contains control characters", filename=repr(filename))
+    """The normalised extension of a supported file with a name that shows as what it is, or
+    `InvalidInput` / `UnsupportedMediaType`."""
+    check_filename(filename or "")
     ext = PurePath(filename or "").suffix.lower()
     if ext not in SUPPORTED:
         raise UnsupportedMediaType(
@@ -70,21 +95,56 @@ def file_kind(filename: str) -> str:
     return ext
 
 
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f\ufffd]")
+_MAX_CONTROL_SHARE = 0.01  # of characters: more is binary data or a wrong guess, not text
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """UTF-16 text that starts with no byte-order mark, or None. In UTF-16 of an alphabetic
+    script nearly every high byte is one of two values (the script's block, and 0 for spaces and
+    punctuation), at every other position; which positions says the byte order."""
+    n = len(data) // 2 * 2
+    if n < 4:
+        return None
+
+    def dominance(column: bytes) -> float:
+        return sum(count for _, count in Counter(column).most_common(2)) / len(column)
+
+    even, odd = dominance(data[0:n:2]), dominance(data[1:n:2])
+    if max(even, odd) < 0.9 or abs(even - odd) < 0.2:
+        return None
+    try:
+        text = data[:n].decode("utf-16-le" if odd > even else "utf-16-be")
+    except UnicodeDecodeError:
+        return None
+    return text if len(_CONTROLS.findall(text)) <= _MAX_CONTROL_SHARE * len(text) else None
+
+
 def decode_text(data: bytes) -> str:
-    """Decode bytes of unknown encoding; UTF-8 (with or without BOM) is tried first."""
+    """Decode bytes of unknown encoding: UTF-8 (with or without BOM) first, UTF-16 by its BOM or,
+    without one, by the shape of its bytes, then charset-normalizer's best guess. Bytes that
+    decode only to control characters are not text: `UnreadableDocument`, never garbage stored."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
     for bom, codec in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
         if data.startswith(bom):
             return data[2:].decode(codec, errors="replace")
-    best = from_bytes(data).best()
-    if best is None:
-        raise UnreadableDocument("could not determine the text encoding")
-    return str(best)
+    text: str | None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or _CONTROLS.search(text):  # UTF-16 of Latin or Cyrillic letters is valid UTF-8 with NULs or ^D
+        text = _utf16_without_bom(data) or text
+    if text is None:
+        best = from_bytes(data).best()
+        text = None if best is None else str(best)
+    if text is None or len(_CONTROLS.findall(text)) > _MAX_CONTROL_SHARE * len(text):
+        raise UnreadableDocument(
+            "the file is not text in an encoding docassist can read (UTF-8, UTF-16, Windows-1251, KOI8-R, "
+            "Latin-1 and the other common ones): it looks like binary data"
+        )
+    return text
 
 
 def _pdf_text(data: bytes, limits: ExtractLimits) -> str:
@@ -165,10 +225,20 @@ def _html_text(data: bytes, limits: ExtractLimits) -> str:
             f"the HTML file is {len(data) / MB:,.1f} MB; MAX_PARSE_MB allows {limits.max_parse_mb:g}",
             size_bytes=len(data),
         )
-    root = lxml.html.document_fromstring(decode_text(data))
+    parser = lxml.html.HTMLParser()
+    root = lxml.html.document_fromstring(decode_text(data), parser=parser)
+    if any("Excessive depth" in entry.message for entry in parser.error_log):
+        raise TooDeeplyNested(_too_deep("HTML"))
     for element in root.xpath("//script|//style|//noscript|//template"):
         element.drop_tree()
     return "\n".join(root.itertext())
+
+
+def _too_deep(kind: str) -> str:
+    return (
+        f"the {kind} nests elements more than {MAX_MARKUP_DEPTH} levels deep; its parser reads no deeper, so the "
+        "text below would be lost — save it with a flatter structure"
+    )
 
 
 def normalize(text: str) -> str:
@@ -178,6 +248,21 @@ def normalize(text: str) -> str:
     text = re.sub(r"[ \t\u00a0]+", " ", text)
     text = re.sub(r" *\n *", "\n", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+_KINDS = {".pdf": "PDF", ".docx": "DOCX", ".html": "HTML", ".htm": "HTML"}
+
+
+def _unreadable(filename: str, kind: str, exc: Exception) -> str:
+    """In words, what is wrong with the file; the parser's own words only when they are words
+    (the exception's class is for the log, not for the person who uploaded the file)."""
+    what = {
+        "PDF": "the PDF is damaged or truncated, or is not a PDF",
+        "DOCX": "the DOCX is damaged, or is not a Word document (.docx is a zip of XML parts)",
+    }.get(kind, f"the {kind} is damaged")
+    said = " ".join(str(exc).split())
+    detail = f" ({said[:200]})" if said and re.search(r"[A-Za-z]{3,}", said) else ""
+    return f"{filename!r} could not be read: {what}{detail}"[:500]
 
 
 def extract_text(filename: str, data: bytes, limits: ExtractLimits | None = None) -> str:
@@ -200,11 +285,13 @@ def extract_text(filename: str, data: bytes, limits: ExtractLimits | None = None
         raise
     except MemoryError as exc:
         raise MarkupTooLarge("reading the document needs more memory than EXTRACT_MEMORY_MB allows") from exc
+    except RecursionError as exc:
+        raise TooDeeplyNested(_too_deep(_KINDS.get(ext, "file"))) from exc
     except Exception as exc:  # any parser's failure: corrupt, truncated, or a construct it cannot read
-        kind = {".pdf": "PDF", ".docx": "DOCX"}.get(ext, "file")
-        raise UnreadableDocument(
-            f"{filename!r} is a corrupt or unreadable {kind}: {type(exc).__name__}: {exc}"[:500], filename=filename
-        ) from exc
+        kind = _KINDS.get(ext, "file")
+        if "Excessive depth" in str(exc):
+            raise TooDeeplyNested(_too_deep(kind)) from exc
+        raise UnreadableDocument(_unreadable(filename, kind, exc), filename=filename) from exc
     text = normalize(raw)
     if len(text) > limits.max_document_chars:
         raise TextTooLong(

@@ -5,24 +5,74 @@ A parser fed a hostile or pathological file can take minutes or gigabytes before
 (`EXTRACT_MEMORY_MB`) and whose result is awaited at most `EXTRACT_TIMEOUT_S`: a file that needs
 more fails alone — 413 `markup_too_large` or 422 `unreadable_document` naming the limit — and
 the worker is replaced; the service's own memory and event loop never see it.
+
+A worker cannot outlive the service: it watches its parent and exits the moment the service is
+gone, however it died (kill -9 included), and with the workers goes multiprocessing's resource
+tracker, which exits when the last process holding its pipe does. As a second line, the
+workers' pids are kept in DATA_DIR/logs/extract-workers.pids, and a start kills those an earlier
+process left behind (each checked against its command line).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import multiprocessing
+import os
 import queue
 import resource
+import signal
+import threading
+import time
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import resource_tracker
+from pathlib import Path
 
 from docassist.pipelines.documents.extract import ExtractLimits, extract_text
 from docassist.pipelines.errors import MarkupTooLarge, UnreadableDocument
 from docassist.pipelines.logs import event
 
+PARENT_CHECK_S = 0.5
 
-def _cap_memory(megabytes: int) -> None:
+
+def _start_worker(megabytes: int, parent: int) -> None:
+    """In each worker, first: the memory cap, and a thread that ends the worker once `parent`
+    (the service) is gone — an orphan is adopted by another process, so its parent pid changes."""
     limit = megabytes * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    if os.getppid() != parent:
+        os._exit(0)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def kill_strays(pid_file: Path) -> list[int]:
+    """Kill the extraction workers (and resource tracker) an earlier process recorded in
+    `pid_file` and left running; the pids killed."""
+    try:
+        owner, *pids = (int(p) for p in pid_file.read_text().split())
+    except (OSError, ValueError):
+        return []
+    if owner != os.getpid() and Path(f"/proc/{owner}").exists():
+        return []  # its service still runs
+    killed = []
+    for pid in pids:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"multiprocessing" in cmdline:  # spawn_main or the resource tracker, not a reused pid
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+    with contextlib.suppress(OSError):
+        pid_file.unlink()
+    return killed
 
 
 def _warm() -> bool:
@@ -37,19 +87,51 @@ class ExtractionSandbox:
     """`workers` single-process pools: a file that times out or crashes its worker takes down only
     its own, which is replaced; other uploads being read meanwhile are not disturbed."""
 
-    def __init__(self, limits: ExtractLimits, timeout_s: float = 120, memory_mb: int = 2048, workers: int = 2) -> None:
+    def __init__(
+        self,
+        limits: ExtractLimits,
+        timeout_s: float = 120,
+        memory_mb: int = 2048,
+        workers: int = 2,
+        pid_file: Path | None = None,
+    ) -> None:
         self.limits, self.timeout_s, self.memory_mb = limits, timeout_s, memory_mb
+        self.pid_file = pid_file
+        self._recorded: frozenset[int] = frozenset()
+        self._pools: set[concurrent.futures.ProcessPoolExecutor] = set()
+        self._lock = threading.Lock()
+        if pid_file is not None:
+            killed = kill_strays(pid_file)
+            if killed:
+                event("[INGEST] Killed extraction workers left by an earlier process", f"pids={killed}", level=30)
         self._free: queue.Queue[concurrent.futures.ProcessPoolExecutor] = queue.Queue()
         for _ in range(workers):
             self._free.put(self._new_pool())
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        return concurrent.futures.ProcessPoolExecutor(
+        pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_cap_memory,
-            initargs=(self.memory_mb,),
+            initializer=_start_worker,
+            initargs=(self.memory_mb, os.getpid()),
         )
+        with self._lock:
+            self._pools.add(pool)
+        return pool
+
+    def _record_pids(self) -> None:
+        """Keep the workers' and the resource tracker's pids where the next start finds them."""
+        if self.pid_file is None:
+            return
+        with self._lock:
+            pids = {pid for pool in self._pools for pid in getattr(pool, "_processes", None) or {}}
+            tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+            pids |= {tracker} if tracker else set()
+            if frozenset(pids) == self._recorded:
+                return
+            self._recorded = frozenset(pids)
+            self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+            self.pid_file.write_text(" ".join(str(p) for p in (os.getpid(), *sorted(pids))) + "\n")
 
     def warm_up(self) -> None:
         """Start the workers and load the parsers before the first upload needs them."""
@@ -57,6 +139,7 @@ class ExtractionSandbox:
         try:
             for fut in [pool.submit(_warm) for pool in pools]:
                 fut.result(timeout=120)
+            self._record_pids()
         finally:
             for pool in pools:
                 self._free.put(pool)
@@ -64,7 +147,9 @@ class ExtractionSandbox:
     def extract(self, filename: str, data: bytes) -> str:
         pool = self._free.get()
         try:
-            return pool.submit(extract_text, filename, data, self.limits).result(timeout=self.timeout_s)
+            future = pool.submit(extract_text, filename, data, self.limits)
+            self._record_pids()
+            return future.result(timeout=self.timeout_s)
         except concurrent.futures.TimeoutError:
             pool = self._replace(pool, f"{filename!r} took longer than {self.timeout_s:g}s to read")
             raise UnreadableDocument(
@@ -90,9 +175,14 @@ class ExtractionSandbox:
         for proc in list(getattr(broken, "_processes", {}).values()):
             proc.kill()
         broken.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self._pools.discard(broken)
         event("[INGEST] Extraction worker replaced", why, level=30)
         return self._new_pool()
 
     def close(self) -> None:
         while not self._free.empty():
             self._free.get().shutdown(wait=False, cancel_futures=True)
+        if self.pid_file is not None:
+            with contextlib.suppress(OSError):
+                self.pid_file.unlink()

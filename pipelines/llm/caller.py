@@ -219,25 +219,31 @@ class LLMCaller:
             finish_reason=result.finish_reason,
         )
 
-    def _unavailable(self, endpoint: Endpoint, exc: BaseException) -> LLMUnavailable:
-        reason = "timed out" if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__ else "is unavailable"
-        return LLMUnavailable(
-            f"LLM endpoint '{endpoint.name}' ({endpoint.provider}, {endpoint.base_url}) {reason}: "
-            f"{type(exc).__name__}: {exc}".rstrip(": "),
+    def _unavailable(self, endpoint: Endpoint, exc: BaseException, reason: str = "") -> LLMUnavailable:
+        """The error a client sees names the endpoint, never its address; the log has both."""
+        timed_out = isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__
+        reason = reason or ("timed out" if timed_out else "is unavailable")
+        event(
+            f"[LLM] '{endpoint.name}' {reason}",
+            f"{endpoint.provider} at {endpoint.base_url}: {type(exc).__name__}: {exc}",
+            level=30,
             endpoint=endpoint.name,
         )
+        return LLMUnavailable(f"LLM endpoint '{endpoint.name}' ({endpoint.provider}) {reason}", endpoint=endpoint.name)
 
     def _classify(self, endpoint: Endpoint, exc: Exception) -> Exception:
         text = str(exc).lower()
         status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
         if endpoint.provider == "Ollama" and status == 404 and "not found" in text:
             return LLMUnavailable(
-                f"LLM endpoint '{endpoint.name}' (Ollama, {endpoint.base_url}) does not have model "
+                f"LLM endpoint '{endpoint.name}' (Ollama) does not have model "
                 f"{endpoint.settings.model!r} yet: it is still pulling, or run `ollama pull {endpoint.settings.model}`",
                 endpoint=endpoint.name,
             )
         if status == 400 and ("context" in text or "maximum" in text or "too long" in text):
             return ContextOverflow(f"{endpoint.name}: {exc}", endpoint=endpoint.name)
+        if status in (401, 403):
+            return self._unavailable(endpoint, exc, "refused docassist's key (check the endpoint's api_key)")
         if status is not None and 400 <= status < 500 and status not in (404, 408, 429):
             return exc
         return self._unavailable(endpoint, exc)

@@ -26,6 +26,12 @@ PROBE_TIMEOUT_S = 5.0
 FAILOVER_PAUSE_S = 30.0
 
 
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    """What every request to an LLM server carries when it has a key (vLLM `--api-key`, the
+    embedded llama.cpp server's per-start key)."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
 def capturing_client(path: Path, timeout_s: float) -> httpx.AsyncClient:
     """An HTTP client that appends every request it sends — URL and JSON body, exactly as sent —
     to `path` (`LLM_CAPTURE_FILE`): what a benchmark replays, or a person reads to see a prompt."""
@@ -39,7 +45,12 @@ def capturing_client(path: Path, timeout_s: float) -> httpx.AsyncClient:
 
 
 def build_llm(
-    ep: EndpointSettings, spec: ModelSpec, base_url: str, temperature: float = 0.2, capture: Path | None = None
+    ep: EndpointSettings,
+    spec: ModelSpec,
+    base_url: str,
+    temperature: float = 0.2,
+    capture: Path | None = None,
+    api_key: str | None = None,
 ) -> LLM:
     """The LlamaIndex LLM for one endpoint. No instance-level max_tokens: budgets are per call."""
     if ep.provider == "Ollama":
@@ -59,7 +70,7 @@ def build_llm(
     return OpenAILike(
         model=ep.model,
         api_base=base_url,
-        api_key="docassist",
+        api_key=api_key or "docassist",
         is_chat_model=spec.prompt_style == "chat",
         context_window=spec.context_window,
         timeout=ep.timeout_s,
@@ -100,6 +111,7 @@ class Endpoint:
     tokens: TokenCounter
     limiter: PrioritySemaphore
     throughput: Throughput
+    api_key: str | None = None
     context_window_source: str = "config/llm_models.json"
     fallback: Endpoint | None = None
     unavailable_until: float = 0.0
@@ -144,7 +156,7 @@ class Endpoint:
         if self._discovered or self.provider != "vLLM" or self.context_window_source == "LLM_CONTEXT_WINDOW":
             return
         try:
-            async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as client:
+            async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, headers=auth_headers(self.api_key)) as client:
                 data = (await client.get(f"{self.base_url.rstrip('/')}/models")).json().get("data", [])
         except (httpx.HTTPError, ValueError):
             return
@@ -178,7 +190,7 @@ class Endpoint:
         probe_s = min(PROBE_TIMEOUT_S, self.settings.stall_timeout_s)
         started = time.perf_counter()
         try:
-            async with httpx.AsyncClient(timeout=probe_s) as client:
+            async with httpx.AsyncClient(timeout=probe_s, headers=auth_headers(self.api_key)) as client:
                 response = await client.get(url)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             return EndpointHealth("down", error=f"{type(exc).__name__}: {exc or 'no answer'} ({url})", **base)
@@ -220,31 +232,43 @@ def _ollama_has(tags: dict, model: str) -> bool:
     return model in names or f"{model}:latest" in names
 
 
-def token_counter(ep: EndpointSettings, root_url: str, gguf: Path | None) -> TokenCounter:
+def token_counter(ep: EndpointSettings, root_url: str, gguf: Path | None, api_key: str | None) -> TokenCounter:
     """The best tokenizer this endpoint has: the GGUF's vocabulary when we run the model, else the
     server's tokenizer endpoint, else an upper bound."""
     if gguf is not None:
         return GgufVocabulary(gguf)
     if ep.provider in ("vLLM", "llama.cpp"):
-        return ServerTokenizer(ep.provider, root_url, ep.model, ep.timeout_s)
+        return ServerTokenizer(ep.provider, root_url, ep.model, ep.timeout_s, auth_headers(api_key))
     return UpperBound()
 
 
-def build_endpoints(settings: Settings, managed: dict[str, tuple[str, Path]]) -> dict[str, Endpoint]:
-    """One `Endpoint` per configured endpoint; `managed` maps the endpoints whose server docassist
-    runs to (its URL, its GGUF)."""
+@dataclass(frozen=True)
+class ManagedServer:
+    """An LLM server docassist runs itself: where it listens, its GGUF, the key it was given."""
+
+    base_url: str
+    gguf: Path
+    api_key: str
+
+
+def build_endpoints(settings: Settings, managed: dict[str, ManagedServer]) -> dict[str, Endpoint]:
+    """One `Endpoint` per configured endpoint; `managed` names the endpoints whose server
+    docassist runs."""
     endpoints: dict[str, Endpoint] = {}
     for name, ep in settings.endpoints.items():
         spec = settings.model_spec(ep.model)
         assert spec is not None  # load_settings checked every model
-        base_url, gguf = managed.get(name, (ep.base_url or "", None))
+        own = managed.get(name)
+        base_url = own.base_url if own else ep.base_url or ""
+        gguf, api_key = (own.gguf, own.api_key) if own else (None, ep.api_key)
         root = base_url.rstrip("/").removesuffix("/v1")
         endpoints[name] = Endpoint(
             settings=ep,
             spec=spec,
             base_url=base_url,
-            llm=build_llm(ep, spec, base_url, settings.llm_temperature, settings.llm_capture_file),
-            tokens=token_counter(ep, root, gguf),
+            api_key=api_key,
+            llm=build_llm(ep, spec, base_url, settings.llm_temperature, settings.llm_capture_file, api_key),
+            tokens=token_counter(ep, root, gguf, api_key),
             limiter=PrioritySemaphore(ep.max_concurrency),
             throughput=Throughput.for_provider(ep.provider),
             context_window_source="LLM_CONTEXT_WINDOW"

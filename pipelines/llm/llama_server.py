@@ -6,6 +6,10 @@ free loopback port, waits until `/v1/models` answers, restarts it when it dies o
 call that makes no progress for longer than the stall timeout), and stops it on shutdown.
 Its output goes to DATA_DIR/logs/llama-server.log.
 
+Only docassist may call it: each start gives it a fresh random key (in its environment, which
+other users cannot read, never on its command line), which docassist's client sends; the key is
+also written to DATA_DIR/logs/llama-server.key (0600) for the operator and the benchmarks.
+
 The child cannot outlive docassist: the kernel kills it when its parent dies (Linux
 `PR_SET_PDEATHSIG`), and a start first kills a server that an earlier process left behind in
 the same data directory (its pid file, checked against the process's command line).
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -31,6 +36,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from docassist.pipelines.logs import event
+from docassist.pipelines.storage.private import write_private
 
 if TYPE_CHECKING:
     from docassist.pipelines.llm.endpoints import Endpoint
@@ -88,6 +94,8 @@ class LlamaServer:
         self.stall_timeout_s = stall_timeout_s
         self.log_path = log_dir / "llama-server.log"
         self.pid_file = log_dir / "llama-server.pid"
+        self.key_file = log_dir / "llama-server.key"
+        self.api_key = secrets.token_urlsafe(32)
         self.port = 0
         self.restarts = 0
         self.gguf = gguf_path()
@@ -148,12 +156,14 @@ class LlamaServer:
         if self.threads:
             args += ["--n_threads", str(self.threads)]
         started = time.perf_counter()
+        write_private(self.key_file, self.api_key)
         with self.log_path.open("ab") as log:
             self._proc = await asyncio.create_subprocess_exec(
                 *args,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 stdin=asyncio.subprocess.DEVNULL,
+                env={**os.environ, "API_KEY": self.api_key},
             )
         self.pid_file.write_text(str(self._proc.pid))
         await self._wait_ready()
@@ -167,7 +177,7 @@ class LlamaServer:
 
     async def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        async with httpx.AsyncClient(timeout=2.0, headers={"Authorization": f"Bearer {self.api_key}"}) as client:
             while time.monotonic() < deadline:
                 if self._proc is None or self._proc.returncode is not None:
                     raise RuntimeError(
@@ -240,5 +250,6 @@ class LlamaServer:
                 self._proc.kill()
                 await self._proc.wait()
             event("[LLAMA.CPP SERVER] Stopped", f"pid={self._proc.pid}")
-        with contextlib.suppress(OSError):
-            self.pid_file.unlink()
+        for path in (self.pid_file, self.key_file):
+            with contextlib.suppress(OSError):
+                path.unlink()

@@ -138,11 +138,13 @@ class ServerTokenizer(TokenCounter):
     """A tokenizer endpoint of the model server: vLLM `POST /tokenize`, llama.cpp
     `POST /extras/tokenize/count`. Unreachable → an upper bound for this call; 404 → never asked again."""
 
-    def __init__(self, provider: str, root_url: str, model: str, timeout_s: float) -> None:
+    def __init__(
+        self, provider: str, root_url: str, model: str, timeout_s: float, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__()
         self.provider, self.root_url, self.model = provider, root_url, model
         self.source = f"{provider} tokenizer endpoint"
-        self._client = httpx.AsyncClient(timeout=min(30.0, timeout_s))
+        self._client = httpx.AsyncClient(timeout=min(30.0, timeout_s), headers=headers)
         self._available = True
         self._chat_available = provider == "vLLM"
 

@@ -28,7 +28,7 @@ from huey.api import Huey
 from huey.consumer import Consumer
 
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
-from docassist.pipelines.errors import NotFound, StoreUnavailable
+from docassist.pipelines.errors import NotFound, StoreUnavailable, shown
 from docassist.pipelines.llm.scheduling import background
 from docassist.pipelines.logs import event, request_id_var
 from docassist.pipelines.summaries.events import JobProgress, SummaryComplete, SummaryError
@@ -160,7 +160,7 @@ class JobRunner:
         a job of that id exists elsewhere: a job id is not a capability."""
         job = self.store.get(job_id)
         if job is None or (spaces is not None and job.space_id not in spaces):
-            raise NotFound(f"no job {job_id!r}", job_id=job_id)
+            raise NotFound(f"no job {shown(job_id)}")
         return job
 
     # ---------------------------------------------------------------- in a huey worker thread
