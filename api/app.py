@@ -6,6 +6,8 @@ embedding model, the Qdrant client) and stops it on shutdown.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +19,7 @@ from docassist.api.middleware import BrowserHeadersMiddleware, JsonBodyMiddlewar
 from docassist.api.routes import ask, documents, health, jobs, page, search, summaries
 from docassist.pipelines.assistant import Assistant
 from docassist.pipelines.keys import describe
+from docassist.pipelines.lifelines import watch_parent
 from docassist.pipelines.logs import configure_logging, event
 from docassist.pipelines.runtime import Runtime
 from docassist.pipelines.settings import Settings, load_settings
@@ -40,6 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        supervisor = os.environ.get("DOCASSIST_SUPERVISOR_PID")
+        if supervisor:  # a worker of `serve --workers N`: a graceful stop once the supervisor is gone
+            watch_parent(int(supervisor), lambda: os.kill(os.getpid(), signal.SIGTERM))
         try:
             await runtime.start()
             yield

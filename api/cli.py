@@ -45,7 +45,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return 2
     options = {"host": args.host, "port": args.port, "log_level": "warning", "timeout_graceful_shutdown": 10}
-    if args.workers > 1:
+    if args.workers > 1:  # each worker process stops (and stops its children) when this supervisor dies
+        os.environ["DOCASSIST_SUPERVISOR_PID"] = str(os.getpid())
         uvicorn.run("docassist.api.app:create_app", factory=True, workers=args.workers, **options)
     else:
         from docassist.api.app import create_app

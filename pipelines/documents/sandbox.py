@@ -23,32 +23,21 @@ import queue
 import resource
 import signal
 import threading
-import time
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import resource_tracker
 from pathlib import Path
 
 from docassist.pipelines.documents.extract import ExtractLimits, extract_text
 from docassist.pipelines.errors import MarkupTooLarge, UnreadableDocument
+from docassist.pipelines.lifelines import watch_parent
 from docassist.pipelines.logs import event
-
-PARENT_CHECK_S = 0.5
 
 
 def _start_worker(megabytes: int, parent: int) -> None:
-    """In each worker, first: the memory cap, and a thread that ends the worker once `parent`
-    (the service) is gone — an orphan is adopted by another process, so its parent pid changes."""
+    """In each worker, first: the memory cap, and an exit the moment `parent` (the service) is gone."""
     limit = megabytes * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_S)
-        os._exit(0)
-
-    if os.getppid() != parent:
-        os._exit(0)
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    watch_parent(parent)
 
 
 def kill_strays(pid_file: Path) -> list[int]:
