@@ -2,34 +2,39 @@
 
 Routes (and `docassist eval`) call these methods and nothing below them. Spaces arrive
 validated and already checked against the caller's key; a document or job outside the space
-asked for is `NotFound`, never a hint that it exists elsewhere.
+asked for is `NotFound`, never a hint that it exists elsewhere. Blocking work runs on the
+runtime's lanes — uploads on their own, storage reads on theirs — never on the default executor
+that anything else could exhaust; `admit` hands out the per-key places of searches and answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
+from docassist.pipelines.admission import KeyLimit, Permit
 from docassist.pipelines.answers.events import AnswerDelta, AskComplete, AskError, AskSources
 from docassist.pipelines.answers.workflow import AnswerResult, AskInput, AskWorkflow, Mode
 from docassist.pipelines.documents.registry import DocumentRecord
 from docassist.pipelines.errors import DocassistError, NotFound, shown
-from docassist.pipelines.health import CAPABILITIES, HealthReport, assess
+from docassist.pipelines.health import CAPABILITIES, HealthReport
 from docassist.pipelines.llm.endpoints import Endpoint
 from docassist.pipelines.runtime import Runtime
 from docassist.pipelines.search.retrieval import SearchResult
 from docassist.pipelines.settings import Settings
 from docassist.pipelines.spaces import check_space_id
-from docassist.pipelines.storage.redis import health as redis_health
 from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries.events import SummaryComplete, SummaryProgress
 from docassist.pipelines.summaries.job_store import Job
 
+T = TypeVar("T")
 SummaryStatus = Literal["none", "pending", "running", "done", "failed"]
+Admission = Literal["search", "answer"]
 
 
 @dataclass
@@ -93,6 +98,20 @@ class ModelConfig:
 class Assistant:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        s = runtime.settings
+        self.limits: dict[Admission, KeyLimit] = {
+            "search": KeyLimit("searches", "SEARCH_PER_KEY", s.search_per_key, retry_after_s=1),
+            "answer": KeyLimit("answers or summaries", "ANSWERS_PER_KEY", s.answers_per_key, retry_after_s=5),
+        }
+
+    def admit(self, kind: Admission, holder: str) -> Permit:
+        """A place for one more search or answer (summaries count as answers) of `holder`, or
+        `TooBusy` at once; release it when the request ends."""
+        return self.limits[kind].admit(holder)
+
+    async def _read(self, fn: Callable[[], T]) -> T:
+        """A storage read, on the storage lane: uploads cannot take its threads."""
+        return await self.runtime.lanes.storage.run(fn)
 
     @property
     def settings(self) -> Settings:
@@ -125,11 +144,11 @@ class Assistant:
         return record
 
     async def document(self, space_id: str, doc_id: str) -> DocumentView:
-        return await asyncio.to_thread(lambda: self._view(self.record(space_id, doc_id)))
+        return await self._read(lambda: self._view(self.record(space_id, doc_id)))
 
     async def document_text(self, space_id: str, doc_id: str) -> str:
         """The text extracted from the document: what summaries and answers read."""
-        return await asyncio.to_thread(lambda: self.runtime.registry.text_of(self.record(space_id, doc_id)))
+        return await self._read(lambda: self.runtime.registry.text_of(self.record(space_id, doc_id)))
 
     async def documents(self, space_id: str) -> list[DocumentView]:
         check_space_id(space_id)
@@ -137,15 +156,23 @@ class Assistant:
         def load() -> list[DocumentView]:
             return self._views(self.runtime.registry.list(space_id))
 
-        return await asyncio.to_thread(load)
+        return await self._read(load)
 
     async def ingest(self, space_id: str, filename: str, data: bytes, generate_summary: bool = False) -> Ingested:
+        """On the uploads lane (`UploadQueueFull` when its queue is full). A caller that is
+        cancelled — its client left — drops a queued upload and stops a running one at its next
+        step, storing nothing."""
         rt = self.runtime
-        result = await asyncio.to_thread(rt.ingestor.ingest, space_id, filename, data)
-        view = await asyncio.to_thread(self._view, result.record)
+        abandoned = threading.Event()
+        try:
+            result = await rt.lanes.uploads.run(rt.ingestor.ingest, space_id, filename, data, abandoned.is_set)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
+        view = await self._read(lambda: self._view(result.record))
         job = None
         if generate_summary and view.summary_status != "done":
-            job = await asyncio.to_thread(rt.jobs.submit, result.record, result.record.language)
+            job = await self._read(lambda: rt.jobs.submit(result.record, result.record.language))
             view = DocumentView(result.record, job.status, job)
         return Ingested(view, result.duplicate, job)
 
@@ -154,17 +181,17 @@ class Assistant:
         the summaries and partial results of its space, and its jobs. Nothing about it is
         written afterwards."""
         rt = self.runtime
-        record = await asyncio.to_thread(self.record, space_id, doc_id)
-        await asyncio.to_thread(rt.job_store.forget_document, space_id, doc_id)
+        record = await self._read(lambda: self.record(space_id, doc_id))
+        await self._read(lambda: rt.job_store.forget_document(space_id, doc_id))
         await rt.summaries.cancel_document(space_id, doc_id)
-        if not await asyncio.to_thread(rt.ingestor.delete, space_id, doc_id):
+        if not await self._read(lambda: rt.ingestor.delete(space_id, doc_id)):
             raise NotFound(f"no document {shown(doc_id)} in space {space_id!r}", space_id=space_id)
 
         def forget() -> None:
             last = record.text_sha256 is None or rt.registry.twins(space_id, record.text_sha256) == 0
             rt.summary_store.forget_document(space_id, doc_id, record.text_sha256, last)
 
-        await asyncio.to_thread(forget)
+        await self._read(forget)
 
     # ------------------------------------------------------------------ search and answers
     async def search(self, q: str, space_id: str, top_k: int) -> SearchResult:
@@ -208,18 +235,21 @@ class Assistant:
                     await handler.cancel_run()
 
     async def ask(self, q: str, space_id: str, mode: Mode, top_k: int) -> AskComplete:
-        async for ev in self.ask_events(q, space_id, mode, top_k):
-            if isinstance(ev, AskComplete):
-                return ev
-            if isinstance(ev, AskError):
-                raise ev.exception()
+        """The `complete` event of `ask_events`. Cancelling the caller closes the events at once,
+        which cancels the workflow and frees its LLM slot."""
+        async with contextlib.aclosing(self.ask_events(q, space_id, mode, top_k)) as events:
+            async for ev in events:
+                if isinstance(ev, AskComplete):
+                    return ev
+                if isinstance(ev, AskError):
+                    raise ev.exception()
         raise DocassistError("the answer ended without a result")
 
     # ------------------------------------------------------------------ summaries
     async def summarize(
         self, space_id: str, doc_id: str, language: str | None = None, force: bool = False
     ) -> SummaryComplete:
-        record = await asyncio.to_thread(self.record, space_id, doc_id)
+        record = await self._read(lambda: self.record(space_id, doc_id))
         return await self.runtime.summaries.summarize(record, language, force)
 
     async def summary_events(
@@ -228,36 +258,24 @@ class Assistant:
         """The events of the document's summary run, from `start` to `complete` or `error`. The
         document is looked up now (`NotFound` before any response is sent); leaving the events
         early cancels the run unless another request or a job still needs it."""
-        record = await asyncio.to_thread(self.record, space_id, doc_id)
+        record = await self._read(lambda: self.record(space_id, doc_id))
         flight = await self.runtime.summaries.start(record, language, force)
         return self.runtime.summaries.following(flight, record)
 
     # ------------------------------------------------------------------ jobs
     async def job(self, job_id: str, spaces: frozenset[str] | None) -> Job:
-        return await asyncio.to_thread(self.runtime.jobs.job, job_id, spaces)
+        return await self._read(lambda: self.runtime.jobs.job(job_id, spaces))
 
     async def retry_job(self, job_id: str, spaces: frozenset[str] | None) -> Job:
         jobs = self.runtime.jobs
-        return await asyncio.to_thread(lambda: jobs.retry(jobs.job(job_id, spaces)))
+        return await self._read(lambda: jobs.retry(jobs.job(job_id, spaces)))
 
     # ------------------------------------------------------------------ the service
     async def health(self, details: bool) -> HealthReport:
-        """`details`: with what failed and where (error texts name servers) — for operators."""
-        report = await self._health()
+        """The monitor's current report (its checks run on their own threads, never behind work).
+        `details`: with what failed and where (error texts name servers) — for operators."""
+        report = await self.runtime.health_monitor.report()
         return report if details else report.without_details()
-
-    async def _health(self) -> HealthReport:
-        rt = self.runtime
-        names = list(rt.endpoints)
-        checks = await asyncio.gather(*(rt.endpoints[n].health() for n in names))
-        llm = dict(zip(names, checks, strict=True))
-        for name, server in rt.llama_servers.items():
-            llm[name].restarts = server.restarts
-        store, database = await asyncio.gather(asyncio.to_thread(rt.store.health), asyncio.to_thread(rt.db.health))
-        shared = await redis_health(rt.redis) if rt.redis is not None else None
-        routing = rt.settings.profile.routing
-        steps = {step: rt.endpoints[getattr(routing, step)] for step in ("map", "reduce", "answer")}
-        return assess(store, database, shared, llm, steps)
 
     def model_config(self, endpoint: str | None = None, internals: bool = False) -> ModelConfig:
         """The models in force; `internals` adds the servers' addresses (for operators)."""

@@ -134,3 +134,20 @@ class TooDeeplyNested(DocassistError):
     would be lost without a word, so the file is refused instead."""
 
     code = "too_deeply_nested"
+
+
+class TooBusy(DocassistError):
+    """More of this kind of request in flight than its limit admits: refused at once (429) with
+    the seconds to wait in `retry_after_s`, instead of queueing without bound."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after_s: int = 1, **details: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s
+
+
+class UploadQueueFull(TooBusy):
+    """Every upload worker is busy and the queue in front of them is full (`UPLOAD_QUEUE`)."""
+
+    code = "upload_queue_full"

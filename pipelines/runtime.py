@@ -6,6 +6,9 @@ vector store, the database, the summary runs and the job workers. `worker` (`doc
 owns what background summaries need: endpoints, database, summary runs and job workers — no
 vector store and no embedding model, so it runs beside Qdrant local mode's single process.
 `Assistant` is what callers use. Nothing here knows about HTTP.
+
+The serving role also owns the thread lanes (`lanes.py`: uploads apart from storage reads, search
+and health) and the health monitor, which keeps `/health`'s report current in the background.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from docassist.pipelines.documents.extract import extract_text
 from docassist.pipelines.documents.ingestion import Ingestor, warm_up_splitter
 from docassist.pipelines.documents.registry import Registry
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
+from docassist.pipelines.health import HealthReport, assess
+from docassist.pipelines.health_monitor import HealthMonitor
+from docassist.pipelines.lanes import Lanes
 from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint, ManagedServer, build_endpoints
 from docassist.pipelines.llm.llama_server import LlamaServer
@@ -32,6 +38,7 @@ from docassist.pipelines.settings import Settings
 from docassist.pipelines.storage.database import Database
 from docassist.pipelines.storage.private import secure_data_dir
 from docassist.pipelines.storage.redis import connect as redis_connect
+from docassist.pipelines.storage.redis import health as redis_health
 from docassist.pipelines.summaries.job_store import JobStore
 from docassist.pipelines.summaries.jobs import JobRunner, make_huey
 from docassist.pipelines.summaries.service import SummaryService
@@ -53,6 +60,8 @@ class Runtime:
         self.summary_store = SummaryStore(self.db)
         self.job_store = JobStore(self.db)
         self.redis = redis_connect(settings.redis_url) if settings.redis_url else None
+        self.lanes = Lanes.build(settings.upload_workers, settings.upload_queue)
+        self.health_monitor = HealthMonitor(self.check_health)
 
     async def start(self) -> None:
         t0 = time.perf_counter()
@@ -85,7 +94,7 @@ class Runtime:
             rolled_back = await asyncio.to_thread(self.ingestor.recover)
             # the extraction workers load their parsers after start-up, while the service already answers
             self._sandbox_warm_up = asyncio.create_task(asyncio.to_thread(self.sandbox.warm_up))
-            self.retriever = Retriever(self.store, self.embed_model)
+            self.retriever = Retriever(self.store, self.embed_model, self.lanes.search)
         else:
             await asyncio.gather(asyncio.to_thread(warm_up_splitter), *servers)
             rolled_back = 0
@@ -117,6 +126,8 @@ class Runtime:
             shared=self.db.shared,
         )
         resumed = self.jobs.start(asyncio.get_running_loop())
+        if searching:
+            await self.health_monitor.start()
         eps = self.endpoints.values()
         event(
             "[STARTUP] docassist ready",
@@ -139,7 +150,23 @@ class Runtime:
         if legacy or jobs:
             self.summaries.adopt_first_release(legacy + jobs)
 
+    async def check_health(self) -> HealthReport:
+        """Ask every part now: the vector store and the database on the health lane's threads,
+        Redis and the LLM endpoints over their own connections."""
+        names = list(self.endpoints)
+        checks = await asyncio.gather(*(self.endpoints[n].health() for n in names))
+        llm = dict(zip(names, checks, strict=True))
+        for name, server in self.llama_servers.items():
+            llm[name].restarts = server.restarts
+        lane = self.lanes.health
+        store, database = await asyncio.gather(lane.run(self.store.health), lane.run(self.db.health))
+        shared = await redis_health(self.redis) if self.redis is not None else None
+        routing = self.settings.profile.routing
+        steps = {step: self.endpoints[getattr(routing, step)] for step in ("map", "reduce", "answer")}
+        return assess(store, database, shared, llm, steps)
+
     async def stop(self) -> None:
+        await self.health_monitor.stop()
         if hasattr(self, "jobs"):
             self.jobs.stop()
             for _ in range(3):
@@ -155,6 +182,7 @@ class Runtime:
         if self.redis is not None:
             await self.redis.aclose()
         self.db.close()
+        self.lanes.close()
 
 
 @contextlib.contextmanager

@@ -36,6 +36,15 @@ _ENV_NAMES = {
     "extract_memory_mb": "EXTRACT_MEMORY_MB",
     "llama_server_threads": "LLAMA_SERVER_THREADS",
     "job_workers": "JOB_WORKERS",
+    "upload_workers": "UPLOAD_WORKERS",
+    "upload_queue": "UPLOAD_QUEUE",
+    "search_per_key": "SEARCH_PER_KEY",
+    "answers_per_key": "ANSWERS_PER_KEY",
+    "header_timeout_s": "HEADER_TIMEOUT_S",
+    "body_timeout_s": "BODY_TIMEOUT_S",
+    "body_idle_timeout_s": "BODY_IDLE_TIMEOUT_S",
+    "max_connections": "MAX_CONNECTIONS",
+    "keep_alive_s": "KEEP_ALIVE_S",
     "llm_temperature": "LLM_TEMPERATURE",
 }
 _PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)(?::([^}]*))?\}")
@@ -152,6 +161,17 @@ class Settings(BaseModel):
     log_format: Literal["text", "json"] = "text"
     api_keys: tuple[ApiKey, ...] = ()
     llama_server_threads: int | None = None
+    # lanes and admission: bulk work never takes the threads or slots interactive requests need
+    upload_workers: int = Field(default=2, ge=1, le=64)
+    upload_queue: int = Field(default=8, ge=0, le=10_000)
+    search_per_key: int = Field(default=4, ge=1, le=10_000)
+    answers_per_key: int = Field(default=2, ge=1, le=10_000)
+    # connections: slow or silent clients are cut off
+    header_timeout_s: float = Field(default=10, gt=0)
+    body_timeout_s: float = Field(default=120, gt=0)
+    body_idle_timeout_s: float = Field(default=15, gt=0)
+    max_connections: int = Field(default=512, ge=1)
+    keep_alive_s: float = Field(default=5, gt=0)
 
     @property
     def endpoints(self) -> dict[str, EndpointSettings]:
@@ -304,6 +324,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "database_url": env.get("DATABASE_URL") or None,
         "redis_url": env.get("REDIS_URL") or env.get("JOBS_REDIS_URL") or None,
         "job_workers": _env_number(env, "JOB_WORKERS", int, 2),
+        "upload_workers": _env_number(env, "UPLOAD_WORKERS", int, 2),
+        "upload_queue": _env_number(env, "UPLOAD_QUEUE", int, 8),
+        "search_per_key": _env_number(env, "SEARCH_PER_KEY", int, 4),
+        "answers_per_key": _env_number(env, "ANSWERS_PER_KEY", int, 2),
+        "header_timeout_s": _env_number(env, "HEADER_TIMEOUT_S", float, 10),
+        "body_timeout_s": _env_number(env, "BODY_TIMEOUT_S", float, 120),
+        "body_idle_timeout_s": _env_number(env, "BODY_IDLE_TIMEOUT_S", float, 15),
+        "max_connections": _env_number(env, "MAX_CONNECTIONS", int, 512),
+        "keep_alive_s": _env_number(env, "KEEP_ALIVE_S", float, 5),
     }
     try:
         settings = Settings.model_validate(values)

@@ -4,6 +4,7 @@ extract → detect language → chunk → embed (dense + BM25) → Qdrant, with 
 its extracted text kept in the database (any backend can summarize it; an index can be
 rebuilt from it). `doc_id` derives from the space and the bytes, so the same upload is
 recognised before anything is embedded. A failure at any step removes what the attempt wrote.
+An upload whose client left (`abandoned`) stops between steps and between embedding batches.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from llama_index.core.utils import get_tokenizer
 from docassist.pipelines.documents.extract import extract_text, file_kind
 from docassist.pipelines.documents.language import detect_language
 from docassist.pipelines.documents.registry import DocumentRecord, Registry, text_sha256
-from docassist.pipelines.errors import TooLarge
+from docassist.pipelines.errors import Cancelled, TooLarge
 from docassist.pipelines.logs import event
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.spaces import check_space_id
@@ -35,6 +36,16 @@ CHUNK_TOKENS = 300
 CHUNK_OVERLAP = 40
 _POINT_NS = uuid.UUID("6f1c3e52-5d0b-4a53-9e4e-3f2a7c9b1d10")
 _HIDDEN_KEYS = ["space_id", "filename", "language", "chunk"]
+EMBED_BATCH = 32
+
+
+def _never() -> bool:
+    return False
+
+
+def _stop_if(abandoned: Callable[[], bool]) -> None:
+    if abandoned():
+        raise Cancelled("the upload was abandoned by its client; nothing was stored")
 
 
 def make_doc_id(space_id: str, data: bytes) -> str:
@@ -76,7 +87,7 @@ class Ingestor:
         self.splitter = SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP)
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
-    def ingest(self, space_id: str, filename: str, data: bytes) -> IngestResult:
+    def ingest(self, space_id: str, filename: str, data: bytes, abandoned: Callable[[], bool] = _never) -> IngestResult:
         check_space_id(space_id)
         ext = file_kind(filename)
         if len(data) > self.max_upload_bytes:
@@ -93,11 +104,15 @@ class Ingestor:
                     duplicate=True,
                 )
                 return IngestResult(existing, duplicate=True)
-            return IngestResult(self._ingest_new(space_id, doc_id, filename, ext, data), duplicate=False)
+            return IngestResult(self._ingest_new(space_id, doc_id, filename, ext, data, abandoned), duplicate=False)
 
-    def _ingest_new(self, space_id: str, doc_id: str, filename: str, ext: str, data: bytes) -> DocumentRecord:
+    def _ingest_new(
+        self, space_id: str, doc_id: str, filename: str, ext: str, data: bytes, abandoned: Callable[[], bool]
+    ) -> DocumentRecord:
         t0 = time.perf_counter()
+        _stop_if(abandoned)
         text = self.extract(filename, data)
+        _stop_if(abandoned)
         t_extract = time.perf_counter()
         language = detect_language(text)
         event(
@@ -121,7 +136,12 @@ class Ingestor:
             created_at=0.0,
             text_sha256=text_sha256(text),
         )
-        embeddings = self.embed_model.get_text_embedding_batch([n.text for n in nodes])
+        embeddings: list[list[float]] = []
+        for start in range(0, len(nodes), EMBED_BATCH):
+            _stop_if(abandoned)
+            batch = [n.text for n in nodes[start : start + EMBED_BATCH]]
+            embeddings += self.embed_model.get_text_embedding_batch(batch)
+        _stop_if(abandoned)
         for node, vector in zip(nodes, embeddings, strict=True):
             node.embedding = vector
         t_embed = time.perf_counter()

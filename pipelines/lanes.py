@@ -1,0 +1,88 @@
+"""Thread lanes: each kind of blocking work runs on its own bounded executor.
+
+The event loop's default executor has min(32, cores + 4) threads — six on two cores — and
+`asyncio.to_thread` shares it with everything else. Six uploads, each holding a thread for its
+whole extract-and-embed, used to take them all, and `/health`, `/documents` and `/search` then
+waited for a thread until the uploads ended. Here uploads run on the `uploads` lane only;
+storage reads, search and health have lanes of their own that uploads cannot reach. A lane with
+a queue limit refuses work past it (`UploadQueueFull`, 429) instead of queueing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from docassist.pipelines.errors import UploadQueueFull
+
+T = TypeVar("T")
+
+
+class Lane:
+    """A bounded thread pool; with `queue` set, at most `workers + queue` calls admitted at once."""
+
+    def __init__(self, name: str, workers: int, queue: int | None = None, retry_after_s: int = 5) -> None:
+        self.name, self.workers, self.queue, self.retry_after_s = name, workers, queue, retry_after_s
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"lane-{name}")
+        self.admitted = 0
+
+    @property
+    def full(self) -> bool:
+        return self.queue is not None and self.admitted >= self.workers + self.queue
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)` on this lane's threads. Cancelling the caller drops a call that has not
+        started; one that has started runs on (blocking code cannot be interrupted) — callers
+        that can stop early pass it a flag to check."""
+        if self.full:
+            raise UploadQueueFull(
+                f"{self.admitted} uploads are being processed or queued, the most UPLOAD_WORKERS + UPLOAD_QUEUE "
+                f"admit ({self.workers + (self.queue or 0)}); retry in {self.retry_after_s}s",
+                retry_after_s=self.retry_after_s,
+                workers=self.workers,
+                queue=self.queue,
+            )
+        loop = asyncio.get_running_loop()
+        future = self._executor.submit(functools.partial(fn, *args))
+        self.admitted += 1  # until the call has ended or was dropped, not until its caller left
+        future.add_done_callback(lambda _: _soon(loop, self._release))
+        return await asyncio.wrap_future(future)
+
+    def _release(self) -> None:
+        self.admitted -= 1
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody counts any more
+        loop.call_soon_threadsafe(fn)
+
+
+@dataclass
+class Lanes:
+    """The lanes of a serving process."""
+
+    uploads: Lane
+    storage: Lane
+    search: Lane
+    health: Lane
+
+    @classmethod
+    def build(cls, upload_workers: int, upload_queue: int) -> Lanes:
+        return cls(
+            uploads=Lane("uploads", upload_workers, upload_queue),
+            storage=Lane("storage", 4),
+            search=Lane("search", 4),
+            health=Lane("health", 2),
+        )
+
+    def close(self) -> None:
+        for lane in (self.uploads, self.storage, self.search, self.health):
+            lane.close()
