@@ -13,6 +13,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from docassist.api.body_deadline import BodyDeadline
+from docassist.api.connections import configure as configure_connections
+from docassist.api.disconnect import CancelOnDisconnect
 from docassist.api.errors import install_error_handlers
 from docassist.api.guard import RequestGuard
 from docassist.api.middleware import BrowserHeadersMiddleware, JsonBodyMiddleware, RequestLogMiddleware
@@ -38,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "API_KEYS is not set: every route is open to whoever reaches this port",
             level=30,
         )
+    configure_connections(settings.header_timeout_s)  # each worker of `serve --workers N` runs this
     runtime = Runtime(settings)
     assistant = Assistant(runtime)
 
@@ -61,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.assistant = assistant
+    app.add_middleware(CancelOnDisconnect)
+    app.add_middleware(BodyDeadline, total_s=settings.body_timeout_s, idle_s=settings.body_idle_timeout_s)
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(
         RequestGuard, keys=settings.api_keys, upload_limit_bytes=int(settings.max_upload_mb * 1024 * 1024)

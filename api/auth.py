@@ -16,6 +16,7 @@ from docassist.pipelines.keys import ApiKey, find_key
 @dataclass(frozen=True)
 class Access:
     spaces: frozenset[str] | None  # None: every space
+    holder: str = ""  # who per-key limits count: the key's digest, or the client's address without keys
 
     @property
     def operator(self) -> bool:
@@ -41,7 +42,7 @@ def access_for(headers: dict[bytes, bytes], keys: tuple[ApiKey, ...]) -> Access 
     header = headers.get(b"authorization", b"")
     given = header[7:].strip() if header[:7].lower() == b"bearer " else headers.get(b"x-api-key", b"").strip()
     key = find_key(given, keys)
-    return None if key is None else Access(spaces=key.spaces)
+    return None if key is None else Access(spaces=key.spaces, holder="key:" + key.digest.hex()[:16])
 
 
 def require_key(request: Request) -> Access:

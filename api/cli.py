@@ -44,7 +44,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    options = {"host": args.host, "port": args.port, "log_level": "warning", "timeout_graceful_shutdown": 10}
+    from docassist.api.connections import configure, uvicorn_options
+
+    configure(settings.header_timeout_s)
+    options = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 10,
+        **uvicorn_options(settings.max_connections, settings.keep_alive_s),
+    }
     if args.workers > 1:  # each worker process stops (and stops its children) when this supervisor dies
         os.environ["DOCASSIST_SUPERVISOR_PID"] = str(os.getpid())
         uvicorn.run("docassist.api.app:create_app", factory=True, workers=args.workers, **options)

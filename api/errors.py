@@ -35,6 +35,7 @@ STATUS: dict[type[e.DocassistError], int] = {
     e.StoreUnavailable: 503,
     e.Cancelled: 503,
     e.SummarizationStalled: 422,
+    e.TooBusy: 429,
 }
 _HTTP_CODES = {
     400: "invalid_input",
@@ -42,6 +43,7 @@ _HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "too_large",
     415: "unsupported_media_type",
     422: "invalid_input",
@@ -95,7 +97,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _typed(_: Request, exc: e.DocassistError) -> JSONResponse:
         status = status_of(exc)
         event(f"[ERROR] {exc.code}", exc.message, level=40 if status >= 500 else 30, code=exc.code, status=status)
-        return envelope_response(status, exc.code, exc.message, exc.details)
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, e.TooBusy) else None
+        return envelope_response(status, exc.code, exc.message, exc.details, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -124,7 +127,8 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # Starlette names the methods of the first route on the path only
             headers["Allow"] = ", ".join(_methods_for(request))
-        return envelope_response(exc.status_code, code, str(exc.detail), headers=headers, close=exc.status_code == 413)
+        close = exc.status_code in (408, 413)  # the body was left unread: the connection cannot carry another request
+        return envelope_response(exc.status_code, code, str(exc.detail), headers=headers, close=close)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -12,6 +12,8 @@ The resolved key (`Access`) is left in the request's state for the routes' space
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -43,7 +45,8 @@ class RequestGuard:
             return
         headers = dict(scope.get("headers") or [])
         path = scope["path"]
-        access: Access | None = OPEN
+        client = scope.get("client")
+        access: Access | None = replace(OPEN, holder=f"address:{client[0] if client else ''}")
         if self.keys:
             access = access_for(headers, self.keys)
             if access is None and is_open(path):

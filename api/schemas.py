@@ -43,6 +43,9 @@ _WHY = {
     415: "a file type other than .txt .md .pdf .docx .html: `unsupported_media_type`",
     422: "invalid input: `invalid_input`, and for uploads `no_text`, `unreadable_document`, `encrypted_document`, "
     "`too_deeply_nested`",
+    408: "the request body did not arrive in time (`BODY_TIMEOUT_S`, `BODY_IDLE_TIMEOUT_S`): `request_timeout`",
+    429: "more requests in flight than admitted, answered at once with `Retry-After` (seconds): "
+    "`too_many_requests` (this key's `SEARCH_PER_KEY` or `ANSWERS_PER_KEY`), `upload_queue_full` (`UPLOAD_QUEUE`)",
     503: "a store or an LLM endpoint is unavailable: `store_unavailable`, `vector_store_unavailable`, "
     "`llm_unavailable`, `cancelled`",
 }

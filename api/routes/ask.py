@@ -6,15 +6,15 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 
 from fastapi import APIRouter
-from sse_starlette import EventSourceResponse
 
 from docassist.api.deps import AccessDep, AssistantDep
+from docassist.api.held import HeldEventSourceResponse
 from docassist.api.schemas import AskRequest, AskResponse, SourceOut, error_responses
 from docassist.pipelines.answers.events import ASK_EVENT_TYPES
 from docassist.pipelines.streams import encode, stream_schema
 
 router = APIRouter(tags=["answers"])
-_ERRORS = error_responses(401, 403, 413, 422, 503)
+_ERRORS = error_responses(401, 403, 408, 413, 422, 429, 503)
 _STREAM_SCHEMA = stream_schema(
     ASK_EVENT_TYPES, "server-sent events; each `data:` line is the JSON of the event named in `event:`"
 )
@@ -25,7 +25,8 @@ async def ask(body: AskRequest, assistant: AssistantDep, access: AccessDep) -> A
     """Answer from the space's best chunks, in the language of the question. `auto` summarizes the
     context first when it exceeds the model's threshold, `summarize` always does, `direct` never."""
     access.check_space(body.space_id)
-    done = await assistant.ask(body.q, body.space_id, body.mode, body.top_k)
+    with assistant.admit("answer", access.holder):
+        done = await assistant.ask(body.q, body.space_id, body.mode, body.top_k)
     return AskResponse(
         answer=done.answer,
         mode=done.mode,
@@ -39,11 +40,12 @@ async def ask(body: AskRequest, assistant: AssistantDep, access: AccessDep) -> A
 
 
 @router.post("/ask-stream", responses={200: _STREAM_SCHEMA, **_ERRORS})
-async def ask_stream(body: AskRequest, assistant: AssistantDep, access: AccessDep) -> EventSourceResponse:
+async def ask_stream(body: AskRequest, assistant: AssistantDep, access: AccessDep) -> HeldEventSourceResponse:
     """The answer of `/ask` as server-sent events: `sources` (the chosen chunks, before any answer
     text), `processing` while a large context is condensed, `answer` deltas as the model writes,
     then `complete` (the body `/ask` returns) or `error`. Disconnecting cancels the LLM work."""
     access.check_space(body.space_id)
+    permit = assistant.admit("answer", access.holder)
     events = assistant.ask_events(body.q, body.space_id, body.mode, body.top_k)
 
     async def relay() -> AsyncIterator[dict[str, str]]:
@@ -52,4 +54,4 @@ async def ask_stream(body: AskRequest, assistant: AssistantDep, access: AccessDe
             if ev.terminal:
                 return
 
-    return EventSourceResponse(relay(), ping=10, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return HeldEventSourceResponse(permit, relay())

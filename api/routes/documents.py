@@ -59,7 +59,10 @@ def document_info(view: DocumentView) -> DocumentInfo:
     )
 
 
-@router.post("/ingest", response_model=IngestResponse, responses=error_responses(401, 403, 413, 415, 422, 503))
+_INGEST = error_responses(401, 403, 408, 413, 415, 422, 429, 503)
+
+
+@router.post("/ingest", response_model=IngestResponse, responses=_INGEST)
 async def ingest(
     request: Request,
     assistant: AssistantDep,
@@ -70,7 +73,9 @@ async def ingest(
 ) -> IngestResponse:
     """Extract, detect the language, chunk, embed and index one document. The same bytes in the
     same space come back as `duplicate: true` with nothing re-embedded. With `generate_summary`
-    the answer comes at once with `summary_pending: true` and a `job_id` (see `GET /jobs/{id}`)."""
+    the answer comes at once with `summary_pending: true` and a `job_id` (see `GET /jobs/{id}`).
+    Uploads run `UPLOAD_WORKERS` at a time with `UPLOAD_QUEUE` waiting; past that, 429 with
+    `Retry-After`."""
     if (await request.form()).get("space_id", None) == "":  # FastAPI reads an empty form field as absent
         raise InvalidInput("space_id must be 1-64 characters of A-Z, a-z, 0-9, _ and -", space_id="")
     access.check_space(space_id)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
-from sse_starlette import EventSourceResponse
 
 from docassist.api.deps import AccessDep, AssistantDep
+from docassist.api.held import HeldEventSourceResponse
 from docassist.api.schemas import SummarizeRequest, SummarizeResponse, error_responses
 from docassist.pipelines.streams import encode, stream_schema
 from docassist.pipelines.summaries.events import EVENT_TYPES
 
 router = APIRouter(tags=["summaries"])
-_ERRORS = error_responses(401, 403, 404, 413, 422, 503)
+_ERRORS = error_responses(401, 403, 404, 408, 413, 422, 429, 503)
 _STREAM_SCHEMA = stream_schema(
     EVENT_TYPES, "server-sent events; each `data:` line is the JSON of the event named in `event:`"
 )
@@ -24,7 +24,8 @@ async def summarize(body: SummarizeRequest, assistant: AssistantDep, access: Acc
     """The whole document's summary in its language (or `language`): one LLM call when it fits
     the model's budget, map-reduce otherwise. A cached summary comes back with `cached: true`."""
     access.check_space(body.space_id)
-    done = await assistant.summarize(body.space_id, body.doc_id, body.language, body.force)
+    with assistant.admit("answer", access.holder):
+        done = await assistant.summarize(body.space_id, body.doc_id, body.language, body.force)
     return SummarizeResponse(
         doc_id=done.doc_id,
         summary=done.summary,
@@ -37,12 +38,19 @@ async def summarize(body: SummarizeRequest, assistant: AssistantDep, access: Acc
 
 
 @router.post("/summarize-stream", responses={200: _STREAM_SCHEMA, **_ERRORS})
-async def summarize_stream(body: SummarizeRequest, assistant: AssistantDep, access: AccessDep) -> EventSourceResponse:
+async def summarize_stream(
+    body: SummarizeRequest, assistant: AssistantDep, access: AccessDep
+) -> HeldEventSourceResponse:
     """Server-sent events: `start` (before any LLM work), `processing` per map/reduce step with an
     ETA, `summary` deltas as the final pass writes, then `complete` — or `error`. Disconnecting
     cancels the LLM work unless a background job needs the same summary."""
     access.check_space(body.space_id)
-    following = await assistant.summary_events(body.space_id, body.doc_id, body.language, body.force)
+    permit = assistant.admit("answer", access.holder)
+    try:
+        following = await assistant.summary_events(body.space_id, body.doc_id, body.language, body.force)
+    except BaseException:
+        permit.release()
+        raise
 
     async def events() -> AsyncIterator[dict[str, str]]:
         async with following as stream:
@@ -51,4 +59,4 @@ async def summarize_stream(body: SummarizeRequest, assistant: AssistantDep, acce
                 if ev.terminal:
                     return
 
-    return EventSourceResponse(events(), ping=10, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return HeldEventSourceResponse(permit, events())
