@@ -12,6 +12,7 @@ language of the question, checked, and retried once if wrong.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Literal
 
@@ -202,10 +203,15 @@ class AskWorkflow(Workflow):
         handler = SummarizeWorkflow(self.caller, self.map_ep, self.reduce_ep).run(
             start_event=SummarizeInput(text=ev.context, language=st.language, question=st.q)
         )
-        async for progress in handler.stream_events():
-            if isinstance(progress, SummaryProgress):
-                ctx.write_event_to_stream(progress)
-        result: SummaryResult = await handler
+        try:
+            async for progress in handler.stream_events():
+                if isinstance(progress, SummaryProgress):
+                    ctx.write_event_to_stream(progress)
+            result: SummaryResult = await handler
+        finally:  # this step cancelled (its answer abandoned): the nested run has tasks of its own to stop
+            if not handler.done():
+                with contextlib.suppress(Exception):
+                    await handler.cancel_run()
         async with ctx.store.edit_state() as edited:
             edited.stats = result.stats.model_copy(update={"parts": 0})
             edited.lap("summarize")
