@@ -81,6 +81,7 @@ class CancelOnDisconnect:
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await work
+                scope.setdefault("state", {})["client_left"] = True  # the request log records 499
                 event(
                     "[HTTP] Client left",
                     f"{scope['method']} {scope['path']}: cancelled before its answer was sent",

@@ -59,6 +59,8 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            if scope.get("state", {}).get("client_left"):
+                status = 499  # nginx's "client closed request": nothing was sent
             if not quiet or status >= 500:
                 total = time.perf_counter() - started
                 event(
