@@ -16,7 +16,7 @@ from docassist.pipelines.keys import ApiKey, find_key
 @dataclass(frozen=True)
 class Access:
     spaces: frozenset[str] | None  # None: every space
-    holder: str = ""  # who per-key limits count: the key's digest, or the client's address without keys
+    holder: str = ""  # whom per-key limits count: the key's digest; "" (no keys set) is not limited
 
     @property
     def operator(self) -> bool:

@@ -12,8 +12,6 @@ The resolved key (`Access`) is left in the request's state for the routes' space
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,8 +43,7 @@ class RequestGuard:
             return
         headers = dict(scope.get("headers") or [])
         path = scope["path"]
-        client = scope.get("client")
-        access: Access | None = replace(OPEN, holder=f"address:{client[0] if client else ''}")
+        access: Access | None = OPEN
         if self.keys:
             access = access_for(headers, self.keys)
             if access is None and is_open(path):

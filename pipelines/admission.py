@@ -2,8 +2,9 @@
 
 Searches queue on one embedding engine and answers on the LLM's few slots; a caller past its
 limit (`SEARCH_PER_KEY`, `ANSWERS_PER_KEY`) is refused at once with 429 and `Retry-After`, so
-other callers' requests keep their place. The caller is its API key, or its address when no
-keys are set.
+other callers' requests keep their place. The caller is its API key. Without keys there is
+nobody to tell apart — behind a proxy every client has the same address — so nothing is
+limited per caller (the upload queue and the LLM's slots still bound the work).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class KeyLimit:
     held: Counter[str] = field(default_factory=Counter)
 
     def admit(self, holder: str) -> Permit:
-        if self.held[holder] >= self.per_key:
+        """`holder` "" (no API keys) is never refused."""
+        if holder and self.held[holder] >= self.per_key:
             raise TooBusy(
                 f"this key already has {self.held[holder]} {self.what} in flight, the most {self.setting} "
                 f"allows ({self.per_key}); retry in {self.retry_after_s}s",
