@@ -195,6 +195,9 @@ class Endpoint:
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             return EndpointHealth("down", error=f"{type(exc).__name__}: {exc or 'no answer'} ({url})", **base)
         except httpx.TimeoutException:
+            if self.provider == "llama.cpp" and self.inflight.abandoned_within(self.settings.stall_timeout_s):
+                # still reading the prompt of a call whose client left (inflight.py): busy, not stalled
+                return EndpointHealth("busy", error="finishing a call whose client left", **base)
             return EndpointHealth(
                 "stalled", error=f"accepts connections but did not answer in {probe_s:g}s ({url})", **base
             )

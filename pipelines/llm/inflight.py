@@ -5,10 +5,15 @@ an endpoint that is busy with our calls from this record instead of asking it â€
 server answers one request at a time, so a question would wait for the whole generation â€” and
 an endpoint whose oldest call has made no progress for longer than the stall timeout is
 stalled: unhealthy, and restarted when docassist runs it.
+
+A call cancelled because its client left is also remembered for a while: llama-cpp-python's
+server reads a prompt it has started to its end before it notices the hang-up, so for a time it
+is busy with work that is no longer ours, and a probe that it does not answer then is not a stall.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import time
@@ -44,6 +49,7 @@ class InFlight:
     def __init__(self) -> None:
         self._calls: dict[int, Call] = {}
         self._ids = itertools.count()
+        self.abandoned_at = float("-inf")  # when a call was last cancelled mid-way
 
     @contextlib.contextmanager
     def track(self, purpose: str) -> Iterator[Call]:
@@ -51,8 +57,14 @@ class InFlight:
         self._calls[call_id] = call
         try:
             yield call
+        except (asyncio.CancelledError, GeneratorExit):
+            self.abandoned_at = time.monotonic()
+            raise
         finally:
             self._calls.pop(call_id, None)
+
+    def abandoned_within(self, seconds: float) -> bool:
+        return time.monotonic() - self.abandoned_at < seconds
 
     def __len__(self) -> int:
         return len(self._calls)
