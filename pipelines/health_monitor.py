@@ -1,9 +1,10 @@
 """The health report, kept current in the background and never queued behind work.
 
-A task refreshes the report every `interval_s`; a request asks for one no older than `max_age_s`
-and joins the refresh in flight (there is at most one) or starts the next. Its checks run on
-the health lane's own threads, so a busy service still answers; a check that hangs makes the
-request answer, after `wait_s`, with the last finished report rather than wait for it.
+A task refreshes the report every `interval_s`; a request asks for one whose checks started at
+most `max_age_s` before it, and joins a refresh in flight that qualifies or starts one (at most
+two run at once). Its checks run on the health lane's own threads, so a busy service still
+answers; a check that hangs makes the request answer, after `wait_s` (longer than an LLM probe's
+5 s timeout), with the last finished report rather than wait for it.
 """
 
 from __future__ import annotations
@@ -19,20 +20,23 @@ from docassist.pipelines.logs import event
 
 class HealthMonitor:
     def __init__(
-        self, check: Callable[[], Awaitable[HealthReport]], interval_s: float = 1.0, wait_s: float = 3.0
+        self, check: Callable[[], Awaitable[HealthReport]], interval_s: float = 1.0, wait_s: float = 6.0
     ) -> None:
         self.check, self.interval_s, self.wait_s = check, interval_s, wait_s
         self.latest: HealthReport | None = None
         self.latest_at = float("-inf")  # when the latest report's checks started
-        self._flight: asyncio.Task[None] | None = None
+        self._flights: list[asyncio.Task[None]] = []
+        self._flight_at = float("-inf")
         self._loop_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self.report(max_age_s=self.interval_s)
+        """Start refreshing; the first report is awaited by whoever asks first, not by the start
+        (a hung LLM server takes its probe timeout to report)."""
+        self._newest(time.monotonic())
         self._loop_task = asyncio.create_task(self._keep_current(), name="health-monitor")
 
     async def stop(self) -> None:
-        for task in (self._loop_task, self._flight):
+        for task in (self._loop_task, *self._flights):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(BaseException):
@@ -40,23 +44,33 @@ class HealthMonitor:
 
     async def report(self, max_age_s: float = 0.1) -> HealthReport:
         """A report whose checks started at most `max_age_s` before this call, or after `wait_s`
-        the latest one there is."""
+        the latest one there is. The first report is waited for however long it takes."""
         asked = time.monotonic()
+        while self.latest is None:  # nothing to fall back on yet
+            await asyncio.shield(self._newest(asked - max_age_s))
         try:
             async with asyncio.timeout(self.wait_s):
-                while self.latest is None or self.latest_at < asked - max_age_s:
-                    if self._flight is None or self._flight.done():
-                        self._flight = asyncio.create_task(self._refresh(), name="health-refresh")
-                    await asyncio.shield(self._flight)
+                while self.latest_at < asked - max_age_s:
+                    await asyncio.shield(self._newest(asked - max_age_s))
         except TimeoutError:
-            if self.latest is None:
-                raise
+            pass  # a check hangs: the last report it finished
+        assert self.latest is not None
         return self.latest
 
-    async def _refresh(self) -> None:
-        started = time.monotonic()
+    def _newest(self, since: float) -> asyncio.Task[None]:
+        """The refresh in flight that started at `since` or later, or a new one — unless two
+        already run (a slow check must not pile refreshes up): then the newest of them."""
+        self._flights = [f for f in self._flights if not f.done()]
+        if self._flights and (self._flight_at >= since or len(self._flights) >= 2):
+            return self._flights[-1]
+        self._flight_at = time.monotonic()
+        self._flights.append(asyncio.create_task(self._refresh(self._flight_at), name="health-refresh"))
+        return self._flights[-1]
+
+    async def _refresh(self, started: float) -> None:
         report = await self.check()
-        self.latest, self.latest_at = report, started
+        if started > self.latest_at:  # an older refresh finishing late does not overwrite a newer one
+            self.latest, self.latest_at = report, started
 
     async def _keep_current(self) -> None:
         while True:
