@@ -167,7 +167,13 @@ class Settings(BaseModel):
 
     @property
     def qdrant_path(self) -> Path:
+        """Qdrant local mode's folder, the embedded store of earlier releases (migrated at start)."""
         return self.data_dir / "qdrant"
+
+    @property
+    def qdrant_edge_path(self) -> Path:
+        """The embedded store: one Qdrant Edge shard per collection."""
+        return self.data_dir / "qdrant-edge"
 
     @property
     def files_dir(self) -> Path:
