@@ -115,8 +115,8 @@ def test_context_length_error_from_vllm_is_a_resplit_signal():
         env = {"LLM_MODE": "vllm", "VLLM_MEDIUM_URL": f"{m.url}/v1", "LLM_CONTEXT_WINDOW": "100000"}
         medium = build_endpoints(load_settings(env), {})["medium"]
         medium.fallback = None
+        prompt = Prompt(user="слово " * 20000)
         with pytest.raises(ContextOverflow):
-            prompt = Prompt(user="слово " * 20000)
             asyncio.run(LLMCaller(Limits(max_tokens=256)).complete(medium, prompt, purpose="test"))
     finally:
         m.stop()
