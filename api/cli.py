@@ -1,6 +1,6 @@
 """`docassist` command line: serve, worker, ingest, documents, key, eval, bench.
 
-`ingest` and `documents` talk to a running service over HTTP (Qdrant local mode admits one
+`ingest` and `documents` talk to a running service over HTTP (a Qdrant Edge shard admits one
 process at a time, and the service holds it); with no service running, they open the
 data directory themselves.
 """
@@ -40,7 +40,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     if args.workers > 1 and settings.profile.vector_store.url is None:
         print(
-            "docassist: --workers > 1 needs a Qdrant server (QDRANT_URL): Qdrant local mode admits one process.",
+            "docassist: --workers > 1 needs a Qdrant server (QDRANT_URL): "
+            "Qdrant Edge admits one process per data directory.",
             file=sys.stderr,
         )
         return 2

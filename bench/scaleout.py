@@ -11,7 +11,7 @@ service's own llama.cpp server, as backends share an LLM server in production. I
    backend that runs no jobs itself; the time until every job is done with one `docassist worker`,
    then with two (fresh documents, same sizes).
 3. **`/search`, one backend vs two.** The same clients for the same time against one backend, then
-   spread over two that hold the same documents (each backend keeps its own Qdrant local mode here;
+   spread over two that hold the same documents (each backend keeps its own Qdrant Edge shard here;
    a Qdrant server would be shared).
 """
 
@@ -166,7 +166,7 @@ def run(ctx: Context) -> Result:
             b = start_service(ctx.workdir / "scaleout-b", JOB_WORKERS="0", **shared)
             processes.append(b)
             paragraphs = [factory.next(1) for _ in range(ctx.sizes.scaleout_search_docs)]
-            for backend in (a, b):  # each holds the same documents in its own Qdrant local mode
+            for backend in (a, b):  # each holds the same documents in its own Qdrant Edge shard
                 with backend.client() as http:
                     for name, text in paragraphs:
                         ingest(http, SPACE, f"search-{name}", text)

@@ -2,7 +2,7 @@
 English documents.
 
 Each XQuAD paragraph is ingested as its own document (through the real ingestion path into
-Qdrant local mode in a temporary folder); a question hits when a retrieved chunk belongs to
+a Qdrant Edge shard in a temporary folder); a question hits when a retrieved chunk belongs to
 its paragraph. The same questions are scored three ways: dense only, BM25 only and the
 hybrid that `/search` serves (DBSF fusion; RRF shown beside it), so the README can show what each part contributes.
 

@@ -105,8 +105,9 @@ class StoreUnavailable(DocassistError):
 
 
 class MarkupTooLarge(TooLarge):
-    """More markup than a parser may read (`MAX_PARSE_MB`): an HTML file, a DOCX that unpacks past
-    it or past the compression-ratio cap, or one whose reading needs more than `EXTRACT_MEMORY_MB`."""
+    """More markup than a parser may read (`MAX_PARSE_MB`): an HTML file, a zip format (DOCX, PPTX,
+    XLSX, ODF, EPUB) that unpacks past it or past the compression-ratio cap, or a file whose reading
+    needs more than `EXTRACT_MEMORY_MB`."""
 
     code = "markup_too_large"
 
@@ -115,6 +116,12 @@ class TooManyPages(TooLarge):
     """A PDF with more pages than `MAX_PDF_PAGES`."""
 
     code = "too_many_pages"
+
+
+class TooManyRows(TooLarge):
+    """A spreadsheet or CSV with more rows than `MAX_SHEET_ROWS`, its sheets together."""
+
+    code = "too_many_rows"
 
 
 class TextTooLong(TooLarge):

@@ -4,7 +4,7 @@ Two roles share it. `serve` (the HTTP service; also `docassist eval`) owns every
 LLM endpoints (and the llama.cpp server on the local profile), the embedding model, the
 vector store, the database, the summary runs and the job workers. `worker` (`docassist worker`)
 owns what background summaries need: endpoints, database, summary runs and job workers — no
-vector store and no embedding model, so it runs beside Qdrant local mode's single process.
+vector store and no embedding model, so it runs beside the one process that holds the Qdrant Edge shard.
 `Assistant` is what callers use. Nothing here knows about HTTP.
 
 The serving role also owns the thread lanes (`lanes.py`: uploads apart from storage reads, search

@@ -32,6 +32,7 @@ _ENV_NAMES = {
     "max_expansion_ratio": "MAX_EXPANSION_RATIO",
     "max_pdf_pages": "MAX_PDF_PAGES",
     "max_document_chars": "MAX_DOCUMENT_CHARS",
+    "max_sheet_rows": "MAX_SHEET_ROWS",
     "extract_timeout_s": "EXTRACT_TIMEOUT_S",
     "extract_memory_mb": "EXTRACT_MEMORY_MB",
     "llama_server_threads": "LLAMA_SERVER_THREADS",
@@ -151,6 +152,7 @@ class Settings(BaseModel):
     max_expansion_ratio: float = Field(default=100, gt=1)
     max_pdf_pages: int = Field(default=2000, gt=0)
     max_document_chars: int = Field(default=2_000_000, gt=0)
+    max_sheet_rows: int = Field(default=100_000, gt=0)
     extract_timeout_s: float = Field(default=120, gt=0)
     extract_memory_mb: int = Field(default=2048, ge=256)
     llm_temperature: float = Field(default=0.2, ge=0, le=2)
@@ -179,7 +181,13 @@ class Settings(BaseModel):
 
     @property
     def extract_limits(self) -> ExtractLimits:
-        return ExtractLimits(self.max_parse_mb, self.max_expansion_ratio, self.max_pdf_pages, self.max_document_chars)
+        return ExtractLimits(
+            self.max_parse_mb,
+            self.max_expansion_ratio,
+            self.max_pdf_pages,
+            self.max_document_chars,
+            self.max_sheet_rows,
+        )
 
     @property
     def limits(self) -> Limits:
@@ -187,7 +195,13 @@ class Settings(BaseModel):
 
     @property
     def qdrant_path(self) -> Path:
+        """Qdrant local mode's folder, the embedded store of earlier releases (migrated at start)."""
         return self.data_dir / "qdrant"
+
+    @property
+    def qdrant_edge_path(self) -> Path:
+        """The embedded store: one Qdrant Edge shard per collection."""
+        return self.data_dir / "qdrant-edge"
 
     @property
     def files_dir(self) -> Path:
@@ -314,6 +328,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "max_expansion_ratio": _env_number(env, "MAX_EXPANSION_RATIO", float, 100),
         "max_pdf_pages": _env_number(env, "MAX_PDF_PAGES", int, 2000),
         "max_document_chars": _env_number(env, "MAX_DOCUMENT_CHARS", int, 2_000_000),
+        "max_sheet_rows": _env_number(env, "MAX_SHEET_ROWS", int, 100_000),
         "extract_timeout_s": _env_number(env, "EXTRACT_TIMEOUT_S", float, 120),
         "extract_memory_mb": _env_number(env, "EXTRACT_MEMORY_MB", int, 2048),
         "log_format": "json" if env.get("LOG_FORMAT", "").lower() == "json" else "text",

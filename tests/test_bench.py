@@ -1,6 +1,7 @@
 """`docassist bench --quick` runs every benchmark end to end on the embedded default (tiny sizes) and
 writes its report: each benchmark's figures against a baseline from the same run, and the properties
-a reader relies on hold even at this size."""
+a reader relies on hold even at this size. Its documents come from the committed sample of the
+evaluation data (DOCASSIST_EVALDATA set for the run)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from docassist.bench.__main__ import ORDER
+from tests.conftest import EVALDATA
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +28,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
         capture_output=True,
         text=True,
         timeout=900,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "DOCASSIST_EVALDATA": str(EVALDATA)},
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     [path] = out.glob("*.json")

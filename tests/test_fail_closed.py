@@ -224,7 +224,13 @@ def test_the_data_directory_is_readable_by_its_user_only(svc: Service):
         mode = stat.S_IMODE(path.lstat().st_mode)
         assert mode & 0o077 == 0, f"{path} is {mode:o}"
     names = {p.name for p in seen}
-    expected = {"docassist.sqlite3", "qdrant", "llama-server.log", "llama-server.key", "left-by-an-older-release.log"}
+    expected = {
+        "docassist.sqlite3",
+        "qdrant-edge",
+        "llama-server.log",
+        "llama-server.key",
+        "left-by-an-older-release.log",
+    }
     assert expected <= names
     assert "path(s) tightened" in svc.log() and "3 looser path(s) tightened" in svc.log()
 

@@ -73,9 +73,10 @@ def test_json_bodies_are_utf8_with_readable_russian(http, space):
 
 
 def test_unsupported_file_type_is_415(http, space):
-    r = ingest(http, space, "table.xlsx", b"PK\x03\x04 not really")
+    r = ingest(http, space, "letter.rtf", b"{\\rtf1 not supported}")
     assert r.status_code == 415
     assert r.json()["error"]["code"] == "unsupported_media_type"
+    assert ".pptx" in r.json()["error"]["message"] and ".epub" in r.json()["error"]["message"]
 
 
 def test_empty_file_is_422_no_text(http, space):

@@ -9,6 +9,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from tests.conftest import EVALDATA
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
@@ -20,6 +22,9 @@ def test_there_are_notebooks():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("NOTEBOOK_DOCS", "1")
+    # the committed sample of the evaluation data, which has Russian articles but no ria_headlines_ru
+    monkeypatch.setenv("DOCASSIST_EVALDATA", str(EVALDATA))
+    monkeypatch.setenv("NOTEBOOK_SETS", "xquad_ru_articles,summeval_cnndm_en")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     notebook = nbformat.read(path, as_version=4)

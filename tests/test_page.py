@@ -186,7 +186,7 @@ def test_refused_files_are_explained_in_words(page: Page, tmp_path: Path):
     page.get_by_role("button", name="Upload", exact=True).click()
     queue = page.get_by_role("list", name="Upload queue")
     unsupported = queue.get_by_role("listitem").filter(has_text="notes.xyz")
-    expect(unsupported).to_contain_text("This type of file is not supported (use .txt, .md, .pdf, .docx or .html).")
+    expect(unsupported).to_contain_text("This type of file is not supported (use .txt, .md, .pdf, .docx, .html, .pptx")
     expect(unsupported).to_contain_text("unsupported file type '.xyz'")  # the service's own message beside ours
     expect(queue.get_by_role("listitem").filter(has_text="blank.txt")).to_contain_text("No text was found in the file.")
     expect(queue.get_by_role("listitem").filter(has_text="big.txt")).to_contain_text(

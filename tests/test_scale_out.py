@@ -218,7 +218,7 @@ def test_interactive_calls_overtake_background_calls_across_processes():
     assert order[:2] == ["holder", "interactive"], order
 
 
-def test_several_processes_on_qdrant_local_mode_are_refused_at_start(tmp_path: Path):
+def test_several_processes_on_qdrant_edge_are_refused_at_start(tmp_path: Path):
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "docassist"), "serve", "--workers", "2"],
         env={**os.environ, "DATA_DIR": str(tmp_path), "QDRANT_URL": ""},
@@ -226,7 +226,7 @@ def test_several_processes_on_qdrant_local_mode_are_refused_at_start(tmp_path: P
         text=True,
         timeout=60,
     )
-    assert proc.returncode == 2 and "Qdrant local mode admits one process" in proc.stderr
+    assert proc.returncode == 2 and "Qdrant Edge admits one process per data directory" in proc.stderr
 
 
 def test_a_database_or_redis_outage_is_a_503_and_the_service_recovers_by_itself(tmp_path: Path):

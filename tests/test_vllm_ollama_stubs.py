@@ -108,13 +108,18 @@ def test_routing_reasoning_and_the_servers_tokenizer(vllm):
     assert efforts[efforts.index("medium") + 1] == "low", "the starved call is repeated with low effort"
 
 
-def test_context_length_error_from_vllm_is_a_resplit_signal(vllm):
-    m = vllm[3]
-    settings = load_settings({"LLM_MODE": "vllm", "VLLM_MEDIUM_URL": f"{m.url}/v1", "LLM_CONTEXT_WINDOW": "100000"})
-    medium = build_endpoints(settings, {})["medium"]
-    medium.fallback = None
-    with pytest.raises(ContextOverflow):
-        asyncio.run(LLMCaller(Limits(max_tokens=256)).complete(medium, Prompt(user="слово " * 20000), purpose="test"))
+def test_context_length_error_from_vllm_is_a_resplit_signal():
+    """The LLM call path against a stub alone: no `docassist serve` needed."""
+    m = StubServer(VllmStub("openai/gpt-oss-20b", max_model_len=16384).app())
+    try:
+        env = {"LLM_MODE": "vllm", "VLLM_MEDIUM_URL": f"{m.url}/v1", "LLM_CONTEXT_WINDOW": "100000"}
+        medium = build_endpoints(load_settings(env), {})["medium"]
+        medium.fallback = None
+        prompt = Prompt(user="слово " * 20000)
+        with pytest.raises(ContextOverflow):
+            asyncio.run(LLMCaller(Limits(max_tokens=256)).complete(medium, prompt, purpose="test"))
+    finally:
+        m.stop()
 
 
 def test_failover_to_the_other_slice_when_one_is_down(vllm):

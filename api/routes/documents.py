@@ -17,7 +17,7 @@ from docassist.api.schemas import (
     error_responses,
 )
 from docassist.pipelines.assistant import DocumentView
-from docassist.pipelines.documents.extract import file_kind
+from docassist.pipelines.documents.extract import SUPPORTED, file_kind
 from docassist.pipelines.errors import InvalidInput, TooLarge
 from docassist.pipelines.spaces import SPACE_PATTERN
 
@@ -67,7 +67,7 @@ async def ingest(
     request: Request,
     assistant: AssistantDep,
     access: AccessDep,
-    file: Annotated[UploadFile, File(description=".txt .md .pdf .docx .html; text in any common encoding")],
+    file: Annotated[UploadFile, File(description=f"{' '.join(sorted(SUPPORTED))}; text in any common encoding")],
     space_id: Annotated[str, Form(pattern=SPACE_PATTERN)] = "default",
     generate_summary: Annotated[bool, Form()] = False,
 ) -> IngestResponse:

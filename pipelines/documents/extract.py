@@ -2,13 +2,15 @@
 
 Text files arrive in any common encoding (Russian ones often in Windows-1251);
 charset-normalizer decides. PDF via pypdf (with its crypto extra, so AES-encrypted and
-owner-password-only files open as in any viewer), DOCX via python-docx, HTML via lxml.
+owner-password-only files open as in any viewer), DOCX via python-docx, HTML via lxml; PPTX, XLSX,
+CSV/TSV, ODT/ODS/ODP and EPUB by the modules of `formats/`.
 
-Limits are checked before the expensive step they protect (`ExtractLimits`): a DOCX's unpacked
-size and compression ratio from its zip directory (and again while unpacking, in case the
-directory lies) before any XML is parsed; the markup an HTML or DOCX parser reads; a PDF's page
-count before its pages are read; the extracted text's length before anything is chunked or
-embedded. Any other failure of a parser is `unreadable_document` naming the file, never a 500.
+Limits are checked before the expensive step they protect (`ExtractLimits`): a zip format's
+unpacked size and compression ratio from its zip directory (and again while unpacking, in case the
+directory lies), and its XML parts for entity declarations, before any library parses it
+(`formats/archive.py`); the markup an HTML parser reads; a PDF's page count before its pages are
+read; a spreadsheet's rows as they are read; the extracted text's length before anything is
+chunked or embedded. Any other failure of a parser is `unreadable_document` naming the file, never a 500.
 `sandbox.py` runs all of this in a child process with a time and memory limit.
 """
 
@@ -17,7 +19,6 @@ from __future__ import annotations
 import io
 import re
 import unicodedata
-import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -45,19 +46,28 @@ SUPPORTED = {
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     ".html": "text/html",
     ".htm": "text/html",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".csv": "text/csv",
+    ".tsv": "text/tab-separated-values",
+    ".odt": "application/vnd.oasis.opendocument.text",
+    ".ods": "application/vnd.oasis.opendocument.spreadsheet",
+    ".odp": "application/vnd.oasis.opendocument.presentation",
+    ".epub": "application/epub+zip",
 }
+# zips of XML: vetted by `formats.archive.check_archive` before their library opens them
+ZIP_FORMATS = {".docx", ".pptx", ".xlsx", ".odt", ".ods", ".odp", ".epub"}
 MB = 1024 * 1024
 MAX_MARKUP_DEPTH = 256  # libxml2's limit for HTML and XML without its "huge" option
-_UNPACK_BLOCK = 1 << 20
-_RATIO_FLOOR_BYTES = 1 * MB  # parts smaller than this unpacked are never ratio bombs
 
 
 @dataclass(frozen=True)
 class ExtractLimits:
-    max_parse_mb: float = 32  # markup a parser reads: an HTML file, a DOCX's parts once unpacked
-    max_expansion_ratio: float = 100  # unpacked / packed size of one DOCX part
+    max_parse_mb: float = 32  # markup a parser reads: an HTML file, a zip format's parts once unpacked
+    max_expansion_ratio: float = 100  # unpacked / packed size of one part of a zip format
     max_pdf_pages: int = 2000
     max_document_chars: int = 2_000_000
+    max_sheet_rows: int = 100_000  # non-empty rows of an XLSX, ODS or CSV, its sheets together
 
 
 MAX_FILENAME_CHARS = 255
@@ -174,41 +184,9 @@ def _pdf_text(data: bytes, limits: ExtractLimits) -> str:
     return "\n\n".join(texts)
 
 
-def _check_docx_size(data: bytes, limits: ExtractLimits) -> None:
-    """Refuse a zip bomb before parsing: by the sizes the zip directory declares, then by the sizes
-    actually unpacked (a directory can lie)."""
-    cap = int(limits.max_parse_mb * MB)
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        members = archive.infolist()
-        declared = sum(m.file_size for m in members)
-        if declared > cap:
-            raise MarkupTooLarge(
-                f"the DOCX unpacks to {declared / MB:,.0f} MB; MAX_PARSE_MB allows {limits.max_parse_mb:g}",
-                unpacked_bytes=declared,
-            )
-        for m in members:
-            if m.file_size > _RATIO_FLOOR_BYTES and m.file_size > limits.max_expansion_ratio * max(1, m.compress_size):
-                raise MarkupTooLarge(
-                    f"a part of the DOCX ({m.filename}) unpacks {m.file_size / max(1, m.compress_size):,.0f} times its "
-                    f"packed size; MAX_EXPANSION_RATIO allows {limits.max_expansion_ratio:g}",
-                    part=m.filename,
-                )
-        unpacked = 0
-        for m in members:
-            with archive.open(m) as fh:
-                while block := fh.read(_UNPACK_BLOCK):
-                    unpacked += len(block)
-                    if unpacked > cap:
-                        raise MarkupTooLarge(
-                            f"the DOCX unpacks to more than MAX_PARSE_MB ({limits.max_parse_mb:g} MB)",
-                            unpacked_bytes=unpacked,
-                        )
-
-
-def _docx_text(data: bytes, limits: ExtractLimits) -> str:
+def _docx_text(data: bytes) -> str:
     import docx
 
-    _check_docx_size(data, limits)
     document = docx.Document(io.BytesIO(data))
     parts = [p.text for p in document.paragraphs]
     for table in document.tables:
@@ -218,17 +196,22 @@ def _docx_text(data: bytes, limits: ExtractLimits) -> str:
 
 
 def _html_text(data: bytes, limits: ExtractLimits) -> str:
-    import lxml.html
-
     if len(data) > limits.max_parse_mb * MB:
         raise MarkupTooLarge(
             f"the HTML file is {len(data) / MB:,.1f} MB; MAX_PARSE_MB allows {limits.max_parse_mb:g}",
             size_bytes=len(data),
         )
+    return markup_text(decode_text(data), "HTML")
+
+
+def markup_text(markup: str | bytes, kind: str) -> str:
+    """The visible text of HTML or XHTML (an EPUB chapter: bytes, its encoding declared inside)."""
+    import lxml.html
+
     parser = lxml.html.HTMLParser()
-    root = lxml.html.document_fromstring(decode_text(data), parser=parser)
+    root = lxml.html.document_fromstring(markup, parser=parser)
     if any("Excessive depth" in entry.message for entry in parser.error_log):
-        raise TooDeeplyNested(_too_deep("HTML"))
+        raise TooDeeplyNested(_too_deep(kind))
     for element in root.xpath("//script|//style|//noscript|//template"):
         element.drop_tree()
     return "\n".join(root.itertext())
@@ -250,19 +233,59 @@ def normalize(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-_KINDS = {".pdf": "PDF", ".docx": "DOCX", ".html": "HTML", ".htm": "HTML"}
+_KINDS = {ext: ext[1:].upper() for ext in SUPPORTED} | {".htm": "HTML", ".markdown": "MD"}
+_WHAT = {
+    "PDF": "the PDF is damaged or truncated, or is not a PDF",
+    "DOCX": "the DOCX is damaged, or is not a Word document (.docx is a zip of XML parts)",
+    "PPTX": "the PPTX is damaged, or is not a PowerPoint presentation (.pptx is a zip of XML parts)",
+    "XLSX": "the XLSX is damaged, or is not an Excel workbook (.xlsx is a zip of XML parts)",
+    "ODT": "the ODT is damaged, or is not an OpenDocument text (.odt is a zip of XML parts)",
+    "ODS": "the ODS is damaged, or is not an OpenDocument spreadsheet (.ods is a zip of XML parts)",
+    "ODP": "the ODP is damaged, or is not an OpenDocument presentation (.odp is a zip of XML parts)",
+    "EPUB": "the EPUB is damaged, or is not an e-book (.epub is a zip of XHTML chapters)",
+    "CSV": "the CSV is damaged: its rows cannot be split into fields",
+    "TSV": "the TSV is damaged: its rows cannot be split into fields",
+}
 
 
 def _unreadable(filename: str, kind: str, exc: Exception) -> str:
     """In words, what is wrong with the file; the parser's own words only when they are words
     (the exception's class is for the log, not for the person who uploaded the file)."""
-    what = {
-        "PDF": "the PDF is damaged or truncated, or is not a PDF",
-        "DOCX": "the DOCX is damaged, or is not a Word document (.docx is a zip of XML parts)",
-    }.get(kind, f"the {kind} is damaged")
+    what = _WHAT.get(kind, f"the {kind} is damaged")
     said = " ".join(str(exc).split())
     detail = f" ({said[:200]})" if said and re.search(r"[A-Za-z]{3,}", said) else ""
     return f"{filename!r} could not be read: {what}{detail}"[:500]
+
+
+def _read(ext: str, data: bytes, limits: ExtractLimits) -> str:
+    """The raw text of a file of kind `ext`; each format's library is imported only when needed."""
+    if ext in ZIP_FORMATS:
+        from docassist.pipelines.documents.formats.archive import check_archive
+
+        check_archive(data, limits, _KINDS[ext])
+    if ext == ".pdf":
+        return _pdf_text(data, limits)
+    if ext == ".docx":
+        return _docx_text(data)
+    if ext in (".html", ".htm"):
+        return _html_text(data, limits)
+    if ext == ".pptx":
+        from docassist.pipelines.documents.formats.slides import pptx_text
+
+        return pptx_text(data)
+    if ext in (".xlsx", ".csv", ".tsv"):
+        from docassist.pipelines.documents.formats.tables import csv_text, xlsx_text
+
+        return xlsx_text(data, limits) if ext == ".xlsx" else csv_text(data, limits, ext)
+    if ext in (".odt", ".ods", ".odp"):
+        from docassist.pipelines.documents.formats.odf import odf_text
+
+        return odf_text(data, limits, ext)
+    if ext == ".epub":
+        from docassist.pipelines.documents.formats.epub import epub_text
+
+        return epub_text(data)
+    return decode_text(data)
 
 
 def extract_text(filename: str, data: bytes, limits: ExtractLimits | None = None) -> str:
@@ -273,14 +296,7 @@ def extract_text(filename: str, data: bytes, limits: ExtractLimits | None = None
     if not data.strip():
         raise NoText("the file is empty", filename=filename)
     try:
-        if ext == ".pdf":
-            raw = _pdf_text(data, limits)
-        elif ext == ".docx":
-            raw = _docx_text(data, limits)
-        elif ext in (".html", ".htm"):
-            raw = _html_text(data, limits)
-        else:
-            raw = decode_text(data)
+        raw = _read(ext, data, limits)
     except DocassistError:
         raise
     except MemoryError as exc:

@@ -7,18 +7,22 @@ filter, fused by reciprocal rank (`FusionQuery(RRF)`). llama-index's own hybrid 
 two searches and fuses them in Python. The fusion is distribution-based (DBSF: each list's
 scores normalised by their mean ± 3σ, then summed) rather than reciprocal rank: on XQuAD dev
 it found the right paragraph first for 93.5% of Russian and 95.1% of English questions,
-against 92.0% / 93.7% with RRF (`docassist eval retrieval`). Qdrant local mode (a folder under DATA_DIR) admits
-one client per process and is not thread-safe, so calls into it are serialised.
+against 92.0% / 93.7% with RRF (`docassist eval retrieval`).
+
+Two backends behind one interface: with `QDRANT_URL`, a Qdrant server through qdrant-client;
+without it, a Qdrant Edge shard in-process under DATA_DIR (`edge_store.EdgeVectorStore`: the
+same layout, payload, BM25 terms, prefetch depth and fusion), into which a Qdrant local-mode
+folder left by earlier releases is migrated at start (`local_migration`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from llama_index.core.schema import TextNode
@@ -26,13 +30,19 @@ from llama_index.vector_stores.qdrant import QdrantVectorStore
 from qdrant_client import QdrantClient, models
 
 from docassist.pipelines.errors import VectorStoreUnavailable
-from docassist.pipelines.search import sparse
+from docassist.pipelines.logs import event
+from docassist.pipelines.search import local_migration, sparse
+from docassist.pipelines.search.edge_store import (
+    DENSE,
+    DOC_KEY,
+    SPACE_KEY,
+    SPARSE,
+    EdgeVectorStore,
+    edge_filter,
+    to_node,
+)
 from docassist.pipelines.settings import Settings
 
-DENSE = "dense"
-SPARSE = "bm25"
-SPACE_KEY = "space_id"
-DOC_KEY = "doc_id"  # llama-index writes the node's ref_doc_id here
 PREFETCH_DEPTH = 20  # candidates per prefetch (at least top_k); DBSF normalises over them: 20 tuned on dev
 FUSION = models.Fusion.DBSF
 
@@ -53,22 +63,21 @@ class Hit:
 
 
 class Store:
-    """Hybrid chunk store over one Qdrant collection."""
+    """Hybrid chunk store over one Qdrant collection: a Qdrant Edge shard, or a server's collection."""
 
     def __init__(self, settings: Settings, dim: int, model_tag: str) -> None:
         vs = settings.profile.vector_store
         self.local = vs.url is None
-        self.location = str(settings.qdrant_path) if self.local else str(vs.url)
         self.dim = dim
         self.collection = f"{vs.collection}_{model_tag}_{dim}"
-        self._lock: contextlib.AbstractContextManager = threading.RLock() if self.local else contextlib.nullcontext()
+        self.location = str(settings.qdrant_edge_path / self.collection) if self.local else str(vs.url)
         self._vector_store: QdrantVectorStore | None = None
-        try:
-            if self.local:
-                settings.qdrant_path.mkdir(parents=True, exist_ok=True)
-                self.client = QdrantClient(path=self.location)
-            else:  # connects lazily: a server that is down now is retried on each call
-                self.client = QdrantClient(url=vs.url, api_key=vs.api_key, timeout=30)
+        self.edge: EdgeVectorStore | None = None
+        if self.local:
+            self.edge = open_edge(settings, Path(self.location), dim)
+            return
+        try:  # connects lazily: a server that is down now is retried on each call
+            self.client = QdrantClient(url=vs.url, api_key=vs.api_key, timeout=30)
         except Exception as exc:
             raise VectorStoreUnavailable(f"cannot open Qdrant at {self.location}: {exc}") from exc
         with contextlib.suppress(VectorStoreUnavailable):
@@ -76,23 +85,11 @@ class Store:
 
     @property
     def vector_store(self) -> QdrantVectorStore:
-        """llama-index's store over our collection, created on first successful contact."""
+        """llama-index's store over the server's collection, created on first successful contact."""
         if self._vector_store is None:
             with self._guard(), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Payload indexes have no effect")
-                store = QdrantVectorStore(
-                    collection_name=self.collection,
-                    client=self.client,
-                    enable_hybrid=True,
-                    dense_vector_name=DENSE,
-                    sparse_vector_name=SPARSE,
-                    dense_config=models.VectorParams(size=self.dim, distance=models.Distance.COSINE),
-                    sparse_config=models.SparseVectorParams(modifier=models.Modifier.IDF),
-                    sparse_doc_fn=sparse.doc_fn,
-                    sparse_query_fn=sparse.query_fn,
-                    payload_indexes=[{"field_name": SPACE_KEY, "field_schema": models.PayloadSchemaType.KEYWORD}],
-                    batch_size=128,
-                )
+                store = qdrant_vector_store(self.client, self.collection, self.dim)
                 if not self.client.collection_exists(self.collection):
                     self._create(store)
                 self._vector_store = store
@@ -106,31 +103,35 @@ class Store:
         except Exception as exc:
             if "already exists" not in str(exc).lower() and getattr(exc, "status_code", None) != 409:
                 raise
-        if not self.local:  # local mode has no payload indexes
-            for key in (SPACE_KEY, DOC_KEY):
-                self.client.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD, wait=True)
+        for key in (SPACE_KEY, DOC_KEY):
+            self.client.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD, wait=True)
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
-        with self._lock:
-            try:
-                yield
-            except VectorStoreUnavailable:
-                raise
-            except (ConnectionError, TimeoutError, OSError) as exc:
-                raise VectorStoreUnavailable(f"Qdrant at {self.location} is unavailable: {exc}") from exc
-            except Exception as exc:
-                if type(exc).__name__ in {"ResponseHandlingException", "UnexpectedResponse", "ConnectError"}:
-                    raise VectorStoreUnavailable(f"Qdrant at {self.location} failed: {exc}") from exc
-                raise
+        try:
+            yield
+        except VectorStoreUnavailable:
+            raise
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            raise VectorStoreUnavailable(f"Qdrant at {self.location} is unavailable: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__name__ in {"ResponseHandlingException", "UnexpectedResponse", "ConnectError"}:
+                raise VectorStoreUnavailable(f"Qdrant at {self.location} failed: {exc}") from exc
+            raise
 
     def add(self, nodes: list[TextNode]) -> None:
+        if self.edge is not None:
+            self.edge.add(nodes)
+            return
         store = self.vector_store
         with self._guard():
             store.add(nodes)
 
     def delete_document(self, space_id: str, doc_id: str) -> None:
         """Every chunk of one document of one space; waits until Qdrant has applied it."""
+        if self.edge is not None:
+            self.edge.delete_where(space_id, doc_id)
+            return
         _ = self.vector_store
         with self._guard():
             self.client.delete(
@@ -140,6 +141,8 @@ class Store:
             )
 
     def count(self, space_id: str | None = None, doc_id: str | None = None) -> int:
+        if self.edge is not None:
+            return self.edge.count(space_id, doc_id)
         _ = self.vector_store
         with self._guard():
             return self.client.count(
@@ -148,6 +151,9 @@ class Store:
 
     def chunks(self, space_id: str, doc_id: str) -> list[TextNode]:
         """All chunks of one document, in document order."""
+        if self.edge is not None:
+            nodes = [to_node(p) for p in self.edge.scroll(edge_filter(space_id, doc_id))]
+            return sorted(nodes, key=lambda n: n.metadata.get("chunk", 0))
         points: list = []
         offset = None
         store = self.vector_store
@@ -177,56 +183,121 @@ class Store:
     ) -> list[Hit]:
         """Dense and BM25 candidates from one space, fused inside Qdrant; `only` asks one of the two
         alone (what `docassist eval retrieval` compares the fusion with)."""
-        flt = self.space_filter(space_id)
         depth = max(PREFETCH_DEPTH, top_k)
-        prefetch = []
-        if only != "bm25":
-            prefetch.append(models.Prefetch(query=dense, using=DENSE, filter=flt, limit=depth))
-        ids, values = sparse.encode_query(query_text) if only != "dense" else ([], [])
-        if ids:
-            sparse_query = models.SparseVector(indices=ids, values=values)
-            prefetch.append(models.Prefetch(query=sparse_query, using=SPARSE, filter=flt, limit=depth))
-        if not prefetch:
-            return []
+        if self.edge is not None:
+            terms = sparse.encode_query(query_text) if only != "dense" else None
+            hits = self.edge.hybrid(
+                dense if only != "bm25" else None, terms, edge_filter(space_id), top_k, depth, fusion.value
+            )
+            return [Hit(node=n, score=s) for n, s in hits]
         store = self.vector_store
         with self._guard():
-            if only is None:
-                response = self.client.query_points(
-                    self.collection,
-                    prefetch=prefetch,
-                    query=models.FusionQuery(fusion=fusion),
-                    limit=top_k,
-                    with_payload=True,
-                )
-            else:
-                one = prefetch[0]
-                response = self.client.query_points(
-                    self.collection, query=one.query, using=one.using, query_filter=flt, limit=top_k, with_payload=True
-                )
-        result = store.parse_to_query_result(response.points)
+            points = query_points(self.client, self.collection, dense, query_text, space_id, top_k, fusion, only)
+        result = store.parse_to_query_result(points)
         return [Hit(node=n, score=float(s)) for n, s in zip(result.nodes, result.similarities or [], strict=False)]  # type: ignore[arg-type]
 
     def health(self) -> StoreHealth:
         started = time.perf_counter()
-        mode = "local" if self.local else "server"
+        mode = "edge" if self.local else "server"
         try:
-            _ = self.vector_store
-            with self._guard():
-                self.client.get_collection(self.collection)
+            if self.edge is not None:
+                self.edge.count()
+            else:
+                _ = self.vector_store
+                with self._guard():
+                    self.client.get_collection(self.collection)
             latency = round((time.perf_counter() - started) * 1000, 1)
             return StoreHealth(ok=True, mode=mode, latency_ms=latency, collection=self.collection)
         except Exception as exc:
             return StoreHealth(ok=False, mode=mode, error=str(exc))
 
     def close(self) -> None:
+        if self.edge is not None:
+            self.edge.close()
+            return
         with contextlib.suppress(Exception):
             self.client.close()
 
     @staticmethod
     def space_filter(space_id: str | None, doc_id: str | None = None) -> models.Filter:
-        must = []
-        if space_id is not None:
-            must.append(models.FieldCondition(key=SPACE_KEY, match=models.MatchValue(value=space_id)))
-        if doc_id is not None:
-            must.append(models.FieldCondition(key=DOC_KEY, match=models.MatchValue(value=doc_id)))
-        return models.Filter(must=must)
+        return space_filter(space_id, doc_id)
+
+
+def open_edge(settings: Settings, path: Path, dim: int) -> EdgeVectorStore:
+    """The Edge shard of this collection, after migrating a local-mode folder left by an earlier
+    release, and with the segments earlier runs wrote optimised (HNSW) before any request."""
+    try:
+        local_migration.migrate(settings.qdrant_path, settings.qdrant_edge_path)
+    except Exception as exc:
+        raise VectorStoreUnavailable(f"cannot migrate Qdrant local mode at {settings.qdrant_path}: {exc}") from exc
+    edge = EdgeVectorStore(path, dim)
+    started = time.perf_counter()
+    if edge.optimize():
+        event(
+            "[STORE] Qdrant Edge segments optimised",
+            f"{path}: {edge.indexed_vectors():,} vectors indexed in {time.perf_counter() - started:.1f}s",
+            seconds=round(time.perf_counter() - started, 1),
+        )
+    return edge
+
+
+def qdrant_vector_store(client: QdrantClient, collection: str, dim: int) -> QdrantVectorStore:
+    """llama-index's Qdrant store as docassist writes through it: named dense and BM25 vectors,
+    the BM25 terms of `sparse`, a keyword index on the space."""
+    return QdrantVectorStore(
+        collection_name=collection,
+        client=client,
+        enable_hybrid=True,
+        dense_vector_name=DENSE,
+        sparse_vector_name=SPARSE,
+        dense_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
+        sparse_config=models.SparseVectorParams(modifier=models.Modifier.IDF),
+        sparse_doc_fn=sparse.doc_fn,
+        sparse_query_fn=sparse.query_fn,
+        payload_indexes=[{"field_name": SPACE_KEY, "field_schema": models.PayloadSchemaType.KEYWORD}],
+        batch_size=128,
+    )
+
+
+def query_points(
+    client: QdrantClient,
+    collection: str,
+    dense: list[float],
+    query_text: str,
+    space_id: str,
+    top_k: int,
+    fusion: models.Fusion = FUSION,
+    only: Literal["dense", "bm25"] | None = None,
+) -> list[models.ScoredPoint]:
+    """The hybrid Query API call through qdrant-client: a dense and a BM25 prefetch under the
+    space filter, fused by `fusion`."""
+    flt = space_filter(space_id)
+    depth = max(PREFETCH_DEPTH, top_k)
+    prefetch = []
+    if only != "bm25":
+        prefetch.append(models.Prefetch(query=dense, using=DENSE, filter=flt, limit=depth))
+    ids, values = sparse.encode_query(query_text) if only != "dense" else ([], [])
+    if ids:
+        sparse_query = models.SparseVector(indices=ids, values=values)
+        prefetch.append(models.Prefetch(query=sparse_query, using=SPARSE, filter=flt, limit=depth))
+    if not prefetch:
+        return []
+    if only is None:
+        response = client.query_points(
+            collection, prefetch=prefetch, query=models.FusionQuery(fusion=fusion), limit=top_k, with_payload=True
+        )
+    else:
+        one = prefetch[0]
+        response = client.query_points(
+            collection, query=one.query, using=one.using, query_filter=flt, limit=top_k, with_payload=True
+        )
+    return response.points
+
+
+def space_filter(space_id: str | None, doc_id: str | None = None) -> models.Filter:
+    must = []
+    if space_id is not None:
+        must.append(models.FieldCondition(key=SPACE_KEY, match=models.MatchValue(value=space_id)))
+    if doc_id is not None:
+        must.append(models.FieldCondition(key=DOC_KEY, match=models.MatchValue(value=doc_id)))
+    return models.Filter(must=must)
