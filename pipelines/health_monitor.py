@@ -1,6 +1,6 @@
 """The health report, kept current in the background and never queued behind work.
 
-A task refreshes the report every `interval_s`; a request asks for one whose checks started at
+A task refreshes the report every `interval_s` (5 s: each refresh asks every LLM server, which logs it); a request asks for one whose checks started at
 most `max_age_s` before it, and joins a refresh in flight that qualifies or starts one (at most
 two run at once). Its checks run on the health lane's own threads, so a busy service still
 answers; a check that hangs makes the request answer, after `wait_s` (longer than an LLM probe's
@@ -20,7 +20,7 @@ from docassist.pipelines.logs import event
 
 class HealthMonitor:
     def __init__(
-        self, check: Callable[[], Awaitable[HealthReport]], interval_s: float = 1.0, wait_s: float = 6.0
+        self, check: Callable[[], Awaitable[HealthReport]], interval_s: float = 5.0, wait_s: float = 6.0
     ) -> None:
         self.check, self.interval_s, self.wait_s = check, interval_s, wait_s
         self.latest: HealthReport | None = None
