@@ -1,10 +1,11 @@
 """The health report, kept current in the background and never queued behind work.
 
-A task refreshes the report every `interval_s` (5 s: each refresh asks every LLM server, which logs it); a request asks for one whose checks started at
-most `max_age_s` before it, and joins a refresh in flight that qualifies or starts one (at most
-two run at once). Its checks run on the health lane's own threads, so a busy service still
-answers; a check that hangs makes the request answer, after `wait_s` (longer than an LLM probe's
-5 s timeout), with the last finished report rather than wait for it.
+A task refreshes the report every `interval_s` (5 s: each refresh asks every LLM server, which
+logs it); a request asks for one whose checks started at most `max_age_s` before it, and joins a
+refresh in flight that qualifies or starts one (at most two run at once). Its checks run on the
+health lane's own threads, so a busy service still answers; a check that hangs makes the request
+answer, after `wait_s` (longer than an LLM probe's 5 s timeout), with the last finished report
+rather than wait for it.
 """
 
 from __future__ import annotations
