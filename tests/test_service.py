@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import Service, start_service
 
@@ -137,3 +139,18 @@ def test_embedded_llm_keeps_no_per_token_logits_in_memory(http, service: Service
     status = Path(f"/proc/{pid}/status").read_text()
     peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
     assert peak_kb < 2_000_000, f"llama.cpp server peak memory {peak_kb / 1e6:.1f} GB"
+
+
+def test_the_services_port_variables_are_not_taken_by_the_embedded_llm_server(tmp_path: Path):
+    """llama-cpp-python's server reads PORT and HOST from the environment over its command line:
+    `PORT=8777 docassist serve` must be docassist on 8777, not the LLM server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    svc = start_service(tmp_path, PORT=str(port), HOST="127.0.0.1", MODEL="not-a-model")
+    try:
+        assert httpx.get(f"{svc.url}/health").json()["status"] == "ok"
+        with pytest.raises(httpx.ConnectError):  # nothing took the port the variable names
+            httpx.get(f"http://127.0.0.1:{port}/v1/models")
+    finally:
+        svc.stop()

@@ -70,6 +70,16 @@ _DIE_WITH_PARENT = (
 )
 
 
+def _child_env(api_key: str) -> dict[str, str]:
+    """The service's environment for the server, less every variable llama-cpp-python's server
+    would take as one of its own settings (it reads `PORT`, `HOST`, `MODEL`, … case-insensitively,
+    over its command line), plus the key it must ask for."""
+    from llama_cpp.server.settings import ModelSettings, ServerSettings
+
+    own = {name.upper() for cls in (ServerSettings, ModelSettings) for name in cls.model_fields}
+    return {k: v for k, v in os.environ.items() if k.upper() not in own} | {"API_KEY": api_key}
+
+
 def _kill_stale(pid_file: Path) -> int | None:
     """Kill a llama.cpp server an earlier docassist left running for this data directory."""
     try:
@@ -163,7 +173,7 @@ class LlamaServer:
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 stdin=asyncio.subprocess.DEVNULL,
-                env={**os.environ, "API_KEY": self.api_key},
+                env=_child_env(self.api_key),
             )
         self.pid_file.write_text(str(self._proc.pid))
         await self._wait_ready()
