@@ -8,6 +8,7 @@ import io
 import time
 import zipfile
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -303,9 +304,23 @@ def test_an_english_deck_has_english_labels_and_empty_slides_keep_their_numbers(
     )
 
 
-def test_ods_rows_keep_their_headers_and_odp_slides_their_notes():
-    from odf.draw import Frame, Page, TextBox
+def _text_frame(text: str, role: str | None = None, height: str = "10cm", y: str = "5cm") -> Any:
+    """An ODP frame holding one paragraph; `role` is its presentation class (title, notes)."""
+    from odf.draw import Frame, TextBox
     from odf.namespaces import PRESENTATIONNS
+    from odf.text import P
+
+    frame = Frame(width="20cm", height=height, x="1cm", y=y)
+    if role:
+        frame.setAttrNS(PRESENTATIONNS, "class", role)
+    box = TextBox()
+    box.addElement(P(text=text))
+    frame.addElement(box)
+    return frame
+
+
+def test_ods_rows_keep_their_headers_and_odp_slides_their_notes():
+    from odf.draw import Page
     from odf.opendocument import OpenDocumentPresentation, OpenDocumentSpreadsheet
     from odf.presentation import Notes
     from odf.style import MasterPage, PageLayout
@@ -336,24 +351,10 @@ def test_ods_rows_keep_their_headers_and_odp_slides_their_notes():
     master = MasterPage(name="M", pagelayoutname=layout)
     slides.masterstyles.addElement(master)
     page = Page(masterpagename=master)
-    title = Frame(width="20cm", height="3cm", x="1cm", y="1cm")
-    title.setAttrNS(PRESENTATIONNS, "class", "title")
-    title_box = TextBox()
-    title_box.addElement(P(text="Планы на год"))
-    title.addElement(title_box)
-    page.addElement(title)
-    body = Frame(width="20cm", height="10cm", x="1cm", y="5cm")
-    body_box = TextBox()
-    body_box.addElement(P(text="Открыть филиал в Твери."))
-    body.addElement(body_box)
-    page.addElement(body)
+    page.addElement(_text_frame("Планы на год", "title", height="3cm", y="1cm"))
+    page.addElement(_text_frame("Открыть филиал в Твери."))
     notes = Notes()
-    notes_frame = Frame(width="20cm", height="10cm", x="1cm", y="5cm")
-    notes_frame.setAttrNS(PRESENTATIONNS, "class", "notes")
-    notes_box = TextBox()
-    notes_box.addElement(P(text="Аренду согласовать до мая."))
-    notes_frame.addElement(notes_box)
-    notes.addElement(notes_frame)
+    notes.addElement(_text_frame("Аренду согласовать до мая.", "notes"))
     page.addElement(notes)
     slides.presentation.addElement(page)
     buf = io.BytesIO()
