@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import metrics as http_metrics
 
 from docassist.api.body_deadline import BodyDeadline
 from docassist.api.connections import configure as configure_connections
@@ -19,7 +21,8 @@ from docassist.api.disconnect import CancelOnDisconnect
 from docassist.api.errors import install_error_handlers
 from docassist.api.guard import RequestGuard
 from docassist.api.middleware import BrowserHeadersMiddleware, JsonBodyMiddleware, RequestLogMiddleware
-from docassist.api.routes import ask, documents, health, jobs, page, search, summaries
+from docassist.api.routes import ask, documents, health, jobs, metrics, page, search, summaries
+from docassist.pipelines import tracing
 from docassist.pipelines.assistant import Assistant
 from docassist.pipelines.keys import describe
 from docassist.pipelines.lifelines import watch_parent
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await runtime.stop()
+            tracing.shutdown()
 
     app = FastAPI(
         title="docassist",
@@ -74,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BrowserHeadersMiddleware)
     app.add_middleware(RequestLogMiddleware)
     install_error_handlers(app)
+    _instrument(app)
     for router in (
         health.router,
         documents.router,
@@ -81,8 +86,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summaries.router,
         ask.router,
         jobs.router,
+        metrics.router,
         page.router,
     ):
         app.include_router(router)
     page.mount(app)
     return app
+
+
+def _instrument(app: FastAPI) -> None:
+    """Requests and latency by route template and status for `/metrics` (outermost, so refusals
+    by the guard count too); with `OTEL_EXPORTER_OTLP_ENDPOINT`, a span per request."""
+    instrumentator = Instrumentator(should_group_status_codes=False, excluded_handlers=["/metrics"])
+    instrumentator.add(http_metrics.requests())
+    instrumentator.add(
+        http_metrics.latency(buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+    )
+    instrumentator.instrument(app)
+    if tracing.configure():
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="health,metrics")

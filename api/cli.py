@@ -57,6 +57,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     }
     if args.workers > 1:  # each worker process stops (and stops its children) when this supervisor dies
         os.environ["DOCASSIST_SUPERVISOR_PID"] = str(os.getpid())
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # every worker's figures in one scrape
+            from docassist.pipelines.metrics import prepare_multiprocess
+
+            prepare_multiprocess(settings.data_dir)
         uvicorn.run("docassist.api.app:create_app", factory=True, workers=args.workers, **options)
     else:
         from docassist.api.app import create_app

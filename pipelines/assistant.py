@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from docassist.pipelines import metrics
 from docassist.pipelines.admission import KeyLimit, Permit
 from docassist.pipelines.answers.events import AnswerDelta, AskComplete, AskError, AskSources
 from docassist.pipelines.answers.workflow import AnswerResult, AskInput, AskWorkflow, Mode
@@ -290,6 +291,19 @@ class Assistant:
             routing={"map": routing.map, "reduce": routing.reduce, "answer": routing.answer},
             endpoints={n: EndpointView.of(ep, internals) for n, ep in rt.endpoints.items()},
         )
+
+    async def metrics(self) -> tuple[bytes, str]:
+        """The Prometheus text of this process (of every worker, with `serve --workers N`) and the
+        deployment's jobs by state, and its content type. Read on the storage lane: it queries the
+        database."""
+        return await self._read(lambda: metrics.scrape(self.runtime.job_store.counts))
+
+    async def spaces(self, reach: frozenset[str] | None) -> list[str]:
+        """The spaces a caller can ask over: a limited key's own spaces; for a key for every space
+        (`None`), every space that holds a document."""
+        if reach is not None:
+            return sorted(reach)
+        return await self._read(self.runtime.registry.spaces)
 
 
 __all__ = ["CAPABILITIES", "Assistant", "DocumentView", "Ingested", "ModelConfig"]

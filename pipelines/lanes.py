@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+from docassist.pipelines import metrics
 from docassist.pipelines.errors import UploadQueueFull
 
 T = TypeVar("T")
@@ -50,11 +51,13 @@ class Lane:
         loop = asyncio.get_running_loop()
         future = self._executor.submit(functools.partial(fn, *args))
         self.admitted += 1  # until the call has ended or was dropped, not until its caller left
+        metrics.lane_load(self.name, self.admitted, self.workers)
         future.add_done_callback(lambda _: _soon(loop, self._release))
         return await asyncio.wrap_future(future)
 
     def _release(self) -> None:
         self.admitted -= 1
+        metrics.lane_load(self.name, self.admitted, self.workers)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

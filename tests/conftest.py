@@ -6,6 +6,7 @@ Tests talk HTTP to it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 
 from docassist.bench.service import Service, service_env, sse_events, start_service
 from docassist.evals import datasets
+from tests.otlp_receiver import OtlpReceiver
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # The committed sample of the evaluation data (tests/fixtures/evaldata/README.md), never
@@ -64,3 +66,55 @@ def small_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]
 def shttp(small_service: Service) -> Iterator[httpx.Client]:
     with small_service.client() as client:
         yield client
+
+
+INTEGRATIONS_ADMIN = "integrations-admin-key-0001"
+INTEGRATIONS_TEAM = "integrations-team-key-0002"
+BAIKAL = (
+    "Lake Baikal is the deepest lake on Earth, more than 1,600 metres deep. It lies in Siberia, "
+    "in Russia. The Angara is the only river that flows out of Lake Baikal; hundreds of rivers flow into it. "
+    "The lake freezes every winter, and its ice is so clear that you can see through it."
+)
+
+
+@dataclass
+class Integrations:
+    """A keyed service exporting traces to a local receiver, with one document in space `team`."""
+
+    service: Service
+    traces: OtlpReceiver
+    admin_key: str = INTEGRATIONS_ADMIN
+    team_key: str = INTEGRATIONS_TEAM
+    space: str = "team"
+    doc_id: str = ""
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_key}"}
+
+    @property
+    def team(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.team_key}"}
+
+
+@pytest.fixture(scope="session")
+def integrations(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Integrations]:
+    """`docassist serve` with a key for every space and a key for `team` only, exporting traces
+    over OTLP to a receiver the tests read: what /metrics, /mcp, /v1 and traces are tested on."""
+    traces = OtlpReceiver()
+    svc = start_service(
+        tmp_path_factory.mktemp("integrations"),
+        API_KEYS=f"{INTEGRATIONS_ADMIN}:*,{INTEGRATIONS_TEAM}:team",
+        OTEL_EXPORTER_OTLP_ENDPOINT=traces.url,
+        OTEL_BSP_SCHEDULE_DELAY="200",
+    )
+    try:
+        it = Integrations(svc, traces)
+        with svc.client(**it.admin) as client:
+            r = ingest(client, "team", "baikal.txt", BAIKAL.encode(), wait="true")
+            assert r.status_code == 200, r.text
+            it.doc_id = r.json()["doc_id"]
+        yield it
+    finally:
+        svc.stop()
+        traces.stop()

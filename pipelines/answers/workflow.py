@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from workflows import Context, Workflow, step
 from workflows.events import Event, StartEvent, StopEvent
 
+from docassist.pipelines import metrics
 from docassist.pipelines.answers.events import AnswerDelta, AskSources
 from docassist.pipelines.documents.language import detect_language, label
 from docassist.pipelines.llm.caller import Completion, LLMCaller
@@ -252,6 +253,7 @@ class AskWorkflow(Workflow):
                 if got == st.language or len(text) < 20:
                     break
                 event("[Language Check] Wrong language, retrying once", f"expected {st.language}, got {got}", level=30)
+                metrics.language_retry("answer")
         async with ctx.store.edit_state() as st:
             st.lap("answer")
         return AnswerResult(

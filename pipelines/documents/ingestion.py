@@ -24,6 +24,7 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.utils import get_tokenizer
 
+from docassist.pipelines import metrics
 from docassist.pipelines.documents.extract import extract_text, file_kind
 from docassist.pipelines.documents.language import detect_language
 from docassist.pipelines.documents.registry import DocumentRecord, Registry, text_sha256
@@ -155,6 +156,7 @@ class Ingestor:
                 self.discard(space_id, doc_id)
             raise
         t_end = time.perf_counter()
+        metrics.ingested(len(nodes), t_embed - t_chunk)
         event(
             "[INGEST] Indexed",
             f"doc_id={doc_id} space={space_id} file={record.filename!r} language={language.code}",

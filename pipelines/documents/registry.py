@@ -75,6 +75,14 @@ class Registry:
         with self.db.begin() as conn:
             return [DocumentRecord(*r) for r in conn.execute(query)]
 
+    def spaces(self) -> list[str]:
+        """The spaces that hold at least one ready document, sorted (one model each in `/v1/models`)."""
+        query = (
+            select(documents.c.space_id).where(documents.c.state == "ready").distinct().order_by(documents.c.space_id)
+        )
+        with self.db.begin() as conn:
+            return [row[0] for row in conn.execute(query)]
+
     def unfinished(self) -> list[DocumentRecord]:
         with self.db.begin() as conn:
             return [DocumentRecord(*r) for r in conn.execute(select(*_COLUMNS).where(documents.c.state != "ready"))]

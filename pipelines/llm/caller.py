@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from docassist.pipelines import metrics, tracing
 from docassist.pipelines.errors import ContextOverflow, LLMUnavailable
 from docassist.pipelines.llm.budget import Budget, Limits
 from docassist.pipelines.llm.endpoints import Endpoint
@@ -126,37 +127,54 @@ class LLMCaller:
         parts: list[str] = []
         finish: str | None = None
         usage: dict = {}
-        async with endpoint.limiter.slot():
-            self._log_request(endpoint, prompt, budget, purpose)
-            started = time.perf_counter()
-            with endpoint.inflight.track(purpose) as call:
-                try:
-                    async with asyncio.timeout(endpoint.settings.timeout_s):
-                        if chat:
-                            gen = await llm.astream_chat(prompt.as_messages(), **cap, **extra)
-                        else:
-                            stop = {"stop": prompt.stop} if prompt.stop else {}
-                            gen = await llm.astream_complete(prompt.as_text(), formatted=True, **cap, **stop, **extra)
-                        if prompt.primer and not chat:
-                            parts.append(prompt.primer)
-                            yield prompt.primer
-                        async for chunk in gen:
-                            call.progress()
-                            finish = _finish_reason(chunk.raw) or finish
-                            usage = _usage(chunk.raw) or usage
-                            if chunk.delta:
-                                delta = chunk.delta
-                                if len(parts) == 1 and prompt.primer and not chat:
-                                    delta = _separator(delta) + delta
-                                parts.append(delta)
-                                yield delta
-                except (asyncio.CancelledError, GeneratorExit):
-                    raise
-                except TimeoutError as exc:
-                    raise self._unavailable(endpoint, exc) from exc
-                except Exception as exc:
-                    raise self._classify(endpoint, exc) from exc
-            seconds = time.perf_counter() - started
+        span = tracing.start(
+            "llm.call",
+            **{
+                "llm.endpoint": endpoint.name,
+                "llm.kind": metrics.kind_of(purpose),
+                "llm.model": endpoint.settings.model,
+            },
+            **{"llm.prompt_tokens": budget.prompt_tokens, "llm.max_tokens": budget.max_tokens},
+        )
+        try:
+            async with endpoint.limiter.slot():
+                self._log_request(endpoint, prompt, budget, purpose)
+                started = time.perf_counter()
+                with endpoint.inflight.track(purpose) as call:
+                    try:
+                        async with asyncio.timeout(endpoint.settings.timeout_s):
+                            if chat:
+                                gen = await llm.astream_chat(prompt.as_messages(), **cap, **extra)
+                            else:
+                                stop = {"stop": prompt.stop} if prompt.stop else {}
+                                gen = await llm.astream_complete(
+                                    prompt.as_text(), formatted=True, **cap, **stop, **extra
+                                )
+                            if prompt.primer and not chat:
+                                parts.append(prompt.primer)
+                                yield prompt.primer
+                            async for chunk in gen:
+                                call.progress()
+                                finish = _finish_reason(chunk.raw) or finish
+                                usage = _usage(chunk.raw) or usage
+                                if chunk.delta:
+                                    delta = chunk.delta
+                                    if len(parts) == 1 and prompt.primer and not chat:
+                                        delta = _separator(delta) + delta
+                                    parts.append(delta)
+                                    yield delta
+                    except (asyncio.CancelledError, GeneratorExit):
+                        raise
+                    except TimeoutError as exc:
+                        raise self._unavailable(endpoint, exc) from exc
+                    except Exception as exc:
+                        raise self._classify(endpoint, exc) from exc
+                seconds = time.perf_counter() - started
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError | GeneratorExit):
+                metrics.llm_failed(endpoint.name, purpose)
+            tracing.finish(span, exc)
+            raise
         text = "".join(parts)
         generated = text[len(prompt.primer) :] if prompt.primer and not chat else text
         if not generated.strip() and endpoint.spec.reasoning and not room:
@@ -168,6 +186,7 @@ class LLMCaller:
                 finish_reason=finish,
                 level=30,
             )
+            tracing.finish(span, **{"llm.empty_reasoning": True})
             async for item in self._call(endpoint, prompt, purpose, max_output, room=True):
                 yield item
             return
@@ -182,6 +201,12 @@ class LLMCaller:
             budget=budget,
         )
         endpoint.throughput.observe(result.prompt_tokens, result.completion_tokens, seconds)
+        metrics.llm_call(endpoint.name, purpose, result.prompt_tokens, result.completion_tokens, seconds)
+        tracing.finish(
+            span,
+            **{"llm.prompt_tokens": result.prompt_tokens, "llm.completion_tokens": result.completion_tokens},
+            **{"llm.seconds": round(seconds, 3), "llm.finish_reason": result.finish_reason or ""},
+        )
         self._log_response(endpoint, result)
         yield result
 

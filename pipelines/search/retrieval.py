@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
+from docassist.pipelines import tracing
 from docassist.pipelines.errors import InvalidInput
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.logs import event
@@ -58,11 +59,13 @@ class Retriever:
                 limit_tokens=MAX_QUERY_TOKENS,
                 tokens=tokens,
             )
-        t0 = time.perf_counter()
-        dense = await self.lane.run(self.embed_model.get_query_embedding, q)
-        t1 = time.perf_counter()
-        hits = await self.lane.run(self.store.search, dense, q, space_id, top_k)
-        t2 = time.perf_counter()
+        with tracing.span("retrieval", **{"retrieval.top_k": top_k, "retrieval.query_tokens": tokens}) as span:
+            t0 = time.perf_counter()
+            dense = await self.lane.run(self.embed_model.get_query_embedding, q)
+            t1 = time.perf_counter()
+            hits = await self.lane.run(self.store.search, dense, q, space_id, top_k)
+            t2 = time.perf_counter()
+            span.set_attribute("retrieval.hits", len(hits))
         sources = [
             Source(
                 doc_id=h.node.ref_doc_id or "",

@@ -27,6 +27,7 @@ from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
 
+from docassist.pipelines import tracing
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.errors import NotFound, StoreUnavailable, shown
 from docassist.pipelines.llm.scheduling import background
@@ -178,7 +179,8 @@ class JobRunner:
     # ---------------------------------------------------------------- on the event loop
     async def _run(self, job_id: str) -> None:
         request_id_var.set(f"job-{job_id[:8]}")
-        job = await asyncio.to_thread(self.store.claim, job_id, self.owner, self.lease_s)
+        with tracing.span("job.claim", **{"job.id": job_id}):
+            job = await asyncio.to_thread(self.store.claim, job_id, self.owner, self.lease_s)
         if job is None:
             return  # done, failed, deleted, or another worker holds it
         record = await asyncio.to_thread(self.registry.get, job.space_id, job.doc_id)
@@ -195,38 +197,40 @@ class JobRunner:
             f"job_id={job_id} doc_id={job.doc_id} attempt {job.attempts} worker {self.owner}",
             job_id=job_id,
         )
-        run = asyncio.current_task()
-        heartbeat = asyncio.create_task(self._heartbeat(job_id, run))
-        progress = job.progress
-        try:
-            with background():
-                flight = await self.summaries.start(record, job.language, pinned=True)
-                async with self.summaries.following(flight, record) as events:
-                    async for ev in events:
-                        advanced = progress.advance(ev)
-                        changed, progress = advanced != progress, advanced
-                        if isinstance(ev, SummaryComplete):
-                            await self._record(job_id, status="done", progress=progress, lease_owner=None)
-                            event(
-                                "Background summary done",
-                                f"job_id={job_id} doc_id={job.doc_id} cached={ev.cached}",
-                                job_id=job_id,
-                            )
-                            return
-                        if isinstance(ev, SummaryError):
-                            await self._failed(job_id, ev)
-                            return
-                        if changed:
-                            await self._record(job_id, progress=progress)
-        except asyncio.CancelledError:
-            event(
-                "Background summary interrupted",
-                f"job_id={job_id}: resumed by the next worker to take it",
-                job_id=job_id,
-            )
-            raise
-        finally:
-            heartbeat.cancel()
+        with tracing.span("job.summarize", **{"job.id": job_id, "job.attempt": job.attempts}) as span:
+            run = asyncio.current_task()
+            heartbeat = asyncio.create_task(self._heartbeat(job_id, run))
+            progress = job.progress
+            try:
+                with background():
+                    flight = await self.summaries.start(record, job.language, pinned=True)
+                    async with self.summaries.following(flight, record) as events:
+                        async for ev in events:
+                            advanced = progress.advance(ev)
+                            span.add_event(type(ev).__name__)
+                            changed, progress = advanced != progress, advanced
+                            if isinstance(ev, SummaryComplete):
+                                await self._record(job_id, status="done", progress=progress, lease_owner=None)
+                                event(
+                                    "Background summary done",
+                                    f"job_id={job_id} doc_id={job.doc_id} cached={ev.cached}",
+                                    job_id=job_id,
+                                )
+                                return
+                            if isinstance(ev, SummaryError):
+                                await self._failed(job_id, ev)
+                                return
+                            if changed:
+                                await self._record(job_id, progress=progress)
+            except asyncio.CancelledError:
+                event(
+                    "Background summary interrupted",
+                    f"job_id={job_id}: resumed by the next worker to take it",
+                    job_id=job_id,
+                )
+                raise
+            finally:
+                heartbeat.cancel()
 
     async def _record(self, job_id: str, **changes: object) -> None:
         with contextlib.suppress(StoreUnavailable):  # the lease runs out; another worker finishes the job

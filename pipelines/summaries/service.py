@@ -16,6 +16,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator
 
+from docassist.pipelines import metrics
 from docassist.pipelines.documents.language import label
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.errors import Cancelled, DocassistError
@@ -131,6 +132,7 @@ class SummaryService:
                 return self._cached_flight(key, record, hit, looked_up)
         flight = Flight(key=key, space_id=record.space_id, doc_id=record.doc_id, language=lang, run=run, pinned=pinned)
         self.flights[key] = flight
+        metrics.summary_cache(hit=False)
         if run is not None:
             flight.outbox = asyncio.Queue()
             flight.publisher = asyncio.create_task(self._publish(flight), name=f"publish-{key[:8]}")
@@ -145,6 +147,7 @@ class SummaryService:
         return flight
 
     def _cached_flight(self, key: str, record: DocumentRecord, hit: CachedSummary, looked_up: float) -> Flight:
+        metrics.summary_cache(hit=True)
         flight = Flight(key=key, space_id=record.space_id, doc_id=record.doc_id, language=hit.language)
         lookup_ms = round((time.perf_counter() - looked_up) * 1000, 2)
         flight.emit(

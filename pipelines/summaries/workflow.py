@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 from workflows import Context, Workflow, step
 from workflows.events import Event, StartEvent, StopEvent
 
+from docassist.pipelines import metrics
 from docassist.pipelines.documents.language import detect_language
 from docassist.pipelines.errors import ContextOverflow, SummarizationStalled
 from docassist.pipelines.llm.caller import Completion, LLMCaller
@@ -396,6 +397,7 @@ class SummarizeWorkflow(Workflow):
                 break
             async with ctx.store.edit_state() as edited:
                 edited.stats.language_retry = True
+            metrics.language_retry("final")
             event(
                 "[Language Check] Wrong language, retrying once",
                 f"expected {st.language}, got {detected}",
