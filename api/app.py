@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as http_metrics
 
+from docassist.api import mcp_server
 from docassist.api.body_deadline import BodyDeadline
 from docassist.api.connections import configure as configure_connections
 from docassist.api.disconnect import CancelOnDisconnect
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_connections(settings.header_timeout_s)  # each worker of `serve --workers N` runs this
     runtime = Runtime(settings)
     assistant = Assistant(runtime)
+    mcp = mcp_server.build(assistant)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,7 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             watch_parent(int(supervisor), lambda: os.kill(os.getpid(), signal.SIGTERM))
         try:
             await runtime.start()
-            yield
+            async with mcp.session_manager.run():
+                yield
         finally:
             await runtime.stop()
             tracing.shutdown()
@@ -90,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         page.router,
     ):
         app.include_router(router)
+    app.router.routes.extend(mcp_server.routes(mcp))
     page.mount(app)
     return app
 
