@@ -22,7 +22,8 @@ from docassist.api.disconnect import CancelOnDisconnect
 from docassist.api.errors import install_error_handlers
 from docassist.api.guard import RequestGuard
 from docassist.api.middleware import BrowserHeadersMiddleware, JsonBodyMiddleware, RequestLogMiddleware
-from docassist.api.routes import ask, documents, health, jobs, metrics, page, search, summaries
+from docassist.api.openai_errors import OpenAIErrorShape
+from docassist.api.routes import ask, documents, health, jobs, metrics, openai_compat, page, search, summaries
 from docassist.pipelines import tracing
 from docassist.pipelines.assistant import Assistant
 from docassist.pipelines.keys import describe
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestGuard, keys=settings.api_keys, upload_limit_bytes=int(settings.max_upload_mb * 1024 * 1024)
     )
+    app.add_middleware(OpenAIErrorShape)
     app.add_middleware(BrowserHeadersMiddleware)
     app.add_middleware(RequestLogMiddleware)
     install_error_handlers(app)
@@ -90,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ask.router,
         jobs.router,
         metrics.router,
+        openai_compat.router,
         page.router,
     ):
         app.include_router(router)

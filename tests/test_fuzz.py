@@ -18,7 +18,7 @@ from schemathesis import checks
 
 from tests.conftest import start_service
 
-LLM_ROUTES = re.compile(r"^/(summarize|summarize-stream|ask|ask-stream)$")
+LLM_ROUTES = re.compile(r"^/(summarize|summarize-stream|ask|ask-stream|v1/chat/completions)$")
 CHECKS = [
     checks.not_a_server_error,
     checks.status_code_conformance,

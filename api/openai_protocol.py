@@ -1,0 +1,206 @@
+"""The OpenAI chat-completions wire format, as much of it as `/v1` speaks: pydantic models of the
+requests clients such as Open WebUI and the OpenAI SDK send, and of the answers they read.
+
+A model is a space: `space:<space_id>`. Fields clients send that docassist does not use
+(`temperature`, `max_tokens`, `tools`, …) are accepted and ignored, so any client works;
+`sources` in answers and chunks is docassist's extension."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from docassist.api.schemas import error_responses
+from docassist.pipelines.errors import InvalidInput, NotFound
+from docassist.pipelines.spaces import SPACE_PATTERN
+
+MODEL_PREFIX = "space:"
+_MODEL = re.compile("^" + re.escape(MODEL_PREFIX) + SPACE_PATTERN[1:])
+
+
+def model_id(space_id: str) -> str:
+    return MODEL_PREFIX + space_id
+
+
+def space_of(model: str) -> str:
+    """The space a model id names; 404 `model_not_found` (as OpenAI answers) for anything else."""
+    if not _MODEL.match(model):
+        raise NotFound(f"the model {model!r} does not exist: models are 'space:<space_id>' (GET /v1/models)")
+    return model[len(MODEL_PREFIX) :]
+
+
+# ---------------------------------------------------------------------- models
+class Model(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "docassist"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Model]
+
+
+# ---------------------------------------------------------------------- requests
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "\n".join(p.text for p in self.content if p.type == "text" and p.text)
+        return self.content or ""
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    model: str = Field(description="space:<space_id>, one of GET /v1/models")
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+    def question(self) -> str:
+        """The last user message: what is answered (earlier messages are not used yet)."""
+        for message in reversed(self.messages):
+            if message.role == "user" and message.text.strip():
+                return message.text
+        raise InvalidInput("messages holds no user message with text to answer")
+
+
+# ---------------------------------------------------------------------- answers
+class SourceRef(BaseModel):
+    """A passage the answer was written from (docassist's extension)."""
+
+    index: int
+    doc_id: str
+    filename: str
+    chunk: int
+    score: float
+    text: str
+
+
+class CompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def of(cls, prompt_tokens: int, completion_tokens: int) -> CompletionUsage:
+        return cls(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: Literal["stop"] = "stop"
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: CompletionUsage
+    sources: list[SourceRef]
+
+
+class Delta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: Delta
+    finish_reason: Literal["stop"] | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: CompletionUsage | None = None
+    sources: list[SourceRef] | None = None
+
+
+def completion_id() -> tuple[str, int]:
+    return "chatcmpl-" + uuid.uuid4().hex[:24], int(time.time())
+
+
+# ---------------------------------------------------------------------- errors
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorResponse(BaseModel):
+    """Every error under `/v1/`, as OpenAI's clients read one."""
+
+    error: OpenAIErrorBody
+
+
+def openai_error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`error_responses` with OpenAI's error body instead of docassist's envelope."""
+    return {code: {**doc, "model": OpenAIErrorResponse} for code, doc in error_responses(*codes).items()}
+
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    408: "timeout_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def openai_error(status: int, envelope: dict[str, Any]) -> dict[str, Any]:
+    """docassist's error envelope in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`."""
+    error = envelope.get("error", {}) if isinstance(envelope, dict) else {}
+    code = error.get("code", "error")
+    if status == 404 and "model" in str(error.get("message", "")):
+        code = "model_not_found"
+    elif status == 401:
+        code = "invalid_api_key"
+    return {
+        "error": {
+            "message": error.get("message", "error"),
+            "type": _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
+            "param": None,
+            "code": code,
+        }
+    }

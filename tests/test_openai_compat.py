@@ -1,0 +1,83 @@
+"""The OpenAI-compatible API, driven by the official `openai` SDK against a real keyed
+`docassist serve`: one model per space, a completion with its sources, a streamed completion
+after earlier messages with its usage chunk, and OpenAI's errors for a wrong key, another
+space's model and a model that is no space."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+from openai import OpenAI
+
+from tests.conftest import Integrations
+
+
+def client(it: Integrations, key: str) -> OpenAI:
+    return OpenAI(base_url=f"{it.service.url}/v1", api_key=key, timeout=300, max_retries=0)
+
+
+def test_models_are_the_spaces_a_key_reaches(integrations: Integrations):
+    it = integrations
+    assert [m.id for m in client(it, it.team_key).models.list()] == ["space:team"]
+    every = [m.id for m in client(it, it.admin_key).models.list()]
+    assert "space:team" in every and all(m.startswith("space:") for m in every)
+
+
+def test_a_completion_answers_over_the_space_with_its_sources(integrations: Integrations):
+    it = integrations
+    done = client(it, it.team_key).chat.completions.create(
+        model="space:team", messages=[{"role": "user", "content": "Which river flows out of Lake Baikal?"}]
+    )
+    assert done.object == "chat.completion" and done.model == "space:team"
+    content = done.choices[0].message.content
+    assert done.choices[0].finish_reason == "stop"
+    answer, sources = content.split("\n\nSources:\n")
+    assert answer.strip() and "baikal.txt [1" in sources
+    extra = done.model_extra["sources"]
+    assert (
+        extra[0]["doc_id"] == it.doc_id
+        and extra[0]["filename"] == "baikal.txt"
+        and "Angara" in " ".join(s["text"] for s in extra)
+    )
+    assert done.usage.prompt_tokens > 0 and done.usage.completion_tokens > 0
+    assert done.usage.total_tokens == done.usage.prompt_tokens + done.usage.completion_tokens
+
+
+def test_a_streamed_completion_after_earlier_messages(integrations: Integrations):
+    it = integrations
+    stream = client(it, it.team_key).chat.completions.create(
+        model="space:team",
+        messages=[
+            {"role": "system", "content": "Answer briefly."},
+            {"role": "user", "content": "Tell me about Lake Baikal."},
+            {"role": "assistant", "content": "It is a lake in Siberia."},
+            {"role": "user", "content": [{"type": "text", "text": "How deep is Lake Baikal?"}]},
+        ],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) >= 3  # streamed, not one block
+    assert "\n\nSources:\n- baikal.txt" in text and text.split("\n\nSources:\n")[0].strip()
+    finished = [c for c in chunks if c.choices and c.choices[0].finish_reason == "stop"]
+    assert len(finished) == 1 and finished[0].model_extra["sources"][0]["doc_id"] == it.doc_id
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
+
+
+def test_errors_are_openais(integrations: Integrations):
+    it = integrations
+    ask = [{"role": "user", "content": "Which river?"}]
+    with pytest.raises(openai.AuthenticationError) as wrong_key:
+        client(it, "not-a-key").chat.completions.create(model="space:team", messages=ask)
+    assert wrong_key.value.body["type"] == "authentication_error" and wrong_key.value.code == "invalid_api_key"
+    with pytest.raises(openai.PermissionDeniedError) as other:
+        client(it, it.team_key).chat.completions.create(model="space:ops", messages=ask)
+    assert "ops" in other.value.message and other.value.body["type"] == "permission_error"
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client(it, it.team_key).chat.completions.create(model="gpt-4o", messages=ask)
+    assert unknown.value.code == "model_not_found"
+    with pytest.raises(openai.UnprocessableEntityError) as empty:
+        client(it, it.team_key).chat.completions.create(model="space:team", messages=[])
+    assert empty.value.body["type"] == "invalid_request_error" and "messages" in empty.value.message
