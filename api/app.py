@@ -24,6 +24,7 @@ from docassist.api.guard import RequestGuard
 from docassist.api.middleware import BrowserHeadersMiddleware, JsonBodyMiddleware, RequestLogMiddleware
 from docassist.api.openai_errors import OpenAIErrorShape
 from docassist.api.routes import ask, documents, health, jobs, metrics, openai_compat, page, search, summaries
+from docassist.pipelines import metrics as service_metrics
 from docassist.pipelines import tracing
 from docassist.pipelines.assistant import Assistant
 from docassist.pipelines.keys import describe
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await runtime.stop()
             tracing.shutdown()
+            service_metrics.process_stopped()
 
     app = FastAPI(
         title="docassist",

@@ -150,6 +150,13 @@ def prepare_multiprocess(data_dir: Path) -> Path:
     return folder
 
 
+def process_stopped() -> None:
+    """A worker that stops takes its gauges with it (its counters stay in the sums); one killed
+    outright leaves its gauges until the next start empties the folder."""
+    if multiprocess_mode():
+        multiprocess.mark_process_dead(os.getpid())
+
+
 def multiprocess_mode() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from docassist.pipelines import metrics
 from tests.conftest import Integrations
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "docassist.json"
@@ -79,3 +82,40 @@ def test_every_metric_the_dashboard_plots_exists(integrations: Integrations):
     plotted = {name for e in exprs for name in re.findall(r"\b(docassist_\w+|http_\w+)", e)}
     missing = sorted(name for name in plotted if name not in samples)
     assert not missing, f"the dashboard plots metrics /metrics does not have: {missing}"
+
+
+def _python(code: str, env_dir: Path) -> str:
+    env = {"PATH": "/usr/bin:/bin", metrics.MULTIPROC_ENV: str(env_dir)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_with_several_workers_a_scrape_sums_every_workers_figures(tmp_path: Path, monkeypatch):
+    """What `serve --workers N` sets up (a Qdrant server, which these machines lack, is what it needs
+    to run for real): each worker process records into DATA_DIR/metrics, any one's scrape sums them."""
+    stale = tmp_path / "metrics" / "counter_12345.db"
+    stale.parent.mkdir()
+    stale.write_bytes(b"left by an earlier start")
+    monkeypatch.setenv(metrics.MULTIPROC_ENV, "")  # restored at the end: later services start without it
+    folder = metrics.prepare_multiprocess(tmp_path)
+    assert folder == tmp_path / "metrics" and not any(folder.iterdir())
+    worker = (
+        "from docassist.pipelines import metrics\n"
+        "metrics.llm_call('small', 'answer', 100, 20, 2.0)\n"
+        "metrics.lane_load('uploads', 3, 2)\n"
+    )
+    _python(worker, folder)
+    _python(worker + "metrics.process_stopped()\n", folder)  # this one stopped: its gauges go
+    text = _python(
+        "from docassist.pipelines import metrics\nprint(metrics.scrape(lambda: {'pending': 4})[0].decode())", folder
+    )
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples.setdefault(s.name, []).append((s.labels, s.value))
+    assert value(samples, "docassist_llm_calls_total", endpoint="small", kind="answer", outcome="ok") == 2
+    assert value(samples, "docassist_llm_prompt_tokens_total", endpoint="small") == 200
+    assert value(samples, "docassist_llm_call_seconds_count", endpoint="small") == 2
+    assert value(samples, "docassist_lane_calls", lane="uploads", state="queued") == 1  # the live worker's
+    assert value(samples, "docassist_jobs", state="pending") == 4 and value(samples, "docassist_job_queue_depth") == 4
