@@ -27,6 +27,8 @@ Module: what it measures — against what (same run)
   `docassist worker` and two; `/search` on one backend and two (shared PostgreSQL and Redis).
 - retrieval: `/search` and `/ask` retrieval time on a large space — the same query embedding
   and Qdrant query in-process, on a copy of the collection.
+- integrations: `/v1/chat/completions` wall time — `/ask` with the same question, alternating,
+  greedy; `GET /metrics` scrape time with many documents and job rows.
 
 Outputs: `bench/results/<date>.json` (everything, with the commit and each benchmark's
 seconds), `<date>.md` (the table) and `<date>-growth.png`. `--quick` runs every benchmark at

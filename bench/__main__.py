@@ -41,6 +41,7 @@ ORDER = (
     "load",
     "scaleout",
     "retrieval",
+    "integrations",
 )
 DEFAULT_OUT = Path(__file__).parent / "results"
 

@@ -59,6 +59,9 @@ class Sizes:
     scaleout_search_docs: int  # documents each of the two backends holds for /search
     scaleout_search_clients: int
     scaleout_search_seconds: int
+    integrations_repeats: int  # /v1/chat/completions against /ask pairs
+    metrics_documents: int  # documents in the service while /metrics is scraped
+    metrics_jobs: int  # finished job rows beside them
     service_env: tuple[tuple[str, str], ...] = ()
 
 
@@ -91,6 +94,9 @@ QUICK = Sizes(
     scaleout_search_docs=4,
     scaleout_search_clients=4,
     scaleout_search_seconds=4,
+    integrations_repeats=2,
+    metrics_documents=30,
+    metrics_jobs=50,
     service_env=(("LLM_MAX_TOKENS", "96"),),
 )
 
@@ -123,6 +129,9 @@ FULL = Sizes(
     scaleout_search_docs=30,
     scaleout_search_clients=8,
     scaleout_search_seconds=20,
+    integrations_repeats=5,
+    metrics_documents=1000,
+    metrics_jobs=300,
 )
 
 
