@@ -115,6 +115,8 @@ def test_every_route_refuses_a_key_of_another_space_without_telling_what_exists(
                     body.pop("doc_id")
                 if path.startswith("/summarize"):
                     body.pop("q")
+                if path == "/v1/chat/completions":  # the model names the space
+                    body = {"model": "space:space_b", "messages": [{"role": "user", "content": "Документ"}]}
             files = {"file": ("x.txt", b"text")} if path == "/ingest" else None
             data = {"space_id": "space_b"} if path == "/ingest" else None
             r = httpx.request(
@@ -128,6 +130,9 @@ def test_every_route_refuses_a_key_of_another_space_without_telling_what_exists(
                 timeout=60,
             )
             covered.add((method, path))
+            if path == "/v1/models":  # the key's own spaces, and nothing of the others
+                assert r.status_code == 200 and "space_b" not in r.text, r.text
+                continue
             if path in ("/health", "/model-config", "/openapi.json", "/", "/docs") or path.startswith(
                 ("/ui", "/static")
             ):
@@ -136,6 +141,7 @@ def test_every_route_refuses_a_key_of_another_space_without_telling_what_exists(
             assert b_doc["doc_id"] not in r.text or r.status_code == 403, f"{path} revealed B's document"
     assert ("get", "/jobs/{job_id}") in covered and ("post", "/jobs/{job_id}/retry") in covered
     assert ("delete", "/documents/{doc_id}") in covered and ("post", "/summarize-stream") in covered
+    assert ("post", "/v1/chat/completions") in covered and ("get", "/metrics") in covered
     unknown = httpx.get(f"{tenants.url}/jobs/{'0' * 32}", headers=A)
     of_b = httpx.get(f"{tenants.url}/jobs/{job_b}", headers=A)
     assert unknown.status_code == of_b.status_code == 404, "a job of another space looks like no job at all"
