@@ -1,11 +1,12 @@
 """OpenTelemetry: a real `docassist serve` with `OTEL_EXPORTER_OTLP_ENDPOINT` sends its spans over
 OTLP/HTTP to a local receiver; one `/ask` is one trace holding the HTTP request, the retrieval
-and the LLM call with its endpoint, kind and token counts. Without the variable (every other
-service of the suite) nothing is exported."""
+and the LLM call with its endpoint, kind and token counts; a background summary is a trace of
+its claim and run with the run's LLM calls. Without the variable (every other service of the
+suite) nothing is exported."""
 
 from __future__ import annotations
 
-from tests.conftest import Integrations
+from tests.conftest import Integrations, ingest
 
 
 def test_one_ask_is_one_trace_with_its_retrieval_and_llm_spans(integrations: Integrations):
@@ -38,3 +39,35 @@ def test_one_ask_is_one_trace_with_its_retrieval_and_llm_spans(integrations: Int
     assert llm.attributes["llm.prompt_tokens"] > 0 and llm.attributes["llm.completion_tokens"] > 0
     ids = {s.span_id for s in trace}
     assert all(s.parent_id in ids for s in trace if s is not root), "every span of the trace hangs under the request"
+
+
+def test_a_background_summary_is_a_trace_of_its_steps(integrations: Integrations):
+    it = integrations
+    text = b"The Angara flows north from Lake Baikal to the Yenisei. Irkutsk stands on its banks, near the lake."
+    with it.service.client(**it.team) as client:
+        r = ingest(client, "team", "angara.txt", text, generate_summary="true", wait="true")
+        assert r.status_code == 200 and r.json()["job_id"], r.text
+        job_id = r.json()["job_id"]
+
+    def summarized(spans) -> bool:
+        jobs = [s for s in spans if s.name == "job" and s.attributes.get("job.id") == job_id]
+        return any("llm.call" in {s.name for s in spans if s.trace_id == j.trace_id} for j in jobs)
+
+    spans = it.traces.wait_for(summarized, timeout=120)
+    assert summarized(spans), sorted({s.name for s in spans})
+    root = next(s for s in spans if s.name == "job" and s.attributes.get("job.id") == job_id)
+    trace = {s.span_id: s for s in spans if s.trace_id == root.trace_id}
+    claim = next(s for s in trace.values() if s.name == "job.claim")
+    run = next(s for s in trace.values() if s.name == "job.summarize")
+    assert claim.parent_id == run.parent_id == root.span_id and not root.parent_id
+    calls = [s for s in trace.values() if s.name == "llm.call"]
+    assert {c.attributes["llm.kind"] for c in calls} <= {"map", "reduce", "final"} and calls
+
+    def under(span, ancestor) -> bool:
+        while span.parent_id in trace:
+            span = trace[span.parent_id]
+            if span is ancestor:
+                return True
+        return False
+
+    assert all(under(c, run) for c in calls), "the summary's LLM calls hang under the job's run"

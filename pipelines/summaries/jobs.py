@@ -178,7 +178,12 @@ class JobRunner:
 
     # ---------------------------------------------------------------- on the event loop
     async def _run(self, job_id: str) -> None:
+        """One attempt at a job: a trace of its own (`job`), its claim and its summary run under it."""
         request_id_var.set(f"job-{job_id[:8]}")
+        with tracing.span("job", **{"job.id": job_id}):
+            await self._attempt(job_id)
+
+    async def _attempt(self, job_id: str) -> None:
         with tracing.span("job.claim", **{"job.id": job_id}):
             job = await asyncio.to_thread(self.store.claim, job_id, self.owner, self.lease_s)
         if job is None:
