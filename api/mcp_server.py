@@ -11,6 +11,7 @@ nothing below it; results are text with their sources.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Literal, TypeVar
 
@@ -40,7 +41,7 @@ INSTRUCTIONS = (
 
 def build(assistant: Assistant) -> MCPServer:
     keys = assistant.settings.api_keys
-    server = MCPServer("docassist", instructions=INSTRUCTIONS, version="0.1.0")
+    server = _quietly(lambda: MCPServer("docassist", instructions=INSTRUCTIONS, version="0.1.0"))
 
     def access(ctx: Context) -> Access:
         """What the key of this tool call reaches, read as `RequestGuard` read it."""
@@ -112,6 +113,19 @@ def build(assistant: Assistant) -> MCPServer:
         return await guarded(ctx, space_id, run)
 
     return server
+
+
+def _quietly(make: Callable[[], T]) -> T:
+    """`MCPServer()` calls `logging.basicConfig`, which puts a handler at INFO on the root logger:
+    every library's records (each httpx request, alembic) would reach the service's output
+    unescaped, beside docassist's own log (`pipelines/logs.py`). The root logger is put back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        return make()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def routes(server: MCPServer) -> list[BaseRoute]:

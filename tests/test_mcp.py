@@ -57,6 +57,8 @@ def test_the_tools_search_list_ask_and_summarize_a_space(integrations: Integrati
     body, sources = text(answer).split("\n\nSources:\n")
     assert body.strip() and "[1] baikal.txt" in sources
     assert not summary.is_error and len(text(summary)) > 20
+    log = it.service.log()  # the SDK's logging set-up does not let other libraries' records into the service's log
+    assert "StreamableHTTP" not in log and "HTTP Request:" not in log
 
 
 def test_keys_and_scopes_are_the_same_as_over_http(integrations: Integrations):
