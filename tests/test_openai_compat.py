@@ -81,3 +81,18 @@ def test_errors_are_openais(integrations: Integrations):
     with pytest.raises(openai.UnprocessableEntityError) as empty:
         client(it, it.team_key).chat.completions.create(model="space:team", messages=[])
     assert empty.value.body["type"] == "invalid_request_error" and "messages" in empty.value.message
+
+
+def test_past_the_keys_answers_in_flight_it_is_openais_rate_limit_error(integrations: Integrations):
+    it = integrations
+    ask = [{"role": "user", "content": "Describe Lake Baikal in detail."}]
+    openai_client = client(it, it.admin_key)  # a key no other test asks with: its places are this test's own
+    held = [openai_client.chat.completions.create(model="space:team", messages=ask, stream=True) for _ in range(2)]
+    try:  # ANSWERS_PER_KEY (2) answers in flight: the third is refused at once
+        with pytest.raises(openai.RateLimitError) as refused:
+            openai_client.chat.completions.create(model="space:team", messages=ask)
+        assert refused.value.body["type"] == "rate_limit_error" and "ANSWERS_PER_KEY" in refused.value.message
+        assert refused.value.response.headers["retry-after"].isdigit()
+    finally:
+        for stream in held:
+            stream.close()
