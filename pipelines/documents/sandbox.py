@@ -32,11 +32,15 @@ from docassist.pipelines.errors import MarkupTooLarge, UnreadableDocument
 from docassist.pipelines.lifelines import watch_parent
 from docassist.pipelines.logs import event
 
+WORKER_NICE = 10
+
 
 def _start_worker(megabytes: int, parent: int) -> None:
-    """In each worker, first: the memory cap, and an exit the moment `parent` (the service) is gone."""
+    """In each worker, first: the memory cap, a lower CPU priority than the service's (reading a
+    file yields the cores to searches and answers), and an exit the moment `parent` is gone."""
     limit = megabytes * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    os.nice(WORKER_NICE)
     watch_parent(parent)
 
 
