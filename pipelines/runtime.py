@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 from typing import Literal
@@ -94,7 +95,7 @@ class Runtime:
                 self.store,
                 self.registry,
                 self.embed_model,
-                int(s.max_upload_mb * 1024 * 1024),
+                s.max_upload_bytes,
                 self.sandbox.extract,
                 s.max_document_chunks,
             )
@@ -144,7 +145,11 @@ class Runtime:
         if searching:
             lost = await self.uploads.start()
             if lost:
-                event("[INGEST] Uploads lost", f"{lost} upload job(s) of a stopped process marked failed", level=30)
+                event(
+                    "[INGEST] Uploads lost",
+                    f"{lost} upload job(s) of a stopped process marked failed",
+                    level=logging.WARNING,
+                )
             await self.health_monitor.start()
         eps = self.endpoints.values()
         event(
@@ -226,7 +231,7 @@ def ingestion_only(settings: Settings) -> Iterator[Ingestor]:
             store,
             Registry(db),
             embed,
-            int(settings.max_upload_mb * 1024 * 1024),
+            settings.max_upload_bytes,
             lambda f, d: extract_text(f, d, limits),
             settings.max_document_chunks,
         )

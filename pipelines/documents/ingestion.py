@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import threading
 import time
 import uuid
@@ -56,7 +57,7 @@ def _unheard(_stage: UploadStage, _done: int, _total: int) -> None:
 
 def _stop_if(abandoned: Callable[[], bool]) -> None:
     if abandoned():
-        event("[INGEST] Stopped", "its client left or its document was deleted: nothing stored", level=30)
+        event("[INGEST] Stopped", "its client left or its document was deleted: nothing stored", level=logging.WARNING)
         raise Cancelled("the upload was stopped (its client left, or its document was deleted); nothing was stored")
 
 
@@ -257,7 +258,7 @@ class Ingestor:
             try:
                 self.discard(record.space_id, record.doc_id)
             except Exception as exc:
-                event("[INGEST] Roll-back postponed", f"doc_id={record.doc_id}: {exc}", level=30)
+                event("[INGEST] Roll-back postponed", f"doc_id={record.doc_id}: {exc}", level=logging.WARNING)
                 continue
             done += 1
             event("[INGEST] Rolled back unfinished ingest", f"doc_id={record.doc_id} space={record.space_id}")
