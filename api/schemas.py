@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from docassist.pipelines.documents.language import SUPPORTED_LANGUAGES
 from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS
 from docassist.pipelines.spaces import SPACE_PATTERN
+from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries.events import Usage
 
 SpaceId = Field(default="default", pattern=SPACE_PATTERN, description="1–64 of [A-Za-z0-9_-]")
@@ -194,7 +195,39 @@ class DeleteResponse(BaseModel):
     deleted: bool
 
 
+class UploadProgressOut(BaseModel):
+    stage: Literal["queued", "reading", "ocr", "chunking", "embedding", "writing", "done"]
+    done: int = Field(description="pages OCR'd or chunks embedded so far, in stages that count")
+    total: int
+    eta_s: float | None = None
+
+
+class UploadResult(BaseModel):
+    language: str
+    chunks: int
+    tokens: int
+    duplicate: bool
+
+
+class UploadJobResponse(BaseModel):
+    """An upload that runs on as a job (202 from `/ingest`; `GET /jobs/{job_id}`)."""
+
+    kind: Literal["upload"] = "upload"
+    job_id: str
+    doc_id: str
+    space_id: str
+    filename: str
+    status: Literal["pending", "running", "done", "failed", "cancelled"]
+    progress: UploadProgressOut
+    result: UploadResult | None = Field(description="the indexed document, once `done`")
+    error: dict[str, Any] | None
+    summary_job_id: str | None = Field(description="the summary job `generate_summary` asked for, once `done`")
+    created_at: float
+    updated_at: float
+
+
 class JobResponse(BaseModel):
+    kind: Literal["summary"] = "summary"
     job_id: str
     doc_id: str
     space_id: str
@@ -262,3 +295,20 @@ class SummarizeResponse(BaseModel):
     strategy: Literal["direct", "tree"]
     timing: dict[str, Any]
     usage: Usage
+
+
+def stream_schema(events: dict[str, type[StreamEvent]], description: str) -> dict:
+    """The OpenAPI response of a `text/event-stream` route: one schema per event name."""
+    return {
+        "description": description,
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "oneOf": [
+                        {"title": name, **cls.model_json_schema(ref_template="#/components/schemas/{model}")}
+                        for name, cls in events.items()
+                    ]
+                }
+            }
+        },
+    }

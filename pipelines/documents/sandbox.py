@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import logging
 import multiprocessing
 import os
 import queue
@@ -32,11 +33,15 @@ from docassist.pipelines.errors import MarkupTooLarge, UnreadableDocument
 from docassist.pipelines.lifelines import watch_parent
 from docassist.pipelines.logs import event
 
+WORKER_NICE = 10
+
 
 def _start_worker(megabytes: int, parent: int) -> None:
-    """In each worker, first: the memory cap, and an exit the moment `parent` (the service) is gone."""
+    """In each worker, first: the memory cap, a lower CPU priority than the service's (reading a
+    file yields the cores to searches and answers), and an exit the moment `parent` is gone."""
     limit = megabytes * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    os.nice(WORKER_NICE)
     watch_parent(parent)
 
 
@@ -92,7 +97,11 @@ class ExtractionSandbox:
         if pid_file is not None:
             killed = kill_strays(pid_file)
             if killed:
-                event("[INGEST] Killed extraction workers left by an earlier process", f"pids={killed}", level=30)
+                event(
+                    "[INGEST] Killed extraction workers left by an earlier process",
+                    f"pids={killed}",
+                    level=logging.WARNING,
+                )
         self._free: queue.Queue[concurrent.futures.ProcessPoolExecutor] = queue.Queue()
         for _ in range(workers):
             self._free.put(self._new_pool())
@@ -166,7 +175,7 @@ class ExtractionSandbox:
         broken.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             self._pools.discard(broken)
-        event("[INGEST] Extraction worker replaced", why, level=30)
+        event("[INGEST] Extraction worker replaced", why, level=logging.WARNING)
         return self._new_pool()
 
     def close(self) -> None:

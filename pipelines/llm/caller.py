@@ -13,6 +13,7 @@ the window leaves and low reasoning effort; reasoning text is never part of a re
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -184,7 +185,7 @@ class LLMCaller:
                 endpoint=endpoint.name,
                 max_tokens=budget.max_tokens,
                 finish_reason=finish,
-                level=30,
+                level=logging.WARNING,
             )
             tracing.finish(span, **{"llm.empty_reasoning": True})
             async for item in self._call(endpoint, prompt, purpose, max_output, room=True):
@@ -251,7 +252,7 @@ class LLMCaller:
         event(
             f"[LLM] '{endpoint.name}' {reason}",
             f"{endpoint.provider} at {endpoint.base_url}: {type(exc).__name__}: {exc}",
-            level=30,
+            level=logging.WARNING,
             endpoint=endpoint.name,
         )
         return LLMUnavailable(f"LLM endpoint '{endpoint.name}' ({endpoint.provider}) {reason}", endpoint=endpoint.name)
@@ -282,7 +283,7 @@ class LLMCaller:
                 f"skipping {endpoint.base_url} for now",
                 endpoint=endpoint.name,
                 to=fb.name,
-                level=30,
+                level=logging.WARNING,
             )
             return fb
         return endpoint
@@ -297,7 +298,7 @@ class LLMCaller:
             exc.message,
             endpoint=endpoint.name,
             to=fb.name,
-            level=30,
+            level=logging.WARNING,
         )
         return fb
 
