@@ -356,7 +356,14 @@ class Assistant:
         """The Prometheus text of this process (of every worker, with `serve --workers N`) and the
         deployment's jobs by state, and its content type. Read on the storage lane: it queries the
         database."""
-        return await self._read(lambda: metrics.scrape(self.runtime.job_store.counts))
+        rt = self.runtime
+
+        def counts() -> metrics.JobCounts:
+            runner = getattr(rt, "uploads", None)  # the serving role's, once started
+            uploads = runner.store.counts() if runner is not None else {}
+            return metrics.JobCounts(summaries=rt.job_store.counts(), uploads=uploads)
+
+        return await self._read(lambda: metrics.scrape(counts))
 
     async def spaces(self, reach: frozenset[str] | None) -> list[str]:
         """The spaces a caller can ask over: a limited key's own spaces; for a key for every space

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import (
@@ -35,6 +36,7 @@ from prometheus_client.registry import Collector
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 KINDS = frozenset({"map", "reduce", "focus", "final", "answer"})
 JOB_STATES = ("pending", "running", "done", "failed")
+UPLOAD_STATES = ("pending", "running", "done", "failed", "cancelled")
 
 LLM_CALLS = Counter(
     "docassist_llm_calls",
@@ -124,20 +126,34 @@ def lane_load(lane: str, admitted: int, workers: int) -> None:
     LANE_CALLS.labels(lane, "queued").set(max(0, admitted - workers))
 
 
-class _Jobs(Collector):
-    """Background summary jobs by state, read when scraped (the database is shared by every process)."""
+@dataclass(frozen=True)
+class JobCounts:
+    """Jobs by status, every space together, as the database holds them when scraped."""
 
-    def __init__(self, counts: Mapping[str, int]) -> None:
+    summaries: Mapping[str, int]
+    uploads: Mapping[str, int]
+
+
+class _Jobs(Collector):
+    """Background jobs by state, read when scraped (the database is shared by every process)."""
+
+    def __init__(self, counts: JobCounts) -> None:
         self.counts = counts
 
     def collect(self):  # type: ignore[override]
         family = GaugeMetricFamily("docassist_jobs", "background summary jobs by state", labels=["state"])
         for state in JOB_STATES:
-            family.add_metric([state], self.counts.get(state, 0))
+            family.add_metric([state], self.counts.summaries.get(state, 0))
         yield family
         queued = GaugeMetricFamily("docassist_job_queue_depth", "background summary jobs waiting for a worker")
-        queued.add_metric([], self.counts.get("pending", 0))
+        queued.add_metric([], self.counts.summaries.get("pending", 0))
         yield queued
+        uploads = GaugeMetricFamily(
+            "docassist_upload_jobs", "upload jobs (uploads answered with 202) by state", labels=["state"]
+        )
+        for state in UPLOAD_STATES:
+            uploads.add_metric([state], self.counts.uploads.get(state, 0))
+        yield uploads
 
 
 def prepare_multiprocess(data_dir: Path) -> Path:
@@ -161,7 +177,7 @@ def multiprocess_mode() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
 
-def scrape(job_counts: Callable[[], Mapping[str, int]] | None = None) -> tuple[bytes, str]:
+def scrape(job_counts: Callable[[], JobCounts] | None = None) -> tuple[bytes, str]:
     """The Prometheus text of this process (of every worker, in multiprocess mode), with jobs by state."""
     if multiprocess_mode():
         registry = CollectorRegistry()

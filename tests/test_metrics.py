@@ -63,6 +63,8 @@ def test_requests_ingest_lanes_and_jobs_are_counted_without_ids(integrations: In
     for state in ("pending", "running", "done", "failed"):
         assert f'"state": "{state}"' in text  # every state is reported, zero or not
     assert "docassist_job_queue_depth" in samples
+    for state in ("pending", "running", "done", "failed", "cancelled"):
+        assert ("state", state) in {kv for labels, _ in samples["docassist_upload_jobs"] for kv in labels.items()}
     assert value(samples, "docassist_lane_calls", lane="uploads", state="queued") == 0
 
 
@@ -108,7 +110,10 @@ def test_with_several_workers_a_scrape_sums_every_workers_figures(tmp_path: Path
     _python(worker, folder)
     _python(worker + "metrics.process_stopped()\n", folder)  # this one stopped: its gauges go
     text = _python(
-        "from docassist.pipelines import metrics\nprint(metrics.scrape(lambda: {'pending': 4})[0].decode())", folder
+        "from docassist.pipelines import metrics\n"
+        "counts = metrics.JobCounts(summaries={'pending': 4}, uploads={'running': 1})\n"
+        "print(metrics.scrape(lambda: counts)[0].decode())",
+        folder,
     )
     samples = {}
     for family in text_string_to_metric_families(text):
@@ -119,3 +124,4 @@ def test_with_several_workers_a_scrape_sums_every_workers_figures(tmp_path: Path
     assert value(samples, "docassist_llm_call_seconds_count", endpoint="small") == 2
     assert value(samples, "docassist_lane_calls", lane="uploads", state="queued") == 1  # the live worker's
     assert value(samples, "docassist_jobs", state="pending") == 4 and value(samples, "docassist_job_queue_depth") == 4
+    assert value(samples, "docassist_upload_jobs", state="running") == 1
