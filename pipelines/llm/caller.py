@@ -105,12 +105,40 @@ class LLMCaller:
         self, endpoint: Endpoint, prompt: Prompt, purpose: str, max_output: int | None, buffered: bool
     ) -> AsyncIterator[str | Completion]:
         if not buffered:
-            async for item in self._call(endpoint, prompt, purpose, max_output):
+            async for item in self._observed(endpoint, prompt, purpose, max_output):
                 yield item
             return
-        items = [item async for item in self._call(endpoint, prompt, purpose, max_output)]
+        items = [item async for item in self._observed(endpoint, prompt, purpose, max_output)]
         for item in items:
             yield item
+
+    async def _observed(
+        self, endpoint: Endpoint, prompt: Prompt, purpose: str, max_output: int | None
+    ) -> AsyncIterator[str | Completion]:
+        """`_call` as metrics and traces see it: one `llm.call` span from the wait for a slot to the
+        last token — not made current, since whoever consumes this generator would run inside it
+        between yields — and the call's figures once it ends."""
+        kind = metrics.kind_of(purpose)
+        span = tracing.start(
+            "llm.call", **{"llm.endpoint": endpoint.name, "llm.kind": kind, "llm.model": endpoint.settings.model}
+        )
+        ended = False
+        try:
+            async for item in self._call(endpoint, prompt, purpose, max_output):
+                if isinstance(item, Completion):
+                    metrics.llm_call(endpoint.name, purpose, item.prompt_tokens, item.completion_tokens, item.seconds)
+                    tracing.finish(span, **_span_figures(item))
+                    ended = True
+                yield item
+        except (asyncio.CancelledError, GeneratorExit):
+            if not ended:
+                tracing.finish(span, **{"llm.cancelled": True})
+            raise
+        except BaseException as exc:
+            metrics.llm_failed(endpoint.name, purpose)
+            if not ended:
+                tracing.finish(span, exc)
+            raise
 
     async def _call(
         self, endpoint: Endpoint, prompt: Prompt, purpose: str, max_output: int | None, room: bool = False
@@ -128,54 +156,37 @@ class LLMCaller:
         parts: list[str] = []
         finish: str | None = None
         usage: dict = {}
-        span = tracing.start(
-            "llm.call",
-            **{
-                "llm.endpoint": endpoint.name,
-                "llm.kind": metrics.kind_of(purpose),
-                "llm.model": endpoint.settings.model,
-            },
-            **{"llm.prompt_tokens": budget.prompt_tokens, "llm.max_tokens": budget.max_tokens},
-        )
-        try:
-            async with endpoint.limiter.slot():
-                self._log_request(endpoint, prompt, budget, purpose)
-                started = time.perf_counter()
-                with endpoint.inflight.track(purpose) as call:
-                    try:
-                        async with asyncio.timeout(endpoint.settings.timeout_s):
-                            if chat:
-                                gen = await llm.astream_chat(prompt.as_messages(), **cap, **extra)
-                            else:
-                                stop = {"stop": prompt.stop} if prompt.stop else {}
-                                gen = await llm.astream_complete(
-                                    prompt.as_text(), formatted=True, **cap, **stop, **extra
-                                )
-                            if prompt.primer and not chat:
-                                parts.append(prompt.primer)
-                                yield prompt.primer
-                            async for chunk in gen:
-                                call.progress()
-                                finish = _finish_reason(chunk.raw) or finish
-                                usage = _usage(chunk.raw) or usage
-                                if chunk.delta:
-                                    delta = chunk.delta
-                                    if len(parts) == 1 and prompt.primer and not chat:
-                                        delta = _separator(delta) + delta
-                                    parts.append(delta)
-                                    yield delta
-                    except (asyncio.CancelledError, GeneratorExit):
-                        raise
-                    except TimeoutError as exc:
-                        raise self._unavailable(endpoint, exc) from exc
-                    except Exception as exc:
-                        raise self._classify(endpoint, exc) from exc
-                seconds = time.perf_counter() - started
-        except BaseException as exc:
-            if not isinstance(exc, asyncio.CancelledError | GeneratorExit):
-                metrics.llm_failed(endpoint.name, purpose)
-            tracing.finish(span, exc)
-            raise
+        async with endpoint.limiter.slot():
+            self._log_request(endpoint, prompt, budget, purpose)
+            started = time.perf_counter()
+            with endpoint.inflight.track(purpose) as call:
+                try:
+                    async with asyncio.timeout(endpoint.settings.timeout_s):
+                        if chat:
+                            gen = await llm.astream_chat(prompt.as_messages(), **cap, **extra)
+                        else:
+                            stop = {"stop": prompt.stop} if prompt.stop else {}
+                            gen = await llm.astream_complete(prompt.as_text(), formatted=True, **cap, **stop, **extra)
+                        if prompt.primer and not chat:
+                            parts.append(prompt.primer)
+                            yield prompt.primer
+                        async for chunk in gen:
+                            call.progress()
+                            finish = _finish_reason(chunk.raw) or finish
+                            usage = _usage(chunk.raw) or usage
+                            if chunk.delta:
+                                delta = chunk.delta
+                                if len(parts) == 1 and prompt.primer and not chat:
+                                    delta = _separator(delta) + delta
+                                parts.append(delta)
+                                yield delta
+                except (asyncio.CancelledError, GeneratorExit):
+                    raise
+                except TimeoutError as exc:
+                    raise self._unavailable(endpoint, exc) from exc
+                except Exception as exc:
+                    raise self._classify(endpoint, exc) from exc
+            seconds = time.perf_counter() - started
         text = "".join(parts)
         generated = text[len(prompt.primer) :] if prompt.primer and not chat else text
         if not generated.strip() and endpoint.spec.reasoning and not room:
@@ -187,7 +198,6 @@ class LLMCaller:
                 finish_reason=finish,
                 level=logging.WARNING,
             )
-            tracing.finish(span, **{"llm.empty_reasoning": True})
             async for item in self._call(endpoint, prompt, purpose, max_output, room=True):
                 yield item
             return
@@ -202,12 +212,6 @@ class LLMCaller:
             budget=budget,
         )
         endpoint.throughput.observe(result.prompt_tokens, result.completion_tokens, seconds)
-        metrics.llm_call(endpoint.name, purpose, result.prompt_tokens, result.completion_tokens, seconds)
-        tracing.finish(
-            span,
-            **{"llm.prompt_tokens": result.prompt_tokens, "llm.completion_tokens": result.completion_tokens},
-            **{"llm.seconds": round(seconds, 3), "llm.finish_reason": result.finish_reason or ""},
-        )
         self._log_response(endpoint, result)
         yield result
 
@@ -301,6 +305,18 @@ class LLMCaller:
             level=logging.WARNING,
         )
         return fb
+
+
+def _span_figures(result: Completion) -> dict[str, str | int | float]:
+    figures: dict[str, str | int | float] = {
+        "llm.prompt_tokens": result.prompt_tokens,
+        "llm.completion_tokens": result.completion_tokens,
+        "llm.seconds": round(result.seconds, 3),
+        "llm.finish_reason": result.finish_reason or "",
+    }
+    if result.budget is not None:
+        figures["llm.max_tokens"] = result.budget.max_tokens
+    return figures
 
 
 def _both_down(first: LLMUnavailable, second: LLMUnavailable) -> LLMUnavailable:
