@@ -37,6 +37,7 @@ def test_one_ask_is_one_trace_with_its_retrieval_and_llm_spans(integrations: Int
     assert llm.attributes["llm.kind"] == "answer"
     assert llm.attributes["llm.endpoint"] and llm.attributes["llm.model"]
     assert llm.attributes["llm.prompt_tokens"] > 0 and llm.attributes["llm.completion_tokens"] > 0
+    assert not [s for s in trace if s.name.endswith((" http send", " http receive"))], "no span per ASGI message"
     ids = {s.span_id for s in trace}
     assert all(s.parent_id in ids for s in trace if s is not root), "every span of the trace hangs under the request"
 
