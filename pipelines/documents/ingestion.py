@@ -78,6 +78,30 @@ def count_tokens(text: str) -> int:
     return len(get_tokenizer()(text))
 
 
+def _log_indexed(record: DocumentRecord, marks: tuple[float, float, float, float, float]) -> None:
+    """`[INGEST] Indexed`, with where the upload's seconds went (`marks`: start, extracted,
+    chunked, embedded, written)."""
+    t0, t_extract, t_chunk, t_embed, t_end = marks
+    metrics.ingested(record.chunks, t_embed - t_chunk)
+    event(
+        "[INGEST] Indexed",
+        f"doc_id={record.doc_id} space={record.space_id} file={record.filename!r} language={record.language}",
+        f"{record.chars:,} chars, {record.tokens:,} tokens, {record.chunks} chunks",
+        f"extract {t_extract - t0:.2f}s · chunk {t_chunk - t_extract:.2f}s · "
+        f"embed {t_embed - t_chunk:.2f}s ({record.chunks / max(t_embed - t_chunk, 1e-6):.0f} chunks/s) · "
+        f"write {t_end - t_embed:.2f}s · total {t_end - t0:.2f}s",
+        doc_id=record.doc_id,
+        chunks=record.chunks,
+        tokens=record.tokens,
+        timing={
+            "extract_s": t_extract - t0,
+            "chunk_s": t_chunk - t_extract,
+            "embed_s": t_embed - t_chunk,
+            "write_s": t_end - t_embed,
+        },
+    )
+
+
 @dataclass
 class IngestResult:
     record: DocumentRecord
@@ -180,6 +204,21 @@ class Ingestor:
             created_at=0.0,
             text_sha256=text_sha256(text),
         )
+        self._embed(nodes, abandoned, progress)
+        t_embed = time.perf_counter()
+        self.registry.begin(record)
+        try:
+            self.store.add(nodes)
+            self.registry.commit(space_id, doc_id, text, data)
+        except BaseException:
+            with contextlib.suppress(Exception):  # what cannot be undone now stays `writing`: recover() retries
+                self.discard(space_id, doc_id)
+            raise
+        _log_indexed(record, (t0, t_extract, t_chunk, t_embed, time.perf_counter()))
+        return record
+
+    def _embed(self, nodes: list[TextNode], abandoned: Callable[[], bool], progress: Progress) -> None:
+        """Dense vectors for every chunk, a batch at a time: progress and a chance to stop after each."""
         embeddings: list[list[float]] = []
         for start in range(0, len(nodes), EMBED_BATCH):
             progress("embedding", start, len(nodes))
@@ -190,35 +229,6 @@ class Ingestor:
         _stop_if(abandoned)
         for node, vector in zip(nodes, embeddings, strict=True):
             node.embedding = vector
-        t_embed = time.perf_counter()
-        self.registry.begin(record)
-        try:
-            self.store.add(nodes)
-            self.registry.commit(space_id, doc_id, text, data)
-        except BaseException:
-            with contextlib.suppress(Exception):  # what cannot be undone now stays `writing`: recover() retries
-                self.discard(space_id, doc_id)
-            raise
-        t_end = time.perf_counter()
-        metrics.ingested(len(nodes), t_embed - t_chunk)
-        event(
-            "[INGEST] Indexed",
-            f"doc_id={doc_id} space={space_id} file={record.filename!r} language={language.code}",
-            f"{len(text):,} chars, {record.tokens:,} tokens, {len(nodes)} chunks",
-            f"extract {t_extract - t0:.2f}s · chunk {t_chunk - t_extract:.2f}s · "
-            f"embed {t_embed - t_chunk:.2f}s ({len(nodes) / max(t_embed - t_chunk, 1e-6):.0f} chunks/s) · "
-            f"write {t_end - t_embed:.2f}s · total {t_end - t0:.2f}s",
-            doc_id=doc_id,
-            chunks=len(nodes),
-            tokens=record.tokens,
-            timing={
-                "extract_s": t_extract - t0,
-                "chunk_s": t_chunk - t_extract,
-                "embed_s": t_embed - t_chunk,
-                "write_s": t_end - t_embed,
-            },
-        )
-        return record
 
     def _chunk(self, text: str, space_id: str, doc_id: str, filename: str, language: str) -> list[TextNode]:
         nodes: list[TextNode] = []
