@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import Literal
 
-from docassist.pipelines.documents.extract import extract_text
+from docassist.pipelines.documents.extract import extract_document
 from docassist.pipelines.documents.ingestion import Ingestor, warm_up_splitter
 from docassist.pipelines.documents.registry import Registry
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
@@ -201,7 +201,7 @@ def ingestion_only(settings: Settings) -> Iterator[Ingestor]:
             Registry(db),
             embed,
             int(settings.max_upload_mb * 1024 * 1024),
-            lambda f, d: extract_text(f, d, limits),
+            lambda f, d: extract_document(f, d, limits),
         )
     finally:
         store.close()

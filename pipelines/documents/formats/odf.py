@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from docassist.pipelines.documents.formats.slides import one_line, write_slides
 from docassist.pipelines.documents.formats.tables import RowWriter
+from docassist.pipelines.documents.locations import Part
 
 if TYPE_CHECKING:
     from docassist.pipelines.documents.extract import ExtractLimits
@@ -76,7 +77,7 @@ def _blocks(node: Any, skip: tuple[tuple[str, str], ...] = ()) -> Iterator[str]:
             yield from _blocks(child, skip)
 
 
-def odf_text(data: bytes, limits: ExtractLimits, ext: str) -> str:
+def odf_text(data: bytes, limits: ExtractLimits, ext: str) -> str | list[Part]:
     from odf.namespaces import DRAWNS, PRESENTATIONNS, TABLENS
     from odf.opendocument import load
 
@@ -87,10 +88,14 @@ def odf_text(data: bytes, limits: ExtractLimits, ext: str) -> str:
             if table.qname != (TABLENS, "table"):
                 continue
             out.sheet(str(table.attributes.get((TABLENS, "name"), "")))
+            number = 0
             for cells, repeat in _rows(table):
                 for _ in range(min(repeat, _MAX_REPEAT) if any(cells) else 0):
-                    out.row(cells)
-        return out.text()
+                    number += 1
+                    out.row(cells, number)
+                if not any(cells):
+                    number += min(repeat, _MAX_REPEAT)
+        return out.parts
     if ext == ".odp":
         slides = []
         for page in _elements(document.presentation):
