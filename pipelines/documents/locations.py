@@ -103,10 +103,11 @@ def merge(locations: Sequence[Location]) -> Location | None:
     if first.page is not None:
         last = max((loc.page_end or loc.page or 0) for loc in locations)
         return replace(first, page_end=last) if last > first.page else first
-    if first.sheet is not None and first.rows is not None:
+    if first.sheet is not None or first.rows is not None:
         spans = [_rows(loc.rows) for loc in locations if loc.sheet == first.sheet and loc.rows]
-        low, high = min(s[0] for s in spans), max(s[1] for s in spans)
-        return replace(first, rows=str(low) if low == high else f"{low}-{high}")
+        if spans:
+            low, high = min(s[0] for s in spans), max(s[1] for s in spans)
+            return replace(first, rows=str(low) if low == high else f"{low}-{high}")
     return first
 
 
