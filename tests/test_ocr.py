@@ -16,7 +16,7 @@ from docassist.pipelines.documents.extract import ExtractLimits, extract_documen
 from docassist.pipelines.documents.language import detect_language
 from docassist.pipelines.documents.locations import Location
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
-from docassist.pipelines.errors import ImageTooLarge, OcrUnavailable, TooManyOcrPages
+from docassist.pipelines.errors import ImageTooLarge, OcrUnavailable, TooManyOcrPages, UnreadableDocument
 from tests.conftest import ingest, xquad_article
 
 LETTER_RU = (
@@ -148,6 +148,11 @@ def test_a_scan_past_max_ocr_pages_is_refused_before_any_page_is_read():
     with pytest.raises(TooManyOcrPages, match="MAX_OCR_PAGES allows 3"):
         extract_document("many.pdf", blank_scan(4), ExtractLimits(max_ocr_pages=3))
     assert time.monotonic() - started < 3
+
+
+def test_a_page_past_ocr_page_timeout_s_is_unreadable_naming_the_limit(letter_ru):
+    with pytest.raises(UnreadableDocument, match="OCR_PAGE_TIMEOUT_S"):
+        extract_document("letter.pdf", letter_ru, ExtractLimits(ocr_page_timeout_s=0.05))
 
 
 def test_the_sandbox_ocrs_page_by_page_and_reports_progress_in_the_parent(letter_ru):

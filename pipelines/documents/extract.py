@@ -377,11 +377,11 @@ def read_parts(filename: str, data: bytes, limits: ExtractLimits | None = None) 
     return read
 
 
-def ocr_part(read: ReadParts, part: Part, data: bytes, limits: ExtractLimits | None = None) -> str:
-    """The text of one part that waits for OCR: one page, one call."""
-    assert part.ocr_page is not None
+def ocr_part(filename: str, ext: str, page: int, data: bytes, limits: ExtractLimits | None = None) -> str:
+    """The text of one page (0-based) that waits for OCR: one page, one call. It is given the file's
+    name and kind, not its parts, so a worker is sent no more than it reads."""
     limits = limits or ExtractLimits()
-    return _guarded(read.filename, read.ext, lambda: ocr_page(read.ext, data, part.ocr_page or 0, limits))
+    return _guarded(filename, ext, lambda: ocr_page(ext, data, page, limits))
 
 
 def finish(read: ReadParts, ocr_texts: Sequence[str], limits: ExtractLimits | None = None) -> Extracted:
@@ -411,7 +411,8 @@ def extract_document(filename: str, data: bytes, limits: ExtractLimits | None = 
     the same steps in its workers, page by page)."""
     limits = limits or ExtractLimits()
     read = read_parts(filename, data, limits)
-    return finish(read, [ocr_part(read, p, data, limits) for p in read.ocr_parts], limits)
+    pages = [ocr_part(filename, read.ext, p.ocr_page or 0, data, limits) for p in read.ocr_parts]
+    return finish(read, pages, limits)
 
 
 def extract_text(filename: str, data: bytes, limits: ExtractLimits | None = None) -> str:

@@ -168,7 +168,16 @@ class ExtractionSandbox:
                 page_timeout = self.limits.ocr_page_timeout_s + _OCR_GRACE_S
                 texts.append(
                     self._run(
-                        pool, filename, page_timeout, "OCR_PAGE_TIMEOUT_S", ocr_part, read, part, data, self.limits
+                        pool,
+                        filename,
+                        page_timeout,
+                        "OCR_PAGE_TIMEOUT_S",
+                        ocr_part,
+                        filename,
+                        read.ext,
+                        part.ocr_page,
+                        data,
+                        self.limits,
                     )
                 )
                 if progress is not None:

@@ -10,7 +10,6 @@ and report pages done. Every image's size is checked from its header, before it 
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import subprocess
@@ -25,21 +24,30 @@ LANGUAGES = ("rus", "eng")
 OCR_DPI = 300
 PACKAGES = "apt-get install tesseract-ocr tesseract-ocr-rus tesseract-ocr-eng"
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
-# one Tesseract thread per page: the upload workers already run pages side by side, and on a small
-# machine OpenMP threads only contend (Tesseract's own advice for batch work)
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+# Tesseract runs with one OpenMP thread: two extraction workers already read pages side by side, and
+# more threads on a small machine only contend with each other and the embedding model (Tesseract's
+# own advice for batch work).
+# Only the binary's environment gets it: this process's embedding engine reads the same variable.
+OMP_THREADS = "1"
 
 
-@functools.lru_cache(maxsize=8)
+_LANGUAGES: dict[str, frozenset[str]] = {}  # per command, once it ran: a later install is seen at once
+
+
 def _languages(cmd: str) -> frozenset[str] | None:
     """The languages `cmd --list-langs` reports; None when the binary cannot be run."""
+    if cmd in _LANGUAGES:
+        return _LANGUAGES[cmd]
     try:
         out = subprocess.run([cmd, "--list-langs"], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0:
         return None
-    return frozenset(line.strip() for line in out.stdout.splitlines()[1:] if line.strip())
+    langs = frozenset(line.strip() for line in out.stdout.splitlines()[1:] if line.strip())
+    if set(LANGUAGES) <= langs:
+        _LANGUAGES[cmd] = langs
+    return langs
 
 
 def check_available(limits: ExtractLimits) -> None:
@@ -159,6 +167,8 @@ def recognize(image: Any, limits: ExtractLimits) -> str:
     import pytesseract
 
     pytesseract.pytesseract.tesseract_cmd = limits.tesseract_cmd
+    # pytesseract hands the binary its module's `environ`: a copy of ours with the thread limit
+    pytesseract.pytesseract.environ = {**os.environ, "OMP_THREAD_LIMIT": OMP_THREADS}
     try:
         return pytesseract.image_to_string(image, lang="+".join(LANGUAGES), timeout=limits.ocr_page_timeout_s)
     except pytesseract.TesseractNotFoundError as exc:
