@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+import tempfile
 from typing import TYPE_CHECKING, Any
 
 from docassist.pipelines.errors import ImageTooLarge, OcrUnavailable, UnreadableDocument
@@ -163,22 +164,27 @@ def image_page(data: bytes, index: int, limits: ExtractLimits) -> Any:
 
 
 def recognize(image: Any, limits: ExtractLimits) -> str:
-    """Tesseract's text for one page image, within OCR_PAGE_TIMEOUT_S."""
+    """Tesseract's text for one page image, within OCR_PAGE_TIMEOUT_S. The page goes to the binary
+    as an uncompressed BMP file: pytesseract would write a PNG, whose compression costs about a
+    tenth of the OCR itself at 300 dpi."""
     import pytesseract
 
     pytesseract.pytesseract.tesseract_cmd = limits.tesseract_cmd
     # pytesseract hands the binary its module's `environ`: a copy of ours with the thread limit
     pytesseract.pytesseract.environ = {**os.environ, "OMP_THREAD_LIMIT": OMP_THREADS}
-    try:
-        return pytesseract.image_to_string(image, lang="+".join(LANGUAGES), timeout=limits.ocr_page_timeout_s)
-    except pytesseract.TesseractNotFoundError as exc:
-        raise OcrUnavailable(f"Tesseract is not installed here; install it: {PACKAGES}", packages=PACKAGES) from exc
-    except RuntimeError as exc:
-        if "timeout" in str(exc).lower():
-            raise UnreadableDocument(
-                f"OCR of one page took longer than OCR_PAGE_TIMEOUT_S ({limits.ocr_page_timeout_s:g}s)"
-            ) from exc
-        raise
+    with tempfile.TemporaryDirectory(prefix="docassist-ocr-") as tmp:
+        path = os.path.join(tmp, "page.bmp")
+        image.save(path, "BMP")
+        try:
+            return pytesseract.image_to_string(path, lang="+".join(LANGUAGES), timeout=limits.ocr_page_timeout_s)
+        except pytesseract.TesseractNotFoundError as exc:
+            raise OcrUnavailable(f"Tesseract is not installed here; install it: {PACKAGES}", packages=PACKAGES) from exc
+        except RuntimeError as exc:
+            if "timeout" in str(exc).lower():
+                raise UnreadableDocument(
+                    f"OCR of one page took longer than OCR_PAGE_TIMEOUT_S ({limits.ocr_page_timeout_s:g}s)"
+                ) from exc
+            raise
 
 
 def ocr_page(ext: str, data: bytes, index: int, limits: ExtractLimits) -> str:
