@@ -179,6 +179,12 @@ def recognize(image: Any, limits: ExtractLimits) -> str:
             return pytesseract.image_to_string(path, lang="+".join(LANGUAGES), timeout=limits.ocr_page_timeout_s)
         except pytesseract.TesseractNotFoundError as exc:
             raise OcrUnavailable(f"Tesseract is not installed here; install it: {PACKAGES}", packages=PACKAGES) from exc
+        except pytesseract.TesseractError as exc:  # it ran and failed: out of memory under EXTRACT_MEMORY_MB, above all
+            said = " ".join(str(exc.message).split())[:200]
+            raise UnreadableDocument(
+                f"Tesseract could not read a page ({said or f'exit status {exc.status}'}); a page this size may need "
+                "more memory than EXTRACT_MEMORY_MB allows"
+            ) from exc
         except RuntimeError as exc:
             if "timeout" in str(exc).lower():
                 raise UnreadableDocument(
