@@ -16,7 +16,7 @@ from docassist.pipelines.documents.extract import ExtractLimits, extract_documen
 from docassist.pipelines.documents.language import detect_language
 from docassist.pipelines.documents.locations import Location
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
-from docassist.pipelines.errors import ImageTooLarge, OcrUnavailable, TooManyOcrPages, UnreadableDocument
+from docassist.pipelines.errors import Cancelled, ImageTooLarge, OcrUnavailable, TooManyOcrPages, UnreadableDocument
 from tests.conftest import ingest, xquad_article
 
 LETTER_RU = (
@@ -108,6 +108,15 @@ def test_an_english_png_and_a_two_page_tiff_are_read():
     assert [s.location.page for s in tiff.sections] == [1, 2]
 
 
+def test_a_photo_stored_sideways_is_read_upright():
+    page = render_pages(NOTICE_EN, ScanStyle(dpi=150))[0].rotate(90, expand=True)
+    exif = page.getexif()
+    exif[0x0112] = 6  # orientation: turn 90° clockwise to show
+    buf = io.BytesIO()
+    page.convert("RGB").save(buf, "JPEG", exif=exif, quality=90)
+    assert "ferry to Lundy Island" in extract_document("photo.jpg", buf.getvalue()).text
+
+
 def test_a_mixed_pdf_keeps_its_text_layer_and_ocrs_only_the_scanned_page():
     from pypdf import PdfReader, PdfWriter
 
@@ -164,6 +173,14 @@ def test_the_sandbox_ocrs_page_by_page_and_reports_progress_in_the_parent(letter
         assert "реку Сура" in extracted.text and extracted.sections[1].location == Location(page=2)
         assert sandbox.extract("note.txt", "Просто текст.".encode(), progress=seen.append).text == "Просто текст."
         assert len(seen) == 3, "no OCR, no progress"
+
+        def abandon(done: int, total: int) -> None:
+            if done == 1:
+                raise Cancelled("the upload was abandoned")
+
+        with pytest.raises(Cancelled):  # an abandoned upload stops between pages
+            sandbox.extract("letter.pdf", letter_ru, progress=abandon)
+        assert sandbox.extract("after.txt", "Дальше.".encode()).text == "Дальше."
     finally:
         sandbox.close()
 

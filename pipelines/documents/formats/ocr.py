@@ -149,12 +149,13 @@ def render_pdf_page(data: bytes, index: int, limits: ExtractLimits, dpi: int = O
 
 
 def image_page(data: bytes, index: int, limits: ExtractLimits) -> Any:
-    """Frame `index` of an image, in greyscale (transparency flattened onto white)."""
-    from PIL import Image
+    """Frame `index` of an image, upright and in greyscale (transparency flattened onto white)."""
+    from PIL import Image, ImageOps
 
     image = _open_image(data, limits)
     image.seek(index)
     _check_pixels(image.width, image.height, limits, f"page {index + 1} of the image")
+    image = ImageOps.exif_transpose(image)  # a phone's photo stored sideways, with its turn in EXIF
     if image.mode in ("RGBA", "LA", "P", "PA"):
         rgba = image.convert("RGBA")
         flat = Image.new("RGBA", rgba.size, "white")
