@@ -48,6 +48,14 @@ def test_docx_and_markdown_passages_sit_under_their_heading_path():
     md = "Intro.\n\n# Budget\nTotal.\n\n## Travel\n```\n# a comment in code\n```\nTrips.\n"
     assert locations("notes.md", md.encode()) == [{"section": "Budget"}, {"section": "Budget › Travel"}]
 
+    html = (
+        "<html><body><p>Intro</p><h1>Budget <em>2026</em></h1><p>Total is five.</p><h2>Travel</h2>"
+        "<p>Trips to Kazan.</p><script>var h1 = 1;</script><h1><a href='#'>End</a></h1><p>Done.</p></body></html>"
+    )
+    page = extract_document("page.html", html.encode())
+    assert page.text == "Intro\nBudget\n2026\nTotal is five.\nTravel\nTrips to Kazan.\nEnd\nDone."
+    assert [s.location.section for s in page.sections] == ["Budget 2026", "Budget 2026 › Travel", "End"]
+
 
 def test_a_chunk_is_located_at_the_sections_it_overlaps():
     parts = [Part(f"Page {n} " + "word " * 400, Location(page=n)) for n in (1, 2, 3)]

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePath
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from charset_normalizer import from_bytes
 
@@ -226,17 +226,19 @@ def _docx_parts(data: bytes) -> list[Part]:
     return docx_parts(docx.Document(io.BytesIO(data)))
 
 
-def _html_text(data: bytes, limits: ExtractLimits) -> str:
+def _html_parts(data: bytes, limits: ExtractLimits) -> list[Part]:
     if len(data) > limits.max_parse_mb * MB:
         raise MarkupTooLarge(
             f"the HTML file is {len(data) / MB:,.1f} MB; MAX_PARSE_MB allows {limits.max_parse_mb:g}",
             size_bytes=len(data),
         )
-    return markup_text(decode_text(data), "HTML")
+    from docassist.pipelines.documents.formats.headings import html_parts
+
+    return html_parts(_visible(decode_text(data), "HTML"))
 
 
-def markup_text(markup: str | bytes, kind: str) -> str:
-    """The visible text of HTML or XHTML (an EPUB chapter: bytes, its encoding declared inside)."""
+def _visible(markup: str | bytes, kind: str) -> Any:
+    """The parsed document without what a browser does not show (scripts, styles, templates)."""
     import lxml.html
 
     parser = lxml.html.HTMLParser()
@@ -245,7 +247,12 @@ def markup_text(markup: str | bytes, kind: str) -> str:
         raise TooDeeplyNested(_too_deep(kind))
     for element in root.xpath("//script|//style|//noscript|//template"):
         element.drop_tree()
-    return "\n".join(root.itertext())
+    return root
+
+
+def markup_text(markup: str | bytes, kind: str) -> str:
+    """The visible text of HTML or XHTML (an EPUB chapter: bytes, its encoding declared inside)."""
+    return "\n".join(_visible(markup, kind).itertext())
 
 
 def _too_deep(kind: str) -> str:
@@ -306,7 +313,7 @@ def _read(ext: str, data: bytes, limits: ExtractLimits) -> str | list[Part]:
 
         return markdown_parts(decode_text(data))
     if ext in (".html", ".htm"):
-        return _html_text(data, limits)
+        return _html_parts(data, limits)
     if ext == ".pptx":
         from docassist.pipelines.documents.formats.slides import pptx_text
 

@@ -1,9 +1,10 @@
-"""Heading paths of DOCX, ODT and Markdown: each passage located at the headings above it
+"""Heading paths of DOCX, ODT, HTML and Markdown: each passage located at the headings above it
 ("Бюджет › Командировки"), so a source can say which section it comes from."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from docassist.pipelines.documents.locations import Location, Part
 
@@ -58,6 +59,30 @@ def docx_parts(document: object) -> list[Part]:
         for row in table.rows:
             parts.append(Part(" | ".join(cell.text for cell in row.cells), sep="\n"))
     return parts
+
+
+# Where a heading's text begins, in the joined text: private-use characters and its number. They
+# can hardly occur in a document, and normalisation drops any that would (category Co).
+_MARK = re.compile("\ue000([0-9]+)\ue001")
+
+
+def html_parts(root: Any) -> list[Part]:
+    """A parsed HTML document's visible text (as `markup_text` writes it) split at its h1–h6."""
+    titles = []
+    for i, element in enumerate(root.xpath("//h1|//h2|//h3|//h4|//h5|//h6")):
+        titles.append((int(element.tag[1]), element.text_content()))
+        element.text = f"\ue000{i}\ue001" + (element.text or "")
+    sections = Sections("\n")
+    first, *rest = _MARK.split("\n".join(root.itertext()))
+    sections.line(first)
+    for number, body in zip(rest[::2], rest[1::2], strict=True):
+        level, title = titles[int(number)]
+        if title.strip():
+            sections.heading(level, title)
+            sections.lines = [body]
+        else:
+            sections.line(body)
+    return sections.parts()
 
 
 def markdown_parts(text: str) -> list[Part]:
