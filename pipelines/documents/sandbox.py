@@ -25,6 +25,7 @@ import queue
 import resource
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import resource_tracker
@@ -162,6 +163,7 @@ class ExtractionSandbox:
             )
             scans = read.ocr_parts
             texts: list[str] = []
+            started = time.perf_counter()
             if scans and progress is not None:
                 progress(0, len(scans))
             for part in scans:
@@ -182,6 +184,14 @@ class ExtractionSandbox:
                 )
                 if progress is not None:
                     progress(len(texts), len(scans))
+            if scans:
+                seconds = time.perf_counter() - started
+                event(
+                    "[INGEST] OCR",
+                    f"{filename!r}: {len(scans)} scanned pages in {seconds:.1f}s ({len(scans) / seconds:.2f} pages/s)",
+                    pages=len(scans),
+                    seconds=round(seconds, 3),
+                )
             return finish(read, texts, self.limits)
         except _Replace as exc:
             pool = self._replace(pool, exc.why)
