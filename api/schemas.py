@@ -194,7 +194,39 @@ class DeleteResponse(BaseModel):
     deleted: bool
 
 
+class UploadProgressOut(BaseModel):
+    stage: Literal["queued", "reading", "ocr", "chunking", "embedding", "writing", "done"]
+    done: int = Field(description="pages OCR'd or chunks embedded so far, in stages that count")
+    total: int
+    eta_s: float | None = None
+
+
+class UploadResult(BaseModel):
+    language: str
+    chunks: int
+    tokens: int
+    duplicate: bool
+
+
+class UploadJobResponse(BaseModel):
+    """An upload that runs on as a job (202 from `/ingest`; `GET /jobs/{job_id}`)."""
+
+    kind: Literal["upload"] = "upload"
+    job_id: str
+    doc_id: str
+    space_id: str
+    filename: str
+    status: Literal["pending", "running", "done", "failed", "cancelled"]
+    progress: UploadProgressOut
+    result: UploadResult | None = Field(description="the indexed document, once `done`")
+    error: dict[str, Any] | None
+    summary_job_id: str | None = Field(description="the summary job `generate_summary` asked for, once `done`")
+    created_at: float
+    updated_at: float
+
+
 class JobResponse(BaseModel):
+    kind: Literal["summary"] = "summary"
     job_id: str
     doc_id: str
     space_id: str

@@ -54,6 +54,8 @@ class Sizes:
     load_summarizers: int
     lanes_searches: int
     lanes_paragraphs: int  # the large upload: about 1.3 chunks of 300 tokens per 2 paragraphs
+    lanes_upload_kb: int  # each of the six concurrent uploads while reads are probed
+    lanes_heavy_seconds: float  # how long three longest-allowed CJK queries run beside a normal search
     scaleout_cached_requests: int  # alternating cached /summarize on PostgreSQL and on SQLite
     scaleout_jobs: int  # background summaries per side (one worker, two workers)
     scaleout_search_docs: int  # documents each of the two backends holds for /search
@@ -86,6 +88,8 @@ QUICK = Sizes(
     load_summarizers=1,
     lanes_searches=10,
     lanes_paragraphs=24,
+    lanes_upload_kb=6,
+    lanes_heavy_seconds=4,
     scaleout_cached_requests=40,
     scaleout_jobs=2,
     scaleout_search_docs=4,
@@ -118,6 +122,8 @@ FULL = Sizes(
     load_summarizers=3,
     lanes_searches=50,
     lanes_paragraphs=400,
+    lanes_upload_kb=100,
+    lanes_heavy_seconds=30,
     scaleout_cached_requests=300,
     scaleout_jobs=6,
     scaleout_search_docs=30,
@@ -215,7 +221,7 @@ class Context:
 
 # ---------------------------------------------------------------- HTTP helpers
 def ingest(http: httpx.Client, space: str, filename: str, text: str) -> dict[str, Any]:
-    r = http.post("/ingest", files={"file": (filename, text.encode("utf-8"))}, data={"space_id": space})
+    r = http.post("/ingest", files={"file": (filename, text.encode("utf-8"))}, data={"space_id": space, "wait": "true"})
     r.raise_for_status()
     return r.json()
 

@@ -62,7 +62,7 @@ def client_loop(
             with tally.lock:
                 name, text = factory.next(2)
             started = time.perf_counter()
-            r = http.post("/ingest", files={"file": (name, text.encode())}, data={"space_id": SPACE})
+            r = http.post("/ingest", files={"file": (name, text.encode())}, data={"space_id": SPACE, "wait": "true"})
             tally.note("POST /ingest", started, r)
             if r.status_code == 200:
                 doc_id = r.json()["doc_id"]

@@ -86,7 +86,7 @@ def jobs_done_s(ctx: Context, backend: Service, factory: DocFactory, label: str)
             r = http.post(
                 "/ingest",
                 files={"file": (f"{label}-{name}", text.encode(), "text/plain")},
-                data={"space_id": SPACE, "generate_summary": "true"},
+                data={"space_id": SPACE, "generate_summary": "true", "wait": "true"},
             )
             assert r.status_code == 200, r.text
             jobs.append(r.json()["job_id"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from docassist.pipelines.admission import KeyLimit, Permit
 from docassist.pipelines.answers.events import AnswerDelta, AskComplete, AskError, AskSources
 from docassist.pipelines.answers.workflow import AnswerResult, AskInput, AskWorkflow, Mode
 from docassist.pipelines.documents.registry import DocumentRecord
+from docassist.pipelines.documents.upload_store import UploadJob
 from docassist.pipelines.errors import DocassistError, NotFound, shown
 from docassist.pipelines.health import CAPABILITIES, HealthReport
 from docassist.pipelines.llm.endpoints import Endpoint
@@ -33,6 +33,7 @@ from docassist.pipelines.summaries.events import SummaryComplete, SummaryProgres
 from docassist.pipelines.summaries.job_store import Job
 
 T = TypeVar("T")
+JOB_POLL_S = 0.5  # how often a followed job is read again
 SummaryStatus = Literal["none", "pending", "running", "done", "failed"]
 Admission = Literal["search", "answer"]
 
@@ -46,9 +47,18 @@ class DocumentView:
 
 @dataclass
 class Ingested:
+    """An upload done within the wait: the document (and its summary job, if one was asked for)."""
+
     document: DocumentView
     duplicate: bool
     job: Job | None
+
+
+@dataclass
+class Accepted:
+    """An upload still running when the wait ended: its job."""
+
+    upload: UploadJob
 
 
 @dataclass
@@ -158,30 +168,50 @@ class Assistant:
 
         return await self._read(load)
 
-    async def ingest(self, space_id: str, filename: str, data: bytes, generate_summary: bool = False) -> Ingested:
-        """On the uploads lane (`UploadQueueFull` when its queue is full). A caller that is
-        cancelled — its client left — drops a queued upload and stops a running one at its next
-        step, storing nothing."""
+    async def ingest(
+        self, space_id: str, filename: str, data: bytes, generate_summary: bool = False, wait: bool = False
+    ) -> Ingested | Accepted:
+        """Every upload runs as a job (`UploadQueueFull` when the uploads lane's queue is full); the
+        caller waits `INGEST_WAIT_S` for it (`wait`: until it ends) and gets the document, or the
+        job of an upload that runs on. A caller cancelled while it waits — its client left —
+        stops the upload, storing nothing. A failure within the wait is raised as it is."""
         rt = self.runtime
-        abandoned = threading.Event()
-        try:
-            result = await rt.lanes.uploads.run(rt.ingestor.ingest, space_id, filename, data, abandoned.is_set)
-        except asyncio.CancelledError:
-            abandoned.set()
-            raise
-        view = await self._read(lambda: self._view(result.record))
-        job = None
-        if generate_summary and view.summary_status != "done":
-            job = await self._read(lambda: rt.jobs.submit(result.record, result.record.language))
-            view = DocumentView(result.record, job.status, job)
-        return Ingested(view, result.duplicate, job)
+        submitted = await rt.uploads.submit(space_id, filename, data, generate_summary)
+        if submitted.duplicate is not None:
+            record = submitted.duplicate.record
+            view = await self._read(lambda: self._view(record))
+            job = None
+            if generate_summary and view.summary_status != "done":
+                job = await self._read(lambda: rt.jobs.submit(record, record.language))
+                view = DocumentView(record, job.status, job)
+            return Ingested(view, True, job)
+        running = submitted.running
+        assert running is not None
+        result = await rt.uploads.wait(running, None if wait else self.settings.ingest_wait_s)
+        if result is None:
+            upload = await rt.uploads.job(running.job.job_id)
+            return Accepted(upload or running.job)
+
+        def done() -> Ingested:
+            upload = rt.uploads.store.get(running.job.job_id)
+            summary = rt.job_store.get(upload.summary_job_id) if upload and upload.summary_job_id else None
+            view = self._view(result.record)
+            return Ingested(view, result.duplicate or submitted.joined, summary)
+
+        return await self._read(done)
 
     async def delete(self, space_id: str, doc_id: str) -> None:
-        """Stop the document's summary runs, then remove it everywhere: its vectors, files, row,
-        the summaries and partial results of its space, and its jobs. Nothing about it is
-        written afterwards."""
+        """Stop the document's upload if it is still being ingested and its summary runs, then
+        remove it everywhere: its vectors, files, row, the summaries and partial results of its
+        space, and its jobs. Nothing about it is written afterwards."""
         rt = self.runtime
-        record = await self._read(lambda: self.record(space_id, doc_id))
+        stopped = await rt.uploads.cancel(space_id, doc_id)
+        try:
+            record = await self._read(lambda: self.record(space_id, doc_id))
+        except NotFound:
+            if stopped:
+                return  # deleted before it was stored: nothing left to remove
+            raise
         await self._read(lambda: rt.job_store.forget_document(space_id, doc_id))
         await rt.summaries.cancel_document(space_id, doc_id)
         if not await self._read(lambda: rt.ingestor.delete(space_id, doc_id)):
@@ -263,12 +293,42 @@ class Assistant:
         return self.runtime.summaries.following(flight, record)
 
     # ------------------------------------------------------------------ jobs
-    async def job(self, job_id: str, spaces: frozenset[str] | None) -> Job:
-        return await self._read(lambda: self.runtime.jobs.job(job_id, spaces))
+    async def job(self, job_id: str, spaces: frozenset[str] | None) -> Job | UploadJob:
+        """A summary job or an upload job of one of `spaces` (None: any), else `NotFound`."""
 
-    async def retry_job(self, job_id: str, spaces: frozenset[str] | None) -> Job:
+        def find() -> Job | UploadJob:
+            upload = self.runtime.uploads.store.get(job_id)
+            if upload is not None and (spaces is None or upload.space_id in spaces):
+                return upload
+            return self.runtime.jobs.job(job_id, spaces)
+
+        return await self._read(find)
+
+    async def job_events(self, job_id: str, spaces: frozenset[str] | None) -> AsyncIterator[Job | UploadJob]:
+        """The job now (`NotFound` at once, before any response), then each time it changes,
+        until it has ended; read from the database, so a job running on another backend moves too."""
+        first = await self.job(job_id, spaces)
+
+        async def follow() -> AsyncIterator[Job | UploadJob]:
+            job = first
+            yield job
+            while job.status in ("pending", "running"):
+                await asyncio.sleep(JOB_POLL_S)
+                latest = await self.job(job_id, spaces)
+                if (latest.status, latest.progress, latest.updated_at) != (job.status, job.progress, job.updated_at):
+                    job = latest
+                    yield job
+
+        return follow()
+
+    async def retry_job(self, job_id: str, spaces: frozenset[str] | None) -> Job | UploadJob:
+        """Queue a failed summary job again. An upload job comes back as it is: its bytes are not
+        kept once it ends, so a failed upload is retried by uploading the file again."""
+        found = await self.job(job_id, spaces)
+        if isinstance(found, UploadJob):
+            return found
         jobs = self.runtime.jobs
-        return await self._read(lambda: jobs.retry(jobs.job(job_id, spaces)))
+        return await self._read(lambda: jobs.retry(found))
 
     # ------------------------------------------------------------------ the service
     async def health(self, details: bool) -> HealthReport:
@@ -292,4 +352,4 @@ class Assistant:
         )
 
 
-__all__ = ["CAPABILITIES", "Assistant", "DocumentView", "Ingested", "ModelConfig"]
+__all__ = ["CAPABILITIES", "Accepted", "Assistant", "DocumentView", "Ingested", "ModelConfig"]

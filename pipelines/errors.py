@@ -54,6 +54,12 @@ class TooLarge(DocassistError):
     code = "too_large"
 
 
+class TooManyChunks(TooLarge):
+    """The document would take longer to embed than MAX_DOCUMENT_CHUNKS allows."""
+
+    code = "too_many_chunks"
+
+
 class InvalidInput(DocassistError):
     code = "invalid_input"
 

@@ -4,8 +4,10 @@ The event loop's default executor has min(32, cores + 4) threads — six on two 
 `asyncio.to_thread` shares it with everything else. Six uploads, each holding a thread for its
 whole extract-and-embed, used to take them all, and `/health`, `/documents` and `/search` then
 waited for a thread until the uploads ended. Here uploads run on the `uploads` lane only;
-storage reads, search and health have lanes of their own that uploads cannot reach. A lane with
-a queue limit refuses work past it (`UploadQueueFull`, 429) instead of queueing without bound.
+storage reads, search and health have lanes of their own that uploads cannot reach, and the
+uploads lane runs at a lower CPU priority, so an upload's embedding yields the cores to a
+search's. A lane with a queue limit refuses work past it (`UploadQueueFull`, 429) instead of
+queueing without bound.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,24 +26,36 @@ from typing import TypeVar
 from docassist.pipelines.errors import UploadQueueFull
 
 T = TypeVar("T")
+UPLOAD_NICE = 10  # uploads' extraction and embedding yield the CPU to searches, reads and answers
+
+
+def _lower_priority(nice: int) -> None:
+    """Give this thread — and the OpenMP team the embedding engine starts from it, whose threads
+    inherit it — a lower CPU priority. On Linux a thread id names one thread, not the process."""
+    if nice and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 class Lane:
-    """A bounded thread pool; with `queue` set, at most `workers + queue` calls admitted at once."""
+    """A bounded thread pool; with `queue` set, at most `workers + queue` calls admitted at once;
+    with `nice`, its threads run at that lower CPU priority."""
 
-    def __init__(self, name: str, workers: int, queue: int | None = None, retry_after_s: int = 5) -> None:
+    def __init__(
+        self, name: str, workers: int, queue: int | None = None, retry_after_s: int = 5, nice: int = 0
+    ) -> None:
         self.name, self.workers, self.queue, self.retry_after_s = name, workers, queue, retry_after_s
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"lane-{name}")
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix=f"lane-{name}", initializer=_lower_priority, initargs=(nice,)
+        )
         self.admitted = 0
 
     @property
     def full(self) -> bool:
         return self.queue is not None and self.admitted >= self.workers + self.queue
 
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """`fn(*args)` on this lane's threads. Cancelling the caller drops a call that has not
-        started; one that has started runs on (blocking code cannot be interrupted) — callers
-        that can stop early pass it a flag to check."""
+    def check(self) -> None:
+        """`UploadQueueFull` when the lane admits no more calls."""
         if self.full:
             raise UploadQueueFull(
                 f"{self.admitted} uploads are being processed or queued, the most UPLOAD_WORKERS + UPLOAD_QUEUE "
@@ -47,11 +64,21 @@ class Lane:
                 workers=self.workers,
                 queue=self.queue,
             )
+
+    def submit(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
+        """`fn(*args)` on this lane's threads, admitted now or refused at once; its future.
+        Cancelling the future drops a call that has not started; one that has started runs on
+        (blocking code cannot be interrupted) — callers that can stop early pass it a flag."""
+        self.check()
         loop = asyncio.get_running_loop()
         future = self._executor.submit(functools.partial(fn, *args))
         self.admitted += 1  # until the call has ended or was dropped, not until its caller left
         future.add_done_callback(lambda _: _soon(loop, self._release))
-        return await asyncio.wrap_future(future)
+        return asyncio.wrap_future(future)
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)` on this lane's threads; cancelling the caller drops a call not yet started."""
+        return await self.submit(fn, *args)
 
     def _release(self) -> None:
         self.admitted -= 1
@@ -77,7 +104,7 @@ class Lanes:
     @classmethod
     def build(cls, upload_workers: int, upload_queue: int) -> Lanes:
         return cls(
-            uploads=Lane("uploads", upload_workers, upload_queue),
+            uploads=Lane("uploads", upload_workers, upload_queue, nice=UPLOAD_NICE),
             storage=Lane("storage", 4),
             search=Lane("search", 4),
             health=Lane("health", 2),

@@ -21,8 +21,10 @@ from typing import Literal
 
 from docassist.pipelines.documents.extract import extract_document
 from docassist.pipelines.documents.ingestion import Ingestor, warm_up_splitter
-from docassist.pipelines.documents.registry import Registry
+from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
+from docassist.pipelines.documents.upload_store import UploadStore
+from docassist.pipelines.documents.uploads import UploadRunner
 from docassist.pipelines.health import HealthReport, assess
 from docassist.pipelines.health_monitor import HealthMonitor
 from docassist.pipelines.lanes import Lanes
@@ -89,7 +91,20 @@ class Runtime:
             dim = await asyncio.to_thread(embedding_dim, self.embed_model)
             self.store = await asyncio.to_thread(Store, s, dim, s.profile.embedding.kind)
             self.ingestor = Ingestor(
-                self.store, self.registry, self.embed_model, int(s.max_upload_mb * 1024 * 1024), self.sandbox.extract
+                self.store,
+                self.registry,
+                self.embed_model,
+                int(s.max_upload_mb * 1024 * 1024),
+                self.sandbox.extract,
+                s.max_document_chunks,
+            )
+            self.uploads = UploadRunner(
+                self.ingestor,
+                self.registry,
+                UploadStore(self.db),
+                self.lanes.uploads,
+                self.lanes.storage,
+                self._summary_job_for,
             )
             rolled_back = await asyncio.to_thread(self.ingestor.recover)
             # the extraction workers load their parsers after start-up, while the service already answers
@@ -127,6 +142,9 @@ class Runtime:
         )
         resumed = self.jobs.start(asyncio.get_running_loop())
         if searching:
+            lost = await self.uploads.start()
+            if lost:
+                event("[INGEST] Uploads lost", f"{lost} upload job(s) of a stopped process marked failed", level=30)
             await self.health_monitor.start()
         eps = self.endpoints.values()
         event(
@@ -143,6 +161,12 @@ class Runtime:
             profile=s.profile_name,
             role=self.role,
         )
+
+    def _summary_job_for(self, record: DocumentRecord) -> str | None:
+        """After an upload with `generate_summary`: a summary job, unless the summary exists."""
+        if self.summary_store.existing([self.summaries.cache_key(record, record.language)]):
+            return None
+        return self.jobs.submit(record, record.language).job_id
 
     def _adopt_first_release(self) -> None:
         legacy = [(space, doc, lang) for _, space, doc, lang in self.summary_store.legacy_rows()]
@@ -167,6 +191,8 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.health_monitor.stop()
+        if hasattr(self, "uploads"):
+            await self.uploads.stop()
         if hasattr(self, "jobs"):
             self.jobs.stop()
             for _ in range(3):
@@ -202,6 +228,7 @@ def ingestion_only(settings: Settings) -> Iterator[Ingestor]:
             embed,
             int(settings.max_upload_mb * 1024 * 1024),
             lambda f, d: extract_document(f, d, limits),
+            settings.max_document_chunks,
         )
     finally:
         store.close()

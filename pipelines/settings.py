@@ -43,6 +43,8 @@ _ENV_NAMES = {
     "job_workers": "JOB_WORKERS",
     "upload_workers": "UPLOAD_WORKERS",
     "upload_queue": "UPLOAD_QUEUE",
+    "max_document_chunks": "MAX_DOCUMENT_CHUNKS",
+    "ingest_wait_s": "INGEST_WAIT_S",
     "search_per_key": "SEARCH_PER_KEY",
     "answers_per_key": "ANSWERS_PER_KEY",
     "header_timeout_s": "HEADER_TIMEOUT_S",
@@ -175,6 +177,8 @@ class Settings(BaseModel):
     # lanes and admission: bulk work never takes the threads or slots interactive requests need
     upload_workers: int = Field(default=2, ge=1, le=64)
     upload_queue: int = Field(default=8, ge=0, le=10_000)
+    max_document_chunks: int = Field(default=4000, gt=0)  # ten minutes at 6.9 chunks/s (bench, 2 cores)
+    ingest_wait_s: float = Field(default=3, ge=0, le=600)  # longer uploads are answered 202 with a job
     search_per_key: int = Field(default=4, ge=1, le=10_000)
     answers_per_key: int = Field(default=2, ge=1, le=10_000)
     # connections: slow or silent clients are cut off
@@ -358,6 +362,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "job_workers": _env_number(env, "JOB_WORKERS", int, 2),
         "upload_workers": _env_number(env, "UPLOAD_WORKERS", int, 2),
         "upload_queue": _env_number(env, "UPLOAD_QUEUE", int, 8),
+        "max_document_chunks": _env_number(env, "MAX_DOCUMENT_CHUNKS", int, 4000),
+        "ingest_wait_s": _env_number(env, "INGEST_WAIT_S", float, 3),
         "search_per_key": _env_number(env, "SEARCH_PER_KEY", int, 4),
         "answers_per_key": _env_number(env, "ANSWERS_PER_KEY", int, 2),
         "header_timeout_s": _env_number(env, "HEADER_TIMEOUT_S", float, 10),

@@ -48,7 +48,9 @@ def space(request: pytest.FixtureRequest) -> str:
 
 
 def ingest(http: httpx.Client, space: str, filename: str, data: bytes, **form: str) -> httpx.Response:
-    return http.post("/ingest", files={"file": (filename, data)}, data={"space_id": space, **form})
+    """An upload answered when it has ended (`wait=true`), as scripts ask for it; the tests of
+    upload jobs post without it."""
+    return http.post("/ingest", files={"file": (filename, data)}, data={"space_id": space, "wait": "true", **form})
 
 
 @pytest.fixture(scope="session")

@@ -71,6 +71,14 @@ def test_load_loses_and_duplicates_nothing(report):
     assert figure(report, "load", "undesigned_5xx")["value"] == 0
 
 
+def test_reads_are_measured_beside_six_uploads_and_beside_the_heaviest_queries(report):
+    data = report["benchmarks"]["lanes"]["data"]
+    assert set(data["six_uploads"]["statuses"]) <= {200, 202}, "six uploads fit UPLOAD_WORKERS + UPLOAD_QUEUE"
+    assert data["six_uploads"]["during_ms"]["n"] >= 4
+    assert data["heavy_queries"]["normal_ms"]["n"] >= 1 and data["heavy_queries"]["heavy_ms"]["n"] >= 1
+    assert "422 in" in figure(report, "lanes", "search_max_beside_heavy_queries")["context"]
+
+
 def test_growth_names_the_best_fit_of_three(report):
     data = report["benchmarks"]["growth"]["data"]
     assert set(data["fits_wall_s"]) == {"linear", "n log n", "n^1.3"} and data["best_fit"] in data["fits_wall_s"]

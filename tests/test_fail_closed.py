@@ -53,7 +53,11 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 def upload(svc: Service, name: str, data: bytes, headers: dict = ADMIN, space: str = "team") -> httpx.Response:
     return httpx.post(
-        f"{svc.url}/ingest", headers=headers, files={"file": (name, data)}, data={"space_id": space}, timeout=120
+        f"{svc.url}/ingest",
+        headers=headers,
+        files={"file": (name, data)},
+        data={"space_id": space, "wait": "true"},
+        timeout=120,
     )
 
 

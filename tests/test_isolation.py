@@ -32,7 +32,7 @@ def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 
 def upload(svc: Service, headers: dict, space: str, name: str, data: bytes, **form: str) -> dict:
-    files, fields = {"file": (name, data)}, {"space_id": space, **form}
+    files, fields = {"file": (name, data)}, {"space_id": space, "wait": "true", **form}
     r = httpx.post(f"{svc.url}/ingest", headers=headers, files=files, data=fields, timeout=120)
     assert r.status_code == 200, r.text
     return r.json()

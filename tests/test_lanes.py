@@ -214,7 +214,7 @@ def test_an_abandoned_upload_stops_and_stores_nothing(svc: Service, c1: httpx.Cl
     with svc.client(timeout=1.5, **K1) as c, pytest.raises(httpx.TimeoutException):
         ingest(c, "gone", "big.txt", document("abandoned", 60_000))
     deadline = time.monotonic() + 60
-    while not svc.events("[INGEST] Abandoned"):
+    while not svc.events("[INGEST] Stopped"):
         assert time.monotonic() < deadline, "the upload ran on after its client left"
         time.sleep(0.5)
     assert c1.get("/documents", params={"space_id": "gone"}).json()["documents"] == []

@@ -197,6 +197,19 @@ def test_refused_files_are_explained_in_words(page: Page, tmp_path: Path):
     shot(page, "refused.png")
 
 
+def test_a_long_upload_shows_its_passages_being_indexed_until_it_is_added(page: Page, tmp_path: Path):
+    long_doc = tmp_path / "long_report_en.txt"  # some forty passages: longer than INGEST_WAIT_S, answered 202
+    long_doc.write_text("\n\n".join(xquad_article("en", i) for i in range(8, 16)), encoding="utf-8")
+    page.get_by_label("Files", exact=True).set_input_files([long_doc])
+    page.get_by_role("button", name="Upload", exact=True).click()
+    row = page.get_by_role("list", name="Upload queue").get_by_role("listitem").filter(has_text="long_report_en.txt")
+    expect(row).to_contain_text(re.compile(r"indexing passages: \d+ of \d+"), timeout=60_000)
+    expect(row.get_by_role("progressbar", name=re.compile(r"indexing passages"))).to_be_visible()
+    shot(page, "upload-progress.png", full_page=False)
+    expect(row).to_contain_text(re.compile(r"added: English \(en\), \d+ passages, [\d,]+ tokens"), timeout=240_000)
+    expect(doc_item(page, "long_report_en.txt")).to_contain_text("Language: English (en)")
+
+
 def test_a_long_summary_shows_its_plan_and_progress_and_closing_it_cancels_the_work(
     page: Page, svc: Service, tmp_path: Path
 ):

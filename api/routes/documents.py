@@ -5,18 +5,20 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from docassist.api.deps import AccessDep, AssistantDep
+from docassist.api.routes.jobs import upload_response
 from docassist.api.schemas import (
     DeleteResponse,
     DocumentInfo,
     DocumentList,
     IngestResponse,
     JobProgressOut,
+    UploadJobResponse,
     error_responses,
 )
-from docassist.pipelines.assistant import DocumentView
+from docassist.pipelines.assistant import Accepted, DocumentView
 from docassist.pipelines.documents.extract import SUPPORTED, file_kind
 from docassist.pipelines.errors import InvalidInput, TooLarge
 from docassist.pipelines.spaces import SPACE_PATTERN
@@ -62,7 +64,11 @@ def document_info(view: DocumentView) -> DocumentInfo:
 _INGEST = error_responses(401, 403, 408, 413, 415, 422, 429, 503)
 
 
-@router.post("/ingest", response_model=IngestResponse, responses=_INGEST)
+@router.post(
+    "/ingest",
+    response_model=IngestResponse,
+    responses={202: {"model": UploadJobResponse, "description": "still running: its job"}, **_INGEST},
+)
 async def ingest(
     request: Request,
     assistant: AssistantDep,
@@ -70,19 +76,25 @@ async def ingest(
     file: Annotated[UploadFile, File(description=f"{' '.join(sorted(SUPPORTED))}; text in any common encoding")],
     space_id: Annotated[str, Form(pattern=SPACE_PATTERN)] = "default",
     generate_summary: Annotated[bool, Form()] = False,
-) -> IngestResponse:
-    """Extract, detect the language, chunk, embed and index one document. The same bytes in the
-    same space come back as `duplicate: true` with nothing re-embedded. With `generate_summary`
-    the answer comes at once with `summary_pending: true` and a `job_id` (see `GET /jobs/{id}`).
+    wait: Annotated[bool, Form(description="answer only when the upload has ended, however long it takes")] = False,
+) -> IngestResponse | JSONResponse:
+    """Extract, detect the language, chunk, embed and index one document. An upload done within
+    `INGEST_WAIT_S` (3 s) is answered 200 with the document; a longer one 202 with its job
+    (`Location: /jobs/{job_id}`; stage and progress there and on `/jobs/{job_id}/events`), unless
+    `wait=true`. The same bytes in the same space come back as `duplicate: true` with nothing
+    re-embedded. With `generate_summary` a summary job follows (`job_id`, `summary_pending`).
     Uploads run `UPLOAD_WORKERS` at a time with `UPLOAD_QUEUE` waiting; past that, 429 with
-    `Retry-After`."""
+    `Retry-After`. A client that leaves before its answer stops its upload."""
     if (await request.form()).get("space_id", None) == "":  # FastAPI reads an empty form field as absent
         raise InvalidInput("space_id must be 1-64 characters of A-Z, a-z, 0-9, _ and -", space_id="")
     access.check_space(space_id)
     filename = file.filename or ""
     file_kind(filename)  # refuse unsupported types before reading the body
     data = await _read_limited(file, int(assistant.settings.max_upload_mb * 1024 * 1024))
-    done = await assistant.ingest(space_id, filename, data, generate_summary)
+    done = await assistant.ingest(space_id, filename, data, generate_summary, wait)
+    if isinstance(done, Accepted):
+        body = upload_response(done.upload)
+        return JSONResponse(body.model_dump(mode="json"), status_code=202, headers={"Location": f"/jobs/{body.job_id}"})
     r = done.document.record
     return IngestResponse(
         doc_id=r.doc_id,
@@ -131,7 +143,8 @@ async def get_document_text(
 async def delete_document(
     doc_id: str, assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default"
 ) -> DeleteResponse:
-    """Stop the document's summary runs and remove its vectors, files, summaries and jobs."""
+    """Stop the document's upload (if it is still being ingested: its job ends `cancelled`, nothing
+    is stored) and its summary runs, and remove its vectors, files, summaries and jobs."""
     access.check_space(space_id)
     await assistant.delete(space_id, doc_id)
     return DeleteResponse(doc_id=doc_id, space_id=space_id, deleted=True)

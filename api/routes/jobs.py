@@ -1,18 +1,54 @@
-"""Background jobs (pre-computed summaries)."""
+"""Jobs: pre-computed summaries and uploads that run on after their request was answered."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from fastapi import APIRouter
+from sse_starlette import EventSourceResponse
 
 from docassist.api.deps import AccessDep, AssistantDep
-from docassist.api.schemas import JobProgressOut, JobResponse, error_responses
+from docassist.api.held import SSE_HEADERS
+from docassist.api.schemas import (
+    JobProgressOut,
+    JobResponse,
+    UploadJobResponse,
+    UploadProgressOut,
+    UploadResult,
+    error_responses,
+)
+from docassist.pipelines.documents.upload_store import UploadJob
 from docassist.pipelines.summaries.job_store import Job
 
 router = APIRouter(tags=["jobs"])
+_EVENT_OF = {"done": "complete", "failed": "error", "cancelled": "error"}
 _ERRORS = error_responses(401, 404, 422, 503)
+_EVENTS = {
+    "description": "server-sent events: `progress` whenever the job moves, then `complete` (done) or `error` "
+    "(failed, cancelled); each `data:` line is the job as `GET /jobs/{job_id}` answers it",
+    "content": {"text/event-stream": {}},
+}
 
 
-def job_response(job: Job) -> JobResponse:
+def upload_response(job: UploadJob) -> UploadJobResponse:
+    return UploadJobResponse(
+        job_id=job.job_id,
+        doc_id=job.doc_id,
+        space_id=job.space_id,
+        filename=job.filename,
+        status=job.status,
+        progress=UploadProgressOut.model_validate(job.progress.model_dump()),
+        result=UploadResult.model_validate(job.result.model_dump()) if job.result else None,
+        error=job.error,
+        summary_job_id=job.summary_job_id,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+    )
+
+
+def job_response(job: Job | UploadJob) -> JobResponse | UploadJobResponse:
+    if isinstance(job, UploadJob):
+        return upload_response(job)
     return JobResponse(
         job_id=job.job_id,
         doc_id=job.doc_id,
@@ -28,14 +64,30 @@ def job_response(job: Job) -> JobResponse:
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobResponse, responses=_ERRORS)
-async def get_job(job_id: str, assistant: AssistantDep, access: AccessDep) -> JobResponse:
-    """Status (`pending`, `running`, `done`, `failed`), progress and, on failure, the error. A job of
-    a space the key cannot reach is `not_found`, exactly like a job that does not exist."""
+@router.get("/jobs/{job_id}", response_model=JobResponse | UploadJobResponse, responses=_ERRORS)
+async def get_job(job_id: str, assistant: AssistantDep, access: AccessDep) -> JobResponse | UploadJobResponse:
+    """A summary job (`kind: summary`: `pending`, `running`, `done`, `failed`) or an upload job
+    (`kind: upload`, also `cancelled`; its `stage` and pages or chunks done of total), with the
+    error of a failed one. A job of a space the key cannot reach is `not_found`, exactly like a
+    job that does not exist."""
     return job_response(await assistant.job(job_id, access.spaces))
 
 
-@router.post("/jobs/{job_id}/retry", response_model=JobResponse, responses=_ERRORS)
-async def retry_job(job_id: str, assistant: AssistantDep, access: AccessDep) -> JobResponse:
-    """Queue a failed job again; other jobs are returned as they are."""
+@router.get("/jobs/{job_id}/events", responses={200: _EVENTS, **_ERRORS})
+async def job_events(job_id: str, assistant: AssistantDep, access: AccessDep) -> EventSourceResponse:
+    """The job as it moves, as server-sent events, until it ends: what the page follows an upload with."""
+    following = await assistant.job_events(job_id, access.spaces)
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        async for job in following:
+            name = _EVENT_OF.get(job.status, "progress")
+            yield {"event": name, "data": job_response(job).model_dump_json()}
+
+    return EventSourceResponse(events(), ping=10, headers=SSE_HEADERS)
+
+
+@router.post("/jobs/{job_id}/retry", response_model=JobResponse | UploadJobResponse, responses=_ERRORS)
+async def retry_job(job_id: str, assistant: AssistantDep, access: AccessDep) -> JobResponse | UploadJobResponse:
+    """Queue a failed summary job again; other jobs are returned as they are (a failed upload is
+    retried by uploading the file again: its bytes are not kept)."""
     return job_response(await assistant.retry_job(job_id, access.spaces))

@@ -49,6 +49,15 @@ const DICT = {
     fileReady: "ready to upload",
     fileSending: (p) => `uploading… ${p}%`,
     fileIndexing: "reading and indexing…",
+    stage: {
+      queued: "waiting for its turn…",
+      reading: "reading the file…",
+      ocr: (d, t) => `recognising scanned pages: ${d} of ${t}`,
+      chunking: "splitting into passages…",
+      embedding: (d, t) => `indexing passages: ${d} of ${t}`,
+      writing: "saving…",
+      done: "saving…",
+    },
     fileDone: (lang, chunks, tokens) => `added: ${langName(lang)}, ${count(chunks, "passages")}, ${count(tokens, "tokens")}`,
     fileDuplicate: (lang) => `already uploaded (${langName(lang)})`,
     fileJob: "the summary is being prepared in the background",
@@ -140,6 +149,9 @@ const DICT = {
       too_many_ocr_pages: "The scan has more pages than can be recognised in one document.",
       image_too_large: "The image is too large (too many pixels).",
       ocr_unavailable: "This is a scan, and text recognition (Tesseract) is not installed on the server.",
+      too_many_chunks: "The document is too long to index: split it into smaller ones.",
+      cancelled: "The upload was stopped.",
+      upload_lost: "The service restarted while reading the file: upload it again.",
       text_too_long: "The document’s text is too long.",
       unsupported_media_type: "This type of file is not supported (use .txt, .md, .pdf, .docx, .html, .pptx, .xlsx, .csv, .tsv, .odt, .ods, .odp, .epub, .png, .jpg or .tiff).",
       no_text: "No text was found in the file.",
@@ -195,6 +207,15 @@ const DICT = {
     fileReady: "готов к загрузке",
     fileSending: (p) => `загрузка… ${p}%`,
     fileIndexing: "чтение и индексация…",
+    stage: {
+      queued: "ждёт своей очереди…",
+      reading: "чтение файла…",
+      ocr: (d, t) => `распознавание страниц: ${d} из ${t}`,
+      chunking: "разбиение на фрагменты…",
+      embedding: (d, t) => `индексация фрагментов: ${d} из ${t}`,
+      writing: "сохранение…",
+      done: "сохранение…",
+    },
     fileDone: (lang, chunks, tokens) => `добавлен: ${langName(lang)}, ${count(chunks, "passages")}, ${count(tokens, "tokens")}`,
     fileDuplicate: (lang) => `уже загружен (${langName(lang)})`,
     fileJob: "краткое содержание готовится в фоне",
@@ -286,6 +307,9 @@ const DICT = {
       too_many_ocr_pages: "В скане больше страниц, чем распознаётся в одном документе.",
       image_too_large: "Изображение слишком большое (слишком много пикселей).",
       ocr_unavailable: "Это скан, а распознавание текста (Tesseract) на сервере не установлено.",
+      too_many_chunks: "Документ слишком длинный для индексации: разделите его на части.",
+      cancelled: "Загрузка остановлена.",
+      upload_lost: "Сервис перезапустился во время чтения файла: загрузите его снова.",
       text_too_long: "Текст документа слишком длинный.",
       unsupported_media_type: "Этот тип файлов не поддерживается (подойдут .txt, .md, .pdf, .docx, .html, .pptx, .xlsx, .csv, .tsv, .odt, .ods, .odp, .epub, .png, .jpg, .tiff).",
       no_text: "В файле не найден текст.",
@@ -741,6 +765,34 @@ function sendFile(item, generateSummary) {
   });
 }
 
+// An upload answered 202 runs on as a job: follow it until it ends, showing its stage.
+async function followUpload(item, job) {
+  item.progress.hidden = false;
+  for (;;) {
+    const p = job.progress;
+    if (p.total) {
+      item.progress.max = p.total;
+      item.progress.value = p.done;
+    } else item.progress.removeAttribute("value");
+    say(item.status, `stage.${p.stage}`, p.done, p.total);
+    sayLabel(item.progress, `stage.${p.stage}`, p.done, p.total);
+    if (job.status === "done") {
+      const r = job.result;
+      return { ok: true, body: { ...r, job_id: job.summary_job_id } };
+    }
+    if (job.status === "failed" || job.status === "cancelled") {
+      const e = job.error || {};
+      return { ok: false, error: new ApiError(422, e.code || "", e.message || "", e.details) };
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    try {
+      job = await (await api(`/jobs/${encodeURIComponent(job.job_id)}`)).json();
+    } catch (err) {
+      return { ok: false, error: err };
+    }
+  }
+}
+
 async function uploadAll() {
   const todo = queue.filter((q) => q.state === "ready" || q.state === "error");
   if (!todo.length) {
@@ -761,8 +813,10 @@ async function uploadAll() {
       item.progress.hidden = false;
       item.progress.value = 0;
       say(item.status, "fileSending", 0);
-      const result = await sendFile(item, generate);
+      let result = await sendFile(item, generate);
+      if (result.ok && result.body.kind === "upload") result = await followUpload(item, result.body);
       item.progress.hidden = true;
+      item.progress.max = 1;
       if (result.ok) {
         const b = result.body;
         item.state = "done";

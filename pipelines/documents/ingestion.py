@@ -4,7 +4,10 @@ extract → detect language → chunk → embed (dense + BM25) → Qdrant, with 
 its extracted text kept in the database (any backend can summarize it; an index can be
 rebuilt from it). `doc_id` derives from the space and the bytes, so the same upload is
 recognised before anything is embedded. A failure at any step removes what the attempt wrote.
-An upload whose client left (`abandoned`) stops between steps and between embedding batches.
+An upload whose client left or whose document was deleted (`abandoned`) stops between steps
+and between embedding batches; `progress` hears of each stage and of every batch embedded.
+A document is refused before it is embedded when it has more chunks than MAX_DOCUMENT_CHUNKS:
+what an upload costs is its embedding time, which grows with its chunks.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from docassist.pipelines.documents.extract import extract_document, file_kind
 from docassist.pipelines.documents.language import detect_language
 from docassist.pipelines.documents.locations import Extracted, Locator, Section
 from docassist.pipelines.documents.registry import DocumentRecord, Registry, text_sha256
-from docassist.pipelines.errors import Cancelled, TooLarge
+from docassist.pipelines.documents.upload_store import UploadStage
+from docassist.pipelines.errors import Cancelled, TooLarge, TooManyChunks
 from docassist.pipelines.logs import event
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.spaces import check_space_id
@@ -40,14 +44,21 @@ _HIDDEN_KEYS = ["space_id", "filename", "language", "chunk", "location"]
 EMBED_BATCH = 8  # an abandoned upload stops within one batch (a few seconds on 2 cores)
 
 
+Progress = Callable[[UploadStage, int, int], None]
+
+
 def _never() -> bool:
     return False
 
 
+def _unheard(_stage: UploadStage, _done: int, _total: int) -> None:
+    return None
+
+
 def _stop_if(abandoned: Callable[[], bool]) -> None:
     if abandoned():
-        event("[INGEST] Abandoned", "its client left: stopped, nothing stored", level=30)
-        raise Cancelled("the upload was abandoned by its client; nothing was stored")
+        event("[INGEST] Stopped", "its client left or its document was deleted: nothing stored", level=30)
+        raise Cancelled("the upload was stopped (its client left, or its document was deleted); nothing was stored")
 
 
 def make_doc_id(space_id: str, data: bytes) -> str:
@@ -82,19 +93,32 @@ class Ingestor:
         embed_model: BaseEmbedding,
         max_upload_bytes: int,
         extract: Callable[[str, bytes], Extracted] = extract_document,
+        max_chunks: int = 4000,
     ) -> None:
         self.store, self.registry, self.embed_model = store, registry, embed_model
-        self.max_upload_bytes = max_upload_bytes
+        self.max_upload_bytes, self.max_chunks = max_upload_bytes, max_chunks
         self.extract = extract
         self.splitter = SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP)
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
-    def ingest(self, space_id: str, filename: str, data: bytes, abandoned: Callable[[], bool] = _never) -> IngestResult:
+    def admit(self, space_id: str, filename: str, data: bytes) -> str:
+        """What can be refused before any work (the space, the file's kind and size): the doc_id."""
         check_space_id(space_id)
-        ext = file_kind(filename)
+        file_kind(filename)
         if len(data) > self.max_upload_bytes:
             raise TooLarge(f"the file is larger than {self.max_upload_bytes // (1024 * 1024)} MB", size_bytes=len(data))
-        doc_id = make_doc_id(space_id, data)
+        return make_doc_id(space_id, data)
+
+    def ingest(
+        self,
+        space_id: str,
+        filename: str,
+        data: bytes,
+        abandoned: Callable[[], bool] = _never,
+        progress: Progress = _unheard,
+    ) -> IngestResult:
+        doc_id = self.admit(space_id, filename, data)
+        ext = file_kind(filename)
         with self._locks[doc_id]:
             existing = self.registry.get(space_id, doc_id)
             if existing is not None:
@@ -106,13 +130,22 @@ class Ingestor:
                     duplicate=True,
                 )
                 return IngestResult(existing, duplicate=True)
-            return IngestResult(self._ingest_new(space_id, doc_id, filename, ext, data, abandoned), duplicate=False)
+            record = self._ingest_new(space_id, doc_id, filename, ext, data, abandoned, progress)
+            return IngestResult(record, duplicate=False)
 
     def _ingest_new(
-        self, space_id: str, doc_id: str, filename: str, ext: str, data: bytes, abandoned: Callable[[], bool]
+        self,
+        space_id: str,
+        doc_id: str,
+        filename: str,
+        ext: str,
+        data: bytes,
+        abandoned: Callable[[], bool],
+        progress: Progress,
     ) -> DocumentRecord:
         t0 = time.perf_counter()
         _stop_if(abandoned)
+        progress("reading", 0, 0)
         extracted = self.extract(filename, data)
         text = extracted.text
         _stop_if(abandoned)
@@ -124,7 +157,15 @@ class Ingestor:
             language=language.code,
             confidence=language.confidence,
         )
+        progress("chunking", 0, 0)
         nodes = self._chunk(text, space_id, doc_id, filename, language.code, extracted.sections)
+        if len(nodes) > self.max_chunks:
+            raise TooManyChunks(
+                f"the document makes {len(nodes):,} chunks of {CHUNK_TOKENS} tokens; MAX_DOCUMENT_CHUNKS allows "
+                f"{self.max_chunks:,} (embedding is what an upload costs) — split it into smaller documents",
+                chunks=len(nodes),
+                limit=self.max_chunks,
+            )
         t_chunk = time.perf_counter()
         record = DocumentRecord(
             doc_id=doc_id,
@@ -141,9 +182,11 @@ class Ingestor:
         )
         embeddings: list[list[float]] = []
         for start in range(0, len(nodes), EMBED_BATCH):
+            progress("embedding", start, len(nodes))
             _stop_if(abandoned)
             batch = [n.text for n in nodes[start : start + EMBED_BATCH]]
             embeddings += self.embed_model.get_text_embedding_batch(batch)
+        progress("writing", len(nodes), len(nodes))
         _stop_if(abandoned)
         for node, vector in zip(nodes, embeddings, strict=True):
             node.embedding = vector

@@ -38,6 +38,7 @@ from docassist.pipelines.errors import MarkupTooLarge, UnreadableDocument
 from docassist.pipelines.lifelines import watch_parent
 from docassist.pipelines.logs import event
 
+WORKER_NICE = 10
 T = TypeVar("T")
 _OCR_GRACE_S = 10  # past OCR_PAGE_TIMEOUT_S, which Tesseract's own timeout enforces, before the worker is killed
 
@@ -51,9 +52,11 @@ class _Replace(Exception):
 
 
 def _start_worker(megabytes: int, parent: int) -> None:
-    """In each worker, first: the memory cap, and an exit the moment `parent` (the service) is gone."""
+    """In each worker, first: the memory cap, a lower CPU priority than the service's (reading a
+    file yields the cores to searches and answers), and an exit the moment `parent` is gone."""
     limit = megabytes * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    os.nice(WORKER_NICE)
     watch_parent(parent)
 
 

@@ -8,6 +8,8 @@
 - `partials`: every map/reduce output of a run, by run key and exact input: what lets an
   interrupted run resume.
 - `jobs`: pre-computed summary jobs, with the lease of the worker running one.
+- `uploads`: upload jobs — stage, progress and outcome of an upload answered with 202; the
+  process running one touches `updated_at`, so a row nobody touches has lost its process.
 """
 
 from __future__ import annotations
@@ -106,4 +108,24 @@ jobs = Table(
     Column("queued_at", Float),  # None: the queue did not take it (Redis was down); the reaper retries
     Index("jobs_doc", "space_id", "doc_id"),
     Index("jobs_lease", "status", "lease_expires_at"),
+)
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("space_id", String(64), nullable=False),
+    Column("doc_id", String(64), nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("progress", Text, nullable=False),
+    Column("result", Text),
+    Column("error", Text),
+    Column("generate_summary", Integer, nullable=False, server_default="0"),
+    Column("summary_job_id", String(64)),
+    Column("owner", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("uploads_doc", "space_id", "doc_id"),
+    Index("uploads_status", "status", "updated_at"),
 )

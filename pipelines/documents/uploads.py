@@ -1,0 +1,235 @@
+"""Uploads as jobs: every upload runs as one, and a request waits only a few seconds for it.
+
+`submit` refuses what it can before any work (kind, size, a full queue: 429), answers a known
+document as a duplicate, joins an upload of the same bytes already running, and otherwise writes
+an upload job and hands the bytes to the uploads lane. The caller then waits at most
+`INGEST_WAIT_S` (`wait`): an upload done by then is answered as it always was; a longer one
+gets its job, whose stage and progress (`reading`, `ocr` pages, `chunking`, `embedding` chunks,
+`writing`) are written to the database as it goes, for `/jobs/{id}` on any backend.
+
+A job stops at its next step, storing nothing, when its document is deleted (`cancel`, or a
+cancel written by another backend, seen at the next progress write) or when the client that
+waited for it left before it was answered. Jobs whose process died are failed by the next
+`reap` (a start, and every `touch`), since their bytes died with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from docassist.pipelines.documents.ingestion import Ingestor, IngestResult
+from docassist.pipelines.documents.registry import DocumentRecord, Registry
+from docassist.pipelines.documents.upload_store import (
+    UploadJob,
+    UploadOutcome,
+    UploadProgress,
+    UploadStage,
+    UploadStore,
+)
+from docassist.pipelines.errors import Cancelled, DocassistError
+from docassist.pipelines.lanes import Lane
+from docassist.pipelines.logs import event
+
+REPORT_EVERY_S = 0.5  # progress writes per job, at most
+TOUCH_EVERY_S = 10  # how often a process says its queued jobs are alive
+LOST_AFTER_S = 60  # an active job untouched this long has lost its process
+
+
+def process_name(pid: int | None = None) -> str:
+    return f"{socket.gethostname()}:{pid or os.getpid()}"[:64]
+
+
+def gone_here(owner: str) -> bool:
+    """True for a process of this machine that no longer runs (another machine's cannot be asked)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname()[: 64 - len(pid) - 1] or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it runs, as another user
+        return False
+    return False
+
+
+@dataclass
+class Running:
+    """An upload being processed by this process."""
+
+    job: UploadJob
+    stop: threading.Event
+    future: asyncio.Future[IngestResult]
+
+
+@dataclass
+class Submitted:
+    """What `submit` hands back: a known document (`duplicate`), or the upload's job."""
+
+    duplicate: IngestResult | None = None
+    running: Running | None = None
+    joined: bool = False  # the same bytes were being uploaded already: this upload is their duplicate
+
+
+@dataclass
+class _Reporter:
+    """Progress of one job as the ingestor reports it, written at most every REPORT_EVERY_S,
+    each stage change at once; a write that finds the job cancelled stops the ingest."""
+
+    store: UploadStore
+    job_id: str
+    stop: threading.Event
+    _last: float = 0.0
+    _stage: UploadStage = "queued"
+    _stage_began: float = field(default_factory=time.monotonic)
+
+    def __call__(self, stage: UploadStage, done: int, total: int) -> None:
+        now = time.monotonic()
+        changed = stage != self._stage
+        if changed:
+            self._stage, self._stage_began = stage, now
+        if not changed and now - self._last < REPORT_EVERY_S:
+            return
+        self._last = now
+        elapsed = now - self._stage_began
+        eta = (total - done) * elapsed / done if done and total else None
+        progress = UploadProgress(stage=stage, done=done, total=total, eta_s=None if eta is None else round(eta, 1))
+        if not self.store.advance(self.job_id, progress):
+            self.stop.set()
+
+
+class UploadRunner:
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        registry: Registry,
+        store: UploadStore,
+        uploads: Lane,
+        storage: Lane,
+        summarize: Callable[[DocumentRecord], str | None],
+    ) -> None:
+        self.ingestor, self.registry, self.store = ingestor, registry, store
+        self.uploads, self.storage = uploads, storage
+        self.summarize = summarize
+        self.owner = process_name()
+        self._running: dict[tuple[str, str], Running] = {}
+        self._keeper: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ submitting and waiting
+    async def submit(self, space_id: str, filename: str, data: bytes, generate_summary: bool) -> Submitted:
+        doc_id = await self.storage.run(self.ingestor.admit, space_id, filename, data)
+        running = self._running.get((space_id, doc_id))
+        if running is not None:  # the same bytes, uploaded again while the first is processed
+            return Submitted(running=running, joined=True)
+        existing = await self.storage.run(self.registry.get, space_id, doc_id)
+        if existing is not None:
+            return Submitted(duplicate=IngestResult(existing, duplicate=True))
+        self.uploads.check()
+        job = await self.storage.run(self.store.create, space_id, doc_id, filename, generate_summary, self.owner)
+        stop = threading.Event()
+        try:
+            future = self.uploads.submit(self._work, job, data, stop)
+        except DocassistError as exc:  # the queue filled while the job was written
+            await self.storage.run(self.store.fail, job.job_id, _error(exc))
+            raise
+        running = Running(job, stop, future)
+        self._running[(space_id, doc_id)] = running
+        future.add_done_callback(lambda _: self._running.pop((space_id, doc_id), None))
+        event(
+            "[INGEST] Upload accepted",
+            f"job_id={job.job_id} doc_id={doc_id} space={space_id} file={filename!r} {len(data):,} bytes",
+            job_id=job.job_id,
+            doc_id=doc_id,
+        )
+        return Submitted(running=running)
+
+    async def wait(self, running: Running, timeout_s: float | None) -> IngestResult | None:
+        """The upload's result if it ends within `timeout_s` (None: however long it takes), else
+        None: it runs on as a job. A waiter that is cancelled (its client left before it was
+        answered) stops the upload: nobody knows its job."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(running.future), timeout_s)
+        except TimeoutError:
+            return None
+        except asyncio.CancelledError:
+            running.stop.set()
+            raise
+
+    async def job(self, job_id: str) -> UploadJob | None:
+        return await self.storage.run(self.store.get, job_id)
+
+    # ------------------------------------------------------------------ the work, on the uploads lane
+    def _work(self, job: UploadJob, data: bytes, stop: threading.Event) -> IngestResult:
+        report = _Reporter(self.store, job.job_id, stop)
+        try:
+            result = self.ingestor.ingest(job.space_id, job.filename, data, stop.is_set, report)
+            outcome = UploadOutcome(
+                language=result.record.language,
+                chunks=result.record.chunks,
+                tokens=result.record.tokens,
+                duplicate=result.duplicate,
+            )
+            summary_job_id = self.summarize(result.record) if job.generate_summary else None
+            if not self.store.finish(job.job_id, outcome, summary_job_id):  # deleted as it was written
+                self.ingestor.delete(job.space_id, job.doc_id)
+                raise Cancelled("the document was deleted while it was being ingested; nothing was stored")
+            return result
+        except Cancelled as exc:
+            self.store.fail(job.job_id, _error(exc), status="cancelled")
+            raise
+        except DocassistError as exc:
+            self.store.fail(job.job_id, _error(exc))
+            raise
+        except Exception as exc:
+            self.store.fail(job.job_id, {"code": "internal_error", "message": "the upload failed unexpectedly"})
+            event("[INGEST] Upload failed", f"job_id={job.job_id}: {type(exc).__name__}: {exc}", level=40)
+            raise
+
+    # ------------------------------------------------------------------ cancelling
+    async def cancel(self, space_id: str, doc_id: str) -> bool:
+        """Stop the document's uploads, here or on another backend, and wait for one running here
+        to let go; True when there was one."""
+        cancelled = await self.storage.run(self.store.cancel_document, space_id, doc_id)
+        running = self._running.get((space_id, doc_id))
+        if running is not None:
+            running.stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(running.future)
+        if cancelled:
+            event("[INGEST] Upload cancelled", f"doc_id={doc_id} space={space_id}: its document was deleted")
+        return bool(cancelled) or running is not None
+
+    # ------------------------------------------------------------------ keeping the table honest
+    async def start(self) -> int:
+        """Fail what earlier processes left active; then keep this process's jobs marked alive."""
+        lost = await self.storage.run(self.store.reap, LOST_AFTER_S, gone_here)
+        self._keeper = asyncio.create_task(self._keep())
+        return len(lost)
+
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(TOUCH_EVERY_S)
+            with contextlib.suppress(Exception):  # the database is down: the next round tries again
+                ids = [r.job.job_id for r in self._running.values()]
+                await self.storage.run(self.store.touch, ids)
+                for job in await self.storage.run(self.store.reap, LOST_AFTER_S, gone_here):
+                    event("[INGEST] Upload lost", f"job_id={job.job_id}: its process stopped", level=30)
+
+    async def stop(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+        for running in list(self._running.values()):
+            running.stop.set()
+
+
+def _error(exc: DocassistError) -> dict[str, object]:
+    return {"code": exc.code, "message": exc.message, "details": exc.details}

@@ -1,0 +1,132 @@
+"""Uploads as jobs: a long upload is answered at once with a job whose stage and progress move,
+deleting a document still being ingested stops it and leaves nothing, a document past
+MAX_DOCUMENT_CHUNKS is refused before it is embedded, and jobs of a process that died are failed.
+
+Against the session's real service (real extraction, embeddings, Qdrant Edge, SQLite) over HTTP,
+uploads posted without `wait` as the page and a plain `curl -F` send them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from docassist.api.errors import status_of
+from docassist.pipelines.documents.extract import extract_document
+from docassist.pipelines.documents.ingestion import Ingestor
+from docassist.pipelines.documents.registry import Registry
+from docassist.pipelines.documents.upload_store import UploadStore
+from docassist.pipelines.documents.uploads import gone_here, process_name
+from docassist.pipelines.errors import TooManyChunks
+from docassist.pipelines.storage.database import Database
+from tests.conftest import sse_events, xquad_article
+
+FACT = "The lighthouse keeper of Vardø island is named Ingrid Solberg."
+
+
+def long_text(tag: str, articles: int = 8) -> bytes:
+    """Some forty 300-token chunks of English prose (seconds of embedding on 2 cores, longer
+    than INGEST_WAIT_S), with one fact to search for, distinct per `tag`."""
+    parts = [f"Report {tag}.", *(xquad_article("en", i) for i in range(articles)), FACT]
+    return "\n\n".join(parts).encode()
+
+
+def post(http: httpx.Client, space: str, name: str, data: bytes) -> httpx.Response:
+    return http.post("/ingest", files={"file": (name, data)}, data={"space_id": space}, timeout=60)
+
+
+def test_a_long_upload_is_answered_at_once_with_a_job_whose_progress_moves(http: httpx.Client, space: str):
+    started = time.monotonic()
+    r = post(http, space, "report.txt", long_text(space))
+    answered_s = time.monotonic() - started
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["kind"] == "upload" and job["status"] in ("pending", "running")
+    assert r.headers["Location"] == f"/jobs/{job['job_id']}"
+    assert answered_s < 15, f"the 202 took {answered_s:.1f}s; INGEST_WAIT_S is 3"
+    # the listing does not show it yet: nothing half-indexed is visible
+    listed = http.get("/documents", params={"space_id": space}).json()["documents"]
+    assert job["doc_id"] not in [d["doc_id"] for d in listed]
+
+    stream = http.get(f"/jobs/{job['job_id']}/events", timeout=300)
+    assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(stream.text)
+    name, last = events[-1]
+    assert name == "complete", events[-3:]
+    embedding = [d["progress"] for n, d in events if n == "progress" and d["progress"]["stage"] == "embedding"]
+    assert len(embedding) >= 2, [d["progress"] for _, d in events]
+    done = [p["done"] for p in embedding]
+    assert done == sorted(done) and done[-1] > done[0], done
+    assert {p["total"] for p in embedding} == {last["result"]["chunks"]} and last["result"]["chunks"] >= 20
+    assert last["status"] == "done" and last["result"]["language"] == "en" and last["result"]["duplicate"] is False
+
+    assert http.get(f"/jobs/{job['job_id']}").json()["status"] == "done"
+    listed = http.get("/documents", params={"space_id": space}).json()["documents"]
+    assert [d["doc_id"] for d in listed] == [job["doc_id"]]
+    hits = http.post("/search", json={"q": "Who keeps the lighthouse on Vardø?", "space_id": space, "top_k": 3})
+    assert hits.status_code == 200 and "Ingrid Solberg" in hits.json()["sources"][0]["text"], hits.text
+
+
+def test_a_short_upload_is_still_answered_with_the_document(http: httpx.Client, space: str):
+    r = post(http, space, "note.txt", "Короткая заметка о Байкале и Ангаре.".encode())
+    assert r.status_code == 200, r.text
+    assert r.json()["chunks"] == 1 and r.json()["language"] == "ru"
+
+
+def test_deleting_a_document_while_it_is_ingested_stops_it_and_leaves_nothing(http: httpx.Client, space: str):
+    r = post(http, space, "report.txt", long_text(space))
+    assert r.status_code == 202, r.text
+    job_id, doc_id = r.json()["job_id"], r.json()["doc_id"]
+    deadline = time.monotonic() + 120
+    while http.get(f"/jobs/{job_id}").json()["progress"]["stage"] != "embedding":
+        assert time.monotonic() < deadline, "the upload never reached embedding"
+        time.sleep(0.3)
+
+    deleted = http.delete(f"/documents/{doc_id}", params={"space_id": space})
+    assert deleted.status_code == 200 and deleted.json()["deleted"] is True, deleted.text
+    job = http.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "cancelled" and job["error"]["code"] == "cancelled", job
+    time.sleep(3)  # the upload does not finish afterwards and bring the document back
+    assert http.get("/documents", params={"space_id": space}).json()["documents"] == []
+    assert http.get(f"/documents/{doc_id}", params={"space_id": space}).status_code == 404
+    hits = http.post("/search", json={"q": "Who keeps the lighthouse on Vardø?", "space_id": space})
+    assert hits.json()["sources"] == []
+    again = post(http, space, "report.txt", long_text(space))  # and it can be uploaded again
+    assert again.status_code in (200, 202) and again.json()["doc_id"] == doc_id
+    assert http.delete(f"/documents/{doc_id}", params={"space_id": space}).status_code == 200
+
+
+def test_following_an_unknown_job_is_404_before_any_event(http: httpx.Client):
+    r = http.get(f"/jobs/{uuid.uuid4().hex}/events")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_a_document_with_more_chunks_than_max_document_chunks_is_refused_before_embedding(tmp_path: Path):
+    db = Database.for_data_dir(None, tmp_path)
+    db.migrate()
+    # no store and no embedding model: the refusal comes before either is used
+    ingestor = Ingestor(None, Registry(db), None, 1 << 20, extract_document, max_chunks=5)  # type: ignore[arg-type]
+    with pytest.raises(TooManyChunks) as refused:
+        ingestor.ingest("s", "long.txt", long_text("cap", articles=2))
+    assert refused.value.details["limit"] == 5 and refused.value.details["chunks"] > 5
+    assert "MAX_DOCUMENT_CHUNKS" in refused.value.message and status_of(refused.value) == 413
+    assert Registry(db).list("s") == []
+
+
+def test_upload_jobs_of_a_process_that_died_are_failed_and_a_live_ones_are_kept(tmp_path: Path):
+    db = Database.for_data_dir(None, tmp_path)
+    db.migrate()
+    store = UploadStore(db)
+    dead = store.create("s", "d1", "a.txt", False, process_name(2**22 + 12345))  # no such pid
+    alive = store.create("s", "d2", "b.txt", False, process_name())
+    elsewhere = store.create("s", "d3", "c.txt", False, "another-host:1")
+    failed = store.reap(60, gone_here)
+    assert [j.job_id for j in failed] == [dead.job_id]
+    lost = store.get(dead.job_id)
+    assert lost is not None and lost.status == "failed" and lost.error["code"] == "upload_lost"
+    assert store.get(alive.job_id).status == "pending" and store.get(elsewhere.job_id).status == "pending"
+    # another machine's job (and any) is failed once nobody has touched it for the silence allowed
+    assert {j.job_id for j in store.reap(0, gone_here)} == {alive.job_id, elsewhere.job_id}
