@@ -413,6 +413,13 @@ def finish(read: ReadParts, ocr_texts: Sequence[str], limits: ExtractLimits | No
     return Extracted(text, sections, ocr_pages=len(ocr_texts))
 
 
+def read_or_finish(filename: str, data: bytes, limits: ExtractLimits | None = None) -> Extracted | ReadParts:
+    """`read_parts`, then `finish` at once when no page needs OCR: how the sandbox's first task ends,
+    so a document without scans is normalised in the worker, within its limits, as it always was."""
+    read = read_parts(filename, data, limits)
+    return read if read.ocr_parts else finish(read, [], limits)
+
+
 def extract_document(filename: str, data: bytes, limits: ExtractLimits | None = None) -> Extracted:
     """The document's text and where its sections sit, every step in this process (the sandbox runs
     the same steps in its workers, page by page)."""

@@ -32,7 +32,7 @@ from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import TypeVar
 
-from docassist.pipelines.documents.extract import ExtractLimits, ReadParts, finish, ocr_part, read_parts
+from docassist.pipelines.documents.extract import ExtractLimits, finish, ocr_part, read_or_finish
 from docassist.pipelines.documents.locations import Extracted
 from docassist.pipelines.errors import MarkupTooLarge, UnreadableDocument
 from docassist.pipelines.lifelines import watch_parent
@@ -161,13 +161,15 @@ class ExtractionSandbox:
         it raises (an abandoned upload) stops the OCR there."""
         pool = self._free.get()
         try:
-            read: ReadParts = self._run(
-                pool, filename, self.timeout_s, "EXTRACT_TIMEOUT_S", read_parts, filename, data, self.limits
+            read = self._run(
+                pool, filename, self.timeout_s, "EXTRACT_TIMEOUT_S", read_or_finish, filename, data, self.limits
             )
+            if isinstance(read, Extracted):  # nothing to OCR: read and normalised in the worker
+                return read
             scans = read.ocr_parts
             texts: list[str] = []
             started = time.perf_counter()
-            if scans and progress is not None:
+            if progress is not None:
                 progress(0, len(scans))
             for part in scans:
                 page_timeout = self.limits.ocr_page_timeout_s + _OCR_GRACE_S
@@ -187,15 +189,14 @@ class ExtractionSandbox:
                 )
                 if progress is not None:
                     progress(len(texts), len(scans))
-            if scans:
-                seconds = time.perf_counter() - started
-                event(
-                    "[INGEST] OCR",
-                    f"{filename!r}: {len(scans)} scanned pages in {seconds:.1f}s ({len(scans) / seconds:.2f} pages/s)",
-                    pages=len(scans),
-                    seconds=round(seconds, 3),
-                )
-            return finish(read, texts, self.limits)
+            seconds = time.perf_counter() - started
+            event(
+                "[INGEST] OCR",
+                f"{filename!r}: {len(scans)} scanned pages in {seconds:.1f}s ({len(scans) / seconds:.2f} pages/s)",
+                pages=len(scans),
+                seconds=round(seconds, 3),
+            )
+            return finish(read, texts, self.limits)  # the pages' text joined here: bounded by MAX_OCR_PAGES
         except _Replace as exc:
             pool = self._replace(pool, exc.why)
             raise exc.error from None
