@@ -6,6 +6,7 @@ embedding model, the Qdrant client) and stops it on shutdown.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         event(
             "[STARTUP] API keys: none",
             "API_KEYS is not set: every route is open to whoever reaches this port",
-            level=30,
+            level=logging.WARNING,
         )
     configure_connections(settings.header_timeout_s)  # each worker of `serve --workers N` runs this
     runtime = Runtime(settings)
@@ -68,9 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CancelOnDisconnect)
     app.add_middleware(BodyDeadline, total_s=settings.body_timeout_s, idle_s=settings.body_idle_timeout_s)
     app.add_middleware(JsonBodyMiddleware)
-    app.add_middleware(
-        RequestGuard, keys=settings.api_keys, upload_limit_bytes=int(settings.max_upload_mb * 1024 * 1024)
-    )
+    app.add_middleware(RequestGuard, keys=settings.api_keys, upload_limit_bytes=settings.max_upload_bytes)
     app.add_middleware(BrowserHeadersMiddleware)
     app.add_middleware(RequestLogMiddleware)
     install_error_handlers(app)

@@ -7,6 +7,7 @@ request id only: its details go to the log, not to the client.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -97,7 +98,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(e.DocassistError)
     async def _typed(_: Request, exc: e.DocassistError) -> JSONResponse:
         status = status_of(exc)
-        event(f"[ERROR] {exc.code}", exc.message, level=40 if status >= 500 else 30, code=exc.code, status=status)
+        event(
+            f"[ERROR] {exc.code}",
+            exc.message,
+            level=logging.ERROR if status >= 500 else 30,
+            code=exc.code,
+            status=status,
+        )
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, e.TooBusy) else None
         return envelope_response(status, exc.code, exc.message, exc.details, headers=headers)
 
@@ -134,7 +141,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         rid = request_id_var.get()
-        event("[ERROR] internal_error", f"{type(exc).__name__}: {exc}", level=40, exc_info=exc)
+        event("[ERROR] internal_error", f"{type(exc).__name__}: {exc}", level=logging.ERROR, exc_info=exc)
         return envelope_response(
             500,
             "internal_error",

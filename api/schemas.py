@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from docassist.pipelines.documents.language import SUPPORTED_LANGUAGES
 from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS
 from docassist.pipelines.spaces import SPACE_PATTERN
+from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries.events import Usage
 
 SpaceId = Field(default="default", pattern=SPACE_PATTERN, description="1–64 of [A-Za-z0-9_-]")
@@ -301,3 +302,20 @@ class SummarizeResponse(BaseModel):
     strategy: Literal["direct", "tree"]
     timing: dict[str, Any]
     usage: Usage
+
+
+def stream_schema(events: dict[str, type[StreamEvent]], description: str) -> dict:
+    """The OpenAPI response of a `text/event-stream` route: one schema per event name."""
+    return {
+        "description": description,
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "oneOf": [
+                        {"title": name, **cls.model_json_schema(ref_template="#/components/schemas/{model}")}
+                        for name, cls in events.items()
+                    ]
+                }
+            }
+        },
+    }

@@ -45,19 +45,19 @@ NOISE = 0.02  # per-dimension Gaussian noise on the unit-length embeddings of th
 
 def fill(ctx: Context, target: int) -> dict[str, float]:
     """Ingest corpus documents until the space holds `target` chunks; the fill's throughput."""
-    c = corpus(ctx)
-    started, before = time.perf_counter(), c["chunks"]
+    held = corpus(ctx)
+    started, before = time.perf_counter(), held["chunks"]
     last_report = started
-    while c["chunks"] < target:
+    while held["chunks"] < target:
         add_document(ctx)
         if time.perf_counter() - last_report > 30:
             last_report = time.perf_counter()
-            rate = (c["chunks"] - before) / (last_report - started)
-            ctx.log(f"fill: {c['chunks']:,}/{target:,} chunks, {rate:.2f} chunks/s")
+            rate = (held["chunks"] - before) / (last_report - started)
+            ctx.log(f"fill: {held['chunks']:,}/{target:,} chunks, {rate:.2f} chunks/s")
     seconds = time.perf_counter() - started
-    added = c["chunks"] - before
+    added = held["chunks"] - before
     rate = added / seconds if seconds else 0.0
-    return {"chunks": c["chunks"], "added": added, "seconds": round(seconds, 1), "rate": rate}
+    return {"chunks": held["chunks"], "added": added, "seconds": round(seconds, 1), "rate": rate}
 
 
 def queries(n: int) -> list[str]:
@@ -66,9 +66,9 @@ def queries(n: int) -> list[str]:
     return [mixed[i % len(mixed)] for i in range(n)]
 
 
-def edge_query(edge: EdgeVectorStore, dense: list[float], q: str, space: str) -> list:
+def edge_query(edge: EdgeVectorStore, dense: list[float], question: str, space: str) -> list:
     """The bare Edge query: the request `Store.search` makes, nothing around it."""
-    return edge.hybrid(dense, sparse.encode_query(q), edge_filter(space), TOP_K, max(PREFETCH_DEPTH, TOP_K))
+    return edge.hybrid(dense, sparse.encode_query(question), edge_filter(space), TOP_K, max(PREFETCH_DEPTH, TOP_K))
 
 
 def replicate(edge: EdgeVectorStore, source: str, target: str, n: int, seed: int = 0) -> int:
@@ -77,10 +77,10 @@ def replicate(edge: EdgeVectorStore, source: str, target: str, n: int, seed: int
     originals = list(edge.scroll(edge_filter(source), with_vector=True))
     made, batch = 0, []
     while made < n:
-        for p in originals[: n - made]:
-            dense = np.asarray(p.vector[DENSE]) + rng.normal(0.0, NOISE, len(p.vector[DENSE]))
-            payload = {**p.payload, SPACE_KEY: target}
-            batch.append(qe.Point(str(uuid.uuid4()), {DENSE: dense.tolist(), SPARSE: p.vector[SPARSE]}, payload))
+        for point in originals[: n - made]:
+            dense = np.asarray(point.vector[DENSE]) + rng.normal(0.0, NOISE, len(point.vector[DENSE]))
+            payload = {**point.payload, SPACE_KEY: target}
+            batch.append(qe.Point(str(uuid.uuid4()), {DENSE: dense.tolist(), SPARSE: point.vector[SPARSE]}, payload))
             made += 1
             if len(batch) == 1024:
                 edge.upsert(batch)
@@ -93,10 +93,12 @@ def local_copy(edge: EdgeVectorStore, folder: Path, collection: str, dim: int) -
     """Every point of the shard, unchanged, in a Qdrant local-mode folder."""
     local = LocalModeStore(folder, collection, dim)
     batch = []
-    for p in edge.scroll(with_vector=True):
-        terms = models.SparseVector(indices=p.vector[SPARSE].indices, values=p.vector[SPARSE].values)
+    for point in edge.scroll(with_vector=True):
+        terms = models.SparseVector(indices=point.vector[SPARSE].indices, values=point.vector[SPARSE].values)
         batch.append(
-            models.PointStruct(id=str(p.id), vector={DENSE: p.vector[DENSE], SPARSE: terms}, payload=p.payload)
+            models.PointStruct(
+                id=str(point.id), vector={DENSE: point.vector[DENSE], SPARSE: terms}, payload=point.payload
+            )
         )
         if len(batch) == 512:
             local.client.upsert(collection, batch)
@@ -132,19 +134,19 @@ def run(ctx: Context) -> Result:
         chunks_in_store = edge.count(CORPUS_SPACE)
         svc_total, svc_client, svc_embed, svc_search, base_total, base_embed, base_search = ([] for _ in range(7))
         dense_of: dict[str, list[float]] = {}
-        for q in queries(ctx.sizes.retrieval_searches):
+        for question in queries(ctx.sizes.retrieval_searches):
             started = time.perf_counter()
-            r = ctx.http.post("/search", json={"q": q, "space_id": CORPUS_SPACE, "top_k": TOP_K})
+            answer = ctx.http.post("/search", json={"q": question, "space_id": CORPUS_SPACE, "top_k": TOP_K})
             svc_client.append((time.perf_counter() - started) * 1000)
-            r.raise_for_status()
-            timing = r.json()["timing"]
+            answer.raise_for_status()
+            timing = answer.json()["timing"]
             svc_total.append(timing["total_ms"])
             svc_embed.append(timing["embed_ms"])
             svc_search.append(timing["search_ms"])
             t0 = time.perf_counter()
-            dense = dense_of[q] = ctx.in_worker(model.get_query_embedding, q)
+            dense = dense_of[question] = ctx.in_worker(model.get_query_embedding, question)
             t1 = time.perf_counter()
-            ctx.in_worker(edge_query, edge, dense, q, CORPUS_SPACE)
+            ctx.in_worker(edge_query, edge, dense, question, CORPUS_SPACE)
             t2 = time.perf_counter()
             base_embed.append((t1 - t0) * 1000)
             base_search.append((t2 - t1) * 1000)
@@ -152,12 +154,12 @@ def run(ctx: Context) -> Result:
         ctx.log(f"replicating {chunks_in_store:,} chunk embeddings into {ctx.sizes.retrieval_replicated_chunks:,}")
         large = replicate(edge, CORPUS_SPACE, LARGE_SPACE, ctx.sizes.retrieval_replicated_chunks)
         probe = list(dense_of.items())
-        edge_large = [timed_ms(edge_query, edge, d, q, LARGE_SPACE) for q, d in probe]
+        edge_large = [timed_ms(edge_query, edge, dense, question, LARGE_SPACE) for question, dense in probe]
         ctx.log(f"copying {edge.count():,} points into Qdrant local mode")
         local = local_copy(edge, copy / "local", shard.name, dim)
         few = probe[: ctx.sizes.retrieval_local_searches]
-        local_small = [timed_ms(local.search, d, q, CORPUS_SPACE, TOP_K) for q, d in few]
-        local_large = [timed_ms(local.search, d, q, LARGE_SPACE, TOP_K) for q, d in few]
+        local_small = [timed_ms(local.search, dense, question, CORPUS_SPACE, TOP_K) for question, dense in few]
+        local_large = [timed_ms(local.search, dense, question, LARGE_SPACE, TOP_K) for question, dense in few]
     finally:
         edge.close()
         if local is not None:
@@ -165,10 +167,10 @@ def run(ctx: Context) -> Result:
         shutil.rmtree(copy, ignore_errors=True)
 
     ask_stage, ask_inner = [], []
-    for q in queries(ctx.sizes.retrieval_asks):
-        r = ctx.http.post("/ask", json={"q": q, "space_id": CORPUS_SPACE, "mode": "direct", "top_k": 3})
-        r.raise_for_status()
-        timing = r.json()["timing"]
+    for question in queries(ctx.sizes.retrieval_asks):
+        answer = ctx.http.post("/ask", json={"q": question, "space_id": CORPUS_SPACE, "mode": "direct", "top_k": 3})
+        answer.raise_for_status()
+        timing = answer.json()["timing"]
         ask_stage.append(timing["retrieval_s"] * 1000)
         ask_inner.append(timing["retrieval_embed_ms"] + timing["retrieval_search_ms"])
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -81,4 +82,4 @@ class HealthMonitor:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the next round tries again; requests get the last report meanwhile
-                event("[HEALTH] Refresh failed", f"{type(exc).__name__}: {exc}", level=30)
+                event("[HEALTH] Refresh failed", f"{type(exc).__name__}: {exc}", level=logging.WARNING)

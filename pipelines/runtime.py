@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Coroutine, Iterator
+from typing import Any, Literal
 
 from docassist.pipelines.documents.extract import extract_document
 from docassist.pipelines.documents.ingestion import Ingestor, warm_up_splitter
@@ -70,6 +71,43 @@ class Runtime:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         revision = await asyncio.to_thread(self.db.migrate, s.files_dir)
+        servers = [srv.start() for srv in self._llama_servers().values()]
+        searching = self.role == "serve"
+        if searching:
+            rolled_back = await self._start_search(servers)
+        else:
+            await asyncio.gather(asyncio.to_thread(warm_up_splitter), *servers)
+            rolled_back = 0
+        await self._start_endpoints()
+        workers, resumed = await self._start_summaries()
+        if searching:
+            lost = await self.uploads.start()
+            if lost:
+                event(
+                    "[INGEST] Uploads lost",
+                    f"{lost} upload job(s) of a stopped process marked failed",
+                    level=logging.WARNING,
+                )
+            await self.health_monitor.start()
+        eps = self.endpoints.values()
+        event(
+            "[STARTUP] docassist ready",
+            f"role={self.role} profile={s.profile_name} data_dir={s.data_dir} database={self.db.location} "
+            f"(revision {revision})"
+            + (f" store={self.store.location} collection={self.store.collection}" if searching else ""),
+            "endpoints: "
+            + ", ".join(f"{e.name}={e.provider}:{e.settings.model}@{e.base_url} ({e.tokens.source})" for e in eps),
+            (f"embedding={self.embed_model.model_name} dim={self.store.dim} · " if searching else "")
+            + f"rolled back {rolled_back} unfinished ingests · {resumed} background jobs resumed · "
+            f"{workers} job workers · start-up {time.perf_counter() - t0:.1f}s",
+            f"data directory readable by this user only (0700/0600): {self.tightened} looser path(s) tightened",
+            profile=s.profile_name,
+            role=self.role,
+        )
+
+    def _llama_servers(self) -> dict[str, LlamaServer]:
+        """The llama.cpp servers this process runs itself: managed endpoints without an address."""
+        s = self.settings
         for name, ep in s.endpoints.items():
             if ep.managed and ep.base_url is None:
                 spec = s.model_spec(ep.model)
@@ -77,51 +115,50 @@ class Runtime:
                 self.llama_servers[name] = LlamaServer(
                     ep.model, spec.context_window, s.data_dir / "logs", s.llama_server_threads, ep.stall_timeout_s
                 )
-        servers = [srv.start() for srv in self.llama_servers.values()]
-        searching = self.role == "serve"
-        if searching:
-            self.sandbox = ExtractionSandbox(
-                s.extract_limits,
-                s.extract_timeout_s,
-                s.extract_memory_mb,
-                pid_file=s.data_dir / "logs" / "extract-workers.pids",
-            )
-            embed_task = asyncio.to_thread(build_embedding, s.profile.embedding)
-            self.embed_model, *_ = await asyncio.gather(embed_task, asyncio.to_thread(warm_up_splitter), *servers)
-            dim = await asyncio.to_thread(embedding_dim, self.embed_model)
-            self.store = await asyncio.to_thread(Store, s, dim, s.profile.embedding.kind)
-            self.ingestor = Ingestor(
-                self.store,
-                self.registry,
-                self.embed_model,
-                int(s.max_upload_mb * 1024 * 1024),
-                self.sandbox.extract,
-                s.max_document_chunks,
-            )
-            self.uploads = UploadRunner(
-                self.ingestor,
-                self.registry,
-                UploadStore(self.db),
-                self.lanes.uploads,
-                self.lanes.storage,
-                self._summary_job_for,
-            )
-            rolled_back = await asyncio.to_thread(self.ingestor.recover)
-            # the extraction workers load their parsers after start-up, while the service already answers
-            self._sandbox_warm_up = asyncio.create_task(asyncio.to_thread(self.sandbox.warm_up))
-            self.retriever = Retriever(self.store, self.embed_model, self.lanes.search)
-        else:
-            await asyncio.gather(asyncio.to_thread(warm_up_splitter), *servers)
-            rolled_back = 0
+        return self.llama_servers
+
+    async def _start_search(self, servers: list[Coroutine[Any, Any, None]]) -> int:
+        """The serving role's own parts — the extraction sandbox, the embedding model, the vector
+        store, the ingestor and its upload jobs, the retriever — while the llama.cpp servers start;
+        the ingests a crash interrupted, rolled back."""
+        s = self.settings
+        self.sandbox = ExtractionSandbox(
+            s.extract_limits,
+            s.extract_timeout_s,
+            s.extract_memory_mb,
+            pid_file=s.data_dir / "logs" / "extract-workers.pids",
+        )
+        embed_task = asyncio.to_thread(build_embedding, s.profile.embedding)
+        self.embed_model, *_ = await asyncio.gather(embed_task, asyncio.to_thread(warm_up_splitter), *servers)
+        dim = await asyncio.to_thread(embedding_dim, self.embed_model)
+        self.store = await asyncio.to_thread(Store, s, dim, s.profile.embedding.kind)
+        self.ingestor = Ingestor(
+            self.store, self.registry, self.embed_model, s.max_upload_bytes, self.sandbox.extract, s.max_document_chunks
+        )
+        self.uploads = UploadRunner(
+            self.ingestor, self.registry, UploadStore(self.db), self.lanes.uploads, self.lanes.storage,
+            self._summary_job_for,
+        )  # fmt: skip
+        rolled_back = await asyncio.to_thread(self.ingestor.recover)
+        # the extraction workers load their parsers after start-up, while the service already answers
+        self._sandbox_warm_up = asyncio.create_task(asyncio.to_thread(self.sandbox.warm_up))
+        self.retriever = Retriever(self.store, self.embed_model, self.lanes.search)
+        return rolled_back
+
+    async def _start_endpoints(self) -> None:
+        """The LLM endpoints, their shared slots (with Redis) and their context windows."""
         managed = {n: ManagedServer(srv.base_url, srv.gguf, srv.api_key) for n, srv in self.llama_servers.items()}
-        self.endpoints = await asyncio.to_thread(build_endpoints, s, managed)
+        self.endpoints = await asyncio.to_thread(build_endpoints, self.settings, managed)
         if self.redis is not None:  # one concurrency limit per endpoint across every process
             for ep in self.endpoints.values():
                 ep.limiter = SharedSlots(self.redis, server_identity(ep.base_url), ep.settings.max_concurrency)
         for name, srv in self.llama_servers.items():
             srv.watch(self.endpoints[name])
         await asyncio.gather(*(ep.discover() for ep in self.endpoints.values()))
-        routing = s.profile.routing
+
+    async def _start_summaries(self) -> tuple[int, int]:
+        """The summary runs and the background job workers: how many workers, and jobs resumed."""
+        s, routing = self.settings, self.settings.profile.routing
         self.summaries = SummaryService(
             self.summary_store,
             self.caller,
@@ -140,27 +177,7 @@ class Runtime:
             workers=workers,
             shared=self.db.shared,
         )
-        resumed = self.jobs.start(asyncio.get_running_loop())
-        if searching:
-            lost = await self.uploads.start()
-            if lost:
-                event("[INGEST] Uploads lost", f"{lost} upload job(s) of a stopped process marked failed", level=30)
-            await self.health_monitor.start()
-        eps = self.endpoints.values()
-        event(
-            "[STARTUP] docassist ready",
-            f"role={self.role} profile={s.profile_name} data_dir={s.data_dir} database={self.db.location} "
-            f"(revision {revision})"
-            + (f" store={self.store.location} collection={self.store.collection}" if searching else ""),
-            "endpoints: "
-            + ", ".join(f"{e.name}={e.provider}:{e.settings.model}@{e.base_url} ({e.tokens.source})" for e in eps),
-            (f"embedding={self.embed_model.model_name} dim={dim} · " if searching else "")
-            + f"rolled back {rolled_back} unfinished ingests · {resumed} background jobs resumed · "
-            f"{workers} job workers · start-up {time.perf_counter() - t0:.1f}s",
-            f"data directory readable by this user only (0700/0600): {self.tightened} looser path(s) tightened",
-            profile=s.profile_name,
-            role=self.role,
-        )
+        return workers, self.jobs.start(asyncio.get_running_loop())
 
     def _summary_job_for(self, record: DocumentRecord) -> str | None:
         """After an upload with `generate_summary`: a summary job, unless the summary exists."""
@@ -226,7 +243,7 @@ def ingestion_only(settings: Settings) -> Iterator[Ingestor]:
             store,
             Registry(db),
             embed,
-            int(settings.max_upload_mb * 1024 * 1024),
+            settings.max_upload_bytes,
             lambda f, d: extract_document(f, d, limits),
             settings.max_document_chunks,
         )

@@ -189,6 +189,11 @@ class Settings(BaseModel):
     keep_alive_s: float = Field(default=5, gt=0)
 
     @property
+    def max_upload_bytes(self) -> int:
+        """MAX_UPLOAD_MB in bytes: what the guard, the route and the ingestor all enforce."""
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
     def endpoints(self) -> dict[str, EndpointSettings]:
         return self.profile.endpoints
 

@@ -1,6 +1,6 @@
 """Events a client receives as server-sent events: each is a LlamaIndex workflow `Event` (a pydantic
 model) with the name it goes out under. Workflows write them, flights and jobs relay them, the
-stream routes send them, and the OpenAPI description of each stream is generated from them."""
+stream routes send them (`api/schemas.py` describes each stream in OpenAPI from them)."""
 
 from __future__ import annotations
 
@@ -17,20 +17,3 @@ class StreamEvent(Event):
 def encode(ev: StreamEvent) -> dict[str, str]:
     """`{"event": name, "data": json}`: the server-sent event, and the form a shared flight stores."""
     return {"event": ev.name, "data": ev.model_dump_json()}
-
-
-def stream_schema(events: dict[str, type[StreamEvent]], description: str) -> dict:
-    """The OpenAPI response of a `text/event-stream` route: one schema per event name."""
-    return {
-        "description": description,
-        "content": {
-            "text/event-stream": {
-                "schema": {
-                    "oneOf": [
-                        {"title": name, **cls.model_json_schema(ref_template="#/components/schemas/{model}")}
-                        for name, cls in events.items()
-                    ]
-                }
-            }
-        },
-    }

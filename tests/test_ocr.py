@@ -20,8 +20,7 @@ from docassist.pipelines.errors import Cancelled, ImageTooLarge, OcrUnavailable,
 from tests.conftest import ingest, xquad_article
 
 LETTER_RU = (
-    "Протокол заседания комиссии по благоустройству.\n"
-    "Комиссия рассмотрела план работ на лето и утвердила смету."
+    "Протокол заседания комиссии по благоустройству.\nКомиссия рассмотрела план работ на лето и утвердила смету."
 )
 FACT_RU = (
     "Ремонт моста через реку Сура завершат к пятнадцатому сентября.\n"

@@ -12,7 +12,7 @@ from docassist.pipelines.documents.language import detect_language
 from tests.conftest import Service, ingest, sse_events, xquad_article
 
 LONG = 6  # XQuAD article "Ctenophora": ~5.9k chars ru / ~5.5k en, longer than the 1,024-token window
-# Summaries are cached by content across spaces: each test summarizes an article no other test does.
+# Summaries are cached per space and text: each test summarizes an article no other test does.
 
 
 def summarize(http: httpx.Client, space: str, doc_id: str, **extra) -> httpx.Response:

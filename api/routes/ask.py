@@ -9,9 +9,9 @@ from fastapi import APIRouter
 
 from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.held import HeldEventSourceResponse
-from docassist.api.schemas import AskRequest, AskResponse, SourceOut, error_responses
+from docassist.api.schemas import AskRequest, AskResponse, SourceOut, error_responses, stream_schema
 from docassist.pipelines.answers.events import ASK_EVENT_TYPES
-from docassist.pipelines.streams import encode, stream_schema
+from docassist.pipelines.streams import encode
 
 router = APIRouter(tags=["answers"])
 _ERRORS = error_responses(401, 403, 408, 413, 422, 429, 503)

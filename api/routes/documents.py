@@ -90,7 +90,7 @@ async def ingest(
     access.check_space(space_id)
     filename = file.filename or ""
     file_kind(filename)  # refuse unsupported types before reading the body
-    data = await _read_limited(file, int(assistant.settings.max_upload_mb * 1024 * 1024))
+    data = await _read_limited(file, assistant.settings.max_upload_bytes)
     done = await assistant.ingest(space_id, filename, data, generate_summary, wait)
     if isinstance(done, Accepted):
         body = upload_response(done.upload)

@@ -8,8 +8,8 @@ from fastapi import APIRouter
 
 from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.held import HeldEventSourceResponse
-from docassist.api.schemas import SummarizeRequest, SummarizeResponse, error_responses
-from docassist.pipelines.streams import encode, stream_schema
+from docassist.api.schemas import SummarizeRequest, SummarizeResponse, error_responses, stream_schema
+from docassist.pipelines.streams import encode
 from docassist.pipelines.summaries.events import EVENT_TYPES
 
 router = APIRouter(tags=["summaries"])

@@ -13,6 +13,7 @@ language of the question, checked, and retried once if wrong.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from typing import Literal
 
@@ -251,7 +252,11 @@ class AskWorkflow(Workflow):
                 got = detect_language(text).code if text else st.language
                 if got == st.language or len(text) < 20:
                     break
-                event("[Language Check] Wrong language, retrying once", f"expected {st.language}, got {got}", level=30)
+                event(
+                    "[Language Check] Wrong language, retrying once",
+                    f"expected {st.language}, got {got}",
+                    level=logging.WARNING,
+                )
         async with ctx.store.edit_state() as st:
             st.lap("answer")
         return AnswerResult(

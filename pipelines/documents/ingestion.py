@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import threading
 import time
 import uuid
@@ -57,7 +58,7 @@ def _unheard(_stage: UploadStage, _done: int, _total: int) -> None:
 
 def _stop_if(abandoned: Callable[[], bool]) -> None:
     if abandoned():
-        event("[INGEST] Stopped", "its client left or its document was deleted: nothing stored", level=30)
+        event("[INGEST] Stopped", "its client left or its document was deleted: nothing stored", level=logging.WARNING)
         raise Cancelled("the upload was stopped (its client left, or its document was deleted); nothing was stored")
 
 
@@ -75,6 +76,29 @@ def warm_up_splitter() -> None:
 def count_tokens(text: str) -> int:
     """cl100k token count (llama-index's bundled tokenizer, offline); a model-neutral size."""
     return len(get_tokenizer()(text))
+
+
+def _log_indexed(record: DocumentRecord, marks: tuple[float, float, float, float, float]) -> None:
+    """`[INGEST] Indexed`, with where the upload's seconds went (`marks`: start, extracted,
+    chunked, embedded, written)."""
+    t0, t_extract, t_chunk, t_embed, t_end = marks
+    event(
+        "[INGEST] Indexed",
+        f"doc_id={record.doc_id} space={record.space_id} file={record.filename!r} language={record.language}",
+        f"{record.chars:,} chars, {record.tokens:,} tokens, {record.chunks} chunks",
+        f"extract {t_extract - t0:.2f}s · chunk {t_chunk - t_extract:.2f}s · "
+        f"embed {t_embed - t_chunk:.2f}s ({record.chunks / max(t_embed - t_chunk, 1e-6):.0f} chunks/s) · "
+        f"write {t_end - t_embed:.2f}s · total {t_end - t0:.2f}s",
+        doc_id=record.doc_id,
+        chunks=record.chunks,
+        tokens=record.tokens,
+        timing={
+            "extract_s": t_extract - t0,
+            "chunk_s": t_chunk - t_extract,
+            "embed_s": t_embed - t_chunk,
+            "write_s": t_end - t_embed,
+        },
+    )
 
 
 @dataclass
@@ -180,6 +204,21 @@ class Ingestor:
             created_at=0.0,
             text_sha256=text_sha256(text),
         )
+        self._embed(nodes, abandoned, progress)
+        t_embed = time.perf_counter()
+        self.registry.begin(record)
+        try:
+            self.store.add(nodes)
+            self.registry.commit(space_id, doc_id, text, data)
+        except BaseException:
+            with contextlib.suppress(Exception):  # what cannot be undone now stays `writing`: recover() retries
+                self.discard(space_id, doc_id)
+            raise
+        _log_indexed(record, (t0, t_extract, t_chunk, t_embed, time.perf_counter()))
+        return record
+
+    def _embed(self, nodes: list[TextNode], abandoned: Callable[[], bool], progress: Progress) -> None:
+        """Dense vectors for every chunk, a batch at a time: progress and a chance to stop after each."""
         embeddings: list[list[float]] = []
         for start in range(0, len(nodes), EMBED_BATCH):
             progress("embedding", start, len(nodes))
@@ -190,34 +229,6 @@ class Ingestor:
         _stop_if(abandoned)
         for node, vector in zip(nodes, embeddings, strict=True):
             node.embedding = vector
-        t_embed = time.perf_counter()
-        self.registry.begin(record)
-        try:
-            self.store.add(nodes)
-            self.registry.commit(space_id, doc_id, text, data)
-        except BaseException:
-            with contextlib.suppress(Exception):  # what cannot be undone now stays `writing`: recover() retries
-                self.discard(space_id, doc_id)
-            raise
-        t_end = time.perf_counter()
-        event(
-            "[INGEST] Indexed",
-            f"doc_id={doc_id} space={space_id} file={record.filename!r} language={language.code}",
-            f"{len(text):,} chars, {record.tokens:,} tokens, {len(nodes)} chunks",
-            f"extract {t_extract - t0:.2f}s · chunk {t_chunk - t_extract:.2f}s · "
-            f"embed {t_embed - t_chunk:.2f}s ({len(nodes) / max(t_embed - t_chunk, 1e-6):.0f} chunks/s) · "
-            f"write {t_end - t_embed:.2f}s · total {t_end - t0:.2f}s",
-            doc_id=doc_id,
-            chunks=len(nodes),
-            tokens=record.tokens,
-            timing={
-                "extract_s": t_extract - t0,
-                "chunk_s": t_chunk - t_extract,
-                "embed_s": t_embed - t_chunk,
-                "write_s": t_end - t_embed,
-            },
-        )
-        return record
 
     def _chunk(
         self, text: str, space_id: str, doc_id: str, filename: str, language: str, sections: Sequence[Section] = ()
@@ -264,7 +275,7 @@ class Ingestor:
             try:
                 self.discard(record.space_id, record.doc_id)
             except Exception as exc:
-                event("[INGEST] Roll-back postponed", f"doc_id={record.doc_id}: {exc}", level=30)
+                event("[INGEST] Roll-back postponed", f"doc_id={record.doc_id}: {exc}", level=logging.WARNING)
                 continue
             done += 1
             event("[INGEST] Rolled back unfinished ingest", f"doc_id={record.doc_id} space={record.space_id}")

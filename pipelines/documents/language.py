@@ -39,10 +39,6 @@ class Detected:
     confidence: float
 
     @property
-    def english_name(self) -> str:
-        return NAMES.get(self.code, (self.code, self.code))[0]
-
-    @property
     def native_name(self) -> str:
         return NAMES.get(self.code, (self.code, self.code))[1]
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import logging
 import multiprocessing
 import os
 import queue
@@ -113,7 +114,11 @@ class ExtractionSandbox:
         if pid_file is not None:
             killed = kill_strays(pid_file)
             if killed:
-                event("[INGEST] Killed extraction workers left by an earlier process", f"pids={killed}", level=30)
+                event(
+                    "[INGEST] Killed extraction workers left by an earlier process",
+                    f"pids={killed}",
+                    level=logging.WARNING,
+                )
         self._free: queue.Queue[concurrent.futures.ProcessPoolExecutor] = queue.Queue()
         for _ in range(workers):
             self._free.put(self._new_pool())
@@ -247,7 +252,7 @@ class ExtractionSandbox:
         broken.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             self._pools.discard(broken)
-        event("[INGEST] Extraction worker replaced", why, level=30)
+        event("[INGEST] Extraction worker replaced", why, level=logging.WARNING)
         return self._new_pool()
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import threading
@@ -189,7 +190,7 @@ class UploadRunner:
             raise
         except Exception as exc:
             self.store.fail(job.job_id, {"code": "internal_error", "message": "the upload failed unexpectedly"})
-            event("[INGEST] Upload failed", f"job_id={job.job_id}: {type(exc).__name__}: {exc}", level=40)
+            event("[INGEST] Upload failed", f"job_id={job.job_id}: {type(exc).__name__}: {exc}", level=logging.ERROR)
             raise
 
     # ------------------------------------------------------------------ cancelling
@@ -220,7 +221,7 @@ class UploadRunner:
                 ids = [r.job.job_id for r in self._running.values()]
                 await self.storage.run(self.store.touch, ids)
                 for job in await self.storage.run(self.store.reap, LOST_AFTER_S, gone_here):
-                    event("[INGEST] Upload lost", f"job_id={job.job_id}: its process stopped", level=30)
+                    event("[INGEST] Upload lost", f"job_id={job.job_id}: its process stopped", level=logging.WARNING)
 
     async def stop(self) -> None:
         if self._keeper is not None:

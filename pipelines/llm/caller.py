@@ -13,6 +13,7 @@ the window leaves and low reasoning effort; reasoning text is never part of a re
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -166,7 +167,7 @@ class LLMCaller:
                 endpoint=endpoint.name,
                 max_tokens=budget.max_tokens,
                 finish_reason=finish,
-                level=30,
+                level=logging.WARNING,
             )
             async for item in self._call(endpoint, prompt, purpose, max_output, room=True):
                 yield item
@@ -226,7 +227,7 @@ class LLMCaller:
         event(
             f"[LLM] '{endpoint.name}' {reason}",
             f"{endpoint.provider} at {endpoint.base_url}: {type(exc).__name__}: {exc}",
-            level=30,
+            level=logging.WARNING,
             endpoint=endpoint.name,
         )
         return LLMUnavailable(f"LLM endpoint '{endpoint.name}' ({endpoint.provider}) {reason}", endpoint=endpoint.name)
@@ -257,7 +258,7 @@ class LLMCaller:
                 f"skipping {endpoint.base_url} for now",
                 endpoint=endpoint.name,
                 to=fb.name,
-                level=30,
+                level=logging.WARNING,
             )
             return fb
         return endpoint
@@ -272,7 +273,7 @@ class LLMCaller:
             exc.message,
             endpoint=endpoint.name,
             to=fb.name,
-            level=30,
+            level=logging.WARNING,
         )
         return fb
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -131,7 +132,9 @@ class LlamaServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         stale = _kill_stale(self.pid_file)
         if stale:
-            event("[LLAMA.CPP SERVER] Killed a server left by an earlier process", f"pid={stale}", level=30)
+            event(
+                "[LLAMA.CPP SERVER] Killed a server left by an earlier process", f"pid={stale}", level=logging.WARNING
+            )
         self.port = self.port or free_port()
         await self._spawn()
         self._watchdog = asyncio.create_task(self._supervise(), name="llama-server-supervisor")
@@ -211,14 +214,14 @@ class LlamaServer:
             event(
                 "[LLAMA.CPP SERVER] Died, restarting",
                 f"exit code {code}; restart #{self.restarts} in {delay:.0f}s",
-                level=30,
+                level=logging.WARNING,
                 exit_code=code,
             )
             await asyncio.sleep(delay)
             try:
                 await self._spawn()
             except Exception as exc:  # keep supervising: the next loop waits on the dead process
-                event("[LLAMA.CPP SERVER] Restart failed", str(exc), level=40)
+                event("[LLAMA.CPP SERVER] Restart failed", str(exc), level=logging.ERROR)
             finally:
                 self._restarting = False
 
@@ -232,7 +235,7 @@ class LlamaServer:
                     "[LLAMA.CPP SERVER] Stalled, killing it for a restart",
                     f"pid={self._proc.pid}: no progress for {activity.since_progress_s:.0f}s "
                     f"(stall timeout {self.stall_timeout_s:.0f}s, {activity.calls} call(s) in flight)",
-                    level=40,
+                    level=logging.ERROR,
                 )
                 with contextlib.suppress(ProcessLookupError):
                     self._proc.kill()

@@ -134,7 +134,11 @@ class JobRunner:
         try:
             self._task(job.job_id)
         except Exception as exc:  # Redis down: the job row stays pending, unqueued
-            event("Background job not queued yet", f"job_id={job.job_id}: {type(exc).__name__}: {exc}", level=30)
+            event(
+                "Background job not queued yet",
+                f"job_id={job.job_id}: {type(exc).__name__}: {exc}",
+                level=logging.WARNING,
+            )
             return False
         self.store.update(job.job_id, queued_at=time.time())
         return True
@@ -236,7 +240,12 @@ class JobRunner:
         await self._record(
             job_id, status="failed", retryable=error.code in RETRYABLE, error=error.model_dump(), lease_owner=None
         )
-        event("Background summary failed", f"job_id={job_id}: {error.code}: {error.message}", level=30, job_id=job_id)
+        event(
+            "Background summary failed",
+            f"job_id={job_id}: {error.code}: {error.message}",
+            level=logging.WARNING,
+            job_id=job_id,
+        )
 
     async def _heartbeat(self, job_id: str, run: asyncio.Task | None) -> None:
         """Renew the lease; a job deleted or taken over meanwhile stops here."""
@@ -251,7 +260,7 @@ class JobRunner:
                     "Background summary stopped",
                     f"job_id={job_id}: the job was deleted or its lease lost",
                     job_id=job_id,
-                    level=30,
+                    level=logging.WARNING,
                 )
                 run.cancel()
                 return
@@ -269,7 +278,7 @@ class JobRunner:
                             "Background job taken over",
                             f"job_id={job.job_id}: worker {job.lease_owner} stopped renewing its lease; queued again",
                             job_id=job.job_id,
-                            level=30,
+                            level=logging.WARNING,
                         )
                 for job in await asyncio.to_thread(self.store.unqueued, LOST_MESSAGE_S):
                     await asyncio.to_thread(self._enqueue, job)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -94,9 +95,6 @@ class SummaryService:
 
     def run_of(self, record: DocumentRecord, language: str) -> RunOf:
         return RunOf(self.cache_key(record, language), record.space_id, record.doc_id, self.content_hash(record))
-
-    def cached(self, record: DocumentRecord, language: str | None = None) -> CachedSummary | None:
-        return self.store.get(self.cache_key(record, language or record.language))
 
     async def start(
         self, record: DocumentRecord, language: str | None = None, force: bool = False, pinned: bool = False
@@ -271,7 +269,7 @@ class SummaryService:
         except DocassistError as exc:
             flight.emit(SummaryError.of(exc))
         except Exception as exc:
-            event("[SUMMARY] Failed", f"{type(exc).__name__}: {exc}", level=40, exc_info=exc)
+            event("[SUMMARY] Failed", f"{type(exc).__name__}: {exc}", level=logging.ERROR, exc_info=exc)
             flight.emit(SummaryError(code="internal_error", message="the summary failed; the service log has details"))
         finally:
             if watcher is not None:
@@ -308,7 +306,7 @@ class SummaryService:
                 yield ev
             return
         except OwnerGone:
-            event("[SUMMARY] Taking over a run whose process stopped", f"doc_id={record.doc_id}", level=30)
+            event("[SUMMARY] Taking over a run whose process stopped", f"doc_id={record.doc_id}", level=logging.WARNING)
         successor = await self.start(record, flight.language, pinned=flight.pinned)
         async with self.following(successor, record) as events:
             async for ev in events:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import time
 from typing import Any, Literal, Protocol
@@ -138,7 +139,6 @@ class RunState(BaseModel):
     level_tokens: dict[int, int] = Field(default_factory=dict)
     level_done: dict[int, int] = Field(default_factory=dict)
     stage_started: float = 0.0
-    plan_eta_s: float = 0.0
 
     def mark_stage(self, name: str) -> None:
         now = time.perf_counter()
@@ -226,7 +226,7 @@ class SummarizeWorkflow(Workflow):
             event(
                 "[TREE] Re-split",
                 f"the server refused a {task} input of {len(text):,} chars as too long; splitting it in two",
-                level=30,
+                level=logging.WARNING,
             )
             pieces = [" ".join(halves[:mid]), " ".join(halves[mid:])]
             parts = await asyncio.gather(
@@ -270,7 +270,6 @@ class SummarizeWorkflow(Workflow):
         plan = plan.with_parts([math.ceil(len(p) * ratio) + sizes.part_prompt for p in parts], map_ep, final_ep)
         async with ctx.store.edit_state() as st:
             st.strategy = "tree"
-            st.plan_eta_s = plan.eta_s
             st.level_items[0] = len(parts)
             st.level_tokens[0] = plan.text_tokens
             st.stats.parts = len(parts)
@@ -399,7 +398,7 @@ class SummarizeWorkflow(Workflow):
             event(
                 "[Language Check] Wrong language, retrying once",
                 f"expected {st.language}, got {detected}",
-                level=30,
+                level=logging.WARNING,
                 expected=st.language,
                 got=detected,
             )
