@@ -24,6 +24,7 @@ STATUS: dict[type[e.DocassistError], int] = {
     e.NoText: 422,
     e.UnreadableDocument: 422,
     e.EncryptedDocument: 422,
+    e.OcrUnavailable: 422,
     e.TooDeeplyNested: 422,
     e.TooLarge: 413,
     e.InvalidInput: 422,

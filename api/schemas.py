@@ -254,6 +254,13 @@ class SourceOut(BaseModel):
     score: float
     text: str
     chunk: int
+    location: dict[str, int | str] | None = Field(
+        default=None,
+        description='where the chunk sits: {"page": 3}, {"page": 3, "page_end": 4}, {"slide": 2, "title": "…"}, '
+        '{"sheet": "Продажи", "rows": "2-4"}, {"chapter": "…"}, {"section": "A › B"}; null when unknown '
+        "(documents ingested before locations were kept)",
+        examples=[{"page": 3}],
+    )
 
 
 class SearchResponse(BaseModel):

@@ -20,6 +20,8 @@ Module: what it measures — against what (same run)
 - cached: server time (`Server-Timing`) of a cached `/summarize` — `GET /documents/{id}`.
 - ingestion: chunks/s through `/ingest`, the service's peak memory — the same chunks
   embedded in-process (same model and call).
+- ocr: scanned pages/s through `/ingest` and of the service's extraction step — the `tesseract`
+  command alone on the same pages, rendered here as the service renders them.
 - lanes: `/search` latency while a large upload is embedded — the same searches idle.
 - load: many clients over the routes that need no LLM plus a few summaries — statuses,
   latencies, lost or duplicated documents; `/search` under load against idle.

@@ -37,6 +37,7 @@ ORDER = (
     "growth",
     "cached",
     "ingestion",
+    "ocr",
     "lanes",
     "load",
     "scaleout",

@@ -5,6 +5,7 @@
     docassist eval answers --split test --limit 50 --out evals/results/answers-test.json
     docassist eval retrieval --split test
     docassist eval metrics --split test          # the metrics' agreement with SummEval's experts
+    docassist eval ocr --split test --limit 20     # CER of scans made from XQuAD, and hit@1 scan vs text
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     answers.add_argument("--top-k", type=int, default=3)
     add_common_args(tasks.add_parser("retrieval", help="hit@k and MRR on XQuAD"), "first N questions per language")
     add_common_args(tasks.add_parser("metrics", help="metric agreement with SummEval's experts"), "first N articles")
+    add_common_args(
+        tasks.add_parser("ocr", help="CER of scans rendered from XQuAD, hit@1 as scans vs as text"),
+        "first N paragraphs per language (default 20)",
+    )
     return cmd_eval(ev.parse_args(argv))
 
 
@@ -109,6 +114,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from docassist.evals import retrieval
 
         write_report(retrieval.evaluate(args.split, args.evaldata, args.limit), retrieval.to_markdown, args.out)
+    elif args.task == "ocr":
+        from docassist.evals import ocr
+
+        write_report(ocr.evaluate(args.split, args.evaldata, args.limit), ocr.to_markdown, args.out)
     else:
         from docassist.evals import validate_metrics
 

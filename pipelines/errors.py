@@ -136,6 +136,25 @@ class TextTooLong(TooLarge):
     code = "text_too_long"
 
 
+class TooManyOcrPages(TooLarge):
+    """More pages without a text layer (or image frames) than `MAX_OCR_PAGES` lets OCR read."""
+
+    code = "too_many_ocr_pages"
+
+
+class ImageTooLarge(TooLarge):
+    """An image, or a PDF page rendered for OCR, with more pixels than `MAX_IMAGE_PIXELS`: Pillow's
+    decompression-bomb guard, checked from the header before anything is decoded."""
+
+    code = "image_too_large"
+
+
+class OcrUnavailable(DocassistError):
+    """A scan needs OCR and Tesseract, or its Russian or English data, is not installed here."""
+
+    code = "ocr_unavailable"
+
+
 class EncryptedDocument(DocassistError):
     """A PDF that needs a password to open."""
 

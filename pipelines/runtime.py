@@ -20,7 +20,7 @@ import time
 from collections.abc import Coroutine, Iterator
 from typing import Any, Literal
 
-from docassist.pipelines.documents.extract import extract_text
+from docassist.pipelines.documents.extract import extract_document
 from docassist.pipelines.documents.ingestion import Ingestor, warm_up_splitter
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
@@ -244,7 +244,7 @@ def ingestion_only(settings: Settings) -> Iterator[Ingestor]:
             Registry(db),
             embed,
             settings.max_upload_bytes,
-            lambda f, d: extract_text(f, d, limits),
+            lambda f, d: extract_document(f, d, limits),
             settings.max_document_chunks,
         )
     finally:

@@ -35,6 +35,10 @@ _ENV_NAMES = {
     "max_sheet_rows": "MAX_SHEET_ROWS",
     "extract_timeout_s": "EXTRACT_TIMEOUT_S",
     "extract_memory_mb": "EXTRACT_MEMORY_MB",
+    "max_ocr_pages": "MAX_OCR_PAGES",
+    "ocr_page_timeout_s": "OCR_PAGE_TIMEOUT_S",
+    "max_image_pixels": "MAX_IMAGE_PIXELS",
+    "tesseract_cmd": "TESSERACT_CMD",
     "llama_server_threads": "LLAMA_SERVER_THREADS",
     "job_workers": "JOB_WORKERS",
     "upload_workers": "UPLOAD_WORKERS",
@@ -157,6 +161,11 @@ class Settings(BaseModel):
     max_sheet_rows: int = Field(default=100_000, gt=0)
     extract_timeout_s: float = Field(default=120, gt=0)
     extract_memory_mb: int = Field(default=2048, ge=256)
+    # OCR of scans: pages per document, seconds per page, pixels per image or rendered page
+    max_ocr_pages: int = Field(default=200, ge=0)
+    ocr_page_timeout_s: float = Field(default=60, gt=0)
+    max_image_pixels: int = Field(default=89_478_485, gt=0)
+    tesseract_cmd: str = "tesseract"
     llm_temperature: float = Field(default=0.2, ge=0, le=2)
     llm_capture_file: Path | None = None
     database_url: str | None = None
@@ -191,11 +200,15 @@ class Settings(BaseModel):
     @property
     def extract_limits(self) -> ExtractLimits:
         return ExtractLimits(
-            self.max_parse_mb,
-            self.max_expansion_ratio,
-            self.max_pdf_pages,
-            self.max_document_chars,
-            self.max_sheet_rows,
+            max_parse_mb=self.max_parse_mb,
+            max_expansion_ratio=self.max_expansion_ratio,
+            max_pdf_pages=self.max_pdf_pages,
+            max_document_chars=self.max_document_chars,
+            max_sheet_rows=self.max_sheet_rows,
+            max_ocr_pages=self.max_ocr_pages,
+            ocr_page_timeout_s=self.ocr_page_timeout_s,
+            max_image_pixels=self.max_image_pixels,
+            tesseract_cmd=self.tesseract_cmd,
         )
 
     @property
@@ -340,6 +353,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "max_sheet_rows": _env_number(env, "MAX_SHEET_ROWS", int, 100_000),
         "extract_timeout_s": _env_number(env, "EXTRACT_TIMEOUT_S", float, 120),
         "extract_memory_mb": _env_number(env, "EXTRACT_MEMORY_MB", int, 2048),
+        "max_ocr_pages": _env_number(env, "MAX_OCR_PAGES", int, 200),
+        "ocr_page_timeout_s": _env_number(env, "OCR_PAGE_TIMEOUT_S", float, 60),
+        "max_image_pixels": _env_number(env, "MAX_IMAGE_PIXELS", int, 89_478_485),
+        "tesseract_cmd": env.get("TESSERACT_CMD") or "tesseract",
         "log_format": "json" if env.get("LOG_FORMAT", "").lower() == "json" else "text",
         "api_keys": _api_keys(env.get("API_KEYS", "")),
         "llama_server_threads": _env_number(env, "LLAMA_SERVER_THREADS", int, None),

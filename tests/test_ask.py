@@ -20,7 +20,7 @@ def test_auto_answers_from_the_chunks_when_the_context_is_small(shttp, space):
     assert body["mode"] == "auto" and body["summarized"] is False
     assert body["language"] == "ru" and detect_language(body["answer"]).code == "ru", body["answer"]
     assert body["context_tokens"] > 0 and len(body["sources"]) == 1
-    assert body["sources"][0]["filename"] == "baikal_ru.pdf"
+    assert body["sources"][0]["filename"] == "baikal_ru.pdf" and body["sources"][0]["location"] == {"page": 1}
     assert body["usage"]["llm_calls"] == 1 and {"retrieval_s", "answer_s", "total_s"} <= set(body["timing"])
 
 
@@ -94,6 +94,7 @@ def test_ask_stream_sends_sources_before_the_answer_as_it_is_written(shttp, spac
     names = [n for n, _ in events]
     assert names[0] == "sources" and names[-1] == "complete" and "answer" in names
     assert events[0][1]["sources"][0]["filename"] == "baikal_ru.pdf" and events[0][1]["language"] == "ru"
+    assert events[0][1]["sources"][0]["location"] == {"page": 1}
     written = "".join(d["delta"] for n, d in events if n == "answer")
     complete = events[-1][1]
     assert complete["answer"] == written.strip() and complete["sources"] == events[0][1]["sources"]

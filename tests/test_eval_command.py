@@ -82,3 +82,12 @@ def test_eval_answers_scores_ask_on_xquad_in_both_languages(tmp_path: Path):
         assert {"exact_match", "f1", "contains", "language_share", "gold_paragraph_retrieved"} <= set(result)
         answer = next(a for a in report["answers"] if a["language"] == lang)
         assert answer["answer"].strip() and answer["gold"]
+
+
+def test_eval_ocr_scores_scans_made_from_xquad_in_both_languages(tmp_path: Path):
+    report = _eval(tmp_path, "ocr")
+    assert set(report["cer"]) == {"300dpi", "300dpi-skewed-blurred", "150dpi", "150dpi-skewed-blurred"}
+    assert report["cer"]["300dpi"]["ru"] <= 0.02 and report["cer"]["300dpi"]["en"] <= 0.02
+    for lang in ("ru", "en"):
+        hits = report["retrieval_hit@1"][lang]
+        assert hits["questions"] >= 1 and 0 <= hits["hit@1_scan"] <= 1 and 0 <= hits["hit@1_text"] <= 1

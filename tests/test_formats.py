@@ -218,6 +218,23 @@ def test_each_format_is_read_as_its_reader_sees_it_and_found_by_search(http, ing
     assert answer in hit["text"]
 
 
+# where the first hit sits: each test document is one chunk, located at its first section (rows widened)
+HIT_LOCATIONS = {
+    "deck.pptx": {"slide": 1, "title": "Проект «Северный мост»"},
+    "revenue.xlsx": {"sheet": "Выручка", "rows": "1-3"},
+    "phones.csv": {"rows": "1-4"},
+    "lighthouse.odt": {"section": "Lighthouses of Scotland"},
+    "harbour.epub": {"chapter": "Chapter One: Arrival"},
+}
+
+
+@pytest.mark.parametrize("name", list(DOCUMENTS))
+def test_each_hit_says_where_it_sits(http, ingested, name):
+    question = EXPECTED[name][2]
+    hit = http.post("/search", json={"q": question, "space_id": SPACE, "top_k": 1}).json()["sources"][0]
+    assert hit["location"] == HIT_LOCATIONS[name], hit
+
+
 def test_slides_are_in_order_and_epub_chapters_in_spine_order(http, ingested):
     deck = http.get(f"/documents/{ingested['deck.pptx']['doc_id']}/text", params={"space_id": SPACE}).text
     assert deck.index("Слайд 1:") < deck.index("Северную Двину") < deck.index("Слайд 2: Подрядчики")

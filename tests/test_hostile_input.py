@@ -47,7 +47,7 @@ def client(guarded) -> Iterator[httpx.Client]:
 
 
 def upload(c: httpx.Client, name: str, data: bytes) -> httpx.Response:
-    return c.post("/ingest", files={"file": (name, data)}, data={"space_id": "hostile"})
+    return c.post("/ingest", files={"file": (name, data)}, data={"space_id": "hostile", "wait": "true"})
 
 
 def raw_request(svc: Service, head: str, body: bytes = b"", read_timeout: float = 5) -> tuple[bytes, float]:

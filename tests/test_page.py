@@ -294,6 +294,7 @@ def test_a_question_shows_the_sources_then_the_answer(page: Page):
     sources = ask.get_by_role("list", name="Sources")
     expect(sources.get_by_role("listitem").first).to_contain_text("baikal_ru.pdf, passage 1", timeout=LLM_S)
     expect(sources.get_by_role("listitem").first).to_contain_text(re.compile(r"relevance [\d.]+"))
+    expect(sources.get_by_role("listitem").first).to_contain_text("p. 1")  # where the passage sits
     expect(ask).to_contain_text("Answered.", timeout=LLM_S)
     expect(ask).to_contain_text(re.compile("Answered from (a condensed summary of the passages|the passages directly)"))
     expect(ask).to_contain_text(re.compile(r"Answered in [\d.]+ s"))
@@ -352,6 +353,8 @@ def test_the_page_speaks_russian_and_remembers_it(page: Page, browser: Browser, 
     expect(page.get_by_role("heading", name=f"Документы в «{SPACE}»")).to_be_visible()
     expect(doc_item(page, "baikal_ru.pdf")).to_contain_text("Краткое содержание готово")
     expect(page.get_by_role("region", name="Вопрос по документам")).to_contain_text("Ответ готов.")
+    expect(page.get_by_role("list", name="Источники").get_by_role("listitem").first).to_contain_text("стр. 1")
+    expect(page.locator("#drop-hint")).to_contain_text("сканы и изображения .png .jpg .tiff")
     page.reload()
     expect(page.get_by_label("Пространство", exact=True)).to_have_value(SPACE)  # both remembered
     expect(page.get_by_role("button", name="Загрузить", exact=True)).to_be_visible()

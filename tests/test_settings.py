@@ -73,6 +73,14 @@ def test_bad_model_field_names_file_and_field(tmp_path, monkeypatch):
     assert "models.openai/gpt-oss-20b.context_window" in str(err.value)
 
 
+def test_ocr_limits_come_from_the_environment():
+    limits = load_settings(
+        {"MAX_OCR_PAGES": "3", "OCR_PAGE_TIMEOUT_S": "9", "MAX_IMAGE_PIXELS": "1000", "TESSERACT_CMD": "/opt/t"}
+    ).extract_limits
+    assert (limits.max_ocr_pages, limits.ocr_page_timeout_s, limits.max_image_pixels) == (3, 9, 1000)
+    assert limits.tesseract_cmd == "/opt/t" and load_settings({}).extract_limits.max_ocr_pages == 200
+
+
 @pytest.mark.parametrize(
     ("env", "field"),
     [
@@ -82,6 +90,8 @@ def test_bad_model_field_names_file_and_field(tmp_path, monkeypatch):
         ({"LLM_MODE": "vllm", "ROUTE_MAP": "large"}, "routing.map"),
         ({"LLM_MODE": "vllm", "VLLM_SMALL_CONCURRENCY": "0"}, "endpoints.small.max_concurrency"),
         ({"LLM_MODE": "ollama", "OLLAMA_MODEL": "llama9:900b"}, "endpoints.ollama.model"),
+        ({"OCR_PAGE_TIMEOUT_S": "0"}, "OCR_PAGE_TIMEOUT_S"),
+        ({"MAX_IMAGE_PIXELS": "lots"}, "MAX_IMAGE_PIXELS"),
     ],
 )
 def test_bad_environment_names_the_field(env, field):

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from docassist.api.errors import status_of
-from docassist.pipelines.documents.extract import extract_text
+from docassist.pipelines.documents.extract import extract_document
 from docassist.pipelines.documents.ingestion import Ingestor
 from docassist.pipelines.documents.registry import Registry
 from docassist.pipelines.documents.upload_store import UploadStore
@@ -108,7 +108,7 @@ def test_a_document_with_more_chunks_than_max_document_chunks_is_refused_before_
     db = Database.for_data_dir(None, tmp_path)
     db.migrate()
     # no store and no embedding model: the refusal comes before either is used
-    ingestor = Ingestor(None, Registry(db), None, 1 << 20, extract_text, max_chunks=5)  # type: ignore[arg-type]
+    ingestor = Ingestor(None, Registry(db), None, 1 << 20, extract_document, max_chunks=5)  # type: ignore[arg-type]
     with pytest.raises(TooManyChunks) as refused:
         ingestor.ingest("s", "long.txt", long_text("cap", articles=2))
     assert refused.value.details["limit"] == 5 and refused.value.details["chunks"] > 5

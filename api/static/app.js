@@ -39,7 +39,7 @@ const DICT = {
     uploadTitle: "Add documents",
     files: "Files",
     dropTitle: "Choose files or drop them here",
-    dropHint: "Supported: .txt .md .pdf .docx .html .pptx .xlsx .csv .tsv .odt .ods .odp .epub",
+    dropHint: "Supported: .txt .md .pdf .docx .html .pptx .xlsx .csv .tsv .odt .ods .odp .epub, scans and images .png .jpg .tiff",
     dropActive: "Drop the files to add them",
     queueLabel: "Upload queue",
     genSummary: "Prepare the summary in the background",
@@ -121,7 +121,16 @@ const DICT = {
     summarizedNo: "Answered from the passages directly",
     answerDone: (s, tokens) => `Answered in ${num(s, 1)} s · ${count(tokens, "tokens")} of context.`,
     sourceName: (f, c) => `${f}, passage ${c + 1}`,
+    where: {
+      page: (a, b) => (b ? `pp. ${a}–${b}` : `p. ${a}`),
+      slide: (n) => `slide ${n}`,
+      sheet: (name) => `sheet “${name}”`,
+      rows: (r) => `rows ${r.replace("-", "–")}`,
+      chapter: (name) => `chapter “${name}”`,
+      section: (name) => `section “${name}”`,
+    },
     score: (s) => `relevance ${num(s, 3)}`,
+    whereText: (loc) => whereText(loc),
     openPassage: (f, c) => `Show ${f}, passage ${c + 1}, in the document`,
     passageLoading: "Loading the document’s text…",
     passageFound: "The passage is highlighted in the document’s text.",
@@ -137,11 +146,14 @@ const DICT = {
       markup_too_large: "The page has too much markup to be read.",
       too_many_pages: "The document has too many pages.",
       too_many_rows: "The table has too many rows.",
+      too_many_ocr_pages: "The scan has more pages than can be recognised in one document.",
+      image_too_large: "The image is too large (too many pixels).",
+      ocr_unavailable: "This is a scan, and text recognition (Tesseract) is not installed on the server.",
       too_many_chunks: "The document is too long to index: split it into smaller ones.",
       cancelled: "The upload was stopped.",
       upload_lost: "The service restarted while reading the file: upload it again.",
       text_too_long: "The document’s text is too long.",
-      unsupported_media_type: "This type of file is not supported (use .txt, .md, .pdf, .docx, .html, .pptx, .xlsx, .csv, .tsv, .odt, .ods, .odp or .epub).",
+      unsupported_media_type: "This type of file is not supported (use .txt, .md, .pdf, .docx, .html, .pptx, .xlsx, .csv, .tsv, .odt, .ods, .odp, .epub, .png, .jpg or .tiff).",
       no_text: "No text was found in the file.",
       unreadable_document: "The file could not be read; it may be damaged.",
       encrypted_document: "The file is protected with a password.",
@@ -185,7 +197,7 @@ const DICT = {
     uploadTitle: "Добавить документы",
     files: "Файлы",
     dropTitle: "Выберите файлы или перетащите их сюда",
-    dropHint: "Поддерживаются: .txt .md .pdf .docx .html .pptx .xlsx .csv .tsv .odt .ods .odp .epub",
+    dropHint: "Поддерживаются: .txt .md .pdf .docx .html .pptx .xlsx .csv .tsv .odt .ods .odp .epub, сканы и изображения .png .jpg .tiff",
     dropActive: "Отпустите файлы, чтобы добавить их",
     queueLabel: "Очередь загрузки",
     genSummary: "Подготовить краткое содержание в фоне",
@@ -267,7 +279,16 @@ const DICT = {
     summarizedNo: "Ответ прямо по отрывкам",
     answerDone: (s, tokens) => `Ответ за ${num(s, 1)} с · контекст: ${count(tokens, "tokens")}.`,
     sourceName: (f, c) => `${f}, фрагмент ${c + 1}`,
+    where: {
+      page: (a, b) => (b ? `стр. ${a}–${b}` : `стр. ${a}`),
+      slide: (n) => `слайд ${n}`,
+      sheet: (name) => `лист «${name}»`,
+      rows: (r) => `строки ${r.replace("-", "–")}`,
+      chapter: (name) => `глава «${name}»`,
+      section: (name) => `раздел «${name}»`,
+    },
     score: (s) => `релевантность ${num(s, 3)}`,
+    whereText: (loc) => whereText(loc),
     openPassage: (f, c) => `Показать ${f}, фрагмент ${c + 1}, в документе`,
     passageLoading: "Загружаю текст документа…",
     passageFound: "Отрывок выделен в тексте документа.",
@@ -283,11 +304,14 @@ const DICT = {
       markup_too_large: "В странице слишком много разметки, её не прочитать.",
       too_many_pages: "В документе слишком много страниц.",
       too_many_rows: "В таблице слишком много строк.",
+      too_many_ocr_pages: "В скане больше страниц, чем распознаётся в одном документе.",
+      image_too_large: "Изображение слишком большое (слишком много пикселей).",
+      ocr_unavailable: "Это скан, а распознавание текста (Tesseract) на сервере не установлено.",
       too_many_chunks: "Документ слишком длинный для индексации: разделите его на части.",
       cancelled: "Загрузка остановлена.",
       upload_lost: "Сервис перезапустился во время чтения файла: загрузите его снова.",
       text_too_long: "Текст документа слишком длинный.",
-      unsupported_media_type: "Этот тип файлов не поддерживается (подойдут .txt, .md, .pdf, .docx, .html, .pptx, .xlsx, .csv, .tsv, .odt, .ods, .odp, .epub).",
+      unsupported_media_type: "Этот тип файлов не поддерживается (подойдут .txt, .md, .pdf, .docx, .html, .pptx, .xlsx, .csv, .tsv, .odt, .ods, .odp, .epub, .png, .jpg, .tiff).",
       no_text: "В файле не найден текст.",
       unreadable_document: "Файл не удалось прочитать: возможно, он повреждён.",
       encrypted_document: "Файл защищён паролем.",
@@ -1245,6 +1269,20 @@ function askQuestion() {
     });
 }
 
+// Where a source sits, in words: "стр. 3", "слайд 2", "лист «Продажи», строки 2–4"; "" when unknown.
+function whereText(loc) {
+  if (!loc) return "";
+  const w = lookup("where");
+  const parts = [];
+  if (loc.page) parts.push(w.page(loc.page, loc.page_end));
+  if (loc.slide) parts.push(w.slide(loc.slide));
+  if (loc.sheet) parts.push(w.sheet(loc.sheet));
+  if (loc.rows) parts.push(w.rows(loc.rows));
+  if (loc.chapter) parts.push(w.chapter(loc.chapter));
+  if (loc.section) parts.push(w.section(loc.section));
+  return parts.join(", ");
+}
+
 function renderSources(sources) {
   const ol = $("sources");
   ol.replaceChildren();
@@ -1257,7 +1295,11 @@ function renderSources(sources) {
     sayLabel(open, "openPassage", s.filename, s.chunk);
     const score = el("span", "hint");
     say(score, "score", s.score);
-    head.append(open, score);
+    const where = el("span", "where hint");
+    say(where, "whereText", s.location);
+    const title = el("span", "");
+    title.append(open, where);
+    head.append(title, score);
     const text = s.text.replace(/\s+/g, " ").trim();
     const excerpt = el("p", "excerpt", text.length > 280 ? `${text.slice(0, 280)}…` : text);
     li.append(head, excerpt);

@@ -3,13 +3,19 @@
 Text files arrive in any common encoding (Russian ones often in Windows-1251);
 charset-normalizer decides. PDF via pypdf (with its crypto extra, so AES-encrypted and
 owner-password-only files open as in any viewer), DOCX via python-docx, HTML via lxml; PPTX, XLSX,
-CSV/TSV, ODT/ODS/ODP and EPUB by the modules of `formats/`.
+CSV/TSV, ODT/ODS/ODP and EPUB by the modules of `formats/`. PDF pages without a text layer that hold
+an image, and images (PNG, JPEG, TIFF), are read by OCR (`formats/ocr.py`), one page at a time.
+
+Extraction has three steps, so the sandbox can run OCR page by page: `read_parts` reads the file
+into `Part`s (text, where it sits, or a page still to OCR), `ocr_part` reads one page, and `finish`
+joins and normalises them into an `Extracted` text with its sections (`locations.py`).
 
 Limits are checked before the expensive step they protect (`ExtractLimits`): a zip format's
 unpacked size and compression ratio from its zip directory (and again while unpacking, in case the
 directory lies), and its XML parts for entity declarations, before any library parses it
 (`formats/archive.py`); the markup an HTML parser reads; a PDF's page count before its pages are
-read; a spreadsheet's rows as they are read; the extracted text's length before anything is
+read; a spreadsheet's rows as they are read; the pages to OCR (`MAX_OCR_PAGES`) before any is read, an
+image's pixels from its header (`MAX_IMAGE_PIXELS`); the extracted text's length before anything is
 chunked or embedded. Any other failure of a parser is `unreadable_document` naming the file, never a 500.
 `sandbox.py` runs all of this in a child process with a time and memory limit.
 """
@@ -20,11 +26,15 @@ import io
 import re
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import PurePath
+from typing import Any, TypeVar
 
 from charset_normalizer import from_bytes
 
+from docassist.pipelines.documents.formats.ocr import IMAGE_EXTS, check_available, image_frames, ocr_page
+from docassist.pipelines.documents.locations import Extracted, Location, Part, join_parts
 from docassist.pipelines.errors import (
     DocassistError,
     EncryptedDocument,
@@ -33,6 +43,7 @@ from docassist.pipelines.errors import (
     NoText,
     TextTooLong,
     TooDeeplyNested,
+    TooManyOcrPages,
     TooManyPages,
     UnreadableDocument,
     UnsupportedMediaType,
@@ -54,10 +65,16 @@ SUPPORTED = {
     ".ods": "application/vnd.oasis.opendocument.spreadsheet",
     ".odp": "application/vnd.oasis.opendocument.presentation",
     ".epub": "application/epub+zip",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
 }
 # zips of XML: vetted by `formats.archive.check_archive` before their library opens them
 ZIP_FORMATS = {".docx", ".pptx", ".xlsx", ".odt", ".ods", ".odp", ".epub"}
 MB = 1024 * 1024
+T = TypeVar("T")
 MAX_MARKUP_DEPTH = 256  # libxml2's limit for HTML and XML without its "huge" option
 
 
@@ -68,6 +85,10 @@ class ExtractLimits:
     max_pdf_pages: int = 2000
     max_document_chars: int = 2_000_000
     max_sheet_rows: int = 100_000  # non-empty rows of an XLSX, ODS or CSV, its sheets together
+    max_ocr_pages: int = 200  # scanned PDF pages and image frames OCR reads in one document
+    ocr_page_timeout_s: float = 60  # Tesseract on one page
+    max_image_pixels: int = 89_478_485  # an image or a rendered page; Pillow's own default guard
+    tesseract_cmd: str = "tesseract"
 
 
 MAX_FILENAME_CHARS = 255
@@ -157,7 +178,9 @@ def decode_text(data: bytes) -> str:
     return text
 
 
-def _pdf_text(data: bytes, limits: ExtractLimits) -> str:
+def _pdf_parts(data: bytes, limits: ExtractLimits) -> list[Part]:
+    """Each page's text layer as a part with its page number; a page without one that holds an
+    image (a scan) as a part for OCR to read, the others (blank pages) left out."""
     from pypdf import PdfReader
     from pypdf.errors import LimitReachedError
 
@@ -174,38 +197,48 @@ def _pdf_text(data: bytes, limits: ExtractLimits) -> str:
             pages=pages,
             limit=limits.max_pdf_pages,
         )
-    texts, length = [], 0
+    texts: list[str] = []
+    length = 0
     for page in reader.pages:
         text = page.extract_text() or ""
         length += len(text)
         if length > limits.max_document_chars * 2:  # far past the text limit: stop reading
             break
         texts.append(text)
-    return "\n\n".join(texts)
+    textless = [i for i, text in enumerate(texts) if not any(ch.isalnum() for ch in text)]
+    if textless:
+        from docassist.pipelines.documents.formats.ocr import scanned_pages
+
+        scans = set(scanned_pages(data, textless))
+    else:
+        scans = set()
+    return [
+        Part("", Location(page=i + 1), ocr_page=i) if i in scans else Part(text, Location(page=i + 1))
+        for i, text in enumerate(texts)
+    ]
 
 
-def _docx_text(data: bytes) -> str:
+def _docx_parts(data: bytes) -> list[Part]:
     import docx
 
-    document = docx.Document(io.BytesIO(data))
-    parts = [p.text for p in document.paragraphs]
-    for table in document.tables:
-        for row in table.rows:
-            parts.append(" | ".join(cell.text for cell in row.cells))
-    return "\n".join(parts)
+    from docassist.pipelines.documents.formats.headings import docx_parts
+
+    return docx_parts(docx.Document(io.BytesIO(data)))
 
 
-def _html_text(data: bytes, limits: ExtractLimits) -> str:
+def _html_parts(data: bytes, limits: ExtractLimits) -> list[Part]:
     if len(data) > limits.max_parse_mb * MB:
         raise MarkupTooLarge(
             f"the HTML file is {len(data) / MB:,.1f} MB; MAX_PARSE_MB allows {limits.max_parse_mb:g}",
             size_bytes=len(data),
         )
-    return markup_text(decode_text(data), "HTML")
+    from docassist.pipelines.documents.formats.headings import html_parts
+
+    return html_parts(_visible(decode_text(data), "HTML"))
 
 
-def markup_text(markup: str | bytes, kind: str) -> str:
-    """The visible text of HTML or XHTML (an EPUB chapter: bytes, its encoding declared inside)."""
+def _visible(markup: str | bytes, kind: str) -> Any:
+    """The parsed document without what a browser does not show (scripts, styles, templates)."""
     import lxml.html
 
     parser = lxml.html.HTMLParser()
@@ -214,7 +247,12 @@ def markup_text(markup: str | bytes, kind: str) -> str:
         raise TooDeeplyNested(_too_deep(kind))
     for element in root.xpath("//script|//style|//noscript|//template"):
         element.drop_tree()
-    return "\n".join(root.itertext())
+    return root
+
+
+def markup_text(markup: str | bytes, kind: str) -> str:
+    """The visible text of HTML or XHTML (an EPUB chapter: bytes, its encoding declared inside)."""
+    return "\n".join(_visible(markup, kind).itertext())
 
 
 def _too_deep(kind: str) -> str:
@@ -257,18 +295,25 @@ def _unreadable(filename: str, kind: str, exc: Exception) -> str:
     return f"{filename!r} could not be read: {what}{detail}"[:500]
 
 
-def _read(ext: str, data: bytes, limits: ExtractLimits) -> str:
+def _read(ext: str, data: bytes, limits: ExtractLimits) -> str | list[Part]:
     """The raw text of a file of kind `ext`; each format's library is imported only when needed."""
     if ext in ZIP_FORMATS:
         from docassist.pipelines.documents.formats.archive import check_archive
 
         check_archive(data, limits, _KINDS[ext])
     if ext == ".pdf":
-        return _pdf_text(data, limits)
+        return _pdf_parts(data, limits)
+    if ext in IMAGE_EXTS:
+        frames = image_frames(data, limits)
+        return [Part("", Location(page=i + 1) if frames > 1 else None, ocr_page=i) for i in range(frames)]
     if ext == ".docx":
-        return _docx_text(data)
+        return _docx_parts(data)
+    if ext in (".md", ".markdown"):
+        from docassist.pipelines.documents.formats.headings import markdown_parts
+
+        return markdown_parts(decode_text(data))
     if ext in (".html", ".htm"):
-        return _html_text(data, limits)
+        return _html_parts(data, limits)
     if ext == ".pptx":
         from docassist.pipelines.documents.formats.slides import pptx_text
 
@@ -288,15 +333,23 @@ def _read(ext: str, data: bytes, limits: ExtractLimits) -> str:
     return decode_text(data)
 
 
-def extract_text(filename: str, data: bytes, limits: ExtractLimits | None = None) -> str:
-    """The document's text, normalised; `NoText` when there is none to work with, a `TooLarge`
-    kind naming the limit when it is past one, `UnreadableDocument` when a parser fails."""
-    limits = limits or ExtractLimits()
-    ext = file_kind(filename)
-    if not data.strip():
-        raise NoText("the file is empty", filename=filename)
+@dataclass(frozen=True)
+class ReadParts:
+    """A file read into parts; those with `ocr_page` set wait for OCR (`ocr_parts` of them)."""
+
+    filename: str
+    ext: str
+    parts: tuple[Part, ...]
+
+    @property
+    def ocr_parts(self) -> list[Part]:
+        return [p for p in self.parts if p.ocr_page is not None]
+
+
+def _guarded(filename: str, ext: str, read: Callable[[], T]) -> T:
+    """Run a reader, turning a parser's failure into a typed error naming the file."""
     try:
-        raw = _read(ext, data, limits)
+        return read()
     except DocassistError:
         raise
     except MemoryError as exc:
@@ -308,7 +361,43 @@ def extract_text(filename: str, data: bytes, limits: ExtractLimits | None = None
         if "Excessive depth" in str(exc):
             raise TooDeeplyNested(_too_deep(kind)) from exc
         raise UnreadableDocument(_unreadable(filename, kind, exc), filename=filename) from exc
-    text = normalize(raw)
+
+
+def read_parts(filename: str, data: bytes, limits: ExtractLimits | None = None) -> ReadParts:
+    """The first step of extraction: the file's parts, with the pages that need OCR counted against
+    MAX_OCR_PAGES and Tesseract checked to be there before any is read."""
+    limits = limits or ExtractLimits()
+    ext = file_kind(filename)
+    if not data.strip():
+        raise NoText("the file is empty", filename=filename)
+    raw = _guarded(filename, ext, lambda: _read(ext, data, limits))
+    read = ReadParts(filename, ext, tuple([Part(raw)] if isinstance(raw, str) else raw))
+    scans = len(read.ocr_parts)
+    if scans > limits.max_ocr_pages:
+        raise TooManyOcrPages(
+            f"the document has {scans:,} scanned pages to OCR; MAX_OCR_PAGES allows {limits.max_ocr_pages:,}",
+            pages=scans,
+            limit=limits.max_ocr_pages,
+        )
+    if scans:
+        check_available(limits)
+    return read
+
+
+def ocr_part(filename: str, ext: str, page: int, data: bytes, limits: ExtractLimits | None = None) -> str:
+    """The text of one page (0-based) that waits for OCR: one page, one call. It is given the file's
+    name and kind, not its parts, so a worker is sent no more than it reads."""
+    limits = limits or ExtractLimits()
+    return _guarded(filename, ext, lambda: ocr_page(ext, data, page, limits))
+
+
+def finish(read: ReadParts, ocr_texts: Sequence[str], limits: ExtractLimits | None = None) -> Extracted:
+    """The document's normalised text from its parts, the OCR'd ones filled in (in order); `NoText`
+    when there is none to work with, `TextTooLong` past MAX_DOCUMENT_CHARS."""
+    limits = limits or ExtractLimits()
+    texts = iter(ocr_texts)
+    parts = [replace(p, text=next(texts), ocr_page=None) if p.ocr_page is not None else p for p in read.parts]
+    text, sections = join_parts(parts, normalize)
     if len(text) > limits.max_document_chars:
         raise TextTooLong(
             f"the document has {len(text):,} characters of text; MAX_DOCUMENT_CHARS allows "
@@ -317,6 +406,30 @@ def extract_text(filename: str, data: bytes, limits: ExtractLimits | None = None
             limit=limits.max_document_chars,
         )
     if sum(ch.isalnum() for ch in text) < 2:
-        hint = " (a scanned PDF needs OCR first)" if ext == ".pdf" else ""
-        raise NoText(f"no extractable text in the document{hint}", filename=filename)
-    return text
+        hint = (
+            " (its pages hold neither a text layer nor a scanned image for OCR to read)" if read.ext == ".pdf" else ""
+        )
+        raise NoText(f"no extractable text in the document{hint}", filename=read.filename)
+    return Extracted(text, sections, ocr_pages=len(ocr_texts))
+
+
+def read_or_finish(filename: str, data: bytes, limits: ExtractLimits | None = None) -> Extracted | ReadParts:
+    """`read_parts`, then `finish` at once when no page needs OCR: how the sandbox's first task ends,
+    so a document without scans is normalised in the worker, within its limits, as it always was."""
+    read = read_parts(filename, data, limits)
+    return read if read.ocr_parts else finish(read, [], limits)
+
+
+def extract_document(filename: str, data: bytes, limits: ExtractLimits | None = None) -> Extracted:
+    """The document's text and where its sections sit, every step in this process (the sandbox runs
+    the same steps in its workers, page by page)."""
+    limits = limits or ExtractLimits()
+    read = read_parts(filename, data, limits)
+    pages = [ocr_part(filename, read.ext, p.ocr_page or 0, data, limits) for p in read.ocr_parts]
+    return finish(read, pages, limits)
+
+
+def extract_text(filename: str, data: bytes, limits: ExtractLimits | None = None) -> str:
+    """The document's text, normalised; `NoText` when there is none to work with, a `TooLarge`
+    kind naming the limit when it is past one, `UnreadableDocument` when a parser fails."""
+    return extract_document(filename, data, limits).text

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +29,9 @@ from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.utils import get_tokenizer
 
 from docassist.pipelines import metrics
-from docassist.pipelines.documents.extract import extract_text, file_kind
+from docassist.pipelines.documents.extract import extract_document, file_kind
 from docassist.pipelines.documents.language import detect_language
+from docassist.pipelines.documents.locations import Extracted, Locator, Section
 from docassist.pipelines.documents.registry import DocumentRecord, Registry, text_sha256
 from docassist.pipelines.documents.upload_store import UploadStage
 from docassist.pipelines.errors import Cancelled, TooLarge, TooManyChunks
@@ -41,7 +42,7 @@ from docassist.pipelines.spaces import check_space_id
 CHUNK_TOKENS = 300
 CHUNK_OVERLAP = 40
 _POINT_NS = uuid.UUID("6f1c3e52-5d0b-4a53-9e4e-3f2a7c9b1d10")
-_HIDDEN_KEYS = ["space_id", "filename", "language", "chunk"]
+_HIDDEN_KEYS = ["space_id", "filename", "language", "chunk", "location"]
 EMBED_BATCH = 8  # an abandoned upload stops within one batch (a few seconds on 2 cores)
 
 
@@ -117,7 +118,7 @@ class Ingestor:
         registry: Registry,
         embed_model: BaseEmbedding,
         max_upload_bytes: int,
-        extract: Callable[[str, bytes], str] = extract_text,
+        extract: Callable[[str, bytes], Extracted] = extract_document,
         max_chunks: int = 4000,
     ) -> None:
         self.store, self.registry, self.embed_model = store, registry, embed_model
@@ -171,7 +172,8 @@ class Ingestor:
         t0 = time.perf_counter()
         _stop_if(abandoned)
         progress("reading", 0, 0)
-        text = self.extract(filename, data)
+        extracted = self.extract(filename, data)
+        text = extracted.text
         _stop_if(abandoned)
         t_extract = time.perf_counter()
         language = detect_language(text)
@@ -182,7 +184,7 @@ class Ingestor:
             confidence=language.confidence,
         )
         progress("chunking", 0, 0)
-        nodes = self._chunk(text, space_id, doc_id, filename, language.code)
+        nodes = self._chunk(text, space_id, doc_id, filename, language.code, extracted.sections)
         if len(nodes) > self.max_chunks:
             raise TooManyChunks(
                 f"the document makes {len(nodes):,} chunks of {CHUNK_TOKENS} tokens; MAX_DOCUMENT_CHUNKS allows "
@@ -230,9 +232,13 @@ class Ingestor:
         for node, vector in zip(nodes, embeddings, strict=True):
             node.embedding = vector
 
-    def _chunk(self, text: str, space_id: str, doc_id: str, filename: str, language: str) -> list[TextNode]:
+    def _chunk(
+        self, text: str, space_id: str, doc_id: str, filename: str, language: str, sections: Sequence[Section] = ()
+    ) -> list[TextNode]:
         nodes: list[TextNode] = []
+        locator = Locator(text, sections)
         for i, piece in enumerate(self.splitter.split_text(text)):
+            location = locator.locate(piece)
             node = TextNode(
                 id_=str(uuid.uuid5(_POINT_NS, f"{doc_id}:{i}")),
                 text=piece,
@@ -241,6 +247,7 @@ class Ingestor:
                     "filename": Path(filename).name,
                     "language": language,
                     "chunk": i,
+                    **({"location": location.as_dict()} if location is not None else {}),
                 },
                 excluded_embed_metadata_keys=_HIDDEN_KEYS,
                 excluded_llm_metadata_keys=_HIDDEN_KEYS,

@@ -4,7 +4,9 @@ A parser fed a hostile or pathological file can take minutes or gigabytes before
 `extract.py` sees it. Here it runs in a worker process whose address space is capped
 (`EXTRACT_MEMORY_MB`) and whose result is awaited at most `EXTRACT_TIMEOUT_S`: a file that needs
 more fails alone — 413 `markup_too_large` or 422 `unreadable_document` naming the limit — and
-the worker is replaced; the service's own memory and event loop never see it.
+the worker is replaced; the service's own memory and event loop never see it. A scan is OCR'd in
+the same worker one page per task, each within `OCR_PAGE_TIMEOUT_S`, so the service can report
+pages done of total and a slow page fails alone.
 
 A worker cannot outlive the service: it watches its parent and exits the moment the service is
 gone, however it died (kill -9 included), and with the workers goes multiprocessing's resource
@@ -24,16 +26,30 @@ import queue
 import resource
 import signal
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import resource_tracker
 from pathlib import Path
+from typing import TypeVar
 
-from docassist.pipelines.documents.extract import ExtractLimits, extract_text
+from docassist.pipelines.documents.extract import ExtractLimits, finish, ocr_part, read_or_finish
+from docassist.pipelines.documents.locations import Extracted
 from docassist.pipelines.errors import MarkupTooLarge, UnreadableDocument
 from docassist.pipelines.lifelines import watch_parent
 from docassist.pipelines.logs import event
 
 WORKER_NICE = 10
+T = TypeVar("T")
+_OCR_GRACE_S = 10  # past OCR_PAGE_TIMEOUT_S, which Tesseract's own timeout enforces, before the worker is killed
+
+
+class _Replace(Exception):
+    """The worker overran its time or died: replace it, then raise `error`."""
+
+    def __init__(self, why: str, error: Exception) -> None:
+        super().__init__(why)
+        self.why, self.error = why, error
 
 
 def _start_worker(megabytes: int, parent: int) -> None:
@@ -73,6 +89,7 @@ def _warm() -> bool:
     import docx  # noqa: F401 - load the parsers once per worker
     import lxml.html  # noqa: F401
     import pypdf  # noqa: F401
+    import pypdfium2  # noqa: F401
 
     return True
 
@@ -142,16 +159,76 @@ class ExtractionSandbox:
             for pool in pools:
                 self._free.put(pool)
 
-    def extract(self, filename: str, data: bytes) -> str:
+    def extract(self, filename: str, data: bytes, progress: Callable[[int, int], None] | None = None) -> Extracted:
+        """The document's text and sections, read in a worker. A scan is read page by page, each page
+        a task of its own within OCR_PAGE_TIMEOUT_S, and `progress(pages done, pages to OCR)` is
+        called here, in the service's process, before the first page and after each; an exception
+        it raises (an abandoned upload) stops the OCR there."""
         pool = self._free.get()
         try:
-            future = pool.submit(extract_text, filename, data, self.limits)
+            read = self._run(
+                pool, filename, self.timeout_s, "EXTRACT_TIMEOUT_S", read_or_finish, filename, data, self.limits
+            )
+            if isinstance(read, Extracted):  # nothing to OCR: read and normalised in the worker
+                return read
+            scans = read.ocr_parts
+            texts: list[str] = []
+            started = time.perf_counter()
+            if progress is not None:
+                progress(0, len(scans))
+            for part in scans:
+                page_timeout = self.limits.ocr_page_timeout_s + _OCR_GRACE_S
+                texts.append(
+                    self._run(
+                        pool,
+                        filename,
+                        page_timeout,
+                        "OCR_PAGE_TIMEOUT_S",
+                        ocr_part,
+                        filename,
+                        read.ext,
+                        part.ocr_page,
+                        data,
+                        self.limits,
+                    )
+                )
+                if progress is not None:
+                    progress(len(texts), len(scans))
+            seconds = time.perf_counter() - started
+            event(
+                "[INGEST] OCR",
+                f"{filename!r}: {len(scans)} scanned pages in {seconds:.1f}s ({len(scans) / seconds:.2f} pages/s)",
+                pages=len(scans),
+                seconds=round(seconds, 3),
+            )
+            return finish(read, texts, self.limits)  # the pages' text joined here: bounded by MAX_OCR_PAGES
+        except _Replace as exc:
+            pool = self._replace(pool, exc.why)
+            raise exc.error from None
+        finally:
+            self._free.put(pool)
+
+    def _run(
+        self,
+        pool: concurrent.futures.ProcessPoolExecutor,
+        filename: str,
+        timeout_s: float,
+        limit_name: str,
+        fn: Callable[..., T],
+        *args: object,
+    ) -> T:
+        """`fn(*args)` in the worker of `pool`, within `timeout_s`; a worker that overran or died is
+        to be replaced (`_Replace`)."""
+        try:
+            future = pool.submit(fn, *args)
             self._record_pids()
-            return future.result(timeout=self.timeout_s)
+            return future.result(timeout=timeout_s)
         except concurrent.futures.TimeoutError:
-            pool = self._replace(pool, f"{filename!r} took longer than {self.timeout_s:g}s to read")
-            raise UnreadableDocument(
-                f"reading {filename!r} took longer than EXTRACT_TIMEOUT_S ({self.timeout_s:g}s)", filename=filename
+            raise _Replace(
+                f"{filename!r} took longer than {timeout_s:g}s to read",
+                UnreadableDocument(
+                    f"reading {filename!r} took longer than {limit_name} ({timeout_s:g}s)", filename=filename
+                ),
             ) from None
         except MemoryError:  # the worker hit its address-space cap and survived
             raise MarkupTooLarge(
@@ -159,13 +236,13 @@ class ExtractionSandbox:
                 filename=filename,
             ) from None
         except BrokenProcessPool:
-            pool = self._replace(pool, f"the worker reading {filename!r} died")
-            raise MarkupTooLarge(
-                f"reading {filename!r} needed more memory than EXTRACT_MEMORY_MB ({self.memory_mb} MB)",
-                filename=filename,
+            raise _Replace(
+                f"the worker reading {filename!r} died",
+                MarkupTooLarge(
+                    f"reading {filename!r} needed more memory than EXTRACT_MEMORY_MB ({self.memory_mb} MB)",
+                    filename=filename,
+                ),
             ) from None
-        finally:
-            self._free.put(pool)
 
     def _replace(
         self, broken: concurrent.futures.ProcessPoolExecutor, why: str

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from docassist.pipelines import tracing
+from docassist.pipelines.documents.locations import Location
 from docassist.pipelines.errors import InvalidInput
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.logs import event
@@ -32,12 +33,21 @@ class Source:
     score: float
     text: str
     chunk: int
+    # where the chunk sits (`Location.as_dict()`: only the fields its format has, e.g. {"page": 3});
+    # None for documents ingested before locations were kept
+    location: dict[str, int | str] | None = None
 
 
 @dataclass
 class SearchResult:
     sources: list[Source]
     timing: dict[str, float]
+
+
+def location_of(metadata: dict) -> dict[str, int | str] | None:
+    """A chunk's location as stored in its payload, checked field by field."""
+    location = Location.from_dict(metadata.get("location"))
+    return location.as_dict() if location is not None else None
 
 
 class Retriever:
@@ -73,6 +83,7 @@ class Retriever:
                 score=round(h.score, 6),
                 text=h.node.get_content(),
                 chunk=int(h.node.metadata.get("chunk", 0)),
+                location=location_of(h.node.metadata),
             )
             for h in hits
         ]

@@ -8,8 +8,10 @@ import io
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from docassist.pipelines.documents.formats.headings import Sections
 from docassist.pipelines.documents.formats.slides import one_line, write_slides
 from docassist.pipelines.documents.formats.tables import RowWriter
+from docassist.pipelines.documents.locations import Part
 
 if TYPE_CHECKING:
     from docassist.pipelines.documents.extract import ExtractLimits
@@ -76,7 +78,41 @@ def _blocks(node: Any, skip: tuple[tuple[str, str], ...] = ()) -> Iterator[str]:
             yield from _blocks(child, skip)
 
 
-def odf_text(data: bytes, limits: ExtractLimits, ext: str) -> str:
+def _odt_blocks(node: Any, sections: Sections) -> None:
+    """An ODT's blocks in document order, as `_blocks` reads them, each heading starting a section."""
+    from odf import teletype
+    from odf.namespaces import TEXTNS
+
+    for child in _elements(node):
+        if child.qname == (TEXTNS, "h") and teletype.extractText(child).strip():
+            try:
+                level = int(child.attributes.get((TEXTNS, "outline-level"), 1))
+            except ValueError:
+                level = 1
+            text = teletype.extractText(child)
+            sections.heading(level, text)
+            sections.lines = [text]
+        elif child.qname in ((TEXTNS, "p"), (TEXTNS, "h")) or child.qname[1] == "table":
+            for block in _blocks_of(child):
+                sections.line(block)
+        else:
+            _odt_blocks(child, sections)
+
+
+def _blocks_of(element: Any) -> Iterator[str]:
+    """`_blocks` of one element rather than of its children."""
+    from odf import teletype
+    from odf.namespaces import TABLENS, TEXTNS
+
+    if element.qname in ((TEXTNS, "p"), (TEXTNS, "h")):
+        yield teletype.extractText(element)
+    elif element.qname == (TABLENS, "table"):
+        for cells, _ in _rows(element):
+            if any(cells):
+                yield " | ".join(cells)
+
+
+def odf_text(data: bytes, limits: ExtractLimits, ext: str) -> str | list[Part]:
     from odf.namespaces import DRAWNS, PRESENTATIONNS, TABLENS
     from odf.opendocument import load
 
@@ -87,10 +123,14 @@ def odf_text(data: bytes, limits: ExtractLimits, ext: str) -> str:
             if table.qname != (TABLENS, "table"):
                 continue
             out.sheet(str(table.attributes.get((TABLENS, "name"), "")))
+            number = 0
             for cells, repeat in _rows(table):
                 for _ in range(min(repeat, _MAX_REPEAT) if any(cells) else 0):
-                    out.row(cells)
-        return out.text()
+                    number += 1
+                    out.row(cells, number)
+                if not any(cells):
+                    number += min(repeat, _MAX_REPEAT)
+        return out.parts
     if ext == ".odp":
         slides = []
         for page in _elements(document.presentation):
@@ -107,4 +147,6 @@ def odf_text(data: bytes, limits: ExtractLimits, ext: str) -> str:
                     body += list(_blocks(child))
             slides.append((title, body, notes))
         return write_slides(slides)
-    return "\n".join(_blocks(document.text))
+    sections = Sections("\n")
+    _odt_blocks(document.text, sections)
+    return sections.parts()

@@ -9,6 +9,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from docassist.pipelines.documents.locations import Location, Part
+
 _CYRILLIC = re.compile("[А-Яа-яЁё]")
 _LATIN = re.compile("[A-Za-z]")
 
@@ -25,8 +27,8 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def write_slides(slides: list[tuple[str, list[str], str]]) -> str:
-    """(title, body parts, notes) per slide, as numbered paragraphs."""
+def write_slides(slides: list[tuple[str, list[str], str]]) -> list[Part]:
+    """(title, body parts, notes) per slide, as numbered paragraphs, each located at its slide."""
     slide_word, notes_word = labels([t for title, body, notes in slides for t in (title, *body, notes)])
     out = []
     for number, (title, body, notes) in enumerate(slides, 1):
@@ -34,8 +36,8 @@ def write_slides(slides: list[tuple[str, list[str], str]]) -> str:
         parts += [b for b in body if b.strip()]
         if notes.strip():
             parts.append(f"{notes_word}: {notes.strip()}")
-        out.append("\n".join(parts))
-    return "\n\n".join(out)
+        out.append(Part("\n".join(parts), Location(slide=number, title=title or None)))
+    return out
 
 
 def _shapes(shapes: Any) -> Iterator[Any]:
@@ -46,7 +48,7 @@ def _shapes(shapes: Any) -> Iterator[Any]:
             yield shape
 
 
-def pptx_text(data: bytes) -> str:
+def pptx_text(data: bytes) -> list[Part]:
     from pptx import Presentation
 
     slides = []

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from itertools import zip_longest
 from typing import TYPE_CHECKING
 
+from docassist.pipelines.documents.locations import Location, Part
 from docassist.pipelines.errors import TooManyRows
 
 if TYPE_CHECKING:
@@ -39,23 +40,30 @@ def cell_text(value: object) -> str:
 
 
 class RowWriter:
-    """Collects sheets of rows as text; the first non-empty row of a sheet is its header."""
+    """Collects sheets of rows as parts located at their sheet and row; the first non-empty row of
+    a sheet is its header. Sheets are apart by a blank line, rows one to a line."""
 
     def __init__(self, limits: ExtractLimits, kind: str) -> None:
         self.limits, self.kind = limits, kind
-        self.lines: list[str] = []
+        self.parts: list[Part] = []
         self.rows = 0
         self.chars = 0
         self.header: list[str] | None = None
+        self.name: str | None = None
+        self.sep = "\n\n"
 
     def sheet(self, name: str) -> None:
-        if self.lines:
-            self.lines.append("")
-        if name.strip():
-            self.lines.append(name.strip())
+        self.name = name.strip() or None
+        self.sep = "\n\n"
+        if self.name:
+            self._add(self.name, Location(sheet=self.name))
         self.header = None
 
-    def row(self, values: Iterable[object]) -> None:
+    def _add(self, line: str, location: Location | None) -> None:
+        self.parts.append(Part(line, location, sep=self.sep))
+        self.sep = "\n"
+
+    def row(self, values: Iterable[object], number: int | None = None) -> None:
         cells = [cell_text(v) for v in values]
         if not any(cells):
             return
@@ -73,13 +81,11 @@ class RowWriter:
             line = "; ".join(f"{h}: {v}" if h else v for h, v in zip_longest(self.header, cells, fillvalue="") if v)
         self.chars += len(line) + 1
         if self.chars <= self.limits.max_document_chars * 2:  # far past the text limit: the check after says so
-            self.lines.append(line)
-
-    def text(self) -> str:
-        return "\n".join(self.lines)
+            rows = str(number) if number is not None else None
+            self._add(line, Location(sheet=self.name, rows=rows) if self.name or rows else None)
 
 
-def xlsx_text(data: bytes, limits: ExtractLimits) -> str:
+def xlsx_text(data: bytes, limits: ExtractLimits) -> list[Part]:
     import openpyxl
 
     book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
@@ -89,11 +95,11 @@ def xlsx_text(data: bytes, limits: ExtractLimits) -> str:
             out.sheet(sheet.title)
             if hasattr(sheet, "reset_dimensions"):  # the declared size can be A1:XFD1048576: read the rows there are
                 sheet.reset_dimensions()
-            for row in sheet.iter_rows(values_only=True):
-                out.row(row)
+            for number, row in enumerate(sheet.iter_rows(values_only=True), 1):
+                out.row(row, number)
     finally:
         book.close()
-    return out.text()
+    return out.parts
 
 
 def _delimiter(lines: Sequence[str], preferred: str) -> str:
@@ -113,13 +119,13 @@ def _delimiter(lines: Sequence[str], preferred: str) -> str:
     return best
 
 
-def csv_text(data: bytes, limits: ExtractLimits, ext: str) -> str:
+def csv_text(data: bytes, limits: ExtractLimits, ext: str) -> list[Part]:
     from docassist.pipelines.documents.extract import decode_text
 
     text = decode_text(data)
     sample = [line for line in text.splitlines()[:_SNIFF_LINES] if line.strip()]
     delimiter = _delimiter(sample, "\t" if ext == ".tsv" else ";")
     out = RowWriter(limits, "TSV" if ext == ".tsv" else "CSV")
-    for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
-        out.row(row)
-    return out.text()
+    for number, row in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 1):
+        out.row(row, number)
+    return out.parts

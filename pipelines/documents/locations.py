@@ -1,0 +1,138 @@
+"""Where each passage of a document sits: its PDF page, slide, sheet rows, chapter or heading.
+
+A reader returns its text as `Part`s, each with the `Location` it came from; `join_parts` joins
+them into the document's normalised text and keeps, for each, the span it covers (a `Section`).
+A chunk cut from that text is mapped back to the sections it overlaps (`chunk_location`), so a
+search hit or an answer's source can say "page 3" or "sheet «Продажи», rows 2-4".
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+
+
+@dataclass(frozen=True)
+class Location:
+    """One place in a document; only the fields its format has are set."""
+
+    page: int | None = None
+    page_end: int | None = None
+    slide: int | None = None
+    title: str | None = None
+    sheet: str | None = None
+    rows: str | None = None  # "5" or "2-4": spreadsheet row numbers, the header row being 1
+    chapter: str | None = None
+    section: str | None = None  # the heading path, "Budget › Travel"
+
+    def as_dict(self) -> dict[str, int | str]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @staticmethod
+    def from_dict(value: object) -> Location | None:
+        """A location read back from the store; None for documents ingested before locations."""
+        if not isinstance(value, dict):
+            return None
+        fields = set(Location.__dataclass_fields__)
+        location = Location(**{k: v for k, v in value.items() if k in fields})
+        return location if location.as_dict() else None
+
+
+@dataclass(frozen=True)
+class Part:
+    """A piece of a document's text, where it came from, and the separator written before it.
+    `ocr_page` marks a part whose text is still to be read by OCR (a PDF page or image frame, 0-based)."""
+
+    text: str
+    location: Location | None = None
+    sep: str = "\n\n"
+    ocr_page: int | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    """The span [start, end) of the normalised text that came from `location`."""
+
+    start: int
+    end: int
+    location: Location
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """A document's normalised text and where its sections sit (empty for formats without locations)."""
+
+    text: str
+    sections: tuple[Section, ...] = ()
+    ocr_pages: int = 0
+
+
+def join_parts(parts: Iterable[Part], normalize: Callable[[str], str]) -> tuple[str, tuple[Section, ...]]:
+    """Normalise each part on its own and join them, recording each located part's span. Parts are
+    normalised one by one so offsets stay true; blank parts are dropped, as whole-text
+    normalisation would collapse them."""
+    out: list[str] = []
+    sections: list[Section] = []
+    length = 0
+    for part in parts:
+        text = normalize(part.text)
+        if not text:
+            continue
+        if out:
+            out.append(part.sep)
+            length += len(part.sep)
+        if part.location is not None:
+            sections.append(Section(length, length + len(text), part.location))
+        out.append(text)
+        length += len(text)
+    return "".join(out), tuple(sections)
+
+
+def _rows(rows: str) -> tuple[int, int]:
+    first, _, last = rows.partition("-")
+    return int(first), int(last or first)
+
+
+def merge(locations: Sequence[Location]) -> Location | None:
+    """One location for a chunk that spans several: the first, widened to the last page, or to the
+    last row of the same sheet."""
+    if not locations:
+        return None
+    first = locations[0]
+    if first.page is not None:
+        last = max((loc.page_end or loc.page or 0) for loc in locations)
+        return replace(first, page_end=last) if last > first.page else first
+    if first.sheet is not None or first.rows is not None:
+        spans = [_rows(loc.rows) for loc in locations if loc.sheet == first.sheet and loc.rows]
+        if spans:
+            low, high = min(s[0] for s in spans), max(s[1] for s in spans)
+            return replace(first, rows=str(low) if low == high else f"{low}-{high}")
+    return first
+
+
+class Locator:
+    """Maps chunks, in the order the splitter cut them, to the sections they overlap."""
+
+    def __init__(self, text: str, sections: Sequence[Section]) -> None:
+        self.text, self.sections = text, sections
+        self.starts = [s.start for s in sections]
+        self.cursor = 0
+
+    def locate(self, chunk: str) -> Location | None:
+        if not self.sections:
+            return None
+        at = self.text.find(chunk, self.cursor)
+        if at < 0:  # the splitter trimmed or rejoined whitespace: find its first words instead
+            at = self.text.find(chunk[:40], self.cursor)
+        if at < 0:
+            return None
+        self.cursor = at + 1  # chunks overlap: the next one starts after this one's start
+        end = at + len(chunk)
+        i = max(0, bisect.bisect_right(self.starts, at) - 1)
+        found = []
+        while i < len(self.sections) and self.sections[i].start < end:
+            if self.sections[i].end > at:
+                found.append(self.sections[i].location)
+            i += 1
+        return merge(found)
