@@ -275,6 +275,16 @@ class AskRequest(Request):
     top_k: StrictInt = Field(default=5, ge=1, le=100)
 
 
+class CitationOut(BaseModel):
+    doc_id: str
+    filename: str
+    chunk: int
+    quote: str = Field(description="a sentence of the source that supports the answer, as the document has it")
+    start: int | None = Field(description="offset of `quote` in the document's text (`GET /documents/{id}/text`)")
+    end: int | None
+    score: float
+
+
 class AskResponse(BaseModel):
     answer: str
     mode: str
@@ -284,6 +294,8 @@ class AskResponse(BaseModel):
     sources: list[SourceOut]
     timing: dict[str, float]
     usage: Usage
+    citations: list[CitationOut] = Field(description="the sentences the answer rests on; none when not grounded")
+    grounded: bool = Field(description="false: the documents do not hold an answer, and the answer says so")
 
 
 # ---------------------------------------------------------------------- summaries

@@ -18,7 +18,7 @@ from typing import Literal, TypeVar
 
 from docassist.pipelines import metrics
 from docassist.pipelines.admission import KeyLimit, Permit
-from docassist.pipelines.answers.events import AnswerDelta, AskComplete, AskError, AskSources
+from docassist.pipelines.answers.events import AnswerDelta, AskCitation, AskComplete, AskError, AskSources
 from docassist.pipelines.answers.workflow import AnswerResult, AskInput, AskWorkflow, Mode
 from docassist.pipelines.documents.registry import DocumentRecord
 from docassist.pipelines.documents.upload_store import UploadJob
@@ -236,6 +236,8 @@ class Assistant:
             rt.endpoints[routing.answer],
             rt.endpoints[routing.map],
             rt.endpoints[routing.reduce],
+            rt.citer,
+            rt.registry.text_in,
         )
 
     async def ask_events(self, q: str, space_id: str, mode: Mode, top_k: int) -> AsyncIterator[StreamEvent]:
@@ -245,7 +247,7 @@ class Assistant:
         handler = self._ask_workflow().run(start_event=AskInput(q=q, space_id=space_id, top_k=top_k, mode=mode))
         try:
             async for ev in handler.stream_events():
-                if isinstance(ev, AskSources | AnswerDelta | SummaryProgress):
+                if isinstance(ev, AskSources | AnswerDelta | SummaryProgress | AskCitation):
                     yield ev
             result: AnswerResult = await handler
             yield AskComplete(
@@ -257,6 +259,8 @@ class Assistant:
                 sources=result.sources,
                 timing={**result.timing, "total_s": round(time.perf_counter() - started, 3)},
                 usage=result.usage,
+                citations=result.citations,
+                grounded=result.grounded,
             )
         except DocassistError as exc:
             yield AskError.of(exc)

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Coroutine, Iterator
 from typing import Any, Literal
 
+from docassist.pipelines.answers.citations import Citer
 from docassist.pipelines.documents.extract import extract_document
 from docassist.pipelines.documents.ingestion import Ingestor, warm_up_splitter
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
@@ -143,6 +145,7 @@ class Runtime:
         # the extraction workers load their parsers after start-up, while the service already answers
         self._sandbox_warm_up = asyncio.create_task(asyncio.to_thread(self.sandbox.warm_up))
         self.retriever = Retriever(self.store, self.embed_model, self.lanes.search)
+        self.citer = Citer(self.embed_model, self.lanes.search)
         return rolled_back
 
     async def _start_endpoints(self) -> None:
@@ -244,7 +247,7 @@ def ingestion_only(settings: Settings) -> Iterator[Ingestor]:
             Registry(db),
             embed,
             settings.max_upload_bytes,
-            lambda f, d: extract_document(f, d, limits),
+            functools.partial(extract_document, limits=limits),
             settings.max_document_chunks,
         )
     finally:

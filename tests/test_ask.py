@@ -100,3 +100,26 @@ def test_ask_stream_sends_sources_before_the_answer_as_it_is_written(shttp, spac
     assert complete["answer"] == written.strip() and complete["sources"] == events[0][1]["sources"]
     assert detect_language(complete["answer"]).code == "ru"
     assert shttp.post("/ask-stream", json={"q": "", "space_id": space}).status_code == 422
+
+
+def test_an_answer_cites_the_sentence_it_rests_on_with_its_place_in_the_document(shttp, space):
+    doc = ingest(shttp, space, "baikal_ru.pdf", (FIXTURES / "baikal_ru.pdf").read_bytes()).json()
+    body = ask(shttp, space, "Какая река вытекает из Байкала?", top_k=2).json()
+    assert body["grounded"] is True and body["citations"], body
+    first = body["citations"][0]
+    assert "Ангара" in first["quote"] and first["doc_id"] == doc["doc_id"] and first["filename"] == "baikal_ru.pdf"
+    text = shttp.get(f"/documents/{doc['doc_id']}/text", params={"space_id": space}).text
+    assert text[first["start"] : first["end"]] == first["quote"]  # the offsets point at the quoted sentence
+
+
+def test_a_question_the_documents_do_not_answer_is_declined_in_its_language_without_an_llm_call(shttp, space):
+    ingest(shttp, space, "baikal_ru.pdf", (FIXTURES / "baikal_ru.pdf").read_bytes())
+    body = ask(shttp, space, "Who won the football World Cup in 2018?").json()
+    assert body["grounded"] is False and body["citations"] == [], body
+    assert body["language"] == "en" and "do not answer this question" in body["answer"] and space in body["answer"]
+    assert body["usage"]["llm_calls"] == 0 and body["sources"], "what was looked at is still shown"
+    question = {"q": "Кто выиграл чемпионат мира по футболу 2018?", "space_id": space}
+    streamed = sse_events(shttp.post("/ask-stream", json=question).text)
+    names = [n for n, _ in streamed]
+    assert "citation" not in names and streamed[-1][1]["grounded"] is False
+    assert "нет ответа на этот вопрос" in streamed[-1][1]["answer"]

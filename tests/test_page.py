@@ -301,6 +301,9 @@ def test_a_question_shows_the_sources_then_the_answer(page: Page):
     assert page.evaluate("window.__order")[:2] == ["sources", "answer"], "the sources come before the answer"
     answer = page.evaluate("document.getElementById('answer').textContent")
     assert CYRILLIC.search(answer), answer
+    quoted = ask.get_by_role("list", name="Quoted from the documents")
+    expect(quoted.get_by_role("listitem").first).to_contain_text("Ангара")  # the sentence the answer rests on
+    expect(quoted.get_by_role("listitem").first).to_contain_text("baikal_ru.pdf")
 
     # the main view: documents, a streamed summary, an answer
     shot(page, "main.png")
@@ -333,7 +336,7 @@ def test_deleting_asks_first_and_removes_the_document(page: Page, svc: Service):
     confirm.get_by_role("button", name="Delete").click()
     expect(page.get_by_text("“photosynthesis_en.docx” was deleted.")).to_be_visible()
     expect(page.get_by_role("heading", name="photosynthesis_en.docx")).to_have_count(0)
-    assert set(listed(svc)) == {"baikal_ru.pdf", "black_death_ru.txt"}
+    assert set(listed(svc)) == {"baikal_ru.pdf", "black_death_ru.txt", "long_report_en.txt"}
 
 
 def test_a_375_px_wide_screen_needs_no_sideways_scrolling(page: Page):

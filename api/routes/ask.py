@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.held import HeldEventSourceResponse
-from docassist.api.schemas import AskRequest, AskResponse, SourceOut, error_responses, stream_schema
+from docassist.api.schemas import AskRequest, AskResponse, CitationOut, SourceOut, error_responses, stream_schema
 from docassist.pipelines.answers.events import ASK_EVENT_TYPES
 from docassist.pipelines.streams import encode
 
@@ -23,7 +23,9 @@ _STREAM_SCHEMA = stream_schema(
 @router.post("/ask", response_model=AskResponse, responses=_ERRORS)
 async def ask(body: AskRequest, assistant: AssistantDep, access: AccessDep) -> AskResponse:
     """Answer from the space's best chunks, in the language of the question. `auto` summarizes the
-    context first when it exceeds the model's threshold, `summarize` always does, `direct` never."""
+    context first when it exceeds the model's threshold, `summarize` always does, `direct` never.
+    `citations` are the sentences the answer rests on; `grounded: false` when no sentence of the
+    chunks supports the question — the answer then says the documents do not hold it."""
     access.check_space(body.space_id)
     with assistant.admit("answer", access.holder):
         done = await assistant.ask(body.q, body.space_id, body.mode, body.top_k)
@@ -36,6 +38,8 @@ async def ask(body: AskRequest, assistant: AssistantDep, access: AccessDep) -> A
         sources=[SourceOut(**asdict(s)) for s in done.sources],
         timing=done.timing,
         usage=done.usage,
+        citations=[CitationOut(**asdict(c)) for c in done.citations],
+        grounded=done.grounded,
     )
 
 

@@ -116,6 +116,8 @@ const DICT = {
     askStopped: "Stopped.",
     askNoSources: "No passages were found in this space.",
     sources: "Sources",
+    citations: "Quoted from the documents",
+    notGrounded: "The documents do not answer this question: nothing is quoted.",
     answer: "Answer",
     summarizedYes: "Answered from a condensed summary of the passages",
     summarizedNo: "Answered from the passages directly",
@@ -274,6 +276,8 @@ const DICT = {
     askStopped: "Остановлено.",
     askNoSources: "В этом пространстве не нашлось подходящих отрывков.",
     sources: "Источники",
+    citations: "Цитаты из документов",
+    notGrounded: "В документах нет ответа на этот вопрос: цитировать нечего.",
     answer: "Ответ",
     summarizedYes: "Ответ по сжатому изложению отрывков",
     summarizedNo: "Ответ прямо по отрывкам",
@@ -1216,6 +1220,8 @@ function askQuestion() {
   $("ask-stop").hidden = false;
   $("answer-box").hidden = false;
   $("sources").replaceChildren();
+  $("citation-list").replaceChildren();
+  $("citations").hidden = true;
   $("answer-kind").hidden = true;
   const answer = $("answer");
   answer.textContent = "";
@@ -1240,14 +1246,18 @@ function askQuestion() {
         say($("ask-status"), "askWriting");
       }
       answer.append(data.delta);
+    } else if (name === "citation") {
+      addCitation(data.citation);
     } else if (name === "complete") {
       answer.textContent = data.answer;
+      if (!$("citation-list").children.length) for (const c of data.citations || []) addCitation(c);
       if (data.language) answer.lang = data.language;
       if (!$("sources").children.length && data.sources?.length) renderSources(data.sources);
       say($("answer-kind"), data.summarized ? "summarizedYes" : "summarizedNo");
       $("answer-kind").className = data.summarized ? "badge summarized" : "badge";
       $("answer-kind").hidden = false;
       say($("answer-done"), "answerDone", data.timing?.total_s ?? 0, data.context_tokens ?? 0);
+      if (data.grounded === false && data.sources?.length) say($("answer-done"), "notGrounded");
       say($("ask-status"), "askDone");
     } else if (name === "error") {
       throw new ApiError(200, data.code, data.message);
@@ -1269,6 +1279,25 @@ function askQuestion() {
     });
 }
 
+// A sentence the answer rests on, with its document and where it sits; it opens its passage.
+let lastSources = [];
+function addCitation(c) {
+  const li = el("li", "citation");
+  const quote = el("blockquote", "", c.quote.replace(/\s+/g, " ").trim());
+  const from = el("button", "link");
+  from.type = "button";
+  say(from, "sourceName", c.filename, c.chunk);
+  sayLabel(from, "openPassage", c.filename, c.chunk);
+  const source = lastSources.find((s) => s.doc_id === c.doc_id && s.chunk === c.chunk);
+  if (source) from.addEventListener("click", () => openPassage(source));
+  else from.disabled = true;
+  const where = el("span", "where hint");
+  if (source) say(where, "whereText", source.location);
+  li.append(quote, from, where);
+  $("citation-list").append(li);
+  $("citations").hidden = false;
+}
+
 // Where a source sits, in words: "стр. 3", "слайд 2", "лист «Продажи», строки 2–4"; "" when unknown.
 function whereText(loc) {
   if (!loc) return "";
@@ -1284,6 +1313,7 @@ function whereText(loc) {
 }
 
 function renderSources(sources) {
+  lastSources = sources;
   const ol = $("sources");
   ol.replaceChildren();
   for (const s of sources) {

@@ -1,11 +1,15 @@
 """The events of an answer, as `/ask-stream` sends them: `sources` once the context is chosen (before
 any answer text), `processing` while a large context is condensed first, `answer` deltas as the
-model writes, then `complete` (the whole answer, as `/ask` returns it) or `error`."""
+model writes, a `citation` per sentence the answer rests on, then `complete` (the whole answer,
+as `/ask` returns it) or `error`."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
+
+from docassist.pipelines.answers.citations import Citation
 from docassist.pipelines.search.retrieval import Source
 from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries.events import SummaryError, SummaryProgress, Usage
@@ -29,6 +33,13 @@ class AnswerDelta(StreamEvent):
     reset: bool = False
 
 
+class AskCitation(StreamEvent):
+    """A sentence of a source the answer rests on, after the answer is written."""
+
+    name: ClassVar[str] = "citation"
+    citation: Citation
+
+
 class AskComplete(StreamEvent):
     name: ClassVar[str] = "complete"
     terminal: ClassVar[bool] = True
@@ -40,9 +51,11 @@ class AskComplete(StreamEvent):
     sources: list[Source]
     timing: dict[str, float]
     usage: Usage
+    citations: list[Citation] = Field(default_factory=list)
+    grounded: bool = False
 
 
 AskError = SummaryError
 ASK_EVENT_TYPES: dict[str, type[StreamEvent]] = {
-    cls.name: cls for cls in (AskSources, SummaryProgress, AnswerDelta, AskComplete, AskError)
+    cls.name: cls for cls in (AskSources, SummaryProgress, AnswerDelta, AskCitation, AskComplete, AskError)
 }

@@ -6,8 +6,10 @@
 `auto` condenses the retrieved context (the tree summarizer, focused on the question) when its
 tokens exceed the model's `summarization_threshold` or do not fit the answer call; `summarize`
 always condenses; `direct` never does and keeps the best chunks that fit. A space with nothing
-relevant gets a plain statement and no LLM call. The answer streams (`AnswerDelta`), in the
-language of the question, checked, and retried once if wrong.
+relevant, and chunks none of whose sentences supports the question (`citations.py`), get a
+plain statement that the documents do not say — `grounded: false`, no LLM call. The answer
+streams (`AnswerDelta`), in the language of the question, checked, and retried once if wrong;
+then the sentences it rests on are cited (`AskCitation`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -22,7 +25,8 @@ from workflows import Context, Workflow, step
 from workflows.events import Event, StartEvent, StopEvent
 
 from docassist.pipelines import metrics
-from docassist.pipelines.answers.events import AnswerDelta, AskSources
+from docassist.pipelines.answers.citations import SUPPORT_MIN, Citation, Citer, Evidence, place
+from docassist.pipelines.answers.events import AnswerDelta, AskCitation, AskSources
 from docassist.pipelines.documents.language import detect_language, label
 from docassist.pipelines.llm.caller import Completion, LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
@@ -38,6 +42,22 @@ NO_CONTEXT = {
     "uk": "У просторі «{space}» не знайшлося документів із цього питання, тому відповісти за ними неможливо.",
     "en": "No documents in space '{space}' match this question, so there is nothing to answer from.",
 }
+
+
+NOT_IN_DOCUMENTS = {
+    "ru": "В документах пространства «{space}» нет ответа на этот вопрос.",
+    "uk": "У документах простору «{space}» немає відповіді на це питання.",
+    "be": "У дакументах прасторы «{space}» няма адказу на гэтае пытанне.",
+    "kk": "«{space}» кеңістігінің құжаттарында бұл сұраққа жауап жоқ.",
+    "en": "The documents in space '{space}' do not answer this question.",
+    "de": "Die Dokumente im Bereich „{space}“ beantworten diese Frage nicht.",
+    "fr": "Les documents de l'espace « {space} » ne répondent pas à cette question.",
+    "es": "Los documentos del espacio «{space}» no responden a esta pregunta.",
+    "it": "I documenti dello spazio «{space}» non rispondono a questa domanda.",
+    "pt": "Os documentos do espaço «{space}» não respondem a esta pergunta.",
+}
+TextOf = Callable[[str, str], str | None]
+CITED_CHUNKS = 8  # the best chunks whose sentences are weighed for support and citations
 
 
 def format_context(sources: list[Source]) -> str:
@@ -64,6 +84,7 @@ class CondenseQueued(Event):
 class ContextReady(Event):
     context: str
     summarized: bool
+    declined: bool = False  # the chunks do not support an answer: say so, no LLM call
 
 
 class AskState(BaseModel):
@@ -91,6 +112,8 @@ class AnswerResult(StopEvent):
     sources: list[Source]
     usage: Usage
     timing: dict[str, float]
+    citations: list[Citation] = Field(default_factory=list)
+    grounded: bool = False
 
 
 class AskWorkflow(Workflow):
@@ -101,10 +124,14 @@ class AskWorkflow(Workflow):
         answer_endpoint: Endpoint,
         map_endpoint: Endpoint,
         reduce_endpoint: Endpoint,
+        citer: Citer,
+        text_of: TextOf,
     ) -> None:
         super().__init__(timeout=None)
         self.retriever, self.caller = retriever, caller
         self.answer_ep, self.map_ep, self.reduce_ep = answer_endpoint, map_endpoint, reduce_endpoint
+        self.citer, self.text_of = citer, text_of
+        self.evidence: Evidence | None = None  # one workflow per question
 
     @property
     def _output(self) -> int:
@@ -181,6 +208,15 @@ class AskWorkflow(Workflow):
                 used = await self.answer_ep.tokens.exact(format_context(kept))
             async with ctx.store.edit_state() as st:
                 st.context_tokens = used  # what the answer is given, not what was retrieved
+        self.evidence = await self.citer.evidence(st.q, kept[:CITED_CHUNKS])
+        if not self.evidence.answerable:  # a question the chunks do not answer (an overview is condensed above)
+            event(
+                f"[RAG] Mode: {mode} → not in the documents",
+                f"best supporting sentence {self.evidence.support:.3f} < {SUPPORT_MIN:.2f}; no LLM call",
+                support=round(self.evidence.support, 4),
+            )
+            await self._choose(ctx, ev.sources, summarized=False)
+            return ContextReady(context="", summarized=False, declined=True)
         event(
             f"[RAG] Mode: {mode} → answer from the chunks",
             f"{len(kept)} of {len(ev.sources)} chunks, {ev.context_tokens:,} tokens ≤ threshold {threshold:,}"
@@ -223,7 +259,10 @@ class AskWorkflow(Workflow):
     async def answer(self, ctx: Context[AskState], ev: ContextReady) -> AnswerResult:
         st = await ctx.store.get_state()
         text = ""
-        if not ev.context:  # an empty space: say so rather than let the model invent an answer
+        if ev.declined:  # the chunks do not hold an answer: say so rather than let the model invent one
+            text = NOT_IN_DOCUMENTS.get(st.language, NOT_IN_DOCUMENTS["en"]).format(space=st.space_id)
+            ctx.write_event_to_stream(AnswerDelta(delta=text))
+        elif not ev.context:  # an empty space: the same
             text = NO_CONTEXT.get(st.language, NO_CONTEXT["en"]).format(space=st.space_id)
             ctx.write_event_to_stream(AskSources(sources=[], summarized=False, context_tokens=0, language=st.language))
             ctx.write_event_to_stream(AnswerDelta(delta=text))
@@ -261,12 +300,31 @@ class AskWorkflow(Workflow):
                 metrics.language_retry("answer")
         async with ctx.store.edit_state() as st:
             st.lap("answer")
+        citations = await self._cite(st.q, st.space_id, text, st.sources) if ev.context else []
+        for citation in citations:
+            ctx.write_event_to_stream(AskCitation(citation=citation))
+        async with ctx.store.edit_state() as st:
+            st.lap("cite")
         return AnswerResult(
             answer=text,
             summarized=ev.summarized,
             language=st.language,
             context_tokens=st.context_tokens if ev.context else 0,
-            sources=st.sources if ev.context else [],
+            sources=st.sources if ev.context or ev.declined else [],
             usage=st.stats.usage(),
             timing=st.timing,
+            citations=citations,
+            grounded=bool(citations),
         )
+
+    async def _cite(self, question: str, space_id: str, answer: str, used: list[Source]) -> list[Citation]:
+        """The sentences of the chunks the answer was given that support it, placed in their documents."""
+        if not answer.strip() or not used:
+            return []
+        if self.evidence is None:  # a condensed context: its best chunks' sentences
+            self.evidence = await self.citer.evidence(question, used[:CITED_CHUNKS])
+        citations = self.citer.cite(self.evidence, used)
+        texts = {}
+        for doc_id in {c.doc_id for c in citations}:
+            texts[doc_id] = await self.citer.lane.run(self.text_of, space_id, doc_id) or ""
+        return place(citations, texts)

@@ -420,12 +420,24 @@ def read_or_finish(filename: str, data: bytes, limits: ExtractLimits | None = No
     return read if read.ocr_parts else finish(read, [], limits)
 
 
-def extract_document(filename: str, data: bytes, limits: ExtractLimits | None = None) -> Extracted:
+def extract_document(
+    filename: str,
+    data: bytes,
+    limits: ExtractLimits | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Extracted:
     """The document's text and where its sections sit, every step in this process (the sandbox runs
-    the same steps in its workers, page by page)."""
+    the same steps in its workers, page by page); `progress(pages done, pages to OCR)` as in the
+    sandbox."""
     limits = limits or ExtractLimits()
     read = read_parts(filename, data, limits)
-    pages = [ocr_part(filename, read.ext, p.ocr_page or 0, data, limits) for p in read.ocr_parts]
+    pages = []
+    for part in read.ocr_parts:
+        if progress is not None:
+            progress(len(pages), len(read.ocr_parts))
+        pages.append(ocr_part(filename, read.ext, part.ocr_page or 0, data, limits))
+    if progress is not None and read.ocr_parts:
+        progress(len(pages), len(read.ocr_parts))
     return finish(read, pages, limits)
 
 

@@ -47,6 +47,8 @@ EMBED_BATCH = 8  # an abandoned upload stops within one batch (a few seconds on 
 
 
 Progress = Callable[[UploadStage, int, int], None]
+# the extractor: a file's name and bytes, and a callback for pages OCR'd (done, total)
+Extract = Callable[..., Extracted]  # (filename, bytes, progress=(pages done, total) → None)
 
 
 def _never() -> bool:
@@ -118,7 +120,7 @@ class Ingestor:
         registry: Registry,
         embed_model: BaseEmbedding,
         max_upload_bytes: int,
-        extract: Callable[[str, bytes], Extracted] = extract_document,
+        extract: Extract = extract_document,
         max_chunks: int = 4000,
     ) -> None:
         self.store, self.registry, self.embed_model = store, registry, embed_model
@@ -172,7 +174,12 @@ class Ingestor:
         t0 = time.perf_counter()
         _stop_if(abandoned)
         progress("reading", 0, 0)
-        extracted = self.extract(filename, data)
+
+        def scanned(done: int, total: int) -> None:  # pages OCR'd: progress, and a chance to stop
+            progress("ocr", done, total)
+            _stop_if(abandoned)
+
+        extracted = self.extract(filename, data, progress=scanned)
         text = extracted.text
         _stop_if(abandoned)
         t_extract = time.perf_counter()

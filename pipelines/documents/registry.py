@@ -114,6 +114,15 @@ class Registry:
                 )
             ).scalar_one()
 
+    def text_in(self, space_id: str, doc_id: str) -> str | None:
+        """The document's text, or None once it is deleted (a citation placed after the answer)."""
+        with self.db.begin() as conn:
+            return conn.execute(
+                select(document_contents.c.text).where(
+                    document_contents.c.space_id == space_id, document_contents.c.doc_id == doc_id
+                )
+            ).scalar_one_or_none()
+
     def text_of(self, record: DocumentRecord) -> str:
         return self.text(record.space_id, record.doc_id)
 
