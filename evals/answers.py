@@ -5,7 +5,10 @@ articles they come from are ingested into a space per language (with every artic
 questions are asked), and each question goes through the served ask pipeline. SQuAD-style
 scoring: lower-case, drop punctuation (and English articles), then exact match and token F1
 against the best gold answer; `contains` counts answers in which a gold span occurs — the fair
-measure for a generative model that answers in a sentence.
+measure for a generative model that answers in a sentence. Each answer's first citation is
+scored too (`quote_contains`: the quoted sentence holds a gold span), and whether the answer was
+`grounded`. The decline: the questions whose article is left out of a second space (holding every
+other article of the sample's first half) are asked there, and should be declined.
 
     docassist eval answers --split dev --limit 20
 """
@@ -51,8 +54,13 @@ def score_answer(answer: str, golds: list[str]) -> dict[str, float]:
     return {
         "exact_match": float(any(norm == normalize(g) for g in golds)),
         "f1": max(f1(answer, g) for g in golds),
-        "contains": float(any(normalize(g) and f" {normalize(g)} " in f" {norm} " for g in golds)),
+        "contains": contains(answer, golds),
     }
+
+
+def contains(text: str, golds: list[str]) -> float:
+    norm = normalize(text)
+    return float(any(normalize(g) and f" {normalize(g)} " in f" {norm} " for g in golds))
 
 
 def sample_questions(questions: list[dict[str, Any]], limit: int | None, seed: int = 7) -> list[dict[str, Any]]:
@@ -85,6 +93,7 @@ def interval(values: list[float], seed: int = 11, resamples: int = 2000) -> tupl
 async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int = 3) -> dict[str, Any]:
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
+    declines: list[dict[str, Any]] = []
     async with eval_session() as session:
         for lang in ("ru", "en"):
             questions = read_jsonl(evaldata, f"xquad_{lang}", split)
@@ -98,22 +107,39 @@ async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int =
             for q in tqdm(sampled, desc=f"/ask xquad_{lang} ({split})", unit="question"):
                 t0 = time.perf_counter()
                 result = await session.ask(q["question"], space, "auto", top_k)
-                answer = result.answer
+                answer, golds = result.answer, [a["text"] for a in q["answers"]]
+                quote = result.citations[0].quote if result.citations else ""
                 verdicts = language_verdicts(answer)
+                scores = score_answer(answer, golds)
                 rows.append(
                     {
                         "language": lang,
                         "id": q["id"],
                         "article": q["title"],
                         "question": q["question"],
-                        "gold": [a["text"] for a in q["answers"]],
+                        "gold": golds,
                         "answer": answer,
+                        "quote": quote,
+                        "grounded": result.grounded,
                         "answer_language": verdicts["language"],
                         "pipeline_language": verdicts["pipeline_language"],
                         "retrieved_gold": any(s.doc_id == doc_of[q["context"]] for s in result.sources[:top_k]),
                         "wall_s": round(time.perf_counter() - t0, 2),
-                        **score_answer(answer, [a["text"] for a in q["answers"]]),
+                        **scores,
+                        "quote_contains": contains(quote, golds),
+                        "answer_or_quote_contains": max(scores["contains"], contains(quote, golds)),
                     }
+                )
+            kept = set(sorted(articles)[::2])  # the second space holds these articles only
+            absent = [q for q in sampled if q["title"] not in kept]
+            half = f"xquad-{lang}-half"
+            title_of = {q["context"]: q["title"] for q in questions}
+            for i, context in enumerate(c for c in contexts if title_of[c] in kept):
+                await session.ingest(half, f"p{i}.txt", context)
+            for q in tqdm(absent, desc=f"/ask xquad_{lang}, article left out", unit="question"):
+                result = await session.ask(q["question"], half, "auto", top_k)
+                declines.append(
+                    {"language": lang, "id": q["id"], "declined": not result.grounded, "answer": result.answer}
                 )
         profile, models = session.profile, session.models()
     summary = {}
@@ -126,8 +152,13 @@ async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int =
             "exact_match": [r["exact_match"] for r in mine],
             "f1": [r["f1"] for r in mine],
             "contains": [r["contains"] for r in mine],
+            "quote_contains": [r["quote_contains"] for r in mine],
+            "answer_or_quote_contains": [r["answer_or_quote_contains"] for r in mine],
+            "grounded": [float(r["grounded"]) for r in mine],
             "gold_paragraph_retrieved": [float(r["retrieved_gold"]) for r in mine],
         }
+        if declined := [float(d["declined"]) for d in declines if d["language"] == lang]:
+            measures["declined_when_absent"] = declined
         summary[lang] = {
             "questions": len(mine),
             "articles": len({r["article"] for r in mine}),
@@ -146,6 +177,7 @@ async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int =
         "seconds": round(time.perf_counter() - started, 1),
         "results": summary,
         "answers": rows,
+        "declines": declines,
     }
 
 
@@ -161,18 +193,23 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"{report['seconds']} s",
         "",
         "| questions | n (articles) | answer in question's language | exact match | F1 | contains gold | "
+        "first quote contains gold | answer or quote contains gold | grounded | declined, article left out | "
         "gold paragraph retrieved | s/question |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(r: dict[str, Any], key: str, digits: int = 3) -> str:
+        if key not in r:
+            return "–"
         low, high = r["ci95"][key]
         return f"{r[key]:.{digits}f} [{low:.{digits}f}–{high:.{digits}f}]"
 
     for lang, r in report["results"].items():
         lines.append(
             f"| xquad_{lang} | {r['questions']} ({r['articles']}) | {cell(r, 'language_share', 2)} | "
-            f"{cell(r, 'exact_match')} | {cell(r, 'f1')} | {cell(r, 'contains')} | "
+            f"{cell(r, 'exact_match')} | {cell(r, 'f1')} | {cell(r, 'contains')} | {cell(r, 'quote_contains')} | "
+            f"{cell(r, 'answer_or_quote_contains')} | {cell(r, 'grounded', 2)} | "
+            f"{cell(r, 'declined_when_absent', 2)} | "
             f"{cell(r, 'gold_paragraph_retrieved', 2)} | {r['wall_s']:.1f} |"
         )
     lines.append("")

@@ -80,6 +80,7 @@ def test_eval_answers_scores_ask_on_xquad_in_both_languages(tmp_path: Path):
     for lang, result in report["results"].items():
         assert result["questions"] == 1
         assert {"exact_match", "f1", "contains", "language_share", "gold_paragraph_retrieved"} <= set(result)
+        assert {"quote_contains", "answer_or_quote_contains", "grounded"} <= set(result)
         answer = next(a for a in report["answers"] if a["language"] == lang)
         assert answer["answer"].strip() and answer["gold"]
 
