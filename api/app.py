@@ -79,7 +79,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CancelOnDisconnect)
     app.add_middleware(BodyDeadline, total_s=settings.body_timeout_s, idle_s=settings.body_idle_timeout_s)
     app.add_middleware(JsonBodyMiddleware)
-    app.add_middleware(RequestGuard, keys=settings.api_keys, upload_limit_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        RequestGuard,
+        keys=settings.api_keys,
+        upload_limit_bytes=settings.max_upload_bytes,
+        metrics_key=settings.metrics_key,
+    )
     app.add_middleware(OpenAIErrorShape)
     app.add_middleware(BrowserHeadersMiddleware)
     app.add_middleware(RequestLogMiddleware)

@@ -2,7 +2,8 @@
 
 Runs before routing, as plain ASGI, on the request's headers alone:
 - with `API_KEYS` set, a request without a valid key gets 401 at once — its body is never read
-  (only `/health`, the web page and the API description are open);
+  (only `/health`, the web page and the API description are open); with `METRICS_KEY` set,
+  `/metrics` needs it or a key for every space, whether or not `API_KEYS` is set;
 - a body that declares (Content-Length) more than its route takes gets 413 at once;
 - a body that turns out longer than declared, or is sent chunked, is cut off the moment it
   passes the limit: reading stops and the route answers 413. Nothing past the limit is
@@ -15,9 +16,9 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from docassist.api.auth import NOBODY, OPEN, Access, access_for
+from docassist.api.auth import NOBODY, OPEN, SCRAPER, Access, access_for, is_metrics_key
 from docassist.api.errors import envelope_response
-from docassist.pipelines.keys import ApiKey
+from docassist.pipelines.keys import ApiKey, digest_of
 
 UPLOAD_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the form's other fields
 JSON_BODY_LIMIT_BYTES = 1024 * 1024  # every JSON route takes a small body (a question is at most 4,000 characters)
@@ -30,9 +31,12 @@ def is_open(path: str) -> bool:
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, keys: tuple[ApiKey, ...], upload_limit_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, keys: tuple[ApiKey, ...], upload_limit_bytes: int, metrics_key: str | None = None
+    ) -> None:
         self.app, self.keys = app, keys
         self.upload_limit = upload_limit_bytes + UPLOAD_OVERHEAD_BYTES
+        self.metrics_digest = digest_of(metrics_key) if metrics_key else None
 
     def limit_for(self, path: str) -> int:
         return self.upload_limit if path == "/ingest" else JSON_BODY_LIMIT_BYTES
@@ -44,7 +48,9 @@ class RequestGuard:
         headers = dict(scope.get("headers") or [])
         path = scope["path"]
         access: Access | None = OPEN
-        if self.keys:
+        if path == "/metrics" and is_metrics_key(headers, self.metrics_digest):
+            access = SCRAPER
+        elif self.keys or (path == "/metrics" and self.metrics_digest is not None):
             access = access_for(headers, self.keys)
             if access is None and is_open(path):
                 access = NOBODY  # open routes answer, showing nothing that needs a key

@@ -173,6 +173,7 @@ class Settings(BaseModel):
     job_workers: int = Field(default=2, ge=0, le=64)
     log_format: Literal["text", "json"] = "text"
     api_keys: tuple[ApiKey, ...] = ()
+    metrics_key: str | None = None  # reads /metrics only: what a Prometheus scraper is given
     llama_server_threads: int | None = None
     # lanes and admission: bulk work never takes the threads or slots interactive requests need
     upload_workers: int = Field(default=2, ge=1, le=64)
@@ -359,6 +360,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "tesseract_cmd": env.get("TESSERACT_CMD") or "tesseract",
         "log_format": "json" if env.get("LOG_FORMAT", "").lower() == "json" else "text",
         "api_keys": _api_keys(env.get("API_KEYS", "")),
+        "metrics_key": env.get("METRICS_KEY") or None,
         "llama_server_threads": _env_number(env, "LLAMA_SERVER_THREADS", int, None),
         "llm_temperature": _env_number(env, "LLM_TEMPERATURE", float, 0.2),
         "llm_capture_file": env.get("LLM_CAPTURE_FILE") or None,

@@ -72,6 +72,7 @@ def shttp(small_service: Service) -> Iterator[httpx.Client]:
 
 INTEGRATIONS_ADMIN = "integrations-admin-key-0001"
 INTEGRATIONS_TEAM = "integrations-team-key-0002"
+INTEGRATIONS_SCRAPER = "integrations-scraper-key-0003"
 BAIKAL = (
     "Lake Baikal is the deepest lake on Earth, more than 1,600 metres deep. It lies in Siberia, "
     "in Russia. The Angara is the only river that flows out of Lake Baikal; hundreds of rivers flow into it. "
@@ -107,6 +108,7 @@ def integrations(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Integrati
     svc = start_service(
         tmp_path_factory.mktemp("integrations"),
         API_KEYS=f"{INTEGRATIONS_ADMIN}:*,{INTEGRATIONS_TEAM}:team",
+        METRICS_KEY=INTEGRATIONS_SCRAPER,
         OTEL_EXPORTER_OTLP_ENDPOINT=traces.url,
         OTEL_BSP_SCHEDULE_DELAY="200",
     )

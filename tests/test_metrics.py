@@ -15,7 +15,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from docassist.pipelines import metrics
-from tests.conftest import Integrations
+from tests.conftest import INTEGRATIONS_SCRAPER, Integrations
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "docassist.json"
 
@@ -41,6 +41,15 @@ def test_only_a_key_for_every_space_reads_metrics(integrations: Integrations):
     limited = httpx.get(url, headers=integrations.team, timeout=30)
     assert limited.status_code == 403 and "every space" in limited.json()["error"]["message"]
     assert httpx.get(url, headers=integrations.admin, timeout=30).status_code == 200
+
+
+def test_metrics_key_reads_metrics_and_nothing_else(integrations: Integrations):
+    scraper = {"Authorization": f"Bearer {INTEGRATIONS_SCRAPER}"}
+    scraped = httpx.get(f"{integrations.service.url}/metrics", headers=scraper, timeout=30)
+    assert scraped.status_code == 200 and "docassist_" in scraped.text
+    for method, path in (("GET", "/documents?space_id=team"), ("GET", "/model-config"), ("POST", "/search")):
+        r = httpx.request(method, f"{integrations.service.url}{path}", headers=scraper, json={"q": "x"}, timeout=30)
+        assert r.status_code == 401, (path, r.status_code)
 
 
 def test_requests_ingest_lanes_and_jobs_are_counted_without_ids(integrations: Integrations):

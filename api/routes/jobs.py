@@ -10,11 +10,8 @@ from sse_starlette import EventSourceResponse
 from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.held import SSE_HEADERS
 from docassist.api.schemas import (
-    JobProgressOut,
     JobResponse,
     UploadJobResponse,
-    UploadProgressOut,
-    UploadResult,
     error_responses,
 )
 from docassist.pipelines.documents.upload_store import UploadJob
@@ -31,37 +28,13 @@ _EVENTS = {
 
 
 def upload_response(job: UploadJob) -> UploadJobResponse:
-    return UploadJobResponse(
-        job_id=job.job_id,
-        doc_id=job.doc_id,
-        space_id=job.space_id,
-        filename=job.filename,
-        status=job.status,
-        progress=UploadProgressOut.model_validate(job.progress.model_dump()),
-        result=UploadResult.model_validate(job.result.model_dump()) if job.result else None,
-        error=job.error,
-        summary_job_id=job.summary_job_id,
-        created_at=job.created_at,
-        updated_at=job.updated_at,
-    )
+    return UploadJobResponse.model_validate(job, from_attributes=True)
 
 
 def job_response(job: Job | UploadJob) -> JobResponse | UploadJobResponse:
     if isinstance(job, UploadJob):
         return upload_response(job)
-    return JobResponse(
-        job_id=job.job_id,
-        doc_id=job.doc_id,
-        space_id=job.space_id,
-        language=job.language,
-        status=job.status,
-        progress=JobProgressOut.model_validate(job.progress.model_dump()),
-        error=job.error,
-        retryable=job.retryable,
-        attempts=job.attempts,
-        created_at=job.created_at,
-        updated_at=job.updated_at,
-    )
+    return JobResponse.model_validate(job, from_attributes=True)
 
 
 @router.get("/jobs/{job_id}", response_model=JobResponse | UploadJobResponse, responses=_ERRORS)

@@ -19,8 +19,9 @@ router = APIRouter(tags=["service"])
 async def metrics(assistant: AssistantDep, access: AccessDep) -> Response:
     """Prometheus text: requests and latency by route and status, LLM calls and tokens by endpoint
     and kind, jobs by state, lanes, summary-cache hits, language retries, ingest speed. Its figures
-    describe every space together, so with `API_KEYS` only a key for every space reads it (403)."""
-    if not access.operator:
-        raise Forbidden("only a key for every space reads /metrics")
+    describe every space together, so with `API_KEYS` only a key for every space or `METRICS_KEY`
+    reads it (403)."""
+    if not access.reads_metrics:
+        raise Forbidden("only a key for every space, or METRICS_KEY, reads /metrics")
     body, content_type = await assistant.metrics()
     return Response(body, media_type=content_type)
