@@ -71,6 +71,8 @@ INGEST_CHUNKS_PER_SECOND = Histogram(
     "embedding speed of one upload (chunks / embedding seconds)",
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
 )
+OCR_PAGES = Counter("docassist_ocr_pages", "scanned pages read by OCR")
+OCR_SECONDS = Counter("docassist_ocr_seconds", "seconds spent reading scanned pages by OCR")
 LANE_CALLS = Gauge(
     "docassist_lane_calls",
     "calls on a thread lane now: running (up to its workers) or queued behind them",
@@ -118,6 +120,12 @@ def ingested(chunks: int, embed_seconds: float) -> None:
     INGEST_EMBED_SECONDS.inc(embed_seconds)
     if embed_seconds > 0 and chunks:
         INGEST_CHUNKS_PER_SECOND.observe(chunks / embed_seconds)
+
+
+def ocr(pages: int, seconds: float) -> None:
+    """Pages/s is `rate(docassist_ocr_pages) / rate(docassist_ocr_seconds)`."""
+    OCR_PAGES.inc(pages)
+    OCR_SECONDS.inc(seconds)
 
 
 def lane_load(lane: str, admitted: int, workers: int) -> None:

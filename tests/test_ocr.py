@@ -201,6 +201,10 @@ def test_a_russian_scan_is_searchable_and_its_hit_names_the_page(http, space, le
     assert location.get("page_end", location["page"]) == 2, location
     first = http.post("/search", json={"q": "протокол комиссии по благоустройству", "space_id": space}).json()
     assert first["sources"][0]["doc_id"] == doc["doc_id"] and first["sources"][0]["location"] == {"page": 1}
+    scraped = http.get("/metrics").text  # an operator charts OCR pages/s from these two counters
+    pages = [line for line in scraped.splitlines() if line.startswith("docassist_ocr_pages_total")]
+    assert pages and float(pages[0].split()[-1]) >= 3, pages  # the letter's two pages and the notice
+    assert any(line.startswith("docassist_ocr_seconds_total") for line in scraped.splitlines())
 
 
 def test_hostile_scans_are_refused_quickly_and_nothing_is_stored(http, space):

@@ -33,6 +33,7 @@ from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import TypeVar
 
+from docassist.pipelines import metrics
 from docassist.pipelines.documents.extract import ExtractLimits, finish, ocr_part, read_or_finish
 from docassist.pipelines.documents.locations import Extracted
 from docassist.pipelines.errors import MarkupTooLarge, UnreadableDocument
@@ -195,6 +196,7 @@ class ExtractionSandbox:
                 if progress is not None:
                     progress(len(texts), len(scans))
             seconds = time.perf_counter() - started
+            metrics.ocr(len(scans), seconds)
             event(
                 "[INGEST] OCR",
                 f"{filename!r}: {len(scans)} scanned pages in {seconds:.1f}s ({len(scans) / seconds:.2f} pages/s)",
