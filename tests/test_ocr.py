@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import time
 import zlib
 
 import pytest
 
 from docassist.evals.scans import ScanStyle, image_file, image_pdf, render_pages
-from docassist.pipelines.documents.extract import ExtractLimits, extract_document
+from docassist.pipelines.documents.extract import ExtractLimits, OcrProgress, extract_document
 from docassist.pipelines.documents.language import detect_language
 from docassist.pipelines.documents.locations import Location
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
@@ -167,14 +168,14 @@ def test_the_sandbox_ocrs_page_by_page_and_reports_progress_in_the_parent(letter
     seen: list[tuple[int, int]] = []
     sandbox = ExtractionSandbox(ExtractLimits(), workers=1)
     try:
-        extracted = sandbox.extract("letter.pdf", letter_ru, progress=lambda done, total: seen.append((done, total)))
+        extracted = sandbox.extract("letter.pdf", letter_ru, progress=lambda step: seen.append((step.done, step.total)))
         assert seen == [(0, 2), (1, 2), (2, 2)]
         assert "реку Сура" in extracted.text and extracted.sections[1].location == Location(page=2)
         assert sandbox.extract("note.txt", "Просто текст.".encode(), progress=seen.append).text == "Просто текст."
         assert len(seen) == 3, "no OCR, no progress"
 
-        def abandon(done: int, total: int) -> None:
-            if done == 1:
+        def abandon(step: OcrProgress) -> None:
+            if step.done == 1:
                 raise Cancelled("the upload was abandoned")
 
         with pytest.raises(Cancelled):  # an abandoned upload stops between pages
@@ -182,6 +183,59 @@ def test_the_sandbox_ocrs_page_by_page_and_reports_progress_in_the_parent(letter
         assert sandbox.extract("after.txt", "Дальше.".encode()).text == "Дальше."
     finally:
         sandbox.close()
+
+
+def numbered_scan(pages: int) -> bytes:
+    """An image-only PDF whose page N says which page it is, in words Tesseract reads surely."""
+    style = ScanStyle(dpi=150)
+    words = ["ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT"]
+    return image_pdf([render_pages(f"PAGE {words[i]} OF THE REPORT", style)[0] for i in range(pages)], style.dpi)
+
+
+def test_a_scan_is_read_on_every_free_worker_and_its_pages_come_back_in_order():
+    steps: list[OcrProgress] = []
+    sandbox = ExtractionSandbox(ExtractLimits(), workers=2)
+    try:
+        extracted = sandbox.extract("report.pdf", numbered_scan(5), progress=steps.append)
+    finally:
+        sandbox.close()
+    words = ["ONE", "TWO", "THREE", "FOUR", "FIVE"]
+    positions = [extracted.text.index(f"PAGE {w}") for w in words]
+    assert positions == sorted(positions), extracted.text
+    assert [s.done for s in steps] == [0, 1, 2, 3, 4, 5]
+    for step in steps[1:-1]:  # what comes with each step is the text of the pages read so far, and only those
+        assert f"PAGE {words[step.done - 1]}" in step.text_so_far
+        assert f"PAGE {words[step.done]}" not in step.text_so_far
+        assert extracted.text.startswith(step.text_so_far)
+
+
+def test_a_long_scan_gives_a_borrowed_worker_back_to_an_upload_that_waits():
+    """Two workers, a six-page scan on both: a text file uploaded meanwhile is read after at most
+    a page, not after the whole scan."""
+    sandbox = ExtractionSandbox(ExtractLimits(), workers=2)
+    sandbox.warm_up()
+    done_when_text_read: list[int] = []
+    pages_done = [0]
+    started = threading.Event()
+
+    def scan_progress(step: OcrProgress) -> None:
+        pages_done[0] = step.done
+        if step.done == 1:
+            started.set()
+
+    def read_text() -> None:
+        started.wait(120)
+        sandbox.extract("note.txt", "Короткая записка.".encode())
+        done_when_text_read.append(pages_done[0])
+
+    reader = threading.Thread(target=read_text)
+    reader.start()
+    try:
+        sandbox.extract("report.pdf", numbered_scan(6), progress=scan_progress)
+    finally:
+        reader.join(60)
+        sandbox.close()
+    assert done_when_text_read and done_when_text_read[0] <= 3, done_when_text_read
 
 
 # Through the service, as a user uploads.

@@ -413,6 +413,33 @@ def finish(read: ReadParts, ocr_texts: Sequence[str], limits: ExtractLimits | No
     return Extracted(text, sections, ocr_pages=len(ocr_texts))
 
 
+@dataclass(frozen=True)
+class OcrProgress:
+    """Pages OCR'd of those to read, and the document's text up to the first page still being
+    read: what the finished text will begin with, so chunking and embedding can start on it while
+    OCR goes on."""
+
+    done: int
+    total: int
+    text_so_far: str
+
+
+def text_so_far(read: ReadParts, ocr_texts: Sequence[str]) -> str:
+    """The normalised text of `read`'s parts before the first page still waiting for OCR, the
+    first `len(ocr_texts)` OCR'd pages filled in: a prefix of what `finish` returns."""
+    texts = iter(ocr_texts)
+    parts: list[Part] = []
+    for part in read.parts:
+        if part.ocr_page is None:
+            parts.append(part)
+            continue
+        text = next(texts, None)
+        if text is None:
+            break
+        parts.append(replace(part, text=text, ocr_page=None))
+    return join_parts(parts, normalize)[0]
+
+
 def read_or_finish(filename: str, data: bytes, limits: ExtractLimits | None = None) -> Extracted | ReadParts:
     """`read_parts`, then `finish` at once when no page needs OCR: how the sandbox's first task ends,
     so a document without scans is normalised in the worker, within its limits, as it always was."""
@@ -424,20 +451,19 @@ def extract_document(
     filename: str,
     data: bytes,
     limits: ExtractLimits | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[OcrProgress], None] | None = None,
 ) -> Extracted:
     """The document's text and where its sections sit, every step in this process (the sandbox runs
-    the same steps in its workers, page by page); `progress(pages done, pages to OCR)` as in the
-    sandbox."""
+    the same steps in its workers, pages side by side); `progress` as in the sandbox."""
     limits = limits or ExtractLimits()
     read = read_parts(filename, data, limits)
-    pages = []
+    pages: list[str] = []
     for part in read.ocr_parts:
         if progress is not None:
-            progress(len(pages), len(read.ocr_parts))
+            progress(OcrProgress(len(pages), len(read.ocr_parts), text_so_far(read, pages)))
         pages.append(ocr_part(filename, read.ext, part.ocr_page or 0, data, limits))
     if progress is not None and read.ocr_parts:
-        progress(len(pages), len(read.ocr_parts))
+        progress(OcrProgress(len(pages), len(read.ocr_parts), text_so_far(read, pages)))
     return finish(read, pages, limits)
 
 

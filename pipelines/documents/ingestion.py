@@ -29,7 +29,8 @@ from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.utils import get_tokenizer
 
 from docassist.pipelines import metrics
-from docassist.pipelines.documents.extract import extract_document, file_kind
+from docassist.pipelines.documents.embed_ahead import EmbedAhead
+from docassist.pipelines.documents.extract import OcrProgress, extract_document, file_kind
 from docassist.pipelines.documents.language import detect_language
 from docassist.pipelines.documents.locations import Extracted, Locator, Section
 from docassist.pipelines.documents.registry import DocumentRecord, Registry, text_sha256
@@ -47,8 +48,8 @@ EMBED_BATCH = 8  # an abandoned upload stops within one batch (a few seconds on 
 
 
 Progress = Callable[[UploadStage, int, int], None]
-# the extractor: a file's name and bytes, and a callback for pages OCR'd (done, total)
-Extract = Callable[..., Extracted]  # (filename, bytes, progress=(pages done, total) → None)
+# the extractor: a file's name and bytes, and a callback for pages OCR'd (`OcrProgress`)
+Extract = Callable[..., Extracted]  # (filename, bytes, progress=(OcrProgress) → None)
 
 
 def _never() -> bool:
@@ -144,8 +145,11 @@ class Ingestor:
         data: bytes,
         abandoned: Callable[[], bool] = _never,
         progress: Progress = _unheard,
+        doc_id: str | None = None,
     ) -> IngestResult:
-        doc_id = self.admit(space_id, filename, data)
+        """The document stored, or the one already stored from the same bytes. `doc_id`: what
+        `admit` returned for these bytes, when the caller already admitted them."""
+        doc_id = doc_id or self.admit(space_id, filename, data)
         ext = file_kind(filename)
         with self._locks[doc_id]:
             existing = self.registry.get(space_id, doc_id)
@@ -175,9 +179,13 @@ class Ingestor:
         _stop_if(abandoned)
         progress("reading", 0, 0)
 
-        def scanned(done: int, total: int) -> None:  # pages OCR'd: progress, and a chance to stop
-            progress("ocr", done, total)
+        ahead = EmbedAhead(self.splitter.split_text, self.embed_model.get_text_embedding_batch, EMBED_BATCH)
+
+        def scanned(step: OcrProgress) -> None:  # pages OCR'd: progress, a chance to stop, embedding ahead
+            progress("ocr", step.done, step.total)
             _stop_if(abandoned)
+            if step.done < step.total:
+                ahead.feed(step.text_so_far)
 
         extracted = self.extract(filename, data, progress=scanned)
         text = extracted.text
@@ -213,7 +221,7 @@ class Ingestor:
             created_at=0.0,
             text_sha256=text_sha256(text),
         )
-        self._embed(nodes, abandoned, progress)
+        self._embed(nodes, abandoned, progress, ahead)
         t_embed = time.perf_counter()
         self.registry.begin(record)
         try:
@@ -226,18 +234,31 @@ class Ingestor:
         _log_indexed(record, (t0, t_extract, t_chunk, t_embed, time.perf_counter()))
         return record
 
-    def _embed(self, nodes: list[TextNode], abandoned: Callable[[], bool], progress: Progress) -> None:
-        """Dense vectors for every chunk, a batch at a time: progress and a chance to stop after each."""
-        embeddings: list[list[float]] = []
-        for start in range(0, len(nodes), EMBED_BATCH):
-            progress("embedding", start, len(nodes))
+    def _embed(
+        self, nodes: list[TextNode], abandoned: Callable[[], bool], progress: Progress, ahead: EmbedAhead
+    ) -> None:
+        """Dense vectors for every chunk not embedded ahead, a batch at a time: progress and a
+        chance to stop after each."""
+        for node in nodes:
+            node.embedding = ahead.vector(node.text)
+        todo = [node for node in nodes if node.embedding is None]
+        done = len(nodes) - len(todo)
+        if len(ahead):
+            event(
+                "[INGEST] Embedded ahead",
+                f"{done} of {len(nodes)} chunks embedded while the document was being read",
+                ahead=done,
+                chunks=len(nodes),
+            )
+        for start in range(0, len(todo), EMBED_BATCH):
+            progress("embedding", done + start, len(nodes))
             _stop_if(abandoned)
-            batch = [n.text for n in nodes[start : start + EMBED_BATCH]]
-            embeddings += self.embed_model.get_text_embedding_batch(batch)
+            batch = todo[start : start + EMBED_BATCH]
+            vectors = self.embed_model.get_text_embedding_batch([n.text for n in batch])
+            for node, vector in zip(batch, vectors, strict=True):
+                node.embedding = vector
         progress("writing", len(nodes), len(nodes))
         _stop_if(abandoned)
-        for node, vector in zip(nodes, embeddings, strict=True):
-            node.embedding = vector
 
     def _chunk(
         self, text: str, space_id: str, doc_id: str, filename: str, language: str, sections: Sequence[Section] = ()

@@ -5,8 +5,8 @@ A parser fed a hostile or pathological file can take minutes or gigabytes before
 (`EXTRACT_MEMORY_MB`) and whose result is awaited at most `EXTRACT_TIMEOUT_S`: a file that needs
 more fails alone — 413 `markup_too_large` or 422 `unreadable_document` naming the limit — and
 the worker is replaced; the service's own memory and event loop never see it. A scan is OCR'd in
-the same worker one page per task, each within `OCR_PAGE_TIMEOUT_S`, so the service can report
-pages done of total and a slow page fails alone.
+the workers one page per task, each within `OCR_PAGE_TIMEOUT_S`, so the service can report
+pages done of total, a slow page fails alone, and an upload reads pages on every idle worker.
 
 A worker cannot outlive the service: it watches its parent and exits the moment the service is
 gone, however it died (kill -9 included), and with the workers goes multiprocessing's resource
@@ -17,6 +17,7 @@ process left behind (each checked against its command line).
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import logging
@@ -34,7 +35,15 @@ from pathlib import Path
 from typing import TypeVar
 
 from docassist.pipelines import metrics
-from docassist.pipelines.documents.extract import ExtractLimits, finish, ocr_part, read_or_finish
+from docassist.pipelines.documents.extract import (
+    ExtractLimits,
+    OcrProgress,
+    ReadParts,
+    finish,
+    ocr_part,
+    read_or_finish,
+    text_so_far,
+)
 from docassist.pipelines.documents.locations import Extracted
 from docassist.pipelines.errors import MarkupTooLarge, UnreadableDocument
 from docassist.pipelines.lifelines import watch_parent
@@ -112,6 +121,7 @@ class ExtractionSandbox:
         self._recorded: frozenset[int] = frozenset()
         self._pools: set[concurrent.futures.ProcessPoolExecutor] = set()
         self._lock = threading.Lock()
+        self._waiting = 0  # uploads waiting for a worker: borrowing stops while any do
         if pid_file is not None:
             killed = kill_strays(pid_file)
             if killed:
@@ -160,47 +170,33 @@ class ExtractionSandbox:
             for pool in pools:
                 self._free.put(pool)
 
-    def extract(self, filename: str, data: bytes, progress: Callable[[int, int], None] | None = None) -> Extracted:
+    def extract(self, filename: str, data: bytes, progress: Callable[[OcrProgress], None] | None = None) -> Extracted:
         """The document's text and sections, read in a worker. A scan is read page by page, each page
-        a task of its own within OCR_PAGE_TIMEOUT_S, and `progress(pages done, pages to OCR)` is
-        called here, in the service's process, before the first page and after each; an exception
-        it raises (an abandoned upload) stops the OCR there."""
-        pool = self._free.get()
+        a task of its own within OCR_PAGE_TIMEOUT_S, on this upload's worker and on any other that is
+        free meanwhile; `progress` is called here, in the service's process, before the first page
+        and after each, with the text read so far; an exception it raises (an abandoned upload)
+        stops the OCR there."""
+        with self._lock:
+            self._waiting += 1
+        try:
+            pool = self._free.get()
+        finally:
+            with self._lock:
+                self._waiting -= 1
         try:
             read = self._run(
                 pool, filename, self.timeout_s, "EXTRACT_TIMEOUT_S", read_or_finish, filename, data, self.limits
             )
             if isinstance(read, Extracted):  # nothing to OCR: read and normalised in the worker
                 return read
-            scans = read.ocr_parts
-            texts: list[str] = []
             started = time.perf_counter()
-            if progress is not None:
-                progress(0, len(scans))
-            for part in scans:
-                page_timeout = self.limits.ocr_page_timeout_s + _OCR_GRACE_S
-                texts.append(
-                    self._run(
-                        pool,
-                        filename,
-                        page_timeout,
-                        "OCR_PAGE_TIMEOUT_S",
-                        ocr_part,
-                        filename,
-                        read.ext,
-                        part.ocr_page,
-                        data,
-                        self.limits,
-                    )
-                )
-                if progress is not None:
-                    progress(len(texts), len(scans))
+            texts = self._ocr(pool, read, data, progress)
             seconds = time.perf_counter() - started
-            metrics.ocr(len(scans), seconds)
+            metrics.ocr(len(texts), seconds)
             event(
                 "[INGEST] OCR",
-                f"{filename!r}: {len(scans)} scanned pages in {seconds:.1f}s ({len(scans) / seconds:.2f} pages/s)",
-                pages=len(scans),
+                f"{filename!r}: {len(texts)} scanned pages in {seconds:.1f}s ({len(texts) / seconds:.2f} pages/s)",
+                pages=len(texts),
                 seconds=round(seconds, 3),
             )
             return finish(read, texts, self.limits)  # the pages' text joined here: bounded by MAX_OCR_PAGES
@@ -209,6 +205,88 @@ class ExtractionSandbox:
             raise exc.error from None
         finally:
             self._free.put(pool)
+
+    def _borrow(self) -> concurrent.futures.ProcessPoolExecutor | None:
+        """A free worker, unless another upload is waiting for one: it comes first."""
+        with self._lock:
+            if self._waiting:
+                return None
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _ocr(
+        self,
+        own: concurrent.futures.ProcessPoolExecutor,
+        read: ReadParts,
+        data: bytes,
+        progress: Callable[[OcrProgress], None] | None,
+    ) -> list[str]:
+        """Every scanned page's text, in order. Pages go to this upload's worker and to workers it
+        borrows while no other upload waits for one (two pages read side by side on two cores, as
+        Tesseract's own advice for batch work is); the next page is sent before `progress` hears of
+        the last, so what it does (chunk and embed the text so far) overlaps the OCR. A borrowed
+        worker goes back after its page when another upload waits. A broken borrowed worker is
+        replaced here; a broken own worker, by `extract`."""
+        pages = [part.ocr_page or 0 for part in read.ocr_parts]
+        page_timeout = self.limits.ocr_page_timeout_s + _OCR_GRACE_S
+        texts: list[str] = []
+        idle = [own]
+        borrowed: set[concurrent.futures.ProcessPoolExecutor] = set()
+        pending: collections.deque[tuple[concurrent.futures.ProcessPoolExecutor, concurrent.futures.Future[str], float]]
+        pending = collections.deque()
+
+        def send() -> None:
+            while len(texts) + len(pending) < len(pages):
+                if not idle:
+                    extra = self._borrow()
+                    if extra is None:
+                        return
+                    borrowed.add(extra)
+                    idle.append(extra)
+                pool = idle.pop()
+                page = pages[len(texts) + len(pending)]
+                future = pool.submit(ocr_part, read.filename, read.ext, page, data, self.limits)
+                pending.append((pool, future, time.monotonic() + page_timeout))
+            self._record_pids()
+
+        def give_back(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+            borrowed.discard(pool)
+            self._free.put(pool)
+
+        if progress is not None:
+            progress(OcrProgress(0, len(pages), text_so_far(read, [])))
+        try:
+            send()
+            while pending:
+                pool, future, deadline = pending.popleft()
+                try:
+                    texts.append(
+                        self._result(
+                            future, read.filename, page_timeout, "OCR_PAGE_TIMEOUT_S", deadline - time.monotonic()
+                        )
+                    )
+                except _Replace as exc:
+                    if pool is own:
+                        raise
+                    borrowed.discard(pool)
+                    self._free.put(self._replace(pool, exc.why))
+                    raise exc.error from None
+                idle.append(pool)
+                for extra in [p for p in idle if p in borrowed]:
+                    if self._waiting or len(texts) + len(pending) == len(pages):
+                        idle.remove(extra)
+                        give_back(extra)
+                send()
+                if progress is not None:
+                    progress(OcrProgress(len(texts), len(pages), text_so_far(read, texts)))
+            return texts
+        finally:
+            for _pool, future, _deadline in pending:
+                future.cancel()  # not started: dropped; a page being read finishes in its worker
+            for extra in list(borrowed):
+                give_back(extra)
 
     def _run(
         self,
@@ -221,10 +299,22 @@ class ExtractionSandbox:
     ) -> T:
         """`fn(*args)` in the worker of `pool`, within `timeout_s`; a worker that overran or died is
         to be replaced (`_Replace`)."""
+        future = pool.submit(fn, *args)
+        self._record_pids()
+        return self._result(future, filename, timeout_s, limit_name)
+
+    def _result(
+        self,
+        future: concurrent.futures.Future[T],
+        filename: str,
+        timeout_s: float,
+        limit_name: str,
+        wait_s: float | None = None,
+    ) -> T:
+        """The task's result within `wait_s` (default `timeout_s`, the limit named); `_Replace` when
+        its worker overran or died."""
         try:
-            future = pool.submit(fn, *args)
-            self._record_pids()
-            return future.result(timeout=timeout_s)
+            return future.result(timeout=max(timeout_s if wait_s is None else wait_s, 0.0))
         except concurrent.futures.TimeoutError:
             raise _Replace(
                 f"{filename!r} took longer than {timeout_s:g}s to read",

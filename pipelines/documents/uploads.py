@@ -170,7 +170,7 @@ class UploadRunner:
     def _work(self, job: UploadJob, data: bytes, stop: threading.Event) -> IngestResult:
         report = _Reporter(self.store, job.job_id, stop)
         try:
-            result = self.ingestor.ingest(job.space_id, job.filename, data, stop.is_set, report)
+            result = self.ingestor.ingest(job.space_id, job.filename, data, stop.is_set, report, job.doc_id)
             outcome = UploadOutcome(
                 language=result.record.language,
                 chunks=result.record.chunks,
