@@ -5,6 +5,8 @@ embedding the finished text would give, and most of a scan is embedded before it
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import pytest
 from llama_index.core.node_parser import SentenceSplitter
@@ -30,16 +32,18 @@ def embed():
 def test_what_is_embedded_ahead_is_what_the_finished_text_would_embed(embed):
     splitter = SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP)
     text = "\n\n".join(xquad_article("ru", i) for i in range(3))
-    calls: list[int] = []
+    calls: list[tuple[int, int]] = []
 
     def counted(batch: list[str]) -> list[list[float]]:
-        calls.append(len(batch))
+        calls.append((len(batch), threading.get_ident()))
         return embed.get_text_embedding_batch(batch)
 
-    ahead = EmbedAhead(splitter.split_text, counted, EMBED_BATCH)
-    for end in range(1500, len(text), 1500):  # pages arriving: each feed sees a longer prefix
-        ahead.feed(text[:end])
-    assert max(calls) <= EMBED_BATCH, "a feed embeds one batch at most, so the next page is not held up"
+    with EmbedAhead(splitter.split_text, counted, EMBED_BATCH) as ahead:
+        for end in range(1500, len(text), 1500):  # pages arriving: each feed sees a longer prefix
+            ahead.feed(text[:end])
+            time.sleep(1.5)  # the next page's OCR
+    assert calls and max(size for size, _ in calls) <= EMBED_BATCH
+    assert threading.get_ident() not in {thread for _, thread in calls}, "the page reader never embeds: it reads on"
     final = splitter.split_text(text)
     reused = [chunk for chunk in final if ahead.vector(chunk) is not None]
     assert len(reused) >= len(final) // 2, (len(reused), len(final))

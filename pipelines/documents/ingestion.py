@@ -184,10 +184,10 @@ class Ingestor:
         def scanned(step: OcrProgress) -> None:  # pages OCR'd: progress, a chance to stop, embedding ahead
             progress("ocr", step.done, step.total)
             _stop_if(abandoned)
-            if step.done < step.total:
-                ahead.feed(step.text_so_far)
+            ahead.feed(step.text_so_far)
 
-        extracted = self.extract(filename, data, progress=scanned)
+        with ahead:
+            extracted = self.extract(filename, data, progress=scanned)
         text = extracted.text
         _stop_if(abandoned)
         t_extract = time.perf_counter()

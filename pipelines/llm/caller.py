@@ -147,11 +147,7 @@ class LLMCaller:
         if room:
             budget = budget.all_room()
         llm, cap = endpoint.llm_for(budget.max_tokens)
-        extra: dict = {}
-        if endpoint.provider == "vLLM":
-            extra["stream_options"] = {"include_usage": True}
-            if endpoint.spec.reasoning:
-                extra["extra_body"] = {"reasoning_effort": "low" if room else endpoint.settings.reasoning_effort}
+        extra = endpoint.backend.stream_options(endpoint.spec, endpoint.settings, room)
         chat = endpoint.style == "chat"
         parts: list[str] = []
         finish: str | None = None
@@ -264,12 +260,9 @@ class LLMCaller:
     def _classify(self, endpoint: Endpoint, exc: Exception) -> Exception:
         text = str(exc).lower()
         status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
-        if endpoint.provider == "Ollama" and status == 404 and "not found" in text:
-            return LLMUnavailable(
-                f"LLM endpoint '{endpoint.name}' (Ollama) does not have model "
-                f"{endpoint.settings.model!r} yet: it is still pulling, or run `ollama pull {endpoint.settings.model}`",
-                endpoint=endpoint.name,
-            )
+        explained = endpoint.backend.explain(endpoint.settings, status, text)
+        if explained is not None:
+            return explained
         if status == 400 and ("context" in text or "maximum" in text or "too long" in text):
             return ContextOverflow(f"{endpoint.name}: {exc}", endpoint=endpoint.name)
         if status in (401, 403):

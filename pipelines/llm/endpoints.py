@@ -1,9 +1,9 @@
-"""The endpoint registry: the one place that knows which LLM backend runs.
+"""The endpoint registry: every configured LLM server as the pipelines see it.
 
-Each configured endpoint becomes an `Endpoint`: a LlamaIndex LLM (`OpenAILike` for vLLM and
-llama.cpp, `Ollama` for Ollama with `context_window` and `num_ctx` explicit), the model's
-facts, its token counter (`tokens.py`), a concurrency limit that lets interactive calls
-overtake background ones, the calls in flight, and a failover partner.
+Each configured endpoint becomes an `Endpoint`: its backend (`backends.py`, which alone knows
+what llama.cpp, vLLM and Ollama do differently), its LlamaIndex LLM, the model's facts, its
+token counter (`tokens.py`), a concurrency limit that lets interactive calls overtake background
+ones, the calls in flight, and a failover partner.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Literal
 import httpx
 from llama_index.core.llms import LLM
 
+from docassist.pipelines.llm.backends import Backend, ClientOptions, backend_for, token_counter
 from docassist.pipelines.llm.inflight import Activity, InFlight
 from docassist.pipelines.llm.scheduling import PrioritySemaphore, Throughput
-from docassist.pipelines.llm.tokens import GgufVocabulary, ServerTokenizer, TokenCounter, UpperBound
+from docassist.pipelines.llm.tokens import TokenCounter
 from docassist.pipelines.settings import EndpointSettings, ModelSpec, Settings
 
 PROBE_TIMEOUT_S = 5.0
@@ -42,42 +43,6 @@ def capturing_client(path: Path, timeout_s: float) -> httpx.AsyncClient:
             fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
     return httpx.AsyncClient(timeout=timeout_s, event_hooks={"request": [record]})
-
-
-def build_llm(
-    ep: EndpointSettings,
-    spec: ModelSpec,
-    base_url: str,
-    temperature: float = 0.2,
-    capture: Path | None = None,
-    api_key: str | None = None,
-) -> LLM:
-    """The LlamaIndex LLM for one endpoint. No instance-level max_tokens: budgets are per call."""
-    if ep.provider == "Ollama":
-        from llama_index.llms.ollama import Ollama
-
-        return Ollama(
-            model=ep.model,
-            base_url=base_url,
-            request_timeout=ep.timeout_s,
-            context_window=spec.context_window,
-            additional_kwargs={"num_ctx": spec.context_window},
-            temperature=temperature,
-            thinking=False,
-        )
-    from llama_index.llms.openai_like import OpenAILike
-
-    return OpenAILike(
-        model=ep.model,
-        api_base=base_url,
-        api_key=api_key or "docassist",
-        is_chat_model=spec.prompt_style == "chat",
-        context_window=spec.context_window,
-        timeout=ep.timeout_s,
-        max_retries=0,
-        temperature=temperature,
-        async_http_client=capturing_client(capture, ep.timeout_s) if capture else None,
-    )
 
 
 @dataclass
@@ -107,6 +72,7 @@ class Endpoint:
     settings: EndpointSettings
     spec: ModelSpec
     base_url: str
+    backend: Backend
     llm: LLM
     tokens: TokenCounter
     limiter: PrioritySemaphore
@@ -136,12 +102,8 @@ class Endpoint:
         return url[: -len("/v1")] if url.endswith("/v1") else url
 
     def llm_for(self, max_tokens: int) -> tuple[LLM, dict]:
-        """The LLM and per-call kwargs that cap generation at `max_tokens`. Ollama takes the cap
-        as `num_predict` in its options, which llama-index builds from the instance only."""
-        if self.provider == "Ollama":
-            extra = {**self.llm.additional_kwargs, "num_predict": max_tokens}  # type: ignore[attr-defined]
-            return self.llm.model_copy(update={"additional_kwargs": extra}), {}
-        return self.llm, {"max_tokens": max_tokens}
+        """The LLM and per-call kwargs that cap generation at `max_tokens`."""
+        return self.backend.capped(self.llm, max_tokens)
 
     def mark_unavailable(self, seconds: float = FAILOVER_PAUSE_S) -> None:
         self.unavailable_until = time.monotonic() + seconds
@@ -153,7 +115,11 @@ class Endpoint:
     async def discover(self) -> None:
         """Take the context window the server reports (vLLM's `max_model_len` in /v1/models)
         over config/llm_models.json; an explicit LLM_CONTEXT_WINDOW still wins."""
-        if self._discovered or self.provider != "vLLM" or self.context_window_source == "LLM_CONTEXT_WINDOW":
+        if (
+            self._discovered
+            or not self.backend.reports_context_window
+            or self.context_window_source == "LLM_CONTEXT_WINDOW"
+        ):
             return
         try:
             async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, headers=auth_headers(self.api_key)) as client:
@@ -167,9 +133,9 @@ class Endpoint:
                 self.context_window_source = f"server: {self.base_url.rstrip('/')}/models (max_model_len)"
 
     async def health(self) -> EndpointHealth:
-        """Never raises. A stalled call makes the endpoint `stalled` without asking it; a llama.cpp
-        server running one of our calls is `busy` and not asked either (it serves one request at
-        a time, so the question would wait for the whole generation)."""
+        """Never raises. A stalled call makes the endpoint `stalled` without asking it; a server
+        that serves one request at a time (llama.cpp) running one of our calls is `busy` and not
+        asked either (the question would wait for the whole generation)."""
         base = {
             "model": self.settings.model,
             "provider": self.provider,
@@ -184,9 +150,10 @@ class Endpoint:
                 f"(stall timeout {self.settings.stall_timeout_s:.0f}s)",
                 **base,
             )
-        if activity and self.provider == "llama.cpp":
+        one_at_a_time = self.backend.one_request_at_a_time
+        if activity and one_at_a_time:
             return EndpointHealth("busy", activity=activity, **base)
-        url = f"{self.root_url}/api/tags" if self.provider == "Ollama" else f"{self.base_url.rstrip('/')}/models"
+        url = self.backend.health_url(self.base_url, self.root_url)
         probe_s = min(PROBE_TIMEOUT_S, self.settings.stall_timeout_s)
         started = time.perf_counter()
         try:
@@ -195,7 +162,7 @@ class Endpoint:
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             return EndpointHealth("down", error=f"{type(exc).__name__}: {exc or 'no answer'} ({url})", **base)
         except httpx.TimeoutException:
-            if self.provider == "llama.cpp" and self.inflight.abandoned_within(self.settings.stall_timeout_s):
+            if one_at_a_time and self.inflight.abandoned_within(self.settings.stall_timeout_s):
                 # still reading the prompt of a call whose client left (inflight.py): busy, not stalled
                 return EndpointHealth("busy", error="finishing a call whose client left", **base)
             return EndpointHealth(
@@ -206,14 +173,9 @@ class Endpoint:
         latency = round((time.perf_counter() - started) * 1000, 1)
         if response.status_code != 200:
             return EndpointHealth("down", latency_ms=latency, error=f"HTTP {response.status_code} from {url}", **base)
-        if self.provider == "Ollama" and not _ollama_has(_json(response), self.settings.model):
-            return EndpointHealth(
-                "down",
-                latency_ms=latency,
-                error=f"model {self.settings.model!r} is not pulled on {self.root_url} yet "
-                f"(still pulling, or run: ollama pull {self.settings.model})",
-                **base,
-            )
+        missing = self.backend.missing_model(_json(response), self.settings.model, self.root_url)
+        if missing:
+            return EndpointHealth("down", latency_ms=latency, error=missing, **base)
         await self.discover()
         self.unavailable_until = 0.0
         return EndpointHealth("busy" if activity else "ok", latency_ms=latency, activity=activity, **base)
@@ -228,21 +190,6 @@ def _json(response: httpx.Response) -> dict:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _ollama_has(tags: dict, model: str) -> bool:
-    names = {m.get("name") for m in tags.get("models", [])} | {m.get("model") for m in tags.get("models", [])}
-    return model in names or f"{model}:latest" in names
-
-
-def token_counter(ep: EndpointSettings, root_url: str, gguf: Path | None, api_key: str | None) -> TokenCounter:
-    """The best tokenizer this endpoint has: the GGUF's vocabulary when we run the model, else the
-    server's tokenizer endpoint, else an upper bound."""
-    if gguf is not None:
-        return GgufVocabulary(gguf)
-    if ep.provider in ("vLLM", "llama.cpp"):
-        return ServerTokenizer(ep.provider, root_url, ep.model, ep.timeout_s, auth_headers(api_key))
-    return UpperBound()
 
 
 @dataclass(frozen=True)
@@ -265,15 +212,25 @@ def build_endpoints(settings: Settings, managed: dict[str, ManagedServer]) -> di
         base_url = own.base_url if own else ep.base_url or ""
         gguf, api_key = (own.gguf, own.api_key) if own else (None, ep.api_key)
         root = base_url.rstrip("/").removesuffix("/v1")
+        backend = backend_for(ep.provider)
+        capture = settings.llm_capture_file
+        options = ClientOptions(
+            base_url=base_url,
+            temperature=settings.llm_temperature,
+            timeout_s=ep.timeout_s,
+            api_key=api_key,
+            http_client=capturing_client(capture, ep.timeout_s) if capture else None,
+        )
         endpoints[name] = Endpoint(
             settings=ep,
             spec=spec,
             base_url=base_url,
+            backend=backend,
             api_key=api_key,
-            llm=build_llm(ep, spec, base_url, settings.llm_temperature, settings.llm_capture_file, api_key),
-            tokens=token_counter(ep, root, gguf, api_key),
+            llm=backend.build_llm(ep, spec, options),
+            tokens=token_counter(backend, ep, root, gguf, auth_headers(api_key)),
             limiter=PrioritySemaphore(ep.max_concurrency),
-            throughput=Throughput.for_provider(ep.provider),
+            throughput=Throughput.seeded(backend.seed_rates),
             context_window_source="LLM_CONTEXT_WINDOW"
             if settings.context_window_override
             else "config/llm_models.json",

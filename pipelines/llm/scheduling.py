@@ -90,13 +90,6 @@ class PrioritySemaphore:
         self.release()
 
 
-SEED_RATES = {  # (prompt tokens/s, generated tokens/s) before anything is measured
-    "llama.cpp": (240.0, 65.0),
-    "vLLM": (4000.0, 150.0),
-    "Ollama": (400.0, 20.0),
-}
-
-
 @dataclass
 class Throughput:
     prompt_tps: float
@@ -106,9 +99,9 @@ class Throughput:
     alpha: float = 0.3
 
     @classmethod
-    def for_provider(cls, provider: str) -> Throughput:
-        p, g = SEED_RATES.get(provider, (1000.0, 50.0))
-        return cls(prompt_tps=p, gen_tps=g)
+    def seeded(cls, rates: tuple[float, float]) -> Throughput:
+        """Before anything is measured: the backend's (prompt, generated) tokens/s."""
+        return cls(prompt_tps=rates[0], gen_tps=rates[1])
 
     def predict(self, prompt_tokens: int, output_tokens: float | None = None) -> float:
         out = self.avg_output if output_tokens is None else output_tokens

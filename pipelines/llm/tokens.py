@@ -19,8 +19,9 @@ import asyncio
 import hashlib
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
@@ -135,18 +136,30 @@ class GgufVocabulary(TokenCounter):
 
 
 class ServerTokenizer(TokenCounter):
-    """A tokenizer endpoint of the model server: vLLM `POST /tokenize`, llama.cpp
-    `POST /extras/tokenize/count`. Unreachable → an upper bound for this call; 404 → never asked again."""
+    """A tokenizer endpoint of the model server (vLLM `POST /tokenize`, llama.cpp
+    `POST /extras/tokenize/count`; the backend says which, `backends.py`). Unreachable → an upper
+    bound for this call; 404 → never asked again. `messages_form`: the same endpoint also counts a
+    chat's messages with the model's template (vLLM)."""
 
     def __init__(
-        self, provider: str, root_url: str, model: str, timeout_s: float, headers: dict[str, str] | None = None
+        self,
+        server: str,
+        root_url: str,
+        model: str,
+        timeout_s: float,
+        headers: dict[str, str] | None = None,
+        *,
+        text_path: str,
+        text_body: Callable[[str, str], dict[str, Any]],
+        messages_form: bool = False,
     ) -> None:
         super().__init__()
-        self.provider, self.root_url, self.model = provider, root_url, model
-        self.source = f"{provider} tokenizer endpoint"
+        self.root_url, self.model = root_url, model
+        self.source = f"{server} tokenizer endpoint"
+        self._text_path, self._text_body = text_path, text_body
         self._client = httpx.AsyncClient(timeout=min(30.0, timeout_s), headers=headers)
         self._available = True
-        self._chat_available = provider == "vLLM"
+        self._chat_available = messages_form
 
     async def _post(self, path: str, body: dict, unsupported: tuple[int, ...] = (404, 405)) -> int | None:
         """The count; None when the server cannot answer now; -1 when it does not offer this form."""
@@ -166,10 +179,7 @@ class ServerTokenizer(TokenCounter):
     async def _count(self, text: str) -> int | None:
         if not self._available:
             return None
-        if self.provider == "vLLM":
-            count = await self._post("/tokenize", {"model": self.model, "prompt": text})
-        else:
-            count = await self._post("/extras/tokenize/count", {"input": text})
+        count = await self._post(self._text_path, self._text_body(self.model, text))
         if count == -1:
             self._available = False
             return None
