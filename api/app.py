@@ -24,7 +24,18 @@ from docassist.api.errors import install_error_handlers
 from docassist.api.guard import RequestGuard
 from docassist.api.middleware import BrowserHeadersMiddleware, JsonBodyMiddleware, RequestLogMiddleware
 from docassist.api.openai_errors import OpenAIErrorShape
-from docassist.api.routes import ask, documents, health, jobs, metrics, openai_compat, page, search, summaries
+from docassist.api.routes import (
+    ask,
+    conversations,
+    documents,
+    health,
+    jobs,
+    metrics,
+    openai_compat,
+    page,
+    search,
+    summaries,
+)
 from docassist.pipelines import metrics as service_metrics
 from docassist.pipelines import tracing
 from docassist.pipelines.assistant import Assistant
@@ -96,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         search.router,
         summaries.router,
         ask.router,
+        conversations.router,
         jobs.router,
         metrics.router,
         openai_compat.router,

@@ -15,10 +15,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from docassist.api.schemas import error_responses
+from docassist.pipelines.conversations.condense import Exchange
 from docassist.pipelines.errors import InvalidInput, NotFound
 from docassist.pipelines.spaces import SPACE_PATTERN
 
 MODEL_PREFIX = "space:"
+SOURCES_HEADING = "\n\nSources:\n"  # what starts the list of sources appended to an answer
 _MODEL = re.compile("^" + re.escape(MODEL_PREFIX) + SPACE_PATTERN[1:])
 
 
@@ -77,12 +79,31 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
 
-    def question(self) -> str:
-        """The last user message: what is answered (earlier messages are not used yet)."""
-        for message in reversed(self.messages):
-            if message.role == "user" and message.text.strip():
-                return message.text
+    def _last_question(self) -> int:
+        for i in range(len(self.messages) - 1, -1, -1):
+            if self.messages[i].role == "user" and self.messages[i].text.strip():
+                return i
         raise InvalidInput("messages holds no user message with text to answer")
+
+    def question(self) -> str:
+        """The last user message: what is answered."""
+        return self.messages[self._last_question()].text
+
+    def history(self) -> list[Exchange]:
+        """The user messages before it, each with the assistant's reply that followed (if any):
+        what the question is condensed from. System and tool messages are not part of it."""
+        pairs: list[Exchange] = []
+        for message in self.messages[: self._last_question()]:
+            if message.role == "user" and message.text.strip():
+                pairs.append(Exchange(message.text, ""))
+            elif message.role == "assistant" and pairs and not pairs[-1].answer:
+                pairs[-1].answer = _without_sources(message.text)
+        return pairs
+
+
+def _without_sources(answer: str) -> str:
+    """An answer of ours as a client sends it back: without the "Sources" list appended to it."""
+    return answer.split(SOURCES_HEADING, 1)[0]
 
 
 # ---------------------------------------------------------------------- answers

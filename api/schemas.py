@@ -38,7 +38,7 @@ class ErrorResponse(BaseModel):
 _WHY = {
     401: "no valid API key (when `API_KEYS` is set): `unauthorized`",
     403: "the key cannot reach this space: `forbidden`",
-    404: "no such document, job or endpoint in this space: `not_found`",
+    404: "no such document, job, conversation or endpoint in this space: `not_found`",
     413: "a body, file, markup, page count or text over its limit: `too_large`, `markup_too_large`, "
     "`too_many_pages`, `too_many_rows`, `text_too_long`",
     415: "a file type other than .txt .md .pdf .docx .html .pptx .xlsx .csv .tsv .odt .ods .odp .epub: "
@@ -296,6 +296,56 @@ class AskResponse(BaseModel):
     usage: Usage
     citations: list[CitationOut] = Field(description="the sentences the answer rests on; none when not grounded")
     grounded: bool = Field(description="false: the documents do not hold an answer, and the answer says so")
+
+
+# ---------------------------------------------------------------------- conversations
+class ConversationRequest(Request):
+    space_id: str = SpaceId
+
+
+class MessageRequest(AskRequest):
+    """A question in a conversation: a follow-up may refer to the earlier ones ("its", "and then?")."""
+
+
+class ConversationOut(BaseModel):
+    conversation_id: str
+    space_id: str
+    title: str = Field(description="the first question, cut to 80 characters; empty before any")
+    created_at: float
+    updated_at: float
+
+
+class ConversationList(BaseModel):
+    space_id: str
+    conversations: list[ConversationOut] = Field(description="newest first")
+
+
+class MessageOut(BaseModel):
+    message_id: str
+    role: Literal["user", "assistant"]
+    text: str
+    created_at: float
+    language: str | None = None
+    standalone_question: str | None = Field(
+        default=None, description="questions: the question rewritten from the history, as retrieval was given it"
+    )
+    grounded: bool | None = Field(default=None, description="answers: see `/ask`")
+    citations: list[CitationOut] = Field(default_factory=list, description="answers: the sentences it rests on")
+    sources: list[SourceOut] = Field(default_factory=list, description="answers: the passages it was written from")
+
+
+class ConversationDetail(ConversationOut):
+    messages: list[MessageOut] = Field(description="in order: each question followed by its answer")
+
+
+class TurnResponse(AskResponse):
+    conversation_id: str
+    message_id: str = Field(description="the stored answer")
+    standalone_question: str = Field(description="the follow-up rewritten from the history: what was retrieved for")
+    condensed: Literal["first", "llm", "fallback"] = Field(
+        description="first: asked as it is; llm: rewritten by the model; fallback: the previous question and "
+        "the follow-up together, where the rewrite failed or was unusable"
+    )
 
 
 # ---------------------------------------------------------------------- summaries

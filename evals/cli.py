@@ -4,6 +4,7 @@
     docassist eval summaries --split dev --limit 3
     docassist eval answers --split test --limit 50 --out evals/results/answers-test.json
     docassist eval retrieval --split test
+    docassist eval conversations --split dev --limit 20   # follow-ups: condensed, then retrieved
     docassist eval metrics --split test          # the metrics' agreement with SummEval's experts
     docassist eval ocr --split test --limit 20     # CER of scans made from XQuAD, and hit@1 scan vs text
 """
@@ -81,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     add_common_args(answers, "first N questions per language")
     answers.add_argument("--top-k", type=int, default=3)
     add_common_args(tasks.add_parser("retrieval", help="hit@k and MRR on XQuAD"), "first N questions per language")
+    conversations = tasks.add_parser(
+        "conversations", help="two-turn dialogues on XQuAD: the follow-up's gold retrieved"
+    )
+    add_common_args(conversations, "N dialogues per language, spread over the articles")
+    conversations.add_argument("--top-k", type=int, default=3)
     add_common_args(tasks.add_parser("metrics", help="metric agreement with SummEval's experts"), "first N articles")
     add_common_args(
         tasks.add_parser("ocr", help="CER of scans rendered from XQuAD, hit@1 as scans vs as text"),
@@ -110,6 +116,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         report = asyncio.run(answers.run(args.split, args.evaldata, args.limit, args.top_k))
         write_report(report, answers.to_markdown, args.out)
+    elif args.task == "conversations":
+        import asyncio
+
+        from docassist.evals import conversations
+
+        report = asyncio.run(conversations.run(args.split, args.evaldata, args.limit, args.top_k))
+        write_report(report, conversations.to_markdown, args.out)
     elif args.task == "retrieval":
         from docassist.evals import retrieval
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -20,13 +21,18 @@ from docassist.pipelines import metrics
 from docassist.pipelines.admission import KeyLimit, Permit
 from docassist.pipelines.answers.events import AnswerDelta, AskCitation, AskComplete, AskError, AskSources
 from docassist.pipelines.answers.workflow import AnswerResult, AskInput, AskWorkflow, Mode
+from docassist.pipelines.conversations.condense import Condenser, Exchange
+from docassist.pipelines.conversations.events import TurnComplete
+from docassist.pipelines.conversations.service import Conversations
+from docassist.pipelines.conversations.store import Conversation, ConversationStore, Message
 from docassist.pipelines.documents.registry import DocumentRecord
 from docassist.pipelines.documents.upload_store import UploadJob
 from docassist.pipelines.errors import DocassistError, NotFound, shown
 from docassist.pipelines.health import CAPABILITIES, HealthReport
 from docassist.pipelines.llm.endpoints import Endpoint
 from docassist.pipelines.runtime import Runtime
-from docassist.pipelines.search.retrieval import SearchResult
+from docassist.pipelines.search.embeddings import MAX_QUERY_TOKENS, query_tokens
+from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS, SearchResult
 from docassist.pipelines.settings import Settings
 from docassist.pipelines.spaces import check_space_id
 from docassist.pipelines.streams import StreamEvent
@@ -240,11 +246,21 @@ class Assistant:
             rt.registry.text_in,
         )
 
-    async def ask_events(self, q: str, space_id: str, mode: Mode, top_k: int) -> AsyncIterator[StreamEvent]:
+    async def ask_events(
+        self,
+        q: str,
+        space_id: str,
+        mode: Mode,
+        top_k: int,
+        language: str | None = None,
+        cite_by: str | None = None,
+    ) -> AsyncIterator[StreamEvent]:
         """The answer as events: `sources`, `processing` (when condensing), `answer` deltas, then
-        `complete` or `error`. Leaving early cancels the LLM work."""
+        `complete` or `error`. Leaving early cancels the LLM work. A follow-up condensed into `q`:
+        answered in `language` (the follow-up's), its citations ranked by `cite_by` if given."""
         started = time.perf_counter()
-        handler = self._ask_workflow().run(start_event=AskInput(q=q, space_id=space_id, top_k=top_k, mode=mode))
+        start = AskInput(q=q, space_id=space_id, top_k=top_k, mode=mode, language=language, cite_by=cite_by)
+        handler = self._ask_workflow().run(start_event=start)
         try:
             async for ev in handler.stream_events():
                 if isinstance(ev, AskSources | AnswerDelta | SummaryProgress | AskCitation):
@@ -273,6 +289,67 @@ class Assistant:
         """The `complete` event of `ask_events`. Cancelling the caller closes the events at once,
         which cancels the workflow and frees its LLM slot."""
         async with contextlib.aclosing(self.ask_events(q, space_id, mode, top_k)) as events:
+            async for ev in events:
+                if isinstance(ev, AskComplete):
+                    return ev
+                if isinstance(ev, AskError):
+                    raise ev.exception()
+        raise DocassistError("the answer ended without a result")
+
+    # ------------------------------------------------------------------ conversations
+    @functools.cached_property
+    def conversations(self) -> Conversations:
+        """Built on first use: the retriever it asks through exists once the runtime has started."""
+        rt = self.runtime
+        endpoint = rt.endpoints[rt.settings.profile.routing.answer]
+
+        def fits(q: str) -> bool:  # what retrieval reads: characters, then the embedding model's tokens
+            return len(q) <= MAX_QUERY_CHARS and query_tokens(rt.embed_model, q) <= MAX_QUERY_TOKENS
+
+        condenser = Condenser(rt.caller, endpoint, fits)
+        return Conversations(ConversationStore(rt.db), condenser, self.ask_events, rt.lanes.storage)
+
+    async def create_conversation(self, space_id: str) -> Conversation:
+        return await self.conversations.create(space_id)
+
+    async def list_conversations(self, space_id: str) -> list[Conversation]:
+        return await self.conversations.list(space_id)
+
+    async def conversation(self, space_id: str, conversation_id: str) -> tuple[Conversation, list[Message]]:
+        """The conversation and its messages; one of another space is `NotFound`."""
+        return await self.conversations.get(space_id, conversation_id)
+
+    async def delete_conversation(self, space_id: str, conversation_id: str) -> None:
+        await self.conversations.delete(space_id, conversation_id)
+
+    async def turn_events(
+        self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int
+    ) -> AsyncIterator[StreamEvent]:
+        """A follow-up in a conversation: `NotFound` now for a conversation not in the space; then
+        the events of `ask_events`, condensed from the history first, ending with `TurnComplete`
+        once question and answer are stored (an answer that fails stores nothing)."""
+        return await self.conversations.turn_events(space_id, conversation_id, q, mode, top_k)
+
+    async def turn(self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int) -> TurnComplete:
+        """The `complete` event of `turn_events`."""
+        events = await self.turn_events(space_id, conversation_id, q, mode, top_k)
+        async with contextlib.aclosing(events) as stream:
+            async for ev in stream:
+                if isinstance(ev, TurnComplete):
+                    return ev
+                if isinstance(ev, AskError):
+                    raise ev.exception()
+        raise DocassistError("the answer ended without a result")
+
+    async def ask_after_events(
+        self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int
+    ) -> AsyncIterator[StreamEvent]:
+        """`ask_events` of a follow-up whose history the caller holds (stateless: `/v1`)."""
+        async for ev, _ in self.conversations.answer_events(history, q, space_id, mode, top_k):
+            yield ev
+
+    async def ask_after(self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int) -> AskComplete:
+        async with contextlib.aclosing(self.ask_after_events(history, q, space_id, mode, top_k)) as events:
             async for ev in events:
                 if isinstance(ev, AskComplete):
                     return ev

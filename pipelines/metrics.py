@@ -34,7 +34,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-KINDS = frozenset({"map", "reduce", "focus", "final", "answer"})
+KINDS = frozenset({"map", "reduce", "focus", "final", "answer", "condense"})
 JOB_STATES = ("pending", "running", "done", "failed")
 UPLOAD_STATES = ("pending", "running", "done", "failed", "cancelled")
 

@@ -96,3 +96,23 @@ def test_past_the_keys_answers_in_flight_it_is_openais_rate_limit_error(integrat
     finally:
         for stream in held:
             stream.close()
+
+
+def test_a_follow_up_is_condensed_from_the_earlier_messages(integrations: Integrations):
+    it = integrations
+    done = client(it, it.team_key).chat.completions.create(
+        model="space:team",
+        messages=[
+            {"role": "user", "content": "Which river flows out of Lake Baikal?"},
+            {"role": "assistant", "content": "The Angara.\n\nSources:\n- baikal.txt [1]"},
+            {"role": "user", "content": "And how deep is it?"},
+        ],
+    )
+    answer = done.choices[0].message.content.split("\n\nSources:\n")[0]
+    assert "do not answer this question" not in answer, "the follow-up was understood as about the lake"
+    assert done.model_extra["sources"][0]["doc_id"] == it.doc_id
+    log = it.service.log()
+    condensed = [
+        line for line in log.splitlines() if "'And how deep is it?' →" in line or "retrieval gets 'Which river" in line
+    ]
+    assert condensed, "the follow-up was condensed from the history before retrieval"

@@ -14,6 +14,7 @@ from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.errors import status_of
 from docassist.api.held import HeldEventSourceResponse
 from docassist.api.openai_protocol import (
+    SOURCES_HEADING,
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
@@ -59,14 +60,16 @@ async def chat_completions(
 ) -> ChatCompletion | HeldEventSourceResponse:
     """The last user message answered over the model's space, as `/ask` answers it (mode `auto`,
     5 passages); the answer ends with a short "Sources" list and the passages are in `sources`.
-    Earlier messages are not used yet. `stream: true` streams `chat.completion.chunk`s, then
-    `[DONE]`; `stream_options.include_usage` adds a last chunk with the usage."""
+    After earlier messages it is a follow-up: rewritten from them into a question that stands on
+    its own before retrieval, as conversations are (nothing is stored: the history is the
+    request's). `stream: true` streams `chat.completion.chunk`s, then `[DONE]`;
+    `stream_options.include_usage` adds a last chunk with the usage."""
     space_id = access.check_space(space_of(body.model))
-    q = body.question()
+    q, history = body.question(), body.history()
     cid, created = completion_id()
     if not body.stream:
         with assistant.admit("answer", access.holder):
-            done = await assistant.ask(q, space_id, "auto", TOP_K)
+            done = await assistant.ask_after(history, q, space_id, "auto", TOP_K)
         return ChatCompletion(
             id=cid,
             created=created,
@@ -76,7 +79,7 @@ async def chat_completions(
             sources=_refs(done.sources),
         )
     permit = assistant.admit("answer", access.holder)
-    events = assistant.ask_events(q, space_id, "auto", TOP_K)
+    events = assistant.ask_after_events(history, q, space_id, "auto", TOP_K)
     usage_chunk = bool(body.stream_options and body.stream_options.include_usage)
 
     def chunk(delta: Delta, finish: bool = False, **extra: Any) -> dict[str, str]:
@@ -124,4 +127,4 @@ def _sources_text(sources: list[Source]) -> str:
     for i, s in enumerate(sources, 1):
         seen.setdefault(s.filename or s.doc_id, []).append(i)
     lines = [f"- {name} [{', '.join(map(str, refs))}]" for name, refs in seen.items()]
-    return "\n\nSources:\n" + "\n".join(lines)
+    return SOURCES_HEADING + "\n".join(lines)

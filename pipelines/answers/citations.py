@@ -96,6 +96,17 @@ class Citer:
         query = np.asarray(await self.lane.run(self.embed_model.get_query_embedding, question))
         return Evidence(question, query, sentences, vectors, float((vectors @ query).max()))
 
+    async def refocus(self, evidence: Evidence, question: str) -> Evidence:
+        """The same sentences weighed against another question (their vectors are kept)."""
+        asked = set(sparse.terms(question))
+        sentences = [
+            Sentence(s.source, s.text, len(asked & set(sparse.terms(s.text))) / max(1, len(asked)))
+            for s in evidence.sentences
+        ]
+        query = np.asarray(await self.lane.run(self.embed_model.get_query_embedding, question))
+        support = float((evidence.vectors @ query).max()) if sentences else 0.0
+        return Evidence(question, query, sentences, evidence.vectors, support)
+
     def cite(self, evidence: Evidence, used: list[Source]) -> list[Citation]:
         """The sentences of `used` sources that best answer the question: one, or two when the
         second is nearly as good."""

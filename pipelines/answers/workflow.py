@@ -69,6 +69,8 @@ class AskInput(StartEvent):
     space_id: str
     top_k: int
     mode: Mode
+    language: str | None = None  # a condensed follow-up: the language the user asked in, not detected from `q`
+    cite_by: str | None = None  # what citations are ranked by, where not `q` (the follow-up of a fallback)
 
 
 class ContextRetrieved(Event):
@@ -89,6 +91,7 @@ class ContextReady(Event):
 
 class AskState(BaseModel):
     q: str = ""
+    cite_by: str | None = None
     space_id: str = ""
     mode: Mode = "auto"
     language: str = "en"
@@ -152,11 +155,16 @@ class AskWorkflow(Workflow):
 
     @step
     async def retrieve(self, ctx: Context[AskState], ev: AskInput) -> ContextRetrieved:
-        language = detect_language(ev.q).code
+        language = ev.language or detect_language(ev.q).code
         async with ctx.store.edit_state() as st:
             st.q, st.space_id, st.mode, st.language = ev.q, ev.space_id, ev.mode, language
+            st.cite_by = ev.cite_by
             st.lap_started = time.perf_counter()
-        event(f"[Language Detection] Input text language: {label(language)}", "(the question)", language=language)
+        event(
+            f"[Language Detection] Input text language: {label(language)}",
+            "(the latest question of the conversation)" if ev.language else "(the question)",
+            language=language,
+        )
         result = await self.retriever.search(ev.q, ev.space_id, ev.top_k)
         context = format_context(result.sources)
         tokens = await self.answer_ep.tokens.exact(context) if context else 0
@@ -300,7 +308,7 @@ class AskWorkflow(Workflow):
                 metrics.language_retry("answer")
         async with ctx.store.edit_state() as st:
             st.lap("answer")
-        citations = await self._cite(st.q, st.space_id, text, st.sources) if ev.context else []
+        citations = await self._cite(st.cite_by or st.q, st.space_id, text, st.sources) if ev.context else []
         for citation in citations:
             ctx.write_event_to_stream(AskCitation(citation=citation))
         async with ctx.store.edit_state() as st:
@@ -323,6 +331,8 @@ class AskWorkflow(Workflow):
             return []
         if self.evidence is None:  # a condensed context: its best chunks' sentences
             self.evidence = await self.citer.evidence(question, used[:CITED_CHUNKS])
+        elif self.evidence.question != question:  # ranked by another question than retrieval was given
+            self.evidence = await self.citer.refocus(self.evidence, question)
         citations = self.citer.cite(self.evidence, used)
         texts = {}
         for doc_id in {c.doc_id for c in citations}:

@@ -23,7 +23,7 @@ from llama_index.core.llms import ChatMessage, MessageRole
 from docassist.pipelines.documents.language import NAMES
 
 PROMPT_VERSION = os.environ.get("PROMPT_VERSION", "v1")
-Task = Literal["summarize", "map", "reduce", "focus", "answer"]
+Task = Literal["summarize", "map", "reduce", "focus", "answer", "condense"]
 Style = Literal["chat", "completion"]
 
 

@@ -10,6 +10,10 @@
 - `jobs`: pre-computed summary jobs, with the lease of the worker running one.
 - `uploads`: upload jobs — stage, progress and outcome of an upload answered with 202; the
   process running one touches `updated_at`, so a row nobody touches has lost its process.
+- `conversations` and `messages`: follow-up questions of a space, each message with its role,
+  text, the standalone question it was condensed to, and its answer's citations and sources
+  (JSON); `position` orders a conversation and, being unique, makes two writers of one turn
+  collide rather than interleave.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -128,4 +133,33 @@ uploads = Table(
     Column("updated_at", Float, nullable=False),
     Index("uploads_doc", "space_id", "doc_id"),
     Index("uploads_status", "status", "updated_at"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("conversation_id", String(64), primary_key=True),
+    Column("space_id", String(64), nullable=False),
+    Column("title", Text, nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("conversations_space", "space_id", "created_at"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("conversation_id", String(64), nullable=False),
+    Column("space_id", String(64), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("role", String(16), nullable=False),  # user | assistant
+    Column("text", Text, nullable=False),
+    Column("standalone_question", Text),  # user messages: what retrieval was given
+    Column("language", String(8)),
+    Column("grounded", Integer),  # assistant messages
+    Column("citations", Text),  # JSON list of citations (assistant)
+    Column("sources", Text),  # JSON list of sources (assistant)
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("conversation_id", "position", name="messages_order"),
 )

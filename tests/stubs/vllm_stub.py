@@ -35,6 +35,7 @@ class VllmStub:
     # reasoning_effort makes the reasoning shorter (here a quarter at "low").
     think_tokens: int = 0
     delay_s: float = 0.0  # a slow server: wait this long before answering a completion
+    fail_when: str | None = None  # a faulty server: 500 for every prompt that contains this text
     requests: list[dict[str, Any]] = field(default_factory=list)
     tokenize_calls: int = 0
 
@@ -85,6 +86,8 @@ class VllmStub:
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
             prompt = " ".join(str(m.get("content", "")) for m in body["messages"])
+            if self.fail_when and self.fail_when in prompt:
+                return JSONResponse(status_code=500, content={"object": "error", "message": "internal error"})
             prompt_tokens = sum(self.count(str(m.get("content", ""))) for m in body["messages"])
             max_tokens = body.get("max_tokens") or 256
             if prompt_tokens + max_tokens > self.max_model_len:

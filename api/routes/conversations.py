@@ -1,0 +1,147 @@
+"""Conversations over a space: follow-up questions, condensed from the history before retrieval,
+answered as `/ask` answers, and kept. A conversation belongs to one space: asked for in another,
+it is `not_found`, exactly as if it did not exist."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from docassist.api.deps import AccessDep, AssistantDep
+from docassist.api.held import HeldEventSourceResponse
+from docassist.api.schemas import (
+    CitationOut,
+    ConversationDetail,
+    ConversationList,
+    ConversationOut,
+    ConversationRequest,
+    MessageOut,
+    MessageRequest,
+    SourceOut,
+    TurnResponse,
+    error_responses,
+    stream_schema,
+)
+from docassist.pipelines.conversations.events import TURN_EVENT_TYPES
+from docassist.pipelines.conversations.store import Conversation, Message
+from docassist.pipelines.spaces import SPACE_PATTERN
+from docassist.pipelines.streams import encode
+
+router = APIRouter(prefix="/conversations", tags=["conversations"])
+SpaceQuery = Annotated[str, Query(pattern=SPACE_PATTERN, description="1–64 of [A-Za-z0-9_-]")]
+_READ = error_responses(401, 403, 404, 422, 503)
+_ASK = error_responses(401, 403, 404, 408, 413, 422, 429, 503)
+_STREAM_SCHEMA = stream_schema(
+    TURN_EVENT_TYPES, "server-sent events, as `/ask-stream` sends them; `complete` also names the stored message"
+)
+
+
+def _conversation(c: Conversation) -> ConversationOut:
+    return ConversationOut.model_validate(asdict(c))
+
+
+def _message(m: Message) -> MessageOut:
+    return MessageOut(
+        message_id=m.message_id,
+        role=m.role,
+        text=m.text,
+        created_at=m.created_at,
+        language=m.language,
+        standalone_question=m.standalone_question,
+        grounded=m.grounded,
+        citations=[CitationOut(**asdict(c)) for c in m.citations],
+        sources=[SourceOut(**asdict(s)) for s in m.sources],
+    )
+
+
+@router.post("", status_code=201, response_model=ConversationOut, responses=error_responses(401, 403, 422, 503))
+async def create_conversation(body: ConversationRequest, assistant: AssistantDep, access: AccessDep) -> ConversationOut:
+    """A new, empty conversation in the space; its title is its first question."""
+    access.check_space(body.space_id)
+    return _conversation(await assistant.create_conversation(body.space_id))
+
+
+@router.get("", response_model=ConversationList, responses=error_responses(401, 403, 422, 503))
+async def list_conversations(
+    assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default"
+) -> ConversationList:
+    """The space's conversations, newest first."""
+    access.check_space(space_id)
+    found = await assistant.list_conversations(space_id)
+    return ConversationList(space_id=space_id, conversations=[_conversation(c) for c in found])
+
+
+@router.get("/{conversation_id}", response_model=ConversationDetail, responses=_READ)
+async def get_conversation(
+    conversation_id: str, assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default"
+) -> ConversationDetail:
+    """The conversation with its messages in order, each answer with its citations and sources."""
+    access.check_space(space_id)
+    conv, messages = await assistant.conversation(space_id, conversation_id)
+    return ConversationDetail(**_conversation(conv).model_dump(), messages=[_message(m) for m in messages])
+
+
+@router.delete("/{conversation_id}", status_code=204, response_class=Response, responses=_READ)
+async def delete_conversation(
+    conversation_id: str, assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default"
+) -> Response:
+    """Remove the conversation and every message of it."""
+    access.check_space(space_id)
+    await assistant.delete_conversation(space_id, conversation_id)
+    return Response(status_code=204)
+
+
+@router.post("/{conversation_id}/messages", response_model=TurnResponse, responses=_ASK)
+async def post_message(
+    conversation_id: str, body: MessageRequest, assistant: AssistantDep, access: AccessDep
+) -> TurnResponse:
+    """Ask in the conversation. A follow-up is rewritten from the history into a question that
+    stands on its own (`standalone_question`), which retrieval is given; the answer is in the
+    language of the follow-up, as `/ask` answers it. Question and answer are stored once the
+    answer is complete; an answer that fails stores nothing."""
+    access.check_space(body.space_id)
+    with assistant.admit("answer", access.holder):
+        done = await assistant.turn(body.space_id, conversation_id, body.q, body.mode, body.top_k)
+    return TurnResponse(
+        answer=done.answer,
+        mode=done.mode,
+        summarized=done.summarized,
+        context_tokens=done.context_tokens,
+        language=done.language,
+        sources=[SourceOut(**asdict(s)) for s in done.sources],
+        timing=done.timing,
+        usage=done.usage,
+        citations=[CitationOut(**asdict(c)) for c in done.citations],
+        grounded=done.grounded,
+        conversation_id=done.conversation_id,
+        message_id=done.message_id,
+        standalone_question=done.standalone_question,
+        condensed=done.condensed,
+    )
+
+
+@router.post("/{conversation_id}/messages-stream", responses={200: _STREAM_SCHEMA, **_ASK})
+async def post_message_stream(
+    conversation_id: str, body: MessageRequest, assistant: AssistantDep, access: AccessDep
+) -> HeldEventSourceResponse:
+    """The answer of `POST /conversations/{id}/messages` as the events of `/ask-stream`
+    (`sources`, `processing`, `answer` deltas, `citation`, then `complete` or `error`); an unknown
+    conversation is 404 before any event. Disconnecting cancels the LLM work and stores nothing."""
+    access.check_space(body.space_id)
+    permit = assistant.admit("answer", access.holder)
+    try:
+        events = await assistant.turn_events(body.space_id, conversation_id, body.q, body.mode, body.top_k)
+    except BaseException:
+        permit.release()
+        raise
+
+    async def relay() -> AsyncIterator[dict[str, str]]:
+        async for ev in events:
+            yield encode(ev)
+            if ev.terminal:
+                return
+
+    return HeldEventSourceResponse(permit, relay())

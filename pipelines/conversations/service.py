@@ -1,0 +1,138 @@
+"""Conversations: a follow-up is condensed from the turns before it, answered by the ask
+workflow, and stored with its answer once the answer is complete.
+
+The conversation is looked up before any event (`NotFound` while an error status can still be
+sent); a turn whose answer failed stores nothing, so the conversation stays as it was and the
+question can simply be asked again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+from docassist.pipelines.answers.events import AskComplete, AskError
+from docassist.pipelines.answers.workflow import Mode
+from docassist.pipelines.conversations.condense import Condensed, Condenser, Exchange
+from docassist.pipelines.conversations.events import TurnComplete
+from docassist.pipelines.conversations.store import Conversation, ConversationStore, Message, Turn, new_message
+from docassist.pipelines.documents.language import detect_language
+from docassist.pipelines.errors import DocassistError
+from docassist.pipelines.lanes import Lane
+from docassist.pipelines.spaces import check_space_id
+from docassist.pipelines.streams import StreamEvent
+from docassist.pipelines.summaries.events import Usage
+
+T = TypeVar("T")
+AskEvents = Callable[[str, str, Mode, int, str | None, str | None], AsyncIterator[StreamEvent]]
+
+
+def exchanges_of(messages: list[Message]) -> list[Exchange]:
+    """A stored conversation as the condense step reads it: each question with its answer
+    (none for a declined one, which says nothing about the subject)."""
+    pairs, question = [], None
+    for m in messages:
+        if m.role == "user":
+            question = m.text
+        elif question is not None:
+            pairs.append(Exchange(question, m.text if m.grounded else ""))
+            question = None
+    return pairs
+
+
+def with_condense(done: AskComplete, condensed: Condensed, started: float) -> tuple[dict[str, float], Usage]:
+    """The answer's timing and usage with the condense call counted in."""
+    timing = {**done.timing, "condense_s": condensed.seconds, "total_s": round(time.perf_counter() - started, 3)}
+    usage = done.usage
+    if condensed.completion is not None:
+        c = condensed.completion
+        calls = usage.llm_calls + 1
+        prompt, completion = usage.prompt_tokens + c.prompt_tokens, usage.completion_tokens + c.completion_tokens
+        usage = usage.model_copy(update={"llm_calls": calls, "prompt_tokens": prompt, "completion_tokens": completion})
+    return timing, usage
+
+
+class Conversations:
+    def __init__(self, store: ConversationStore, condenser: Condenser, ask_events: AskEvents, lane: Lane) -> None:
+        self.store, self.condenser, self.ask_events, self.lane = store, condenser, ask_events, lane
+
+    async def _db(self, fn: Callable[[], T]) -> T:
+        return await self.lane.run(fn)
+
+    async def create(self, space_id: str) -> Conversation:
+        check_space_id(space_id)
+        return await self._db(lambda: self.store.create(space_id))
+
+    async def list(self, space_id: str) -> list[Conversation]:
+        check_space_id(space_id)
+        return await self._db(lambda: self.store.list(space_id))
+
+    async def get(self, space_id: str, conversation_id: str) -> tuple[Conversation, list[Message]]:
+        check_space_id(space_id)
+        return await self._db(lambda: self.store.messages(space_id, conversation_id))
+
+    async def delete(self, space_id: str, conversation_id: str) -> None:
+        check_space_id(space_id)
+        await self._db(lambda: self.store.delete(space_id, conversation_id))
+
+    async def answer_events(
+        self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int
+    ) -> AsyncIterator[tuple[StreamEvent, Condensed]]:
+        """The ask events of `q` after `history`: condensed first, answered in `q`'s language. A
+        fallback's citations are ranked by the follow-up: the previous question it starts with is
+        what the last answer already quoted."""
+        language = detect_language(q).code
+        condensed = await self.condenser.standalone(history, q, language)
+        cite_by = q if condensed.how == "fallback" else None
+        async for ev in self.ask_events(condensed.question, space_id, mode, top_k, language, cite_by):
+            yield ev, condensed
+
+    async def turn_events(
+        self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int
+    ) -> AsyncIterator[StreamEvent]:
+        """The conversation now (`NotFound` at once), then the events of the turn, ending with
+        `TurnComplete` once question and answer are stored, or the answer's `error`."""
+        check_space_id(space_id)
+        _, messages = await self.get(space_id, conversation_id)
+        history = exchanges_of(messages)
+
+        async def follow() -> AsyncIterator[StreamEvent]:
+            started = time.perf_counter()
+            async for ev, condensed in self.answer_events(history, q, space_id, mode, top_k):
+                if isinstance(ev, AskComplete):
+                    yield await self._stored(space_id, conversation_id, q, ev, condensed, started)
+                    return
+                yield ev
+                if isinstance(ev, AskError):
+                    return
+
+        return follow()
+
+    async def _stored(
+        self, space_id: str, conversation_id: str, q: str, done: AskComplete, condensed: Condensed, started: float
+    ) -> StreamEvent:
+        question = new_message("user", q, standalone_question=condensed.question, language=done.language)
+        answer = new_message(
+            "assistant",
+            done.answer,
+            language=done.language,
+            grounded=done.grounded,
+            citations=done.citations,
+            sources=done.sources,
+        )
+        try:
+            await self._db(lambda: self.store.add_turn(space_id, conversation_id, Turn(question, answer)))
+        except DocassistError as exc:  # deleted meanwhile, or the database is gone: the client hears why
+            return AskError.of(exc)
+        timing, usage = with_condense(done, condensed, started)
+        kept = {name: getattr(done, name) for name in AskComplete.model_fields if name not in ("timing", "usage")}
+        return TurnComplete(
+            **kept,
+            timing=timing,
+            usage=usage,
+            conversation_id=conversation_id,
+            message_id=answer.message_id,
+            standalone_question=condensed.question,
+            condensed=condensed.how,
+        )
