@@ -32,6 +32,7 @@ ANSWER_CHARS = 400  # an earlier answer is cut to this; its first sentences name
 MAX_OUTPUT = 96  # tokens: one question
 TOO_LONG = 1.5  # a rewrite longer than this many times history and follow-up together is not one
 _QUOTES = "\"'«»“”„`"
+_LABELS = ("вопрос:", "question:", "следующий вопрос:", "next question:")
 
 
 @dataclass
@@ -148,4 +149,7 @@ def _cues(endpoint: Endpoint, exchanges: list[Exchange]) -> tuple[str, str]:
 def _cleaned(text: str) -> str:
     """The rewrite's first line without the quotes or label a model may wrap it in."""
     line = text.strip().split("\n", 1)[0].strip()
+    for label in _LABELS:  # "Вопрос: …" — a label the model repeats before the question
+        if line.lower().startswith(label):
+            line = line[len(label) :].strip()
     return line.strip(_QUOTES).strip()
