@@ -49,7 +49,7 @@ def candidate_prompts(edit: Callable[[str], str] | None = None) -> Path:
     out = Path(tempfile.mkdtemp(prefix="prompts-candidate-"))
     for path in PROMPTS_DIR.glob("*.toml"):
         text = path.read_text(encoding="utf-8")
-        if edit and path.stem == prompts.PROMPT_VERSION:
+        if edit and path.stem == prompts.prompt_version():
             text = edit(text)
         (out / path.name).write_text(text, encoding="utf-8")
     return out

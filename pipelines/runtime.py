@@ -31,6 +31,7 @@ from docassist.pipelines.documents.uploads import UploadRunner
 from docassist.pipelines.health import HealthReport, assess
 from docassist.pipelines.health_monitor import HealthMonitor
 from docassist.pipelines.lanes import Lanes
+from docassist.pipelines.llm import prompts
 from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint, ManagedServer, build_endpoints
 from docassist.pipelines.llm.llama_server import LlamaServer
@@ -56,6 +57,7 @@ Role = Literal["serve", "worker"]
 class Runtime:
     def __init__(self, settings: Settings, role: Role = "serve") -> None:
         self.settings, self.role = settings, role
+        prompts.use_version(settings.prompt_version)
         self.tightened = secure_data_dir(settings.data_dir)  # before anything is written there
         self.llama_servers: dict[str, LlamaServer] = {}
         self.endpoints: dict[str, Endpoint] = {}
@@ -179,6 +181,7 @@ class Runtime:
             self.summaries,
             workers=workers,
             shared=self.db.shared,
+            lease_s=s.job_lease_s,
         )
         return workers, self.jobs.start(asyncio.get_running_loop())
 

@@ -14,55 +14,21 @@ import re
 from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import NoDecode
 
 from docassist.pipelines.documents.extract import ExtractLimits
+from docassist.pipelines.environment import ConfigError, FromEnvironment
 from docassist.pipelines.keys import ApiKey, KeyConfigError, parse_api_keys
 from docassist.pipelines.llm.budget import Limits
 
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
 Provider = Literal["llama.cpp", "vLLM", "Ollama", "OpenAI-compatible"]
 PROFILE_ALIASES = {"local": "local", "vllm": "vllm-mig", "vllm-mig": "vllm-mig", "ollama": "ollama"}
-_ENV_NAMES = {
-    "llm_max_tokens": "LLM_MAX_TOKENS",
-    "context_window_override": "LLM_CONTEXT_WINDOW",
-    "max_upload_mb": "MAX_UPLOAD_MB",
-    "max_parse_mb": "MAX_PARSE_MB",
-    "max_expansion_ratio": "MAX_EXPANSION_RATIO",
-    "max_pdf_pages": "MAX_PDF_PAGES",
-    "max_document_chars": "MAX_DOCUMENT_CHARS",
-    "max_sheet_rows": "MAX_SHEET_ROWS",
-    "extract_timeout_s": "EXTRACT_TIMEOUT_S",
-    "extract_memory_mb": "EXTRACT_MEMORY_MB",
-    "max_ocr_pages": "MAX_OCR_PAGES",
-    "ocr_page_timeout_s": "OCR_PAGE_TIMEOUT_S",
-    "max_image_pixels": "MAX_IMAGE_PIXELS",
-    "tesseract_cmd": "TESSERACT_CMD",
-    "llama_server_threads": "LLAMA_SERVER_THREADS",
-    "job_workers": "JOB_WORKERS",
-    "upload_workers": "UPLOAD_WORKERS",
-    "upload_queue": "UPLOAD_QUEUE",
-    "max_document_chunks": "MAX_DOCUMENT_CHUNKS",
-    "ingest_wait_s": "INGEST_WAIT_S",
-    "search_per_key": "SEARCH_PER_KEY",
-    "answers_per_key": "ANSWERS_PER_KEY",
-    "header_timeout_s": "HEADER_TIMEOUT_S",
-    "body_timeout_s": "BODY_TIMEOUT_S",
-    "body_idle_timeout_s": "BODY_IDLE_TIMEOUT_S",
-    "max_connections": "MAX_CONNECTIONS",
-    "keep_alive_s": "KEEP_ALIVE_S",
-    "llm_temperature": "LLM_TEMPERATURE",
-}
 _PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)(?::([^}]*))?\}")
-
-
-class ConfigError(RuntimeError):
-    """A configuration problem, reported with the file and field at fault."""
-
-    def __init__(self, file: str, field: str, message: str) -> None:
-        super().__init__(f"{file}: {field}: {message}")
-        self.file, self.field = file, field
 
 
 class ModelSpec(BaseModel):
@@ -142,52 +108,73 @@ class Profile(BaseModel):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
 
 
-class Settings(BaseModel):
-    """Everything the service reads at start, resolved and validated."""
+class Settings(FromEnvironment):
+    """Everything the service reads at start, resolved and validated: the profile and models from
+    `config/`, each environment variable declared once below (or by the part that owns it:
+    `ExtractLimits`, `Limits`)."""
 
     profile_name: str
     profile: Profile
     models: dict[str, ModelSpec]
-    data_dir: Path
-    llm_max_tokens: int = Field(default=2048, gt=0)
-    context_window_override: int | None = Field(default=None, gt=256)
-    safety_margin: int = Field(default=64, ge=0)
-    min_useful_output: int = Field(default=64, gt=0)
-    max_upload_mb: float = Field(default=50, gt=0)
-    max_parse_mb: float = Field(default=32, gt=0)
-    max_expansion_ratio: float = Field(default=100, gt=1)
-    max_pdf_pages: int = Field(default=2000, gt=0)
-    max_document_chars: int = Field(default=2_000_000, gt=0)
-    max_sheet_rows: int = Field(default=100_000, gt=0)
-    extract_timeout_s: float = Field(default=120, gt=0)
-    extract_memory_mb: int = Field(default=2048, ge=256)
-    # OCR of scans: pages per document, seconds per page, pixels per image or rendered page
-    max_ocr_pages: int = Field(default=200, ge=0)
-    ocr_page_timeout_s: float = Field(default=60, gt=0)
-    max_image_pixels: int = Field(default=89_478_485, gt=0)
-    tesseract_cmd: str = "tesseract"
-    llm_temperature: float = Field(default=0.2, ge=0, le=2)
-    llm_capture_file: Path | None = None
-    database_url: str | None = None
-    redis_url: str | None = None
-    job_workers: int = Field(default=2, ge=0, le=64)
-    log_format: Literal["text", "json"] = "text"
-    api_keys: tuple[ApiKey, ...] = ()
-    metrics_key: str | None = None  # reads /metrics only: what a Prometheus scraper is given
-    llama_server_threads: int | None = None
+    extract_limits: ExtractLimits
+    limits: Limits
+    llm_mode: str = Field(default="local", validation_alias="LLM_MODE")
+    data_dir: Path = Field(default=Path("./data"), validation_alias="DATA_DIR")
+    context_window_override: int | None = Field(default=None, gt=256, validation_alias="LLM_CONTEXT_WINDOW")
+    max_upload_mb: float = Field(default=50, gt=0, validation_alias="MAX_UPLOAD_MB")
+    extract_timeout_s: float = Field(default=120, gt=0, validation_alias="EXTRACT_TIMEOUT_S")
+    extract_memory_mb: int = Field(default=2048, ge=256, validation_alias="EXTRACT_MEMORY_MB")
+    llm_temperature: float = Field(default=0.2, ge=0, le=2, validation_alias="LLM_TEMPERATURE")
+    llm_capture_file: Path | None = Field(default=None, validation_alias="LLM_CAPTURE_FILE")
+    prompt_version: str = Field(default="v1", min_length=1, validation_alias="PROMPT_VERSION")
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "JOBS_REDIS_URL"))
+    job_workers: int = Field(default=2, ge=0, le=64, validation_alias="JOB_WORKERS")
+    job_lease_s: float = Field(default=30, gt=0, validation_alias="JOB_LEASE_S")  # a job's lease, renewed while it runs
+    log_format: Literal["text", "json"] = Field(default="text", validation_alias="LOG_FORMAT")
+    api_keys: Annotated[tuple[ApiKey, ...], NoDecode] = Field(default=(), validation_alias="API_KEYS")
+    # reads /metrics only: what a Prometheus scraper is given
+    metrics_key: str | None = Field(default=None, validation_alias="METRICS_KEY")
+    llama_server_threads: int | None = Field(default=None, gt=0, validation_alias="LLAMA_SERVER_THREADS")
     # lanes and admission: bulk work never takes the threads or slots interactive requests need
-    upload_workers: int = Field(default=2, ge=1, le=64)
-    upload_queue: int = Field(default=8, ge=0, le=10_000)
-    max_document_chunks: int = Field(default=4000, gt=0)  # ten minutes at 6.9 chunks/s (bench, 2 cores)
-    ingest_wait_s: float = Field(default=3, ge=0, le=600)  # longer uploads are answered 202 with a job
-    search_per_key: int = Field(default=4, ge=1, le=10_000)
-    answers_per_key: int = Field(default=2, ge=1, le=10_000)
+    upload_workers: int = Field(default=2, ge=1, le=64, validation_alias="UPLOAD_WORKERS")
+    upload_queue: int = Field(default=8, ge=0, le=10_000, validation_alias="UPLOAD_QUEUE")
+    # ten minutes of embedding at 6.9 chunks/s (bench, 2 cores)
+    max_document_chunks: int = Field(default=4000, gt=0, validation_alias="MAX_DOCUMENT_CHUNKS")
+    # longer uploads are answered 202 with a job
+    ingest_wait_s: float = Field(default=3, ge=0, le=600, validation_alias="INGEST_WAIT_S")
+    search_per_key: int = Field(default=4, ge=1, le=10_000, validation_alias="SEARCH_PER_KEY")
+    answers_per_key: int = Field(default=2, ge=1, le=10_000, validation_alias="ANSWERS_PER_KEY")
     # connections: slow or silent clients are cut off
-    header_timeout_s: float = Field(default=10, gt=0)
-    body_timeout_s: float = Field(default=120, gt=0)
-    body_idle_timeout_s: float = Field(default=15, gt=0)
-    max_connections: int = Field(default=512, ge=1)
-    keep_alive_s: float = Field(default=5, gt=0)
+    header_timeout_s: float = Field(default=10, gt=0, validation_alias="HEADER_TIMEOUT_S")
+    body_timeout_s: float = Field(default=120, gt=0, validation_alias="BODY_TIMEOUT_S")
+    body_idle_timeout_s: float = Field(default=15, gt=0, validation_alias="BODY_IDLE_TIMEOUT_S")
+    max_connections: int = Field(default=512, ge=1, validation_alias="MAX_CONNECTIONS")
+    keep_alive_s: float = Field(default=5, gt=0, validation_alias="KEEP_ALIVE_S")
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _resolved(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _json_or_text(cls, value: Any) -> str:
+        return "json" if str(value).strip().lower() == "json" else "text"
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parsed_keys(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_api_keys(value)
+        except KeyConfigError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @property
+    def llm_max_tokens(self) -> int:
+        return self.limits.max_tokens
 
     @property
     def max_upload_bytes(self) -> int:
@@ -197,24 +184,6 @@ class Settings(BaseModel):
     @property
     def endpoints(self) -> dict[str, EndpointSettings]:
         return self.profile.endpoints
-
-    @property
-    def extract_limits(self) -> ExtractLimits:
-        return ExtractLimits(
-            max_parse_mb=self.max_parse_mb,
-            max_expansion_ratio=self.max_expansion_ratio,
-            max_pdf_pages=self.max_pdf_pages,
-            max_document_chars=self.max_document_chars,
-            max_sheet_rows=self.max_sheet_rows,
-            max_ocr_pages=self.max_ocr_pages,
-            ocr_page_timeout_s=self.ocr_page_timeout_s,
-            max_image_pixels=self.max_image_pixels,
-            tesseract_cmd=self.tesseract_cmd,
-        )
-
-    @property
-    def limits(self) -> Limits:
-        return Limits(self.llm_max_tokens, self.safety_margin, self.min_useful_output)
 
     @property
     def qdrant_path(self) -> Path:
@@ -287,28 +256,11 @@ def _validate(model: type[BaseModel], data: Any, file: str, prefix: str = "") ->
         raise ConfigError(file, field or "-", err["msg"]) from exc
 
 
-def _api_keys(raw: str) -> tuple[ApiKey, ...]:
-    try:
-        return parse_api_keys(raw)
-    except KeyConfigError as exc:
-        raise ConfigError("environment", "API_KEYS", str(exc)) from exc
-
-
-def _env_number(env: dict[str, str], name: str, kind: type, default: Any) -> Any:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return kind(raw)
-    except ValueError as exc:
-        raise ConfigError("environment", name, f"expected a number, got {raw!r}") from exc
-
-
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Build the settings from `config/` and the environment, or raise `ConfigError`."""
     env = dict(os.environ if env is None else env)
     config_dir = _config_dir()
-    mode = env.get("LLM_MODE", "local").strip().lower() or "local"
+    mode = (env.get("LLM_MODE") or "local").strip().lower() or "local"
     profile_name = PROFILE_ALIASES.get(mode)
     if profile_name is None:
         raise ConfigError("environment", "LLM_MODE", f"unknown mode {mode!r}; use local, vllm or ollama")
@@ -339,51 +291,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         if target not in profile.endpoints:
             raise ConfigError(str(profile_file), f"routing.{step}", f"names {target!r}, which is not an endpoint")
 
-    values = {
-        "profile_name": profile_name,
-        "profile": profile,
-        "models": models,
-        "data_dir": Path(env.get("DATA_DIR") or "./data").expanduser().resolve(),
-        "llm_max_tokens": _env_number(env, "LLM_MAX_TOKENS", int, 2048),
-        "context_window_override": _env_number(env, "LLM_CONTEXT_WINDOW", int, None),
-        "max_upload_mb": _env_number(env, "MAX_UPLOAD_MB", float, 50),
-        "max_parse_mb": _env_number(env, "MAX_PARSE_MB", float, 32),
-        "max_expansion_ratio": _env_number(env, "MAX_EXPANSION_RATIO", float, 100),
-        "max_pdf_pages": _env_number(env, "MAX_PDF_PAGES", int, 2000),
-        "max_document_chars": _env_number(env, "MAX_DOCUMENT_CHARS", int, 2_000_000),
-        "max_sheet_rows": _env_number(env, "MAX_SHEET_ROWS", int, 100_000),
-        "extract_timeout_s": _env_number(env, "EXTRACT_TIMEOUT_S", float, 120),
-        "extract_memory_mb": _env_number(env, "EXTRACT_MEMORY_MB", int, 2048),
-        "max_ocr_pages": _env_number(env, "MAX_OCR_PAGES", int, 200),
-        "ocr_page_timeout_s": _env_number(env, "OCR_PAGE_TIMEOUT_S", float, 60),
-        "max_image_pixels": _env_number(env, "MAX_IMAGE_PIXELS", int, 89_478_485),
-        "tesseract_cmd": env.get("TESSERACT_CMD") or "tesseract",
-        "log_format": "json" if env.get("LOG_FORMAT", "").lower() == "json" else "text",
-        "api_keys": _api_keys(env.get("API_KEYS", "")),
-        "metrics_key": env.get("METRICS_KEY") or None,
-        "llama_server_threads": _env_number(env, "LLAMA_SERVER_THREADS", int, None),
-        "llm_temperature": _env_number(env, "LLM_TEMPERATURE", float, 0.2),
-        "llm_capture_file": env.get("LLM_CAPTURE_FILE") or None,
-        "database_url": env.get("DATABASE_URL") or None,
-        "redis_url": env.get("REDIS_URL") or env.get("JOBS_REDIS_URL") or None,
-        "job_workers": _env_number(env, "JOB_WORKERS", int, 2),
-        "upload_workers": _env_number(env, "UPLOAD_WORKERS", int, 2),
-        "upload_queue": _env_number(env, "UPLOAD_QUEUE", int, 8),
-        "max_document_chunks": _env_number(env, "MAX_DOCUMENT_CHUNKS", int, 4000),
-        "ingest_wait_s": _env_number(env, "INGEST_WAIT_S", float, 3),
-        "search_per_key": _env_number(env, "SEARCH_PER_KEY", int, 4),
-        "answers_per_key": _env_number(env, "ANSWERS_PER_KEY", int, 2),
-        "header_timeout_s": _env_number(env, "HEADER_TIMEOUT_S", float, 10),
-        "body_timeout_s": _env_number(env, "BODY_TIMEOUT_S", float, 120),
-        "body_idle_timeout_s": _env_number(env, "BODY_IDLE_TIMEOUT_S", float, 15),
-        "max_connections": _env_number(env, "MAX_CONNECTIONS", int, 512),
-        "keep_alive_s": _env_number(env, "KEEP_ALIVE_S", float, 5),
-    }
-    try:
-        settings = Settings.model_validate(values)
-    except ValidationError as exc:
-        field = str(exc.errors()[0]["loc"][0])
-        raise ConfigError("environment", _ENV_NAMES.get(field, field), exc.errors()[0]["msg"]) from exc
+    settings = Settings.from_env(
+        env,
+        profile_name=profile_name,
+        profile=profile,
+        models=models,
+        extract_limits=ExtractLimits.from_env(env),
+        limits=Limits.from_env(env),
+    )
     for name, endpoint in profile.endpoints.items():
         if settings.model_spec(endpoint.model) is None:
             raise ConfigError(

@@ -112,3 +112,22 @@ def test_serve_refuses_to_start_on_bad_config_and_says_where(tmp_path):
     )
     assert proc.returncode == 2
     assert f"{cfg / 'profiles' / 'local.json'}: line 1" in proc.stderr and "invalid JSON" in proc.stderr
+
+
+def test_every_environment_variable_is_declared_once_and_documented():
+    """Each variable is one `Field` of the group that owns it; the README's tables name them all."""
+    from docassist.pipelines.documents.extract import ExtractLimits
+    from docassist.pipelines.llm.budget import Limits
+    from docassist.pipelines.settings import Settings
+
+    declared: list[str] = []
+    for group in (Settings, ExtractLimits, Limits):
+        for field in group.model_fields.values():
+            alias = field.validation_alias
+            names = getattr(alias, "choices", [alias]) if alias else []
+            declared += [str(name) for name in names]
+    assert len(declared) == len(set(declared)), "a variable declared twice"
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    undocumented = [name for name in declared if f"`{name}`" not in readme and name != "JOBS_REDIS_URL"]
+    assert undocumented == []
+    assert load_settings({"LLM_MAX_TOKENS": "77"}).limits.max_tokens == 77, "read by its owner"

@@ -32,9 +32,11 @@ from pathlib import PurePath
 from typing import Any, TypeVar
 
 from charset_normalizer import from_bytes
+from pydantic import Field
 
 from docassist.pipelines.documents.formats.ocr import IMAGE_EXTS, check_available, image_frames, ocr_page
 from docassist.pipelines.documents.locations import Extracted, Location, Part, join_parts
+from docassist.pipelines.environment import FromEnvironment
 from docassist.pipelines.errors import (
     DocassistError,
     EncryptedDocument,
@@ -78,17 +80,23 @@ T = TypeVar("T")
 MAX_MARKUP_DEPTH = 256  # libxml2's limit for HTML and XML without its "huge" option
 
 
-@dataclass(frozen=True)
-class ExtractLimits:
-    max_parse_mb: float = 32  # markup a parser reads: an HTML file, a zip format's parts once unpacked
-    max_expansion_ratio: float = 100  # unpacked / packed size of one part of a zip format
-    max_pdf_pages: int = 2000
-    max_document_chars: int = 2_000_000
-    max_sheet_rows: int = 100_000  # non-empty rows of an XLSX, ODS or CSV, its sheets together
-    max_ocr_pages: int = 200  # scanned PDF pages and image frames OCR reads in one document
-    ocr_page_timeout_s: float = 60  # Tesseract on one page
-    max_image_pixels: int = 89_478_485  # an image or a rendered page; Pillow's own default guard
-    tesseract_cmd: str = "tesseract"
+class ExtractLimits(FromEnvironment):
+    """What reading one file may cost; each limit's environment variable declared here."""
+
+    # markup a parser reads: an HTML file, a zip format's parts once unpacked
+    max_parse_mb: float = Field(default=32, gt=0, validation_alias="MAX_PARSE_MB")
+    # unpacked / packed size of one part of a zip format
+    max_expansion_ratio: float = Field(default=100, gt=1, validation_alias="MAX_EXPANSION_RATIO")
+    max_pdf_pages: int = Field(default=2000, gt=0, validation_alias="MAX_PDF_PAGES")
+    max_document_chars: int = Field(default=2_000_000, gt=0, validation_alias="MAX_DOCUMENT_CHARS")
+    # non-empty rows of an XLSX, ODS or CSV, its sheets together
+    max_sheet_rows: int = Field(default=100_000, gt=0, validation_alias="MAX_SHEET_ROWS")
+    # scanned PDF pages and image frames OCR reads in one document
+    max_ocr_pages: int = Field(default=200, ge=0, validation_alias="MAX_OCR_PAGES")
+    ocr_page_timeout_s: float = Field(default=60, gt=0, validation_alias="OCR_PAGE_TIMEOUT_S")  # one page
+    # an image or a rendered page; Pillow's own default guard
+    max_image_pixels: int = Field(default=89_478_485, gt=0, validation_alias="MAX_IMAGE_PIXELS")
+    tesseract_cmd: str = Field(default="tesseract", validation_alias="TESSERACT_CMD")
 
 
 MAX_FILENAME_CHARS = 255

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from pydantic import Field
+
+from docassist.pipelines.environment import FromEnvironment
 from docassist.pipelines.errors import ContextOverflow
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(FromEnvironment):
     """The service's limits on every call (`LLM_MAX_TOKENS` and the margins around it)."""
 
-    max_tokens: int = 2048
-    safety_margin: int = 64
-    min_useful_output: int = 64
+    max_tokens: int = Field(default=2048, gt=0, validation_alias="LLM_MAX_TOKENS")
+    safety_margin: int = Field(default=64, ge=0)
+    min_useful_output: int = Field(default=64, gt=0)
 
     def output(self, model_max_output: int) -> int:
         """What a summary or an answer may generate: the model's cap within the service's."""

@@ -5,7 +5,8 @@ Chat models get two messages; completion-style (base) models get one text that e
 cue and the first words of the answer (the `primer`), which is part of the returned text.
 
 The prompt version is part of every summary cache key, so editing a template means bumping
-`PROMPT_VERSION` (or adding `prompts/v2.toml`) and old summaries are not served as new.
+`PROMPT_VERSION` (or adding `prompts/v2.toml`) and old summaries are not served as new. The
+version is a setting (`Settings.prompt_version`), made this process's with `use_version` at start.
 """
 
 from __future__ import annotations
@@ -21,8 +22,25 @@ from typing import Literal
 from llama_index.core.llms import ChatMessage, MessageRole
 
 from docassist.pipelines.documents.language import NAMES
+from docassist.pipelines.environment import ConfigError
 
-PROMPT_VERSION = os.environ.get("PROMPT_VERSION", "v1")
+_version = ["v1"]  # the process's prompt version, set once at start from Settings
+
+
+def use_version(version: str) -> None:
+    """Make `version` the templates every prompt of this process is rendered from; a version
+    without its file stops the start (`ConfigError`), not the first summary."""
+    try:
+        templates(version)
+    except FileNotFoundError as exc:
+        raise ConfigError("environment", "PROMPT_VERSION", f"no prompts/{version}.toml") from exc
+    _version[0] = version
+
+
+def prompt_version() -> str:
+    return _version[0]
+
+
 Task = Literal["summarize", "map", "reduce", "focus", "answer", "condense"]
 Style = Literal["chat", "completion"]
 
@@ -44,16 +62,21 @@ class Prompt:
         return [*msgs, ChatMessage(role=MessageRole.USER, content=self.user)]
 
 
+def templates(version: str | None = None) -> dict:
+    """The templates of `version` (the process's by default), with `fingerprint`: the SHA-256 of
+    their file (part of cache keys)."""
+    return _templates(version or _version[0])
+
+
 @lru_cache(maxsize=8)
-def templates(version: str = PROMPT_VERSION) -> dict:
-    """The templates of `version`, with `fingerprint`: the SHA-256 of their file (part of cache keys)."""
+def _templates(version: str) -> dict:
     folder = os.environ.get("DOCASSIST_PROMPTS_DIR") or str(files("docassist.prompts"))
     with open(os.path.join(folder, f"{version}.toml"), "rb") as fh:
         raw = fh.read()
     return {**tomllib.loads(raw.decode("utf-8")), "fingerprint": hashlib.sha256(raw).hexdigest()}
 
 
-def language_slots(language: str, version: str = PROMPT_VERSION) -> dict[str, str]:
+def language_slots(language: str, version: str | None = None) -> dict[str, str]:
     english, native = NAMES.get(language, (language, language))
     slots = {"language": english, "language_native": native}
     cues = templates(version)["cues"]
@@ -68,7 +91,7 @@ def render(
     language: str,
     *,
     strict: bool = False,
-    version: str = PROMPT_VERSION,
+    version: str | None = None,
     instructions: Literal["system", "user"] = "system",
     **slots: str | int,
 ) -> Prompt:

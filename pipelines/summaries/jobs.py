@@ -37,7 +37,6 @@ from docassist.pipelines.summaries.job_store import Job, JobStore
 from docassist.pipelines.summaries.service import SummaryService
 
 RETRYABLE = {"llm_unavailable", "vector_store_unavailable", "store_unavailable", "cancelled", "internal_error"}
-LEASE_S = float(os.environ.get("JOB_LEASE_S", "30"))
 LOST_MESSAGE_S = 900.0  # a job queued this long ago and still pending lost its message: queue it again
 logging.getLogger("huey").setLevel(logging.WARNING)
 
@@ -68,7 +67,7 @@ class JobRunner:
         summaries: SummaryService,
         workers: int = 2,
         shared: bool = False,
-        lease_s: float = LEASE_S,
+        lease_s: float = 30,
     ) -> None:
         self.huey, self.store, self.registry, self.summaries = huey, store, registry, summaries
         self.workers, self.shared, self.lease_s = workers, shared, lease_s

@@ -23,7 +23,7 @@ from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.errors import Cancelled, DocassistError
 from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
-from docassist.pipelines.llm.prompts import PROMPT_VERSION, templates
+from docassist.pipelines.llm.prompts import prompt_version, templates
 from docassist.pipelines.logs import event
 from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries import plan as planning
@@ -85,7 +85,7 @@ class SummaryService:
             str(self.map_ep.spec.context_window),
             self.reduce_ep.settings.model,
             str(self.reduce_ep.spec.context_window),
-            PROMPT_VERSION,
+            prompt_version(),
             templates()["fingerprint"],
             language,
             str(self.max_output),
@@ -358,7 +358,7 @@ class SummaryService:
                 self.map_ep.settings.model,
                 self.reduce_ep.settings.model,
                 str(self.reduce_ep.spec.context_window),
-                PROMPT_VERSION,
+                prompt_version(),
                 language,
                 str(self.max_output),
             ]

@@ -34,7 +34,7 @@ from docassist.pipelines.documents.language import detect_language
 from docassist.pipelines.errors import ContextOverflow, SummarizationStalled
 from docassist.pipelines.llm.caller import Completion, LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
-from docassist.pipelines.llm.prompts import PROMPT_VERSION, Prompt
+from docassist.pipelines.llm.prompts import Prompt, prompt_version
 from docassist.pipelines.logs import event
 from docassist.pipelines.summaries import plan as planning
 from docassist.pipelines.summaries.events import Strategy, SummaryDelta, SummaryProgress, Usage
@@ -158,7 +158,7 @@ class _Resplit(Exception):
 
 
 def node_key(task: str, endpoint: Endpoint, prompt: Prompt) -> str:
-    raw = f"{PROMPT_VERSION}|{task}|{endpoint.settings.model}|{prompt.system}|{prompt.as_text()}"
+    raw = f"{prompt_version()}|{task}|{endpoint.settings.model}|{prompt.system}|{prompt.as_text()}"
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
