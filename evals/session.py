@@ -17,7 +17,7 @@ from typing import Any
 
 from docassist.pipelines.answers.events import AskComplete
 from docassist.pipelines.answers.workflow import Mode
-from docassist.pipelines.assistant import Assistant
+from docassist.pipelines.assistant import Assistant, Ingested
 from docassist.pipelines.documents.registry import DocumentRecord
 from docassist.pipelines.logs import configure_logging
 from docassist.pipelines.runtime import Runtime
@@ -46,7 +46,9 @@ class EvalSession:
         return {task: cfg.endpoints[name].model_name for task, name in cfg.routing.items()}
 
     async def ingest(self, space: str, name: str, text: str) -> DocumentRecord:
-        return (await self.assistant.ingest(space, name, text.encode("utf-8"))).document.record
+        ingested = await self.assistant.ingest(space, name, text.encode("utf-8"), wait=True)
+        assert isinstance(ingested, Ingested)  # waited for: never a job that runs on
+        return ingested.document.record
 
     async def summarize(
         self, record: DocumentRecord, language: str | None = None, force: bool = False

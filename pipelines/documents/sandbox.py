@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import TypeVar
@@ -51,6 +52,7 @@ from docassist.pipelines.logs import event
 
 WORKER_NICE = 10
 T = TypeVar("T")
+Pool = concurrent.futures.ProcessPoolExecutor
 _OCR_GRACE_S = 10  # past OCR_PAGE_TIMEOUT_S, which Tesseract's own timeout enforces, before the worker is killed
 
 
@@ -206,7 +208,7 @@ class ExtractionSandbox:
         finally:
             self._free.put(pool)
 
-    def _borrow(self) -> concurrent.futures.ProcessPoolExecutor | None:
+    def _borrow(self) -> Pool | None:
         """A free worker, unless another upload is waiting for one: it comes first."""
         with self._lock:
             if self._waiting:
@@ -218,75 +220,27 @@ class ExtractionSandbox:
 
     def _ocr(
         self,
-        own: concurrent.futures.ProcessPoolExecutor,
+        own: Pool,
         read: ReadParts,
         data: bytes,
         progress: Callable[[OcrProgress], None] | None,
     ) -> list[str]:
-        """Every scanned page's text, in order. Pages go to this upload's worker and to workers it
-        borrows while no other upload waits for one (two pages read side by side on two cores, as
-        Tesseract's own advice for batch work is); the next page is sent before `progress` hears of
-        the last, so what it does (chunk and embed the text so far) overlaps the OCR. A borrowed
-        worker goes back after its page when another upload waits. A broken borrowed worker is
-        replaced here; a broken own worker, by `extract`."""
-        pages = [part.ocr_page or 0 for part in read.ocr_parts]
-        page_timeout = self.limits.ocr_page_timeout_s + _OCR_GRACE_S
-        texts: list[str] = []
-        idle = [own]
-        borrowed: set[concurrent.futures.ProcessPoolExecutor] = set()
-        pending: collections.deque[tuple[concurrent.futures.ProcessPoolExecutor, concurrent.futures.Future[str], float]]
-        pending = collections.deque()
-
-        def send() -> None:
-            while len(texts) + len(pending) < len(pages):
-                if not idle:
-                    extra = self._borrow()
-                    if extra is None:
-                        return
-                    borrowed.add(extra)
-                    idle.append(extra)
-                pool = idle.pop()
-                page = pages[len(texts) + len(pending)]
-                future = pool.submit(ocr_part, read.filename, read.ext, page, data, self.limits)
-                pending.append((pool, future, time.monotonic() + page_timeout))
-            self._record_pids()
-
-        def give_back(pool: concurrent.futures.ProcessPoolExecutor) -> None:
-            borrowed.discard(pool)
-            self._free.put(pool)
-
+        """Every scanned page's text, in order (`_PageRun`); the next pages are sent before
+        `progress` hears of the last, so what it does (embedding the text so far) overlaps the OCR."""
+        run = _PageRun(self, own, read, data)
         if progress is not None:
-            progress(OcrProgress(0, len(pages), text_so_far(read, [])))
+            progress(OcrProgress(0, len(run.pages), text_so_far(read, [])))
         try:
-            send()
-            while pending:
-                pool, future, deadline = pending.popleft()
-                try:
-                    texts.append(
-                        self._result(
-                            future, read.filename, page_timeout, "OCR_PAGE_TIMEOUT_S", deadline - time.monotonic()
-                        )
-                    )
-                except _Replace as exc:
-                    if pool is own:
-                        raise
-                    borrowed.discard(pool)
-                    self._free.put(self._replace(pool, exc.why))
-                    raise exc.error from None
-                idle.append(pool)
-                for extra in [p for p in idle if p in borrowed]:
-                    if self._waiting or len(texts) + len(pending) == len(pages):
-                        idle.remove(extra)
-                        give_back(extra)
-                send()
+            run.send()
+            while run.pending:
+                run.collect()
+                run.return_spare()
+                run.send()
                 if progress is not None:
-                    progress(OcrProgress(len(texts), len(pages), text_so_far(read, texts)))
-            return texts
+                    progress(OcrProgress(len(run.texts), len(run.pages), text_so_far(read, run.texts)))
+            return run.texts
         finally:
-            for _pool, future, _deadline in pending:
-                future.cancel()  # not started: dropped; a page being read finishes in its worker
-            for extra in list(borrowed):
-                give_back(extra)
+            run.close()
 
     def _run(
         self,
@@ -353,3 +307,76 @@ class ExtractionSandbox:
         if self.pid_file is not None:
             with contextlib.suppress(OSError):
                 self.pid_file.unlink()
+
+
+@dataclass
+class _Sent:
+    pool: Pool
+    future: concurrent.futures.Future[str]
+    deadline: float
+
+
+class _PageRun:
+    """One scan's pages in flight. Pages go to the upload's own worker and to workers it borrows
+    while no other upload waits for one (two pages read side by side on two cores, Tesseract's own
+    advice for batch work); a borrowed worker goes back after its page once another upload waits
+    or no page is left to send. A broken borrowed worker is replaced here; a broken own worker
+    (`_Replace` raised) by `extract`."""
+
+    def __init__(self, sandbox: ExtractionSandbox, own: Pool, read: ReadParts, data: bytes) -> None:
+        self.sandbox, self.own, self.read, self.data = sandbox, own, read, data
+        self.pages = [part.ocr_page or 0 for part in read.ocr_parts]
+        self.page_timeout = sandbox.limits.ocr_page_timeout_s + _OCR_GRACE_S
+        self.texts: list[str] = []
+        self.idle: list[Pool] = [own]
+        self.borrowed: set[Pool] = set()
+        self.pending: collections.deque[_Sent] = collections.deque()
+
+    def _unsent(self) -> int:
+        return len(self.pages) - len(self.texts) - len(self.pending)
+
+    def send(self) -> None:
+        """A page to every idle worker, borrowing free ones, while pages are left."""
+        while self._unsent():
+            if not self.idle:
+                extra = self.sandbox._borrow()
+                if extra is None:
+                    break
+                self.borrowed.add(extra)
+                self.idle.append(extra)
+            pool = self.idle.pop()
+            page = self.pages[len(self.texts) + len(self.pending)]
+            future = pool.submit(ocr_part, self.read.filename, self.read.ext, page, self.data, self.sandbox.limits)
+            self.pending.append(_Sent(pool, future, time.monotonic() + self.page_timeout))
+        self.sandbox._record_pids()
+
+    def collect(self) -> None:
+        """The oldest page sent, read (pages come back in order)."""
+        sent = self.pending.popleft()
+        wait = sent.deadline - time.monotonic()
+        try:
+            text = self.sandbox._result(sent.future, self.read.filename, self.page_timeout, "OCR_PAGE_TIMEOUT_S", wait)
+        except _Replace as exc:
+            if sent.pool is self.own:
+                raise
+            self.borrowed.discard(sent.pool)
+            self.sandbox._free.put(self.sandbox._replace(sent.pool, exc.why))
+            raise exc.error from None
+        self.texts.append(text)
+        self.idle.append(sent.pool)
+
+    def return_spare(self) -> None:
+        """Idle borrowed workers back, once another upload waits or no page is left to send."""
+        if not (self.sandbox._waiting or not self._unsent()):
+            return
+        for pool in [p for p in self.idle if p in self.borrowed]:
+            self.idle.remove(pool)
+            self.borrowed.discard(pool)
+            self.sandbox._free.put(pool)
+
+    def close(self) -> None:
+        for sent in self.pending:
+            sent.future.cancel()  # not started: dropped; a page being read finishes in its worker
+        for pool in list(self.borrowed):
+            self.borrowed.discard(pool)
+            self.sandbox._free.put(pool)
