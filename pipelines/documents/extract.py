@@ -25,28 +25,26 @@ from __future__ import annotations
 import io
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePath
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from charset_normalizer import from_bytes
 from pydantic import Field
 
+from docassist.pipelines.documents.formats.markup import too_deep
 from docassist.pipelines.documents.formats.ocr import IMAGE_EXTS, check_available, image_frames, ocr_page
+from docassist.pipelines.documents.formats.plain import decode_text
 from docassist.pipelines.documents.locations import Extracted, Location, Part, join_parts
 from docassist.pipelines.environment import FromEnvironment
 from docassist.pipelines.errors import (
     DocassistError,
-    EncryptedDocument,
     InvalidInput,
     MarkupTooLarge,
     NoText,
     TextTooLong,
     TooDeeplyNested,
     TooManyOcrPages,
-    TooManyPages,
     UnreadableDocument,
     UnsupportedMediaType,
 )
@@ -75,9 +73,7 @@ SUPPORTED = {
 }
 # zips of XML: vetted by `formats.archive.check_archive` before their library opens them
 ZIP_FORMATS = {".docx", ".pptx", ".xlsx", ".odt", ".ods", ".odp", ".epub"}
-MB = 1024 * 1024
 T = TypeVar("T")
-MAX_MARKUP_DEPTH = 256  # libxml2's limit for HTML and XML without its "huge" option
 
 
 class ExtractLimits(FromEnvironment):
@@ -134,140 +130,12 @@ def file_kind(filename: str) -> str:
     return ext
 
 
-_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f\ufffd]")
-_MAX_CONTROL_SHARE = 0.01  # of characters: more is binary data or a wrong guess, not text
-
-
-def _utf16_without_bom(data: bytes) -> str | None:
-    """UTF-16 text that starts with no byte-order mark, or None. In UTF-16 of an alphabetic
-    script nearly every high byte is one of two values (the script's block, and 0 for spaces and
-    punctuation), at every other position; which positions says the byte order."""
-    n = len(data) // 2 * 2
-    if n < 4:
-        return None
-
-    def dominance(column: bytes) -> float:
-        return sum(count for _, count in Counter(column).most_common(2)) / len(column)
-
-    even, odd = dominance(data[0:n:2]), dominance(data[1:n:2])
-    if max(even, odd) < 0.9 or abs(even - odd) < 0.2:
-        return None
-    try:
-        text = data[:n].decode("utf-16-le" if odd > even else "utf-16-be")
-    except UnicodeDecodeError:
-        return None
-    return text if len(_CONTROLS.findall(text)) <= _MAX_CONTROL_SHARE * len(text) else None
-
-
-def decode_text(data: bytes) -> str:
-    """Decode bytes of unknown encoding: UTF-8 (with or without BOM) first, UTF-16 by its BOM or,
-    without one, by the shape of its bytes, then charset-normalizer's best guess. Bytes that
-    decode only to control characters are not text: `UnreadableDocument`, never garbage stored."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    for bom, codec in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
-        if data.startswith(bom):
-            return data[2:].decode(codec, errors="replace")
-    text: str | None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    if text is None or _CONTROLS.search(text):  # UTF-16 of Latin or Cyrillic letters is valid UTF-8 with NULs or ^D
-        text = _utf16_without_bom(data) or text
-    if text is None:
-        best = from_bytes(data).best()
-        text = None if best is None else str(best)
-    if text is None or len(_CONTROLS.findall(text)) > _MAX_CONTROL_SHARE * len(text):
-        raise UnreadableDocument(
-            "the file is not text in an encoding docassist can read (UTF-8, UTF-16, Windows-1251, KOI8-R, "
-            "Latin-1 and the other common ones): it looks like binary data"
-        )
-    return text
-
-
-def _pdf_parts(data: bytes, limits: ExtractLimits) -> list[Part]:
-    """Each page's text layer as a part with its page number; a page without one that holds an
-    image (a scan) as a part for OCR to read, the others (blank pages) left out."""
-    from pypdf import PdfReader
-    from pypdf.errors import LimitReachedError
-
-    reader = PdfReader(io.BytesIO(data))
-    if reader.is_encrypted and not reader.decrypt(""):
-        raise EncryptedDocument("the PDF is protected by a password; upload it without one")
-    try:
-        pages = len(reader.pages)
-    except LimitReachedError as exc:
-        raise TooManyPages(f"the PDF has more pages than its reader will count ({exc})") from exc
-    if pages > limits.max_pdf_pages:
-        raise TooManyPages(
-            f"the PDF has {pages:,} pages; MAX_PDF_PAGES allows {limits.max_pdf_pages:,}",
-            pages=pages,
-            limit=limits.max_pdf_pages,
-        )
-    texts: list[str] = []
-    length = 0
-    for page in reader.pages:
-        text = page.extract_text() or ""
-        length += len(text)
-        if length > limits.max_document_chars * 2:  # far past the text limit: stop reading
-            break
-        texts.append(text)
-    textless = [i for i, text in enumerate(texts) if not any(ch.isalnum() for ch in text)]
-    if textless:
-        from docassist.pipelines.documents.formats.ocr import scanned_pages
-
-        scans = set(scanned_pages(data, textless))
-    else:
-        scans = set()
-    return [
-        Part("", Location(page=i + 1), ocr_page=i) if i in scans else Part(text, Location(page=i + 1))
-        for i, text in enumerate(texts)
-    ]
-
-
 def _docx_parts(data: bytes) -> list[Part]:
     import docx
 
     from docassist.pipelines.documents.formats.headings import docx_parts
 
     return docx_parts(docx.Document(io.BytesIO(data)))
-
-
-def _html_parts(data: bytes, limits: ExtractLimits) -> list[Part]:
-    if len(data) > limits.max_parse_mb * MB:
-        raise MarkupTooLarge(
-            f"the HTML file is {len(data) / MB:,.1f} MB; MAX_PARSE_MB allows {limits.max_parse_mb:g}",
-            size_bytes=len(data),
-        )
-    from docassist.pipelines.documents.formats.headings import html_parts
-
-    return html_parts(_visible(decode_text(data), "HTML"))
-
-
-def _visible(markup: str | bytes, kind: str) -> Any:
-    """The parsed document without what a browser does not show (scripts, styles, templates)."""
-    import lxml.html
-
-    parser = lxml.html.HTMLParser()
-    root = lxml.html.document_fromstring(markup, parser=parser)
-    if any("Excessive depth" in entry.message for entry in parser.error_log):
-        raise TooDeeplyNested(_too_deep(kind))
-    for element in root.xpath("//script|//style|//noscript|//template"):
-        element.drop_tree()
-    return root
-
-
-def markup_text(markup: str | bytes, kind: str) -> str:
-    """The visible text of HTML or XHTML (an EPUB chapter: bytes, its encoding declared inside)."""
-    return "\n".join(_visible(markup, kind).itertext())
-
-
-def _too_deep(kind: str) -> str:
-    return (
-        f"the {kind} nests elements more than {MAX_MARKUP_DEPTH} levels deep; its parser reads no deeper, so the "
-        "text below would be lost — save it with a flatter structure"
-    )
 
 
 def normalize(text: str) -> str:
@@ -310,7 +178,9 @@ def _read(ext: str, data: bytes, limits: ExtractLimits) -> str | list[Part]:
 
         check_archive(data, limits, _KINDS[ext])
     if ext == ".pdf":
-        return _pdf_parts(data, limits)
+        from docassist.pipelines.documents.formats.pdf import pdf_parts
+
+        return pdf_parts(data, limits)
     if ext in IMAGE_EXTS:
         frames = image_frames(data, limits)
         return [Part("", Location(page=i + 1) if frames > 1 else None, ocr_page=i) for i in range(frames)]
@@ -321,7 +191,9 @@ def _read(ext: str, data: bytes, limits: ExtractLimits) -> str | list[Part]:
 
         return markdown_parts(decode_text(data))
     if ext in (".html", ".htm"):
-        return _html_parts(data, limits)
+        from docassist.pipelines.documents.formats.markup import html_document_parts
+
+        return html_document_parts(data, limits)
     if ext == ".pptx":
         from docassist.pipelines.documents.formats.slides import pptx_text
 
@@ -363,11 +235,11 @@ def _guarded(filename: str, ext: str, read: Callable[[], T]) -> T:
     except MemoryError as exc:
         raise MarkupTooLarge("reading the document needs more memory than EXTRACT_MEMORY_MB allows") from exc
     except RecursionError as exc:
-        raise TooDeeplyNested(_too_deep(_KINDS.get(ext, "file"))) from exc
+        raise TooDeeplyNested(too_deep(_KINDS.get(ext, "file"))) from exc
     except Exception as exc:  # any parser's failure: corrupt, truncated, or a construct it cannot read
         kind = _KINDS.get(ext, "file")
         if "Excessive depth" in str(exc):
-            raise TooDeeplyNested(_too_deep(kind)) from exc
+            raise TooDeeplyNested(too_deep(kind)) from exc
         raise UnreadableDocument(_unreadable(filename, kind, exc), filename=filename) from exc
 
 

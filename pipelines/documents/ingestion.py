@@ -178,18 +178,9 @@ class Ingestor:
         t0 = time.perf_counter()
         _stop_if(abandoned)
         progress("reading", 0, 0)
-
         ahead = EmbedAhead(self.splitter.split_text, self.embed_model.get_text_embedding_batch, EMBED_BATCH)
-
-        def scanned(step: OcrProgress) -> None:  # pages OCR'd: progress, a chance to stop, embedding ahead
-            progress("ocr", step.done, step.total)
-            _stop_if(abandoned)
-            ahead.feed(step.text_so_far)
-
-        with ahead:
-            extracted = self.extract(filename, data, progress=scanned)
+        extracted = self._extract(filename, data, abandoned, progress, ahead)
         text = extracted.text
-        _stop_if(abandoned)
         t_extract = time.perf_counter()
         language = detect_language(text)
         event(
@@ -223,16 +214,35 @@ class Ingestor:
         )
         self._embed(nodes, abandoned, progress, ahead)
         t_embed = time.perf_counter()
+        self._write(record, nodes, text, data)
+        _log_indexed(record, (t0, t_extract, t_chunk, t_embed, time.perf_counter()))
+        return record
+
+    def _extract(
+        self, filename: str, data: bytes, abandoned: Callable[[], bool], progress: Progress, ahead: EmbedAhead
+    ) -> Extracted:
+        """The document's text; a scan's pages reported as they are OCR'd, and embedded ahead."""
+
+        def scanned(step: OcrProgress) -> None:  # pages OCR'd: progress, a chance to stop, embedding ahead
+            progress("ocr", step.done, step.total)
+            _stop_if(abandoned)
+            ahead.feed(step.text_so_far)
+
+        with ahead:
+            extracted = self.extract(filename, data, progress=scanned)
+        _stop_if(abandoned)
+        return extracted
+
+    def _write(self, record: DocumentRecord, nodes: list[TextNode], text: str, data: bytes) -> None:
+        """Vectors, then the row, text and original, all or nothing."""
         self.registry.begin(record)
         try:
             self.store.add(nodes)
-            self.registry.commit(space_id, doc_id, text, data)
+            self.registry.commit(record.space_id, record.doc_id, text, data)
         except BaseException:
             with contextlib.suppress(Exception):  # what cannot be undone now stays `writing`: recover() retries
-                self.discard(space_id, doc_id)
+                self.discard(record.space_id, record.doc_id)
             raise
-        _log_indexed(record, (t0, t_extract, t_chunk, t_embed, time.perf_counter()))
-        return record
 
     def _embed(
         self, nodes: list[TextNode], abandoned: Callable[[], bool], progress: Progress, ahead: EmbedAhead

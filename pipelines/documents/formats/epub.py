@@ -29,7 +29,7 @@ def _titles(toc: Iterable[Any]) -> dict[str, str]:
 def epub_text(data: bytes) -> list[Part]:
     from ebooklib import ITEM_DOCUMENT, epub
 
-    from docassist.pipelines.documents.extract import markup_text
+    from docassist.pipelines.documents.formats.markup import markup_text
 
     with warnings.catch_warnings():  # ebooklib warns about its own future defaults on every read
         warnings.simplefilter("ignore")

@@ -120,7 +120,7 @@ def _delimiter(lines: Sequence[str], preferred: str) -> str:
 
 
 def csv_text(data: bytes, limits: ExtractLimits, ext: str) -> list[Part]:
-    from docassist.pipelines.documents.extract import decode_text
+    from docassist.pipelines.documents.formats.plain import decode_text
 
     text = decode_text(data)
     sample = [line for line in text.splitlines()[:_SNIFF_LINES] if line.strip()]
