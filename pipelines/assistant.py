@@ -25,9 +25,10 @@ from docassist.pipelines.conversations.condense import Condenser, Exchange
 from docassist.pipelines.conversations.events import TurnComplete
 from docassist.pipelines.conversations.service import Conversations
 from docassist.pipelines.conversations.store import Conversation, ConversationStore, Message
+from docassist.pipelines.documents.pages import PAGE_DPI
 from docassist.pipelines.documents.registry import DocumentRecord
 from docassist.pipelines.documents.upload_store import UploadJob
-from docassist.pipelines.errors import DocassistError, NotFound, shown
+from docassist.pipelines.errors import DocassistError, NotFound, UnsupportedMediaType, shown
 from docassist.pipelines.health import CAPABILITIES, HealthReport
 from docassist.pipelines.llm.endpoints import Endpoint
 from docassist.pipelines.runtime import Runtime
@@ -166,6 +167,28 @@ class Assistant:
     async def document_text(self, space_id: str, doc_id: str) -> str:
         """The text extracted from the document: what summaries and answers read."""
         return await self._read(lambda: self.runtime.registry.text_of(self.record(space_id, doc_id)))
+
+    async def document_page(self, space_id: str, doc_id: str, number: int) -> bytes:
+        """Page `number` (1-based) of a PDF document as a PNG at `PAGE_DPI`, for a reader to see
+        the page a citation names. Rendered from the stored original in an extraction worker: the
+        file is a user's upload, kept away from the service's own memory as when it was read."""
+
+        def original() -> tuple[DocumentRecord, bytes]:
+            record = self.record(space_id, doc_id)
+            if record.ext != ".pdf":
+                raise UnsupportedMediaType(
+                    f"pages are rendered for PDF documents only; {record.filename!r} is {record.ext or 'plain text'}",
+                    ext=record.ext,
+                )
+            data = self.runtime.registry.original(space_id, doc_id)
+            if data is None:
+                raise NotFound(f"no document {shown(doc_id)} in space {space_id!r}", space_id=space_id)
+            return record, data
+
+        record, data = await self._read(original)
+        return await self.runtime.lanes.pages.run(
+            self.runtime.sandbox.render_page, record.filename, data, number, PAGE_DPI
+        )
 
     async def documents(self, space_id: str) -> list[DocumentView]:
         check_space_id(space_id)

@@ -103,6 +103,7 @@ class Lanes:
     storage: Lane
     search: Lane
     health: Lane
+    pages: Lane  # PDF pages rendered for readers: each call waits on an extraction worker
 
     @classmethod
     def build(cls, upload_workers: int, upload_queue: int) -> Lanes:
@@ -111,8 +112,9 @@ class Lanes:
             storage=Lane("storage", 4),
             search=Lane("search", 4),
             health=Lane("health", 2),
+            pages=Lane("pages", 2),
         )
 
     def close(self) -> None:
-        for lane in (self.uploads, self.storage, self.search, self.health):
+        for lane in (self.uploads, self.storage, self.search, self.health, self.pages):
             lane.close()

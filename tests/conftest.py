@@ -20,13 +20,50 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # The committed sample of the evaluation data (tests/fixtures/evaldata/README.md), never
 # DOCASSIST_EVALDATA: the tests pass in any clone and read the same documents everywhere.
 EVALDATA = FIXTURES / "evaldata"
-__all__ = ["EVALDATA", "FIXTURES", "Service", "ingest", "service_env", "sse_events", "start_service", "xquad_article"]
+__all__ = [
+    "EVALDATA",
+    "FIXTURES",
+    "Service",
+    "ingest",
+    "pdf_pages",
+    "service_env",
+    "sse_events",
+    "start_service",
+    "xquad_article",
+]
+PDF_PAGE = (612, 792)  # US Letter in points: 935 × 1,210 pixels at 110 dpi, exactly
 
 
 def xquad_article(lang: str, index: int = 0) -> str:
     """The text of XQuAD dev article `index` of the sample (every dev paragraph is kept, so it is
     the same article as in the full evaluation data; wraps around)."""
     return datasets.xquad_article(lang, index, "dev", EVALDATA)
+
+
+def pdf_pages(pages: list[str]) -> bytes:
+    """A PDF with a text layer, one page per text (reportlab, DejaVu Sans, lines wrapped)."""
+    import io
+
+    from reportlab.lib.utils import simpleSplit
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+    from reportlab.pdfgen import canvas
+
+    from docassist.evals.scans import font_file
+
+    pdfmetrics.registerFont(TTFont("DejaVuSans", font_file()))
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=PDF_PAGE)
+    for text in pages:
+        c.setFont("DejaVuSans", 11)
+        y = PDF_PAGE[1] - 72
+        for paragraph in text.split("\n"):
+            for line in simpleSplit(paragraph, "DejaVuSans", 11, PDF_PAGE[0] - 144) or [""]:
+                c.drawString(72, y, line)
+                y -= 14
+        c.showPage()
+    c.save()
+    return buf.getvalue()
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import FIXTURES, Service, start_service, xquad_article
+from tests.conftest import FIXTURES, Service, ingest, pdf_pages, start_service, xquad_article
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -375,6 +375,113 @@ def test_the_page_speaks_russian_and_remembers_it(page: Page, browser: Browser, 
     finally:
         ru.context.close()
     assert not errors, errors
+
+
+CONV_SPACE = "page_conv"
+FOUNDED = "Городская библиотека Тарусы была открыта в 1895 году на средства купца Ивана Мешкова."
+CLOSED = "Читальный зал библиотеки Тарусы закрыли в 1998 году, когда обрушилась крыша старого здания."
+FIRST_Q = "Когда закрыли читальный зал библиотеки Тарусы?"
+FOLLOW_UP = "А в каком году её открыли?"
+
+
+def library_pdf() -> bytes:
+    """Three pages: the library's founding on page 1, its reading room's closing on page 2 (in
+    the middle of the page, so the passage that holds it lies on page 2 alone), other text around."""
+    a1, a2, a3 = (xquad_article("ru", i) for i in (1, 2, 3))
+    return pdf_pages([FOUNDED + "\n" + a1[:1400], a2[:1300] + "\n" + CLOSED + "\n" + a2[1300:2600], a3[:700]])
+
+
+@pytest.fixture(scope="module")
+def conv_space(page: Page, svc: Service) -> Iterator[str]:
+    """A space of its own holding library.pdf, open in the page; the page's space again after."""
+    with svc.client() as http:
+        r = ingest(http, CONV_SPACE, "library.pdf", library_pdf())
+        assert r.status_code == 200, r.text
+    page.get_by_label("Space", exact=True).fill(CONV_SPACE)
+    page.get_by_role("button", name="Open", exact=True).click()
+    expect(doc_item(page, "library.pdf")).to_be_visible()
+    yield CONV_SPACE
+    page.get_by_label("Space", exact=True).fill(SPACE)
+    page.get_by_role("button", name="Open", exact=True).click()
+
+
+def ask_and_wait(page: Page, q: str) -> None:
+    ask = page.get_by_role("region", name="Ask your documents")
+    ask.get_by_label("Question").fill(q)
+    ask.get_by_role("button", name="Ask", exact=True).click()
+    expect(page.locator("#answer-done")).to_contain_text(re.compile(r"Answered in [\d.]+ s"), timeout=LLM_S)
+    expect(page.locator("#ask-status")).to_have_text("Answered.")
+
+
+def test_a_follow_up_continues_the_conversation_with_its_citations(page: Page, conv_space: str):
+    ask = page.get_by_role("region", name="Ask your documents")
+    expect(ask).to_contain_text("No conversations yet: your first question starts one.")
+    ask_and_wait(page, FIRST_Q)
+    live = page.locator("#citation-list").get_by_role("listitem")
+    closed = live.filter(has_text="1998")
+    expect(closed.first).to_contain_text("library.pdf")
+    expect(closed.first).to_contain_text("p. 2")
+    convs = ask.get_by_role("list", name="Conversations")
+    expect(convs.get_by_role("listitem")).to_have_count(1)
+    expect(convs).to_contain_text(FIRST_Q)  # its title is its first question
+
+    ask_and_wait(page, FOLLOW_UP)  # "её": the library, from the history; its answer is the turn below
+    thread = ask.get_by_role("list", name="Conversation", exact=True)
+    expect(thread.locator(":scope > li")).to_have_count(1)  # the first turn, answered
+    expect(thread).to_contain_text(FIRST_Q)
+    expect(thread.get_by_role("list", name="Quoted from the documents")).to_contain_text("1998")
+    expect(page.locator("#answer-question")).to_have_text(FOLLOW_UP)
+    expect(live.first).to_contain_text("library.pdf")  # the follow-up's answer is quoted too
+    expect(convs.get_by_role("listitem")).to_have_count(1)  # the same conversation, continued
+    shot(page, "conversation.png")
+
+
+def test_a_conversation_is_reopened_from_the_list_after_a_reload(page: Page, conv_space: str):
+    page.reload()
+    expect(page.get_by_label("Space", exact=True)).to_have_value(conv_space)
+    ask = page.get_by_role("region", name="Ask your documents")
+    ask.get_by_role("button", name=f"Open the conversation “{FIRST_Q}”").click()
+    thread = ask.get_by_role("list", name="Conversation", exact=True)
+    turns = thread.locator(":scope > li")
+    expect(turns).to_have_count(2)
+    expect(turns.nth(0)).to_contain_text(FIRST_Q)
+    expect(turns.nth(1)).to_contain_text(FOLLOW_UP)
+    expect(turns.nth(0).get_by_role("list", name="Quoted from the documents")).to_contain_text("1998")
+    expect(turns.nth(1).get_by_role("list", name="Quoted from the documents")).to_contain_text("library.pdf")
+    expect(turns.nth(1)).to_contain_text(CYRILLIC)  # the answer
+    expect(thread).to_be_focused()
+
+
+def test_a_citation_opens_the_quote_highlighted_beside_its_pdf_page(page: Page, conv_space: str):
+    thread = page.get_by_role("list", name="Conversation", exact=True)
+    cited = thread.get_by_role("button", name="Show the quote in library.pdf, p. 2").first
+    cited.focus()
+    page.keyboard.press("Enter")  # from the keyboard
+    passage = page.get_by_role("dialog", name="library.pdf, p. 2")
+    expect(passage).to_be_visible()
+    expect(passage).to_contain_text("The quoted sentence is highlighted in the document’s text.")
+    mark = passage.locator("mark")
+    expect(mark).to_contain_text("1998")
+    assert len(mark.text_content()) < 300, "the quoted sentence is marked, not its whole passage"
+    expect(mark).to_be_in_viewport()
+    image = passage.get_by_role("img", name="Page 2 of library.pdf")
+    expect(image).to_be_visible()
+    page.wait_for_function("() => document.getElementById('passage-img').naturalWidth > 0")
+    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [935, 1210]
+    expect(passage).to_contain_text("The page as it is in the document: p. 2")
+    shot(page, "quote.png", full_page=False)
+    page.keyboard.press("Escape")
+    expect(passage).to_be_hidden()
+
+
+def test_deleting_a_conversation_removes_it(page: Page, svc: Service, conv_space: str):
+    ask = page.get_by_role("region", name="Ask your documents")
+    ask.get_by_role("button", name=f"Delete the conversation “{FIRST_Q}”").click()
+    expect(ask).to_contain_text(f"The conversation “{FIRST_Q}” was deleted.")
+    expect(ask.get_by_role("list", name="Conversations").get_by_role("listitem")).to_have_count(0)
+    expect(page.get_by_role("list", name="Conversation", exact=True)).to_be_hidden()
+    listed = httpx.get(f"{svc.url}/conversations", params={"space_id": conv_space}, timeout=30).json()
+    assert listed["conversations"] == []
 
 
 def test_a_key_is_asked_for_after_the_first_401(browser: Browser, tmp_path_factory: pytest.TempPathFactory):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from docassist.api.deps import AccessDep, AssistantDep
@@ -137,6 +137,30 @@ async def get_document_text(
     """The text extracted from the document (UTF-8): what its summaries and answers are made of."""
     access.check_space(space_id)
     return PlainTextResponse(await assistant.document_text(space_id, doc_id))
+
+
+@router.get(
+    "/documents/{doc_id}/pages/{page}",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "the page as a PNG"},
+        **error_responses(401, 403, 404, 413, 415, 422, 429, 503),
+    },
+)
+async def get_document_page(
+    doc_id: str,
+    assistant: AssistantDep,
+    access: AccessDep,
+    page: Annotated[int, Path(ge=1, le=1_000_000, description="1-based, as a source's `location.page`")],
+    space_id: SpaceQuery = "default",
+) -> Response:
+    """One page of a PDF document as a PNG at 110 dpi, rendered by the service from the uploaded
+    file: the page a citation names. A page the document does not have is `not_found`; a
+    document that is not a PDF, `unsupported_media_type`."""
+    access.check_space(space_id)
+    png = await assistant.document_page(space_id, doc_id, page)
+    # a doc_id names its bytes, so its pages never change; `private`: the answer needed a key
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.delete("/documents/{doc_id}", response_model=DeleteResponse, responses=_READ)

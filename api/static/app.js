@@ -138,6 +138,23 @@ const DICT = {
     passageFound: "The passage is highlighted in the document’s text.",
     passageOnly: "Showing the passage alone.",
     passageLabel: "Document text",
+    convsTitle: "Conversations",
+    convNew: "New conversation",
+    convEmpty: "No conversations yet: your first question starts one.",
+    convFresh: "A new conversation: your next question starts it.",
+    convLoading: "Loading the conversation…",
+    convOpen: (title) => `Open the conversation “${title}”`,
+    convDelete: (title) => `Delete the conversation “${title}”`,
+    convDeleted: (title) => `The conversation “${title}” was deleted.`,
+    convWhen: (at) => `· ${when(at)}`,
+    untitled: "Untitled",
+    thread: "Conversation",
+    asked: "Question",
+    openQuote: (f, where) => `Show the quote in ${f}${where ? `, ${where}` : ""}`,
+    quoteTitle: (f, where) => (where ? `${f}, ${where}` : f),
+    quoteFound: "The quoted sentence is highlighted in the document’s text.",
+    pageAlt: (n, f) => `Page ${n} of ${f}`,
+    pageCaption: (n) => `The page as it is in the document: p. ${n}`,
     healthOk: "Service ready",
     healthLimited: (list) => `Limited: ${list}`,
     healthDown: "Service unavailable",
@@ -298,6 +315,23 @@ const DICT = {
     passageFound: "Отрывок выделен в тексте документа.",
     passageOnly: "Показан только отрывок.",
     passageLabel: "Текст документа",
+    convsTitle: "Беседы",
+    convNew: "Новая беседа",
+    convEmpty: "Бесед пока нет: первый вопрос начнёт беседу.",
+    convFresh: "Новая беседа: следующий вопрос её начнёт.",
+    convLoading: "Загружаю беседу…",
+    convOpen: (title) => `Открыть беседу «${title}»`,
+    convDelete: (title) => `Удалить беседу «${title}»`,
+    convDeleted: (title) => `Беседа «${title}» удалена.`,
+    convWhen: (at) => `· ${when(at)}`,
+    untitled: "Без названия",
+    thread: "Беседа",
+    asked: "Вопрос",
+    openQuote: (f, where) => `Показать цитату в ${f}${where ? `, ${where}` : ""}`,
+    quoteTitle: (f, where) => (where ? `${f}, ${where}` : f),
+    quoteFound: "Цитата выделена в тексте документа.",
+    pageAlt: (n, f) => `Страница ${n} документа ${f}`,
+    pageCaption: (n) => `Страница в документе: стр. ${n}`,
     healthOk: "Сервис готов",
     healthLimited: (list) => `Ограничено: ${list}`,
     healthDown: "Сервис недоступен",
@@ -605,13 +639,13 @@ function openSpace(space) {
   $("space").value = space;
   say($("docs-title"), "docsTitle", space);
   closeSummary();
-  stopAsk();
-  $("answer-box").hidden = true;
-  say($("ask-status"), null);
-  $("ask-error").hidden = true;
+  newConversation(false);
+  say($("convs-status"), null);
+  $("convs").replaceChildren();
   docItems.clear();
   $("docs").replaceChildren();
   loadDocs();
+  loadConversations();
 }
 
 function showKeyForm(messageKey, ...args) {
@@ -647,6 +681,7 @@ function setupSpaceAndKey() {
     say($("key-message"), state.key ? "keySaved" : null);
     $("key-message").hidden = !state.key;
     loadDocs();
+    loadConversations();
     loadHealth();
   });
   $("forget-key").addEventListener("click", () => {
@@ -1190,9 +1225,14 @@ function setupSummary() {
   });
 }
 
-// ------------------------------------------------------------------ ask
+// ------------------------------------------------------------------ ask: a conversation
+// The ask box is the conversation: the first question starts one (POST /conversations), each
+// follow-up continues it (the service rewrites it from the history before retrieval), and "New
+// conversation" starts afresh. The turn being answered streams into #answer-box; earlier turns
+// are in #thread.
 let askRun = null;
 const askEta = new Countdown($("ask-eta"));
+const conv = { id: null, live: null }; // live: the turn #answer-box shows, once it is answered
 
 function stopAsk() {
   if (askRun) askRun.controller.abort();
@@ -1203,7 +1243,137 @@ function stopAsk() {
   $("answer").setAttribute("aria-busy", "false");
 }
 
-function askQuestion() {
+function spaceQuery(space = state.space) {
+  return `space_id=${encodeURIComponent(space)}`;
+}
+
+async function loadConversations(keepStatus = false) {
+  const space = state.space;
+  let list;
+  try {
+    list = (await (await api(`/conversations?${spaceQuery(space)}`, { space })).json()).conversations;
+  } catch (err) {
+    if (space !== state.space) return;
+    $("convs-status").classList.add("alert");
+    showError($("convs-status"), err);
+    return;
+  }
+  if (space !== state.space) return;
+  $("convs-status").classList.remove("alert");
+  const ul = $("convs");
+  ul.replaceChildren(...list.map(conversationItem));
+  if (!keepStatus) say($("convs-status"), list.length ? null : "convEmpty");
+}
+
+function conversationItem(c) {
+  const li = el("li", "conv");
+  const title = c.title || t("untitled");
+  const open = el("button", "link", title);
+  open.type = "button";
+  sayLabel(open, "convOpen", title);
+  if (c.conversation_id === conv.id) open.setAttribute("aria-current", "true");
+  const at = el("span", "hint");
+  say(at, "convWhen", c.updated_at);
+  const del = el("button", "danger-outline small");
+  del.type = "button";
+  say(del, "delete");
+  sayLabel(del, "convDelete", title);
+  open.addEventListener("click", () => openConversation(c.conversation_id));
+  del.addEventListener("click", () => deleteConversation(c, title));
+  const name = el("span", "");
+  name.append(open, " ", at);
+  li.append(name, del);
+  return li;
+}
+
+function clearTurns() {
+  stopAsk();
+  conv.live = null;
+  $("thread").replaceChildren();
+  $("thread").hidden = true;
+  $("answer-box").hidden = true;
+  say($("ask-status"), null);
+  $("ask-error").hidden = true;
+}
+
+function newConversation(focus = true) {
+  clearTurns();
+  conv.id = null;
+  for (const b of $("convs").querySelectorAll("[aria-current]")) b.removeAttribute("aria-current");
+  if (focus) {
+    say($("convs-status"), "convFresh");
+    $("question").focus();
+  }
+}
+
+async function openConversation(id) {
+  clearTurns();
+  conv.id = id;
+  say($("convs-status"), "convLoading");
+  const space = state.space;
+  let body;
+  try {
+    body = await (await api(`/conversations/${encodeURIComponent(id)}?${spaceQuery(space)}`, { space })).json();
+  } catch (err) {
+    $("convs-status").classList.add("alert");
+    showError($("convs-status"), err);
+    return;
+  }
+  if (space !== state.space || conv.id !== id) return;
+  say($("convs-status"), null);
+  const messages = body.messages || [];
+  for (let i = 0; i < messages.length; i += 1) {
+    const m = messages[i];
+    if (m.role !== "user") continue;
+    const a = messages[i + 1]?.role === "assistant" ? messages[i + 1] : null;
+    addPastTurn({
+      q: m.text,
+      answer: a?.text || "",
+      language: a?.language || m.language || "",
+      grounded: a?.grounded,
+      citations: a?.citations || [],
+      sources: a?.sources || [],
+    });
+  }
+  loadConversations(true); // marks the open one
+  $("thread").focus();
+}
+
+async function deleteConversation(c, title) {
+  const space = state.space;
+  try {
+    await api(`/conversations/${encodeURIComponent(c.conversation_id)}?${spaceQuery(space)}`, { method: "DELETE", space });
+  } catch (err) {
+    $("convs-status").classList.add("alert");
+    showError($("convs-status"), err);
+    return;
+  }
+  if (conv.id === c.conversation_id) newConversation(false);
+  await loadConversations(true);
+  $("convs-status").classList.remove("alert");
+  say($("convs-status"), "convDeleted", title);
+  $("conv-new").focus();
+}
+
+// An answered turn in #thread: its question, its answer and the sentences it rests on.
+function addPastTurn(turn) {
+  const li = el("li", "turn");
+  const q = el("p", "asked", turn.q);
+  const answer = el("div", "text", turn.answer);
+  if (turn.language) answer.lang = turn.language;
+  li.append(q, answer);
+  if (turn.grounded === false) li.append(say(el("p", "hint"), "notGrounded"));
+  if (turn.citations.length) {
+    const ul = el("ul", "citations");
+    sayLabel(ul, "citations");
+    for (const c of turn.citations) ul.append(citationItem(c, turn.sources));
+    li.append(ul);
+  }
+  $("thread").append(li);
+  $("thread").hidden = false;
+}
+
+async function askQuestion() {
   const q = $("question").value.trim();
   $("ask-error").hidden = true;
   if (!q) {
@@ -1216,9 +1386,15 @@ function askQuestion() {
   $("top-k").value = topK;
   const run = { controller: new AbortController() };
   askRun = run;
+  const space = state.space;
   $("ask").disabled = true;
   $("ask-stop").hidden = false;
+  if (conv.live) {
+    addPastTurn(conv.live);
+    conv.live = null;
+  }
   $("answer-box").hidden = false;
+  $("answer-question").textContent = q;
   $("sources").replaceChildren();
   $("citation-list").replaceChildren();
   $("citations").hidden = true;
@@ -1250,52 +1426,74 @@ function askQuestion() {
       addCitation(data.citation);
     } else if (name === "complete") {
       answer.textContent = data.answer;
+      if (!$("sources").children.length && data.sources?.length) renderSources(data.sources);
       if (!$("citation-list").children.length) for (const c of data.citations || []) addCitation(c);
       if (data.language) answer.lang = data.language;
-      if (!$("sources").children.length && data.sources?.length) renderSources(data.sources);
       say($("answer-kind"), data.summarized ? "summarizedYes" : "summarizedNo");
       $("answer-kind").className = data.summarized ? "badge summarized" : "badge";
       $("answer-kind").hidden = false;
       say($("answer-done"), "answerDone", data.timing?.total_s ?? 0, data.context_tokens ?? 0);
       if (data.grounded === false && data.sources?.length) say($("answer-done"), "notGrounded");
       say($("ask-status"), "askDone");
+      conv.live = {
+        q,
+        answer: data.answer,
+        language: data.language || "",
+        grounded: data.grounded,
+        citations: data.citations || [],
+        sources: data.sources || lastSources,
+      };
+      if ($("question").value.trim() === q) $("question").value = "";
     } else if (name === "error") {
       throw new ApiError(200, data.code, data.message);
     }
   };
-  stream("/ask-stream", { q, space_id: state.space, mode: $("mode").value, top_k: topK }, run.controller.signal, onEvent)
-    .catch((err) => {
-      if (err.name === "AbortError" || askRun !== run) return;
-      say($("ask-status"), null);
-      showError($("ask-error"), err);
-    })
-    .finally(() => {
+  const body = { q, space_id: space, mode: $("mode").value, top_k: topK };
+  try {
+    if (!conv.id) {
+      const made = await (await api("/conversations", { method: "POST", json: { space_id: space }, signal: run.controller.signal, space })).json();
       if (askRun !== run) return;
+      conv.id = made.conversation_id;
+    }
+    await stream(`/conversations/${encodeURIComponent(conv.id)}/messages-stream`, body, run.controller.signal, onEvent);
+    if (askRun === run) loadConversations(true);
+  } catch (err) {
+    if (err.name === "AbortError" || askRun !== run) return;
+    say($("ask-status"), null);
+    showError($("ask-error"), err);
+  } finally {
+    if (askRun === run) {
       askRun = null;
       askEta.stop();
       $("ask").disabled = false;
       $("ask-stop").hidden = true;
       answer.setAttribute("aria-busy", "false");
-    });
+    }
+  }
 }
 
-// A sentence the answer rests on, with its document and where it sits; it opens its passage.
+// A sentence an answer rests on, with its document and where it sits; it opens the document
+// at that sentence.
 let lastSources = [];
 function addCitation(c) {
+  $("citation-list").append(citationItem(c, lastSources));
+  $("citations").hidden = false;
+}
+
+function citationItem(c, sources) {
   const li = el("li", "citation");
   const quote = el("blockquote", "", c.quote.replace(/\s+/g, " ").trim());
   const from = el("button", "link");
   from.type = "button";
+  const source = sources.find((s) => s.doc_id === c.doc_id && s.chunk === c.chunk);
+  const location = source?.location || null;
   say(from, "sourceName", c.filename, c.chunk);
-  sayLabel(from, "openPassage", c.filename, c.chunk);
-  const source = lastSources.find((s) => s.doc_id === c.doc_id && s.chunk === c.chunk);
-  if (source) from.addEventListener("click", () => openPassage(source));
-  else from.disabled = true;
+  sayLabel(from, "openQuote", c.filename, whereText(location));
+  from.addEventListener("click", () => openQuote(c, source));
   const where = el("span", "where hint");
-  if (source) say(where, "whereText", source.location);
+  say(where, "whereText", location);
   li.append(quote, from, where);
-  $("citation-list").append(li);
-  $("citations").hidden = false;
+  return li;
 }
 
 // Where a source sits, in words: "стр. 3", "слайд 2", "лист «Продажи», строки 2–4"; "" when unknown.
@@ -1357,33 +1555,91 @@ function findPassage(full, chunk) {
   return [m.index, end ? end.index + end[0].length : m.index + m[0].length];
 }
 
+// Where a citation's quote lies: at its offsets when they still hold it, else found by its words.
+function findQuote(full, c) {
+  if (c.start != null && c.end != null && c.end > c.start && full.slice(c.start, c.end).trim()) {
+    const at = full.slice(c.start, c.end);
+    if (at.replace(/\s+/g, " ").trim() === c.quote.replace(/\s+/g, " ").trim()) return [c.start, c.end];
+  }
+  return findPassage(full, c.quote);
+}
+
 let passageController = null;
 
-async function openPassage(source) {
+function showPassage(title, lang) {
   const dialog = $("passage");
-  const box = $("passage-text");
-  $("passage-title").textContent = t("sourceName", source.filename, source.chunk);
-  box.lang = docItems.get(source.doc_id)?.doc.language || $("answer").lang || "";
-  box.replaceChildren(el("mark", "", source.text));
-  say($("passage-note"), "passageLoading");
-  dialog.showModal();
+  $("passage-title").textContent = title;
+  $("passage-text").lang = lang;
+  $("passage-page").hidden = true;
+  $("passage-img").removeAttribute("src");
   passageController?.abort();
   passageController = new AbortController();
+  if (!dialog.open) dialog.showModal();
+  return passageController.signal;
+}
+
+// The document's text with [at[0], at[1]) marked and scrolled to; false when it is not found.
+async function markInText(docId, at, signal) {
+  const path = `/documents/${encodeURIComponent(docId)}/text?${spaceQuery()}`;
+  const full = await (await api(path, { signal })).text();
+  const span = at(full);
+  if (!span) return false;
+  const mark = el("mark", "", full.slice(span[0], span[1]));
+  $("passage-text").replaceChildren(full.slice(0, span[0]), mark, full.slice(span[1]));
+  mark.scrollIntoView({ block: "center" });
+  return true;
+}
+
+async function openPassage(source) {
+  const signal = showPassage(
+    t("sourceName", source.filename, source.chunk),
+    docItems.get(source.doc_id)?.doc.language || $("answer").lang || "",
+  );
+  $("passage-text").replaceChildren(el("mark", "", source.text));
+  say($("passage-note"), "passageLoading");
   try {
-    const path = `/documents/${encodeURIComponent(source.doc_id)}/text?space_id=${encodeURIComponent(state.space)}`;
-    const full = await (await api(path, { signal: passageController.signal })).text();
-    const at = findPassage(full, source.text);
-    if (!at) {
-      say($("passage-note"), "passageOnly");
-      return;
-    }
-    const mark = el("mark", "", full.slice(at[0], at[1]));
-    box.replaceChildren(full.slice(0, at[0]), mark, full.slice(at[1]));
-    say($("passage-note"), "passageFound");
-    mark.scrollIntoView({ block: "center" });
+    const found = await markInText(source.doc_id, (full) => findPassage(full, source.text), signal);
+    say($("passage-note"), found ? "passageFound" : "passageOnly");
   } catch (err) {
-    if (err.name === "AbortError") return;
-    say($("passage-note"), "passageOnly");
+    if (err.name !== "AbortError") say($("passage-note"), "passageOnly");
+  }
+}
+
+// A citation: the document's text with the quoted sentence marked and, for a PDF page, that page.
+async function openQuote(c, source) {
+  const location = source?.location || null;
+  const signal = showPassage(t("quoteTitle", c.filename, whereText(location)), docItems.get(c.doc_id)?.doc.language || "");
+  $("passage-text").replaceChildren(el("mark", "", c.quote));
+  say($("passage-note"), "passageLoading");
+  if (location?.page) showPage(c, location.page, signal);
+  try {
+    const found = await markInText(c.doc_id, (full) => findQuote(full, c), signal);
+    say($("passage-note"), found ? "quoteFound" : "passageOnly");
+  } catch (err) {
+    if (err.name !== "AbortError") say($("passage-note"), "passageOnly");
+  }
+}
+
+// The page rendered by the service. Fetched with the key (an <img src> could not send it) and
+// shown as a data: URL, which the page's security policy allows for images.
+async function showPage(c, page, signal) {
+  try {
+    const res = await api(`/documents/${encodeURIComponent(c.doc_id)}/pages/${page}?${spaceQuery()}`, { signal });
+    const blob = await res.blob();
+    const url = await new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result);
+      reader.onerror = () => reject(reader.error);
+      reader.readAsDataURL(blob);
+    });
+    if (signal.aborted) return;
+    const img = $("passage-img");
+    img.alt = t("pageAlt", page, c.filename);
+    img.src = url;
+    say($("passage-page-caption"), "pageCaption", page);
+    $("passage-page").hidden = false;
+  } catch {
+    // no picture: the highlighted text still says where the quote is
   }
 }
 
@@ -1403,7 +1659,9 @@ function setupAsk() {
     say($("ask-status"), "askStopped");
     $("question").focus();
   });
+  $("conv-new").addEventListener("click", () => newConversation());
   $("passage").addEventListener("close", () => passageController?.abort());
+  $("thread").hidden = true;
 }
 
 // ------------------------------------------------------------------ start

@@ -123,6 +123,16 @@ class Registry:
                 )
             ).scalar_one_or_none()
 
+    def original(self, space_id: str, doc_id: str) -> bytes | None:
+        """The uploaded file's bytes as they came (a page of a PDF is rendered from them); None
+        once the document is deleted."""
+        with self.db.begin() as conn:
+            return conn.execute(
+                select(document_contents.c.original).where(
+                    document_contents.c.space_id == space_id, document_contents.c.doc_id == doc_id
+                )
+            ).scalar_one_or_none()
+
     def text_of(self, record: DocumentRecord) -> str:
         return self.text(record.space_id, record.doc_id)
 

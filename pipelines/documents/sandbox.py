@@ -46,7 +46,8 @@ from docassist.pipelines.documents.extract import (
     text_so_far,
 )
 from docassist.pipelines.documents.locations import Extracted
-from docassist.pipelines.errors import MarkupTooLarge, UnreadableDocument
+from docassist.pipelines.documents.pages import render_page_png
+from docassist.pipelines.errors import MarkupTooLarge, TooBusy, UnreadableDocument
 from docassist.pipelines.lifelines import watch_parent
 from docassist.pipelines.logs import event
 
@@ -54,6 +55,7 @@ WORKER_NICE = 10
 T = TypeVar("T")
 Pool = concurrent.futures.ProcessPoolExecutor
 _OCR_GRACE_S = 10  # past OCR_PAGE_TIMEOUT_S, which Tesseract's own timeout enforces, before the worker is killed
+RENDER_WAIT_S = 30  # a page render waits this long for a worker (an OCR gives a borrowed one back after its page)
 
 
 class _Replace(Exception):
@@ -202,6 +204,33 @@ class ExtractionSandbox:
                 seconds=round(seconds, 3),
             )
             return finish(read, texts, self.limits)  # the pages' text joined here: bounded by MAX_OCR_PAGES
+        except _Replace as exc:
+            pool = self._replace(pool, exc.why)
+            raise exc.error from None
+        finally:
+            self._free.put(pool)
+
+    def render_page(self, filename: str, data: bytes, number: int, dpi: int) -> bytes:
+        """Page `number` of a stored PDF as PNG bytes, rendered in a worker within EXTRACT_TIMEOUT_S.
+        While it waits for a worker, uploads' OCR borrows none and gives borrowed ones back, so
+        it waits at most for one scanned page unless both workers read uploads of their own;
+        past `RENDER_WAIT_S`, `TooBusy`."""
+        with self._lock:
+            self._waiting += 1
+        try:
+            pool = self._free.get(timeout=RENDER_WAIT_S)
+        except queue.Empty:
+            raise TooBusy(
+                f"every extraction worker is reading an upload; retry in {RENDER_WAIT_S // 6}s",
+                retry_after_s=RENDER_WAIT_S // 6,
+            ) from None
+        finally:
+            with self._lock:
+                self._waiting -= 1
+        try:
+            return self._run(
+                pool, filename, self.timeout_s, "EXTRACT_TIMEOUT_S", render_page_png, data, number, self.limits, dpi
+            )
         except _Replace as exc:
             pool = self._replace(pool, exc.why)
             raise exc.error from None

@@ -128,8 +128,9 @@ def scanned_pages(data: bytes, indices: list[int]) -> list[int]:
         pdf.close()
 
 
-def render_pdf_page(data: bytes, index: int, limits: ExtractLimits, dpi: int = OCR_DPI) -> Any:
-    """Page `index` (0-based) as a greyscale image at `dpi`, its size checked before it is rendered."""
+def render_pdf_page(data: bytes, index: int, limits: ExtractLimits, dpi: int = OCR_DPI, grayscale: bool = True) -> Any:
+    """Page `index` (0-based) as an image at `dpi` (greyscale for OCR, in colour for a reader), its
+    size checked before it is rendered."""
     import pypdfium2 as pdfium
 
     pdf = pdfium.PdfDocument(data)
@@ -141,7 +142,7 @@ def render_pdf_page(data: bytes, index: int, limits: ExtractLimits, dpi: int = O
             _check_pixels(
                 round(width * scale), round(height * scale), limits, f"page {index + 1} rendered at {dpi} dpi"
             )
-            return page.render(scale=scale, grayscale=True).to_pil()
+            return page.render(scale=scale, grayscale=grayscale).to_pil()
         finally:
             page.close()
     finally:
