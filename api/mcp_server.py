@@ -22,10 +22,11 @@ from pydantic import Field
 from starlette.routing import BaseRoute
 
 from docassist.api.auth import NOBODY, OPEN, Access, access_for
-from docassist.pipelines.assistant import Assistant, DocumentView
+from docassist.pipelines.assistant import Assistant
 from docassist.pipelines.errors import DocassistError
 from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS, Source
 from docassist.pipelines.spaces import SPACE_PATTERN
+from docassist.pipelines.views import DocumentView
 
 T = TypeVar("T")
 SpaceId = Annotated[str, Field(pattern=SPACE_PATTERN, description="the space to work in: 1-64 of A-Z a-z 0-9 _ -")]

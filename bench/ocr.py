@@ -26,7 +26,7 @@ from docassist.evals.datasets import EVALDATA, xquad_article
 from docassist.evals.scans import ScanStyle, image_pdf, render_pages
 from docassist.pipelines.documents.extract import ExtractLimits
 from docassist.pipelines.documents.formats.ocr import LANGUAGES, OMP_THREADS, render_pdf_page
-from docassist.pipelines.documents.sandbox import WORKER_NICE
+from docassist.pipelines.documents.workers import WORKER_NICE
 
 SPACE = "bench_ocr"
 ROUNDS = 2

@@ -17,12 +17,13 @@ from typing import Any
 
 from docassist.pipelines.answers.events import AskComplete
 from docassist.pipelines.answers.workflow import Mode
-from docassist.pipelines.assistant import Assistant, Ingested
+from docassist.pipelines.assistant import Assistant
 from docassist.pipelines.documents.registry import DocumentRecord
 from docassist.pipelines.logs import configure_logging
 from docassist.pipelines.runtime import Runtime
 from docassist.pipelines.settings import load_settings
 from docassist.pipelines.summaries.events import SummaryComplete
+from docassist.pipelines.views import Ingested
 
 
 class EvalSession:

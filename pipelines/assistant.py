@@ -1,6 +1,7 @@
 """The assistant: every operation the service offers, in one façade over the runtime's parts.
 
-Routes (and `docassist eval`) call these methods and nothing below them. Spaces arrive
+Routes (and `docassist eval`) call these methods and nothing below them; what they return is
+in `views.py`. Spaces arrive
 validated and already checked against the caller's key; a document or job outside the space
 asked for is `NotFound`, never a hint that it exists elsewhere. Blocking work runs on the
 runtime's lanes — uploads on their own, storage reads on theirs — never on the default executor
@@ -14,7 +15,6 @@ import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from docassist.pipelines import metrics
@@ -25,12 +25,11 @@ from docassist.pipelines.conversations.condense import Condenser, Exchange
 from docassist.pipelines.conversations.events import TurnComplete
 from docassist.pipelines.conversations.service import Conversations
 from docassist.pipelines.conversations.store import Conversation, ConversationStore, Message
-from docassist.pipelines.documents.pages import PAGE_DPI
+from docassist.pipelines.documents.pages import PAGE_DPI, stored_pdf
 from docassist.pipelines.documents.registry import DocumentRecord
 from docassist.pipelines.documents.upload_store import UploadJob
-from docassist.pipelines.errors import DocassistError, NotFound, UnsupportedMediaType, shown
+from docassist.pipelines.errors import DocassistError, NotFound, shown
 from docassist.pipelines.health import CAPABILITIES, HealthReport
-from docassist.pipelines.llm.endpoints import Endpoint
 from docassist.pipelines.runtime import Runtime
 from docassist.pipelines.search.embeddings import MAX_QUERY_TOKENS, query_tokens
 from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS, SearchResult
@@ -39,78 +38,24 @@ from docassist.pipelines.spaces import check_space_id
 from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries.events import SummaryComplete, SummaryProgress
 from docassist.pipelines.summaries.job_store import Job
+from docassist.pipelines.views import Accepted, DocumentView, EndpointView, Ingested, ModelConfig, SummaryStatus
 
 T = TypeVar("T")
+E = TypeVar("E", bound=StreamEvent)
 JOB_POLL_S = 0.5  # how often a followed job is read again
-SummaryStatus = Literal["none", "pending", "running", "done", "failed"]
 Admission = Literal["search", "answer"]
 
 
-@dataclass
-class DocumentView:
-    record: DocumentRecord
-    summary_status: SummaryStatus
-    job: Job | None
-
-
-@dataclass
-class Ingested:
-    """An upload done within the wait: the document (and its summary job, if one was asked for)."""
-
-    document: DocumentView
-    duplicate: bool
-    job: Job | None
-
-
-@dataclass
-class Accepted:
-    """An upload still running when the wait ended: its job."""
-
-    upload: UploadJob
-
-
-@dataclass
-class EndpointView:
-    name: str
-    model_name: str
-    provider: str
-    base_url: str | None
-    context_window: int
-    context_window_source: str
-    summarization_threshold: int
-    summarization_max_output: int
-    prompt_style: str
-    max_concurrency: int
-    timeout_s: float
-    tokenizer: str
-
-    @classmethod
-    def of(cls, ep: Endpoint, internals: bool) -> EndpointView:
-        """`internals`: with the server's address — for operators only."""
-        source = ep.context_window_source
-        return cls(
-            name=ep.name,
-            model_name=ep.settings.model,
-            provider=ep.provider.lower(),
-            base_url=ep.base_url if internals else None,
-            context_window=ep.spec.context_window,
-            context_window_source=source if internals else source.split(":")[0],
-            summarization_threshold=ep.spec.summarization_threshold,
-            summarization_max_output=ep.spec.summarization_max_output,
-            prompt_style=ep.spec.prompt_style,
-            max_concurrency=ep.settings.max_concurrency,
-            timeout_s=ep.settings.timeout_s,
-            tokenizer=ep.tokens.source,
-        )
-
-
-@dataclass
-class ModelConfig:
-    endpoint: EndpointView
-    profile: str
-    max_tokens: int
-    routing: dict[str, str]
-    endpoints: dict[str, EndpointView]
+async def _last(events: AsyncIterator[StreamEvent], kind: type[E]) -> E:
+    """The `kind` event that ends an answer's events; its `error` raised. Returning closes the
+    events at once, which cancels the workflow and frees its LLM slot."""
+    async with contextlib.aclosing(events) as stream:
+        async for ev in stream:
+            if isinstance(ev, kind):
+                return ev
+            if isinstance(ev, AskError):
+                raise ev.exception()
+    raise DocassistError("the answer ended without a result")
 
 
 class Assistant:
@@ -175,15 +120,7 @@ class Assistant:
 
         def original() -> tuple[DocumentRecord, bytes]:
             record = self.record(space_id, doc_id)
-            if record.ext != ".pdf":
-                raise UnsupportedMediaType(
-                    f"pages are rendered for PDF documents only; {record.filename!r} is {record.ext or 'plain text'}",
-                    ext=record.ext,
-                )
-            data = self.runtime.registry.original(space_id, doc_id)
-            if data is None:
-                raise NotFound(f"no document {shown(doc_id)} in space {space_id!r}", space_id=space_id)
-            return record, data
+            return record, stored_pdf(self.runtime.registry, record)
 
         record, data = await self._read(original)
         return await self.runtime.lanes.pages.run(
@@ -311,13 +248,7 @@ class Assistant:
     async def ask(self, q: str, space_id: str, mode: Mode, top_k: int) -> AskComplete:
         """The `complete` event of `ask_events`. Cancelling the caller closes the events at once,
         which cancels the workflow and frees its LLM slot."""
-        async with contextlib.aclosing(self.ask_events(q, space_id, mode, top_k)) as events:
-            async for ev in events:
-                if isinstance(ev, AskComplete):
-                    return ev
-                if isinstance(ev, AskError):
-                    raise ev.exception()
-        raise DocassistError("the answer ended without a result")
+        return await _last(self.ask_events(q, space_id, mode, top_k), AskComplete)
 
     # ------------------------------------------------------------------ conversations
     @functools.cached_property
@@ -355,14 +286,7 @@ class Assistant:
 
     async def turn(self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int) -> TurnComplete:
         """The `complete` event of `turn_events`."""
-        events = await self.turn_events(space_id, conversation_id, q, mode, top_k)
-        async with contextlib.aclosing(events) as stream:
-            async for ev in stream:
-                if isinstance(ev, TurnComplete):
-                    return ev
-                if isinstance(ev, AskError):
-                    raise ev.exception()
-        raise DocassistError("the answer ended without a result")
+        return await _last(await self.turn_events(space_id, conversation_id, q, mode, top_k), TurnComplete)
 
     async def ask_after_events(
         self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int
@@ -372,13 +296,7 @@ class Assistant:
             yield ev
 
     async def ask_after(self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int) -> AskComplete:
-        async with contextlib.aclosing(self.ask_after_events(history, q, space_id, mode, top_k)) as events:
-            async for ev in events:
-                if isinstance(ev, AskComplete):
-                    return ev
-                if isinstance(ev, AskError):
-                    raise ev.exception()
-        raise DocassistError("the answer ended without a result")
+        return await _last(self.ask_after_events(history, q, space_id, mode, top_k), AskComplete)
 
     # ------------------------------------------------------------------ summaries
     async def summarize(

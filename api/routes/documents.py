@@ -18,10 +18,10 @@ from docassist.api.schemas import (
     UploadJobResponse,
     error_responses,
 )
-from docassist.pipelines.assistant import Accepted, DocumentView
 from docassist.pipelines.documents.extract import SUPPORTED, file_kind
 from docassist.pipelines.errors import InvalidInput, TooLarge
 from docassist.pipelines.spaces import SPACE_PATTERN
+from docassist.pipelines.views import Accepted, DocumentView
 
 router = APIRouter(tags=["documents"])
 SpaceQuery = Annotated[str, Query(pattern=SPACE_PATTERN, description="1–64 of [A-Za-z0-9_-]")]

@@ -12,9 +12,23 @@ from __future__ import annotations
 import io
 
 from docassist.pipelines.documents.extract import ExtractLimits
-from docassist.pipelines.errors import NotFound, UnreadableDocument
+from docassist.pipelines.documents.registry import DocumentRecord, Registry
+from docassist.pipelines.errors import NotFound, UnreadableDocument, UnsupportedMediaType, shown
 
 PAGE_DPI = 110  # an A4 page is 909 × 1,286 pixels: legible on a screen, a few hundred KB as PNG
+
+
+def stored_pdf(registry: Registry, record: DocumentRecord) -> bytes:
+    """The original bytes of a PDF document; `UnsupportedMediaType` for any other kind."""
+    if record.ext != ".pdf":
+        raise UnsupportedMediaType(
+            f"pages are rendered for PDF documents only; {record.filename!r} is {record.ext or 'plain text'}",
+            ext=record.ext,
+        )
+    data = registry.original(record.space_id, record.doc_id)
+    if data is None:
+        raise NotFound(f"no document {shown(record.doc_id)} in space {record.space_id!r}", space_id=record.space_id)
+    return data
 
 
 def page_count(data: bytes) -> int:

@@ -24,8 +24,6 @@ import logging
 import multiprocessing
 import os
 import queue
-import resource
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -47,11 +45,10 @@ from docassist.pipelines.documents.extract import (
 )
 from docassist.pipelines.documents.locations import Extracted
 from docassist.pipelines.documents.pages import render_page_png
+from docassist.pipelines.documents.workers import kill_strays, start_worker, warm
 from docassist.pipelines.errors import MarkupTooLarge, TooBusy, UnreadableDocument
-from docassist.pipelines.lifelines import watch_parent
 from docassist.pipelines.logs import event
 
-WORKER_NICE = 10
 T = TypeVar("T")
 Pool = concurrent.futures.ProcessPoolExecutor
 _OCR_GRACE_S = 10  # past OCR_PAGE_TIMEOUT_S, which Tesseract's own timeout enforces, before the worker is killed
@@ -64,48 +61,6 @@ class _Replace(Exception):
     def __init__(self, why: str, error: Exception) -> None:
         super().__init__(why)
         self.why, self.error = why, error
-
-
-def _start_worker(megabytes: int, parent: int) -> None:
-    """In each worker, first: the memory cap, a lower CPU priority than the service's (reading a
-    file yields the cores to searches and answers), and an exit the moment `parent` is gone."""
-    limit = megabytes * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    os.nice(WORKER_NICE)
-    watch_parent(parent)
-
-
-def kill_strays(pid_file: Path) -> list[int]:
-    """Kill the extraction workers (and resource tracker) an earlier process recorded in
-    `pid_file` and left running; the pids killed."""
-    try:
-        owner, *pids = (int(p) for p in pid_file.read_text().split())
-    except (OSError, ValueError):
-        return []
-    if owner != os.getpid() and Path(f"/proc/{owner}").exists():
-        return []  # its service still runs
-    killed = []
-    for pid in pids:
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"multiprocessing" in cmdline:  # spawn_main or the resource tracker, not a reused pid
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-    with contextlib.suppress(OSError):
-        pid_file.unlink()
-    return killed
-
-
-def _warm() -> bool:
-    import docx  # noqa: F401 - load the parsers once per worker
-    import lxml.html  # noqa: F401
-    import pypdf  # noqa: F401
-    import pypdfium2  # noqa: F401
-
-    return True
 
 
 class ExtractionSandbox:
@@ -142,7 +97,7 @@ class ExtractionSandbox:
         pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
+            initializer=start_worker,
             initargs=(self.memory_mb, os.getpid()),
         )
         with self._lock:
@@ -167,7 +122,7 @@ class ExtractionSandbox:
         """Start the workers and load the parsers before the first upload needs them."""
         pools = [self._free.get() for _ in range(self._free.qsize())]
         try:
-            for fut in [pool.submit(_warm) for pool in pools]:
+            for fut in [pool.submit(warm) for pool in pools]:
                 fut.result(timeout=120)
             self._record_pids()
         finally:

@@ -1,0 +1,81 @@
+"""What the assistant's operations return about documents, uploads and models: plain typed
+values the routes shape into their answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from docassist.pipelines.documents.registry import DocumentRecord
+from docassist.pipelines.documents.upload_store import UploadJob
+from docassist.pipelines.llm.endpoints import Endpoint
+from docassist.pipelines.summaries.job_store import Job
+
+SummaryStatus = Literal["none", "pending", "running", "done", "failed"]
+
+
+@dataclass
+class DocumentView:
+    record: DocumentRecord
+    summary_status: SummaryStatus
+    job: Job | None
+
+
+@dataclass
+class Ingested:
+    """An upload done within the wait: the document (and its summary job, if one was asked for)."""
+
+    document: DocumentView
+    duplicate: bool
+    job: Job | None
+
+
+@dataclass
+class Accepted:
+    """An upload still running when the wait ended: its job."""
+
+    upload: UploadJob
+
+
+@dataclass
+class EndpointView:
+    name: str
+    model_name: str
+    provider: str
+    base_url: str | None
+    context_window: int
+    context_window_source: str
+    summarization_threshold: int
+    summarization_max_output: int
+    prompt_style: str
+    max_concurrency: int
+    timeout_s: float
+    tokenizer: str
+
+    @classmethod
+    def of(cls, ep: Endpoint, internals: bool) -> EndpointView:
+        """`internals`: with the server's address — for operators only."""
+        source = ep.context_window_source
+        return cls(
+            name=ep.name,
+            model_name=ep.settings.model,
+            provider=ep.provider.lower(),
+            base_url=ep.base_url if internals else None,
+            context_window=ep.spec.context_window,
+            context_window_source=source if internals else source.split(":")[0],
+            summarization_threshold=ep.spec.summarization_threshold,
+            summarization_max_output=ep.spec.summarization_max_output,
+            prompt_style=ep.spec.prompt_style,
+            max_concurrency=ep.settings.max_concurrency,
+            timeout_s=ep.settings.timeout_s,
+            tokenizer=ep.tokens.source,
+        )
+
+
+@dataclass
+class ModelConfig:
+    endpoint: EndpointView
+    profile: str
+    max_tokens: int
+    routing: dict[str, str]
+    endpoints: dict[str, EndpointView]
