@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys=settings.api_keys,
         upload_limit_bytes=settings.max_upload_bytes,
         metrics_key=settings.metrics_key,
+        metrics_loopback=settings.metrics_loopback,
     )
     app.add_middleware(OpenAIErrorShape)
     app.add_middleware(BrowserHeadersMiddleware)

@@ -3,7 +3,10 @@
 Runs before routing, as plain ASGI, on the request's headers alone:
 - with `API_KEYS` set, a request without a valid key gets 401 at once — its body is never read
   (only `/health`, the web page and the API description are open); with `METRICS_KEY` set,
-  `/metrics` needs it or a key for every space, whether or not `API_KEYS` is set;
+  `/metrics` needs it or a key for every space, whether or not `API_KEYS` is set; with
+  `METRICS_LOOPBACK` set, a scraper on the same host reads `/metrics` without a key — a peer on
+  the loopback interface whose request no proxy forwarded (no `X-Forwarded-For`, `Forwarded` or
+  `X-Real-IP`: a reverse proxy on the same host is a loopback peer too);
 - a body that declares (Content-Length) more than its route takes gets 413 at once;
 - a body that turns out longer than declared, or is sent chunked, is cut off the moment it
   passes the limit: reading stops and the route answers 413. Nothing past the limit is
@@ -12,6 +15,8 @@ The resolved key (`Access`) is left in the request's state for the routes' space
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,17 +31,37 @@ OPEN_PATHS = ("/health", "/docs", "/openapi.json")
 OPEN_PREFIXES = ("/static/",)
 
 
+_FORWARDED = (b"x-forwarded-for", b"forwarded", b"x-real-ip")
+
+
+def _local_peer(scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    """A client on this host that no proxy forwarded."""
+    client = scope.get("client")
+    if not client or any(name in headers for name in _FORWARDED):
+        return False
+    try:
+        return ipaddress.ip_address(client[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def is_open(path: str) -> bool:
     return path == "/" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 class RequestGuard:
     def __init__(
-        self, app: ASGIApp, keys: tuple[ApiKey, ...], upload_limit_bytes: int, metrics_key: str | None = None
+        self,
+        app: ASGIApp,
+        keys: tuple[ApiKey, ...],
+        upload_limit_bytes: int,
+        metrics_key: str | None = None,
+        metrics_loopback: bool = False,
     ) -> None:
         self.app, self.keys = app, keys
         self.upload_limit = upload_limit_bytes + UPLOAD_OVERHEAD_BYTES
         self.metrics_digest = digest_of(metrics_key) if metrics_key else None
+        self.metrics_loopback = metrics_loopback
 
     def limit_for(self, path: str) -> int:
         return self.upload_limit if path == "/ingest" else JSON_BODY_LIMIT_BYTES
@@ -48,7 +73,9 @@ class RequestGuard:
         headers = dict(scope.get("headers") or [])
         path = scope["path"]
         access: Access | None = OPEN
-        if path == "/metrics" and is_metrics_key(headers, self.metrics_digest):
+        if path == "/metrics" and (
+            is_metrics_key(headers, self.metrics_digest) or (self.metrics_loopback and _local_peer(scope, headers))
+        ):
             access = SCRAPER
         elif self.keys or (path == "/metrics" and self.metrics_digest is not None):
             access = access_for(headers, self.keys)

@@ -135,6 +135,8 @@ class Settings(FromEnvironment):
     api_keys: Annotated[tuple[ApiKey, ...], NoDecode] = Field(default=(), validation_alias="API_KEYS")
     # reads /metrics only: what a Prometheus scraper is given
     metrics_key: str | None = Field(default=None, validation_alias="METRICS_KEY")
+    # a scraper on this host reads /metrics without a key (not for a host whose reverse proxy runs beside it)
+    metrics_loopback: bool = Field(default=False, validation_alias="METRICS_LOOPBACK")
     llama_server_threads: int | None = Field(default=None, gt=0, validation_alias="LLAMA_SERVER_THREADS")
     # lanes and admission: bulk work never takes the threads or slots interactive requests need
     upload_workers: int = Field(default=2, ge=1, le=64, validation_alias="UPLOAD_WORKERS")

@@ -134,3 +134,36 @@ def test_with_several_workers_a_scrape_sums_every_workers_figures(tmp_path: Path
     assert value(samples, "docassist_lane_calls", lane="uploads", state="queued") == 1  # the live worker's
     assert value(samples, "docassist_jobs", state="pending") == 4 and value(samples, "docassist_job_queue_depth") == 4
     assert value(samples, "docassist_upload_jobs", state="running") == 1
+
+
+def test_metrics_loopback_lets_a_scraper_on_this_host_in_but_not_a_forwarded_request():
+    """`METRICS_LOOPBACK`: the guard, as plain ASGI, in front of a route that answers 200 — a
+    loopback peer reads /metrics without a key; one whose request a proxy forwarded, a peer
+    elsewhere, or any other route still needs one; and without the setting nobody is let in."""
+    import asyncio
+
+    from starlette.responses import PlainTextResponse
+
+    from docassist.api.guard import RequestGuard
+    from docassist.pipelines.keys import parse_api_keys
+
+    async def route(scope, receive, send):
+        await PlainTextResponse("docassist_up 1")(scope, receive, send)
+
+    keys = parse_api_keys("an-admin-key-0123456789:*")
+
+    async def status(loopback: bool, path: str = "/metrics", client: str = "127.0.0.1", **headers: str) -> int:
+        guard = RequestGuard(route, keys, 1 << 20, metrics_loopback=loopback)
+        transport = httpx.ASGITransport(app=guard, client=(client, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://docassist") as client_:
+            return (await client_.get(path, headers=headers)).status_code
+
+    async def check() -> None:
+        assert await status(True) == 200
+        assert await status(True, client="::1") == 200
+        assert await status(True, **{"X-Forwarded-For": "203.0.113.9"}) == 401, "a proxied request is not local"
+        assert await status(True, client="192.0.2.7") == 401
+        assert await status(True, path="/documents") == 401, "only /metrics"
+        assert await status(False) == 401
+
+    asyncio.run(check())
