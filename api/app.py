@@ -49,16 +49,7 @@ from docassist.pipelines.settings import Settings, load_settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings.log_format)
-    if settings.api_keys:
-        event(
-            f"[STARTUP] API keys: {len(settings.api_keys)}", *describe(settings.api_keys), keys=len(settings.api_keys)
-        )
-    else:
-        event(
-            "[STARTUP] API keys: none",
-            "API_KEYS is not set: every route is open to whoever reaches this port",
-            level=logging.WARNING,
-        )
+    _log_keys(settings)
     configure_connections(settings.header_timeout_s)  # each worker of `serve --workers N` runs this
     runtime = Runtime(settings)
     assistant = Assistant(runtime)
@@ -87,19 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.assistant = assistant
-    app.add_middleware(CancelOnDisconnect)
-    app.add_middleware(BodyDeadline, total_s=settings.body_timeout_s, idle_s=settings.body_idle_timeout_s)
-    app.add_middleware(JsonBodyMiddleware)
-    app.add_middleware(
-        RequestGuard,
-        keys=settings.api_keys,
-        upload_limit_bytes=settings.max_upload_bytes,
-        metrics_key=settings.metrics_key,
-        metrics_loopback=settings.metrics_loopback,
-    )
-    app.add_middleware(OpenAIErrorShape)
-    app.add_middleware(BrowserHeadersMiddleware)
-    app.add_middleware(RequestLogMiddleware)
+    _add_middleware(app, settings)
     install_error_handlers(app)
     _instrument(app)
     for router in (
@@ -118,6 +97,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.extend(mcp_server.routes(mcp))
     page.mount(app)
     return app
+
+
+def _log_keys(settings: Settings) -> None:
+    if settings.api_keys:
+        event(
+            f"[STARTUP] API keys: {len(settings.api_keys)}", *describe(settings.api_keys), keys=len(settings.api_keys)
+        )
+    else:
+        event(
+            "[STARTUP] API keys: none",
+            "API_KEYS is not set: every route is open to whoever reaches this port",
+            level=logging.WARNING,
+        )
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Innermost first: the request log (added last) sees every answer, refusals included."""
+    app.add_middleware(CancelOnDisconnect)
+    app.add_middleware(BodyDeadline, total_s=settings.body_timeout_s, idle_s=settings.body_idle_timeout_s)
+    app.add_middleware(JsonBodyMiddleware)
+    app.add_middleware(
+        RequestGuard,
+        keys=settings.api_keys,
+        upload_limit_bytes=settings.max_upload_bytes,
+        metrics_key=settings.metrics_key,
+        metrics_loopback=settings.metrics_loopback,
+    )
+    app.add_middleware(OpenAIErrorShape)
+    app.add_middleware(BrowserHeadersMiddleware)
+    app.add_middleware(RequestLogMiddleware)
 
 
 def _instrument(app: FastAPI) -> None:

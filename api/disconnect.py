@@ -24,6 +24,50 @@ def _declares_body(scope: Scope) -> bool:
     return headers.get(b"content-length", b"0") not in (b"0", b"") or b"transfer-encoding" in headers
 
 
+class _Watched:
+    """One request's channel, watched for its client leaving: the app reads its body as usual;
+    once it is read (or there is none), a watcher goes on reading and sets `gone` at a disconnect."""
+
+    def __init__(self, receive: Receive, send: Send, with_body: bool) -> None:
+        self._receive, self._send, self.with_body = receive, send, with_body
+        self.body_read, self.gone = asyncio.Event(), asyncio.Event()
+        self.early: list[Message] = []  # the empty body of a request without one, read by the watcher
+        self.answered = False
+
+    async def receive(self) -> Message:
+        if not self.with_body:
+            await self.body_read.wait()
+        if self.early:
+            return self.early.pop()
+        if self.body_read.is_set():
+            await self.gone.wait()
+            return {"type": "http.disconnect"}
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self.gone.set()
+        elif not message.get("more_body", False):
+            self.body_read.set()
+        return message
+
+    async def watch(self) -> None:
+        if not self.with_body:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self.gone.set()
+                return
+            self.early.append(message)
+            self.body_read.set()
+        await self.body_read.wait()
+        while not self.gone.is_set():
+            if (await self._receive())["type"] == "http.disconnect":
+                self.gone.set()
+
+    async def send(self, message: Message) -> None:
+        await self._send(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.answered = True  # uvicorn reports a disconnect from now on: it is not the client leaving
+
+
 class CancelOnDisconnect:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -32,52 +76,13 @@ class CancelOnDisconnect:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body_read, gone = asyncio.Event(), asyncio.Event()
-        early: list[Message] = []  # the empty body of a request without one, read by the watcher
-        with_body = _declares_body(scope)
-
-        async def app_receive() -> Message:
-            if not with_body:
-                await body_read.wait()
-            if early:
-                return early.pop()
-            if body_read.is_set():
-                await gone.wait()
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                gone.set()
-            elif not message.get("more_body", False):
-                body_read.set()
-            return message
-
-        async def watch() -> None:
-            if not with_body:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    gone.set()
-                    return
-                early.append(message)
-                body_read.set()
-            await body_read.wait()
-            while not gone.is_set():
-                if (await receive())["type"] == "http.disconnect":
-                    gone.set()
-
-        answered = False
-
-        async def app_send(message: Message) -> None:
-            nonlocal answered
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                answered = True  # uvicorn reports a disconnect from now on: it is not the client leaving
-
-        work = asyncio.ensure_future(self.app(scope, app_receive, app_send))
-        watcher = asyncio.ensure_future(watch())
-        left = asyncio.ensure_future(gone.wait())
+        conn = _Watched(receive, send, _declares_body(scope))
+        work = asyncio.ensure_future(self.app(scope, conn.receive, conn.send))
+        watcher = asyncio.ensure_future(conn.watch())
+        left = asyncio.ensure_future(conn.gone.wait())
         try:
             await asyncio.wait({work, left}, return_when=asyncio.FIRST_COMPLETED)
-            if not work.done() and not answered:
+            if not work.done() and not conn.answered:
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await work

@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute
 from docassist.api.auth import NOBODY, OPEN, Access, access_for
 from docassist.pipelines.assistant import Assistant
 from docassist.pipelines.errors import DocassistError
+from docassist.pipelines.keys import ApiKey
 from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS, Source
 from docassist.pipelines.spaces import SPACE_PATTERN
 from docassist.pipelines.views import DocumentView
@@ -40,27 +41,38 @@ INSTRUCTIONS = (
 )
 
 
-def build(assistant: Assistant) -> MCPServer:
-    keys = assistant.settings.api_keys
-    server = _quietly(lambda: MCPServer("docassist", instructions=INSTRUCTIONS, version="0.1.0"))
+class _Guard:
+    """The key of each tool call, read from its request's headers as `RequestGuard` reads them."""
 
-    def access(ctx: Context) -> Access:
-        """What the key of this tool call reaches, read as `RequestGuard` read it."""
-        if not keys:
+    def __init__(self, keys: tuple[ApiKey, ...]) -> None:
+        self.keys = keys
+
+    def access(self, ctx: Context) -> Access:
+        if not self.keys:
             return OPEN
         headers: Mapping[str, str] = ctx.headers or {}
         raw = {k.lower().encode("latin-1"): v.encode("latin-1") for k, v in headers.items()}
-        return access_for(raw, keys) or NOBODY
+        return access_for(raw, self.keys) or NOBODY
 
-    async def guarded(ctx: Context, space_id: str, call: Callable[[Access], Awaitable[T]]) -> T:
+    async def __call__(self, ctx: Context, space_id: str, call: Callable[[Access], Awaitable[T]]) -> T:
         """The call for a space the key reaches; docassist's errors become tool errors the model reads."""
         try:
-            caller = access(ctx)
+            caller = self.access(ctx)
             caller.check_space(space_id)
             return await call(caller)
         except DocassistError as exc:
             raise ToolError(f"{exc.code}: {exc.message}") from exc
 
+
+def build(assistant: Assistant) -> MCPServer:
+    server = _quietly(lambda: MCPServer("docassist", instructions=INSTRUCTIONS, version="0.1.0"))
+    guarded = _Guard(assistant.settings.api_keys)
+    _answer_tools(server, assistant, guarded)
+    _document_tools(server, assistant, guarded)
+    return server
+
+
+def _answer_tools(server: MCPServer, assistant: Assistant, guarded: _Guard) -> None:
     @server.tool()
     async def search(space_id: SpaceId, q: Question, ctx: Context, top_k: TopK = 5) -> str:
         """The passages of the space that best match `q` (hybrid dense + BM25 retrieval, no LLM), with
@@ -91,6 +103,8 @@ def build(assistant: Assistant) -> MCPServer:
 
         return await guarded(ctx, space_id, run)
 
+
+def _document_tools(server: MCPServer, assistant: Assistant, guarded: _Guard) -> None:
     @server.tool()
     async def summarize(space_id: SpaceId, doc_id: DocId, ctx: Context) -> str:
         """The summary of one whole document of the space, in the document's language (cached after
@@ -112,8 +126,6 @@ def build(assistant: Assistant) -> MCPServer:
             return "\n".join(_document_line(v) for v in views) or f"Space {space_id!r} holds no documents."
 
         return await guarded(ctx, space_id, run)
-
-    return server
 
 
 def _quietly(make: Callable[[], T]) -> T:

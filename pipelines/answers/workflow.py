@@ -15,7 +15,6 @@ then the sentences it rests on are cited (`AskCitation`).
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -24,17 +23,18 @@ from pydantic import BaseModel, Field
 from workflows import Context, Workflow, step
 from workflows.events import Event, StartEvent, StopEvent
 
-from docassist.pipelines import metrics
 from docassist.pipelines.answers.citations import SUPPORT_MIN, Citation, Citer, Evidence, place
 from docassist.pipelines.answers.events import AnswerDelta, AskCitation, AskSources
 from docassist.pipelines.documents.language import detect_language, label
 from docassist.pipelines.llm.caller import Completion, LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
-from docassist.pipelines.llm.prompts import render
+from docassist.pipelines.llm.in_language import stream_in_language
+from docassist.pipelines.llm.prompts import Prompt, render
 from docassist.pipelines.logs import event
 from docassist.pipelines.search.retrieval import Retriever, Source
 from docassist.pipelines.summaries.events import SummaryProgress, Usage
-from docassist.pipelines.summaries.workflow import RunStats, SummarizeInput, SummarizeWorkflow, SummaryResult
+from docassist.pipelines.summaries.run_state import RunStats
+from docassist.pipelines.summaries.workflow import SummarizeInput, SummarizeWorkflow, SummaryResult
 
 Mode = Literal["auto", "summarize", "direct"]
 NO_CONTEXT = {
@@ -275,37 +275,32 @@ class AskWorkflow(Workflow):
             ctx.write_event_to_stream(AskSources(sources=[], summarized=False, context_tokens=0, language=st.language))
             ctx.write_event_to_stream(AnswerDelta(delta=text))
         else:
-            for attempt in (0, 1):
-                prompt = render(
+
+            async def record(final: Completion) -> None:
+                async with ctx.store.edit_state() as edited:
+                    edited.stats.add(final)
+
+            def prompt(strict: bool) -> Prompt:
+                return render(
                     "answer",
                     self.answer_ep.style,
                     st.language,
                     context=ev.context,
                     question=st.q,
-                    strict=attempt == 1,
+                    strict=strict,
                     instructions=self.answer_ep.spec.instructions,
                 )
-                final: Completion | None = None
-                first = True
-                async for item in self.caller.stream(self.answer_ep, prompt, purpose="answer", max_output=self._output):
-                    if isinstance(item, Completion):
-                        final = item
-                    else:
-                        ctx.write_event_to_stream(AnswerDelta(delta=item, reset=attempt == 1 and first))
-                        first = False
-                assert final is not None
-                async with ctx.store.edit_state() as edited:
-                    edited.stats.add(final)
-                text = final.text
-                got = detect_language(text).code if text else st.language
-                if got == st.language or len(text) < 20:
-                    break
-                event(
-                    "[Language Check] Wrong language, retrying once",
-                    f"expected {st.language}, got {got}",
-                    level=logging.WARNING,
-                )
-                metrics.language_retry("answer")
+
+            text, _ = await stream_in_language(
+                self.caller,
+                self.answer_ep,
+                prompt,
+                st.language,
+                "answer",
+                self._output,
+                lambda delta, reset: ctx.write_event_to_stream(AnswerDelta(delta=delta, reset=reset)),
+                record,
+            )
         async with ctx.store.edit_state() as st:
             st.lap("answer")
         citations = await self._cite(st.cite_by or st.q, st.space_id, text, st.sources) if ev.context else []

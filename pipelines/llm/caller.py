@@ -18,6 +18,9 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
+
+from llama_index.core.llms import LLM
 
 from docassist.pipelines import metrics, tracing
 from docassist.pipelines.errors import ContextOverflow, LLMUnavailable
@@ -158,11 +161,7 @@ class LLMCaller:
             with endpoint.inflight.track(purpose) as call:
                 try:
                     async with asyncio.timeout(endpoint.settings.timeout_s):
-                        if chat:
-                            gen = await llm.astream_chat(prompt.as_messages(), **cap, **extra)
-                        else:
-                            stop = {"stop": prompt.stop} if prompt.stop else {}
-                            gen = await llm.astream_complete(prompt.as_text(), formatted=True, **cap, **stop, **extra)
+                        gen = await _open(llm, prompt, chat, {**cap, **extra})
                         if prompt.primer and not chat:
                             parts.append(prompt.primer)
                             yield prompt.primer
@@ -186,14 +185,7 @@ class LLMCaller:
         text = "".join(parts)
         generated = text[len(prompt.primer) :] if prompt.primer and not chat else text
         if not generated.strip() and endpoint.spec.reasoning and not room:
-            event(
-                "[REASONING] Empty answer: the reasoning used the whole budget",
-                f"asking once more with all {budget.available:,} tokens the window leaves and low reasoning effort",
-                endpoint=endpoint.name,
-                max_tokens=budget.max_tokens,
-                finish_reason=finish,
-                level=logging.WARNING,
-            )
+            _log_empty_reasoning(endpoint, budget, finish)
             async for item in self._call(endpoint, prompt, purpose, max_output, room=True):
                 yield item
             return
@@ -207,9 +199,12 @@ class LLMCaller:
             finish_reason=finish,
             budget=budget,
         )
-        endpoint.throughput.observe(result.prompt_tokens, result.completion_tokens, seconds)
+        yield self._received(endpoint, result)
+
+    def _received(self, endpoint: Endpoint, result: Completion) -> Completion:
+        endpoint.throughput.observe(result.prompt_tokens, result.completion_tokens, result.seconds)
         self._log_response(endpoint, result)
-        yield result
+        return result
 
     def _log_request(self, endpoint: Endpoint, prompt: Prompt, budget: Budget, purpose: str) -> None:
         chars = len(prompt.as_text())
@@ -366,3 +361,22 @@ def _finish_reason(raw: object) -> str | None:
     if isinstance(raw, dict) and raw.get("done_reason"):
         return raw["done_reason"]
     return None
+
+
+async def _open(llm: LLM, prompt: Prompt, chat: bool, kwargs: dict[str, Any]) -> Any:
+    """The server's stream: chat messages, or the completion form's text with its stops."""
+    if chat:
+        return await llm.astream_chat(prompt.as_messages(), **kwargs)
+    stop = {"stop": prompt.stop} if prompt.stop else {}
+    return await llm.astream_complete(prompt.as_text(), formatted=True, **kwargs, **stop)
+
+
+def _log_empty_reasoning(endpoint: Endpoint, budget: Budget, finish: str | None) -> None:
+    event(
+        "[REASONING] Empty answer: the reasoning used the whole budget",
+        f"asking once more with all {budget.available:,} tokens the window leaves and low reasoning effort",
+        endpoint=endpoint.name,
+        max_tokens=budget.max_tokens,
+        finish_reason=finish,
+        level=logging.WARNING,
+    )

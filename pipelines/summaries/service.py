@@ -17,6 +17,8 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+from llama_index.core.workflow.handler import WorkflowHandler
+
 from docassist.pipelines import metrics
 from docassist.pipelines.documents.language import label
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
@@ -220,37 +222,9 @@ class SummaryService:
             text = await asyncio.to_thread(self.read_text, record)
             workflow = SummarizeWorkflow(self.caller, self.map_ep, self.reduce_ep, RunMemo(self.store, run))
             handler = workflow.run(start_event=SummarizeInput(text=text, language=language))
-            announced = flight.events[0]
-            async for ev in handler.stream_events():
-                if isinstance(ev, PlanDecided) and isinstance(announced, SummaryStart):
-                    if (ev.strategy, ev.parts) != (announced.strategy, announced.chunks):
-                        event(
-                            "[SUMMARY] Plan differs from the estimate in `start`",
-                            f"exact: {ev.strategy}, {ev.parts} part(s), {ev.tokens:,} tokens · announced from the "
-                            f"text's length: {announced.strategy}, {announced.chunks} part(s)",
-                            strategy=ev.strategy,
-                            parts=ev.parts,
-                        )
-                elif isinstance(ev, SummaryProgress | SummaryDelta):
-                    flight.emit(ev)
+            await self._relay(handler, flight)
             result: SummaryResult = await handler
-            wall = time.perf_counter() - started
-            value = CachedSummary(
-                result.summary, language, result.strategy, result.stats.usage(), result.stats.timing(wall), time.time()
-            )
-            if not await asyncio.to_thread(self.store.put_if_document_exists, run, value):
-                raise Cancelled("the document was deleted while its summary was written", doc_id=record.doc_id)
-            stats = result.stats
-            event(
-                "[SUMMARY] Done",
-                f"doc_id={record.doc_id} strategy={value.strategy} language={language} · "
-                f"{stats.calls} LLM calls ({stats.resumed_calls} resumed) · {stats.prompt_tokens:,} prompt + "
-                f"{stats.completion_tokens:,} completion tokens · {wall:.1f}s "
-                f"({', '.join(f'{k} {v:.1f}s' for k, v in stats.stages.items())})",
-                doc_id=record.doc_id,
-                usage=value.usage.model_dump(),
-                timing=value.timing,
-            )
+            value = await self._store(run, record, language, result, time.perf_counter() - started)
             flight.emit(
                 SummaryComplete(
                     doc_id=record.doc_id,
@@ -279,6 +253,45 @@ class SummaryService:
                 watcher.cancel()
             flight.finish()
             self.flights.pop(flight.key, None)
+
+    @staticmethod
+    async def _relay(handler: WorkflowHandler, flight: Flight) -> None:
+        """The run's progress and deltas to its followers; a plan other than the one `start`
+        announced (from the text's length) logged."""
+        announced = flight.events[0]
+        async for ev in handler.stream_events():
+            if isinstance(ev, PlanDecided) and isinstance(announced, SummaryStart):
+                if (ev.strategy, ev.parts) != (announced.strategy, announced.chunks):
+                    event(
+                        "[SUMMARY] Plan differs from the estimate in `start`",
+                        f"exact: {ev.strategy}, {ev.parts} part(s), {ev.tokens:,} tokens · announced from the "
+                        f"text's length: {announced.strategy}, {announced.chunks} part(s)",
+                        strategy=ev.strategy,
+                        parts=ev.parts,
+                    )
+            elif isinstance(ev, SummaryProgress | SummaryDelta):
+                flight.emit(ev)
+
+    async def _store(
+        self, run: RunOf, record: DocumentRecord, language: str, result: SummaryResult, wall: float
+    ) -> CachedSummary:
+        """The summary cached, unless its document was deleted meanwhile (`Cancelled`); where its
+        seconds went, logged."""
+        stats = result.stats
+        value = CachedSummary(result.summary, language, result.strategy, stats.usage(), stats.timing(wall), time.time())
+        if not await asyncio.to_thread(self.store.put_if_document_exists, run, value):
+            raise Cancelled("the document was deleted while its summary was written", doc_id=record.doc_id)
+        event(
+            "[SUMMARY] Done",
+            f"doc_id={record.doc_id} strategy={value.strategy} language={language} · "
+            f"{stats.calls} LLM calls ({stats.resumed_calls} resumed) · {stats.prompt_tokens:,} prompt + "
+            f"{stats.completion_tokens:,} completion tokens · {wall:.1f}s "
+            f"({', '.join(f'{k} {v:.1f}s' for k, v in stats.stages.items())})",
+            doc_id=record.doc_id,
+            usage=value.usage.model_dump(),
+            timing=value.timing,
+        )
+        return value
 
     @contextlib.asynccontextmanager
     async def following(

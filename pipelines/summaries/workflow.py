@@ -22,42 +22,25 @@ import hashlib
 import logging
 import math
 import time
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from llama_index.core.node_parser import SentenceSplitter
-from pydantic import BaseModel, Field
 from workflows import Context, Workflow, step
 from workflows.events import Event, StartEvent, StopEvent
 
-from docassist.pipelines import metrics
-from docassist.pipelines.documents.language import detect_language
 from docassist.pipelines.errors import ContextOverflow, SummarizationStalled
 from docassist.pipelines.llm.caller import Completion, LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
+from docassist.pipelines.llm.in_language import stream_in_language
 from docassist.pipelines.llm.prompts import Prompt, prompt_version
 from docassist.pipelines.logs import event
 from docassist.pipelines.summaries import plan as planning
-from docassist.pipelines.summaries.events import Strategy, SummaryDelta, SummaryProgress, Usage
+from docassist.pipelines.summaries.events import Strategy, SummaryDelta, SummaryProgress
+from docassist.pipelines.summaries.run_state import Memo, NoMemo, RunState, RunStats
 
 MAX_LEVELS = 8
 MAX_RESPLIT_DEPTH = 4
 MIN_PART_CAPACITY = 32
-
-
-class Memo(Protocol):
-    """Map/reduce outputs of one run, by the exact input (`node_key`): what lets a run resume."""
-
-    async def get(self, node_key: str) -> tuple[str, int, int] | None: ...
-
-    async def put(self, node_key: str, text: str, prompt_tokens: int, completion_tokens: int) -> None: ...
-
-
-class NoMemo:
-    async def get(self, node_key: str) -> tuple[str, int, int] | None:
-        return None
-
-    async def put(self, node_key: str, text: str, prompt_tokens: int, completion_tokens: int) -> None:
-        return None
 
 
 # --- events ---------------------------------------------------------------------------------
@@ -92,59 +75,6 @@ class PartSummarized(Event):
 class FinalPassQueued(Event):
     texts: list[str]
     task: Literal["summarize", "reduce", "focus"]
-
-
-class RunStats(BaseModel):
-    calls: int = 0
-    resumed_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    llm_seconds: float = 0.0
-    stages: dict[str, float] = Field(default_factory=dict)
-    levels: int = 0
-    parts: int = 1
-    language_retry: bool = False
-
-    def add(self, c: Completion) -> None:
-        self.calls += 1
-        self.prompt_tokens += c.prompt_tokens
-        self.completion_tokens += c.completion_tokens
-        self.llm_seconds += c.seconds
-
-    def usage(self) -> Usage:
-        return Usage(
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            tokens_per_second=round(self.completion_tokens / self.llm_seconds, 1) if self.llm_seconds else 0.0,
-            llm_calls=self.calls,
-            resumed_calls=self.resumed_calls,
-        )
-
-    def timing(self, total_s: float) -> dict[str, Any]:
-        return {
-            "total_s": round(total_s, 3),
-            **{f"{k}_s": round(v, 3) for k, v in self.stages.items()},
-            "llm_s": round(self.llm_seconds, 3),
-            "levels": self.levels,
-            "parts": self.parts,
-            "language_retry": self.language_retry,
-        }
-
-
-class RunState(BaseModel):
-    language: str = "en"
-    question: str | None = None
-    strategy: Strategy = "direct"
-    stats: RunStats = Field(default_factory=RunStats)
-    level_items: dict[int, int] = Field(default_factory=dict)
-    level_tokens: dict[int, int] = Field(default_factory=dict)
-    level_done: dict[int, int] = Field(default_factory=dict)
-    stage_started: float = 0.0
-
-    def mark_stage(self, name: str) -> None:
-        now = time.perf_counter()
-        self.stats.stages[name] = self.stats.stages.get(name, 0.0) + (now - self.stage_started)
-        self.stage_started = now
 
 
 class SummaryResult(StopEvent):
@@ -387,39 +317,26 @@ class SummarizeWorkflow(Workflow):
         st = await ctx.store.get_state()
         text = "\n\n".join(ev.texts)
         out = self.limits.output(ep.spec.summarization_max_output)
-        summary = ""
-        for attempt in (0, 1):
-            prompt = self._prompt(st, ev.task, ep, text, strict=attempt == 1)
-            summary = await self._stream_final(ctx, ep, prompt, out, reset=attempt == 1)
-            detected = detect_language(summary).code if summary else st.language
-            if detected == st.language or len(summary) < 20:
-                break
+
+        async def record(final: Completion) -> None:
+            await self._record(ctx, final)
+
+        summary, retried = await stream_in_language(
+            self.caller,
+            ep,
+            lambda strict: self._prompt(st, ev.task, ep, text, strict=strict),
+            st.language,
+            "final",
+            out,
+            lambda delta, reset: ctx.write_event_to_stream(SummaryDelta(delta=delta, reset=reset)),
+            record,
+        )
+        if retried:
             async with ctx.store.edit_state() as edited:
                 edited.stats.language_retry = True
-            metrics.language_retry("final")
-            event(
-                "[Language Check] Wrong language, retrying once",
-                f"expected {st.language}, got {detected}",
-                level=logging.WARNING,
-                expected=st.language,
-                got=detected,
-            )
         async with ctx.store.edit_state() as st:
             st.mark_stage("final")
         return SummaryResult(summary=summary, strategy=st.strategy, stats=st.stats)
-
-    async def _stream_final(self, ctx: Context[RunState], ep: Endpoint, prompt: Prompt, out: int, reset: bool) -> str:
-        final: Completion | None = None
-        first = True
-        async for item in self.caller.stream(ep, prompt, purpose="final", max_output=out):
-            if isinstance(item, Completion):
-                final = item
-            else:
-                ctx.write_event_to_stream(SummaryDelta(delta=item, reset=reset and first))
-                first = False
-        assert final is not None
-        await self._record(ctx, final)
-        return final.text
 
 
 def _splitter(capacity: int, tokens_per_char: float) -> SentenceSplitter:
