@@ -342,9 +342,10 @@ class TurnResponse(AskResponse):
     conversation_id: str
     message_id: str = Field(description="the stored answer")
     standalone_question: str = Field(description="the follow-up rewritten from the history: what was retrieved for")
-    condensed: Literal["first", "llm", "fallback"] = Field(
-        description="first: asked as it is; llm: rewritten by the model; fallback: the previous question and "
-        "the follow-up together, where the rewrite failed or was unusable"
+    condensed: Literal["first", "llm", "history", "fallback"] = Field(
+        description="first: asked as it is; llm: rewritten by the model; history: the previous question and the "
+        "follow-up together, no LLM call (the model is set to condense=history); fallback: the same, where the "
+        "rewrite failed or was unusable"
     )
 
 

@@ -25,6 +25,7 @@ from docassist.pipelines.conversations.condense import Condenser, Exchange
 from docassist.pipelines.conversations.events import TurnComplete
 from docassist.pipelines.conversations.service import Conversations
 from docassist.pipelines.conversations.store import Conversation, ConversationStore, Message
+from docassist.pipelines.documents.extract import file_kind
 from docassist.pipelines.documents.pages import PAGE_DPI, stored_pdf
 from docassist.pipelines.documents.registry import DocumentRecord
 from docassist.pipelines.documents.upload_store import UploadJob
@@ -38,7 +39,7 @@ from docassist.pipelines.spaces import check_space_id
 from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries.events import SummaryComplete, SummaryProgress
 from docassist.pipelines.summaries.job_store import Job
-from docassist.pipelines.views import Accepted, DocumentView, EndpointView, Ingested, ModelConfig, SummaryStatus
+from docassist.pipelines.views import Accepted, DocumentView, EndpointView, Ingested, ModelConfig, document_views
 
 T = TypeVar("T")
 E = TypeVar("E", bound=StreamEvent)
@@ -85,19 +86,8 @@ class Assistant:
         return self._views([record])[0]
 
     def _views(self, records: list[DocumentRecord]) -> list[DocumentView]:
-        """Documents with their summary status, in two queries however many there are."""
         rt = self.runtime
-        if not records:
-            return []
-        keys = {r.doc_id: rt.summaries.cache_key(r, r.language) for r in records}
-        summarized = rt.summary_store.existing(list(keys.values()))
-        latest = rt.job_store.latest_by_document(records[0].space_id, [r.doc_id for r in records])
-        views = []
-        for r in records:
-            job = latest.get(r.doc_id)
-            status: SummaryStatus = "done" if keys[r.doc_id] in summarized else (job.status if job else "none")
-            views.append(DocumentView(r, status, job))
-        return views
+        return document_views(records, rt.summaries.cache_key, rt.summary_store, rt.job_store)
 
     def record(self, space_id: str, doc_id: str) -> DocumentRecord:
         check_space_id(space_id)
@@ -134,6 +124,10 @@ class Assistant:
             return self._views(self.runtime.registry.list(space_id))
 
         return await self._read(load)
+
+    def check_file(self, filename: str) -> None:
+        """What a file's name tells before its bytes are read: a kind docassist reads, or 415."""
+        file_kind(filename)
 
     async def ingest(
         self, space_id: str, filename: str, data: bytes, generate_summary: bool = False, wait: bool = False

@@ -44,6 +44,11 @@ class ModelSpec(BaseModel):
         default="system", description="chat models: where the instructions go (user: at the top of the user message)"
     )
     reasoning: bool = False
+    condense: Literal["llm", "history"] = Field(
+        default="llm",
+        description="how a follow-up becomes a standalone question: rewritten by the model, or written after the "
+        "previous question (a model too small to rewrite one reliably; chosen on the dev dialogues)",
+    )
 
 
 class EndpointSettings(BaseModel):

@@ -3,13 +3,15 @@ values the routes shape into their answers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from docassist.pipelines.documents.registry import DocumentRecord
 from docassist.pipelines.documents.upload_store import UploadJob
 from docassist.pipelines.llm.endpoints import Endpoint
-from docassist.pipelines.summaries.job_store import Job
+from docassist.pipelines.summaries.job_store import Job, JobStore
+from docassist.pipelines.summaries.store import SummaryStore
 
 SummaryStatus = Literal["none", "pending", "running", "done", "failed"]
 
@@ -79,3 +81,23 @@ class ModelConfig:
     max_tokens: int
     routing: dict[str, str]
     endpoints: dict[str, EndpointView]
+
+
+def document_views(
+    records: list[DocumentRecord],
+    cache_key: Callable[[DocumentRecord, str], str],
+    summaries: SummaryStore,
+    jobs: JobStore,
+) -> list[DocumentView]:
+    """Documents with their summary status, in two queries however many there are."""
+    if not records:
+        return []
+    keys = {r.doc_id: cache_key(r, r.language) for r in records}
+    summarized = summaries.existing(list(keys.values()))
+    latest = jobs.latest_by_document(records[0].space_id, [r.doc_id for r in records])
+    views = []
+    for r in records:
+        job = latest.get(r.doc_id)
+        status: SummaryStatus = "done" if keys[r.doc_id] in summarized else (job.status if job else "none")
+        views.append(DocumentView(r, status, job))
+    return views

@@ -18,7 +18,7 @@ from docassist.api.schemas import (
     UploadJobResponse,
     error_responses,
 )
-from docassist.pipelines.documents.extract import SUPPORTED, file_kind
+from docassist.pipelines.documents.extract import SUPPORTED
 from docassist.pipelines.errors import InvalidInput, TooLarge
 from docassist.pipelines.spaces import SPACE_PATTERN
 from docassist.pipelines.views import Accepted, DocumentView
@@ -89,7 +89,7 @@ async def ingest(
         raise InvalidInput("space_id must be 1-64 characters of A-Z, a-z, 0-9, _ and -", space_id="")
     access.check_space(space_id)
     filename = file.filename or ""
-    file_kind(filename)  # refuse unsupported types before reading the body
+    assistant.check_file(filename)  # refuse unsupported types before reading the body
     data = await _read_limited(file, assistant.settings.max_upload_bytes)
     done = await assistant.ingest(space_id, filename, data, generate_summary, wait)
     if isinstance(done, Accepted):

@@ -48,7 +48,7 @@ class Condensed:
     """The question retrieval is given and how it was made."""
 
     question: str
-    how: str  # "first" (nothing to condense), "llm" (the rewrite) or "fallback" (previous + follow-up)
+    how: str  # "first" (nothing to condense), "llm" (the rewrite), "history" or "fallback" (previous + follow-up)
     seconds: float = 0.0
     completion: Completion | None = None  # the condense call, when one was made and answered
     reason: str = ""  # why the rewrite was not used
@@ -81,6 +81,14 @@ class Condenser:
             return Condensed(follow_up, "first")
         started = time.perf_counter()
         fallback = self._fallback(exchanges[-1].question, follow_up)
+        if self.endpoint.spec.condense == "history":  # this model's rewrites are rarely usable: no call
+            event(
+                "[CONDENSE] Follow-up written after the previous question",
+                f"{self.endpoint.settings.model} is set to condense=history (config/llm_models.json); "
+                f"retrieval gets {fallback!r}",
+                how="history",
+            )
+            return Condensed(fallback, "history", reason="condense=history for this model")
         history = await self.history(exchanges)
         prompt = render(
             "condense",

@@ -16,9 +16,10 @@ class TurnComplete(AskComplete):
     conversation_id: str
     message_id: str = Field(description="the stored answer")
     standalone_question: str = Field(description="the follow-up rewritten from the history: what was retrieved for")
-    condensed: Literal["first", "llm", "fallback"] = Field(
+    condensed: Literal["first", "llm", "history", "fallback"] = Field(
         description="first: the first question, asked as it is; llm: rewritten by the model; "
-        "fallback: the previous question and the follow-up together (the rewrite failed or was unusable)"
+        "history: the previous question and the follow-up together, no LLM call (the model is set to "
+        "condense=history); fallback: the same, because the rewrite failed or was unusable"
     )
 
 

@@ -80,11 +80,11 @@ class Conversations:
         self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int
     ) -> AsyncIterator[tuple[StreamEvent, Condensed]]:
         """The ask events of `q` after `history`: condensed first, answered in `q`'s language. A
-        fallback's citations are ranked by the follow-up: the previous question it starts with is
-        what the last answer already quoted."""
+        follow-up written after the previous question (`history`, `fallback`) has its citations ranked
+        by the follow-up alone: the previous question it starts with is what the last answer quoted."""
         language = detect_language(q).code
         condensed = await self.condenser.standalone(history, q, language)
-        cite_by = q if condensed.how == "fallback" else None
+        cite_by = q if condensed.how in ("fallback", "history") else None
         async for ev in self.ask_events(condensed.question, space_id, mode, top_k, language, cite_by):
             yield ev, condensed
 
