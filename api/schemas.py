@@ -147,6 +147,16 @@ class ModelConfigResponse(BaseModel):
 
 
 # ---------------------------------------------------------------------- documents and jobs
+class JobErrorOut(BaseModel):
+    """Why a job failed: the code, message and details its error would have had in a response."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
 class JobProgressOut(BaseModel):
     stage: str
     strategy: str | None = None
@@ -220,7 +230,7 @@ class UploadJobResponse(BaseModel):
     status: Literal["pending", "running", "done", "failed", "cancelled"]
     progress: UploadProgressOut
     result: UploadResult | None = Field(description="the indexed document, once `done`")
-    error: dict[str, Any] | None
+    error: JobErrorOut | None
     summary_job_id: str | None = Field(description="the summary job `generate_summary` asked for, once `done`")
     created_at: float
     updated_at: float
@@ -234,7 +244,7 @@ class JobResponse(BaseModel):
     language: str
     status: Literal["pending", "running", "done", "failed"]
     progress: JobProgressOut
-    error: dict[str, Any] | None
+    error: JobErrorOut | None
     retryable: bool
     attempts: int
     created_at: float

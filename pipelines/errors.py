@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, Field
+
 
 def shown(value: str, limit: int = 80) -> str:
     """A client-given value as an error message quotes it: in quotes, cut to `limit` characters,
@@ -183,3 +185,16 @@ class UploadQueueFull(TooBusy):
     """Every upload worker is busy and the queue in front of them is full (`UPLOAD_QUEUE`)."""
 
     code = "upload_queue_full"
+
+
+class JobError(BaseModel):
+    """Why a background job (a summary or an upload) failed, as it is stored and shown: the same
+    code, message and details its error would have had in a response."""
+
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, exc: DocassistError) -> JobError:
+        return cls(code=exc.code, message=exc.message, details=exc.details)

@@ -42,6 +42,7 @@ from docassist.pipelines.search.retrieval import Retriever
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.settings import Settings
 from docassist.pipelines.storage.database import Database
+from docassist.pipelines.storage.first_release import adopt_first_release
 from docassist.pipelines.storage.private import secure_data_dir
 from docassist.pipelines.storage.redis import connect as redis_connect
 from docassist.pipelines.storage.redis import health as redis_health
@@ -172,7 +173,7 @@ class Runtime:
             self.registry,
             FlightBoard(self.redis) if self.redis is not None else None,
         )
-        await asyncio.to_thread(self._adopt_first_release)
+        await asyncio.to_thread(adopt_first_release, self.summaries, self.summary_store, self.job_store)
         workers = s.job_workers if self.role == "serve" else max(1, s.job_workers)
         self.jobs = JobRunner(
             make_huey(s.data_dir, s.redis_url),
@@ -190,12 +191,6 @@ class Runtime:
         if self.summary_store.existing([self.summaries.cache_key(record, record.language)]):
             return None
         return self.jobs.submit(record, record.language).job_id
-
-    def _adopt_first_release(self) -> None:
-        legacy = [(space, doc, lang) for _, space, doc, lang in self.summary_store.legacy_rows()]
-        jobs = [(j.space_id, j.doc_id, j.language) for j in self.job_store.unfinished()]
-        if legacy or jobs:
-            self.summaries.adopt_first_release(legacy + jobs)
 
     async def check_health(self) -> HealthReport:
         """Ask every part now: the vector store and the database on the health lane's threads,

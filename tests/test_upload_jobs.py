@@ -126,7 +126,7 @@ def test_upload_jobs_of_a_process_that_died_are_failed_and_a_live_ones_are_kept(
     failed = store.reap(60, gone_here)
     assert [j.job_id for j in failed] == [dead.job_id]
     lost = store.get(dead.job_id)
-    assert lost is not None and lost.status == "failed" and lost.error["code"] == "upload_lost"
+    assert lost is not None and lost.status == "failed" and lost.error is not None and lost.error.code == "upload_lost"
     assert store.get(alive.job_id).status == "pending" and store.get(elsewhere.job_id).status == "pending"
     # another machine's job (and any) is failed once nobody has touched it for the silence allowed
     assert {j.job_id for j in store.reap(0, gone_here)} == {alive.job_id, elsewhere.job_id}

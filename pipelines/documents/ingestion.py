@@ -178,7 +178,7 @@ class Ingestor:
         t0 = time.perf_counter()
         _stop_if(abandoned)
         progress("reading", 0, 0)
-        ahead = EmbedAhead(self.splitter.split_text, self.embed_model.get_text_embedding_batch, EMBED_BATCH)
+        ahead = EmbedAhead(self.splitter.split_text, self._embed_texts, EMBED_BATCH)
         extracted = self._extract(filename, data, abandoned, progress, ahead)
         text = extracted.text
         t_extract = time.perf_counter()
@@ -217,6 +217,9 @@ class Ingestor:
         self._write(record, nodes, text, data)
         _log_indexed(record, (t0, t_extract, t_chunk, t_embed, time.perf_counter()))
         return record
+
+    def _embed_texts(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_model.get_text_embedding_batch(texts)
 
     def _extract(
         self, filename: str, data: bytes, abandoned: Callable[[], bool], progress: Progress, ahead: EmbedAhead

@@ -9,7 +9,6 @@ stops, wherever it runs.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from sqlalchemy import func, insert, select, update
 
+from docassist.pipelines.errors import JobError
 from docassist.pipelines.storage.database import Database
 from docassist.pipelines.storage.tables import uploads
 
@@ -55,7 +55,7 @@ class UploadJob:
     status: UploadStatus
     progress: UploadProgress
     result: UploadOutcome | None
-    error: dict[str, Any] | None
+    error: JobError | None
     generate_summary: bool
     summary_job_id: str | None
     owner: str
@@ -75,7 +75,7 @@ def _job(row: Any) -> UploadJob:
     values = dict(zip(_FIELDS, row, strict=True))
     values["progress"] = UploadProgress.model_validate_json(values["progress"])
     values["result"] = UploadOutcome.model_validate_json(values["result"]) if values["result"] else None
-    values["error"] = json.loads(values["error"]) if values["error"] else None
+    values["error"] = JobError.model_validate_json(values["error"]) if values["error"] else None
     values["generate_summary"] = bool(values["generate_summary"])
     return UploadJob(**values)
 
@@ -145,23 +145,23 @@ class UploadStore:
         with self.db.begin() as conn:
             return conn.execute(query.values(**values)).rowcount > 0
 
-    def fail(self, job_id: str, error: dict[str, Any], status: UploadStatus = "failed") -> None:
+    def fail(self, job_id: str, error: JobError, status: UploadStatus = "failed") -> None:
         query = update(uploads).where(uploads.c.job_id == job_id, uploads.c.status.in_(ACTIVE))
-        values = {"status": status, "error": json.dumps(error, ensure_ascii=False), "updated_at": time.time()}
+        values = {"status": status, "error": error.model_dump_json(), "updated_at": time.time()}
         with self.db.begin() as conn:
             conn.execute(query.values(**values))
 
     def cancel_document(self, space_id: str, doc_id: str) -> list[str]:
         """Cancel the document's active uploads; the job ids cancelled."""
         where = (uploads.c.space_id == space_id, uploads.c.doc_id == doc_id, uploads.c.status.in_(ACTIVE))
-        error = {"code": "cancelled", "message": "the document was deleted while it was being ingested"}
+        error = JobError(code="cancelled", message="the document was deleted while it was being ingested")
         with self.db.begin() as conn:
             ids = [r[0] for r in conn.execute(select(uploads.c.job_id).where(*where))]
             if ids:
                 conn.execute(
                     update(uploads)
                     .where(uploads.c.job_id.in_(ids), uploads.c.status.in_(ACTIVE))
-                    .values(status="cancelled", error=json.dumps(error), updated_at=time.time())
+                    .values(status="cancelled", error=error.model_dump_json(), updated_at=time.time())
                 )
         return ids
 
@@ -170,16 +170,16 @@ class UploadStore:
         them for `silent_for_s`): their bytes went with it. The jobs failed."""
         lost = time.time() - silent_for_s
         query = select(*_COLUMNS).where(uploads.c.status.in_(ACTIVE))
-        error = {
-            "code": "upload_lost",
-            "message": "the service stopped while this upload was being ingested; nothing was stored — upload it again",
-        }
+        error = JobError(
+            code="upload_lost",
+            message="the service stopped while this upload was being ingested; nothing was stored — upload it again",
+        )
         with self.db.begin() as conn:
             stale = [j for j in map(_job, conn.execute(query)) if j.updated_at < lost or gone(j.owner)]
             for job in stale:
                 conn.execute(
                     update(uploads)
                     .where(uploads.c.job_id == job.job_id, uploads.c.updated_at == job.updated_at)
-                    .values(status="failed", error=json.dumps(error), updated_at=time.time())
+                    .values(status="failed", error=error.model_dump_json(), updated_at=time.time())
                 )
         return stale

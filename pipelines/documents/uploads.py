@@ -34,7 +34,7 @@ from docassist.pipelines.documents.upload_store import (
     UploadStage,
     UploadStore,
 )
-from docassist.pipelines.errors import Cancelled, DocassistError
+from docassist.pipelines.errors import Cancelled, DocassistError, JobError
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.logs import event
 
@@ -189,7 +189,7 @@ class UploadRunner:
             self.store.fail(job.job_id, _error(exc))
             raise
         except Exception as exc:
-            self.store.fail(job.job_id, {"code": "internal_error", "message": "the upload failed unexpectedly"})
+            self.store.fail(job.job_id, JobError(code="internal_error", message="the upload failed unexpectedly"))
             event("[INGEST] Upload failed", f"job_id={job.job_id}: {type(exc).__name__}: {exc}", level=logging.ERROR)
             raise
 
@@ -232,5 +232,5 @@ class UploadRunner:
             running.stop.set()
 
 
-def _error(exc: DocassistError) -> dict[str, object]:
-    return {"code": exc.code, "message": exc.message, "details": exc.details}
+def _error(exc: DocassistError) -> JobError:
+    return JobError.of(exc)

@@ -8,7 +8,6 @@ whichever worker notices first, and resumes from its memoised partial results.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any, Literal
 
 from sqlalchemy import delete, func, insert, or_, select, update
 
+from docassist.pipelines.errors import JobError
 from docassist.pipelines.storage.database import Database
 from docassist.pipelines.storage.tables import jobs
 from docassist.pipelines.summaries.events import JobProgress
@@ -31,7 +31,7 @@ class Job:
     language: str
     status: JobStatus
     progress: JobProgress = field(default_factory=JobProgress)
-    error: dict[str, Any] | None = None
+    error: JobError | None = None
     retryable: bool = False
     attempts: int = 0
     created_at: float = 0.0
@@ -47,7 +47,7 @@ _COLUMNS = [jobs.c[name] for name in Job.__dataclass_fields__]
 def _job(row: Any) -> Job:
     values = dict(zip(Job.__dataclass_fields__, row, strict=True))
     values["progress"] = JobProgress.model_validate_json(values["progress"])
-    values["error"] = json.loads(values["error"]) if values["error"] else None
+    values["error"] = JobError.model_validate_json(values["error"]) if values["error"] else None
     values["retryable"] = bool(values["retryable"])
     return Job(**values)
 
@@ -57,7 +57,7 @@ def _encode(changes: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("progress"), JobProgress):
         out["progress"] = out["progress"].model_dump_json()
     if "error" in out:
-        out["error"] = json.dumps(out["error"], ensure_ascii=False) if out["error"] is not None else None
+        out["error"] = out["error"].model_dump_json() if out["error"] is not None else None
     if "retryable" in out:
         out["retryable"] = int(out["retryable"])
     out["updated_at"] = time.time()

@@ -29,7 +29,7 @@ from huey.consumer import Consumer
 
 from docassist.pipelines import tracing
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
-from docassist.pipelines.errors import NotFound, StoreUnavailable, shown
+from docassist.pipelines.errors import JobError, NotFound, StoreUnavailable, shown
 from docassist.pipelines.llm.scheduling import background
 from docassist.pipelines.logs import event, request_id_var
 from docassist.pipelines.summaries.events import JobProgress, SummaryComplete, SummaryError
@@ -197,7 +197,7 @@ class JobRunner:
                 job_id,
                 status="failed",
                 retryable=False,
-                error={"code": "not_found", "message": "the document was deleted"},
+                error=JobError(code="not_found", message="the document was deleted"),
             )
             return
         event(
@@ -246,7 +246,11 @@ class JobRunner:
 
     async def _failed(self, job_id: str, error: SummaryError) -> None:
         await self._record(
-            job_id, status="failed", retryable=error.code in RETRYABLE, error=error.model_dump(), lease_owner=None
+            job_id,
+            status="failed",
+            retryable=error.code in RETRYABLE,
+            error=JobError(code=error.code, message=error.message, details=error.details),
+            lease_owner=None,
         )
         event(
             "Background summary failed",

@@ -357,30 +357,6 @@ class SummaryService:
         await asyncio.gather(*(f.task for f in flights if f.task), return_exceptions=True)
         return len(flights)
 
-    def adopt_first_release(self, languages: list[tuple[str, str, str]]) -> int:
-        """Move summaries and partial results stored under first-release keys (which did not name
-        the space) to their space-scoped keys, when they were made with the configuration in force
-        now. `languages`: (space, document, language) of the summaries and jobs to look at."""
-        moved = 0
-        for space_id, doc_id, language in set(languages):
-            record = self.registry.get(space_id, doc_id)
-            if record is None:
-                continue
-            parts = [
-                self.content_hash(record),
-                self.map_ep.settings.model,
-                self.reduce_ep.settings.model,
-                str(self.reduce_ep.spec.context_window),
-                prompt_version(),
-                language,
-                str(self.max_output),
-            ]
-            legacy = hashlib.sha256("|".join(parts).encode()).hexdigest()
-            moved += self.store.adopt(legacy, self.run_of(record, language))
-        if moved:
-            event("[SUMMARY] Re-keyed first-release summaries and partial results", f"{moved} rows")
-        return moved
-
     async def close(self) -> None:
         tasks = [f.task for f in self.flights.values() if f.task]
         for task in tasks:
