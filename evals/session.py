@@ -46,7 +46,7 @@ class EvalSession:
         return {task: cfg.endpoints[name].model_name for task, name in cfg.routing.items()}
 
     async def ingest(self, space: str, name: str, text: str) -> DocumentRecord:
-        return (await self.assistant.ingest(space, name, text.encode("utf-8"))).document.record
+        return (await self.assistant.ingest(space, name, text.encode("utf-8"), wait=True)).document.record
 
     async def summarize(
         self, record: DocumentRecord, language: str | None = None, force: bool = False
