@@ -11,8 +11,10 @@ condense step) against `/ask-stream` with the same question shows what the conve
 costs by itself. The condense step's own seconds come from the service's `[CONDENSE]` log
 events, as context: they are where a follow-up's extra time goes.
 
-The benchmark service decodes greedily, so every round rewrites the follow-up the same way; the
-rewrites seen are reported.
+Two dialogues, one English and one Russian, taken in turn. The benchmark service decodes
+greedily, so every round rewrites a follow-up the same way; the rewrites are reported, and how
+many answers on each side carried a citation (a rewrite the documents do not answer is declined
+at once, with none).
 """
 
 from __future__ import annotations
@@ -27,13 +29,20 @@ from docassist.bench.stats import median, spread, summary
 SPACE = "bench_conversations"
 MODE = "auto"
 TOP_K = 3
-FIRST = "Which river flows out of Lake Baikal?"
-FOLLOW_UP = "How deep is it?"
+# (first question, follow-up): one English and one Russian dialogue, taken in turn by the rounds
+DIALOGUES = (
+    ("Which river flows out of Lake Baikal?", "How deep is it?"),
+    ("Какая река вытекает из Байкала?", "А какова его глубина?"),
+)
 DOCUMENTS = {
     "baikal.txt": (
         "Lake Baikal is a rift lake in Siberia, in Russia. It is the deepest lake on Earth: its deepest point "
         "is 1,642 metres below the surface. Baikal holds about a fifth of the world's fresh surface water. "
         "The Angara is the only river that flows out of Lake Baikal; more than three hundred rivers flow into it."
+    ),
+    "baikal_ru.txt": (
+        "Байкал — рифтовое озеро в Восточной Сибири. Это самое глубокое озеро на планете: его наибольшая глубина "
+        "составляет 1642 метра. Из Байкала вытекает единственная река — Ангара, а впадают в него более трёхсот рек."
     ),
     "ladoga.txt": (
         "Lake Ladoga lies in Karelia, north-east of Saint Petersburg. It is the largest lake in Europe, with an "
@@ -113,62 +122,58 @@ def run(ctx: Context) -> Result:
     for name, text in DOCUMENTS.items():
         ingest(ctx.http, SPACE, name, text)
     # Untimed warm-up: the first answers after start-up pay one-off costs; it also gives the
-    # standalone form the service rewrites the follow-up into (greedy decoding: the same each round).
-    _ask(ctx, FIRST)
-    warm = _conversation(ctx)
-    _message(ctx, warm, FIRST)
-    standalone = _message(ctx, warm, FOLLOW_UP)["standalone_question"]
+    # standalone form the service rewrites each follow-up into (greedy decoding: the same each round).
+    standalone: dict[str, str] = {}
+    for first_q, follow_up in DIALOGUES:
+        _ask(ctx, first_q)
+        warm = _conversation(ctx)
+        _message(ctx, warm, first_q)
+        standalone[follow_up] = _message(ctx, warm, follow_up)["standalone_question"]
     condense_before = len(ctx.service.events("[CONDENSE]"))
     first_rows: list[dict[str, Any]] = []
     follow_rows: list[dict[str, Any]] = []
-    rewrites: list[str] = []
     for i in range(ctx.sizes.conversations_rounds):
-        conv_first = i % 2 == 0
+        first_q, follow_up = DIALOGUES[(i // 2) % len(DIALOGUES)]
+        order = ("conv", "ask") if i % 2 == 0 else ("ask", "conv")
         cid = _conversation(ctx)
-        first: dict[str, Any] = {}
-        follow: dict[str, Any] = {}
+        first: dict[str, Any] = {"q": first_q}
+        follow: dict[str, Any] = {"q": follow_up, "standalone": standalone[follow_up]}
         # the first message of a conversation (no condense) against /ask-stream with the same question
-        for side in ("conv", "ask") if conv_first else ("ask", "conv"):
-            first[side] = _timed(ctx, _message, cid, FIRST) if side == "conv" else _timed(ctx, _ask, FIRST)
+        for side in order:
+            first[side] = _timed(ctx, _message, cid, first_q) if side == "conv" else _timed(ctx, _ask, first_q)
         # the follow-up against its standalone form asked alone
-        for side in ("conv", "ask") if conv_first else ("ask", "conv"):
-            follow[side] = _timed(ctx, _message, cid, FOLLOW_UP) if side == "conv" else _timed(ctx, _ask, standalone)
-        rewrites.append(follow["conv"]["standalone_question"])
+        for side in order:
+            follow[side] = (
+                _timed(ctx, _message, cid, follow_up) if side == "conv" else _timed(ctx, _ask, standalone[follow_up])
+            )
         first_rows.append(first)
         follow_rows.append(follow)
         ctx.log(
             f"round {i}: follow-up first token {follow['conv']['first_token_ms']:.0f} ms "
             f"(/ask-stream {follow['ask']['first_token_ms']:.0f} ms), first citation "
             f"{follow['conv']['first_citation_ms']:.0f} ms (/ask-stream {follow['ask']['first_citation_ms']:.0f} ms); "
-            f"{follow['conv']['condensed']}: {follow['conv']['standalone_question']!r}"
+            f"{follow['conv']['condensed']}: {follow_up!r} → {follow['conv']['standalone_question']!r}"
         )
     condense = ctx.service.events("[CONDENSE]")[condense_before:]
     condense_s = [float(e.get("seconds", 0.0)) for e in condense]
     how = sorted({str(e.get("how", "")) for e in condense})
+    cited = sum(1 for r in follow_rows if r["conv"]["citations"]), sum(1 for r in follow_rows if r["ask"]["citations"])
     condense_ctx = (
-        f"; the condense step ([CONDENSE] log events, {len(condense_s)}, {', '.join(how)}): "
-        f"median {median(condense_s):.2f} s"
+        f"; the condense step ([CONDENSE] log events: {len(condense_s)}, {', '.join(how)}): median "
+        f"{median(condense_s):.2f} s"
         if condense_s
         else "; no [CONDENSE] event logged"
     )
-    _ratio_figures(
-        res,
-        "follow_up",
-        "follow-up",
-        follow_rows,
-        f"its standalone form {standalone!r}",
-        condense_ctx,
-    )
-    _ratio_figures(res, "first_message", "first message (no condense)", first_rows, f"{FIRST!r}", "")
-    if len(set(rewrites) | {standalone}) > 1:
-        res.notes.append(
-            f"the follow-up was rewritten differently across rounds: {sorted(set(rewrites) | {standalone})}"
-        )
+    condense_ctx += f"; answers with a citation: conversation {cited[0]}/{len(follow_rows)}, /ask-stream {cited[1]}"
+    _ratio_figures(res, "follow_up", "follow-up", follow_rows, "its standalone form", condense_ctx)
+    _ratio_figures(res, "first_message", "first message (no condense)", first_rows, "the same question", "")
+    rewrites = {r["conv"]["standalone_question"] for r in follow_rows}
+    if not rewrites <= set(standalone.values()):
+        res.notes.append(f"a follow-up was rewritten differently from its warm-up: {sorted(rewrites)}")
+    res.notes.append("standalone forms: " + "; ".join(f"{k!r} → {v!r}" for k, v in standalone.items()))
     res.data = {
-        "first": FIRST,
-        "follow_up": FOLLOW_UP,
+        "dialogues": [list(d) for d in DIALOGUES],
         "standalone": standalone,
-        "rewrites": rewrites,
         "mode": MODE,
         "top_k": TOP_K,
         "condense_s": condense_s,

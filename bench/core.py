@@ -140,7 +140,7 @@ FULL = Sizes(
     integrations_repeats=5,
     metrics_documents=1000,
     metrics_jobs=300,
-    conversations_rounds=6,
+    conversations_rounds=8,
 )
 
 
