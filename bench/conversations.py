@@ -164,7 +164,8 @@ def run(ctx: Context) -> Result:
         if condense_s
         else "; no [CONDENSE] event logged"
     )
-    condense_ctx += f"; answers with a citation: conversation {cited[0]}/{len(follow_rows)}, /ask-stream {cited[1]}"
+    n = len(follow_rows)
+    condense_ctx += f"; answers with a citation: conversation {cited[0]}/{n}, /ask-stream {cited[1]}/{n}"
     _ratio_figures(res, "follow_up", "follow-up", follow_rows, "its standalone form", condense_ctx)
     _ratio_figures(res, "first_message", "first message (no condense)", first_rows, "the same question", "")
     rewrites = {r["conv"]["standalone_question"] for r in follow_rows}
