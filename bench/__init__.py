@@ -31,6 +31,10 @@ Module: what it measures — against what (same run)
   and Qdrant query in-process, on a copy of the collection.
 - integrations: `/v1/chat/completions` wall time — `/ask` with the same question, alternating,
   greedy; `GET /metrics` scrape time with many documents and job rows.
+- conversations: time to the first citation and the first answer token of a follow-up through
+  `/conversations/{id}/messages-stream` — its standalone form asked alone through `/ask-stream`,
+  alternating; the first message of a conversation against `/ask-stream`; the condense step's
+  seconds from the service's log.
 
 Outputs: `bench/results/<date>.json` (everything, with the commit and each benchmark's
 seconds), `<date>.md` (the table) and `<date>-growth.png`. `--quick` runs every benchmark at

@@ -36,6 +36,7 @@ ORDER = (
     "tree",
     "growth",
     "cached",
+    "conversations",
     "ingestion",
     "ocr",
     "lanes",

@@ -64,6 +64,7 @@ class Sizes:
     integrations_repeats: int  # /v1/chat/completions against /ask pairs
     metrics_documents: int  # documents in the service while /metrics is scraped
     metrics_jobs: int  # finished job rows beside them
+    conversations_rounds: int  # follow-up (and first message) against /ask-stream pairs
     service_env: tuple[tuple[str, str], ...] = ()
 
 
@@ -101,6 +102,7 @@ QUICK = Sizes(
     integrations_repeats=2,
     metrics_documents=30,
     metrics_jobs=50,
+    conversations_rounds=2,
     service_env=(("LLM_MAX_TOKENS", "96"),),
 )
 
@@ -138,6 +140,7 @@ FULL = Sizes(
     integrations_repeats=5,
     metrics_documents=1000,
     metrics_jobs=300,
+    conversations_rounds=8,
 )
 
 

@@ -89,3 +89,16 @@ def test_scale_out_compares_postgresql_with_sqlite_and_one_process_with_two(repo
     lookups = data["cache"]["lookup_ms"]
     assert lookups["postgresql"]["n"] == lookups["sqlite"]["n"] > 0, "both sides answered every cached request"
     assert data["search"]["one_backend"]["n"] > 0 and data["search"]["two_backends"]["n"] > 0
+
+
+def test_conversations_time_a_condensed_follow_up_against_its_standalone_form(report):
+    result = report["benchmarks"]["conversations"]
+    data = result["data"]
+    keys = {f["key"] for f in result["figures"]}
+    for who in ("follow_up", "first_message"):
+        assert {f"{who}_first_citation_over_ask", f"{who}_first_token_over_ask"} <= keys
+    rounds = data["follow_up_rounds"]
+    assert rounds and all(r["conv"]["condensed"] in ("llm", "fallback") for r in rounds), "a follow-up is condensed"
+    assert all(r["conv"]["first_token_ms"] > 0 and r["ask"]["first_token_ms"] > 0 for r in rounds)
+    assert all(r["conv"]["condensed"] == "first" for r in data["first_message_rounds"]), "no condense step"
+    assert len(data["condense_s"]) == len(rounds), "one [CONDENSE] event per timed follow-up"

@@ -1,5 +1,6 @@
-"""Writes `xquad-dev-{en,ru}.jsonl`: two-turn dialogues over the XQuAD dev split whose second
-question refers back to the first by a pronoun or an ellipsis.
+"""Writes `xquad-{dev,test}-{en,ru}.jsonl`: two-turn dialogues over the XQuAD dev and test
+splits (one table each) whose second question refers back to the first by a pronoun or an
+ellipsis.
 
 Turn 1 is an XQuAD question that names the subject; turn 2 is another question of the same
 article with the subject replaced by hand (below, English and Russian, Russian gender and case
@@ -272,11 +273,204 @@ DIALOGUES: list[tuple[str, str, str, str | None, str | None]] = [
 ]
 
 
-def build(evaldata: Path, lang: str) -> list[dict]:
-    rows = read_jsonl(evaldata, f"xquad_{lang}", "dev")
+# The same, over the XQuAD test split (report only; nothing is tuned on these)
+TEST_DIALOGUES: list[tuple[str, str, str, str | None, str | None]] = [
+    (
+        "Super_Bowl_50",
+        "92bd",
+        "82de",
+        "How many different teams did he take to the Super Bowl?",
+        "Сколько различных команд он довёл до Суперкубка?",
+    ),
+    (
+        "Super_Bowl_50",
+        "92bf",
+        "92c0",
+        "What role does he currently have in the Broncos franchise?",
+        "Какую роль он сейчас играет во франшизе Бронкос?",
+    ),
+    ("Super_Bowl_50", "92ab", "82c5", "And in the AFC Championship game?", "А в игре чемпионата АФК?"),
+    ("Warsaw", "5f32", "5f35", "Where is its home venue located?", "Где находится её домашний стадион?"),
+    ("Warsaw", "5c26", "5c27", "What brought it to a stop?", "Что заставило её прекратить работу?"),
+    ("Normans", "2595", "2593", "What castle did they lend their name to?", "Какому замку они дали своё имя?"),
+    (
+        "Nikola_Tesla",
+        "ebb7",
+        "ebb9",
+        "Where did he live for much of his life?",
+        "Где он жил большую часть своей жизни?",
+    ),
+    ("Nikola_Tesla", "e021", "e022", "What did they finance?", "Что они финансировали?"),
+    (
+        "Teacher",
+        "3eb3",
+        "3eb5",
+        "In what Western country is it still allowed?",
+        "В какой из западных стран они всё ещё разрешены?",
+    ),
+    ("Teacher", "7180", "7181", "What is happening to their average age?", "Что происходит с их средним возрастом?"),
+    (
+        "Martin_Luther",
+        "7391",
+        "7392",
+        "Who went to Wittenberg to hear him speak?",
+        "Кто приезжал в Виттенберг, чтобы послушать его проповеди?",
+    ),
+    (
+        "Martin_Luther",
+        "6091",
+        "6092",
+        "Who translated it into English?",
+        "Кто перевёл его на английский язык?",
+    ),
+    (
+        "Southern_California",
+        "77dc",
+        "77df",
+        "Besides automobiles, what else is it famous for using?",
+        "Помимо автомобилей, использованием чего ещё она знаменита?",
+    ),
+    ("Southern_California", "9880", "9884", "When is it scheduled to return?", "Когда она должна вернуться в лигу?"),
+    (
+        "Sky_(United_Kingdom)",
+        "40ba",
+        "40bb",
+        "What satellite was used for its launch?",
+        "Какой спутник использовался при его запуске?",
+    ),
+    (
+        "Sky_(United_Kingdom)",
+        "41fe",
+        "4200",
+        "What were those proceedings about?",
+        "Что было предметом этих исков?",
+    ),
+    ("Victoria_(Australia)", "5ccf", "5cd1", "What group can amend it?", "Какая группа может вносить в неё поправки?"),
+    (
+        "Victoria_(Australia)",
+        "d544",
+        "d545",
+        "And when did Holden announce it would close its plant there?",
+        "А когда компания Holden объявила о закрытии своего завода там?",
+    ),
+    ("Steam_engine", "4a94", "4a95", "How many cylinders does its engine have?", "Сколько цилиндров у её двигателя?"),
+    (
+        "Steam_engine",
+        "55c3",
+        "55c4",
+        "In a steam turbine, what are they mounted on?",
+        "На чём они установлены в паровой турбине?",
+    ),
+    ("Oxygen", "c0e2", "c0e3", "And Joseph Priestley?", "А Джозеф Пристли?"),
+    (
+        "Oxygen",
+        "c134",
+        "c136",
+        "During what type of climate is it found in seawater at higher levels?",
+        "Для какого климата характерен его повышенный уровень в морской воде?",
+    ),
+    ("Packet_switching", "8042", "8044", "What was its first network named?", "Как называлась его первая сеть?"),
+    ("Packet_switching", "d7c3", "d7c4", "What did it originally do?", "Что он изначально выполнял?"),
+    (
+        "Newcastle_upon_Tyne",
+        "72d7",
+        "72d9",
+        "How many guests attended the dinner celebrating its opening?",
+        "Сколько гостей посетили ужин в честь его открытия?",
+    ),
+    (
+        "Newcastle_upon_Tyne",
+        "c8ab",
+        "c8ac",
+        "What year was their song Fog on the Tyne released?",
+        "В каком году вышла их песня Fog on the Tyne?",
+    ),
+    ("Victoria_and_Albert_Museum", "7574", "7575", "What was it originally called?", "Как он изначально назывался?"),
+    (
+        "Victoria_and_Albert_Museum",
+        "eed8",
+        "eeda",
+        "Why is it dominated by fashionable clothes made for special occasions?",
+        "Почему в ней преобладает модная одежда для особых случаев?",
+    ),
+    ("Pharmacy", "8110", "8111", "What do they depend on more and more now?", "От чего они теперь всё больше зависят?"),
+    ("Pharmacy", "f0da", "f0de", "What are they forbidden to do?", "Что им запрещается делать?"),
+    ("Private_school", "f5d4", "f5d6", "How are they funded?", "Как они финансируются?"),
+    ("Private_school", "dc36", "dc37", "And their fees?", "А плата за обучение в них?"),
+    ("Jacksonville,_Florida", "954b", "954d", "In which county is it?", "В каком округе он находится?"),
+    (
+        "Jacksonville,_Florida",
+        "9c28",
+        "9c29",
+        "What was the colony renamed to after that attack?",
+        "Как переименовали колонию после этого нападения?",
+    ),
+    ("University_of_Chicago", "48e3", "48e4", "Who helped design them?", "Кто помогал его проектировать?"),
+    (
+        "University_of_Chicago",
+        "4902",
+        "4903",
+        "What public policy school found its home in that building?",
+        "Какой факультет публичной политики разместился в этом здании?",
+    ),
+    ("Yuan_dynasty", "f9e6", "f9e7", "Who did he appoint as grand chancellor?", "Кого он назначил великим канцлером?"),
+    ("Yuan_dynasty", "a335", "a336", "And when?", "А когда?"),
+    ("Kenya", "9fcf", "9fd0", "What does that scale measure?", "Что измеряет эта шкала?"),
+    (
+        "Kenya",
+        "a11f",
+        "a122",
+        "What countries do they compete with in long-distance running?",
+        "С какими странами они соперничают в беге на длинные дистанции?",
+    ),
+    ("Prime_number", "83a5", "83a6", "And another one?", "А ещё один такой алгоритм?"),
+    (
+        "Prime_number",
+        "5019",
+        "5018",
+        "What does it mean for one to be considered indecomposable?",
+        "Что значит, что он считается неразложимым?",
+    ),
+    ("Rhine", "c5ed", "6f02", "What is it known for?", "Чем оно славится?"),
+    ("Rhine", "8669", "866a", "Where does it begin?", "Где она начинается?"),
+    (
+        "Rhine",
+        "7064",
+        "7065",
+        "After that, who would be forbidden to enter it?",
+        "Кому после этого был бы запрещён вход в неё?",
+    ),
+    (
+        "Scottish_Parliament",
+        "6cf6",
+        "6cf9",
+        "Where might they meet outside of Parliament?",
+        "Где, кроме парламента, они могут собираться?",
+    ),
+    (
+        "Scottish_Parliament",
+        "8329",
+        "832b",
+        "How did the attempt to establish it go in 1979?",
+        "Чем закончилась попытка создать её в 1979 году?",
+    ),
+    ("United_Methodist_Church", "61f6", "61f7", "And where?", "А где?"),
+    (
+        "United_Methodist_Church",
+        "cfb3",
+        "cfb5",
+        "What does it use in the sacrament of Holy Communion?",
+        "Что она использует для таинства Святого Причастия?",
+    ),
+]
+TABLES = {"dev": DIALOGUES, "test": TEST_DIALOGUES}
+
+
+def build(evaldata: Path, lang: str, split: str = "dev") -> list[dict]:
+    rows = read_jsonl(evaldata, f"xquad_{lang}", split)
     by_tail = {(r["title"], r["id"].rsplit("-", 1)[0][-4:]): r for r in rows}
     out = []
-    for article, first_id, second_id, en, ru in DIALOGUES:
+    for article, first_id, second_id, en, ru in TABLES[split]:
         first, second = by_tail[(article, first_id)], by_tail[(article, second_id)]
         follow_up = {"en": en, "ru": ru}[lang] or second["question"].strip()
         out.append(
@@ -297,9 +491,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--evaldata", type=Path, default=EVALDATA)
     args = parser.parse_args()
-    for lang in ("en", "ru"):
-        rows = build(args.evaldata, lang)
-        path = HERE / f"xquad-dev-{lang}.jsonl"
+    for split, lang in ((s, lang) for s in TABLES for lang in ("en", "ru")):
+        rows = build(args.evaldata, lang, split)
+        path = HERE / f"xquad-{split}-{lang}.jsonl"
         with path.open("w", encoding="utf-8") as fh:
             for row in rows:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
