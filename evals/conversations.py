@@ -81,6 +81,8 @@ async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int =
                     }
                 )
         profile, models = session.profile, session.models()
+        answer_ep = assistant.runtime.endpoints[assistant.settings.profile.routing.answer]
+        condense = answer_ep.spec.condense
     summary = {}
     for lang in ("ru", "en"):
         mine = [r for r in rows if r["language"] == lang]
@@ -98,6 +100,7 @@ async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int =
         "top_k": top_k,
         "profile": profile,
         "models": models,
+        "condense": condense,
         "seconds": round(time.perf_counter() - started, 1),
         "results": summary,
         "dialogues": rows,
@@ -109,7 +112,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Follow-ups on XQuAD, {report['split']} split{limit} — profile `{report['profile']}` "
         f"({', '.join(f'{k}: {v}' for k, v in report['models'].items())}), top_k {report['top_k']}, "
-        f"{report['seconds']} s",
+        f"condense `{report.get('condense', 'llm')}` (history: the follow-up written after the previous question, no "
+        f"LLM call), {report['seconds']} s",
         "",
         "| dialogues | n (articles) | follow-up's gold paragraph retrieved, in the conversation | "
         "the follow-up alone, no history | XQuAD's own question | rewritten by the model (else fallback) | "
