@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import asdict
 
 from fastapi import APIRouter
 
 from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.held import HeldEventSourceResponse
-from docassist.api.schemas import AskRequest, AskResponse, CitationOut, SourceOut, error_responses, stream_schema
+from docassist.api.schemas import AskRequest, AskResponse, error_responses, stream_schema
 from docassist.pipelines.answers.events import ASK_EVENT_TYPES
 from docassist.pipelines.streams import encode
 
@@ -29,18 +28,7 @@ async def ask(body: AskRequest, assistant: AssistantDep, access: AccessDep) -> A
     access.check_space(body.space_id)
     with assistant.admit("answer", access.holder):
         done = await assistant.ask(body.q, body.space_id, body.mode, body.top_k)
-    return AskResponse(
-        answer=done.answer,
-        mode=done.mode,
-        summarized=done.summarized,
-        context_tokens=done.context_tokens,
-        language=done.language,
-        sources=[SourceOut(**asdict(s)) for s in done.sources],
-        timing=done.timing,
-        usage=done.usage,
-        citations=[CitationOut(**asdict(c)) for c in done.citations],
-        grounded=done.grounded,
-    )
+    return AskResponse(**AskResponse.fields_of(done))
 
 
 @router.post("/ask-stream", responses={200: _STREAM_SCHEMA, **_ERRORS})

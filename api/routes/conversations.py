@@ -106,16 +106,7 @@ async def post_message(
     with assistant.admit("answer", access.holder):
         done = await assistant.turn(body.space_id, conversation_id, body.q, body.mode, body.top_k)
     return TurnResponse(
-        answer=done.answer,
-        mode=done.mode,
-        summarized=done.summarized,
-        context_tokens=done.context_tokens,
-        language=done.language,
-        sources=[SourceOut(**asdict(s)) for s in done.sources],
-        timing=done.timing,
-        usage=done.usage,
-        citations=[CitationOut(**asdict(c)) for c in done.citations],
-        grounded=done.grounded,
+        **TurnResponse.fields_of(done),
         conversation_id=done.conversation_id,
         message_id=done.message_id,
         standalone_question=done.standalone_question,
