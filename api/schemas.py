@@ -6,12 +6,10 @@ coerced, and unknown fields are refused too.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from docassist.pipelines.answers.events import AskComplete
 from docassist.pipelines.documents.language import SUPPORTED_LANGUAGES
 from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS
 from docassist.pipelines.spaces import SPACE_PATTERN
@@ -308,22 +306,6 @@ class AskResponse(BaseModel):
     usage: Usage
     citations: list[CitationOut] = Field(description="the sentences the answer rests on; none when not grounded")
     grounded: bool = Field(description="false: the documents do not hold an answer, and the answer says so")
-
-    @staticmethod
-    def fields_of(done: AskComplete) -> dict[str, Any]:
-        """What an answer's `complete` event says, in this model's fields (a turn adds its own)."""
-        return {
-            "answer": done.answer,
-            "mode": done.mode,
-            "summarized": done.summarized,
-            "context_tokens": done.context_tokens,
-            "language": done.language,
-            "sources": [SourceOut(**asdict(s)) for s in done.sources],
-            "timing": done.timing,
-            "usage": done.usage,
-            "citations": [CitationOut(**asdict(c)) for c in done.citations],
-            "grounded": done.grounded,
-        }
 
 
 # ---------------------------------------------------------------------- conversations

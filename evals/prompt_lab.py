@@ -64,7 +64,7 @@ def prompts_from(directory: Path) -> Iterator[None]:
     """Render every prompt from `directory` while inside."""
     previous = os.environ.get("DOCASSIST_PROMPTS_DIR")
     os.environ["DOCASSIST_PROMPTS_DIR"] = str(directory)
-    prompts.templates.cache_clear()
+    prompts.reload()
     try:
         yield
     finally:
@@ -72,7 +72,7 @@ def prompts_from(directory: Path) -> Iterator[None]:
             os.environ.pop("DOCASSIST_PROMPTS_DIR", None)
         else:
             os.environ["DOCASSIST_PROMPTS_DIR"] = previous
-        prompts.templates.cache_clear()
+        prompts.reload()
 
 
 async def compare_summaries(

@@ -99,7 +99,10 @@ def test_every_route_refuses_a_key_of_another_space_without_telling_what_exists(
     b_doc = upload(tenants, B, "space_b", "b.txt", "Документ пространства B.".encode(), generate_summary="true")
     job_b = b_doc["job_id"]
     routes = httpx.get(f"{tenants.url}/openapi.json").json()["paths"]
-    ids = {"doc_id": b_doc["doc_id"], "job_id": job_b}
+    conversation = httpx.post(f"{tenants.url}/conversations", headers=B, json={"space_id": "space_b"}, timeout=30)
+    assert conversation.status_code == 201, conversation.text
+    conversation_b = conversation.json()["conversation_id"]
+    ids = {"doc_id": b_doc["doc_id"], "job_id": job_b, "conversation_id": conversation_b, "page": 1}
     covered = set()
     for path, methods in routes.items():
         for method in methods:
@@ -117,6 +120,8 @@ def test_every_route_refuses_a_key_of_another_space_without_telling_what_exists(
                     body.pop("q")
                 if path == "/v1/chat/completions":  # the model names the space
                     body = {"model": "space:space_b", "messages": [{"role": "user", "content": "Документ"}]}
+                if path.startswith("/conversations"):  # a conversation is asked for by its space alone
+                    body = {"q": "Документ", "space_id": "space_b"} if "messages" in path else {"space_id": "space_b"}
             files = {"file": ("x.txt", b"text")} if path == "/ingest" else None
             data = {"space_id": "space_b"} if path == "/ingest" else None
             r = httpx.request(
@@ -142,6 +147,10 @@ def test_every_route_refuses_a_key_of_another_space_without_telling_what_exists(
     assert ("get", "/jobs/{job_id}") in covered and ("post", "/jobs/{job_id}/retry") in covered
     assert ("delete", "/documents/{doc_id}") in covered and ("post", "/summarize-stream") in covered
     assert ("post", "/v1/chat/completions") in covered and ("get", "/metrics") in covered
+    assert ("post", "/conversations/{conversation_id}/messages-stream") in covered
+    assert ("get", "/documents/{doc_id}/pages/{page}") in covered
+    kept = httpx.get(f"{tenants.url}/conversations/{conversation_b}", headers=B, params={"space_id": "space_b"})
+    assert kept.status_code == 200, "B's conversation was not touched"
     unknown = httpx.get(f"{tenants.url}/jobs/{'0' * 32}", headers=A)
     of_b = httpx.get(f"{tenants.url}/jobs/{job_b}", headers=A)
     assert unknown.status_code == of_b.status_code == 404, "a job of another space looks like no job at all"

@@ -210,8 +210,9 @@ def test_a_scan_is_read_on_every_free_worker_and_its_pages_come_back_in_order():
 
 
 def test_a_long_scan_gives_a_borrowed_worker_back_to_an_upload_that_waits():
-    """Two workers, a six-page scan on both: a text file uploaded meanwhile is read after at most
-    a page, not after the whole scan."""
+    """Two workers, an eight-page scan on both: a text file uploaded meanwhile is read within a
+    page or two of its arrival, not after the whole scan (a busy machine may delay the file's
+    thread by a page)."""
     sandbox = ExtractionSandbox(ExtractLimits(), workers=2)
     sandbox.warm_up()
     done_when_text_read: list[int] = []
@@ -231,11 +232,11 @@ def test_a_long_scan_gives_a_borrowed_worker_back_to_an_upload_that_waits():
     reader = threading.Thread(target=read_text)
     reader.start()
     try:
-        sandbox.extract("report.pdf", numbered_scan(6), progress=scan_progress)
+        sandbox.extract("report.pdf", numbered_scan(8), progress=scan_progress)
     finally:
         reader.join(60)
         sandbox.close()
-    assert done_when_text_read and done_when_text_read[0] <= 3, done_when_text_read
+    assert done_when_text_read and done_when_text_read[0] <= 5, done_when_text_read
 
 
 # Through the service, as a user uploads.

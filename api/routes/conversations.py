@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Response
 
 from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.held import HeldEventSourceResponse
+from docassist.api.routes.ask import answer_fields
 from docassist.api.schemas import (
     CitationOut,
     ConversationDetail,
@@ -106,7 +107,7 @@ async def post_message(
     with assistant.admit("answer", access.holder):
         done = await assistant.turn(body.space_id, conversation_id, body.q, body.mode, body.top_k)
     return TurnResponse(
-        **TurnResponse.fields_of(done),
+        **answer_fields(done),
         conversation_id=done.conversation_id,
         message_id=done.message_id,
         standalone_question=done.standalone_question,

@@ -68,6 +68,11 @@ def templates(version: str | None = None) -> dict:
     return _templates(version or _version[0])
 
 
+def reload() -> None:
+    """Read the templates from their folder again at the next render (the prompt lab swaps folders)."""
+    _templates.cache_clear()
+
+
 @lru_cache(maxsize=8)
 def _templates(version: str) -> dict:
     folder = os.environ.get("DOCASSIST_PROMPTS_DIR") or str(files("docassist.prompts"))
