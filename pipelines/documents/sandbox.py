@@ -135,13 +135,7 @@ class ExtractionSandbox:
         free meanwhile; `progress` is called here, in the service's process, before the first page
         and after each, with the text read so far; an exception it raises (an abandoned upload)
         stops the OCR there."""
-        with self._lock:
-            self._waiting += 1
-        try:
-            pool = self._free.get()
-        finally:
-            with self._lock:
-                self._waiting -= 1
+        pool = self._take()
         try:
             read = self._run(
                 pool, filename, self.timeout_s, "EXTRACT_TIMEOUT_S", read_or_finish, filename, data, self.limits
@@ -170,18 +164,13 @@ class ExtractionSandbox:
         While it waits for a worker, uploads' OCR borrows none and gives borrowed ones back, so
         it waits at most for one scanned page unless both workers read uploads of their own;
         past `RENDER_WAIT_S`, `TooBusy`."""
-        with self._lock:
-            self._waiting += 1
         try:
-            pool = self._free.get(timeout=RENDER_WAIT_S)
+            pool = self._take(timeout_s=RENDER_WAIT_S)
         except queue.Empty:
             raise TooBusy(
                 f"every extraction worker is reading an upload; retry in {RENDER_WAIT_S // 6}s",
                 retry_after_s=RENDER_WAIT_S // 6,
             ) from None
-        finally:
-            with self._lock:
-                self._waiting -= 1
         try:
             return self._run(
                 pool, filename, self.timeout_s, "EXTRACT_TIMEOUT_S", render_page_png, data, number, self.limits, dpi
@@ -191,6 +180,17 @@ class ExtractionSandbox:
             raise exc.error from None
         finally:
             self._free.put(pool)
+
+    def _take(self, timeout_s: float | None = None) -> Pool:
+        """A worker of its own, counted as waiting meanwhile so OCR borrows none and gives borrowed
+        ones back (`queue.Empty` past `timeout_s`)."""
+        with self._lock:
+            self._waiting += 1
+        try:
+            return self._free.get(timeout=timeout_s)
+        finally:
+            with self._lock:
+                self._waiting -= 1
 
     def _borrow(self) -> Pool | None:
         """A free worker, unless another upload is waiting for one: it comes first."""
