@@ -46,10 +46,11 @@ from docassist.pipelines.storage.first_release import adopt_first_release
 from docassist.pipelines.storage.private import secure_data_dir
 from docassist.pipelines.storage.redis import connect as redis_connect
 from docassist.pipelines.storage.redis import health as redis_health
+from docassist.pipelines.summaries.board import LocalFlightBoard
 from docassist.pipelines.summaries.job_store import JobStore
 from docassist.pipelines.summaries.jobs import JobRunner, make_huey
 from docassist.pipelines.summaries.service import SummaryService
-from docassist.pipelines.summaries.shared_flights import FlightBoard
+from docassist.pipelines.summaries.shared_flights import SharedFlightBoard
 from docassist.pipelines.summaries.store import SummaryStore
 
 Role = Literal["serve", "worker"]
@@ -171,7 +172,7 @@ class Runtime:
             self.endpoints[routing.map],
             self.endpoints[routing.reduce],
             self.registry,
-            FlightBoard(self.redis) if self.redis is not None else None,
+            SharedFlightBoard(self.redis) if self.redis is not None else LocalFlightBoard(),
         )
         await asyncio.to_thread(adopt_first_release, self.summaries, self.summary_store, self.job_store)
         workers = s.job_workers if self.role == "serve" else max(1, s.job_workers)

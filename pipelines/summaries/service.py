@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import time
@@ -29,6 +30,7 @@ from docassist.pipelines.llm.prompts import prompt_version, templates
 from docassist.pipelines.logs import event
 from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries import plan as planning
+from docassist.pipelines.summaries.board import Elsewhere, FlightBoard, OwnerGone
 from docassist.pipelines.summaries.events import (
     SummaryComplete,
     SummaryDelta,
@@ -37,11 +39,8 @@ from docassist.pipelines.summaries.events import (
     SummaryStart,
 )
 from docassist.pipelines.summaries.flights import Flight, RemoteFlight
-from docassist.pipelines.summaries.shared_flights import FlightBoard, OwnerGone
 from docassist.pipelines.summaries.store import CachedSummary, RunOf, SummaryStore
 from docassist.pipelines.summaries.workflow import PlanDecided, SummarizeInput, SummarizeWorkflow, SummaryResult
-
-WATCH_INTERVAL_S = 2.0
 
 
 class RunMemo:
@@ -65,8 +64,9 @@ class SummaryService:
         map_endpoint: Endpoint,
         reduce_endpoint: Endpoint,
         registry: Registry,
-        board: FlightBoard | None = None,
+        board: FlightBoard,
     ) -> None:
+        """`board`: where runs meet — `LocalFlightBoard` for a process alone, `SharedFlightBoard` across processes."""
         self.store, self.caller, self.registry, self.board = store, caller, registry, board
         self.map_ep, self.reduce_ep = map_endpoint, reduce_endpoint
         self.read_text, self.content_hash = registry.text_of, registry.content_hash
@@ -116,26 +116,18 @@ class SummaryService:
             return self.flights[key]
         if hit is not None:
             return self._cached_flight(key, record, hit, looked_up)
-        run = None
-        if self.board is not None:
-            run = await self.board.claim(key)
-            if run is None:
-                current = await self.board.current(key)
-                if current is not None:
-                    return RemoteFlight(key, record.space_id, record.doc_id, lang, current, pinned)
-                run = await self.board.claim(key)  # its owner finished meanwhile
-                if run is None:
-                    current = await self.board.current(key)
-                    return RemoteFlight(key, record.space_id, record.doc_id, lang, current or "", pinned)
-            if not force and (hit := await asyncio.to_thread(self.store.get, key)) is not None:
-                await self.board.release(key, run)  # computed by the owner that just finished
-                return self._cached_flight(key, record, hit, looked_up)
-        flight = Flight(key=key, space_id=record.space_id, doc_id=record.doc_id, language=lang, run=run, pinned=pinned)
+        claim = await self.board.claim(key)
+        if isinstance(claim, Elsewhere):
+            return RemoteFlight(key, record.space_id, record.doc_id, lang, claim.run, pinned)
+        if claim.contested and not force and (hit := await asyncio.to_thread(self.store.get, key)) is not None:
+            await self.board.release(key, claim.run)  # computed by the owner that just finished
+            return self._cached_flight(key, record, hit, looked_up)
+        flight = Flight(
+            key=key, space_id=record.space_id, doc_id=record.doc_id, language=lang, run=claim.run, pinned=pinned
+        )
         self.flights[key] = flight
         metrics.summary_cache(hit=False)
-        if run is not None:
-            flight.outbox = asyncio.Queue()
-            flight.publisher = asyncio.create_task(self._publish(flight), name=f"publish-{key[:8]}")
+        self.board.launch(flight)
         sizes = planning.estimated_sizes(record.chars, lang, None, self.map_ep, self.reduce_ep)
         plan = planning.decide(sizes, self.map_ep, self.reduce_ep, self.caller.limits)
         flight.emit(
@@ -175,36 +167,6 @@ class SummaryService:
         flight.finish()
         return flight
 
-    async def _publish(self, flight: Flight) -> None:
-        """Relay a run's events to its stream in Redis, in order; release the flight after the last."""
-        assert self.board is not None and flight.outbox is not None and flight.run is not None
-        while True:
-            ev = await flight.outbox.get()
-            with contextlib.suppress(Exception):  # a follower elsewhere then sees the owner's lease lapse
-                await self.board.publish(flight.key, flight.run, ev)
-            if ev.terminal:
-                await self.board.release(flight.key, flight.run)
-                return
-
-    async def _watch(self, flight: Flight, record: DocumentRecord) -> None:
-        """With shared flights: renew the run's lease, and stop a run whose document was deleted or
-        that nobody, in any process, follows any more."""
-        assert self.board is not None and flight.run is not None
-        unfollowed = 0
-        while True:
-            await asyncio.sleep(WATCH_INTERVAL_S)
-            await self.board.renew(flight.key, flight.run)
-            gone = not await asyncio.to_thread(self.registry.exists, record.space_id, record.doc_id)
-            unfollowed = unfollowed + 1 if await self.board.followers(flight.key, flight.run) == 0 else 0
-            if gone or unfollowed >= 2:
-                event(
-                    "[SUMMARY] Stopping",
-                    f"doc_id={record.doc_id}: "
-                    + ("the document was deleted" if gone else "nobody follows the run any more"),
-                )
-                flight.cancel()
-                return
-
     async def _run(self, flight: Flight, record: DocumentRecord, language: str, force: bool) -> None:
         started = time.perf_counter()
         event(
@@ -214,7 +176,8 @@ class SummaryService:
             target=language,
         )
         handler = None
-        watcher = asyncio.create_task(self._watch(flight, record)) if self.board is not None else None
+        exists = functools.partial(asyncio.to_thread, self.registry.exists, record.space_id, record.doc_id)
+        watcher = asyncio.create_task(self.board.watch(flight, exists))
         try:
             run = self.run_of(record, language)
             if force:  # recompute: nothing from an earlier, unfinished run is reused
@@ -249,8 +212,7 @@ class SummaryService:
             event("[SUMMARY] Failed", f"{type(exc).__name__}: {exc}", level=logging.ERROR, exc_info=exc)
             flight.emit(SummaryError(code="internal_error", message="the summary failed; the service log has details"))
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            watcher.cancel()
             flight.finish()
             self.flights.pop(flight.key, None)
 
@@ -297,28 +259,17 @@ class SummaryService:
     async def following(
         self, flight: Flight | RemoteFlight, record: DocumentRecord
     ) -> AsyncIterator[AsyncIterator[StreamEvent]]:
-        """Follow a flight as `record`'s summary. Without shared flights, the last follower of an
-        unpinned flight leaving early cancels it at once; with them, the run's owner stops a run
-        nobody follows in any process (see `_watch`)."""
-        if self.board is None or flight.run is None:
-            assert isinstance(flight, Flight)
-            flight.followers += 1
-            try:
-                yield self._as_record(flight.follow(), record)
-            finally:
-                flight.followers -= 1
-                if flight.followers == 0 and not flight.pinned:
-                    flight.cancel()
-            return
-        async with self.board.following(flight.key, flight.run):
+        """Follow a flight as `record`'s summary. The board counts its followers: alone, the last
+        follower of an unpinned flight leaving early cancels it at once; on a shared board, the
+        run's owner stops a run nobody follows in any process (`SharedFlightBoard.watch`)."""
+        async with self.board.following(flight):
             source = flight.follow() if isinstance(flight, Flight) else self._remote(flight, record)
             yield self._as_record(source, record)
 
     async def _remote(self, flight: RemoteFlight, record: DocumentRecord) -> AsyncIterator[StreamEvent]:
         """A run owned elsewhere; if its owner dies, take it over here and go on from its events."""
-        assert self.board is not None
         try:
-            async for ev in self.board.follow(flight.key, flight.run):
+            async for ev in self.board.events(flight):
                 yield ev
             return
         except OwnerGone:
