@@ -18,7 +18,7 @@ import time
 from docassist.bench.core import Context, Result, ingest
 from docassist.bench.stats import median, percentile, spread
 from docassist.pipelines.storage.database import Database
-from docassist.pipelines.summaries.job_store import JobStore
+from docassist.pipelines.summaries.jobs.store import JobStore
 
 SPACE = "bench_integrations"
 QUESTION = "Which river flows out of Lake Baikal?"

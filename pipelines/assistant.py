@@ -38,7 +38,7 @@ from docassist.pipelines.settings import Settings
 from docassist.pipelines.spaces import check_space_id
 from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries.events import SummaryComplete, SummaryProgress
-from docassist.pipelines.summaries.job_store import Job
+from docassist.pipelines.summaries.jobs.store import Job
 from docassist.pipelines.views import Accepted, DocumentView, EndpointView, Ingested, ModelConfig, document_views
 
 T = TypeVar("T")

@@ -46,12 +46,12 @@ from docassist.pipelines.storage.first_release import adopt_first_release
 from docassist.pipelines.storage.private import secure_data_dir
 from docassist.pipelines.storage.redis import connect as redis_connect
 from docassist.pipelines.storage.redis import health as redis_health
-from docassist.pipelines.summaries.board import LocalFlightBoard
-from docassist.pipelines.summaries.job_store import JobStore
-from docassist.pipelines.summaries.jobs import JobRunner, make_huey
-from docassist.pipelines.summaries.service import SummaryService
-from docassist.pipelines.summaries.shared_flights import SharedFlightBoard
-from docassist.pipelines.summaries.store import SummaryStore
+from docassist.pipelines.summaries.jobs.runner import JobRunner, make_huey
+from docassist.pipelines.summaries.jobs.store import JobStore
+from docassist.pipelines.summaries.runs.board import LocalFlightBoard
+from docassist.pipelines.summaries.runs.service import SummaryService
+from docassist.pipelines.summaries.runs.shared_board import SharedFlightBoard
+from docassist.pipelines.summaries.runs.store import SummaryStore
 
 Role = Literal["serve", "worker"]
 

@@ -10,8 +10,8 @@ from typing import Literal
 from docassist.pipelines.documents.registry import DocumentRecord
 from docassist.pipelines.documents.upload_store import UploadJob
 from docassist.pipelines.llm.endpoints import Endpoint
-from docassist.pipelines.summaries.job_store import Job, JobStore
-from docassist.pipelines.summaries.store import SummaryStore
+from docassist.pipelines.summaries.jobs.store import Job, JobStore
+from docassist.pipelines.summaries.runs.store import SummaryStore
 
 SummaryStatus = Literal["none", "pending", "running", "done", "failed"]
 

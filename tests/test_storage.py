@@ -14,8 +14,8 @@ from docassist.pipelines.documents.registry import DocumentRecord, Registry, tex
 from docassist.pipelines.errors import StoreUnavailable
 from docassist.pipelines.storage.database import Database
 from docassist.pipelines.summaries.events import JobProgress, Usage
-from docassist.pipelines.summaries.job_store import JobStore
-from docassist.pipelines.summaries.store import CachedSummary, RunOf, SummaryStore
+from docassist.pipelines.summaries.jobs.store import JobStore
+from docassist.pipelines.summaries.runs.store import CachedSummary, RunOf, SummaryStore
 from tests.servers import TcpProxy, fresh_postgres_database
 
 

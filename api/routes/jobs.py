@@ -15,7 +15,7 @@ from docassist.api.schemas import (
     error_responses,
 )
 from docassist.pipelines.documents.upload_store import UploadJob
-from docassist.pipelines.summaries.job_store import Job
+from docassist.pipelines.summaries.jobs.store import Job
 
 router = APIRouter(tags=["jobs"])
 _EVENT_OF = {"done": "complete", "failed": "error", "cancelled": "error"}

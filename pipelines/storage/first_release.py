@@ -12,9 +12,9 @@ from docassist.pipelines.llm.prompts import prompt_version
 from docassist.pipelines.logs import event
 
 if TYPE_CHECKING:
-    from docassist.pipelines.summaries.job_store import JobStore
-    from docassist.pipelines.summaries.service import SummaryService
-    from docassist.pipelines.summaries.store import SummaryStore
+    from docassist.pipelines.summaries.jobs.store import JobStore
+    from docassist.pipelines.summaries.runs.service import SummaryService
+    from docassist.pipelines.summaries.runs.store import SummaryStore
 
 
 def adopt_first_release(service: SummaryService, summaries: SummaryStore, jobs: JobStore) -> int:

@@ -30,7 +30,6 @@ from docassist.pipelines.llm.prompts import prompt_version, templates
 from docassist.pipelines.logs import event
 from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries import plan as planning
-from docassist.pipelines.summaries.board import Elsewhere, FlightBoard, OwnerGone
 from docassist.pipelines.summaries.events import (
     SummaryComplete,
     SummaryDelta,
@@ -38,8 +37,9 @@ from docassist.pipelines.summaries.events import (
     SummaryProgress,
     SummaryStart,
 )
-from docassist.pipelines.summaries.flights import Flight, RemoteFlight
-from docassist.pipelines.summaries.store import CachedSummary, RunOf, SummaryStore
+from docassist.pipelines.summaries.runs.board import Elsewhere, FlightBoard, OwnerGone
+from docassist.pipelines.summaries.runs.flights import Flight, RemoteFlight
+from docassist.pipelines.summaries.runs.store import CachedSummary, RunOf, SummaryStore
 from docassist.pipelines.summaries.workflow import PlanDecided, SummarizeInput, SummarizeWorkflow, SummaryResult
 
 

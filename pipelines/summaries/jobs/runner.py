@@ -33,8 +33,8 @@ from docassist.pipelines.errors import JobError, NotFound, StoreUnavailable, sho
 from docassist.pipelines.llm.scheduling import background
 from docassist.pipelines.logs import event, request_id_var
 from docassist.pipelines.summaries.events import JobProgress, SummaryComplete, SummaryError
-from docassist.pipelines.summaries.job_store import Job, JobStore
-from docassist.pipelines.summaries.service import SummaryService
+from docassist.pipelines.summaries.jobs.store import Job, JobStore
+from docassist.pipelines.summaries.runs.service import SummaryService
 
 RETRYABLE = {"llm_unavailable", "vector_store_unavailable", "store_unavailable", "cancelled", "internal_error"}
 LOST_MESSAGE_S = 900.0  # a job queued this long ago and still pending lost its message: queue it again

@@ -2,7 +2,7 @@
 
 `SummaryService` asks a `FlightBoard` and never which one it has: `LocalFlightBoard` when the
 process is alone (its flights are the only runs there are), `SharedFlightBoard`
-(`shared_flights.py`, Redis) when several processes share the database — the pattern of
+(`shared_board.py`, Redis) when several processes share the database — the pattern of
 `llm.scheduling.PrioritySemaphore` and `llm.shared_slots.SharedSlots`.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from docassist.pipelines.streams import StreamEvent
-from docassist.pipelines.summaries.flights import Flight, RemoteFlight
+from docassist.pipelines.summaries.runs.flights import Flight, RemoteFlight
 
 
 class OwnerGone(Exception):

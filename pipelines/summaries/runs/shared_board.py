@@ -28,9 +28,9 @@ from redis.exceptions import RedisError
 from docassist.pipelines.errors import StoreUnavailable
 from docassist.pipelines.logs import event
 from docassist.pipelines.streams import StreamEvent, encode
-from docassist.pipelines.summaries.board import Elsewhere, Owned, OwnerGone, counted
 from docassist.pipelines.summaries.events import decode
-from docassist.pipelines.summaries.flights import Flight, RemoteFlight
+from docassist.pipelines.summaries.runs.board import Elsewhere, Owned, OwnerGone, counted
+from docassist.pipelines.summaries.runs.flights import Flight, RemoteFlight
 
 OWNER_TTL_MS = 15_000
 FOLLOWER_TTL_MS = 10_000
