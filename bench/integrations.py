@@ -17,7 +17,9 @@ import time
 
 from docassist.bench.core import Context, Result, ingest
 from docassist.bench.stats import median, percentile, spread
+from docassist.pipelines.errors import JobError
 from docassist.pipelines.storage.database import Database
+from docassist.pipelines.summaries.events import JobProgress
 from docassist.pipelines.summaries.jobs.store import JobStore
 
 SPACE = "bench_integrations"
@@ -79,7 +81,10 @@ def run(ctx: Context) -> Result:
     store = JobStore(Database.for_data_dir(None, ctx.service.data_dir))
     for i in range(jobs):
         job = store.create(SPACE, f"doc{i:06d}", "en")
-        store.update(job.job_id, status="done" if i % 4 else "failed")
+        if i % 4:
+            store.finish(job.job_id, None, JobProgress())
+        else:
+            store.fail(job.job_id, None, JobError(code="internal_error", message="a bench job"), retryable=False)
     store.db.engine.dispose()
     ctx.http.get("/metrics").raise_for_status()
     times, size = [], 0

@@ -104,8 +104,8 @@ def test_a_job_is_claimed_by_one_worker_renewed_and_taken_over_when_its_lease_ru
     assert jobs.claim(job.job_id, "w1", lease_s=30).lease_owner == "w1"
     assert jobs.claim(job.job_id, "w2", lease_s=30) is None, "held by w1"
     assert jobs.renew(job.job_id, "w1", lease_s=30) and not jobs.renew(job.job_id, "w2", lease_s=30)
-    assert jobs.update(job.job_id, "w2", progress=JobProgress(stage="map")) is False, "only the holder writes"
-    assert jobs.update(job.job_id, "w1", progress=JobProgress(stage="map", done=1, total=3))
+    assert jobs.record_progress(job.job_id, "w2", JobProgress(stage="map")) is False, "only the holder writes"
+    assert jobs.record_progress(job.job_id, "w1", JobProgress(stage="map", done=1, total=3))
     assert jobs.expired() == []
     jobs.renew(job.job_id, "w1", lease_s=-1)  # w1 stops renewing: its lease is in the past
     [expired] = jobs.expired()

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
-import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.errors import JobError, NotFound, StoreUnavailable, shown
 from docassist.pipelines.llm.scheduling import background
 from docassist.pipelines.logs import event, request_id_var
-from docassist.pipelines.summaries.events import JobProgress, SummaryComplete, SummaryError
+from docassist.pipelines.summaries.events import SummaryComplete, SummaryError
 from docassist.pipelines.summaries.jobs.store import Job, JobStore
 from docassist.pipelines.summaries.runs.service import SummaryService
 
@@ -140,21 +141,12 @@ class JobRunner:
                 level=logging.WARNING,
             )
             return False
-        self.store.update(job.job_id, queued_at=time.time())
+        self.store.mark_queued(job.job_id)
         return True
 
     def retry(self, job: Job) -> Job:
         if job.status == "failed":
-            self.store.update(
-                job.job_id,
-                status="pending",
-                error=None,
-                retryable=False,
-                progress=JobProgress(),
-                lease_owner=None,
-                lease_expires_at=None,
-                queued_at=None,
-            )
+            self.store.reset(job.job_id)
             self._enqueue(job)
             event("Background job retried", f"job_id={job.job_id}", job_id=job.job_id)
         return self.store.get(job.job_id) or job
@@ -193,12 +185,8 @@ class JobRunner:
             return  # done, failed, deleted, or another worker holds it
         record = await asyncio.to_thread(self.registry.get, job.space_id, job.doc_id)
         if record is None:
-            await self._record(
-                job_id,
-                status="failed",
-                retryable=False,
-                error=JobError(code="not_found", message="the document was deleted"),
-            )
+            error = JobError(code="not_found", message="the document was deleted")
+            await self._record(functools.partial(self.store.fail, job_id, self.owner, error, False))
             return
         event(
             "Background summary started",
@@ -218,7 +206,7 @@ class JobRunner:
                             span.add_event(type(ev).__name__)
                             changed, progress = advanced != progress, advanced
                             if isinstance(ev, SummaryComplete):
-                                await self._record(job_id, status="done", progress=progress, lease_owner=None)
+                                await self._record(functools.partial(self.store.finish, job_id, self.owner, progress))
                                 event(
                                     "Background summary done",
                                     f"job_id={job_id} doc_id={job.doc_id} cached={ev.cached}",
@@ -229,7 +217,9 @@ class JobRunner:
                                 await self._failed(job_id, ev)
                                 return
                             if changed:
-                                await self._record(job_id, progress=progress)
+                                await self._record(
+                                    functools.partial(self.store.record_progress, job_id, self.owner, progress)
+                                )
             except asyncio.CancelledError:
                 event(
                     "Background summary interrupted",
@@ -240,18 +230,14 @@ class JobRunner:
             finally:
                 heartbeat.cancel()
 
-    async def _record(self, job_id: str, **changes: object) -> None:
+    async def _record(self, write: Callable[[], bool]) -> None:
+        """One of the job store's writes under this worker's lease, on a thread."""
         with contextlib.suppress(StoreUnavailable):  # the lease runs out; another worker finishes the job
-            await asyncio.to_thread(self.store.update, job_id, self.owner, **changes)
+            await asyncio.to_thread(write)
 
     async def _failed(self, job_id: str, error: SummaryError) -> None:
-        await self._record(
-            job_id,
-            status="failed",
-            retryable=error.code in RETRYABLE,
-            error=JobError(code=error.code, message=error.message, details=error.details),
-            lease_owner=None,
-        )
+        failure = JobError(code=error.code, message=error.message, details=error.details)
+        await self._record(functools.partial(self.store.fail, job_id, self.owner, failure, error.code in RETRYABLE))
         event(
             "Background summary failed",
             f"job_id={job_id}: {error.code}: {error.message}",

@@ -53,6 +53,7 @@ def _job(row: Any) -> Job:
 
 
 def _encode(changes: dict[str, Any]) -> dict[str, Any]:
+    """Column values from a job's fields, `updated_at` set to now."""
     out = dict(changes)
     if isinstance(out.get("progress"), JobProgress):
         out["progress"] = out["progress"].model_dump_json()
@@ -111,8 +112,37 @@ class JobStore:
         with self.db.begin() as conn:
             return {status: n for status, n in conn.execute(query)}
 
-    def update(self, job_id: str, owner: str | None = None, **changes: Any) -> bool:
-        """Apply `changes`; with `owner`, only while that worker holds the lease."""
+    def mark_queued(self, job_id: str) -> bool:
+        """The queue took the job now (the reaper queues again a job it never took)."""
+        return self._update(job_id, None, queued_at=time.time())
+
+    def reset(self, job_id: str) -> bool:
+        """A failed job pending again as if new: no error, progress, lease or queue time."""
+        return self._update(
+            job_id,
+            None,
+            status="pending",
+            error=None,
+            retryable=False,
+            progress=JobProgress(),
+            lease_owner=None,
+            lease_expires_at=None,
+            queued_at=None,
+        )
+
+    def record_progress(self, job_id: str, owner: str | None, progress: JobProgress) -> bool:
+        """The run's progress; with `owner`, only while that worker holds the lease."""
+        return self._update(job_id, owner, progress=progress)
+
+    def finish(self, job_id: str, owner: str | None, progress: JobProgress) -> bool:
+        """Done, the lease given up; with `owner`, only while that worker holds it."""
+        return self._update(job_id, owner, status="done", progress=progress, lease_owner=None)
+
+    def fail(self, job_id: str, owner: str | None, error: JobError, retryable: bool) -> bool:
+        """Failed with `error`, the lease given up; with `owner`, only while that worker holds it."""
+        return self._update(job_id, owner, status="failed", retryable=retryable, error=error, lease_owner=None)
+
+    def _update(self, job_id: str, owner: str | None, **changes: Any) -> bool:
         query = update(jobs).where(jobs.c.job_id == job_id)
         if owner is not None:
             query = query.where(jobs.c.lease_owner == owner)

@@ -146,7 +146,7 @@ class SummaryService:
             SummaryStart(
                 doc_id=record.doc_id,
                 strategy=hit.strategy,
-                chunks=hit.timing.get("parts", 1),
+                chunks=hit.parts,
                 language=hit.language,
                 eta_s=0.0,
                 cached=True,
@@ -240,7 +240,9 @@ class SummaryService:
         """The summary cached, unless its document was deleted meanwhile (`Cancelled`); where its
         seconds went, logged."""
         stats = result.stats
-        value = CachedSummary(result.summary, language, result.strategy, stats.usage(), stats.timing(wall), time.time())
+        value = CachedSummary(
+            result.summary, language, result.strategy, stats.usage(), stats.timing(wall), time.time(), stats.parts
+        )
         if not await asyncio.to_thread(self.store.put_if_document_exists, run, value):
             raise Cancelled("the document was deleted while its summary was written", doc_id=record.doc_id)
         event(

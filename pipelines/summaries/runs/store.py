@@ -29,8 +29,9 @@ class CachedSummary:
     language: str
     strategy: Strategy
     usage: Usage
-    timing: dict[str, Any]
+    timing: dict[str, Any]  # what `complete` reports as the run's timing
     created_at: float
+    parts: int = 1  # of the plan carried out: what a cached `start` announces
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,11 @@ class SummaryStore:
             row = conn.execute(select(*columns).where(summaries.c.cache_key == key)).first()
         if row is None:
             return None
-        summary, language, strategy, usage, timing, created = row
-        return CachedSummary(summary, language, strategy, Usage.model_validate_json(usage), json.loads(timing), created)
+        summary, language, strategy, usage, timing_json, created = row
+        timing = json.loads(timing_json)  # the plan's figures are kept among the run's timing
+        return CachedSummary(
+            summary, language, strategy, Usage.model_validate_json(usage), timing, created, timing.get("parts", 1)
+        )
 
     def existing(self, keys: list[str]) -> set[str]:
         """Which of `keys` have a summary."""
