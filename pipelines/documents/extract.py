@@ -304,20 +304,34 @@ class OcrProgress:
     text_so_far: str
 
 
-def text_so_far(read: ReadParts, ocr_texts: Sequence[str]) -> str:
+class TextSoFar:
     """The normalised text of `read`'s parts before the first page still waiting for OCR, the
-    first `len(ocr_texts)` OCR'd pages filled in: a prefix of what `finish` returns."""
-    texts = iter(ocr_texts)
-    parts: list[Part] = []
-    for part in read.parts:
-        if part.ocr_page is None:
-            parts.append(part)
-            continue
-        text = next(texts, None)
-        if text is None:
-            break
-        parts.append(replace(part, text=text, ocr_page=None))
-    return join_parts(parts, normalize)[0]
+    pages OCR'd so far filled in: a prefix of what `finish` returns. Each part is normalised once,
+    as the pages that reach it arrive, not again at every page (`join_parts`' text, grown)."""
+
+    def __init__(self, read: ReadParts) -> None:
+        self.read = read
+        self._next = 0  # the first part not yet taken in
+        self._pages = 0  # OCR'd pages taken in
+        self._pieces: list[str] = []
+
+    def after(self, ocr_texts: Sequence[str]) -> str:
+        """The text with the first `len(ocr_texts)` OCR'd pages in; `ocr_texts` only grows between calls."""
+        parts = self.read.parts
+        while self._next < len(parts):
+            part = parts[self._next]
+            if part.ocr_page is not None:
+                if self._pages >= len(ocr_texts):
+                    break
+                part = replace(part, text=ocr_texts[self._pages], ocr_page=None)
+                self._pages += 1
+            text = normalize(part.text)
+            if text:
+                if self._pieces:
+                    self._pieces.append(part.sep)
+                self._pieces.append(text)
+            self._next += 1
+        return "".join(self._pieces)
 
 
 def read_or_finish(filename: str, data: bytes, limits: ExtractLimits | None = None) -> Extracted | ReadParts:
@@ -338,12 +352,13 @@ def extract_document(
     limits = limits or ExtractLimits()
     read = read_parts(filename, data, limits)
     pages: list[str] = []
+    so_far = TextSoFar(read)
     for part in read.ocr_parts:
         if progress is not None:
-            progress(OcrProgress(len(pages), len(read.ocr_parts), text_so_far(read, pages)))
+            progress(OcrProgress(len(pages), len(read.ocr_parts), so_far.after(pages)))
         pages.append(ocr_part(filename, read.ext, part.ocr_page or 0, data, limits))
     if progress is not None and read.ocr_parts:
-        progress(OcrProgress(len(pages), len(read.ocr_parts), text_so_far(read, pages)))
+        progress(OcrProgress(len(pages), len(read.ocr_parts), so_far.after(pages)))
     return finish(read, pages, limits)
 
 

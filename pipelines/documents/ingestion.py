@@ -112,6 +112,14 @@ class IngestResult:
     duplicate: bool
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """An upload that passed `Ingestor.admit`: its document's id and its file's kind (`.pdf`, …)."""
+
+    doc_id: str
+    kind: str
+
+
 class Ingestor:
     """Owns the write path into the registry, the store and DATA_DIR/files."""
 
@@ -130,13 +138,14 @@ class Ingestor:
         self.splitter = SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP)
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
-    def admit(self, space_id: str, filename: str, data: bytes) -> str:
-        """What can be refused before any work (the space, the file's kind and size): the doc_id."""
+    def admit(self, space_id: str, filename: str, data: bytes) -> Admitted:
+        """What can be refused before any work (the space, the file's kind and size), decided once:
+        the document's id and the file's kind, for `ingest`."""
         check_space_id(space_id)
-        file_kind(filename)
+        kind = file_kind(filename)
         if len(data) > self.max_upload_bytes:
             raise TooLarge(f"the file is larger than {self.max_upload_bytes // (1024 * 1024)} MB", size_bytes=len(data))
-        return make_doc_id(space_id, data)
+        return Admitted(make_doc_id(space_id, data), kind)
 
     def ingest(
         self,
@@ -145,12 +154,12 @@ class Ingestor:
         data: bytes,
         abandoned: Callable[[], bool] = _never,
         progress: Progress = _unheard,
-        doc_id: str | None = None,
+        admitted: Admitted | None = None,
     ) -> IngestResult:
-        """The document stored, or the one already stored from the same bytes. `doc_id`: what
+        """The document stored, or the one already stored from the same bytes. `admitted`: what
         `admit` returned for these bytes, when the caller already admitted them."""
-        doc_id = doc_id or self.admit(space_id, filename, data)
-        ext = file_kind(filename)
+        admitted = admitted or self.admit(space_id, filename, data)
+        doc_id, ext = admitted.doc_id, admitted.kind
         with self._locks[doc_id]:
             existing = self.registry.get(space_id, doc_id)
             if existing is not None:

@@ -38,10 +38,10 @@ from docassist.pipelines.documents.extract import (
     ExtractLimits,
     OcrProgress,
     ReadParts,
+    TextSoFar,
     finish,
     ocr_part,
     read_or_finish,
-    text_so_far,
 )
 from docassist.pipelines.documents.locations import Extracted
 from docassist.pipelines.documents.pages import render_page_png
@@ -211,9 +211,9 @@ class ExtractionSandbox:
     ) -> list[str]:
         """Every scanned page's text, in order (`_PageRun`); the next pages are sent before
         `progress` hears of the last, so what it does (embedding the text so far) overlaps the OCR."""
-        run = _PageRun(self, own, read, data)
+        run, so_far = _PageRun(self, own, read, data), TextSoFar(read)
         if progress is not None:
-            progress(OcrProgress(0, len(run.pages), text_so_far(read, [])))
+            progress(OcrProgress(0, len(run.pages), so_far.after(run.texts)))
         try:
             run.send()
             while run.pending:
@@ -221,7 +221,7 @@ class ExtractionSandbox:
                 run.return_spare()
                 run.send()
                 if progress is not None:
-                    progress(OcrProgress(len(run.texts), len(run.pages), text_so_far(read, run.texts)))
+                    progress(OcrProgress(len(run.texts), len(run.pages), so_far.after(run.texts)))
             return run.texts
         finally:
             run.close()

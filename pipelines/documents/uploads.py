@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from docassist.pipelines.documents.ingestion import Ingestor, IngestResult
+from docassist.pipelines.documents.ingestion import Admitted, Ingestor, IngestResult
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.documents.upload_store import (
     UploadJob,
@@ -125,7 +125,8 @@ class UploadRunner:
 
     # ------------------------------------------------------------------ submitting and waiting
     async def submit(self, space_id: str, filename: str, data: bytes, generate_summary: bool) -> Submitted:
-        doc_id = await self.storage.run(self.ingestor.admit, space_id, filename, data)
+        admitted = await self.storage.run(self.ingestor.admit, space_id, filename, data)
+        doc_id = admitted.doc_id
         running = self._running.get((space_id, doc_id))
         if running is not None:  # the same bytes, uploaded again while the first is processed
             return Submitted(running=running, joined=True)
@@ -136,7 +137,7 @@ class UploadRunner:
         job = await self.storage.run(self.store.create, space_id, doc_id, filename, generate_summary, self.owner)
         stop = threading.Event()
         try:
-            future = self.uploads.submit(self._work, job, data, stop)
+            future = self.uploads.submit(self._work, job, admitted, data, stop)
         except DocassistError as exc:  # the queue filled while the job was written
             await self.storage.run(self.store.fail, job.job_id, _error(exc))
             raise
@@ -167,10 +168,10 @@ class UploadRunner:
         return await self.storage.run(self.store.get, job_id)
 
     # ------------------------------------------------------------------ the work, on the uploads lane
-    def _work(self, job: UploadJob, data: bytes, stop: threading.Event) -> IngestResult:
+    def _work(self, job: UploadJob, admitted: Admitted, data: bytes, stop: threading.Event) -> IngestResult:
         report = _Reporter(self.store, job.job_id, stop)
         try:
-            result = self.ingestor.ingest(job.space_id, job.filename, data, stop.is_set, report, job.doc_id)
+            result = self.ingestor.ingest(job.space_id, job.filename, data, stop.is_set, report, admitted)
             outcome = UploadOutcome(
                 language=result.record.language,
                 chunks=result.record.chunks,
