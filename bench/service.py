@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
-import redis
 
 from docassist.pipelines.llm.llama_server import free_port
 
@@ -51,7 +49,10 @@ def service_env(data_dir: Path, **overrides: str) -> dict[str, str]:
 @contextlib.contextmanager
 def fresh_postgres_database(server: str, prefix: str) -> Iterator[str]:
     """A new, empty database on the PostgreSQL at `server` (a URL to its maintenance database);
-    dropped afterwards. Yields its URL."""
+    dropped afterwards. Yields its URL. psycopg is imported here: the benchmarks and tests that
+    share no database do not load it."""
+    import psycopg
+
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -64,7 +65,9 @@ def fresh_postgres_database(server: str, prefix: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def fresh_redis(url: str) -> Iterator[str]:
-    """The Redis database at `url`, flushed before and after. Yields `url`."""
+    """The Redis database at `url`, flushed before and after. Yields `url` (redis imported here, as psycopg)."""
+    import redis
+
     client = redis.Redis.from_url(url)
     client.flushdb()
     try:

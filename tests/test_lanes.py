@@ -287,6 +287,19 @@ def test_a_well_behaved_keep_alive_client_is_not_cut_off(c2: httpx.Client):
     assert c2.get("/documents", params={"space_id": "quiet"}).status_code == 200
 
 
+def test_requests_are_logged_with_timing_and_request_id(svc: Service, c2: httpx.Client):
+    """Read from the JSON log's fields (this service logs JSON): a record when the request arrives,
+    and one with its status and total time once it is answered, both under the client's request id."""
+    r = c2.get("/documents", params={"space_id": "logcheck"}, headers={"x-request-id": "rid-logcheck-1"})
+    assert r.headers["x-request-id"] == "rid-logcheck-1"
+    time.sleep(0.2)
+    records = svc.events("")  # every JSON record
+    mine = [e for e in records if e.get("request_id") == "rid-logcheck-1" and e.get("path") == "/documents"]
+    arrived, answered = mine[0], mine[-1]
+    assert arrived["method"] == "GET" and "status" not in arrived
+    assert answered["method"] == "GET" and answered["status"] == 200 and answered["total_s"] >= 0
+
+
 def test_documented_statuses_include_429_and_408(svc: Service):
     paths = httpx.get(f"{svc.url}/openapi.json").json()["paths"]
     for path in ("/ingest", "/search", "/ask", "/ask-stream", "/summarize", "/summarize-stream"):

@@ -42,8 +42,8 @@ class Cluster:
         self.b = start_service(root / "b", JOB_WORKERS="0", **self.shared, **self.llama)
         self.workers: list[Service] = []
 
-    def worker(self, name: str) -> Service:
-        w = start_service(self.root / name, command="worker", **self.shared, **self.llama)
+    def worker(self, name: str, **env: str) -> Service:
+        w = start_service(self.root / name, command="worker", **self.shared, **self.llama, **env)
         self.workers.append(w)
         return w
 
@@ -163,14 +163,14 @@ def test_a_worker_killed_mid_job_is_replaced_by_another_that_reuses_its_map_resu
         assert job["status"] == "running", job
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait()
-        second = cluster.worker("w3")
+        second = cluster.worker("w3", LOG_FORMAT="json")
         job = wait_job(a, body["job_id"])
         assert job["status"] == "done" and job["attempts"] == 2, job
         result = a.post("/summarize", json={"doc_id": body["doc_id"], "space_id": "resume"}).json()
     assert result["cached"] is True
     computed = result["usage"]
     assert computed["resumed_calls"] >= 1, "map results of the killed worker were reused"
-    map_calls_by_second = second.log().count("📝 INPUT (map,")
+    map_calls_by_second = sum(1 for e in second.events("[LLM REQUEST") if e.get("purpose") == "map")
     assert map_calls_by_second == result["timing"]["computed"]["parts"] - computed["resumed_calls"]
     assert "Background job taken over" in second.log() + cluster.a.log() + cluster.b.log()
 

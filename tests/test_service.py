@@ -38,17 +38,6 @@ def test_model_config_shows_the_embedded_model(http):
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
 
 
-def test_requests_are_logged_with_timing_and_request_id(http, service: Service):
-    r = http.get("/documents", params={"space_id": "logcheck"}, headers={"x-request-id": "rid-logcheck-1"})
-    assert r.headers["x-request-id"] == "rid-logcheck-1"
-    time.sleep(0.2)
-    log = service.log()
-    assert "[rid-logcheck-1] 🌐" in log
-    assert "[HTTP REQUEST ⬇️ ] GET /documents" in log
-    assert "⏰ Request time:" in log
-    assert "[rid-logcheck-1] [HTTP RESPONSE ⬆️ ]" in log and "Total HTTP time:" in log
-
-
 def _llama_pid(service: Service) -> int:
     port = httpx.get(f"{service.url}/model-config").json()["endpoints"]["local"]["base_url"].split(":")[2][:-3]
     out = subprocess.run(["pgrep", "-f", f"llama_cpp.server.*--port {port}"], capture_output=True, text=True)
