@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from docassist.pipelines.settings import ConfigError, load_settings
+from docassist.pipelines.settings import ConfigError, Settings, load_settings
 
 
 def _print(data: Any) -> None:
@@ -28,13 +28,23 @@ def _headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
+def _checked_settings() -> Settings:
+    """The settings, and the limits the parts read for themselves, checked before a start:
+    `ConfigError` for a bad value of either."""
+    from docassist.pipelines.runtime import PartLimits
+
+    settings = load_settings()
+    PartLimits.of(settings)
+    return settings
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     if args.data_dir:
         os.environ["DATA_DIR"] = args.data_dir
     try:
-        settings = load_settings()
+        settings = _checked_settings()
     except ConfigError as exc:
         print(f"docassist: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -96,7 +106,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.data_dir:
         os.environ["DATA_DIR"] = args.data_dir
     try:
-        settings = load_settings()
+        settings = _checked_settings()
     except ConfigError as exc:
         print(f"docassist: configuration error: {exc}", file=sys.stderr)
         return 2

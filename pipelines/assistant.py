@@ -363,7 +363,7 @@ class Assistant:
         return ModelConfig(
             endpoint=EndpointView.of(rt.endpoints[name], internals),
             profile=rt.settings.profile_name,
-            max_tokens=rt.settings.llm_max_tokens,
+            max_tokens=rt.part_limits.llm.max_tokens,
             routing={"map": routing.map, "reduce": routing.reduce, "answer": routing.answer},
             endpoints={n: EndpointView.of(ep, internals) for n, ep in rt.endpoints.items()},
         )

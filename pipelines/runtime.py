@@ -19,10 +19,11 @@ import functools
 import logging
 import time
 from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from docassist.pipelines.answers.citations import Citer
-from docassist.pipelines.documents.extract import extract_document
+from docassist.pipelines.documents.extract import ExtractLimits, extract_document
 from docassist.pipelines.documents.ingestion import Ingestor, warm_up_splitter
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
@@ -32,6 +33,7 @@ from docassist.pipelines.health import HealthReport, assess
 from docassist.pipelines.health_monitor import HealthMonitor
 from docassist.pipelines.lanes import Lanes
 from docassist.pipelines.llm import prompts
+from docassist.pipelines.llm.budget import Limits
 from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint, ManagedServer, build_endpoints
 from docassist.pipelines.llm.llama_server import LlamaServer
@@ -56,6 +58,20 @@ from docassist.pipelines.summaries.runs.store import SummaryStore
 Role = Literal["serve", "worker"]
 
 
+@dataclass(frozen=True)
+class PartLimits:
+    """The limits the parts declare themselves, each read by its owner's group from the
+    settings' environment: what reading a file may cost, and what one LLM call may."""
+
+    extract: ExtractLimits
+    llm: Limits
+
+    @classmethod
+    def of(cls, settings: Settings) -> PartLimits:
+        """`ConfigError` naming the variable when one is bad: a start refuses it like a bad setting."""
+        return cls(ExtractLimits.from_env(settings.environment), Limits.from_env(settings.environment))
+
+
 class Runtime:
     def __init__(self, settings: Settings, role: Role = "serve") -> None:
         self.settings, self.role = settings, role
@@ -63,7 +79,8 @@ class Runtime:
         self.tightened = secure_data_dir(settings.data_dir)  # before anything is written there
         self.llama_servers: dict[str, LlamaServer] = {}
         self.endpoints: dict[str, Endpoint] = {}
-        self.caller = LLMCaller(settings.limits)
+        self.part_limits = PartLimits.of(settings)
+        self.caller = LLMCaller(self.part_limits.llm)
         self.db = Database.for_data_dir(settings.database_url, settings.data_dir)
         self.registry = Registry(self.db)
         self.summary_store = SummaryStore(self.db)
@@ -129,7 +146,7 @@ class Runtime:
         the ingests a crash interrupted, rolled back."""
         s = self.settings
         self.sandbox = ExtractionSandbox(
-            s.extract_limits,
+            self.part_limits.extract,
             s.extract_timeout_s,
             s.extract_memory_mb,
             pid_file=s.data_dir / "logs" / "extract-workers.pids",
@@ -239,7 +256,7 @@ def ingestion_only(settings: Settings) -> Iterator[Ingestor]:
     db.migrate(settings.files_dir)
     embed = build_embedding(settings.profile.embedding)
     store = Store(settings, embedding_dim(embed), settings.profile.embedding.kind)
-    limits = settings.extract_limits
+    limits = PartLimits.of(settings).extract
     try:
         yield Ingestor(
             store,

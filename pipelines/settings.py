@@ -19,10 +19,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import NoDecode
 
-from docassist.pipelines.documents.extract import ExtractLimits
 from docassist.pipelines.environment import ConfigError, FromEnvironment
 from docassist.pipelines.keys import ApiKey, KeyConfigError, parse_api_keys
-from docassist.pipelines.llm.budget import Limits
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -115,14 +113,14 @@ class Profile(BaseModel):
 
 class Settings(FromEnvironment):
     """Everything the service reads at start, resolved and validated: the profile and models from
-    `config/`, each environment variable declared once below (or by the part that owns it:
-    `ExtractLimits`, `Limits`)."""
+    `config/`, each environment variable declared once below — or by the part that owns it
+    (`ExtractLimits`, `Limits`), which reads it from `environment` itself (`runtime.PartLimits`)."""
 
     profile_name: str
     profile: Profile
     models: dict[str, ModelSpec]
-    extract_limits: ExtractLimits
-    limits: Limits
+    # the variables these settings were read from, for the parts that declare their own
+    environment: dict[str, str] = Field(default_factory=dict, repr=False)
     llm_mode: str = Field(default="local", validation_alias="LLM_MODE")
     data_dir: Path = Field(default=Path("./data"), validation_alias="DATA_DIR")
     context_window_override: int | None = Field(default=None, gt=256, validation_alias="LLM_CONTEXT_WINDOW")
@@ -178,10 +176,6 @@ class Settings(FromEnvironment):
             return parse_api_keys(value)
         except KeyConfigError as exc:
             raise ValueError(str(exc)) from exc
-
-    @property
-    def llm_max_tokens(self) -> int:
-        return self.limits.max_tokens
 
     @property
     def max_upload_bytes(self) -> int:
@@ -303,8 +297,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         profile_name=profile_name,
         profile=profile,
         models=models,
-        extract_limits=ExtractLimits.from_env(env),
-        limits=Limits.from_env(env),
+        environment=env,
     )
     for name, endpoint in profile.endpoints.items():
         if settings.model_spec(endpoint.model) is None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from docassist.pipelines.llm.budget import Limits
 from docassist.pipelines.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +118,7 @@ def test_vllm_mig_backend_environment_loads_the_vllm_profile_with_shared_state()
     assert s.endpoints["medium"].model == "openai/gpt-oss-20b" and s.endpoints["small"].provider == "vLLM"
     assert s.endpoints["medium"].reasoning_effort == "low"
     assert (s.profile.routing.map, s.profile.routing.reduce, s.profile.routing.answer) == ("small", "medium", "medium")
-    assert s.profile.vector_store.url == "http://qdrant:6333" and s.llm_max_tokens == 2048
+    assert s.profile.vector_store.url == "http://qdrant:6333" and Limits.from_env(s.environment).max_tokens == 2048
     assert s.database_url.startswith("postgresql://docassist:") and s.redis_url == "redis://redis:6379/0"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from docassist.pipelines.runtime import PartLimits
 from docassist.pipelines.settings import ConfigError, load_settings
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
@@ -19,7 +20,7 @@ def test_local_profile_is_the_default_with_2048_max_tokens():
     s = load_settings({})
     assert s.profile_name == "local" and list(s.endpoints) == ["local"]
     assert s.endpoints["local"].provider == "llama.cpp" and s.endpoints["local"].managed
-    assert s.llm_max_tokens == 2048
+    assert PartLimits.of(s).llm.max_tokens == 2048
     assert s.profile.vector_store.url is None, "local mode Qdrant on disk"
 
 
@@ -38,7 +39,7 @@ def test_vllm_mode_names_medium_and_small_with_routing_and_overrides():
     assert (medium.model, small.model) == ("openai/gpt-oss-20b", "mistralai/Mistral-7B-Instruct-v0.3")
     assert medium.base_url == "http://vllm-medium:8000/v1" and small.base_url == "http://10.0.0.2:8002/v1"
     assert (s.profile.routing.map, s.profile.routing.reduce, s.profile.routing.answer) == ("small", "medium", "medium")
-    assert s.llm_max_tokens == 512 and str(s.data_dir) == "/srv/docassist"
+    assert PartLimits.of(s).llm.max_tokens == 512 and str(s.data_dir) == "/srv/docassist"
     assert s.profile.vector_store.url == "http://qdrant:6333"
 
 
@@ -74,11 +75,13 @@ def test_bad_model_field_names_file_and_field(tmp_path, monkeypatch):
 
 
 def test_ocr_limits_come_from_the_environment():
-    limits = load_settings(
-        {"MAX_OCR_PAGES": "3", "OCR_PAGE_TIMEOUT_S": "9", "MAX_IMAGE_PIXELS": "1000", "TESSERACT_CMD": "/opt/t"}
-    ).extract_limits
+    limits = PartLimits.of(
+        load_settings(
+            {"MAX_OCR_PAGES": "3", "OCR_PAGE_TIMEOUT_S": "9", "MAX_IMAGE_PIXELS": "1000", "TESSERACT_CMD": "/opt/t"}
+        )
+    ).extract
     assert (limits.max_ocr_pages, limits.ocr_page_timeout_s, limits.max_image_pixels) == (3, 9, 1000)
-    assert limits.tesseract_cmd == "/opt/t" and load_settings({}).extract_limits.max_ocr_pages == 200
+    assert limits.tesseract_cmd == "/opt/t" and PartLimits.of(load_settings({})).extract.max_ocr_pages == 200
 
 
 @pytest.mark.parametrize(
@@ -95,8 +98,9 @@ def test_ocr_limits_come_from_the_environment():
     ],
 )
 def test_bad_environment_names_the_field(env, field):
+    """The settings, or the limits a part reads for itself: refused alike at a start (`docassist serve`)."""
     with pytest.raises(ConfigError) as err:
-        load_settings(env)
+        PartLimits.of(load_settings(env))
     assert field in str(err.value)
 
 
@@ -130,4 +134,13 @@ def test_every_environment_variable_is_declared_once_and_documented():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     undocumented = [name for name in declared if f"`{name}`" not in readme and name != "JOBS_REDIS_URL"]
     assert undocumented == []
-    assert load_settings({"LLM_MAX_TOKENS": "77"}).limits.max_tokens == 77, "read by its owner"
+    assert PartLimits.of(load_settings({"LLM_MAX_TOKENS": "77"})).llm.max_tokens == 77, "read by its owner"
+
+
+def test_settings_import_no_feature_code():
+    """The settings sit below the features: a part's own limits are read by the part, not held here."""
+    import ast
+
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "pipelines" / "settings.py").read_text(encoding="utf-8"))
+    ours = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and "docassist" in (n.module or "")}
+    assert ours == {"docassist.pipelines.environment", "docassist.pipelines.keys"}
