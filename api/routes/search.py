@@ -21,4 +21,4 @@ async def search(body: SearchRequest, assistant: AssistantDep, access: AccessDep
     access.check_space(body.space_id)
     with assistant.admit("search", access.holder):
         result = await assistant.search(body.q, body.space_id, body.top_k)
-    return SearchResponse(sources=[SourceOut(**asdict(s)) for s in result.sources], timing=result.timing)
+    return SearchResponse(sources=[SourceOut(**asdict(s)) for s in result.sources], timing=asdict(result.timing))

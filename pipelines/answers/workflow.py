@@ -169,8 +169,8 @@ class AskWorkflow(Workflow):
         context = format_context(result.sources)
         tokens = await self.answer_ep.tokens.exact(context) if context else 0
         async with ctx.store.edit_state() as st:
-            st.timing["retrieval_embed_ms"] = result.timing["embed_ms"]
-            st.timing["retrieval_search_ms"] = result.timing["search_ms"]
+            st.timing["retrieval_embed_ms"] = result.timing.embed_ms
+            st.timing["retrieval_search_ms"] = result.timing.search_ms
             st.context_tokens = tokens
             st.lap("retrieval")
         event(

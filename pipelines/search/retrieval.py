@@ -10,7 +10,7 @@ and refused before any embedding. Both steps run on the search lane's threads.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
@@ -38,10 +38,19 @@ class Source:
     location: dict[str, int | str] | None = None
 
 
+@dataclass(frozen=True)
+class SearchTiming:
+    """Where a search's milliseconds went: embedding the query, and the hybrid query itself."""
+
+    embed_ms: float
+    search_ms: float
+    total_ms: float
+
+
 @dataclass
 class SearchResult:
     sources: list[Source]
-    timing: dict[str, float]
+    timing: SearchTiming
 
 
 def location_of(metadata: dict) -> dict[str, int | str] | None:
@@ -87,18 +96,18 @@ class Retriever:
             )
             for h in hits
         ]
-        timing = {
-            "embed_ms": round((t1 - t0) * 1000, 1),
-            "search_ms": round((t2 - t1) * 1000, 1),
-            "total_ms": round((t2 - t0) * 1000, 1),
-        }
+        timing = SearchTiming(
+            embed_ms=round((t1 - t0) * 1000, 1),
+            search_ms=round((t2 - t1) * 1000, 1),
+            total_ms=round((t2 - t0) * 1000, 1),
+        )
         event(
             "[RETRIEVAL]",
             f"space={space_id} top_k={top_k} → {len(sources)} chunks from "
-            f"{len({s.doc_id for s in sources})} documents · embed {timing['embed_ms']} ms · "
-            f"hybrid query {timing['search_ms']} ms",
+            f"{len({s.doc_id for s in sources})} documents · embed {timing.embed_ms} ms · "
+            f"hybrid query {timing.search_ms} ms",
             space_id=space_id,
             hits=len(sources),
-            **timing,
+            **asdict(timing),
         )
         return SearchResult(sources=sources, timing=timing)

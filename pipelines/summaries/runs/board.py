@@ -2,7 +2,7 @@
 
 `SummaryService` asks a `FlightBoard` and never which one it has: `LocalFlightBoard` when the
 process is alone (its flights are the only runs there are), `SharedFlightBoard`
-(`shared_board.py`, Redis) when several processes share the database — the pattern of
+(`shared_board.py`) when the processes of a deployment share a Redis — the pattern of
 `llm.scheduling.PrioritySemaphore` and `llm.shared_slots.SharedSlots`.
 """
 
