@@ -49,7 +49,7 @@ _WHY = {
     429: "more requests in flight than admitted, answered at once with `Retry-After` (seconds): "
     "`too_many_requests` (this key's `SEARCH_PER_KEY` or `ANSWERS_PER_KEY`), `upload_queue_full` (`UPLOAD_QUEUE`)",
     503: "a store or an LLM endpoint is unavailable: `store_unavailable`, `vector_store_unavailable`, "
-    "`llm_unavailable`, `cancelled`",
+    "`llm_unavailable`, `embedder_unavailable` (the process that embeds uploads), `cancelled`",
 }
 
 
