@@ -136,12 +136,13 @@ class Runtime:
             pid_file=s.data_dir / "logs" / "extract-workers.pids",
         )
         embed_task = asyncio.to_thread(build_embedding, s.profile.embedding)
-        self.embed_model, *_ = await asyncio.gather(embed_task, asyncio.to_thread(warm_up_splitter), *servers)
+        # uploads' passages are embedded by a process of their own, which loads its model meanwhile
+        self.passage_embed = ProcessEmbedding(s.profile.embedding)
+        self.embed_model, *_ = await asyncio.gather(
+            embed_task, asyncio.to_thread(warm_up_splitter), self._start_embedder(), *servers
+        )
         dim = await asyncio.to_thread(embedding_dim, self.embed_model)
         self.store = await asyncio.to_thread(Store, s, dim, s.profile.embedding.kind)
-        # uploads' passages are embedded by a process of their own; it loads its model meanwhile
-        self.passage_embed = ProcessEmbedding(s.profile.embedding)
-        self._embedder_start = asyncio.create_task(self._start_embedder())
         self.ingestor = Ingestor(
             self.store, self.registry, self.passage_embed, s.max_upload_bytes, self.sandbox.extract,
             s.max_document_chunks,
@@ -158,8 +159,8 @@ class Runtime:
         return rolled_back
 
     async def _start_embedder(self) -> None:
-        """The embedder process, in the background: a failure is logged, and the first upload
-        tries again (and fails with `embedder_unavailable` if it cannot)."""
+        """The embedder process: a failure is logged, not fatal — the first upload tries again
+        (and fails with `embedder_unavailable` if it cannot)."""
         try:
             await asyncio.to_thread(self.passage_embed.start)
         except EmbedderUnavailable as exc:
