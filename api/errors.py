@@ -35,6 +35,7 @@ STATUS: dict[type[e.DocassistError], int] = {
     e.ContextOverflow: 422,
     e.VectorStoreUnavailable: 503,
     e.StoreUnavailable: 503,
+    e.EmbedderUnavailable: 503,
     e.Cancelled: 503,
     e.SummarizationStalled: 422,
     e.TooBusy: 429,

@@ -49,7 +49,7 @@ _WHY = {
     429: "more requests in flight than admitted, answered at once with `Retry-After` (seconds): "
     "`too_many_requests` (this key's `SEARCH_PER_KEY` or `ANSWERS_PER_KEY`), `upload_queue_full` (`UPLOAD_QUEUE`)",
     503: "a store or an LLM endpoint is unavailable: `store_unavailable`, `vector_store_unavailable`, "
-    "`llm_unavailable`, `cancelled`",
+    "`llm_unavailable`, `embedder_unavailable` (the process that embeds uploads), `cancelled`",
 }
 
 
@@ -289,10 +289,19 @@ class CitationOut(BaseModel):
     doc_id: str
     filename: str
     chunk: int
-    quote: str = Field(description="a sentence of the source that supports the answer, as the document has it")
+    quote: str = Field(
+        description="the sentence (or two adjacent sentences) of the source that supports the answer, as the "
+        "document has it"
+    )
     start: int | None = Field(description="offset of `quote` in the document's text (`GET /documents/{id}/text`)")
     end: int | None
     score: float
+    location: dict[str, int | str] | None = Field(
+        default=None,
+        description="where the quote itself sits, as a source's `location`: the page it is on even when its chunk "
+        "spans two; null when unknown",
+        examples=[{"page": 4}],
+    )
 
 
 class AskResponse(BaseModel):

@@ -4,6 +4,7 @@
     docassist eval summaries --split dev --limit 3
     docassist eval answers --split test --limit 50 --out evals/results/answers-test.json
     docassist eval retrieval --split test
+    docassist eval citations --split test --out evals/results/citations-test.json
     docassist eval conversations --split dev --limit 20   # follow-ups: condensed, then retrieved
     docassist eval metrics --split test          # the metrics' agreement with SummEval's experts
     docassist eval ocr --split test --limit 20     # CER of scans made from XQuAD, and hit@1 scan vs text
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     add_common_args(answers, "first N questions per language")
     answers.add_argument("--top-k", type=int, default=3)
     add_common_args(tasks.add_parser("retrieval", help="hit@k and MRR on XQuAD"), "first N questions per language")
+    add_common_args(
+        tasks.add_parser("citations", help="the passage an answer cites, on XQuAD (no LLM)"),
+        "first N questions per language",
+    )
     conversations = tasks.add_parser(
         "conversations", help="two-turn dialogues on XQuAD: the follow-up's gold retrieved"
     )
@@ -127,6 +132,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from docassist.evals import retrieval
 
         write_report(retrieval.evaluate(args.split, args.evaldata, args.limit), retrieval.to_markdown, args.out)
+    elif args.task == "citations":
+        from docassist.evals import citations
+
+        write_report(citations.evaluate(args.split, args.evaldata, args.limit), citations.to_markdown, args.out)
     elif args.task == "ocr":
         from docassist.evals import ocr
 

@@ -106,6 +106,12 @@ class Cancelled(DocassistError):
     code = "cancelled"
 
 
+class EmbedderUnavailable(DocassistError):
+    """The process that embeds uploads exited or failed a batch; the next upload starts it again."""
+
+    code = "embedder_unavailable"
+
+
 class StoreUnavailable(DocassistError):
     """The database or Redis does not answer; retrying later works once it is back."""
 

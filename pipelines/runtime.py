@@ -29,6 +29,7 @@ from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
 from docassist.pipelines.documents.upload_store import UploadStore
 from docassist.pipelines.documents.uploads import UploadRunner
+from docassist.pipelines.errors import EmbedderUnavailable
 from docassist.pipelines.health import HealthReport, assess
 from docassist.pipelines.health_monitor import HealthMonitor
 from docassist.pipelines.lanes import Lanes
@@ -39,6 +40,7 @@ from docassist.pipelines.llm.endpoints import Endpoint, ManagedServer, build_end
 from docassist.pipelines.llm.llama_server import LlamaServer
 from docassist.pipelines.llm.shared_slots import SharedSlots, server_identity
 from docassist.pipelines.logs import event
+from docassist.pipelines.search.embedder_process import ProcessEmbedding
 from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
 from docassist.pipelines.search.retrieval import Retriever
 from docassist.pipelines.search.store import Store
@@ -152,12 +154,17 @@ class Runtime:
             pid_file=s.data_dir / "logs" / "extract-workers.pids",
         )
         embed_task = asyncio.to_thread(build_embedding, s.profile.embedding)
-        self.embed_model, *_ = await asyncio.gather(embed_task, asyncio.to_thread(warm_up_splitter), *servers)
+        # uploads' passages are embedded by a process of their own, which loads its model meanwhile
+        self.passage_embed = ProcessEmbedding(s.profile.embedding)
+        self.embed_model, *_ = await asyncio.gather(
+            embed_task, asyncio.to_thread(warm_up_splitter), self._start_embedder(), *servers
+        )
         dim = await asyncio.to_thread(embedding_dim, self.embed_model)
         self.store = await asyncio.to_thread(Store, s, dim, s.profile.embedding.kind)
         self.ingestor = Ingestor(
-            self.store, self.registry, self.embed_model, s.max_upload_bytes, self.sandbox.extract, s.max_document_chunks
-        )
+            self.store, self.registry, self.passage_embed, s.max_upload_bytes, self.sandbox.extract,
+            s.max_document_chunks,
+        )  # fmt: skip
         self.uploads = UploadRunner(
             self.ingestor, self.registry, UploadStore(self.db), self.lanes.uploads, self.lanes.storage,
             self._summary_job_for,
@@ -168,6 +175,14 @@ class Runtime:
         self.retriever = Retriever(self.store, self.embed_model, self.lanes.search)
         self.citer = Citer(self.embed_model, self.lanes.search)
         return rolled_back
+
+    async def _start_embedder(self) -> None:
+        """The embedder process: a failure is logged, not fatal — the first upload tries again
+        (and fails with `embedder_unavailable` if it cannot)."""
+        try:
+            await asyncio.to_thread(self.passage_embed.start)
+        except EmbedderUnavailable as exc:
+            event("[EMBED] Embedder process did not start", exc.message, level=logging.ERROR)
 
     async def _start_endpoints(self) -> None:
         """The LLM endpoints, their shared slots (with Redis) and their context windows."""
@@ -241,6 +256,8 @@ class Runtime:
             self.store.close()
         if hasattr(self, "sandbox"):
             self.sandbox.close()
+        if hasattr(self, "passage_embed"):
+            await asyncio.to_thread(self.passage_embed.close)
         if self.redis is not None:
             await self.redis.aclose()
         self.db.close()

@@ -7,7 +7,7 @@ import io
 
 from docassist.pipelines.documents.extract import extract_document
 from docassist.pipelines.documents.ingestion import CHUNK_OVERLAP, CHUNK_TOKENS
-from docassist.pipelines.documents.locations import Location, Locator, Part, Section, join_parts, merge
+from docassist.pipelines.documents.locations import Location, Locator, Part, Section, join_parts, merge, within
 from tests.test_formats import CSV_RU, epub_en, odt_en, pptx_ru, xlsx_ru
 
 
@@ -70,6 +70,23 @@ def test_a_chunk_is_located_at_the_sections_it_overlaps():
     assert any(loc == Location(page=1, page_end=2) for loc in found), found
     assert found[-1] == Location(page=3)
     assert Locator("no sections", []).locate("no sections") is None
+
+
+def test_a_chunk_across_two_pages_knows_where_each_page_starts_so_a_quote_names_its_own():
+    parts = [
+        Part("Первая страница. " + "слово " * 30, Location(page=1)),
+        Part("Вторая страница. Зал закрыли.", Location(page=2)),
+    ]
+    text, sections = join_parts(parts, str.strip)
+    location, places = Locator(text, sections).place(text)
+    assert location == Location(page=1, page_end=2)
+    second = text.index("Вторая")
+    assert places == [(0, Location(page=1)), (second, Location(page=2))]
+    quote = text.index("Зал закрыли.")
+    assert within(places, quote, quote + len("Зал закрыли.")) == Location(page=2)
+    assert within(places, 0, 10) == Location(page=1)
+    assert within(places, second - 5, second + 5) == Location(page=1, page_end=2)  # a quote across the break
+    assert Locator(text, sections[:1]).place(text)[1] == [], "a chunk within one section needs no places"
 
 
 def test_merged_locations_widen_pages_and_rows_and_keep_the_first_of_the_rest():

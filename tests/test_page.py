@@ -477,6 +477,15 @@ def test_a_citation_opens_the_quote_highlighted_beside_its_pdf_page(page: Page, 
 def test_deleting_a_conversation_removes_it(page: Page, svc: Service, conv_space: str):
     ask = page.get_by_role("region", name="Ask your documents")
     ask.get_by_role("button", name=f"Delete the conversation “{FIRST_Q}”").click()
+    confirm = page.get_by_role("dialog", name="Delete the conversation?")
+    expect(confirm).to_contain_text(f"“{FIRST_Q}” will be removed with all its questions and answers.")
+    confirm.get_by_role("button", name="Cancel").click()
+    expect(confirm).to_be_hidden()
+    expect(ask.get_by_role("list", name="Conversations").get_by_role("listitem")).to_have_count(1)
+    listed = httpx.get(f"{svc.url}/conversations", params={"space_id": conv_space}, timeout=30).json()
+    assert len(listed["conversations"]) == 1, "cancelled: nothing is deleted"
+    ask.get_by_role("button", name=f"Delete the conversation “{FIRST_Q}”").click()
+    confirm.get_by_role("button", name="Delete").click()
     expect(ask).to_contain_text(f"The conversation “{FIRST_Q}” was deleted.")
     expect(ask.get_by_role("list", name="Conversations").get_by_role("listitem")).to_have_count(0)
     expect(page.get_by_role("list", name="Conversation", exact=True)).to_be_hidden()

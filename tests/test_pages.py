@@ -58,6 +58,16 @@ def test_a_page_of_a_pdf_is_a_png_at_110_dpi(keyed: Service, stored: dict[str, s
     assert image.convert("L").getextrema()[0] < 128, "the page's text is drawn, not a blank page"
 
 
+def test_a_citation_names_the_page_its_quote_is_on_not_every_page_of_its_chunk(keyed: Service, stored: dict[str, str]):
+    with keyed.client(**{"X-API-Key": ALL}) as http:
+        body = http.post("/ask", json={"q": "Когда закрыли читальный зал библиотеки?", "space_id": "archive"}).json()
+    assert body["grounded"] is True, body
+    [source] = [s for s in body["sources"] if s["doc_id"] == stored["pdf"]]
+    assert source["location"] == {"page": 1, "page_end": 3}, "the three short pages are one chunk"
+    first = body["citations"][0]
+    assert "1998" in first["quote"] and first["location"] == {"page": 2}, first
+
+
 def test_a_page_the_pdf_does_not_have_is_404_in_the_envelope(keyed: Service, stored: dict[str, str]):
     with keyed.client(**{"X-API-Key": ALL}) as http:
         r = http.get(f"/documents/{stored['pdf']}/pages/99", params={"space_id": "archive"})

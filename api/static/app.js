@@ -146,6 +146,8 @@ const DICT = {
     convOpen: (title) => `Open the conversation “${title}”`,
     convDelete: (title) => `Delete the conversation “${title}”`,
     convDeleted: (title) => `The conversation “${title}” was deleted.`,
+    convConfirmTitle: "Delete the conversation?",
+    convConfirmText: (title) => `“${title}” will be removed with all its questions and answers. This cannot be undone.`,
     convWhen: (at) => `· ${when(at)}`,
     untitled: "Untitled",
     thread: "Conversation",
@@ -323,6 +325,8 @@ const DICT = {
     convOpen: (title) => `Открыть беседу «${title}»`,
     convDelete: (title) => `Удалить беседу «${title}»`,
     convDeleted: (title) => `Беседа «${title}» удалена.`,
+    convConfirmTitle: "Удалить беседу?",
+    convConfirmText: (title) => `Беседа «${title}» будет удалена со всеми вопросами и ответами. Это нельзя отменить.`,
     convWhen: (at) => `· ${when(at)}`,
     untitled: "Без названия",
     thread: "Беседа",
@@ -1083,21 +1087,30 @@ async function retryJob(item) {
   item.summarize.focus();
 }
 
-let pendingDelete = null;
+let pendingConfirm = null;
 
-function confirmDelete(doc) {
-  pendingDelete = doc;
+// Ask before anything is deleted: `action` runs only when the dialog closes with "Delete".
+function confirmFirst(titleKey, textKey, name, action) {
+  pendingConfirm = action;
   const dialog = $("confirm");
-  say($("confirm-text"), "confirmText", doc.filename);
+  say($("confirm-title"), titleKey);
+  say($("confirm-text"), textKey, name);
   dialog.returnValue = "";
   dialog.showModal();
   dialog.querySelector("button[value=cancel]").focus();
 }
 
-async function onConfirmClosed() {
-  const doc = pendingDelete;
-  pendingDelete = null;
-  if (!doc || $("confirm").returnValue !== "delete") return;
+function onConfirmClosed() {
+  const action = pendingConfirm;
+  pendingConfirm = null;
+  if (action && $("confirm").returnValue === "delete") action();
+}
+
+function confirmDelete(doc) {
+  confirmFirst("confirmTitle", "confirmText", doc.filename, () => deleteDocument(doc));
+}
+
+async function deleteDocument(doc) {
   const space = state.space;
   try {
     await api(`/documents/${encodeURIComponent(doc.doc_id)}?space_id=${encodeURIComponent(space)}`, {
@@ -1279,7 +1292,9 @@ function conversationItem(c) {
   say(del, "delete");
   sayLabel(del, "convDelete", title);
   open.addEventListener("click", () => openConversation(c.conversation_id));
-  del.addEventListener("click", () => deleteConversation(c, title));
+  del.addEventListener("click", () =>
+    confirmFirst("convConfirmTitle", "convConfirmText", title, () => deleteConversation(c, title)),
+  );
   const name = el("span", "");
   name.append(open, " ", at);
   li.append(name, del);
@@ -1486,7 +1501,7 @@ function citationItem(c, sources) {
   const from = el("button", "link");
   from.type = "button";
   const source = sources.find((s) => s.doc_id === c.doc_id && s.chunk === c.chunk);
-  const location = source?.location || null;
+  const location = c.location || source?.location || null;  // the quote's own page, else its chunk's
   say(from, "sourceName", c.filename, c.chunk);
   sayLabel(from, "openQuote", c.filename, whereText(location));
   from.addEventListener("click", () => openQuote(c, source));
@@ -1607,7 +1622,7 @@ async function openPassage(source) {
 
 // A citation: the document's text with the quoted sentence marked and, for a PDF page, that page.
 async function openQuote(c, source) {
-  const location = source?.location || null;
+  const location = c.location || source?.location || null;
   const signal = showPassage(t("quoteTitle", c.filename, whereText(location)), docItems.get(c.doc_id)?.doc.language || "");
   $("passage-text").replaceChildren(el("mark", "", c.quote));
   say($("passage-note"), "passageLoading");

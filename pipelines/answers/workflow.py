@@ -328,7 +328,7 @@ class AskWorkflow(Workflow):
             self.evidence = await self.citer.evidence(question, used[:CITED_CHUNKS])
         elif self.evidence.question != question:  # ranked by another question than retrieval was given
             self.evidence = await self.citer.refocus(self.evidence, question)
-        citations = self.citer.cite(self.evidence, used)
+        citations = await self.citer.cite(self.evidence, used)
         texts = {}
         for doc_id in {c.doc_id for c in citations}:
             texts[doc_id] = await self.citer.lane.run(self.text_of, space_id, doc_id) or ""

@@ -43,7 +43,7 @@ from docassist.pipelines.spaces import check_space_id
 CHUNK_TOKENS = 300
 CHUNK_OVERLAP = 40
 _POINT_NS = uuid.UUID("6f1c3e52-5d0b-4a53-9e4e-3f2a7c9b1d10")
-_HIDDEN_KEYS = ["space_id", "filename", "language", "chunk", "location"]
+_HIDDEN_KEYS = ["space_id", "filename", "language", "chunk", "location", "places"]
 EMBED_BATCH = 8  # an abandoned upload stops within one batch (a few seconds on 2 cores)
 
 
@@ -288,7 +288,7 @@ class Ingestor:
         nodes: list[TextNode] = []
         locator = Locator(text, sections)
         for i, piece in enumerate(self.splitter.split_text(text)):
-            location = locator.locate(piece)
+            location, places = locator.place(piece)
             node = TextNode(
                 id_=str(uuid.uuid5(_POINT_NS, f"{doc_id}:{i}")),
                 text=piece,
@@ -298,6 +298,7 @@ class Ingestor:
                     "language": language,
                     "chunk": i,
                     **({"location": location.as_dict()} if location is not None else {}),
+                    **({"places": [[at, loc.as_dict()] for at, loc in places]} if places else {}),
                 },
                 excluded_embed_metadata_keys=_HIDDEN_KEYS,
                 excluded_llm_metadata_keys=_HIDDEN_KEYS,

