@@ -289,18 +289,12 @@ class CitationOut(BaseModel):
     doc_id: str
     filename: str
     chunk: int
-    quote: str = Field(
-        description="the sentence (or two adjacent sentences) of the source that supports the answer, as the "
-        "document has it"
-    )
+    quote: str = Field(description="the sentence (or two adjacent ones) of a source that supports the answer")
     start: int | None = Field(description="offset of `quote` in the document's text (`GET /documents/{id}/text`)")
     end: int | None
     score: float
     location: dict[str, int | str] | None = Field(
-        default=None,
-        description="where the quote itself sits, as a source's `location`: the page it is on even when its chunk "
-        "spans two; null when unknown",
-        examples=[{"page": 4}],
+        default=None, description="where the quote itself sits (its page, even when its chunk spans two); null: unknown"
     )
 
 
