@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from docassist.pipelines.llm.budget import Limits
 from docassist.pipelines.llm.endpoints import Endpoint
@@ -49,12 +50,10 @@ class Plan:
         )
 
 
-def final_task(question: str | None) -> str:
-    return "focus" if question else "summarize"
-
-
-def part_task(question: str | None) -> str:
-    return "focus" if question else "map"
+def task_for(step: Literal["summarize", "map", "reduce"], question: str | None) -> str:
+    """The prompt a step of the tree uses: with a question (an `/ask` whose context is condensed)
+    every step keeps what bears on it (`focus`); without one, the step's own prompt."""
+    return "focus" if question else step
 
 
 def prompt(task: str, endpoint: Endpoint, language: str, text: str, question: str | None, **slots: int) -> Prompt:
@@ -71,8 +70,8 @@ def prompt(task: str, endpoint: Endpoint, language: str, text: str, question: st
 
 
 def _empty_prompts(language: str, question: str | None, map_ep: Endpoint, reduce_ep: Endpoint) -> tuple[Prompt, Prompt]:
-    final = prompt(final_task(question), reduce_ep, language, "", question)
-    part = prompt(part_task(question), map_ep, language, "", question, **PART_SLOTS)
+    final = prompt(task_for("summarize", question), reduce_ep, language, "", question)
+    part = prompt(task_for("map", question), map_ep, language, "", question, **PART_SLOTS)
     return final, part
 
 

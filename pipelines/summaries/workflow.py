@@ -190,7 +190,7 @@ class SummarizeWorkflow(Workflow):
             )
             async with ctx.store.edit_state() as st:
                 st.mark_stage("plan")
-            return FinalPassQueued(texts=[ev.text], task=planning.final_task(ev.question))  # type: ignore[arg-type]
+            return FinalPassQueued(texts=[ev.text], task=planning.task_for("summarize", ev.question))  # type: ignore[arg-type]
 
         if plan.part_capacity < MIN_PART_CAPACITY:
             raise SummarizationStalled(
@@ -225,7 +225,7 @@ class SummarizeWorkflow(Workflow):
     async def summarize_part(self, ctx: Context[RunState], ev: PartQueued) -> PartSummarized:
         st = await ctx.store.get_state()
         if ev.level == 0:
-            task, endpoint = planning.part_task(st.question), self.map_ep
+            task, endpoint = planning.task_for("map", st.question), self.map_ep
             slots: dict[str, Any] = {"part": ev.index + 1, "parts": ev.total}
         else:
             task, endpoint, slots = "reduce", self.reduce_ep, {}
@@ -266,7 +266,7 @@ class SummarizeWorkflow(Workflow):
         st = await ctx.store.get_state()
         joined = "\n\n".join(summaries)
         tokens = await ep.tokens.exact(joined)
-        task = "focus" if st.question else "reduce"
+        task = planning.task_for("reduce", st.question)
         final_overhead = await self._overhead(st, task, ep)
         final_output = self.limits.output(ep.spec.summarization_max_output)
         previous = st.level_tokens.get(level, tokens + 1)
