@@ -155,7 +155,7 @@ class Runtime:
         )
         embed_task = asyncio.to_thread(build_embedding, s.profile.embedding)
         # uploads' passages are embedded by a process of their own, which loads its model meanwhile
-        self.passage_embed = ProcessEmbedding(s.profile.embedding)
+        self.passage_embed = ProcessEmbedding(s.profile.embedding, s.data_dir / "logs" / "embedder.pid")
         self.embed_model, *_ = await asyncio.gather(
             embed_task, asyncio.to_thread(warm_up_splitter), self._start_embedder(), *servers
         )

@@ -265,8 +265,11 @@ def test_no_child_outlives_the_service_and_a_start_kills_strays(tmp_path: Path):
         time.sleep(0.5)  # the service, two extraction workers and the resource tracker, once warmed up
     kids = children(svc.pid)
     cmdlines = [Path(f"/proc/{k}/cmdline").read_bytes() for k in kids]
-    assert sum(b"spawn_main" in c for c in cmdlines) == 2 and any(b"resource_tracker" in c for c in cmdlines)
+    # two extraction workers and the embedder process, the resource tracker, the llama.cpp server
+    assert sum(b"spawn_main" in c for c in cmdlines) == 3 and any(b"resource_tracker" in c for c in cmdlines)
     assert any(b"llama_cpp.server" in c for c in cmdlines)
+    embedder = int((svc.data_dir / "logs" / "embedder.pid").read_text().split()[1])
+    assert embedder in kids
     os.kill(svc.pid, signal.SIGKILL)
     svc.proc.wait()
     deadline = time.monotonic() + 10
@@ -274,14 +277,18 @@ def test_no_child_outlives_the_service_and_a_start_kills_strays(tmp_path: Path):
         time.sleep(0.2)
     assert not [k for k in kids if alive(k)], "children outlived the service"
 
-    # a worker that could not watch its parent (stopped, say) is killed by the next start
-    stray = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "--multiprocessing-fork"])
+    # a worker or an embedder that could not watch its parent (stopped, say) is killed by the next start
+    fork = [sys.executable, "-c", "import time; time.sleep(300)", "--multiprocessing-fork"]
+    stray, stray_embedder = subprocess.Popen(fork), subprocess.Popen(fork)
     pid_file.write_text(f"{svc.pid} {stray.pid}\n")
+    (svc.data_dir / "logs" / "embedder.pid").write_text(f"{svc.pid} {stray_embedder.pid}\n")
     again = start_service(tmp_path)
     try:
-        assert stray.wait(timeout=30) == -signal.SIGKILL
+        assert stray.wait(timeout=30) == -signal.SIGKILL and stray_embedder.wait(timeout=30) == -signal.SIGKILL
         assert "Killed extraction workers left by an earlier process" in again.log()
+        assert "Killed an embedder left by an earlier service" in again.log()
     finally:
         again.stop()
-        if stray.poll() is None:
-            stray.kill()
+        for process in (stray, stray_embedder):
+            if process.poll() is None:
+                process.kill()

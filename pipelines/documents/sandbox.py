@@ -45,8 +45,9 @@ from docassist.pipelines.documents.extract import (
 )
 from docassist.pipelines.documents.locations import Extracted
 from docassist.pipelines.documents.pages import render_page_png
-from docassist.pipelines.documents.workers import kill_strays, start_worker, warm
+from docassist.pipelines.documents.workers import start_worker, warm
 from docassist.pipelines.errors import MarkupTooLarge, TooBusy, UnreadableDocument
+from docassist.pipelines.lifelines import kill_strays
 from docassist.pipelines.logs import event
 
 T = TypeVar("T")

@@ -6,7 +6,7 @@ that loads the same model (`EMBEDDING_KIND`, `EMBEDDING_MODEL`) and runs at nice
 upload's batches hold neither the service's interpreter nor its engines, the cores go to
 interactive work first, and an engine that crashes takes the child down, not the service: the
 batch fails with `embedder_unavailable` and the next one starts a new child. The child starts
-in the background with the service and exits with it.
+with the service and exits with it; one left running (stopped, say) is killed by the next start.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ import os
 import threading
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
 from docassist.pipelines.errors import EmbedderUnavailable
+from docassist.pipelines.lifelines import kill_strays, watch_parent
 from docassist.pipelines.logs import event
 from docassist.pipelines.settings import EmbeddingSettings
 
@@ -35,7 +37,6 @@ _POLL_S = 0.5  # how often a waiting caller checks that the child is still alive
 def _serve(conn: Connection, settings: EmbeddingSettings, parent: int) -> None:
     """The child: load the model, then embed each batch of passages it is sent until told to stop."""
     os.nice(EMBEDDER_NICE)
-    from docassist.pipelines.lifelines import watch_parent
     from docassist.pipelines.search.embeddings import build_embedding
 
     watch_parent(parent)
@@ -60,9 +61,15 @@ class ProcessEmbedding(BaseEmbedding):
     _process: Any = PrivateAttr(default=None)
     _conn: Connection | None = PrivateAttr(default=None)
 
-    def __init__(self, settings: EmbeddingSettings, **kwargs: Any) -> None:
+    _pid_file: Path | None = PrivateAttr(default=None)
+
+    def __init__(self, settings: EmbeddingSettings, pid_file: Path | None = None, **kwargs: Any) -> None:
+        """`pid_file`: where the child's pid is kept, so the next start kills one this service
+        left running (and kills one an earlier service left, now)."""
         super().__init__(**kwargs)
-        self._settings = settings
+        self._settings, self._pid_file = settings, pid_file
+        if pid_file is not None and (killed := kill_strays(pid_file)):
+            event("[EMBED] Killed an embedder left by an earlier service", f"pids={killed}", level=logging.WARNING)
 
     @classmethod
     def class_name(cls) -> str:
@@ -90,6 +97,9 @@ class ProcessEmbedding(BaseEmbedding):
         process.start()
         theirs.close()
         self._process, self._conn = process, ours
+        if self._pid_file is not None:
+            self._pid_file.parent.mkdir(parents=True, exist_ok=True)
+            self._pid_file.write_text(f"{os.getpid()} {process.pid}\n")
         _ready, name = self._reply(START_TIMEOUT_S)
         self.model_name = name
         event(
@@ -157,3 +167,5 @@ class ProcessEmbedding(BaseEmbedding):
     def close(self) -> None:
         with self._lock:
             self._stop_child()
+            if self._pid_file is not None:
+                self._pid_file.unlink(missing_ok=True)
