@@ -92,3 +92,14 @@ def test_eval_ocr_scores_scans_made_from_xquad_in_both_languages(tmp_path: Path)
     for lang in ("ru", "en"):
         hits = report["retrieval_hit@1"][lang]
         assert hits["questions"] >= 1 and 0 <= hits["hit@1_scan"] <= 1 and 0 <= hits["hit@1_text"] <= 1
+
+
+def test_eval_citations_scores_the_quote_of_every_question_without_an_llm(tmp_path: Path):
+    report = _eval(tmp_path, "citations")
+    assert set(report["results"]) == {"ru", "en"}
+    for lang in ("ru", "en"):
+        [row] = [q for q in report["questions"] if q["language"] == lang]
+        [source] = [r for r in read_jsonl(EVALDATA, f"xquad_{lang}", "dev") if r["id"] == row["id"]]
+        assert row["quote"] and row["quote"] in source["context"], "the quote is the question's own paragraph's text"
+        assert row["quote_contains"] == score_answer(row["quote"], row["gold"])["contains"]
+        assert report["results"][lang]["questions"] == 1
