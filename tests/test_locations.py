@@ -65,11 +65,11 @@ def test_a_chunk_is_located_at_the_sections_it_overlaps():
 
     locator = Locator(text, sections)
     chunks = SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP).split_text(text)
-    found = [locator.locate(chunk) for chunk in chunks]
+    found = [locator.place(chunk)[0] for chunk in chunks]
     assert found[0] == Location(page=1)
     assert any(loc == Location(page=1, page_end=2) for loc in found), found
     assert found[-1] == Location(page=3)
-    assert Locator("no sections", []).locate("no sections") is None
+    assert Locator("no sections", []).place("no sections") == (None, [])
 
 
 def test_a_chunk_across_two_pages_knows_where_each_page_starts_so_a_quote_names_its_own():

@@ -140,9 +140,8 @@ class Citer:
 
     async def evidence(self, question: str, sources: list[Source]) -> Evidence:
         asked = set(sparse.terms(question))
-        sentences = [Sentence(s, a, b) for s in sources for a, b in sentence_spans(s.text)]
-        for sentence in sentences:
-            sentence.overlap = _overlap(asked, sentence.text)
+        spans = [(s, a, b) for s in sources for a, b in sentence_spans(s.text)]
+        sentences = [Sentence(s, a, b, _overlap(asked, s.text[a:b])) for s, a, b in spans]
         if not sentences:
             return Evidence(question, np.zeros(0), [], np.zeros((0, 0)), 0.0)
         texts = [s.text for s in sentences]
@@ -191,16 +190,18 @@ class Citer:
         starts: set[int] = set()
         for i in np.argsort(-scores)[: self.pairs_around]:
             starts.update(j for j in (int(i) - 1, int(i)) if 0 <= j < len(sentences) - 1)
-        pairs = [(sentences[j], sentences[j + 1]) for j in sorted(starts) if _adjacent(sentences[j], sentences[j + 1])]
+        pairs = [
+            _Passage(sentences[j], sentences[j + 1], 0.0)
+            for j in sorted(starts)
+            if _adjacent(sentences[j], sentences[j + 1])
+        ]
         if not pairs:
             return []
-        texts = [a.source.text[a.start : b.end] for a, b in pairs]
-        vectors = np.asarray(await self.lane.run(self.embed_model.get_text_embedding_batch, texts))
+        vectors = np.asarray(await self.lane.run(self.embed_model.get_text_embedding_batch, [p.text for p in pairs]))
         asked = set(sparse.terms(evidence.question))
-        return [
-            _Passage(a, b, float(vector @ evidence.query) + TERM_WEIGHT * _overlap(asked, text))
-            for (a, b), vector, text in zip(pairs, vectors, texts, strict=True)
-        ]
+        for pair, vector in zip(pairs, vectors, strict=True):
+            pair.score = float(vector @ evidence.query) + TERM_WEIGHT * _overlap(asked, pair.text)
+        return pairs
 
 
 def place(citations: list[Citation], text_of: dict[str, str]) -> list[Citation]:

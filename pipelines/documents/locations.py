@@ -119,9 +119,6 @@ class Locator:
         self.starts = [s.start for s in sections]
         self.cursor = 0
 
-    def locate(self, chunk: str) -> Location | None:
-        return self.place(chunk)[0]
-
     def place(self, chunk: str) -> tuple[Location | None, list[tuple[int, Location]]]:
         """The chunk's location, and — when it spans several sections — each section's offset in
         the chunk with its location, so a quote of the chunk can name its own page."""

@@ -60,7 +60,6 @@ class ProcessEmbedding(BaseEmbedding):
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _process: Any = PrivateAttr(default=None)
     _conn: Connection | None = PrivateAttr(default=None)
-
     _pid_file: Path | None = PrivateAttr(default=None)
 
     def __init__(self, settings: EmbeddingSettings, pid_file: Path | None = None, **kwargs: Any) -> None:
