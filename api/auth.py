@@ -63,14 +63,15 @@ def access_for(headers: dict[bytes, bytes], keys: tuple[ApiKey, ...]) -> Access 
     return None if key is None else Access(spaces=key.spaces, holder="key:" + key.digest.hex()[:16])
 
 
-def require_key(request: Request) -> Access:
-    """The caller's access, as `RequestGuard` resolved it from the headers."""
+async def require_key(request: Request) -> Access:
+    """The caller's access, as `RequestGuard` resolved it from the headers. Dependencies are
+    coroutines: FastAPI runs a plain function in its thread pool, a thread hop per request."""
     access = request.scope.get("state", {}).get("access")
     if access is None:  # the guard always sets it; a request that got here without it has no key
         raise Unauthorized("a valid API key is required (Authorization: Bearer <key> or X-API-Key)")
     return access
 
 
-def caller_access(request: Request) -> Access:
+async def caller_access(request: Request) -> Access:
     """On an open route: what the caller's key (if any) reaches; `NOBODY` without a valid one."""
     return request.scope.get("state", {}).get("access") or NOBODY

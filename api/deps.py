@@ -1,4 +1,5 @@
-"""FastAPI dependencies: hand routes the assistant and the caller's access."""
+"""FastAPI dependencies: hand routes the assistant and the caller's access. Each is a coroutine:
+FastAPI runs a plain function dependency in its thread pool, a thread hop for every request."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from docassist.api.auth import Access, caller_access, require_key
 from docassist.pipelines.assistant import Assistant
 
 
-def get_assistant(request: Request) -> Assistant:
+async def get_assistant(request: Request) -> Assistant:
     return request.app.state.assistant
 
 

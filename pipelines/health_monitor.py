@@ -1,8 +1,10 @@
 """The health report, kept current in the background and never queued behind work.
 
 A task refreshes the report every `interval_s` (5 s: each refresh asks every LLM server, which
-logs it); a request asks for one whose checks started at most `max_age_s` before it, and joins a
-refresh in flight that qualifies or starts one (at most two run at once). Its checks run on the
+logs it); a request asks for one whose checks started at most `max_age_s` (1 s) before it, and
+joins a refresh in flight that qualifies or starts one (at most two run at once). So a probe
+polling many times a second costs one round of checks a second, not one per probe, and a
+failure shows within a second of the next probe. Its checks run on the
 health lane's own threads, so a busy service still answers; a check that hangs makes the request
 answer, after `wait_s` (longer than an LLM probe's 5 s timeout), with the last finished report
 rather than wait for it.
@@ -18,6 +20,8 @@ from collections.abc import Awaitable, Callable
 
 from docassist.pipelines.health import HealthReport
 from docassist.pipelines.logs import event
+
+MAX_AGE_S = 1.0
 
 
 class HealthMonitor:
@@ -44,7 +48,7 @@ class HealthMonitor:
                 with contextlib.suppress(BaseException):
                     await task
 
-    async def report(self, max_age_s: float = 0.1) -> HealthReport:
+    async def report(self, max_age_s: float = MAX_AGE_S) -> HealthReport:
         """A report whose checks started at most `max_age_s` before this call, or after `wait_s`
         the latest one there is. The first report is waited for however long it takes."""
         asked = time.monotonic()

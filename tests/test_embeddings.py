@@ -34,13 +34,13 @@ def test_queries_that_arrive_together_are_embedded_together_and_each_gets_its_ow
     questions = [f"Когда был основан город номер {i}?" if i % 2 else f"Who founded city number {i}?" for i in range(12)]
     alone = [model.get_query_embedding(q) for q in questions]
     calls: list[int] = []
-    encode = model._batcher._encode
+    encode = model._short._encode
 
     def counted(texts: list[str]) -> list[list[float]]:
         calls.append(len(texts))
         return encode(texts)
 
-    model._batcher._encode = counted
+    model._short._encode = counted
     got: list[list[float] | None] = [None] * len(questions)
     start = threading.Barrier(len(questions))
 
@@ -64,13 +64,13 @@ def test_an_engine_error_reaches_every_query_of_its_batch():
 
     import pytest
 
-    from docassist.pipelines.search.embeddings import QueryBatcher
+    from docassist.pipelines.search.embeddings import EngineQueue
 
     def failing(texts: list[str]) -> list[list[float]]:
         time.sleep(0.2)  # long enough for the others to queue behind the first call
         raise RuntimeError("engine failed")
 
-    batcher = QueryBatcher(failing, 16)
+    batcher = EngineQueue("failing", failing, 16)
     errors: list[str] = []
 
     def search() -> None:
@@ -84,3 +84,38 @@ def test_an_engine_error_reaches_every_query_of_its_batch():
     for t in threads:
         t.join(10)
     assert errors == ["engine failed"] * 5
+
+
+def test_a_query_whose_caller_left_before_its_batch_is_never_embedded():
+    """Searches waiting for a busy engine hold futures, not threads; one cancelled while it waits
+    (its client disconnected) is dropped, and the others still get their vectors."""
+    import asyncio
+    import threading
+
+    from docassist.pipelines.search.embeddings import EngineQueue
+
+    release = threading.Event()
+    embedded: list[str] = []
+
+    def slow(texts: list[str]) -> list[list[float]]:
+        if texts == ["first"]:
+            release.wait(10)  # the engine is busy while the others queue
+        embedded.extend(texts)
+        return [[float(len(t))] for t in texts]
+
+    engine = EngineQueue("test", slow, 16)
+
+    async def scenario() -> list[list[float]]:
+        first = asyncio.ensure_future(engine.aembed("first"))
+        await asyncio.sleep(0.1)
+        left = asyncio.ensure_future(engine.aembed("left"))
+        stayed = [asyncio.ensure_future(engine.aembed(f"q{i}")) for i in range(3)]
+        await asyncio.sleep(0.1)
+        left.cancel()
+        await asyncio.sleep(0.1)
+        release.set()
+        return [await first, *[await s for s in stayed]]
+
+    vectors = asyncio.run(scenario())
+    assert vectors == [[5.0], [2.0], [2.0], [2.0]]
+    assert "left" not in embedded and embedded == ["first", "q0", "q1", "q2"]

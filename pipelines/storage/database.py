@@ -56,9 +56,8 @@ class Database:
         self.shared = self.kind != "sqlite"
         self.revision: str | None = None
         if self.kind == "sqlite":
-            self.engine: Engine = create_engine(
-                self.url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
-            )
+            # a file's connection does not go stale: no ping before each checkout
+            self.engine: Engine = create_engine(self.url, connect_args={"check_same_thread": False, "timeout": 30})
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_engine(
