@@ -1,10 +1,8 @@
 """The health report, kept current in the background and never queued behind work.
 
 A task refreshes the report every `interval_s` (5 s: each refresh asks every LLM server, which
-logs it); a request asks for one whose checks started at most `max_age_s` (1 s) before it, and
-joins a refresh in flight that qualifies or starts one (at most two run at once). So a probe
-polling many times a second costs one round of checks a second, not one per probe, and a
-failure shows within a second of the next probe. Its checks run on the
+logs it); a request asks for one whose checks started at most `max_age_s` before it, and joins a
+refresh in flight that qualifies or starts one (at most two run at once). Its checks run on the
 health lane's own threads, so a busy service still answers; a check that hangs makes the request
 answer, after `wait_s` (longer than an LLM probe's 5 s timeout), with the last finished report
 rather than wait for it.
@@ -21,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from docassist.pipelines.health import HealthReport
 from docassist.pipelines.logs import event
 
-MAX_AGE_S = 1.0
+MAX_AGE_S = 0.1
 
 
 class HealthMonitor:
