@@ -19,8 +19,6 @@ from collections.abc import Awaitable, Callable
 from docassist.pipelines.health import HealthReport
 from docassist.pipelines.logs import event
 
-MAX_AGE_S = 0.1
-
 
 class HealthMonitor:
     def __init__(
@@ -46,7 +44,7 @@ class HealthMonitor:
                 with contextlib.suppress(BaseException):
                     await task
 
-    async def report(self, max_age_s: float = MAX_AGE_S) -> HealthReport:
+    async def report(self, max_age_s: float = 0.1) -> HealthReport:
         """A report whose checks started at most `max_age_s` before this call, or after `wait_s`
         the latest one there is. The first report is waited for however long it takes."""
         asked = time.monotonic()
