@@ -17,7 +17,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from docassist.pipelines import errors as e
+from docassist.pipelines.health_monitor import REFRESH_S
 from docassist.pipelines.logs import event, request_id_var
+
+UNAVAILABLE_RETRY_S = REFRESH_S
 
 STATUS: dict[type[e.DocassistError], int] = {
     e.UnsupportedMediaType: 415,
@@ -95,6 +98,12 @@ def status_of(exc: e.DocassistError) -> int:
     return 500
 
 
+def retry_after_s(exc: e.DocassistError, status: int) -> int:
+    """When to ask again: a refusal says its own wait; an unavailable store, embedder or LLM
+    server the health refresh interval, after which `/health` has checked it again."""
+    return exc.retry_after_s if isinstance(exc, e.TooBusy) else UNAVAILABLE_RETRY_S
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(e.DocassistError)
     async def _typed(_: Request, exc: e.DocassistError) -> JSONResponse:
@@ -106,7 +115,7 @@ def install_error_handlers(app: FastAPI) -> None:
             code=exc.code,
             status=status,
         )
-        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, e.TooBusy) else None
+        headers = {"Retry-After": str(retry_after_s(exc, status))} if status in (429, 503) else None
         return envelope_response(status, exc.code, exc.message, exc.details, headers=headers)
 
     @app.exception_handler(RequestValidationError)

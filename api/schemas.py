@@ -48,7 +48,8 @@ _WHY = {
     408: "the request body did not arrive in time (`BODY_TIMEOUT_S`, `BODY_IDLE_TIMEOUT_S`): `request_timeout`",
     429: "more requests in flight than admitted, answered at once with `Retry-After` (seconds): "
     "`too_many_requests` (this key's `SEARCH_PER_KEY` or `ANSWERS_PER_KEY`), `upload_queue_full` (`UPLOAD_QUEUE`)",
-    503: "a store or an LLM endpoint is unavailable: `store_unavailable`, `vector_store_unavailable`, "
+    503: "a store or an LLM endpoint is unavailable, with `Retry-After` (seconds): `store_unavailable`, "
+    "`vector_store_unavailable`, "
     "`llm_unavailable`, `embedder_unavailable` (the process that embeds uploads), `cancelled`",
 }
 

@@ -19,10 +19,12 @@ from collections.abc import Awaitable, Callable
 from docassist.pipelines.health import HealthReport
 from docassist.pipelines.logs import event
 
+REFRESH_S = 5
+
 
 class HealthMonitor:
     def __init__(
-        self, check: Callable[[], Awaitable[HealthReport]], interval_s: float = 5.0, wait_s: float = 6.0
+        self, check: Callable[[], Awaitable[HealthReport]], interval_s: float = REFRESH_S, wait_s: float = 6.0
     ) -> None:
         self.check, self.interval_s, self.wait_s = check, interval_s, wait_s
         self.latest: HealthReport | None = None

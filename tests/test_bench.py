@@ -79,6 +79,13 @@ def test_reads_are_measured_beside_six_uploads_and_beside_the_heaviest_queries(r
     assert "422 in" in figure(report, "lanes", "search_max_beside_heavy_queries")["context"]
 
 
+def test_the_large_space_is_searched_through_a_service_as_the_corpus_is(report):
+    data = report["benchmarks"]["retrieval"]["data"]
+    large = data["large_space"]
+    assert large["chunks"] > data["chunks"], "the replicated space is larger than the corpus it came from"
+    assert large["search_ms"]["total"]["n"] == data["service_ms"]["total"]["n"], "every query answered with hits"
+
+
 def test_growth_names_the_best_fit_of_three(report):
     data = report["benchmarks"]["growth"]["data"]
     assert set(data["fits_wall_s"]) == {"linear", "n log n", "n^1.3"} and data["best_fit"] in data["fits_wall_s"]

@@ -244,6 +244,7 @@ def test_a_database_or_redis_outage_is_a_503_and_the_service_recovers_by_itself(
                 pg.cut()
                 listed = c.get("/documents", params={"space_id": "outage"})
                 assert listed.status_code == 503 and listed.json()["error"]["code"] == "store_unavailable"
+                assert listed.headers["Retry-After"] == "5"
                 health = c.get("/health")
                 assert health.status_code == 503 and health.json()["checks"]["database"]["ok"] is False
                 pg.restore()

@@ -97,6 +97,7 @@ def test_vector_store_down_is_503_and_health_says_so(tmp_path: Path):
         assert health.status_code == 503 and health.json()["checks"]["vector_store"]["ok"] is False
         r = httpx.post(f"{svc.url}/search", json={"q": "x", "space_id": "s"})
         assert r.status_code == 503 and r.json()["error"]["code"] == "vector_store_unavailable"
+        assert r.headers["Retry-After"] == "5", "a 503 says when /health will have checked again"
         r = httpx.post(f"{svc.url}/ingest", files={"file": ("a.txt", b"some text here")}, data={"space_id": "s"})
         assert r.status_code == 503 and r.json()["error"]["code"] == "vector_store_unavailable"
         assert httpx.get(f"{svc.url}/documents", params={"space_id": "s"}).json()["documents"] == [], (
