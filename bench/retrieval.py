@@ -181,6 +181,7 @@ def run(ctx: Context) -> Result:
             base_total.append((t2 - t0) * 1000)
         ctx.log(f"replicating {chunks_in_store:,} chunk embeddings into {ctx.sizes.retrieval_replicated_chunks:,}")
         large = replicate(edge, CORPUS_SPACE, LARGE_SPACE, ctx.sizes.retrieval_replicated_chunks)
+        edge.optimize()  # as the service does when it opens a shard (`store.open_edge`)
         probe = list(dense_of.items())
         edge_large = [timed_ms(edge_query, edge, dense, question, LARGE_SPACE) for question, dense in probe]
         ctx.log(f"copying {edge.count():,} points into Qdrant local mode")

@@ -226,16 +226,19 @@ class Runtime:
         return self.jobs.submit(record, record.language).job_id
 
     async def check_health(self) -> HealthReport:
-        """Ask every part now: the vector store and the database on the health lane's threads,
-        Redis and the LLM endpoints over their own connections."""
+        """Ask every part now, all at once (a refresh takes as long as its slowest check): the vector
+        store and the database on the health lane's threads, Redis and the LLM endpoints over their
+        own connections."""
         names = list(self.endpoints)
-        checks = await asyncio.gather(*(self.endpoints[n].health() for n in names))
+        lane = self.lanes.health
+        llm_checks = asyncio.gather(*(self.endpoints[n].health() for n in names))
+        redis_check = redis_health(self.redis) if self.redis is not None else asyncio.sleep(0)  # no Redis: None
+        store, database, checks, shared = await asyncio.gather(
+            lane.run(self.store.health), lane.run(self.db.health), llm_checks, redis_check
+        )
         llm = dict(zip(names, checks, strict=True))
         for name, server in self.llama_servers.items():
             llm[name].restarts = server.restarts
-        lane = self.lanes.health
-        store, database = await asyncio.gather(lane.run(self.store.health), lane.run(self.db.health))
-        shared = await redis_health(self.redis) if self.redis is not None else None
         routing = self.settings.profile.routing
         steps = {step: self.endpoints[getattr(routing, step)] for step in ("map", "reduce", "answer")}
         return assess(store, database, shared, llm, steps)
