@@ -50,7 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings.log_format)
     _log_keys(settings)
-    configure_connections(settings.header_timeout_s)  # each worker of `serve --workers N` runs this
+    # each worker of `serve --workers N` runs this: the protocols' settings are not carried to them
+    configure_connections(settings.header_timeout_s, settings.max_connections)
     runtime = Runtime(settings)
     assistant = Assistant(runtime)
     mcp = mcp_server.build(assistant)

@@ -55,15 +55,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from docassist.api.connections import configure, uvicorn_options
+    from docassist.api.connections import uvicorn_options
 
-    configure(settings.header_timeout_s)
     options = {
         "host": args.host,
         "port": args.port,
         "log_level": "warning",
         "timeout_graceful_shutdown": 10,
-        **uvicorn_options(settings.max_connections, settings.keep_alive_s),
+        **uvicorn_options(settings.keep_alive_s),
     }
     if args.workers > 1:  # each worker process stops (and stops its children) when this supervisor dies
         os.environ["DOCASSIST_SUPERVISOR_PID"] = str(os.getpid())

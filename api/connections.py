@@ -1,20 +1,29 @@
-"""Connections that do not finish their request headers in time are closed.
+"""Connections that do not finish their request headers in time are closed, and requests past
+the connection cap get a 503 that says when to come back.
 
-uvicorn bounds idle keep-alive connections (`timeout_keep_alive`) and how many it serves
-(`limit_concurrency`), but not how long a client may take to send its headers: 50 connections
-sending theirs a byte at a time stayed open for as long as they liked. These protocols (one per
-uvicorn parser) start a deadline when a connection opens and whenever a new request starts
-arriving on it, and close the connection when its headers are not complete by then
-(`HEADER_TIMEOUT_S`). Headers are complete when uvicorn has built the request's cycle.
+uvicorn bounds idle keep-alive connections (`timeout_keep_alive`), but not how long a client may
+take to send its headers: 50 connections sending theirs a byte at a time stayed open for as long
+as they liked. These protocols (one per uvicorn parser) start a deadline when a connection opens
+and whenever a new request starts arriving on it, and close the connection when its headers are
+not complete by then (`HEADER_TIMEOUT_S`). Headers are complete when uvicorn has built the
+request's cycle.
+
+The cap (`MAX_CONNECTIONS`) is uvicorn's `limit_concurrency` test — open connections or running
+requests at the cap — but its answer is the service's: the error envelope with `Retry-After`, as
+every other 503, where uvicorn's own is a bare text/plain "Service Unavailable".
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from docassist.api.errors import UNAVAILABLE_RETRY_S, envelope
+from docassist.pipelines.logs import event
 
 
 class HeaderDeadline:
@@ -64,19 +73,64 @@ class HeaderDeadline:
         super().connection_lost(exc)  # type: ignore[misc]
 
 
-class BoundedHttpToolsProtocol(HeaderDeadline, HttpToolsProtocol):
+class ConnectionCap:
+    """Mixed into a uvicorn HTTP protocol: a request that arrives while `max_connections`
+    connections are open, or as many requests run, is answered by `over_capacity` instead of the
+    service. The choice is made as its bytes arrive, before uvicorn hands it to an app."""
+
+    max_connections: int | None = None
+    app: Any
+    connections: set[Any]
+    tasks: set[Any]
+    _service: Any = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)  # type: ignore[misc]
+        self._service = self.app
+
+    def data_received(self, data: bytes) -> None:
+        cap = self.max_connections
+        over = cap is not None and (len(self.connections) > cap or len(self.tasks) >= cap)
+        self.app = over_capacity if over else self._service
+        super().data_received(data)  # type: ignore[misc]
+
+
+async def over_capacity(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """503 with `Retry-After` in the error envelope; the connection is closed (its body unread)."""
+    cap = ConnectionCap.max_connections
+    body = json.dumps(
+        envelope(
+            "too_many_connections",
+            f"the service is serving its most connections or requests at once ({cap}, MAX_CONNECTIONS); "
+            f"retry in {UNAVAILABLE_RETRY_S}s",
+            {"max_connections": cap},
+        )
+    ).encode()
+    event("[WARN] over the connection cap", f"{scope.get('method')} {scope.get('path')}", max_connections=cap)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(UNAVAILABLE_RETRY_S).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class BoundedHttpToolsProtocol(ConnectionCap, HeaderDeadline, HttpToolsProtocol):
     pass
 
 
-class BoundedH11Protocol(HeaderDeadline, H11Protocol):
+class BoundedH11Protocol(ConnectionCap, HeaderDeadline, H11Protocol):
     pass
 
 
-def configure(header_timeout_s: float) -> None:
+def configure(header_timeout_s: float, max_connections: int) -> None:
     HeaderDeadline.header_timeout_s = header_timeout_s
+    ConnectionCap.max_connections = max_connections
 
 
-def uvicorn_options(max_connections: int, keep_alive_s: float) -> dict[str, Any]:
-    """What `docassist serve` gives uvicorn: the bounded protocol, the connection cap
-    (`MAX_CONNECTIONS`: past it, 503 at once) and the keep-alive timeout (`KEEP_ALIVE_S`)."""
-    return {"http": BoundedHttpToolsProtocol, "limit_concurrency": max_connections, "timeout_keep_alive": keep_alive_s}
+def uvicorn_options(keep_alive_s: float) -> dict[str, Any]:
+    """What `docassist serve` gives uvicorn: the bounded protocol (header deadline and connection
+    cap, set by `configure`) and the keep-alive timeout (`KEEP_ALIVE_S`)."""
+    return {"http": BoundedHttpToolsProtocol, "timeout_keep_alive": keep_alive_s}

@@ -20,6 +20,7 @@ from tests.conftest import ingest, start_service, xquad_article
 K1, K2 = {"X-API-Key": "k1"}, {"X-API-Key": "k2"}
 HEADER_TIMEOUT_S = 2
 BODY_IDLE_TIMEOUT_S = 2
+MAX_CONNECTIONS = 48  # above what the other tests here hold open at once
 LIMITS = {
     "API_KEYS": "k1:*,k2:*",
     "UPLOAD_WORKERS": "2",
@@ -28,6 +29,7 @@ LIMITS = {
     "ANSWERS_PER_KEY": "2",
     "HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
     "BODY_IDLE_TIMEOUT_S": str(BODY_IDLE_TIMEOUT_S),
+    "MAX_CONNECTIONS": str(MAX_CONNECTIONS),
     "LOG_FORMAT": "json",
 }
 FAST_S = 4.0  # what "stays fast" means on a loaded 2-core CI machine
@@ -278,6 +280,27 @@ def test_a_declared_but_unsent_body_gets_408_and_the_connection_closed(svc: Serv
         got, seconds = closed_within(s, BODY_IDLE_TIMEOUT_S + 5)
     assert got.startswith(b"HTTP/1.1 408") and b"request_timeout" in got and b"connection: close" in got.lower()
     assert seconds < BODY_IDLE_TIMEOUT_S + 3
+
+
+def test_past_the_connection_cap_a_request_gets_503_with_retry_after_and_then_is_served(svc: Service):
+    """Clients holding every connection (each has sent the start of a request) leave a newcomer a
+    503 in the error envelope with `Retry-After`, not uvicorn's bare text; once they go, it is served."""
+    held = [socket.create_connection(address(svc)) for _ in range(MAX_CONNECTIONS)]
+    try:
+        for s in held:
+            s.sendall(b"GET /health HTTP/1.1\r\n")
+        time.sleep(0.5)  # every one accepted (the header deadline is HEADER_TIMEOUT_S away)
+        with httpx.Client(base_url=svc.url, timeout=10) as newcomer:
+            r = newcomer.get("/documents", params={"space_id": "quiet"}, headers=K2)
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"] == "5" and r.json()["error"]["code"] == "too_many_connections"
+        assert r.json()["error"]["details"] == {"max_connections": MAX_CONNECTIONS}
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.5)
+    with httpx.Client(base_url=svc.url, timeout=10) as later:
+        assert later.get("/documents", params={"space_id": "quiet"}, headers=K2).status_code == 200
 
 
 def test_a_well_behaved_keep_alive_client_is_not_cut_off(c2: httpx.Client):
