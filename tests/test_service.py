@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from docassist.pipelines.llm.llama_server import extra_buffers_crash
 from tests.conftest import Service, start_service
 
 
@@ -129,6 +130,23 @@ def test_embedded_llm_keeps_no_per_token_logits_in_memory(http, service: Service
     status = Path(f"/proc/{pid}/status").read_text()
     peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
     assert peak_kb < 2_000_000, f"llama.cpp server peak memory {peak_kb / 1e6:.1f} GB"
+
+
+def test_on_an_amx_cpu_the_embedded_llm_answers_from_plain_cpu_buffers(tmp_path: Path, http, service: Service):
+    """llama.cpp's AMX buffers segfault on Gemma's first token (llama-cpp-python 0.3.36 built on a
+    Xeon with AMX): the service must see AMX in the CPU's flags and the server must still answer."""
+    amx, epyc = tmp_path / "amx", tmp_path / "epyc"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f amx_bf16 amx_tile amx_int8\n")
+    epyc.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 fma\n")
+    assert extra_buffers_crash(amx) and not extra_buffers_crash(epyc)
+    assert not extra_buffers_crash(tmp_path / "absent")
+    url = http.get("/model-config").json()["endpoints"]["local"]["base_url"]
+    body = {"prompt": "Lake Baikal is the deepest lake on Earth. In one sentence:", "max_tokens": 8}
+    r = httpx.post(f"{url}/completions", json=body, headers=service.llama_headers, timeout=300)
+    assert r.is_success and r.json()["choices"][0]["text"].strip()
+    log = service.log()
+    assert "[LLAMA.CPP SERVER] Ready" in log
+    assert ("AMX CPU: weights in plain CPU buffers" in log) == extra_buffers_crash()
 
 
 def test_the_services_port_variables_are_not_taken_by_the_embedded_llm_server(tmp_path: Path):

@@ -17,7 +17,9 @@ the same data directory (its pid file, checked against the process's command lin
 Server flags: `--interrupt_requests False`, because by default the server ends a streaming
 completion early whenever another request arrives, which cut summaries short under concurrent
 use; `--logits_all False`, because by default it keeps the logits of every prompt token, an
-n_ctx × vocabulary float array (8,192 × 262,144 for Gemma 3: 8 GiB) that we never read.
+n_ctx × vocabulary float array (8,192 × 262,144 for Gemma 3: 8 GiB) that we never read. On a
+CPU with Intel AMX the weights stay in llama.cpp's plain CPU buffers, because its AMX ones crash
+the server on the first token (`extra_buffers_crash`).
 """
 
 from __future__ import annotations
@@ -61,14 +63,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-# Run first in the child: ask the kernel for SIGKILL when the parent dies (kept across exec), give
-# up if the parent is already gone, then become the server (same pid).
+# Run first in the child: ask the kernel for SIGKILL when the parent dies, give up if the parent
+# is already gone, then become the server in the same process (its command line holds
+# llama_cpp.server as an argument of its own, which the stale-server checks look for). With
+# "no-extra-buffers" the model's weights stay in llama.cpp's plain CPU buffers: see
+# `extra_buffers_crash`.
 _DIE_WITH_PARENT = (
-    "import ctypes, os, signal, sys\n"
+    "import ctypes, os, runpy, signal, sys\n"
     f"ctypes.CDLL('libc.so.6').prctl({_PR_SET_PDEATHSIG}, signal.SIGKILL)\n"
     "if os.getppid() != int(sys.argv[1]): sys.exit(0)\n"
-    "os.execv(sys.executable, [sys.executable, '-m', 'llama_cpp.server', *sys.argv[2:]])"
+    "if sys.argv[2] == 'no-extra-buffers':\n"
+    "    import llama_cpp.llama_cpp as c\n"
+    "    default = c.llama_model_default_params\n"
+    "    def plain():\n"
+    "        params = default()\n"
+    "        params.use_extra_bufts = False\n"
+    "        return params\n"
+    "    c.llama_model_default_params = plain\n"
+    "sys.argv = sys.argv[3:]\n"
+    "runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)"
 )
+
+
+def extra_buffers_crash(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU has Intel AMX, whose llama.cpp buffers (weights repacked for AMX tiles, an
+    "extra buffer type") crash: llama-cpp-python 0.3.36 built on a Xeon with AMX segfaults on the
+    first token of Gemma's q4_K/q6_K weights, and answers with the plain CPU buffers."""
+    try:
+        text = cpuinfo.read_text(encoding="ascii", errors="ignore")
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "amx_tile" in flags
 
 
 def _child_env(api_key: str) -> dict[str, str]:
@@ -110,6 +136,7 @@ class LlamaServer:
         self.port = 0
         self.restarts = 0
         self.gguf = gguf_path()
+        self.plain_buffers = extra_buffers_crash()
         self._proc: asyncio.subprocess.Process | None = None
         self._watchdog: asyncio.Task | None = None
         self._stall_watch: asyncio.Task | None = None
@@ -149,6 +176,8 @@ class LlamaServer:
             "-c",
             _DIE_WITH_PARENT,
             str(os.getpid()),
+            "no-extra-buffers" if self.plain_buffers else "extra-buffers",
+            "llama_cpp.server",  # the server's argv[0]
             "--model",
             str(self.gguf),
             "--model_alias",
@@ -183,7 +212,8 @@ class LlamaServer:
         event(
             "[LLAMA.CPP SERVER] Ready",
             f"model={self.gguf.name} alias={self.model_alias} n_ctx={self.n_ctx} url={self.base_url} "
-            f"pid={self._proc.pid} in {time.perf_counter() - started:.1f}s",
+            f"pid={self._proc.pid} in {time.perf_counter() - started:.1f}s"
+            + (" · AMX CPU: weights in plain CPU buffers" if self.plain_buffers else ""),
             port=self.port,
             pid=self._proc.pid,
         )
