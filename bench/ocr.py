@@ -26,7 +26,7 @@ from docassist.evals.datasets import EVALDATA, xquad_article
 from docassist.evals.scans import ScanStyle, image_pdf, render_pages
 from docassist.pipelines.documents.extract import ExtractLimits
 from docassist.pipelines.documents.formats.ocr import LANGUAGES, OMP_THREADS, render_pdf_page
-from docassist.pipelines.documents.workers import WORKER_NICE
+from docassist.pipelines.priorities import BULK_NICE
 
 SPACE = "bench_ocr"
 ROUNDS = 2
@@ -64,7 +64,7 @@ def tesseract_alone(pdf: bytes, workdir: Path, side_by_side: int = 1) -> float:
             capture_output=True,
             check=True,
             env=env,
-            preexec_fn=lambda: os.nice(WORKER_NICE),
+            preexec_fn=lambda: os.nice(BULK_NICE),
         )
 
     started = time.perf_counter()

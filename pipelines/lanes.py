@@ -15,9 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
-import sys
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,17 +22,9 @@ from typing import TypeVar
 
 from docassist.pipelines import metrics
 from docassist.pipelines.errors import UploadQueueFull
+from docassist.pipelines.priorities import BULK_NICE, lower_this_thread
 
 T = TypeVar("T")
-UPLOAD_NICE = 10  # uploads' extraction and embedding yield the CPU to searches, reads and answers
-
-
-def _lower_priority(nice: int) -> None:
-    """Give this thread — and the OpenMP team the embedding engine starts from it, whose threads
-    inherit it — a lower CPU priority. On Linux a thread id names one thread, not the process."""
-    if nice and sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 class Lane:
@@ -47,7 +36,7 @@ class Lane:
     ) -> None:
         self.name, self.workers, self.queue, self.retry_after_s = name, workers, queue, retry_after_s
         self._executor = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix=f"lane-{name}", initializer=_lower_priority, initargs=(nice,)
+            max_workers=workers, thread_name_prefix=f"lane-{name}", initializer=lower_this_thread, initargs=(nice,)
         )
         self.admitted = 0
 
@@ -108,7 +97,7 @@ class Lanes:
     @classmethod
     def build(cls, upload_workers: int, upload_queue: int) -> Lanes:
         return cls(
-            uploads=Lane("uploads", upload_workers, upload_queue, nice=UPLOAD_NICE),
+            uploads=Lane("uploads", upload_workers, upload_queue, nice=BULK_NICE),
             storage=Lane("storage", 4),
             search=Lane("search", 4),
             health=Lane("health", 2),

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from docassist.pipelines.errors import EmbedderUnavailable
-from docassist.pipelines.search.embedder_process import EMBEDDER_NICE, ProcessEmbedding
+from docassist.pipelines.priorities import BULK_NICE
+from docassist.pipelines.search.embedder_process import ProcessEmbedding
 from docassist.pipelines.search.embeddings import build_embedding
 from docassist.pipelines.settings import load_settings
 from tests.conftest import xquad_article
@@ -43,7 +44,7 @@ def test_passages_are_embedded_in_a_child_at_lower_priority_with_the_service_mod
     assert np.allclose(theirs, ours, atol=1e-5)
     pid = embedder.pid
     assert pid is not None and pid != os.getpid()
-    assert os.getpriority(os.PRIO_PROCESS, pid) - os.getpriority(os.PRIO_PROCESS, 0) >= EMBEDDER_NICE
+    assert os.getpriority(os.PRIO_PROCESS, pid) - os.getpriority(os.PRIO_PROCESS, 0) >= BULK_NICE
 
 
 def test_a_child_killed_mid_batch_fails_that_batch_clearly_and_the_next_batch_gets_a_new_child(embedder):

@@ -7,8 +7,7 @@ import os
 import resource
 
 from docassist.pipelines.lifelines import watch_parent
-
-WORKER_NICE = 10
+from docassist.pipelines.priorities import BULK_NICE
 
 
 def start_worker(megabytes: int, parent: int) -> None:
@@ -16,7 +15,7 @@ def start_worker(megabytes: int, parent: int) -> None:
     file yields the cores to searches and answers), and an exit the moment `parent` is gone."""
     limit = megabytes * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    os.nice(WORKER_NICE)
+    os.nice(BULK_NICE)
     watch_parent(parent)
 
 

