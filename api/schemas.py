@@ -50,7 +50,8 @@ _WHY = {
     "`too_many_requests` (this key's `SEARCH_PER_KEY` or `ANSWERS_PER_KEY`), `upload_queue_full` (`UPLOAD_QUEUE`)",
     503: "a store or an LLM endpoint is unavailable, with `Retry-After` (seconds): `store_unavailable`, "
     "`vector_store_unavailable`, "
-    "`llm_unavailable`, `embedder_unavailable` (the process that embeds uploads), `cancelled`",
+    "`llm_unavailable`, `embedder_unavailable` (the process that embeds uploads), `cancelled`, "
+    "`too_many_connections` (`MAX_CONNECTIONS`)",
 }
 
 
