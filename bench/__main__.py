@@ -1,7 +1,7 @@
 """`docassist bench`: run the benchmarks against a real `docassist serve` and write the report.
 
     docassist bench                      # everything, full sizes: about an hour (see bench/__init__.py)
-    docassist bench --quick              # tiny sizes, about 3 minutes
+    docassist bench --quick              # tiny sizes, about 6 minutes (7 services start)
     docassist bench --only cached,streaming --out /tmp/b
 
 One service (embedded default, fresh temporary DATA_DIR) serves every benchmark; they run in
@@ -57,7 +57,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="docassist bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    p.add_argument("--quick", action="store_true", help="tiny sizes: the whole run in about 3 minutes")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: the whole run in about 6 minutes")
     p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(ORDER)}")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default bench/results)")
     p.add_argument("--chunks", type=int, default=None, help="retrieval space in chunks (default 10,000; quick 120)")

@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Sizes:
-    """How much work each benchmark does. `QUICK` keeps a whole run within about 3 minutes on two
+    """How much work each benchmark does. `QUICK` keeps a whole run within about 6 minutes on two
     shared cores: tiny documents, and the service's generation capped (`service_env`) so that
     one long-winded sample cannot take 20 s; it is for development and the smoke test, the
     figures worth quoting come from a full run."""
@@ -86,23 +86,23 @@ QUICK = Sizes(
     retrieval_searches=30,
     retrieval_asks=2,
     retrieval_replicated_chunks=600,
-    retrieval_local_searches=5,
+    retrieval_local_searches=3,
     load_clients=6,
-    load_seconds=8,
+    load_seconds=6,
     load_summarizers=1,
     lanes_searches=10,
     lanes_paragraphs=24,
     lanes_upload_kb=6,
-    lanes_heavy_seconds=4,
+    lanes_heavy_seconds=3,
     scaleout_cached_requests=40,
     scaleout_jobs=2,
     scaleout_search_docs=4,
     scaleout_search_clients=4,
-    scaleout_search_seconds=4,
+    scaleout_search_seconds=3,
     integrations_repeats=2,
     metrics_documents=30,
     metrics_jobs=50,
-    conversations_rounds=2,
+    conversations_rounds=1,
     service_env=(("LLM_MAX_TOKENS", "96"),),
 )
 

@@ -194,7 +194,7 @@ def start_service(workdir: Path, wait_status: tuple[int, ...] = (200,), command:
                     return service
             except httpx.HTTPError:
                 pass
-        time.sleep(0.5)
+        time.sleep(0.1)
     service.stop()
     raise RuntimeError(f"docassist {command} did not become ready:\n{service.log()[-4000:]}")
 

@@ -91,7 +91,8 @@ def test_a_job_interrupted_by_a_crash_resumes_after_restart(tmp_path: Path):
     data_dir = svc.data_dir
     try:
         with svc.client() as c:
-            body = ingest(c, "resume", "cten.txt", xquad_article("ru", 4).encode(), generate_summary="true").json()
+            # 5,915 characters: three map parts in a 1,024-token window, so the crash comes between two of them
+            body = ingest(c, "resume", "cten.txt", xquad_article("ru", 6).encode(), generate_summary="true").json()
             deadline = time.monotonic() + 240
             while time.monotonic() < deadline:
                 job = c.get(f"/jobs/{body['job_id']}").json()
