@@ -1,7 +1,7 @@
 """`docassist bench`: run the benchmarks against a real `docassist serve` and write the report.
 
     docassist bench                      # everything, full sizes: about an hour (see bench/__init__.py)
-    docassist bench --quick              # tiny sizes, about 6 minutes (7 services start)
+    docassist bench --quick              # tiny sizes, about 6 minutes (5 services and 2 workers start)
     docassist bench --only cached,streaming --out /tmp/b
 
 One service (embedded default, fresh temporary DATA_DIR) serves every benchmark; they run in
