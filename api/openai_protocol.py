@@ -7,7 +7,6 @@ A model is a space: `space:<space_id>`. Fields clients send that docassist does 
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from typing import Any, Literal
@@ -17,11 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from docassist.api.schemas import error_responses
 from docassist.pipelines.conversations.condense import Exchange
 from docassist.pipelines.errors import InvalidInput, NotFound
-from docassist.pipelines.spaces import SPACE_PATTERN
+from docassist.pipelines.spaces import is_space_id
 
 MODEL_PREFIX = "space:"
 SOURCES_HEADING = "\n\nSources:\n"  # what starts the list of sources appended to an answer
-_MODEL = re.compile("^" + re.escape(MODEL_PREFIX) + SPACE_PATTERN[1:])
 
 
 def model_id(space_id: str) -> str:
@@ -30,7 +28,7 @@ def model_id(space_id: str) -> str:
 
 def space_of(model: str) -> str:
     """The space a model id names; 404 `model_not_found` (as OpenAI answers) for anything else."""
-    if not _MODEL.match(model):
+    if not (model.startswith(MODEL_PREFIX) and is_space_id(model[len(MODEL_PREFIX) :])):
         raise NotFound(f"the model {model!r} does not exist: models are 'space:<space_id>' (GET /v1/models)")
     return model[len(MODEL_PREFIX) :]
 

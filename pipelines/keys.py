@@ -22,14 +22,13 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from docassist.pipelines.spaces import SPACE_PATTERN
+from docassist.pipelines.spaces import is_space_id
 
 EVERY_SPACE = "*"
 WEAK_BELOW = 16  # characters: a key in clear shorter than this is logged as weak at start
 _CLEAR = re.compile(r"[!-~]+")  # printable ASCII without space
 _RESERVED = set(",:|")
 _DIGEST = re.compile(r"[0-9a-fA-F]{64}")
-_SPACE = re.compile(SPACE_PATTERN)
 _HOW = "write each entry as KEY:* for every space or KEY:space_a|space_b for some, entries separated by commas"
 
 
@@ -106,7 +105,7 @@ def _parse_scope(scope: str, where: str) -> frozenset[str] | None:
     if EVERY_SPACE in spaces:
         raise KeyConfigError(f"{where}: '*' (every space) stands alone, not among other spaces")
     for space in spaces:
-        if not _SPACE.match(space):
+        if not is_space_id(space):
             raise KeyConfigError(f"{where}: {space!r} is not a space id (1-64 of A-Z, a-z, 0-9, _ and -)")
     return frozenset(spaces)
 

@@ -107,3 +107,15 @@ def test_serve_refuses_to_start_on_a_key_list_it_would_have_to_guess(tmp_path: P
     assert done.returncode == 2
     assert "API_KEYS entry 2" in done.stderr and "join the spaces with '|'" in done.stderr
     assert "pkA" not in done.stderr and "spB" not in done.stderr
+
+
+@pytest.mark.parametrize("name", ["pb\n", "pb\r\n", "\npb", "pb\x00", "p b"])
+def test_a_space_id_is_matched_whole_a_trailing_newline_included(name: str):
+    """Python's `$` matches before a trailing newline: "pb\\n" once passed as a space of its own."""
+    from docassist.pipelines.errors import InvalidInput
+    from docassist.pipelines.spaces import check_space_id, is_space_id
+
+    assert is_space_id("pb") and check_space_id("pb") == "pb"
+    assert not is_space_id(name)
+    with pytest.raises(InvalidInput):
+        check_space_id(name)
