@@ -6,15 +6,18 @@ embedding model, the Qdrant client) and stops it on shutdown.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as http_metrics
+from prometheus_fastapi_instrumentator.metrics import Info
+from starlette.routing import BaseRoute, Mount
 
 from docassist.api import mcp_server
 from docassist.api.body_deadline import BodyDeadline
@@ -134,13 +137,47 @@ def _instrument(app: FastAPI) -> None:
     """Requests and latency by route template and status for `/metrics` (outermost, so refusals
     by the guard count too); with `OTEL_EXPORTER_OTLP_ENDPOINT`, a span per request."""
     instrumentator = Instrumentator(should_group_status_codes=False, excluded_handlers=["/metrics"])
-    instrumentator.add(http_metrics.requests())
-    instrumentator.add(
-        http_metrics.latency(buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
-    )
+    buckets = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+    recorders = [r for r in (http_metrics.requests(), http_metrics.latency(buckets=buckets)) if r is not None]
+    # the app's routes are all in place by its first request, which is when this is first asked
+    templates = functools.cache(lambda: _route_templates(app.routes))
+    instrumentator.add(_with_closed_labels(recorders, templates))
     instrumentator.instrument(app)
     if tracing.configure():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
         # no span per ASGI message: a streamed answer would otherwise be one span per delta
         FastAPIInstrumentor.instrument_app(app, excluded_urls="health,metrics", exclude_spans=["receive", "send"])
+
+
+def _with_closed_labels(
+    recorders: list[Callable[[Info], None]], templates: Callable[[], frozenset[str]]
+) -> Callable[[Info], None]:
+    """The recorders with labels from closed sets whatever a client sends: a method outside the
+    standard ones is `other`, a handler that is not one of the app's route templates `none`. The
+    instrumentator names a path none takes `none` already, but one that the router would redirect
+    (`/jobs/<anything>/`, to the template without its slash) by the path itself: a series each."""
+
+    def record(info: Info) -> None:
+        info.method = service_metrics.http_method(info.method)
+        if info.modified_handler not in templates():
+            info.modified_handler = service_metrics.UNROUTED
+        for recorder in recorders:
+            recorder(info)
+
+    return record
+
+
+def _route_templates(routes: Sequence[BaseRoute]) -> frozenset[str]:
+    """Every handler the instrumentator names a routed request by: each route's path template, and
+    a mount's path followed by its own routes' (or alone, for an app such as StaticFiles)."""
+    names: set[str] = set()
+    for route in routes:
+        contexts = getattr(route, "effective_route_contexts", None)  # a router FastAPI included
+        if callable(contexts):
+            names |= _route_templates([getattr(c, "starlette_route", None) or c for c in contexts()])
+        elif isinstance(route, Mount):
+            names |= {route.path + child for child in _route_templates(route.routes)} or {route.path}
+        elif isinstance(path := getattr(route, "path", None), str):
+            names.add(path)
+    return frozenset(names)

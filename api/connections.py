@@ -73,26 +73,41 @@ class HeaderDeadline:
         super().connection_lost(exc)  # type: ignore[misc]
 
 
+# The request lines a load balancer's probe sends: answered past the cap too, so a service whose
+# connections are all taken is not also reported dead (health reads a report kept in the background).
+_HEALTH = (b"GET /health ", b"GET /health?", b"HEAD /health ", b"HEAD /health?")
+_HEAD_BYTES = max(len(line) for line in _HEALTH)
+
+
 class ConnectionCap:
     """Mixed into a uvicorn HTTP protocol: a request that arrives while `max_connections`
     connections are open, or as many requests run, is answered by `over_capacity` instead of the
-    service. The choice is made as its bytes arrive, before uvicorn hands it to an app."""
+    service — unless it is `GET /health`. The choice is made as its bytes arrive, before uvicorn
+    hands it to an app, from the request line's first bytes (kept until the response is sent, so a
+    line that arrives in pieces is still recognised)."""
 
     max_connections: int | None = None
     app: Any
     connections: set[Any]
     tasks: set[Any]
     _service: Any = None
+    _head = b""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)  # type: ignore[misc]
         self._service = self.app
 
     def data_received(self, data: bytes) -> None:
+        if len(self._head) < _HEAD_BYTES:
+            self._head += data[: _HEAD_BYTES - len(self._head)]
         cap = self.max_connections
         over = cap is not None and (len(self.connections) > cap or len(self.tasks) >= cap)
-        self.app = over_capacity if over else self._service
+        self.app = over_capacity if over and not self._head.startswith(_HEALTH) else self._service
         super().data_received(data)  # type: ignore[misc]
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        self._head = b""  # the next request on this connection starts its own line
 
 
 async def over_capacity(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -30,6 +30,7 @@ STATUS: dict[type[e.DocassistError], int] = {
     e.OcrUnavailable: 422,
     e.TooDeeplyNested: 422,
     e.TooLarge: 413,
+    e.UnsupportedValue: 400,
     e.InvalidInput: 422,
     e.NotFound: 404,
     e.Unauthorized: 401,

@@ -6,30 +6,44 @@ behind a load balancer need no sticky sessions. The same keys and scopes as HTTP
 refuses a request without a valid key (401) before it reaches the server, and each tool reads
 the key from the same headers (`Authorization: Bearer` or `X-API-Key`) to check the space it is
 asked about — a tool call for another space is an error result. Tools call the `Assistant` and
-nothing below it; results are text with their sources.
+nothing below it; results are text with their sources, errors text that reads as the service's own
+(`<code>: <message>`).
+
+Only POST: a stateless server has no server-initiated messages to stream, so `GET /mcp` (and every
+other method) is 405, as the streamable HTTP transport allows, instead of an event stream that
+would carry nothing and hold a connection forever.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated, Literal, TypeVar
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Annotated, Any, Literal, TypeVar
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import Field
-from starlette.routing import BaseRoute
+from mcp_types import CallToolResult, InputRequiredResult, TextContent
+from pydantic import Field, ValidationError
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from docassist.api.auth import NOBODY, OPEN, Access, access_for
+from docassist.api.errors import envelope_response, status_of
 from docassist.pipelines.assistant import Assistant
 from docassist.pipelines.errors import DocassistError
 from docassist.pipelines.keys import ApiKey
+from docassist.pipelines.logs import event, request_id_var
 from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS, Source
 from docassist.pipelines.spaces import SPACE_PATTERN
 from docassist.pipelines.views import DocumentView
 
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
+MCP_PATH = "/mcp"
 SpaceId = Annotated[str, Field(pattern=SPACE_PATTERN, description="the space to work in: 1-64 of A-Z a-z 0-9 _ -")]
 Question = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description="the question or keywords")]
 TopK = Annotated[int, Field(ge=1, le=100, description="how many passages to retrieve")]
@@ -54,18 +68,100 @@ class _Guard:
         raw = {k.lower().encode("latin-1"): v.encode("latin-1") for k, v in headers.items()}
         return access_for(raw, self.keys) or NOBODY
 
-    async def __call__(self, ctx: Context, space_id: str, call: Callable[[Access], Awaitable[T]]) -> T:
-        """The call for a space the key reaches; docassist's errors become tool errors the model reads."""
+    async def __call__(self, ctx: Context, space_id: str, call: Callable[[Access], Coroutine[Any, Any, T]]) -> T:
+        """The call for a space the key reaches, run until it has ended (`_until_ended`); its
+        `DocassistError` reaches `DocassistMCP.call_tool`, which makes it the tool's error text."""
+        caller = self.access(ctx)
+        caller.check_space(space_id)
+        return await _until_ended(call(caller))
+
+
+async def _until_ended(work: Coroutine[Any, Any, T]) -> T:
+    """`work` in a task of its own; cancelled, it is cancelled once and waited for until it has ended.
+
+    A 2025-era (handshake) call runs in the SDK's task group, under an anyio cancel scope that the
+    SDK cancels when its client leaves (the request is cancelled, its transport terminated). anyio
+    cancels level-triggered: every await until the tool returns is cancelled again, the cleanup's
+    too, so an answer's workflow never waited for its run to stop (`cancel_run`) — its steps went
+    on calling the LLM — and the `with assistant.admit(...)` around it released the key's place at
+    once. Here the work sees one cancellation, as an HTTP route's does (`api/disconnect.py`): its
+    cleanup runs to the end, and the place it holds is released only when nothing of it runs."""
+    task = asyncio.ensure_future(work)  # a new task: outside the SDK's cancel scope
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        with anyio.CancelScope(shield=True), contextlib.suppress(BaseException):
+            await task  # its own outcome: the call was cancelled, whatever the work ended with
+        raise
+
+
+class DocassistMCP(MCPServer):
+    """`MCPServer` whose tool errors read as the service's own errors do: `<code>: <message>`.
+
+    The SDK prefixes a tool's error with `Error executing tool <name>: ` and reports arguments
+    that fail the tool's schema with pydantic's whole dump (URLs, input values). `call_tool` is
+    where both surface as exceptions, with what was raised as their cause."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context | None = None
+    ) -> CallToolResult | InputRequiredResult:
         try:
-            caller = self.access(ctx)
-            caller.check_space(space_id)
-            return await call(caller)
-        except DocassistError as exc:
-            raise ToolError(f"{exc.code}: {exc.message}") from exc
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError) and not isinstance(exc, UnexpectedToolError):
+                # how the SDK reports arguments that fail the tool's schema (a tool's own crash is Unexpected)
+                return _tool_error(f"invalid_input: the arguments of {name} are not valid\n{_problems(exc.__cause__)}")
+            if (error := _cause(exc, DocassistError)) is not None:
+                _log_error(name, error)
+                return _tool_error(f"{error.code}: {error.message}")
+            if isinstance(exc, UnexpectedToolError):
+                return _tool_error(_internal_error(name, exc.__cause__ or exc))
+            raise  # the SDK's own (an unknown tool)
 
 
-def build(assistant: Assistant) -> MCPServer:
-    server = _quietly(lambda: MCPServer("docassist", instructions=INSTRUCTIONS, version="0.1.0"))
+def _cause(exc: BaseException, kind: type[E]) -> E | None:
+    """The first `kind` in `exc`'s chain of causes (the SDK wraps what a tool raised, once or twice)."""
+    cause = exc.__cause__
+    while cause is not None and not isinstance(cause, kind):
+        cause = cause.__cause__
+    return cause
+
+
+def _problems(invalid: ValidationError) -> str:
+    """One line per bad argument: its name and what it should be; never the value sent."""
+    lines: dict[str, str] = {}
+    for err in invalid.errors(include_url=False, include_input=False):
+        argument = ".".join(str(part) for part in err["loc"]) or "arguments"
+        lines.setdefault(argument, f"{argument}: {err['msg']}")
+    return "\n".join(lines.values())
+
+
+def _tool_error(text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
+def _log_error(tool: str, error: DocassistError) -> None:
+    """As `api/errors.py` logs a refused or failed request (`[ERROR] <code>`)."""
+    status = status_of(error)
+    level = logging.ERROR if status >= 500 else logging.WARNING
+    event(f"[ERROR] {error.code}", f"MCP tool {tool}: {error.message}", level=level, code=error.code, tool=tool)
+
+
+def _internal_error(tool: str, crash: BaseException) -> str:
+    """A crash, as a 500's envelope says it: the details go to the log, under the request id."""
+    rid = request_id_var.get()
+    event(
+        "[ERROR] internal_error",
+        f"MCP tool {tool}: {type(crash).__name__}: {crash}",
+        level=logging.ERROR,
+        exc_info=crash,
+    )
+    return f"internal_error: an internal error; the service log has its details under request id {rid}"
+
+
+def build(assistant: Assistant) -> DocassistMCP:
+    server = _quietly(lambda: DocassistMCP("docassist", instructions=INSTRUCTIONS, version="0.1.0"))
     guarded = _Guard(assistant.settings.api_keys)
     _answer_tools(server, assistant, guarded)
     _document_tools(server, assistant, guarded)
@@ -145,13 +241,33 @@ def routes(server: MCPServer) -> list[BaseRoute]:
     """The `/mcp` route, to add to the service's own app; run `server.session_manager.run()` in its
     lifespan. The SDK's DNS-rebinding check is off: `/mcp` is as reachable as `/ask` and
     is guarded the same way (keys), and a Host allow-list would refuse the service behind a proxy."""
-    app = server.streamable_http_app(
-        streamable_http_path="/mcp",
+    server.streamable_http_app(  # makes `server.session_manager`, which serves the route
+        streamable_http_path=MCP_PATH,
         stateless_http=True,
         json_response=True,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-    return list(app.routes)
+    return [Route(MCP_PATH, endpoint=_PostOnly(server.session_manager.handle_request))]
+
+
+class _PostOnly:
+    """405 in the service's envelope for every method but POST, before the SDK sees the request.
+
+    Stateless, the server has nothing to send unasked: the SDK would answer `GET /mcp` with an event
+    stream that carries nothing and never ends — a connection held forever, outside any per-key
+    limit — and `DELETE` (ending a session) has no session to end. The streamable HTTP transport
+    lets a server without that stream answer GET with 405; clients then only POST."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "POST":
+            await self.app(scope, receive, send)
+            return
+        message = f"{scope['method']} {MCP_PATH}: this stateless MCP server takes POST only (no server-sent stream)"
+        response = envelope_response(405, "method_not_allowed", message, headers={"Allow": "POST"})
+        await response(scope, receive, send)
 
 
 def _location(s: Source) -> str:

@@ -1,12 +1,15 @@
 """The OpenAI chat-completions wire format, as much of it as `/v1` speaks: pydantic models of the
 requests clients such as Open WebUI and the OpenAI SDK send, and of the answers they read.
 
-A model is a space: `space:<space_id>`. Fields clients send that docassist does not use
-(`temperature`, `max_tokens`, `tools`, …) are accepted and ignored, so any client works;
-`sources` in answers and chunks is docassist's extension."""
+A model is a space: `space:<space_id>`. `max_tokens` (or `max_completion_tokens`) caps the
+answer. What docassist cannot do is refused with a 400 naming the field (`n` over 1, a tool call
+`tool_choice` forces, a `response_format` other than text); sampling fields (`temperature`, …)
+are accepted and ignored, so any client works. `sources` in answers and chunks is docassist's
+extension."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any, Literal
@@ -15,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from docassist.api.schemas import error_responses
 from docassist.pipelines.conversations.condense import Exchange
-from docassist.pipelines.errors import InvalidInput, NotFound
+from docassist.pipelines.errors import InvalidInput, NotFound, UnsupportedValue, shown
 from docassist.pipelines.spaces import is_space_id
 
 MODEL_PREFIX = "space:"
@@ -76,6 +79,39 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1, description="the answer's cap in tokens")
+    max_completion_tokens: int | None = Field(default=None, ge=1, description="the same, by its newer name")
+    n: int | None = Field(default=None, description="1: one answer per completion")
+    tools: list[dict[str, Any]] | None = Field(default=None, description="accepted; never called")
+    tool_choice: str | dict[str, Any] | None = Field(default=None, description='"none" or "auto": no tool call')
+    function_call: str | dict[str, Any] | None = Field(default=None, description="tool_choice's older name")
+    response_format: dict[str, Any] | None = Field(default=None, description='{"type": "text"}: no JSON mode')
+
+    def answer_cap(self) -> int | None:
+        """The tokens the answer may take: the smaller of `max_tokens` and `max_completion_tokens`."""
+        caps = [c for c in (self.max_tokens, self.max_completion_tokens) if c is not None]
+        return min(caps) if caps else None
+
+    def check_supported(self) -> None:
+        """`UnsupportedValue` for what the answer could not honour: several choices, a tool call
+        that `tool_choice` forces (`tools` alone, or with "auto", leaves the model free to answer
+        in text, which is all docassist does), or an output format other than text."""
+        if self.n is not None and self.n != 1:
+            raise UnsupportedValue(f"n={self.n}: docassist writes one answer per completion; n must be 1", param="n")
+        for param, choice in (("tool_choice", self.tool_choice), ("function_call", self.function_call)):
+            if choice is not None and choice not in ("none", "auto"):
+                raise UnsupportedValue(
+                    f"{param} {_quoted(choice)} forces a tool call, and docassist answers from the documents "
+                    'without calling tools; use "auto" or "none"',
+                    param=param,
+                )
+        kind = (self.response_format or {"type": "text"}).get("type")
+        if kind != "text":
+            raise UnsupportedValue(
+                f"response_format of type {_quoted(kind)}: docassist answers in text, with its sources; "
+                'use {"type": "text"} or leave it out',
+                param="response_format",
+            )
 
     def _last_question(self) -> int:
         for i in range(len(self.messages) - 1, -1, -1):
@@ -97,6 +133,11 @@ class ChatCompletionRequest(BaseModel):
             elif message.role == "assistant" and pairs and not pairs[-1].answer:
                 pairs[-1].answer = _without_sources(message.text)
         return pairs
+
+
+def _quoted(value: object) -> str:
+    """A value a client sent, as a message quotes it: JSON, cut short."""
+    return shown(value if isinstance(value, str) else json.dumps(value))
 
 
 def _without_sources(answer: str) -> str:
@@ -135,10 +176,13 @@ class AssistantMessage(BaseModel):
     content: str
 
 
+FinishReason = Literal["stop", "length"]  # "length": the answer was cut at its token cap
+
+
 class Choice(BaseModel):
     index: int = 0
     message: AssistantMessage
-    finish_reason: Literal["stop"] = "stop"
+    finish_reason: FinishReason = "stop"
 
 
 class ChatCompletion(BaseModel):
@@ -159,7 +203,7 @@ class Delta(BaseModel):
 class ChunkChoice(BaseModel):
     index: int = 0
     delta: Delta
-    finish_reason: Literal["stop"] | None = None
+    finish_reason: FinishReason | None = None
 
 
 class ChatCompletionChunk(BaseModel):
@@ -190,9 +234,17 @@ class OpenAIErrorResponse(BaseModel):
     error: OpenAIErrorBody
 
 
+_UNSUPPORTED = (
+    "a field docassist cannot honour (`n` over 1, a forced tool call, a JSON `response_format`): "
+    "`unsupported_value`, the field in `param`"
+)
+
+
 def openai_error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """`error_responses` with OpenAI's error body instead of docassist's envelope."""
-    return {code: {**doc, "model": OpenAIErrorResponse} for code, doc in error_responses(*codes).items()}
+    """`error_responses` with OpenAI's error body instead of docassist's envelope; 400 is `/v1`'s own."""
+    own = {400: {"description": _UNSUPPORTED, "content": {"application/json": {}}}} if 400 in codes else {}
+    docs = {**own, **error_responses(*(code for code in codes if code != 400))}
+    return {code: {**doc, "model": OpenAIErrorResponse} for code, doc in docs.items()}
 
 
 _TYPES = {
@@ -208,9 +260,12 @@ _TYPES = {
 
 
 def openai_error(status: int, envelope: dict[str, Any]) -> dict[str, Any]:
-    """docassist's error envelope in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`."""
+    """docassist's error envelope in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`;
+    `param` is the request field an error names (`details.param`), if any."""
     error = envelope.get("error", {}) if isinstance(envelope, dict) else {}
     code = error.get("code", "error")
+    details = error.get("details")
+    param = details.get("param") if isinstance(details, dict) else None
     if status == 404 and "model" in str(error.get("message", "")):
         code = "model_not_found"
     elif status == 401:
@@ -219,7 +274,7 @@ def openai_error(status: int, envelope: dict[str, Any]) -> dict[str, Any]:
         "error": {
             "message": error.get("message", "error"),
             "type": _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
-            "param": None,
+            "param": param if isinstance(param, str) else None,
             "code": code,
         }
     }

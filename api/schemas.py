@@ -47,7 +47,8 @@ _WHY = {
     "`too_deeply_nested`",
     408: "the request body did not arrive in time (`BODY_TIMEOUT_S`, `BODY_IDLE_TIMEOUT_S`): `request_timeout`",
     429: "more requests in flight than admitted, answered at once with `Retry-After` (seconds): "
-    "`too_many_requests` (this key's `SEARCH_PER_KEY` or `ANSWERS_PER_KEY`), `upload_queue_full` (`UPLOAD_QUEUE`)",
+    "`too_many_requests` (this key's `SEARCH_PER_KEY` or `ANSWERS_PER_KEY`), `upload_queue_full` (`UPLOAD_QUEUE`), "
+    "`space_upload_queue_full` (the space's `UPLOADS_PER_SPACE`)",
     503: "a store or an LLM endpoint is unavailable, with `Retry-After` (seconds): `store_unavailable`, "
     "`vector_store_unavailable`, "
     "`llm_unavailable`, `embedder_unavailable` (the process that embeds uploads), `cancelled`, "
@@ -61,91 +62,6 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {
         code: {"model": ErrorResponse, "description": _WHY[code], "content": {"application/json": {}}} for code in codes
     }
-
-
-# ---------------------------------------------------------------------- service
-class EndpointActivity(BaseModel):
-    calls: int
-    oldest_call_s: float
-    since_progress_s: float
-
-
-class LLMCheck(BaseModel):
-    ok: bool
-    state: Literal["ok", "busy", "stalled", "down"]
-    latency_ms: float | None = None
-    model: str
-    provider: str
-    error: str | None = None
-    activity: EndpointActivity | None = None
-    failover_to: str | None = None
-    restarts: int | None = None
-
-
-class StoreCheck(BaseModel):
-    ok: bool
-    mode: str
-    latency_ms: float | None = None
-    collection: str | None = None
-    error: str | None = None
-
-
-class DatabaseCheck(BaseModel):
-    ok: bool
-    kind: str
-    latency_ms: float | None = None
-    revision: str | None = None
-    error: str | None = None
-
-
-class RedisCheck(BaseModel):
-    ok: bool
-    latency_ms: float | None = None
-    error: str | None = None
-
-
-class HealthChecks(BaseModel):
-    vector_store: StoreCheck
-    database: DatabaseCheck
-    redis: RedisCheck | None = Field(default=None, description="present when REDIS_URL is set")
-    llm: dict[str, LLMCheck]
-
-
-CapabilityState = Literal["ok", "degraded", "down"]
-
-
-class HealthResponse(BaseModel):
-    status: Literal["ok", "degraded", "unavailable"]
-    capabilities: dict[Literal["ingest", "search", "summaries", "answers"], CapabilityState]
-    checks: HealthChecks
-    reasons: list[str]
-
-
-class EndpointConfig(BaseModel):
-    model_name: str
-    provider: str
-    base_url: str | None = Field(description="the server's address: shown to keys for every space only")
-    context_window: int
-    context_window_source: str
-    summarization_threshold: int
-    summarization_max_output: int
-    prompt_style: str
-    max_concurrency: int
-    timeout_s: float
-    tokenizer: str
-
-
-class ModelConfigResponse(BaseModel):
-    model_name: str
-    provider: str
-    context_window: int
-    summarization_threshold: int
-    summarization_max_output: int
-    endpoint: str
-    profile: str
-    max_tokens: int
-    routing: dict[str, str]
-    endpoints: dict[str, EndpointConfig]
 
 
 # ---------------------------------------------------------------------- documents and jobs
@@ -332,7 +248,10 @@ class ConversationOut(BaseModel):
 
 class ConversationList(BaseModel):
     space_id: str
-    conversations: list[ConversationOut] = Field(description="newest first")
+    conversations: list[ConversationOut] = Field(description="newest first: up to `limit` of them")
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the older ones; null when these are the last (opaque: never build one)"
+    )
 
 
 class MessageOut(BaseModel):
@@ -350,7 +269,14 @@ class MessageOut(BaseModel):
 
 
 class ConversationDetail(ConversationOut):
-    messages: list[MessageOut] = Field(description="in order: each question followed by its answer")
+    messages: list[MessageOut] = Field(
+        description="the newest `limit` messages not yet read, in order (oldest first): each question followed by "
+        "its answer"
+    )
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the messages before these; null when these start at the first "
+        "(opaque: never build one)"
+    )
 
 
 class TurnResponse(AskResponse):

@@ -35,6 +35,11 @@ Module: what it measures — against what (same run)
   `/conversations/{id}/messages-stream` — its standalone form asked alone through `/ask-stream`,
   alternating; the first message of a conversation against `/ask-stream`; the condense step's
   seconds from the service's log.
+- attacks: another space's p99 for a read, a search and a one-line upload while one key runs
+  each attack a probe found (idle MCP streams, costly page renders, abandoned MCP asks, an upload
+  flood, made-up methods and paths) — the same probes with no attack just before, open loop.
+- pages_memory: the service's resident memory during 40 parallel page requests of a ~45 MB
+  PDF — its memory just before.
 
 Outputs: `bench/results/<date>.json` (everything, with the commit and each benchmark's
 seconds), `<date>.md` (the table) and `<date>-growth.png`. `--quick` runs every benchmark at

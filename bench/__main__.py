@@ -44,6 +44,8 @@ ORDER = (
     "scaleout",
     "retrieval",
     "integrations",
+    "attacks",
+    "pages_memory",
 )
 DEFAULT_OUT = Path(__file__).parent / "results"
 

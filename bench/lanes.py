@@ -111,11 +111,14 @@ def reads_during_uploads(ctx: Context, res: Result, factory: DocFactory, questio
         _, text = factory.next(ctx.sizes.lanes_upload_kb * 2)  # a paragraph is about 500 bytes
         texts.append(text.encode()[: ctx.sizes.lanes_upload_kb * 1024].decode(errors="ignore"))
     started = time.perf_counter()
+    # over two spaces: one space holds at most half the upload places (UPLOADS_PER_SPACE's default)
     with ThreadPoolExecutor(6) as pool:
         answers = list(
             pool.map(
                 lambda i: ctx.http.post(
-                    "/ingest", files={"file": (f"six_{i}.txt", texts[i].encode())}, data={"space_id": "bench_six"}
+                    "/ingest",
+                    files={"file": (f"six_{i}.txt", texts[i].encode())},
+                    data={"space_id": f"bench_six_{i % 2}"},
                 ),
                 range(6),
             )

@@ -53,7 +53,7 @@ async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int =
             for d in tqdm(picked, desc=f"conversations {lang} ({split})", unit="dialogue"):
                 t0 = time.perf_counter()
                 gold = doc_of[d["gold_context"]]
-                conv = await assistant.create_conversation(space)
+                conv = await assistant.conversations.create(space)
                 await assistant.turn(space, conv.conversation_id, d["turn1"], "auto", top_k)
                 done = await assistant.turn(space, conv.conversation_id, d["turn2"], "auto", top_k)
                 alone = await assistant.search(d["turn2"], space, top_k)

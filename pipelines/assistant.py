@@ -1,7 +1,8 @@
 """The assistant: every operation the service offers, in one façade over the runtime's parts.
 
-Routes (and `docassist eval`) call these methods and nothing below them; what they return is
-in `views.py`. Spaces arrive
+Routes (and `docassist eval`) call these methods — and, for what needs nothing else of the
+runtime, the feature service the façade builds (`conversations`: list, read, create, delete) —
+and nothing below them; what they return is in `views.py`. Spaces arrive
 validated and already checked against the caller's key; a document or job outside the space
 asked for is `NotFound`, never a hint that it exists elsewhere. Blocking work runs on the
 runtime's lanes — uploads on their own, storage reads on theirs — never on the default executor
@@ -24,7 +25,9 @@ from docassist.pipelines.answers.workflow import AnswerResult, AskInput, AskWork
 from docassist.pipelines.conversations.condense import Condenser, Exchange
 from docassist.pipelines.conversations.events import TurnComplete
 from docassist.pipelines.conversations.service import Conversations
-from docassist.pipelines.conversations.store import Conversation, ConversationStore, Message
+from docassist.pipelines.conversations.store import (
+    ConversationStore,
+)
 from docassist.pipelines.documents.extract import file_kind
 from docassist.pipelines.documents.pages import PAGE_DPI, stored_pdf
 from docassist.pipelines.documents.registry import DocumentRecord
@@ -44,7 +47,7 @@ from docassist.pipelines.views import Accepted, DocumentView, EndpointView, Inge
 T = TypeVar("T")
 E = TypeVar("E", bound=StreamEvent)
 JOB_POLL_S = 0.5  # how often a followed job is read again
-Admission = Literal["search", "answer"]
+Admission = Literal["search", "answer", "stream", "page"]
 
 
 async def _last(events: AsyncIterator[StreamEvent], kind: type[E]) -> E:
@@ -66,6 +69,8 @@ class Assistant:
         self.limits: dict[Admission, KeyLimit] = {
             "search": KeyLimit("searches", "SEARCH_PER_KEY", s.search_per_key, retry_after_s=1),
             "answer": KeyLimit("answers or summaries", "ANSWERS_PER_KEY", s.answers_per_key, retry_after_s=5),
+            "stream": KeyLimit("job event streams", "STREAMS_PER_KEY", s.streams_per_key, retry_after_s=5),
+            "page": KeyLimit("page renders", "RENDERS_PER_KEY", s.renders_per_key, retry_after_s=5),
         }
 
     def admit(self, kind: Admission, holder: str) -> Permit:
@@ -105,17 +110,12 @@ class Assistant:
 
     async def document_page(self, space_id: str, doc_id: str, number: int) -> bytes:
         """Page `number` (1-based) of a PDF document as a PNG at `PAGE_DPI`, for a reader to see
-        the page a citation names. Rendered from the stored original in an extraction worker: the
-        file is a user's upload, kept away from the service's own memory as when it was read."""
-
-        def original() -> tuple[DocumentRecord, bytes]:
-            record = self.record(space_id, doc_id)
-            return record, stored_pdf(self.runtime.registry, record)
-
-        record, data = await self._read(original)
-        return await self.runtime.lanes.pages.run(
-            self.runtime.sandbox.render_page, record.filename, data, number, PAGE_DPI
-        )
+        the page a citation names. Drawn by a render worker, which reads the stored original
+        itself: the file is a user's upload, never held in the service's memory, and its page
+        waits on the pages lane (`RenderQueueFull` past its places), never on an upload."""
+        record = await self._read(lambda: self.record(space_id, doc_id))
+        source = stored_pdf(record, self.runtime.db.url)
+        return await self.runtime.lanes.pages.run(self.runtime.sandbox.render_page, source, number, PAGE_DPI)
 
     async def documents(self, space_id: str) -> list[DocumentView]:
         check_space_id(space_id)
@@ -208,12 +208,15 @@ class Assistant:
         top_k: int,
         language: str | None = None,
         cite_by: str | None = None,
+        max_tokens: int | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """The answer as events: `sources`, `processing` (when condensing), `answer` deltas, then
-        `complete` or `error`. Leaving early cancels the LLM work. A follow-up condensed into `q`:
-        answered in `language` (the follow-up's), its citations ranked by `cite_by` if given."""
+        `complete` or `error`; leaving early cancels the LLM work. A follow-up condensed into `q` is
+        answered in `language` (the follow-up's), cited by `cite_by` if given; `max_tokens` cuts it."""
         started = time.perf_counter()
-        start = AskInput(q=q, space_id=space_id, top_k=top_k, mode=mode, language=language, cite_by=cite_by)
+        start = AskInput(
+            q=q, space_id=space_id, top_k=top_k, mode=mode, language=language, cite_by=cite_by, max_tokens=max_tokens
+        )
         handler = self._ask_workflow().run(start_event=start)
         try:
             async for ev in handler.stream_events():
@@ -231,6 +234,7 @@ class Assistant:
                 usage=result.usage,
                 citations=result.citations,
                 grounded=result.grounded,
+                truncated=result.truncated,
             )
         except DocassistError as exc:
             yield AskError.of(exc)
@@ -247,7 +251,9 @@ class Assistant:
     # ------------------------------------------------------------------ conversations
     @functools.cached_property
     def conversations(self) -> Conversations:
-        """Built on first use: the retriever it asks through exists once the runtime has started."""
+        """The conversations feature, which routes use directly for what needs nothing else (list,
+        read, create, delete). Built on first use: the retriever it asks through exists once the
+        runtime has started."""
         rt = self.runtime
         endpoint = rt.endpoints[rt.settings.profile.routing.answer]
 
@@ -256,19 +262,6 @@ class Assistant:
 
         condenser = Condenser(rt.caller, endpoint, fits)
         return Conversations(ConversationStore(rt.db), condenser, self.ask_events, rt.lanes.storage)
-
-    async def create_conversation(self, space_id: str) -> Conversation:
-        return await self.conversations.create(space_id)
-
-    async def list_conversations(self, space_id: str) -> list[Conversation]:
-        return await self.conversations.list(space_id)
-
-    async def conversation(self, space_id: str, conversation_id: str) -> tuple[Conversation, list[Message]]:
-        """The conversation and its messages; one of another space is `NotFound`."""
-        return await self.conversations.get(space_id, conversation_id)
-
-    async def delete_conversation(self, space_id: str, conversation_id: str) -> None:
-        await self.conversations.delete(space_id, conversation_id)
 
     async def turn_events(
         self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int
@@ -283,14 +276,16 @@ class Assistant:
         return await _last(await self.turn_events(space_id, conversation_id, q, mode, top_k), TurnComplete)
 
     async def ask_after_events(
-        self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int
+        self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int, max_tokens: int | None = None
     ) -> AsyncIterator[StreamEvent]:
         """`ask_events` of a follow-up whose history the caller holds (stateless: `/v1`)."""
-        async for ev, _ in self.conversations.answer_events(history, q, space_id, mode, top_k):
+        async for ev, _ in self.conversations.answer_events(history, q, space_id, mode, top_k, max_tokens):
             yield ev
 
-    async def ask_after(self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int) -> AskComplete:
-        return await _last(self.ask_after_events(history, q, space_id, mode, top_k), AskComplete)
+    async def ask_after(
+        self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int, max_tokens: int | None = None
+    ) -> AskComplete:
+        return await _last(self.ask_after_events(history, q, space_id, mode, top_k, max_tokens), AskComplete)
 
     # ------------------------------------------------------------------ summaries
     async def summarize(

@@ -66,6 +66,13 @@ class InvalidInput(DocassistError):
     code = "invalid_input"
 
 
+class UnsupportedValue(InvalidInput):
+    """A request asks for what docassist cannot do (several choices of a completion, a forced tool
+    call, JSON output): refused, naming the field in `param`, rather than quietly ignored (400)."""
+
+    code = "unsupported_value"
+
+
 class NotFound(DocassistError):
     code = "not_found"
 
@@ -157,6 +164,13 @@ class ImageTooLarge(TooLarge):
     code = "image_too_large"
 
 
+class PageTooCostly(UnreadableDocument):
+    """A PDF page that would cost more to draw than a page render may: images declaring more
+    pixels than `MAX_IMAGE_PIXELS`, or a render past `PAGE_RENDER_TIMEOUT_S` (then stopped)."""
+
+    code = "page_too_costly"
+
+
 class OcrUnavailable(DocassistError):
     """A scan needs OCR and Tesseract, or its Russian or English data, is not installed here."""
 
@@ -191,6 +205,19 @@ class UploadQueueFull(TooBusy):
     """Every upload worker is busy and the queue in front of them is full (`UPLOAD_QUEUE`)."""
 
     code = "upload_queue_full"
+
+
+class SpaceUploadQueueFull(UploadQueueFull):
+    """The space holds its share of the upload places (`UPLOADS_PER_SPACE`): the rest are kept for
+    other spaces, so one space's burst cannot leave them none."""
+
+    code = "space_upload_queue_full"
+
+
+class RenderQueueFull(TooBusy):
+    """The render worker is busy and the few page renders that may wait for it already do."""
+
+    code = "render_queue_full"
 
 
 class JobError(BaseModel):

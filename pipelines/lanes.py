@@ -6,8 +6,9 @@ whole extract-and-embed, used to take them all, and `/health`, `/documents` and 
 waited for a thread until the uploads ended. Here uploads run on the `uploads` lane only;
 storage reads, search and health have lanes of their own that uploads cannot reach, and the
 uploads lane runs at a lower CPU priority, so an upload's embedding yields the cores to a
-search's. A lane with a queue limit refuses work past it (`UploadQueueFull`, 429) instead of
-queueing without bound.
+search's. PDF pages drawn for readers have a lane of their own too, one thread per render worker
+(which uploads never use), with `RENDER_QUEUE` places to wait. A lane with a queue limit refuses
+work past it (429: `UploadQueueFull`, `RenderQueueFull`) instead of queueing without bound.
 """
 
 from __future__ import annotations
@@ -21,20 +22,43 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from docassist.pipelines import metrics
-from docassist.pipelines.errors import UploadQueueFull
+from docassist.pipelines.errors import RenderQueueFull, TooBusy, UploadQueueFull
 from docassist.pipelines.priorities import BULK_NICE, lower_this_thread
 
 T = TypeVar("T")
+RENDER_WORKERS = 1  # processes that draw PDF pages, apart from the extraction workers; one lane thread each
+RENDER_QUEUE = 4  # page renders that may wait for one: each is over within PAGE_RENDER_TIMEOUT_S
+RENDER_RETRY_S = 5
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What a full lane answers: its error, what it runs, and the settings that bound it."""
+
+    error: type[TooBusy]
+    what: str
+    bound_by: str
+
+
+UPLOADS_FULL = Refusal(UploadQueueFull, "uploads", "UPLOAD_WORKERS + UPLOAD_QUEUE")
+RENDERS_FULL = Refusal(RenderQueueFull, "page renders", "the page renderers and their queue")
 
 
 class Lane:
-    """A bounded thread pool; with `queue` set, at most `workers + queue` calls admitted at once;
-    with `nice`, its threads run at that lower CPU priority."""
+    """A bounded thread pool; with `queue` set, at most `workers + queue` calls admitted at once,
+    past them `refusal`'s error; with `nice`, its threads run at that lower CPU priority."""
 
     def __init__(
-        self, name: str, workers: int, queue: int | None = None, retry_after_s: int = 5, nice: int = 0
+        self,
+        name: str,
+        workers: int,
+        queue: int | None = None,
+        retry_after_s: int = 5,
+        nice: int = 0,
+        refusal: Refusal = UPLOADS_FULL,
     ) -> None:
         self.name, self.workers, self.queue, self.retry_after_s = name, workers, queue, retry_after_s
+        self.refusal = refusal
         self._executor = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix=f"lane-{name}", initializer=lower_this_thread, initargs=(nice,)
         )
@@ -45,11 +69,12 @@ class Lane:
         return self.queue is not None and self.admitted >= self.workers + self.queue
 
     def check(self) -> None:
-        """`UploadQueueFull` when the lane admits no more calls."""
+        """The lane's refusal (`UploadQueueFull` for uploads) when it admits no more calls."""
         if self.full:
-            raise UploadQueueFull(
-                f"{self.admitted} uploads are being processed or queued, the most UPLOAD_WORKERS + UPLOAD_QUEUE "
-                f"admit ({self.workers + (self.queue or 0)}); retry in {self.retry_after_s}s",
+            r, places = self.refusal, self.workers + (self.queue or 0)
+            raise r.error(
+                f"{self.admitted} {r.what} are running or waiting, the most {r.bound_by} admit ({places}); "
+                f"retry in {self.retry_after_s}s",
                 retry_after_s=self.retry_after_s,
                 workers=self.workers,
                 queue=self.queue,
@@ -92,7 +117,7 @@ class Lanes:
     storage: Lane
     search: Lane
     health: Lane
-    pages: Lane  # PDF pages rendered for readers: each call waits on an extraction worker
+    pages: Lane  # PDF pages rendered for readers: each thread drives a render worker of its own
 
     @classmethod
     def build(cls, upload_workers: int, upload_queue: int) -> Lanes:
@@ -101,7 +126,7 @@ class Lanes:
             storage=Lane("storage", 4),
             search=Lane("search", 4),
             health=Lane("health", 2),
-            pages=Lane("pages", 2),
+            pages=Lane("pages", RENDER_WORKERS, RENDER_QUEUE, RENDER_RETRY_S, refusal=RENDERS_FULL),
         )
 
     def close(self) -> None:

@@ -2,8 +2,8 @@
 
 The places that already log an event record it here too (the LLM call path, the summary cache,
 the language check, the ingestor, the upload lane), so `/metrics` and the logs count the same
-things. Labels are small closed sets — endpoint names, call kinds, lane names — never a
-document, job or space id.
+things. Labels are small closed sets — endpoint names, call kinds, lane names, HTTP methods and
+route templates — never a document, job or space id, nor anything else a client chooses.
 
 Several processes (`docassist serve --workers N`): `serve` sets `PROMETHEUS_MULTIPROC_DIR` to
 `DATA_DIR/metrics` before its workers start, each worker writes its figures to files there, and
@@ -36,6 +36,8 @@ from prometheus_client.registry import Collector
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 KINDS = frozenset({"map", "reduce", "focus", "final", "answer", "condense"})
 JOB_STATES = ("pending", "running", "done", "failed")
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+UNROUTED = "none"  # the `handler` of a request no route takes (prometheus-fastapi-instrumentator's own name)
 UPLOAD_STATES = ("pending", "running", "done", "failed", "cancelled")
 
 LLM_CALLS = Counter(
@@ -90,6 +92,12 @@ for _kind in ("final", "answer"):
 def kind_of(purpose: str) -> str:
     """A call's purpose as a label: one of `KINDS`, anything else `other` (labels stay a closed set)."""
     return purpose if purpose in KINDS else "other"
+
+
+def http_method(method: str) -> str:
+    """A request's method as a label: one of `HTTP_METHODS`, anything else `other`. uvicorn's parser
+    takes 35 methods (PROPFIND, MKCOL, …; h11 any token), and each would start series of its own."""
+    return method if method in HTTP_METHODS else "other"
 
 
 def llm_call(endpoint: str, purpose: str, prompt_tokens: int, completion_tokens: int, seconds: float) -> None:

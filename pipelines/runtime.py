@@ -167,7 +167,7 @@ class Runtime:
         )  # fmt: skip
         self.uploads = UploadRunner(
             self.ingestor, self.registry, UploadStore(self.db), self.lanes.uploads, self.lanes.storage,
-            self._summary_job_for,
+            self._summary_job_for, s.uploads_per_space,
         )  # fmt: skip
         rolled_back = await asyncio.to_thread(self.ingestor.recover)
         # the extraction workers load their parsers after start-up, while the service already answers

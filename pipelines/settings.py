@@ -144,12 +144,18 @@ class Settings(FromEnvironment):
     # lanes and admission: bulk work never takes the threads or slots interactive requests need
     upload_workers: int = Field(default=2, ge=1, le=64, validation_alias="UPLOAD_WORKERS")
     upload_queue: int = Field(default=8, ge=0, le=10_000, validation_alias="UPLOAD_QUEUE")
+    # of those UPLOAD_WORKERS + UPLOAD_QUEUE places, the most one space holds (unset: half, at least one)
+    uploads_per_space: int | None = Field(default=None, ge=1, le=10_000, validation_alias="UPLOADS_PER_SPACE")
     # ten minutes of embedding at 6.9 chunks/s (bench, 2 cores)
     max_document_chunks: int = Field(default=4000, gt=0, validation_alias="MAX_DOCUMENT_CHUNKS")
     # longer uploads are answered 202 with a job
     ingest_wait_s: float = Field(default=3, ge=0, le=600, validation_alias="INGEST_WAIT_S")
     search_per_key: int = Field(default=4, ge=1, le=10_000, validation_alias="SEARCH_PER_KEY")
     answers_per_key: int = Field(default=2, ge=1, le=10_000, validation_alias="ANSWERS_PER_KEY")
+    # job event streams a key holds open at once: each is a connection and a database read every 0.5 s
+    streams_per_key: int = Field(default=16, ge=1, le=10_000, validation_alias="STREAMS_PER_KEY")
+    # PDF pages a key has rendered or waiting for the render worker at once
+    renders_per_key: int = Field(default=2, ge=1, le=10_000, validation_alias="RENDERS_PER_KEY")
     # connections: slow or silent clients are cut off
     header_timeout_s: float = Field(default=10, gt=0, validation_alias="HEADER_TIMEOUT_S")
     body_timeout_s: float = Field(default=120, gt=0, validation_alias="BODY_TIMEOUT_S")

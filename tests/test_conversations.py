@@ -1,18 +1,27 @@
 """Conversations over a space against a real keyed `docassist serve` (llama.cpp, Qdrant Edge,
 real embeddings): created, listed, read and deleted; reachable only with a key for their space;
 a follow-up with a pronoun condensed into a question that finds the right document, streamed
-like `/ask-stream`; bad input that loses nothing; and a condense call that fails (a vLLM stub
-answering 500 to it) falling back to the previous question with the follow-up."""
+like `/ask-stream`; bad input that loses nothing; a condense call that fails (a vLLM stub
+answering 500 to it) falling back to the previous question with the follow-up; and a space's
+many conversations, and a conversation's many turns, read in pages."""
 
 from __future__ import annotations
 
+import base64
+import json
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import insert
 
+from docassist.pipelines.conversations.store import ConversationStore, Turn, new_message
 from docassist.pipelines.documents.language import detect_language
+from docassist.pipelines.storage.database import Database
+from docassist.pipelines.storage.tables import conversations
 from tests.conftest import Integrations, ingest, sse_events, start_service
 from tests.stubs.vllm_stub import VllmStub
 from tests.test_vllm_ollama_stubs import StubServer
@@ -237,3 +246,118 @@ def test_a_failed_condense_call_falls_back_to_the_previous_question_and_the_answ
         assert condense_calls, "the condense call was made and failed"
         assert len(c.get(f"/conversations/{cid}", params={"space_id": "lib"}).json()["messages"]) == 4
     assert "[CONDENSE] Falling back to the previous question and the follow-up" in svc.log()
+
+
+# ---------------------------------------------------------------------- paging
+# Many turns are written through the store into the service's own database (answering hundreds of
+# questions with the LLM is not what is tested); every read is the route's, over HTTP.
+def service_db(integrations: Integrations) -> Database:
+    return Database.for_data_dir(None, integrations.service.data_dir)
+
+
+def read_all(client: httpx.Client, path: str, key: str, limit: int, **params: str) -> list[list[dict]]:
+    """Every page of `path` from the first, following `next_cursor` until it is null."""
+    pages, cursor = [], None
+    while True:
+        query = {"limit": str(limit), **params, **({"cursor": cursor} if cursor else {})}
+        r = client.get(path, params=query)
+        assert r.status_code == 200, r.text
+        pages.append(r.json()[key])
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            return pages
+        assert len(pages) < 100, "next_cursor never ended"
+
+
+def test_conversations_are_listed_in_pages_each_once_newest_first(admin):
+    space = "conv_paging"
+    made = [new_conversation(admin, space) for _ in range(7)]
+    pages = read_all(admin, "/conversations", "conversations", 3, space_id=space)
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert [c["conversation_id"] for p in pages for c in p] == made[::-1]
+
+    first = admin.get("/conversations", params={"space_id": space, "limit": "3"}).json()
+    newer = new_conversation(admin, space)  # created while the list is being read: it does not shift it
+    rest = read_all(admin, "/conversations", "conversations", 3, space_id=space, cursor=first["next_cursor"])
+    seen = [c["conversation_id"] for c in first["conversations"]] + [c["conversation_id"] for p in rest for c in p]
+    assert seen == made[::-1] and newer not in seen
+    default = admin.get("/conversations", params={"space_id": space}).json()
+    assert len(default["conversations"]) == 8 and default["next_cursor"] is None  # under the default 50
+
+
+def test_conversations_created_in_the_same_instant_are_each_listed_once(admin, integrations):
+    space, at = "conv_same_instant", time.time()
+    ids = [uuid.uuid4().hex for _ in range(5)]
+    db = service_db(integrations)
+    try:
+        with db.begin() as conn:
+            for cid in ids:
+                row = {"conversation_id": cid, "space_id": space, "title": "", "created_at": at, "updated_at": at}
+                conn.execute(insert(conversations).values(row))
+    finally:
+        db.close()
+    pages = read_all(admin, "/conversations", "conversations", 2, space_id=space)
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert sorted(c["conversation_id"] for p in pages for c in p) == sorted(ids)
+
+
+def test_a_long_conversation_is_read_from_its_newest_turns_back_to_its_first(admin, integrations):
+    space = "conv_paging"
+    cid = new_conversation(admin, space)
+    store_db = service_db(integrations)
+    store = ConversationStore(store_db)
+
+    def add_turns(numbers: range) -> None:
+        for i in numbers:
+            question, answer = new_message("user", f"Question {i}?"), new_message("assistant", f"Answer {i}.")
+            store.add_turn(space, cid, Turn(question, answer))
+
+    try:
+        add_turns(range(30))
+        path, params = f"/conversations/{cid}", {"space_id": space}
+        opened = admin.get(path, params=params).json()  # what a chat shows first: the newest 50 messages
+        assert [m["text"] for m in opened["messages"][:2]] == ["Question 5?", "Answer 5."]
+        assert opened["messages"][-1]["text"] == "Answer 29." and len(opened["messages"]) == 50
+        assert opened["next_cursor"] and opened["title"] == "Question 0?"
+
+        first = admin.get(path, params={**params, "limit": "8"}).json()
+        add_turns(range(30, 32))  # a turn answered while earlier ones are read does not shift them
+        earlier = read_all(admin, path, "messages", 8, **params, cursor=first["next_cursor"])
+        pages = [first["messages"], *earlier]
+        assert [len(p) for p in pages] == [8] * 7 + [4]
+        assert all(p[0]["role"] == "user" for p in pages), "an even limit keeps each question with its answer"
+        in_order = [m["text"] for p in reversed(pages) for m in p]
+        assert in_order == [
+            f"{kind} {i}{mark}" for i in range(30) for kind, mark in (("Question", "?"), ("Answer", "."))
+        ]
+        assert len({m["message_id"] for p in pages for m in p}) == 60
+    finally:
+        store_db.close()
+
+
+def _cursor(**fields) -> str:
+    return base64.urlsafe_b64encode(json.dumps(fields).encode()).decode().rstrip("=")
+
+
+def test_a_cursor_the_listing_did_not_give_or_a_limit_out_of_range_is_422(admin):
+    space = "conv_paging_bad"
+    one, other = new_conversation(admin, space), new_conversation(admin, space)
+    listed = admin.get("/conversations", params={"space_id": space, "limit": "1"}).json()
+    own = admin.get(f"/conversations/{one}", params={"space_id": space, "limit": "1"}).json()
+    assert listed["next_cursor"] and own["next_cursor"] is None  # an empty conversation is one page
+    for path, cursor in (
+        ("/conversations", "not a cursor"),
+        ("/conversations", "!!!!"),
+        ("/conversations", _cursor(k="conversations", t="yesterday", id=one)),
+        ("/conversations", _cursor(k="messages", c=one, p=4)),
+        (f"/conversations/{one}", listed["next_cursor"]),  # the list's, for messages
+        (f"/conversations/{one}", _cursor(k="messages", c=other, p=4)),  # another conversation's
+        (f"/conversations/{one}", _cursor(k="messages", c=one, p="4")),
+        (f"/conversations/{one}", "x" * 600),
+    ):
+        r = admin.get(path, params={"space_id": space, "cursor": cursor})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_input", (path, cursor, r.text)
+    for limit in ("0", "201", "ten"):
+        r = admin.get("/conversations", params={"space_id": space, "limit": limit})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_input", (limit, r.text)
+    assert admin.get(f"/conversations/{one}", params={"space_id": space, "limit": "200"}).status_code == 200

@@ -261,12 +261,12 @@ def test_no_child_outlives_the_service_and_a_start_kills_strays(tmp_path: Path):
     svc = start_service(tmp_path)
     pid_file = svc.data_dir / "logs" / "extract-workers.pids"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(pid_file.read_text().split() if pid_file.exists() else []) < 4:
-        time.sleep(0.5)  # the service, two extraction workers and the resource tracker, once warmed up
+    while time.monotonic() < deadline and len(pid_file.read_text().split() if pid_file.exists() else []) < 5:
+        time.sleep(0.5)  # the service, two extraction workers, the page renderer and the resource tracker
     kids = children(svc.pid)
     cmdlines = [Path(f"/proc/{k}/cmdline").read_bytes() for k in kids]
-    # two extraction workers and the embedder process, the resource tracker, the llama.cpp server
-    assert sum(b"spawn_main" in c for c in cmdlines) == 3 and any(b"resource_tracker" in c for c in cmdlines)
+    # two extraction workers, the page renderer and the embedder process, the resource tracker, llama.cpp
+    assert sum(b"spawn_main" in c for c in cmdlines) == 4 and any(b"resource_tracker" in c for c in cmdlines)
     assert any(b"llama_cpp.server" in c for c in cmdlines)
     embedder = int((svc.data_dir / "logs" / "embedder.pid").read_text().split()[1])
     assert embedder in kids

@@ -25,8 +25,10 @@ LIMITS = {
     "API_KEYS": "k1:*,k2:*",
     "UPLOAD_WORKERS": "2",
     "UPLOAD_QUEUE": "4",
+    "UPLOADS_PER_SPACE": "6",  # one space may take every place: the lane's own limit is what is tested here
     "SEARCH_PER_KEY": "2",
     "ANSWERS_PER_KEY": "2",
+    "STREAMS_PER_KEY": "2",
     "HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
     "BODY_IDLE_TIMEOUT_S": str(BODY_IDLE_TIMEOUT_S),
     "MAX_CONNECTIONS": str(MAX_CONNECTIONS),
@@ -239,6 +241,28 @@ def test_a_key_past_answers_per_key_gets_429_at_once_and_other_keys_do_not(svc: 
         assert other.status_code == 200  # another key's requests are not counted against k1
 
 
+def test_a_key_past_streams_per_key_gets_429_and_other_keys_still_follow_jobs(svc: Service, c1, c2):
+    """Job event streams are connections held open: one key holds at most STREAMS_PER_KEY (2)."""
+    r = c1.post("/ingest", files={"file": ("followed.txt", document("followed", 120_000))}, data={"space_id": "jobs"})
+    assert r.status_code == 202, r.text
+    events = f"/jobs/{r.json()['job_id']}/events"
+    with (
+        svc.client(**K1) as a,
+        svc.client(**K1) as b,
+        a.stream("GET", events) as s1,
+        b.stream("GET", events) as s2,
+    ):
+        assert s1.status_code == 200 and s2.status_code == 200
+        third, seconds = timed(lambda: c1.get(events))
+        assert third.status_code == 429 and third.headers["Retry-After"] == "5" and seconds < FAST_S, third.text
+        assert "STREAMS_PER_KEY" in third.json()["error"]["message"]
+        with svc.client(**K2) as c, c.stream("GET", events) as other:
+            assert other.status_code == 200  # another key's streams are not counted against k1
+    with svc.client(timeout=5, **K1) as again, again.stream("GET", events) as s3:
+        assert s3.status_code == 200  # closed streams gave their places back
+    c1.delete(f"/documents/{r.json()['doc_id']}", params={"space_id": "jobs"})
+
+
 # ---------------------------------------------------------------------- slow clients
 def test_connections_sending_headers_byte_by_byte_are_closed_after_the_header_timeout(svc: Service, c2):
     head = b"GET /health HTTP/1.1\r\nHost: x\r\nUser-Agent: slow\r\nAccept: */*\r\n\r\n"  # 10+ s at 0.2 s a byte
@@ -284,7 +308,8 @@ def test_a_declared_but_unsent_body_gets_408_and_the_connection_closed(svc: Serv
 
 def test_past_the_connection_cap_a_request_gets_503_with_retry_after_and_then_is_served(svc: Service):
     """Clients holding every connection (each has sent the start of a request) leave a newcomer a
-    503 in the error envelope with `Retry-After`, not uvicorn's bare text; once they go, it is served."""
+    503 in the error envelope with `Retry-After`, not uvicorn's bare text, while `/health` is still
+    answered; once they go, the newcomer is served."""
     held = [socket.create_connection(address(svc)) for _ in range(MAX_CONNECTIONS)]
     try:
         for s in held:
@@ -295,6 +320,10 @@ def test_past_the_connection_cap_a_request_gets_503_with_retry_after_and_then_is
         assert r.status_code == 503, r.text
         assert r.headers["Retry-After"] == "5" and r.json()["error"]["code"] == "too_many_connections"
         assert r.json()["error"]["details"] == {"max_connections": MAX_CONNECTIONS}
+        # a load balancer's probe is still answered: the service is full, not down
+        with httpx.Client(base_url=svc.url, timeout=10) as probe:
+            health = probe.get("/health")
+        assert health.status_code == 200 and health.json()["status"] in ("ok", "degraded"), health.text
     finally:
         for s in held:
             s.close()

@@ -116,3 +116,65 @@ def test_a_follow_up_is_condensed_from_the_earlier_messages(integrations: Integr
         line for line in log.splitlines() if "'And how deep is it?' →" in line or "retrieval gets 'Which river" in line
     ]
     assert condensed, "the follow-up was condensed from the history before retrieval"
+
+
+def test_what_cannot_be_honoured_is_refused_naming_the_parameter(integrations: Integrations):
+    """Several choices, a forced tool call and JSON output are refused with OpenAI's 400 naming the
+    parameter, before any answer: an SDK user hears it, where they used to be ignored."""
+    it = integrations
+    ask = [{"role": "user", "content": "Which river flows out of Lake Baikal?"}]
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}]
+    refused = {
+        "n": {"n": 2},
+        "tool_choice": {"tools": tools, "tool_choice": "required"},
+        "response_format": {"response_format": {"type": "json_object"}},
+    }
+    named_tool = {"tools": tools, "tool_choice": {"type": "function", "function": {"name": "lookup"}}}
+    schema = {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}}
+    cases = [*refused.items(), ("tool_choice", named_tool), ("response_format", {"response_format": schema})]
+    calls_before = it.service.log().count("[LLM REQUEST")
+    for param, fields in cases:
+        with pytest.raises(openai.BadRequestError) as bad:
+            client(it, it.team_key).chat.completions.create(model="space:team", messages=ask, **fields)
+        error = bad.value
+        assert error.status_code == 400 and error.param == param, (param, error.body)
+        assert error.body["type"] == "invalid_request_error" and error.code == "unsupported_value"
+        assert param in error.message
+    assert it.service.log().count("[LLM REQUEST") == calls_before, "refused before any LLM call"
+
+
+def test_max_tokens_cuts_the_answer_with_finish_reason_length(integrations: Integrations):
+    """`max_tokens` (and `max_completion_tokens`) caps the answer the model writes: cut there,
+    `finish_reason: "length"`, usage counting the tokens generated. `tools` with `tool_choice`
+    left to the model ("auto") are accepted: a text answer is what "auto" allows."""
+    it = integrations
+    ask = [{"role": "user", "content": "Describe Lake Baikal: its depth, its rivers and its ice."}]
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}]
+    done = client(it, it.team_key).chat.completions.create(
+        model="space:team", messages=ask, max_tokens=5, tools=tools, tool_choice="auto"
+    )
+    assert done.choices[0].finish_reason == "length"
+    assert 0 < done.usage.completion_tokens <= 5
+    answer = done.choices[0].message.content.split("\n\nSources:\n")[0]
+    # five tokens after the words the prompt starts the answer with ("According to the text,")
+    assert answer.strip() and len(answer.split()) <= 12, answer
+    stream = client(it, it.team_key).chat.completions.create(
+        model="space:team", messages=ask, max_completion_tokens=5, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    finished = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finished == ["length"]
+    assert 0 < chunks[-1].usage.completion_tokens <= 5
+
+
+def test_a_model_name_with_a_trailing_newline_is_no_space(integrations: Integrations):
+    """`space:team\\n` names no space, even for a key for every space: it is OpenAI's 404, never an
+    answer over a space `team\\n` (a regex's `$` matches before a trailing newline)."""
+    it = integrations
+    ask = [{"role": "user", "content": "Which river flows out of Lake Baikal?"}]
+    for key in (it.admin_key, it.team_key):
+        with pytest.raises(openai.NotFoundError) as unknown:
+            client(it, key).chat.completions.create(model="space:team\n", messages=ask)
+        assert unknown.value.code == "model_not_found" and unknown.value.body["type"] == "invalid_request_error"
+    with pytest.raises(openai.NotFoundError):
+        client(it, it.admin_key).chat.completions.create(model="space:pb\n", messages=ask)

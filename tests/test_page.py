@@ -21,6 +21,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from docassist.pipelines.conversations.store import ConversationStore, Turn, new_message
+from docassist.pipelines.storage.database import Database
 from tests.conftest import FIXTURES, Service, ingest, pdf_pages, start_service, xquad_article
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -491,6 +493,51 @@ def test_deleting_a_conversation_removes_it(page: Page, svc: Service, conv_space
     expect(page.get_by_role("list", name="Conversation", exact=True)).to_be_hidden()
     listed = httpx.get(f"{svc.url}/conversations", params={"space_id": conv_space}, timeout=30).json()
     assert listed["conversations"] == []
+
+
+def test_many_conversations_and_a_long_one_are_read_a_page_at_a_time(page: Page, svc: Service):
+    """52 conversations, the newest with 30 turns (written through the store into the service's
+    database: no LLM is needed to read them): the page lists 50 and fetches the rest on demand,
+    opens the long one at its newest 25 turns and fetches the earlier ones above them."""
+    space = "page_paging"
+    with svc.client() as http:
+        for _ in range(51):
+            assert http.post("/conversations", json={"space_id": space}).status_code == 201
+        long_id = http.post("/conversations", json={"space_id": space}).json()["conversation_id"]
+    db = Database.for_data_dir(None, svc.data_dir)
+    try:
+        store = ConversationStore(db)
+        for i in range(30):
+            turn = Turn(new_message("user", f"Question {i}?"), new_message("assistant", f"Answer {i}."))
+            store.add_turn(space, long_id, turn)
+    finally:
+        db.close()
+    page.get_by_label("Space", exact=True).fill(space)
+    page.get_by_role("button", name="Open", exact=True).click()
+    try:
+        ask = page.get_by_role("region", name="Ask your documents")
+        convs = ask.get_by_role("list", name="Conversations").get_by_role("listitem")
+        expect(convs).to_have_count(50)
+        more = ask.get_by_role("button", name="More conversations")
+        more.click()
+        expect(convs).to_have_count(52)
+        expect(more).to_be_hidden()
+
+        ask.get_by_role("button", name="Open the conversation “Question 0?”").click()
+        turns = ask.get_by_role("list", name="Conversation", exact=True).locator(":scope > li")
+        expect(turns).to_have_count(25)
+        expect(turns.nth(0)).to_contain_text("Question 5?")
+        expect(turns.nth(24)).to_contain_text("Answer 29.")
+        earlier = ask.get_by_role("button", name="Earlier messages")
+        earlier.click()
+        expect(turns).to_have_count(30)
+        expect(turns.nth(0)).to_contain_text("Question 0?")
+        expect(turns.nth(0)).to_contain_text("Answer 0.")
+        expect(turns.nth(5)).to_contain_text("Question 5?")
+        expect(earlier).to_be_hidden()
+    finally:
+        page.get_by_label("Space", exact=True).fill(SPACE)
+        page.get_by_role("button", name="Open", exact=True).click()
 
 
 def test_a_key_is_asked_for_after_the_first_401(browser: Browser, tmp_path_factory: pytest.TempPathFactory):

@@ -1,14 +1,19 @@
 """`GET /documents/{doc_id}/pages/{n}`: a page of a stored PDF as a PNG, rendered by the service,
-under the same key and space rules as the document's text."""
+under the same key and space rules as the document's text — and bounded, so one key's costly pages
+hold up nobody else (issue 40)."""
 
 from __future__ import annotations
 
 import io
 import struct
+import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
+import httpx
 import pytest
 
+from docassist.bench.pdfs import bomb_pdf, slow_vector_pdf
 from tests.conftest import Service, ingest, pdf_pages, start_service
 
 ALL, TEAM = "pages-all-key-0001", "pages-team-key-0002"
@@ -22,7 +27,12 @@ PAGES = [
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = start_service(tmp_path_factory.mktemp("pages"), API_KEYS=f"{ALL}:*,{TEAM}:team")
+    svc = start_service(
+        tmp_path_factory.mktemp("pages"),
+        API_KEYS=f"{ALL}:*,{TEAM}:team",
+        RENDERS_PER_KEY="2",
+        PAGE_RENDER_TIMEOUT_S="5",  # the defaults, which the tests below count on
+    )
     yield svc
     svc.stop()
 
@@ -99,3 +109,96 @@ def test_pages_follow_the_key_and_space_rules_of_documents(keyed: Service, store
         assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "not_found"
         own = team.get(f"/documents/{stored['team_pdf']}/pages/1", params={"space_id": "team"})
         assert own.status_code == 200 and own.content[:8] == PNG_SIGNATURE
+
+
+@pytest.fixture(scope="module")
+def costly(keyed: Service) -> dict[str, str]:
+    """In space `team`: a page of three images declaring 131,000² pixels each (7 KB on disk), and a
+    page of 40,000 full-page fills (2 KB on disk, about 25 s to draw here); their doc_ids."""
+    with keyed.client(**{"X-API-Key": TEAM}) as team:
+        bomb = ingest(team, "team", "bomb.pdf", bomb_pdf("Three images of billions of pixels.", images=3))
+        slow = ingest(team, "team", "slow.pdf", slow_vector_pdf("A page that takes long to draw."))
+    for r in (bomb, slow):
+        assert r.status_code == 200, r.text
+    return {"bomb": bomb.json()["doc_id"], "slow": slow.json()["doc_id"]}
+
+
+def get_page(svc: Service, key: str, doc_id: str, space: str, page: int = 1) -> httpx.Response:
+    with svc.client(**{"X-API-Key": key}) as http:
+        return http.get(f"/documents/{doc_id}/pages/{page}", params={"space_id": space})
+
+
+def renders_admitted(svc: Service) -> int:
+    """Page renders running or waiting in the service, from its own metrics."""
+    with svc.client(**{"X-API-Key": ALL}) as http:
+        text = http.get("/metrics").text
+    lines = [line for line in text.splitlines() if line.startswith("docassist_lane_calls{") and 'lane="pages"' in line]
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in lines)
+
+
+def slow_renders(svc: Service, pool: ThreadPoolExecutor, doc_id: str, n: int) -> list[Future[httpx.Response]]:
+    """`n` requests by TEAM for the slow page, returned once the service has admitted them all."""
+    renders = [pool.submit(get_page, svc, TEAM, doc_id, "team") for _ in range(n)]
+    deadline = time.monotonic() + 60
+    while renders_admitted(svc) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert renders_admitted(svc) == n, "the renders never got in"
+    return renders
+
+
+def assert_page_too_costly(r: httpx.Response, limit: str) -> None:
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "page_too_costly" and err["details"]["limit"] == limit and limit in err["message"], err
+
+
+def test_one_keys_costly_renders_never_hold_up_another_spaces_upload(
+    keyed: Service, stored: dict[str, str], costly: dict[str, str]
+):
+    with ThreadPoolExecutor(2) as pool:
+        renders = slow_renders(keyed, pool, costly["slow"], 2)
+        with keyed.client(**{"X-API-Key": ALL}) as other:
+            upload = ingest(other, "calm", "note.txt", b"One line from a space of its own.")
+        rendering = [not r.done() for r in renders]
+        answers = [r.result() for r in renders]
+    assert upload.status_code == 200, upload.text
+    assert rendering == [True, True], "the upload was answered only once a render had ended"
+    for r in answers:  # each stopped at PAGE_RENDER_TIMEOUT_S, its worker replaced
+        assert_page_too_costly(r, "PAGE_RENDER_TIMEOUT_S")
+    after = get_page(keyed, TEAM, stored["team_pdf"], "team")
+    assert after.status_code == 200 and after.content[:8] == PNG_SIGNATURE, "the new render worker draws pages"
+
+
+def test_a_page_whose_images_declare_billions_of_pixels_is_refused_before_any_is_drawn(
+    keyed: Service, costly: dict[str, str]
+):
+    r = get_page(keyed, TEAM, costly["bomb"], "team")
+    assert_page_too_costly(r, "MAX_IMAGE_PIXELS")
+    assert r.json()["error"]["details"]["pixels"] == 3 * 131_000**2
+
+
+def test_a_key_past_its_renders_in_flight_is_refused_with_retry_after(
+    keyed: Service, stored: dict[str, str], costly: dict[str, str]
+):
+    with ThreadPoolExecutor(3) as pool:
+        renders = slow_renders(keyed, pool, costly["slow"], 2)  # RENDERS_PER_KEY=2
+        third = get_page(keyed, TEAM, stored["team_pdf"], "team")
+        another_key = pool.submit(get_page, keyed, ALL, stored["pdf"], "archive")
+        answers = [r.result() for r in renders]
+    assert third.status_code == 429, third.text
+    err = third.json()["error"]
+    assert err["code"] == "too_many_requests" and "RENDERS_PER_KEY" in err["message"], err
+    assert int(third.headers["Retry-After"]) > 0
+    assert another_key.result().status_code == 200, "another key's page waits its turn, it is not refused"
+    for r in answers:
+        assert_page_too_costly(r, "PAGE_RENDER_TIMEOUT_S")
+
+
+def test_a_damaged_image_is_refused_naming_the_file_not_an_object(keyed: Service):
+    damaged = b"\x89PNX\r\n\x1a\n" + bytes(range(256)) * 8  # a PNG whose signature was overwritten
+    with keyed.client(**{"X-API-Key": TEAM}) as team:
+        r = ingest(team, "team", "photo.png", damaged)
+    assert r.status_code == 422, r.text
+    message = r.json()["error"]["message"]
+    assert "'photo.png' could not be read" in message, message
+    assert "object at" not in message and "BytesIO" not in message, message

@@ -1,14 +1,18 @@
 """Uploads as jobs: a long upload is answered at once with a job whose stage and progress move,
 deleting a document still being ingested stops it and leaves nothing, a document past
-MAX_DOCUMENT_CHUNKS is refused before it is embedded, and jobs of a process that died are failed.
+MAX_DOCUMENT_CHUNKS is refused before it is embedded, jobs of a process that died are failed, and
+one space's burst of uploads neither locks another space out nor delays its upload behind it all.
 
 Against the session's real service (real extraction, embeddings, Qdrant Edge, SQLite) over HTTP,
 uploads posted without `wait` as the page and a plain `curl -F` send them."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,11 +22,13 @@ from docassist.api.errors import status_of
 from docassist.pipelines.documents.extract import extract_document
 from docassist.pipelines.documents.ingestion import Ingestor
 from docassist.pipelines.documents.registry import Registry
+from docassist.pipelines.documents.upload_queue import UploadQueue
 from docassist.pipelines.documents.upload_store import UploadStore
 from docassist.pipelines.documents.uploads import gone_here, process_name
-from docassist.pipelines.errors import TooManyChunks
+from docassist.pipelines.errors import SpaceUploadQueueFull, TooManyChunks, UploadQueueFull
+from docassist.pipelines.lanes import Lane
 from docassist.pipelines.storage.database import Database
-from tests.conftest import sse_events, xquad_article
+from tests.conftest import Service, sse_events, start_service, xquad_article
 
 FACT = "The lighthouse keeper of Vardø island is named Ingrid Solberg."
 
@@ -130,3 +136,124 @@ def test_upload_jobs_of_a_process_that_died_are_failed_and_a_live_ones_are_kept(
     assert store.get(alive.job_id).status == "pending" and store.get(elsewhere.job_id).status == "pending"
     # another machine's job (and any) is failed once nobody has touched it for the silence allowed
     assert {j.job_id for j in store.reap(0, gone_here)} == {alive.job_id, elsewhere.job_id}
+
+
+# ---------------------------------------------------------------------- fairness between spaces
+@pytest.fixture(scope="module")
+def one_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One upload at a time, five waiting: six places, three of them one space's share (the default,
+    half); every upload answered 202 at once, so the test sets the order in which they arrive."""
+    svc = start_service(
+        tmp_path_factory.mktemp("fair_uploads"), UPLOAD_WORKERS="1", UPLOAD_QUEUE="5", INGEST_WAIT_S="0"
+    )
+    yield svc
+    svc.stop()
+
+
+def note(tag: str) -> bytes:
+    """A one-chunk upload, distinct per `tag`."""
+    return f"Note {tag}. {FACT}".encode()
+
+
+def finished(http: httpx.Client, job_id: str, timeout_s: float = 300) -> dict:
+    """The job once it has ended."""
+    deadline = time.monotonic() + timeout_s
+    while (job := http.get(f"/jobs/{job_id}").json())["status"] in ("pending", "running"):
+        assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {timeout_s}s"
+        time.sleep(0.3)
+    return job
+
+
+def test_a_burst_from_one_space_leaves_another_space_its_upload_and_its_turn(one_worker: Service):
+    """Space A sends six uploads, the first a long one: three are taken (its share of the six places),
+    three refused with their own code; space B's upload is still taken, and runs as soon as A's
+    first ends, before A's two waiting ones."""
+    with one_worker.client() as http:
+        burst = [post(http, "tenant_a", "a0.txt", long_text("a0", articles=4))]  # runs at once, for seconds
+        burst += [post(http, "tenant_a", f"a{i}.txt", note(f"a{i}")) for i in range(1, 6)]
+        taken, refused = [r for r in burst if r.status_code == 202], [r for r in burst if r.status_code != 202]
+        assert len(taken) == 3, [(r.status_code, r.text[:200]) for r in burst]
+        for r in refused:
+            assert r.status_code == 429 and r.json()["error"]["code"] == "space_upload_queue_full", r.text
+            assert int(r.headers["Retry-After"]) >= 1 and r.json()["error"]["details"]["per_space"] == 3
+        other = post(http, "tenant_b", "b.txt", note("b"))
+        assert other.status_code == 202, f"space B was refused while A's burst waited: {other.text}"
+        assert http.get(f"/jobs/{taken[0].json()['job_id']}").json()["status"] == "running", "A's first still runs"
+
+        first, a1, a2 = (finished(http, r.json()["job_id"]) for r in taken)
+        b = finished(http, other.json()["job_id"])
+        assert {j["status"] for j in (first, a1, a2, b)} == {"done"}, [first, a1, a2, b]
+        # one worker: uploads end in the order they started
+        order = sorted([("a0", first), ("a1", a1), ("a2", a2), ("b", b)], key=lambda p: p[1]["updated_at"])
+        assert [name for name, _ in order] == ["a0", "b", "a1", "a2"], order
+        listed = http.get("/documents", params={"space_id": "tenant_b"}).json()["documents"]
+        assert [d["doc_id"] for d in listed] == [b["doc_id"]]
+        # with A's uploads done, its places are back: A is taken again
+        again = post(http, "tenant_a", "a6.txt", note("a6"))
+        assert again.status_code == 202 and finished(http, again.json()["job_id"])["status"] == "done", again.text
+
+
+def test_waiting_uploads_start_by_turns_between_spaces_and_a_dropped_one_gives_its_place_back():
+    """The queue over a real one-thread lane, every call held behind the first: each space gets its
+    share, a cancelled waiting upload frees its place, and the waiting ones start one space after
+    another (FIFO would have started a0 a1 a2 b0 b1 c0)."""
+
+    async def arrive_then_run() -> list[str]:
+        lane = Lane("uploads", workers=1, queue=5)
+        queue = UploadQueue(lane, per_space=3)
+        gate, started = threading.Event(), []
+
+        def work(name: str) -> str:
+            started.append(name)
+            gate.wait(30)
+            return name
+
+        try:
+            futures = [queue.submit("a", work, f"a{i}") for i in range(3)]
+            with pytest.raises(SpaceUploadQueueFull):
+                queue.submit("a", work, "a3")
+            futures += [queue.submit("b", work, f"b{i}") for i in range(3)]
+            with pytest.raises(UploadQueueFull) as full:
+                queue.submit("c", work, "c0")
+            assert full.value.code == "upload_queue_full"
+            futures.pop().cancel()  # b2, still waiting
+            await asyncio.sleep(0)
+            futures.append(queue.submit("c", work, "c0"))
+            gate.set()
+            assert await asyncio.gather(*futures) == ["a0", "a1", "a2", "b0", "b1", "c0"]
+            assert queue.held == 0
+            return started
+        finally:
+            lane.close()
+
+    assert asyncio.run(arrive_then_run()) == ["a0", "b0", "c0", "a1", "b1", "a2"]
+
+
+def test_a_space_leaves_the_last_upload_worker_to_another_spaces_upload():
+    """Two workers: a space's burst runs one upload at a time, and another space's upload is served
+    at once by the worker left free, not after the burst's running document ends."""
+
+    async def burst_then_one() -> list[str]:
+        lane = Lane("uploads", workers=2, queue=4)
+        queue = UploadQueue(lane, per_space=3)
+        gate, started = threading.Event(), []
+
+        def work(name: str) -> str:
+            started.append(name)
+            if name.startswith("a"):
+                gate.wait(30)
+            return name
+
+        try:
+            burst = [queue.submit("a", work, f"a{i}") for i in range(3)]
+            await asyncio.sleep(0.2)
+            assert started == ["a0"]  # a1 waits though a worker is free: it is kept for other spaces
+            assert await asyncio.wait_for(queue.submit("b", work, "b0"), 5) == "b0"
+            gate.set()
+            assert await asyncio.gather(*burst) == ["a0", "a1", "a2"]
+            return started
+        finally:
+            gate.set()
+            lane.close()
+
+    assert asyncio.run(burst_then_one()) == ["a0", "b0", "a1", "a2"]

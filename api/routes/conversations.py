@@ -27,12 +27,16 @@ from docassist.api.schemas import (
     stream_schema,
 )
 from docassist.pipelines.conversations.events import TURN_EVENT_TYPES
-from docassist.pipelines.conversations.store import Conversation, Message
+from docassist.pipelines.conversations.store import DEFAULT_PAGE, MAX_PAGE, Conversation, Message
 from docassist.pipelines.spaces import SPACE_PATTERN
 from docassist.pipelines.streams import encode
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 SpaceQuery = Annotated[str, Query(pattern=SPACE_PATTERN, description="1–64 of [A-Za-z0-9_-]")]
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"items in the page, 1–{MAX_PAGE}")]
+CursorQuery = Annotated[
+    str | None, Query(min_length=1, max_length=512, description="the `next_cursor` of the page before; none: the first")
+]
 _READ = error_responses(401, 403, 404, 422, 503)
 _ASK = error_responses(401, 403, 404, 408, 413, 422, 429, 503)
 _STREAM_SCHEMA = stream_schema(
@@ -62,27 +66,43 @@ def _message(m: Message) -> MessageOut:
 async def create_conversation(body: ConversationRequest, assistant: AssistantDep, access: AccessDep) -> ConversationOut:
     """A new, empty conversation in the space; its title is its first question."""
     access.check_space(body.space_id)
-    return _conversation(await assistant.create_conversation(body.space_id))
+    return _conversation(await assistant.conversations.create(body.space_id))
 
 
 @router.get("", response_model=ConversationList, responses=error_responses(401, 403, 422, 503))
 async def list_conversations(
-    assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default"
+    assistant: AssistantDep,
+    access: AccessDep,
+    space_id: SpaceQuery = "default",
+    limit: LimitQuery = DEFAULT_PAGE,
+    cursor: CursorQuery = None,
 ) -> ConversationList:
-    """The space's conversations, newest first."""
+    """A page of the space's conversations, newest first; `next_cursor` fetches the older ones
+    (null at the end). A cursor this listing did not give is 422."""
     access.check_space(space_id)
-    found = await assistant.list_conversations(space_id)
-    return ConversationList(space_id=space_id, conversations=[_conversation(c) for c in found])
+    page = await assistant.conversations.list(space_id, limit, cursor)
+    found = [_conversation(c) for c in page.conversations]
+    return ConversationList(space_id=space_id, conversations=found, next_cursor=page.next_cursor)
 
 
 @router.get("/{conversation_id}", response_model=ConversationDetail, responses=_READ)
 async def get_conversation(
-    conversation_id: str, assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default"
+    conversation_id: str,
+    assistant: AssistantDep,
+    access: AccessDep,
+    space_id: SpaceQuery = "default",
+    limit: LimitQuery = DEFAULT_PAGE,
+    cursor: CursorQuery = None,
 ) -> ConversationDetail:
-    """The conversation with its messages in order, each answer with its citations and sources."""
+    """The conversation with its newest `limit` messages, in order, each answer with its citations
+    and sources — what a chat shows first; `next_cursor` fetches the messages before them (null
+    once the first is read). A cursor this conversation did not give is 422."""
     access.check_space(space_id)
-    conv, messages = await assistant.conversation(space_id, conversation_id)
-    return ConversationDetail(**_conversation(conv).model_dump(), messages=[_message(m) for m in messages])
+    page = await assistant.conversations.page(space_id, conversation_id, limit, cursor)
+    messages = [_message(m) for m in page.messages]
+    return ConversationDetail(
+        **_conversation(page.conversation).model_dump(), messages=messages, next_cursor=page.next_cursor
+    )
 
 
 @router.delete("/{conversation_id}", status_code=204, response_class=Response, responses=_READ)
@@ -91,7 +111,7 @@ async def delete_conversation(
 ) -> Response:
     """Remove the conversation and every message of it."""
     access.check_space(space_id)
-    await assistant.delete_conversation(space_id, conversation_id)
+    await assistant.conversations.delete(space_id, conversation_id)
     return Response(status_code=204)
 
 

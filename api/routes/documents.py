@@ -156,9 +156,13 @@ async def get_document_page(
 ) -> Response:
     """One page of a PDF document as a PNG at 110 dpi, rendered by the service from the uploaded
     file: the page a citation names. A page the document does not have is `not_found`; a
-    document that is not a PDF, `unsupported_media_type`."""
+    document that is not a PDF, `unsupported_media_type`; a page whose images declare more than
+    `MAX_IMAGE_PIXELS` or that takes longer than `PAGE_RENDER_TIMEOUT_S` to draw, 422
+    `page_too_costly`. A key has at most `RENDERS_PER_KEY` renders in flight (429 past it), and
+    a few renders wait for the render worker (429 `render_queue_full` past them)."""
     access.check_space(space_id)
-    png = await assistant.document_page(space_id, doc_id, page)
+    with assistant.admit("page", access.holder):
+        png = await assistant.document_page(space_id, doc_id, page)
     # a doc_id names its bytes, so its pages never change; `private`: the answer needed a key
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
 from docassist.api.deps import AccessDep, AssistantDep, CallerDep
-from docassist.api.schemas import EndpointConfig, HealthChecks, HealthResponse, ModelConfigResponse, error_responses
+from docassist.api.schemas import error_responses
+from docassist.api.service_schemas import EndpointConfig, HealthChecks, HealthResponse, ModelConfigResponse
 from docassist.pipelines.errors import InvalidInput
 from docassist.pipelines.health import CAPABILITIES
 

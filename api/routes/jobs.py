@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
-from sse_starlette import EventSourceResponse
 
 from docassist.api.deps import AccessDep, AssistantDep
-from docassist.api.held import SSE_HEADERS
+from docassist.api.held import HeldEventSourceResponse
 from docassist.api.schemas import (
     JobResponse,
     UploadJobResponse,
@@ -46,17 +45,24 @@ async def get_job(job_id: str, assistant: AssistantDep, access: AccessDep) -> Jo
     return job_response(await assistant.job(job_id, access.spaces))
 
 
-@router.get("/jobs/{job_id}/events", responses={200: _EVENTS, **_ERRORS})
-async def job_events(job_id: str, assistant: AssistantDep, access: AccessDep) -> EventSourceResponse:
-    """The job as it moves, as server-sent events, until it ends: what the page follows an upload with."""
-    following = await assistant.job_events(job_id, access.spaces)
+@router.get("/jobs/{job_id}/events", responses={200: _EVENTS, **error_responses(401, 404, 422, 429, 503)})
+async def job_events(job_id: str, assistant: AssistantDep, access: AccessDep) -> HeldEventSourceResponse:
+    """The job as it moves, as server-sent events, until it ends: what the page follows an upload with.
+    A key holds at most `STREAMS_PER_KEY` of these open at once (429 past them): each is a
+    connection, and one key's streams must not take the connections every other caller needs."""
+    permit = assistant.admit("stream", access.holder)
+    try:
+        following = await assistant.job_events(job_id, access.spaces)
+    except BaseException:
+        permit.release()
+        raise
 
     async def events() -> AsyncIterator[dict[str, str]]:
         async for job in following:
             name = _EVENT_OF.get(job.status, "progress")
             yield {"event": name, "data": job_response(job).model_dump_json()}
 
-    return EventSourceResponse(events(), ping=10, headers=SSE_HEADERS)
+    return HeldEventSourceResponse(permit, events())
 
 
 @router.post("/jobs/{job_id}/retry", response_model=JobResponse | UploadJobResponse, responses=_ERRORS)

@@ -23,6 +23,7 @@ from docassist.api.openai_protocol import (
     ChunkChoice,
     CompletionUsage,
     Delta,
+    FinishReason,
     Model,
     ModelList,
     SourceRef,
@@ -52,7 +53,7 @@ async def models(assistant: AssistantDep, access: AccessDep) -> ModelList:
     response_model=ChatCompletion,
     responses={
         200: {"content": {"text/event-stream": {}}},
-        **openai_error_responses(401, 403, 404, 408, 413, 422, 429, 503),
+        **openai_error_responses(400, 401, 403, 404, 408, 413, 422, 429, 503),
     },
 )
 async def chat_completions(
@@ -63,27 +64,35 @@ async def chat_completions(
     After earlier messages it is a follow-up: rewritten from them into a question that stands on
     its own before retrieval, as conversations are (nothing is stored: the history is the
     request's). `stream: true` streams `chat.completion.chunk`s, then `[DONE]`;
-    `stream_options.include_usage` adds a last chunk with the usage."""
+    `stream_options.include_usage` adds a last chunk with the usage. `max_tokens` cuts the answer
+    (`finish_reason: "length"`); `n` over 1, a forced tool call or a JSON `response_format` is a
+    400 naming the field."""
     space_id = access.check_space(space_of(body.model))
-    q, history = body.question(), body.history()
+    body.check_supported()
+    q, history, cap = body.question(), body.history(), body.answer_cap()
     cid, created = completion_id()
     if not body.stream:
         with assistant.admit("answer", access.holder):
-            done = await assistant.ask_after(history, q, space_id, "auto", TOP_K)
+            done = await assistant.ask_after(history, q, space_id, "auto", TOP_K, cap)
         return ChatCompletion(
             id=cid,
             created=created,
             model=body.model,
-            choices=[Choice(message=AssistantMessage(content=done.answer + _sources_text(done.sources)))],
+            choices=[
+                Choice(
+                    message=AssistantMessage(content=done.answer + _sources_text(done.sources)),
+                    finish_reason=_finish_reason(done),
+                )
+            ],
             usage=CompletionUsage.of(done.usage.prompt_tokens, done.usage.completion_tokens),
             sources=_refs(done.sources),
         )
     permit = assistant.admit("answer", access.holder)
-    events = assistant.ask_after_events(history, q, space_id, "auto", TOP_K)
+    events = assistant.ask_after_events(history, q, space_id, "auto", TOP_K, cap)
     usage_chunk = bool(body.stream_options and body.stream_options.include_usage)
 
-    def chunk(delta: Delta, finish: bool = False, **extra: Any) -> dict[str, str]:
-        choice = ChunkChoice(delta=delta, finish_reason="stop" if finish else None)
+    def chunk(delta: Delta, finish: FinishReason | None = None, **extra: Any) -> dict[str, str]:
+        choice = ChunkChoice(delta=delta, finish_reason=finish)
         return _data(ChatCompletionChunk(id=cid, created=created, model=body.model, choices=[choice], **extra))
 
     async def relay() -> AsyncIterator[dict[str, str]]:
@@ -94,7 +103,7 @@ async def chat_completions(
                 # take text back, so the retried answer follows the first after a blank line
                 yield chunk(Delta(content=("\n\n" if ev.reset else "") + ev.delta))
             elif isinstance(ev, AskComplete):
-                yield chunk(Delta(content=_sources_text(ev.sources)), finish=True, sources=_refs(ev.sources))
+                yield chunk(Delta(content=_sources_text(ev.sources)), _finish_reason(ev), sources=_refs(ev.sources))
                 if usage_chunk:
                     usage = CompletionUsage.of(ev.usage.prompt_tokens, ev.usage.completion_tokens)
                     yield _data(ChatCompletionChunk(id=cid, created=created, model=body.model, choices=[], usage=usage))
@@ -106,6 +115,10 @@ async def chat_completions(
         yield {"data": "[DONE]"}
 
     return HeldEventSourceResponse(permit, relay())
+
+
+def _finish_reason(done: AskComplete) -> FinishReason:
+    return "length" if done.truncated else "stop"
 
 
 def _data(model: BaseModel) -> dict[str, str]:

@@ -149,6 +149,8 @@ const DICT = {
     convConfirmTitle: "Delete the conversation?",
     convConfirmText: (title) => `“${title}” will be removed with all its questions and answers. This cannot be undone.`,
     convWhen: (at) => `· ${when(at)}`,
+    convMore: "More conversations",
+    threadEarlier: "Earlier messages",
     untitled: "Untitled",
     thread: "Conversation",
     asked: "Question",
@@ -328,6 +330,8 @@ const DICT = {
     convConfirmTitle: "Удалить беседу?",
     convConfirmText: (title) => `Беседа «${title}» будет удалена со всеми вопросами и ответами. Это нельзя отменить.`,
     convWhen: (at) => `· ${when(at)}`,
+    convMore: "Ещё беседы",
+    threadEarlier: "Более ранние сообщения",
     untitled: "Без названия",
     thread: "Беседа",
     asked: "Вопрос",
@@ -1242,10 +1246,14 @@ function setupSummary() {
 // The ask box is the conversation: the first question starts one (POST /conversations), each
 // follow-up continues it (the service rewrites it from the history before retrieval), and "New
 // conversation" starts afresh. The turn being answered streams into #answer-box; earlier turns
-// are in #thread.
+// are in #thread. Both come in pages: the newest conversations, and a conversation's newest
+// messages, with buttons that fetch the next page through the page's `next_cursor`.
 let askRun = null;
 const askEta = new Countdown($("ask-eta"));
-const conv = { id: null, live: null }; // live: the turn #answer-box shows, once it is answered
+// live: the turn #answer-box shows, once it is answered; listCursor, earlierCursor: where the
+// conversation list and the open conversation's messages continue (null: nothing more)
+const conv = { id: null, live: null, listCursor: null, earlierCursor: null };
+const CONV_PAGE = 50; // conversations or messages a page; even, so each question stays with its answer
 
 function stopAsk() {
   if (askRun) askRun.controller.abort();
@@ -1260,11 +1268,25 @@ function spaceQuery(space = state.space) {
   return `space_id=${encodeURIComponent(space)}`;
 }
 
+function pageQuery(space, cursor) {
+  return `${spaceQuery(space)}&limit=${CONV_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+}
+
+async function conversationsPage(space, cursor) {
+  return (await api(`/conversations?${pageQuery(space, cursor)}`, { space })).json();
+}
+
+function showMoreConversations(cursor) {
+  conv.listCursor = cursor || null;
+  $("convs-more").hidden = !conv.listCursor;
+}
+
+// The first page of the space's conversations, newest first.
 async function loadConversations(keepStatus = false) {
   const space = state.space;
-  let list;
+  let page;
   try {
-    list = (await (await api(`/conversations?${spaceQuery(space)}`, { space })).json()).conversations;
+    page = await conversationsPage(space, null);
   } catch (err) {
     if (space !== state.space) return;
     $("convs-status").classList.add("alert");
@@ -1274,8 +1296,31 @@ async function loadConversations(keepStatus = false) {
   if (space !== state.space) return;
   $("convs-status").classList.remove("alert");
   const ul = $("convs");
-  ul.replaceChildren(...list.map(conversationItem));
-  if (!keepStatus) say($("convs-status"), list.length ? null : "convEmpty");
+  ul.replaceChildren(...page.conversations.map(conversationItem));
+  showMoreConversations(page.next_cursor);
+  if (!keepStatus) say($("convs-status"), page.conversations.length ? null : "convEmpty");
+}
+
+// The next page of older conversations, added below those listed.
+async function moreConversations() {
+  const space = state.space;
+  const cursor = conv.listCursor;
+  if (!cursor) return;
+  const button = $("convs-more");
+  button.disabled = true;
+  let page;
+  try {
+    page = await conversationsPage(space, cursor);
+  } catch (err) {
+    $("convs-status").classList.add("alert");
+    showError($("convs-status"), err);
+    return;
+  } finally {
+    button.disabled = false;
+  }
+  if (space !== state.space || conv.listCursor !== cursor) return;
+  $("convs").append(...page.conversations.map(conversationItem));
+  showMoreConversations(page.next_cursor);
 }
 
 function conversationItem(c) {
@@ -1304,6 +1349,7 @@ function conversationItem(c) {
 function clearTurns() {
   stopAsk();
   conv.live = null;
+  showEarlierMessages(null);
   $("thread").replaceChildren();
   $("thread").hidden = true;
   $("answer-box").hidden = true;
@@ -1321,27 +1367,18 @@ function newConversation(focus = true) {
   }
 }
 
-async function openConversation(id) {
-  clearTurns();
-  conv.id = id;
-  say($("convs-status"), "convLoading");
-  const space = state.space;
-  let body;
-  try {
-    body = await (await api(`/conversations/${encodeURIComponent(id)}?${spaceQuery(space)}`, { space })).json();
-  } catch (err) {
-    $("convs-status").classList.add("alert");
-    showError($("convs-status"), err);
-    return;
-  }
-  if (space !== state.space || conv.id !== id) return;
-  say($("convs-status"), null);
-  const messages = body.messages || [];
+async function messagesPage(id, space, cursor) {
+  return (await api(`/conversations/${encodeURIComponent(id)}?${pageQuery(space, cursor)}`, { space })).json();
+}
+
+// Stored messages as the turns #thread shows: each question with the answer after it.
+function turnsOf(messages) {
+  const turns = [];
   for (let i = 0; i < messages.length; i += 1) {
     const m = messages[i];
     if (m.role !== "user") continue;
     const a = messages[i + 1]?.role === "assistant" ? messages[i + 1] : null;
-    addPastTurn({
+    turns.push({
       q: m.text,
       answer: a?.text || "",
       language: a?.language || m.language || "",
@@ -1350,8 +1387,58 @@ async function openConversation(id) {
       sources: a?.sources || [],
     });
   }
+  return turns;
+}
+
+function showEarlierMessages(cursor) {
+  conv.earlierCursor = cursor || null;
+  $("thread-earlier").hidden = !conv.earlierCursor;
+}
+
+// The conversation's newest messages; earlier ones come with "Earlier messages".
+async function openConversation(id) {
+  clearTurns();
+  conv.id = id;
+  say($("convs-status"), "convLoading");
+  const space = state.space;
+  let body;
+  try {
+    body = await messagesPage(id, space, null);
+  } catch (err) {
+    $("convs-status").classList.add("alert");
+    showError($("convs-status"), err);
+    return;
+  }
+  if (space !== state.space || conv.id !== id) return;
+  say($("convs-status"), null);
+  for (const turn of turnsOf(body.messages || [])) addPastTurn(turn);
+  showEarlierMessages(body.next_cursor);
   loadConversations(true); // marks the open one
   $("thread").focus();
+}
+
+// The page of messages before those shown, put above them.
+async function earlierMessages() {
+  const id = conv.id;
+  const space = state.space;
+  const cursor = conv.earlierCursor;
+  if (!id || !cursor) return;
+  const button = $("thread-earlier");
+  button.disabled = true;
+  let body;
+  try {
+    body = await messagesPage(id, space, cursor);
+  } catch (err) {
+    $("convs-status").classList.add("alert");
+    showError($("convs-status"), err);
+    return;
+  } finally {
+    button.disabled = false;
+  }
+  if (space !== state.space || conv.id !== id || conv.earlierCursor !== cursor) return;
+  $("thread").prepend(...turnsOf(body.messages || []).map(pastTurnItem));
+  $("thread").hidden = false;
+  showEarlierMessages(body.next_cursor);
 }
 
 async function deleteConversation(c, title) {
@@ -1370,8 +1457,14 @@ async function deleteConversation(c, title) {
   $("conv-new").focus();
 }
 
-// An answered turn in #thread: its question, its answer and the sentences it rests on.
+// An answered turn, added at the end of #thread.
 function addPastTurn(turn) {
+  $("thread").append(pastTurnItem(turn));
+  $("thread").hidden = false;
+}
+
+// An answered turn of #thread: its question, its answer and the sentences it rests on.
+function pastTurnItem(turn) {
   const li = el("li", "turn");
   const q = el("p", "asked", turn.q);
   const answer = el("div", "text", turn.answer);
@@ -1384,8 +1477,7 @@ function addPastTurn(turn) {
     for (const c of turn.citations) ul.append(citationItem(c, turn.sources));
     li.append(ul);
   }
-  $("thread").append(li);
-  $("thread").hidden = false;
+  return li;
 }
 
 async function askQuestion() {
@@ -1675,6 +1767,8 @@ function setupAsk() {
     $("question").focus();
   });
   $("conv-new").addEventListener("click", () => newConversation());
+  $("convs-more").addEventListener("click", () => moreConversations());
+  $("thread-earlier").addEventListener("click", () => earlierMessages());
   $("passage").addEventListener("close", () => passageController?.abort());
   $("thread").hidden = true;
 }

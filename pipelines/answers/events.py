@@ -53,6 +53,8 @@ class AskComplete(StreamEvent):
     usage: Usage
     citations: list[Citation] = Field(default_factory=list)
     grounded: bool = False
+    # cut at its token cap: `/v1` says finish_reason "length"; not sent, so `complete` stays `/ask`'s body
+    truncated: bool = Field(default=False, exclude=True)
 
 
 AskError = SummaryError

@@ -71,6 +71,7 @@ class AskInput(StartEvent):
     mode: Mode
     language: str | None = None  # a condensed follow-up: the language the user asked in, not detected from `q`
     cite_by: str | None = None  # what citations are ranked by, where not `q` (the follow-up of a fallback)
+    max_tokens: int | None = None  # the client's cap on the answer (`/v1`'s max_tokens), within the service's
 
 
 class ContextRetrieved(Event):
@@ -95,6 +96,7 @@ class AskState(BaseModel):
     space_id: str = ""
     mode: Mode = "auto"
     language: str = "en"
+    max_tokens: int | None = None
     context_tokens: int = 0
     sources: list[Source] = Field(default_factory=list)
     stats: RunStats = Field(default_factory=RunStats)
@@ -117,6 +119,7 @@ class AnswerResult(StopEvent):
     timing: dict[str, float]
     citations: list[Citation] = Field(default_factory=list)
     grounded: bool = False
+    truncated: bool = False  # the answer stopped at its token cap (the server's finish reason "length")
 
 
 class AskWorkflow(Workflow):
@@ -158,7 +161,7 @@ class AskWorkflow(Workflow):
         language = ev.language or detect_language(ev.q).code
         async with ctx.store.edit_state() as st:
             st.q, st.space_id, st.mode, st.language = ev.q, ev.space_id, ev.mode, language
-            st.cite_by = ev.cite_by
+            st.cite_by, st.max_tokens = ev.cite_by, ev.max_tokens
             st.lap_started = time.perf_counter()
         event(
             f"[Language Detection] Input text language: {label(language)}",
@@ -267,6 +270,7 @@ class AskWorkflow(Workflow):
     async def answer(self, ctx: Context[AskState], ev: ContextReady) -> AnswerResult:
         st = await ctx.store.get_state()
         text = ""
+        finish: str | None = None  # the answer call's finish reason, where one is made
         if ev.declined:  # the chunks do not hold an answer: say so rather than let the model invent one
             text = NOT_IN_DOCUMENTS.get(st.language, NOT_IN_DOCUMENTS["en"]).format(space=st.space_id)
             ctx.write_event_to_stream(AnswerDelta(delta=text))
@@ -277,6 +281,8 @@ class AskWorkflow(Workflow):
         else:
 
             async def record(final: Completion) -> None:
+                nonlocal finish
+                finish = final.finish_reason  # the last call's: its text is the answer
                 async with ctx.store.edit_state() as edited:
                     edited.stats.add(final)
 
@@ -297,7 +303,7 @@ class AskWorkflow(Workflow):
                 prompt,
                 st.language,
                 "answer",
-                self._output,
+                min(self._output, st.max_tokens or self._output),
                 lambda delta, reset: ctx.write_event_to_stream(AnswerDelta(delta=delta, reset=reset)),
                 record,
             )
@@ -318,6 +324,7 @@ class AskWorkflow(Workflow):
             timing=st.timing,
             citations=citations,
             grounded=bool(citations),
+            truncated=finish == "length",
         )
 
     async def _cite(self, question: str, space_id: str, answer: str, used: list[Source]) -> list[Citation]:

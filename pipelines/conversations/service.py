@@ -16,7 +16,16 @@ from docassist.pipelines.answers.events import AskComplete, AskError
 from docassist.pipelines.answers.workflow import Mode
 from docassist.pipelines.conversations.condense import Condensed, Condenser, Exchange
 from docassist.pipelines.conversations.events import TurnComplete
-from docassist.pipelines.conversations.store import Conversation, ConversationStore, Message, Turn, new_message
+from docassist.pipelines.conversations.store import (
+    DEFAULT_PAGE,
+    Conversation,
+    ConversationPage,
+    ConversationStore,
+    Message,
+    MessagePage,
+    Turn,
+    new_message,
+)
 from docassist.pipelines.documents.language import detect_language
 from docassist.pipelines.errors import DocassistError
 from docassist.pipelines.lanes import Lane
@@ -25,7 +34,7 @@ from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries.events import Usage
 
 T = TypeVar("T")
-AskEvents = Callable[[str, str, Mode, int, str | None, str | None], AsyncIterator[StreamEvent]]
+AskEvents = Callable[[str, str, Mode, int, str | None, str | None, int | None], AsyncIterator[StreamEvent]]
 
 
 def exchanges_of(messages: list[Message]) -> list[Exchange]:
@@ -64,11 +73,19 @@ class Conversations:
         check_space_id(space_id)
         return await self._db(lambda: self.store.create(space_id))
 
-    async def list(self, space_id: str) -> list[Conversation]:
+    async def list(self, space_id: str, limit: int = DEFAULT_PAGE, cursor: str | None = None) -> ConversationPage:
         check_space_id(space_id)
-        return await self._db(lambda: self.store.list(space_id))
+        return await self._db(lambda: self.store.list(space_id, limit, cursor))
+
+    async def page(
+        self, space_id: str, conversation_id: str, limit: int = DEFAULT_PAGE, cursor: str | None = None
+    ) -> MessagePage:
+        """The conversation with a page of its messages: the newest, or those before `cursor`."""
+        check_space_id(space_id)
+        return await self._db(lambda: self.store.page(space_id, conversation_id, limit, cursor))
 
     async def get(self, space_id: str, conversation_id: str) -> tuple[Conversation, list[Message]]:
+        """The conversation with every message: the history a follow-up is condensed from."""
         check_space_id(space_id)
         return await self._db(lambda: self.store.messages(space_id, conversation_id))
 
@@ -77,15 +94,16 @@ class Conversations:
         await self._db(lambda: self.store.delete(space_id, conversation_id))
 
     async def answer_events(
-        self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int
+        self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int, max_tokens: int | None = None
     ) -> AsyncIterator[tuple[StreamEvent, Condensed]]:
-        """The ask events of `q` after `history`: condensed first, answered in `q`'s language. A
-        follow-up written after the previous question (`history`, `fallback`) has its citations ranked
-        by the follow-up alone: the previous question it starts with is what the last answer quoted."""
+        """The ask events of `q` after `history`: condensed first, answered in `q`'s language (cut
+        at `max_tokens` if given). A follow-up written after the previous question (`history`,
+        `fallback`) has its citations ranked by the follow-up alone: the previous question it starts
+        with is what the last answer quoted."""
         language = detect_language(q).code
         condensed = await self.condenser.standalone(history, q, language)
         cite_by = q if condensed.how in ("fallback", "history") else None
-        async for ev in self.ask_events(condensed.question, space_id, mode, top_k, language, cite_by):
+        async for ev in self.ask_events(condensed.question, space_id, mode, top_k, language, cite_by, max_tokens):
             yield ev, condensed
 
     async def turn_events(

@@ -4,26 +4,37 @@ Every read and write names the space: a conversation looked up in another space 
 exactly as if it did not exist, so an id is never a capability. A turn — the question and its
 answer — is written in one transaction once the answer is complete; an answer that failed
 leaves the conversation as it was.
+
+Reads come in pages: a space may hold thousands of conversations and a conversation hundreds of
+turns, too much for one answer. A page ends at a cursor — opaque to clients, the keyset of its
+last row (a conversation's creation time and id; a message's position) — so the next page starts
+exactly after it, whatever was added or deleted meanwhile: every row comes once. Conversations
+are listed newest first; a conversation's messages are read from its newest backwards, each page
+in order (oldest first), as a chat shows them: its latest turns at once, earlier ones on demand.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from docassist.pipelines.answers.citations import Citation
-from docassist.pipelines.errors import NotFound, shown
+from docassist.pipelines.errors import InvalidInput, NotFound, shown
 from docassist.pipelines.search.retrieval import Source
 from docassist.pipelines.storage.database import Database
 from docassist.pipelines.storage.tables import conversations, messages
 
 Role = Literal["user", "assistant"]
 TITLE_CHARS = 80  # a conversation's title: its first question, cut to this
+DEFAULT_PAGE = 50  # conversations, or messages, in a page when the client names no limit
+MAX_PAGE = 200
 
 
 @dataclass
@@ -49,6 +60,19 @@ class Message:
 
 
 @dataclass
+class ConversationPage:
+    conversations: list[Conversation]  # newest first
+    next_cursor: str | None  # where the older ones continue; None: these are the last
+
+
+@dataclass
+class MessagePage:
+    conversation: Conversation
+    messages: list[Message]  # the newest not yet read, oldest first
+    next_cursor: str | None  # where the earlier ones continue; None: these start at the first
+
+
+@dataclass
 class Turn:
     """A question and its answer, as they are stored together."""
 
@@ -63,6 +87,40 @@ def title_of(question: str) -> str:
 
 def _new_id() -> str:
     return uuid.uuid4().hex
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_position(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 64
+
+
+def _cursor(kind: str, **at: Any) -> str:
+    """Where a page ended, as the client hands it back: URL-safe, opaque, not to be built by hand."""
+    raw = json.dumps({"k": kind, **at}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str, kind: str, fields: dict[str, Callable[[Any], bool]]) -> dict[str, Any]:
+    """The keyset a cursor of `kind` holds; `InvalidInput` (422) for anything this store did not give."""
+    try:
+        at = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError:  # not base64, not UTF-8, not JSON
+        at = None
+    if not isinstance(at, dict) or at.get("k") != kind or not all(ok(at.get(n)) for n, ok in fields.items()):
+        raise InvalidInput(f"cursor {shown(cursor)} is not one this listing gave: pass its next_cursor as it came")
+    return at
+
+
+def check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be 1 to {MAX_PAGE}, not {limit}", limit=limit)
 
 
 def _message(row: Any) -> Message:
@@ -104,15 +162,49 @@ class ConversationStore:
         with self.db.begin() as conn:
             return self._get(conn, space_id, conversation_id)
 
-    def list(self, space_id: str) -> list[Conversation]:
-        """The space's conversations, newest first."""
-        query = select(conversations).where(conversations.c.space_id == space_id)
+    def list(self, space_id: str, limit: int = DEFAULT_PAGE, cursor: str | None = None) -> ConversationPage:
+        """Up to `limit` of the space's conversations, newest first, after `cursor` (a `next_cursor`)."""
+        check_limit(limit)
+        c = conversations.c
+        query = select(conversations).where(c.space_id == space_id)
+        if cursor is not None:
+            at = _read_cursor(cursor, "conversations", {"t": _is_number, "id": _is_id})
+            query = query.where(
+                or_(c.created_at < at["t"], and_(c.created_at == at["t"], c.conversation_id < at["id"]))
+            )
         with self.db.begin() as conn:
-            rows = conn.execute(query.order_by(conversations.c.created_at.desc())).all()
-        return [Conversation(**r._asdict()) for r in rows]
+            rows = conn.execute(query.order_by(c.created_at.desc(), c.conversation_id.desc()).limit(limit + 1)).all()
+        found = [Conversation(**r._asdict()) for r in rows[:limit]]
+        if len(rows) <= limit:
+            return ConversationPage(found, None)
+        last = found[-1]
+        return ConversationPage(found, _cursor("conversations", t=last.created_at, id=last.conversation_id))
+
+    def page(
+        self, space_id: str, conversation_id: str, limit: int = DEFAULT_PAGE, cursor: str | None = None
+    ) -> MessagePage:
+        """The conversation and the newest `limit` of its messages before `cursor` (from its newest
+        without one), oldest first; `NotFound` outside its space. A turn is two messages: an even
+        limit keeps each question with its answer."""
+        check_limit(limit)
+        query = select(messages).where(messages.c.conversation_id == conversation_id, messages.c.space_id == space_id)
+        if cursor is not None:
+            at = _read_cursor(cursor, "messages", {"c": lambda c: c == conversation_id, "p": _is_position})
+            query = query.where(messages.c.position < at["p"])
+        with self.db.begin() as conn:
+            conv = self._get(conn, space_id, conversation_id)
+            rows = conn.execute(query.order_by(messages.c.position.desc()).limit(limit + 1)).all()
+        kept = rows[:limit][::-1]
+        more = len(rows) > limit
+        return MessagePage(
+            conv,
+            [_message(r) for r in kept],
+            _cursor("messages", c=conversation_id, p=kept[0].position) if more else None,
+        )
 
     def messages(self, space_id: str, conversation_id: str) -> tuple[Conversation, list[Message]]:
-        """The conversation and its messages in order; `NotFound` outside its space."""
+        """The conversation and all its messages in order (the history a follow-up is condensed
+        from); `NotFound` outside its space."""
         with self.db.begin() as conn:
             conv = self._get(conn, space_id, conversation_id)
             rows = conn.execute(

@@ -90,6 +90,8 @@ class ExtractLimits(FromEnvironment):
     # scanned PDF pages and image frames OCR reads in one document
     max_ocr_pages: int = Field(default=200, ge=0, validation_alias="MAX_OCR_PAGES")
     ocr_page_timeout_s: float = Field(default=60, gt=0, validation_alias="OCR_PAGE_TIMEOUT_S")  # one page
+    # one PDF page drawn for a reader (GET /documents/{id}/pages/{n}): past it the render is stopped
+    page_render_timeout_s: float = Field(default=5, gt=0, le=120, validation_alias="PAGE_RENDER_TIMEOUT_S")
     # an image or a rendered page; Pillow's own default guard
     max_image_pixels: int = Field(default=89_478_485, gt=0, validation_alias="MAX_IMAGE_PIXELS")
     tesseract_cmd: str = Field(default="tesseract", validation_alias="TESSERACT_CMD")

@@ -1,37 +1,94 @@
 """One page of a stored PDF as a PNG, so a reader sees the page a citation names.
 
 The service renders the page itself (pypdfium2, already used for OCR): the page loads nothing from
-elsewhere and needs no PDF viewer in the browser. The PDF is a user's upload, so it is rendered in
-an extraction worker (`ExtractionSandbox.render_page`), under the same memory cap and time limit
-as reading it, and the rendered size is checked against `MAX_IMAGE_PIXELS` before any pixel is
-drawn, as for OCR.
+elsewhere and needs no PDF viewer in the browser. The PDF is a user's upload and a page may be built
+to cost minutes to draw (images that declare 131,000² pixels in a few KB), so a render is bounded
+every way it can be costly:
+
+- it runs on a render worker of its own (`ExtractionSandbox.render_page`), a process with the
+  extraction workers' memory cap that uploads never use, so renders cannot hold up anyone's upload;
+- the worker reads the PDF from the database itself (`StoredPdf`): the service's process never
+  holds the file, however many requests wait;
+- before anything is drawn the page's images are counted: more declared pixels than
+  `MAX_IMAGE_PIXELS`, images together, is refused (`PageTooCostly`) without decoding any of them,
+  and so is a rendered size over it (`ImageTooLarge`);
+- whatever else makes a page slow (vector art, patterns, annotations) meets `PAGE_RENDER_TIMEOUT_S`,
+  past which the worker is killed and replaced and the page refused (`PageTooCostly`).
 """
 
 from __future__ import annotations
 
+import functools
 import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from docassist.pipelines.documents.extract import ExtractLimits
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
-from docassist.pipelines.errors import NotFound, UnreadableDocument, UnsupportedMediaType, shown
+from docassist.pipelines.errors import (
+    ImageTooLarge,
+    NotFound,
+    PageTooCostly,
+    UnreadableDocument,
+    UnsupportedMediaType,
+    shown,
+)
+
+if TYPE_CHECKING:
+    from docassist.pipelines.documents.extract import ExtractLimits
 
 PAGE_DPI = 110  # an A4 page is 909 × 1,286 pixels: legible on a screen, a few hundred KB as PNG
+_FORM_DEPTH = 15  # images inside form XObjects nested this deep are counted (pdfium's own default)
 
 
-def stored_pdf(registry: Registry, record: DocumentRecord) -> bytes:
-    """The original bytes of a PDF document; `UnsupportedMediaType` for any other kind."""
+@dataclass(frozen=True)
+class StoredPdf:
+    """Where a PDF document's original lies: what a render worker is sent instead of its bytes."""
+
+    database_url: str
+    space_id: str
+    doc_id: str
+    filename: str
+
+
+def stored_pdf(record: DocumentRecord, database_url: str) -> StoredPdf:
+    """The original of a PDF document, to be read by the worker; `UnsupportedMediaType` for any other kind."""
     if record.ext != ".pdf":
         raise UnsupportedMediaType(
             f"pages are rendered for PDF documents only; {record.filename!r} is {record.ext or 'plain text'}",
             ext=record.ext,
         )
-    data = registry.original(record.space_id, record.doc_id)
+    return StoredPdf(database_url, record.space_id, record.doc_id, record.filename)
+
+
+@functools.cache
+def _registry(database_url: str) -> Registry:
+    """The worker's own connection to the database, made at its first render and kept."""
+    from docassist.pipelines.storage.database import Database
+
+    return Registry(Database(database_url))
+
+
+def warm_renderer() -> bool:
+    """Load what a render needs before the first one, so its time budget is spent drawing."""
+    import PIL.PngImagePlugin  # noqa: F401
+    import pypdfium2  # noqa: F401
+
+    from docassist.pipelines.storage import database  # noqa: F401
+
+    return True
+
+
+def render_stored_page(source: StoredPdf, number: int, limits: ExtractLimits, dpi: int = PAGE_DPI) -> bytes:
+    """In a render worker: page `number` (1-based, as locations count pages) of the stored PDF as
+    PNG bytes, in colour; `NotFound` when the document is gone or has no such page."""
+    data = _registry(source.database_url).original(source.space_id, source.doc_id)
     if data is None:
-        raise NotFound(f"no document {shown(record.doc_id)} in space {record.space_id!r}", space_id=record.space_id)
-    return data
+        raise NotFound(f"no document {shown(source.doc_id)} in space {source.space_id!r}", space_id=source.space_id)
+    return render_page_png(data, number, limits, dpi)
 
 
-def page_count(data: bytes) -> int:
+def render_page_png(data: bytes, number: int, limits: ExtractLimits, dpi: int = PAGE_DPI) -> bytes:
+    """Page `number` (1-based) of the PDF `data` as PNG bytes, its images and its size checked first."""
     import pypdfium2 as pdfium
 
     try:
@@ -39,20 +96,63 @@ def page_count(data: bytes) -> int:
     except pdfium.PdfiumError as exc:
         raise UnreadableDocument(f"the stored PDF cannot be opened ({exc})") from exc
     try:
-        return len(pdf)
+        pages = len(pdf)
+        if not 1 <= number <= pages:
+            raise NotFound(f"no page {number}: the document has {pages} page{'s' if pages != 1 else ''}", pages=pages)
+        page = pdf[number - 1]
+        try:
+            check_page_images(page, number, limits)
+            image = _render(page, number, limits, dpi)
+        finally:
+            page.close()
     finally:
         pdf.close()
-
-
-def render_page_png(data: bytes, number: int, limits: ExtractLimits, dpi: int = PAGE_DPI) -> bytes:
-    """Page `number` (1-based, as locations count pages) of the PDF `data` as PNG bytes, in colour;
-    `NotFound` when the document has no such page."""
-    from docassist.pipelines.documents.formats.ocr import render_pdf_page
-
-    pages = page_count(data)
-    if not 1 <= number <= pages:
-        raise NotFound(f"no page {number}: the document has {pages} page{'s' if pages != 1 else ''}", pages=pages)
-    image = render_pdf_page(data, number - 1, limits, dpi=dpi, grayscale=False)
     out = io.BytesIO()
     image.save(out, "PNG", optimize=False, compress_level=6)
     return out.getvalue()
+
+
+def image_pixels(page: Any) -> int:
+    """The pixels the page's images declare, all placements together (each one is decoded and
+    scaled when drawn), read from their dictionaries: nothing is decoded. An image whose size
+    pdfium cannot read is left out: it cannot draw it either."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    total = 0
+    for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=_FORM_DEPTH):
+        try:
+            width, height = obj.get_px_size()
+        except pdfium.PdfiumError:
+            continue
+        total += width * height
+    return total
+
+
+def check_page_images(page: Any, number: int, limits: ExtractLimits) -> None:
+    """`PageTooCostly` when the page's images declare more pixels than MAX_IMAGE_PIXELS allows."""
+    pixels = image_pixels(page)
+    if pixels > limits.max_image_pixels:
+        raise PageTooCostly(
+            f"page {number} holds images of {pixels:,} pixels in all; MAX_IMAGE_PIXELS allows "
+            f"{limits.max_image_pixels:,}, so it is not drawn",
+            page=number,
+            limit="MAX_IMAGE_PIXELS",
+            pixels=pixels,
+            allowed=limits.max_image_pixels,
+        )
+
+
+def _render(page: Any, number: int, limits: ExtractLimits, dpi: int) -> Any:
+    """The page drawn at `dpi` as a PIL image, its size checked before any pixel is drawn."""
+    width, height = page.get_size()
+    scale = dpi / 72
+    px_width, px_height = round(width * scale), round(height * scale)
+    if px_width * px_height > limits.max_image_pixels:
+        raise ImageTooLarge(
+            f"page {number} rendered at {dpi} dpi is {px_width:,} × {px_height:,} pixels; "
+            f"MAX_IMAGE_PIXELS allows {limits.max_image_pixels:,}",
+            pixels=px_width * px_height,
+            limit=limits.max_image_pixels,
+        )
+    return page.render(scale=scale).to_pil()

@@ -7,6 +7,8 @@ more fails alone — 413 `markup_too_large` or 422 `unreadable_document` naming 
 the worker is replaced; the service's own memory and event loop never see it. A scan is OCR'd in
 the workers one page per task, each within `OCR_PAGE_TIMEOUT_S`, so the service can report
 pages done of total, a slow page fails alone, and an upload reads pages on every idle worker.
+PDF pages drawn for readers run on render workers of their own (`RENDER_WORKERS`), under the same
+cap, each within `PAGE_RENDER_TIMEOUT_S`: renders never take a worker an upload could use.
 
 A worker cannot outlive the service: it watches its parent and exits the moment the service is
 gone, however it died (kill -9 included), and with the workers goes multiprocessing's resource
@@ -19,17 +21,12 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import contextlib
-import logging
-import multiprocessing
-import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import TypeVar
 
@@ -44,29 +41,27 @@ from docassist.pipelines.documents.extract import (
     read_or_finish,
 )
 from docassist.pipelines.documents.locations import Extracted
-from docassist.pipelines.documents.pages import render_page_png
-from docassist.pipelines.documents.workers import start_worker, warm
-from docassist.pipelines.errors import MarkupTooLarge, TooBusy, UnreadableDocument
-from docassist.pipelines.lifelines import kill_strays
+from docassist.pipelines.documents.pages import StoredPdf, render_stored_page, warm_renderer
+from docassist.pipelines.documents.worker_pools import Failures, Pool, Replace, WorkerPools
+from docassist.pipelines.documents.workers import warm
+from docassist.pipelines.errors import (
+    MarkupTooLarge,
+    PageTooCostly,
+    RenderQueueFull,
+    UnreadableDocument,
+)
+from docassist.pipelines.lanes import RENDER_RETRY_S, RENDER_WORKERS
 from docassist.pipelines.logs import event
 
 T = TypeVar("T")
-Pool = concurrent.futures.ProcessPoolExecutor
 _OCR_GRACE_S = 10  # past OCR_PAGE_TIMEOUT_S, which Tesseract's own timeout enforces, before the worker is killed
-RENDER_WAIT_S = 30  # a page render waits this long for a worker (an OCR gives a borrowed one back after its page)
-
-
-class _Replace(Exception):
-    """The worker overran its time or died: replace it, then raise `error`."""
-
-    def __init__(self, why: str, error: Exception) -> None:
-        super().__init__(why)
-        self.why, self.error = why, error
+_WARM_S = 120  # a new worker's start and imports
 
 
 class ExtractionSandbox:
     """`workers` single-process pools: a file that times out or crashes its worker takes down only
-    its own, which is replaced; other uploads being read meanwhile are not disturbed."""
+    its own, which is replaced; other uploads being read meanwhile are not disturbed. Apart from
+    them, `render_workers` pools that draw PDF pages and nothing else."""
 
     def __init__(
         self,
@@ -75,60 +70,34 @@ class ExtractionSandbox:
         memory_mb: int = 2048,
         workers: int = 2,
         pid_file: Path | None = None,
+        render_workers: int = RENDER_WORKERS,
     ) -> None:
         self.limits, self.timeout_s, self.memory_mb = limits, timeout_s, memory_mb
-        self.pid_file = pid_file
-        self._recorded: frozenset[int] = frozenset()
-        self._pools: set[concurrent.futures.ProcessPoolExecutor] = set()
+        self.pools = WorkerPools(memory_mb, pid_file)
         self._lock = threading.Lock()
         self._waiting = 0  # uploads waiting for a worker: borrowing stops while any do
-        if pid_file is not None:
-            killed = kill_strays(pid_file)
-            if killed:
-                event(
-                    "[INGEST] Killed extraction workers left by an earlier process",
-                    f"pids={killed}",
-                    level=logging.WARNING,
-                )
-        self._free: queue.Queue[concurrent.futures.ProcessPoolExecutor] = queue.Queue()
+        self._free: queue.Queue[Pool] = queue.Queue()
         for _ in range(workers):
-            self._free.put(self._new_pool())
-
-    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=start_worker,
-            initargs=(self.memory_mb, os.getpid()),
-        )
-        with self._lock:
-            self._pools.add(pool)
-        return pool
-
-    def _record_pids(self) -> None:
-        """Keep the workers' and the resource tracker's pids where the next start finds them."""
-        if self.pid_file is None:
-            return
-        with self._lock:
-            pids = {pid for pool in self._pools for pid in getattr(pool, "_processes", None) or {}}
-            tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
-            pids |= {tracker} if tracker else set()
-            if frozenset(pids) == self._recorded:
-                return
-            self._recorded = frozenset(pids)
-            self.pid_file.parent.mkdir(parents=True, exist_ok=True)
-            self.pid_file.write_text(" ".join(str(p) for p in (os.getpid(), *sorted(pids))) + "\n")
+            self._free.put(self.pools.new())
+        self._renderers: queue.Queue[Pool] = queue.Queue()
+        self._warming: dict[Pool, concurrent.futures.Future[bool]] = {}  # replaced renderers loading
+        for _ in range(render_workers):
+            self._renderers.put(self.pools.new())
 
     def warm_up(self) -> None:
-        """Start the workers and load the parsers before the first upload needs them."""
+        """Start the workers and load the parsers before the first upload (or page) needs them."""
         pools = [self._free.get() for _ in range(self._free.qsize())]
+        renderers = [self._renderers.get() for _ in range(self._renderers.qsize())]
         try:
-            for fut in [pool.submit(warm) for pool in pools]:
-                fut.result(timeout=120)
-            self._record_pids()
+            warming = [pool.submit(warm) for pool in pools] + [pool.submit(warm_renderer) for pool in renderers]
+            for fut in warming:
+                fut.result(timeout=_WARM_S)
+            self.pools.record()
         finally:
             for pool in pools:
                 self._free.put(pool)
+            for pool in renderers:
+                self._renderers.put(pool)
 
     def extract(self, filename: str, data: bytes, progress: Callable[[OcrProgress], None] | None = None) -> Extracted:
         """The document's text and sections, read in a worker. A scan is read page by page, each page
@@ -154,41 +123,70 @@ class ExtractionSandbox:
                 seconds=round(seconds, 3),
             )
             return finish(read, texts, self.limits)  # the pages' text joined here: bounded by MAX_OCR_PAGES
-        except _Replace as exc:
-            pool = self._replace(pool, exc.why)
+        except Replace as exc:
+            pool = self.pools.replace(pool, exc.why)
             raise exc.error from None
         finally:
             self._free.put(pool)
 
-    def render_page(self, filename: str, data: bytes, number: int, dpi: int) -> bytes:
-        """Page `number` of a stored PDF as PNG bytes, rendered in a worker within EXTRACT_TIMEOUT_S.
-        While it waits for a worker, uploads' OCR borrows none and gives borrowed ones back, so
-        it waits at most for one scanned page unless both workers read uploads of their own;
-        past `RENDER_WAIT_S`, `TooBusy`."""
+    def render_page(self, source: StoredPdf, number: int, dpi: int) -> bytes:
+        """Page `number` of a stored PDF as PNG bytes, drawn by a render worker (which reads the file
+        from the database itself) within PAGE_RENDER_TIMEOUT_S; past it, or past the memory cap,
+        the worker is replaced and the page refused (`PageTooCostly`). Called from the pages
+        lane, which has one thread per render worker: a free one is always there."""
+        pool = self._renderers.get()
         try:
-            pool = self._take(timeout_s=RENDER_WAIT_S)
-        except queue.Empty:
-            raise TooBusy(
-                f"every extraction worker is reading an upload; retry in {RENDER_WAIT_S // 6}s",
-                retry_after_s=RENDER_WAIT_S // 6,
-            ) from None
+            self._loaded(pool)
+            future = pool.submit(render_stored_page, source, number, self.limits, dpi)
+            self.pools.record()
+            return self._rendered(future, source.filename, number)
+        except Replace as exc:
+            pool = self.pools.replace(pool, exc.why)
+            self._warming[pool] = pool.submit(warm_renderer)  # loads while the refusal is answered
+            raise exc.error from None
+        finally:
+            self._renderers.put(pool)
+
+    def _loaded(self, pool: Pool) -> None:
+        """Wait for a replaced render worker to load, so the next render's budget is spent drawing."""
+        warming = self._warming.pop(pool, None)
+        if warming is None:
+            return
         try:
-            return self._run(
-                pool, filename, self.timeout_s, "EXTRACT_TIMEOUT_S", render_page_png, data, number, self.limits, dpi
+            warming.result(timeout=_WARM_S)
+        except (concurrent.futures.TimeoutError, BrokenProcessPool):
+            restarting = RenderQueueFull(
+                f"the render worker is starting again; retry in {RENDER_RETRY_S}s", retry_after_s=RENDER_RETRY_S
             )
-        except _Replace as exc:
-            pool = self._replace(pool, exc.why)
-            raise exc.error from None
-        finally:
-            self._free.put(pool)
+            raise Replace("a new render worker did not start", restarting) from None
 
-    def _take(self, timeout_s: float | None = None) -> Pool:
+    def _rendered(self, future: concurrent.futures.Future[bytes], filename: str, number: int) -> bytes:
+        """The render's PNG within PAGE_RENDER_TIMEOUT_S; `PageTooCostly` (after `Replace` when the
+        worker must go) when it overran that or the memory cap."""
+        budget = self.limits.page_render_timeout_s
+        page = f"page {number} of {filename!r}"
+        failures = Failures(
+            f"{page} took longer than {budget:g}s to draw",
+            PageTooCostly(
+                f"{page} takes longer to draw than PAGE_RENDER_TIMEOUT_S ({budget:g}s); it was stopped",
+                page=number,
+                limit="PAGE_RENDER_TIMEOUT_S",
+            ),
+            PageTooCostly(
+                f"{page} needs more memory to draw than EXTRACT_MEMORY_MB ({self.memory_mb} MB)",
+                page=number,
+                limit="EXTRACT_MEMORY_MB",
+            ),
+        )
+        return self.pools.result(future, budget, failures)
+
+    def _take(self) -> Pool:
         """A worker of its own, counted as waiting meanwhile so OCR borrows none and gives borrowed
-        ones back (`queue.Empty` past `timeout_s`)."""
+        ones back."""
         with self._lock:
             self._waiting += 1
         try:
-            return self._free.get(timeout=timeout_s)
+            return self._free.get()
         finally:
             with self._lock:
                 self._waiting -= 1
@@ -229,7 +227,7 @@ class ExtractionSandbox:
 
     def _run(
         self,
-        pool: concurrent.futures.ProcessPoolExecutor,
+        pool: Pool,
         filename: str,
         timeout_s: float,
         limit_name: str,
@@ -237,61 +235,25 @@ class ExtractionSandbox:
         *args: object,
     ) -> T:
         """`fn(*args)` in the worker of `pool`, within `timeout_s`; a worker that overran or died is
-        to be replaced (`_Replace`)."""
+        to be replaced (`Replace`)."""
         future = pool.submit(fn, *args)
-        self._record_pids()
-        return self._result(future, filename, timeout_s, limit_name)
+        self.pools.record()
+        return self.pools.result(future, timeout_s, self._reading_failures(filename, timeout_s, limit_name))
 
-    def _result(
-        self,
-        future: concurrent.futures.Future[T],
-        filename: str,
-        timeout_s: float,
-        limit_name: str,
-        wait_s: float | None = None,
-    ) -> T:
-        """The task's result within `wait_s` (default `timeout_s`, the limit named); `_Replace` when
-        its worker overran or died."""
-        try:
-            return future.result(timeout=max(timeout_s if wait_s is None else wait_s, 0.0))
-        except concurrent.futures.TimeoutError:
-            raise _Replace(
-                f"{filename!r} took longer than {timeout_s:g}s to read",
-                UnreadableDocument(
-                    f"reading {filename!r} took longer than {limit_name} ({timeout_s:g}s)", filename=filename
-                ),
-            ) from None
-        except MemoryError:  # the worker hit its address-space cap and survived
-            raise MarkupTooLarge(
-                f"reading {filename!r} needed more memory than EXTRACT_MEMORY_MB ({self.memory_mb} MB)",
-                filename=filename,
-            ) from None
-        except BrokenProcessPool:
-            raise _Replace(
-                f"the worker reading {filename!r} died",
-                MarkupTooLarge(
-                    f"reading {filename!r} needed more memory than EXTRACT_MEMORY_MB ({self.memory_mb} MB)",
-                    filename=filename,
-                ),
-            ) from None
-
-    def _replace(
-        self, broken: concurrent.futures.ProcessPoolExecutor, why: str
-    ) -> concurrent.futures.ProcessPoolExecutor:
-        for proc in list(getattr(broken, "_processes", {}).values()):
-            proc.kill()
-        broken.shutdown(wait=False, cancel_futures=True)
-        with self._lock:
-            self._pools.discard(broken)
-        event("[INGEST] Extraction worker replaced", why, level=logging.WARNING)
-        return self._new_pool()
+    def _reading_failures(self, filename: str, timeout_s: float, limit_name: str) -> Failures:
+        too_big = MarkupTooLarge(
+            f"reading {filename!r} needed more memory than EXTRACT_MEMORY_MB ({self.memory_mb} MB)", filename=filename
+        )
+        overran = UnreadableDocument(
+            f"reading {filename!r} took longer than {limit_name} ({timeout_s:g}s)", filename=filename
+        )
+        return Failures(f"{filename!r} took longer than {timeout_s:g}s to read", overran, too_big)
 
     def close(self) -> None:
-        while not self._free.empty():
-            self._free.get().shutdown(wait=False, cancel_futures=True)
-        if self.pid_file is not None:
-            with contextlib.suppress(OSError):
-                self.pid_file.unlink()
+        for free in (self._free, self._renderers):
+            while not free.empty():
+                free.get().shutdown(wait=False, cancel_futures=True)
+        self.pools.forget_pids()
 
 
 @dataclass
@@ -306,7 +268,7 @@ class _PageRun:
     while no other upload waits for one (two pages read side by side on two cores, Tesseract's own
     advice for batch work); a borrowed worker goes back after its page once another upload waits
     or no page is left to send. A broken borrowed worker is replaced here; a broken own worker
-    (`_Replace` raised) by `extract`."""
+    (`Replace` raised) by `extract`."""
 
     def __init__(self, sandbox: ExtractionSandbox, own: Pool, read: ReadParts, data: bytes) -> None:
         self.sandbox, self.own, self.read, self.data = sandbox, own, read, data
@@ -333,19 +295,20 @@ class _PageRun:
             page = self.pages[len(self.texts) + len(self.pending)]
             future = pool.submit(ocr_part, self.read.filename, self.read.ext, page, self.data, self.sandbox.limits)
             self.pending.append(_Sent(pool, future, time.monotonic() + self.page_timeout))
-        self.sandbox._record_pids()
+        self.sandbox.pools.record()
 
     def collect(self) -> None:
         """The oldest page sent, read (pages come back in order)."""
         sent = self.pending.popleft()
         wait = sent.deadline - time.monotonic()
         try:
-            text = self.sandbox._result(sent.future, self.read.filename, self.page_timeout, "OCR_PAGE_TIMEOUT_S", wait)
-        except _Replace as exc:
+            failures = self.sandbox._reading_failures(self.read.filename, self.page_timeout, "OCR_PAGE_TIMEOUT_S")
+            text = self.sandbox.pools.result(sent.future, self.page_timeout, failures, wait)
+        except Replace as exc:
             if sent.pool is self.own:
                 raise
             self.borrowed.discard(sent.pool)
-            self.sandbox._free.put(self.sandbox._replace(sent.pool, exc.why))
+            self.sandbox._free.put(self.sandbox.pools.replace(sent.pool, exc.why))
             raise exc.error from None
         self.texts.append(text)
         self.idle.append(sent.pool)

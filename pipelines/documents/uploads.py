@@ -1,11 +1,13 @@
 """Uploads as jobs: every upload runs as one, and a request waits only a few seconds for it.
 
-`submit` refuses what it can before any work (kind, size, a full queue: 429), answers a known
-document as a duplicate, joins an upload of the same bytes already running, and otherwise writes
-an upload job and hands the bytes to the uploads lane. The caller then waits at most
-`INGEST_WAIT_S` (`wait`): an upload done by then is answered as it always was; a longer one
-gets its job, whose stage and progress (`reading`, `ocr` pages, `chunking`, `embedding` chunks,
-`writing`) are written to the database as it goes, for `/jobs/{id}` on any backend.
+`submit` refuses what it can before any work (kind, size, a full queue or the space's full share
+of it: 429), answers a known document as a duplicate, joins an upload of the same bytes already
+running, and otherwise writes an upload job and hands the bytes to the upload queue
+(`upload_queue.py`), which runs them on the uploads lane when the space's turn comes. The caller
+then waits at most `INGEST_WAIT_S` (`wait`): an upload done by then is answered as it always was;
+a longer one gets its job, whose stage and progress (`reading`, `ocr` pages, `chunking`,
+`embedding` chunks, `writing`) are written to the database as it goes, for `/jobs/{id}` on any
+backend.
 
 A job stops at its next step, storing nothing, when its document is deleted (`cancel`, or a
 cancel written by another backend, seen at the next progress write) or when the client that
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 
 from docassist.pipelines.documents.ingestion import Admitted, Ingestor, IngestResult
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
+from docassist.pipelines.documents.upload_queue import UploadQueue
 from docassist.pipelines.documents.upload_store import (
     UploadJob,
     UploadOutcome,
@@ -115,9 +118,11 @@ class UploadRunner:
         uploads: Lane,
         storage: Lane,
         summarize: Callable[[DocumentRecord], str | None],
+        per_space: int | None = None,
     ) -> None:
+        """`per_space`: the upload places one space may hold (`UPLOADS_PER_SPACE`; None: half of them)."""
         self.ingestor, self.registry, self.store = ingestor, registry, store
-        self.uploads, self.storage = uploads, storage
+        self.queue, self.storage = UploadQueue(uploads, per_space), storage
         self.summarize = summarize
         self.owner = process_name()
         self._running: dict[tuple[str, str], Running] = {}
@@ -133,12 +138,12 @@ class UploadRunner:
         existing = await self.storage.run(self.registry.get, space_id, doc_id)
         if existing is not None:
             return Submitted(duplicate=IngestResult(existing, duplicate=True))
-        self.uploads.check()
+        self.queue.check(space_id)
         job = await self.storage.run(self.store.create, space_id, doc_id, filename, generate_summary, self.owner)
         stop = threading.Event()
         try:
-            future = self.uploads.submit(self._work, job, admitted, data, stop)
-        except DocassistError as exc:  # the queue filled while the job was written
+            future = self.queue.submit(space_id, self._work, job, admitted, data, stop)
+        except DocassistError as exc:  # the queue, or the space's share, filled while the job was written
             await self.storage.run(self.store.fail, job.job_id, _error(exc))
             raise
         running = Running(job, stop, future)

@@ -79,8 +79,10 @@ def _check_pixels(width: int, height: int, limits: ExtractLimits, what: str) -> 
 
 
 def _open_image(data: bytes, limits: ExtractLimits) -> Any:
-    """The image, opened (its header read, nothing decoded) and its size checked."""
-    from PIL import Image
+    """The image, opened (its header read, nothing decoded) and its size checked. A header no
+    format recognises is said in words: Pillow's own message shows the in-memory file's repr
+    (`<_io.BytesIO object at 0x…>`); the caller names the uploaded file."""
+    from PIL import Image, UnidentifiedImageError
 
     Image.MAX_IMAGE_PIXELS = limits.max_image_pixels
     try:
@@ -91,6 +93,8 @@ def _open_image(data: bytes, limits: ExtractLimits) -> Any:
             image = Image.open(io.BytesIO(data))
         finally:
             Image.MAX_IMAGE_PIXELS = limits.max_image_pixels
+    except UnidentifiedImageError:
+        raise UnidentifiedImageError("its header is not that of any image format this service reads") from None
     _check_pixels(image.width, image.height, limits, "the image")
     return image
 
