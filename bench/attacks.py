@@ -9,10 +9,13 @@ moment, so a stalled service cannot hide behind a client that waits). Each phase
 time; the attacks run alongside:
 
 - `mcp_idle_streams`: 512 `GET /mcp` event streams held open (the service answers 405 now; the
-  attacker opens them again a second after each ends).
+  attacker opens each again `REOPEN_S` after it ends).
 - `page_renders`: eight clients render, without pause, a PDF page of 40,000 full-page fills
   (a few KB on disk, seconds of drawing: past `PAGE_RENDER_TIMEOUT_S`).
-- `mcp_abandoned`: four clients call the MCP `ask` tool in summarize mode and hang up after 1.5 s.
+- `mcp_abandoned`: two clients (the key's `ANSWERS_PER_KEY`) call the MCP `ask` tool in summarize
+  mode over and over and hang up after 1.5 s each time. Its reference, `asks_within_limits`, is no
+  attack: the same asks waited for to the end — what any key may do, and on the CPU-only default
+  the LLM's threads then share the two cores with everyone's searches and uploads.
 - `upload_flood`: the attacker keeps posting slow uploads (about 60 chunks each) without waiting.
 - `metric_labels`: one client sends requests with made-up methods and paths without pause.
 """
@@ -42,6 +45,8 @@ EVIL, CALM = "evil", "calm"
 # what the victim does, and how often (seconds between arrivals)
 PROBES = {"read": 0.25, "search": 0.5, "upload": 1.0}
 Attack = Callable[[Service, str, threading.Event], None]
+REOPEN_S = 10  # an idle stream the service ended is opened again this long after: holding, not flooding
+ASKERS = 2  # the attacker's clients that ask: ANSWERS_PER_KEY's default, the most it may have in flight
 
 
 def _headers(key: str) -> dict[str, str]:
@@ -102,7 +107,7 @@ def mcp_idle_streams(service: Service, _doc: str, stop: threading.Event) -> None
                     async for _ in r.aiter_raw():
                         if stop.is_set():
                             break
-            await asyncio.sleep(1)
+            await asyncio.sleep(REOPEN_S)
 
     async def main() -> None:
         limits = httpx.Limits(max_connections=600, max_keepalive_connections=0)
@@ -131,7 +136,16 @@ def page_renders(service: Service, pdf_doc: str, stop: threading.Event) -> None:
     _threads(8, loop, stop)
 
 
-def mcp_abandoned(service: Service, long_doc: str, stop: threading.Event) -> None:
+def mcp_abandoned(service: Service, _doc: str, stop: threading.Event) -> None:
+    _mcp_asks(service, stop, hang_up_s=1.5)
+
+
+def asks_within_limits(service: Service, _doc: str, stop: threading.Event) -> None:
+    """Not an attack: the reference for `mcp_abandoned` — the same asks, waited for to the end."""
+    _mcp_asks(service, stop, hang_up_s=300)
+
+
+def _mcp_asks(service: Service, stop: threading.Event, hang_up_s: float) -> None:
     call = {
         "jsonrpc": "2.0",
         "id": 1,
@@ -143,10 +157,10 @@ def mcp_abandoned(service: Service, long_doc: str, stop: threading.Event) -> Non
     def loop() -> None:
         while not stop.is_set():
             # a client of its own each time: hanging up closes the connection
-            with contextlib.suppress(httpx.HTTPError), httpx.Client(base_url=service.url, timeout=1.5) as http:
+            with contextlib.suppress(httpx.HTTPError), httpx.Client(base_url=service.url, timeout=hang_up_s) as http:
                 http.post("/mcp", json=call, headers=headers)
 
-    _threads(4, loop, stop)
+    _threads(ASKERS, loop, stop)
 
 
 def upload_flood(service: Service, _doc: str, stop: threading.Event) -> None:
@@ -182,6 +196,7 @@ ATTACKS: dict[str, Attack] = {
     "mcp_idle_streams": mcp_idle_streams,
     "page_renders": page_renders,
     "mcp_abandoned": mcp_abandoned,
+    "asks_within_limits": asks_within_limits,
     "upload_flood": upload_flood,
     "metric_labels": metric_labels,
 }
@@ -247,7 +262,7 @@ def run(ctx: Context) -> Result:
         victim = Victim(service, ids["calm"], list(xquad_questions("ru")[:40]))
         victim.run(5)  # warm: the first searches and uploads load what they need
         for name, attack in ATTACKS.items():
-            doc = {"page_renders": ids["pdf"], "mcp_abandoned": ids["long"]}.get(name, "")
+            doc = ids["pdf"] if name == "page_renders" else ids["long"]  # the others ignore it
             ctx.log(f"attack {name}: the victim alone, then under attack")
             quiet = victim.run(seconds)  # the baseline of this attack, just before it
             with attacking(attack, service, doc):

@@ -92,6 +92,11 @@ class Lane:
         future.add_done_callback(lambda _: _soon(loop, self._release))
         return asyncio.wrap_future(future)
 
+    def call(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)` on this lane's threads, waited for by a thread that is not the event loop's
+        (an upload's, handing a small document's embedding to the search lane's priority)."""
+        return self._executor.submit(functools.partial(fn, *args)).result()
+
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """`fn(*args)` on this lane's threads; cancelling the caller drops a call not yet started."""
         return await self.submit(fn, *args)

@@ -161,9 +161,12 @@ class Runtime:
         )
         dim = await asyncio.to_thread(embedding_dim, self.embed_model)
         self.store = await asyncio.to_thread(Store, s, dim, s.profile.embedding.kind)
+        # a note or a page is embedded by the service's own model on the search lane, not queued
+        # behind another upload's batches in the embedder process
+        embed_small = functools.partial(self.lanes.search.call, self.embed_model.get_text_embedding_batch)
         self.ingestor = Ingestor(
             self.store, self.registry, self.passage_embed, s.max_upload_bytes, self.sandbox.extract,
-            s.max_document_chunks,
+            s.max_document_chunks, embed_small,
         )  # fmt: skip
         self.uploads = UploadRunner(
             self.ingestor, self.registry, UploadStore(self.db), self.lanes.uploads, self.lanes.storage,

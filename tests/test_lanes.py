@@ -91,7 +91,7 @@ def closed_within(s: socket.socket, limit_s: float) -> tuple[bytes, float]:
 
 
 # ---------------------------------------------------------------------- the freeze
-def test_six_parallel_uploads_leave_health_listing_and_search_fast(c1: httpx.Client, c2: httpx.Client):
+def test_five_parallel_uploads_leave_health_listing_search_and_a_note_fast(svc: Service, c1, c2):
     assert ingest(c2, "quiet", "known.txt", b"Lake Baikal is the deepest lake on Earth.").status_code == 200
     uploads: list[tuple[httpx.Response, float]] = []
     started = time.monotonic()
@@ -99,11 +99,14 @@ def test_six_parallel_uploads_leave_health_listing_and_search_fast(c1: httpx.Cli
     def upload(i: int) -> None:
         uploads.append(timed(lambda: ingest(c1, "bulk", f"bulk{i}.txt", document(f"bulk {i}", 30_000))))
 
-    threads = [threading.Thread(target=upload, args=(i,)) for i in range(6)]
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(5)]  # the sixth place: the note
     for t in threads:
         t.start()
     time.sleep(1.0)  # every upload is in: being extracted and embedded, or waiting for its turn
-    probes: list[tuple[str, float]] = []
+    # another space's one-line note is embedded beside the searches, not behind the uploads' batches
+    note, note_s = timed(lambda: ingest(c2, "quiet", "note.txt", b"The reading room opens at nine."))
+    assert note.status_code == 200 and any(t.is_alive() for t in threads), note.text
+    probes: list[tuple[str, float]] = [("note upload", note_s)]
     while any(t.is_alive() for t in threads) and len(probes) < 60:
         for name, call in (
             ("health", lambda: c2.get("/health")),
@@ -123,6 +126,9 @@ def test_six_parallel_uploads_leave_health_listing_and_search_fast(c1: httpx.Cli
     # the probes ran while uploads held their threads: before the fix each waited for an upload to end
     assert len(probes) >= 6 and probed_until > FAST_S and first_upload > FAST_S, (probes, first_upload)
     assert slowest[1] < FAST_S, f"{slowest[0]} took {slowest[1]:.1f}s during the uploads: {probes}"
+    embedded_by = {e["doc_id"]: e["embedded_by"] for e in svc.events("[INGEST] Indexed")}
+    assert embedded_by[note.json()["doc_id"]] == "small"
+    assert {embedded_by[r.json()["doc_id"]] for r, _ in uploads} == {"uploads"}
 
 
 def test_uploads_past_the_queue_are_refused_at_once_with_retry_after(c1: httpx.Client):

@@ -45,6 +45,9 @@ CHUNK_OVERLAP = 40
 _POINT_NS = uuid.UUID("6f1c3e52-5d0b-4a53-9e4e-3f2a7c9b1d10")
 _HIDDEN_KEYS = ["space_id", "filename", "language", "chunk", "location", "places"]
 EMBED_BATCH = 8  # an abandoned upload stops within one batch (a few seconds on 2 cores)
+# A document of at most this many chunks (a note, a page) is embedded beside the searches, not
+# queued in the embedder process behind another upload's batch: it costs what a citation step does.
+SMALL_DOCUMENT_CHUNKS = 4
 
 
 Progress = Callable[[UploadStage, int, int], None]
@@ -82,9 +85,9 @@ def count_tokens(text: str) -> int:
     return len(get_tokenizer()(text))
 
 
-def _log_indexed(record: DocumentRecord, marks: tuple[float, float, float, float, float]) -> None:
+def _log_indexed(record: DocumentRecord, marks: tuple[float, float, float, float, float], embedded_by: str) -> None:
     """`[INGEST] Indexed`, with where the upload's seconds went (`marks`: start, extracted,
-    chunked, embedded, written)."""
+    chunked, embedded, written) and what embedded it (`small`: beside the searches)."""
     t0, t_extract, t_chunk, t_embed, t_end = marks
     metrics.ingested(record.chunks, t_embed - t_chunk)
     event(
@@ -92,11 +95,13 @@ def _log_indexed(record: DocumentRecord, marks: tuple[float, float, float, float
         f"doc_id={record.doc_id} space={record.space_id} file={record.filename!r} language={record.language}",
         f"{record.chars:,} chars, {record.tokens:,} tokens, {record.chunks} chunks",
         f"extract {t_extract - t0:.2f}s · chunk {t_chunk - t_extract:.2f}s · "
-        f"embed {t_embed - t_chunk:.2f}s ({record.chunks / max(t_embed - t_chunk, 1e-6):.0f} chunks/s) · "
+        f"embed {t_embed - t_chunk:.2f}s ({record.chunks / max(t_embed - t_chunk, 1e-6):.0f} chunks/s, "
+        f"{embedded_by}) · "
         f"write {t_end - t_embed:.2f}s · total {t_end - t0:.2f}s",
         doc_id=record.doc_id,
         chunks=record.chunks,
         tokens=record.tokens,
+        embedded_by=embedded_by,
         timing={
             "extract_s": t_extract - t0,
             "chunk_s": t_chunk - t_extract,
@@ -131,8 +136,12 @@ class Ingestor:
         max_upload_bytes: int,
         extract: Extract = extract_document,
         max_chunks: int = 4000,
+        embed_small: Callable[[list[str]], list[list[float]]] | None = None,
     ) -> None:
+        """`embed_model` embeds uploads' passages (the embedder process, in the service);
+        `embed_small`, when given, a document of at most `SMALL_DOCUMENT_CHUNKS` chunks."""
         self.store, self.registry, self.embed_model = store, registry, embed_model
+        self.embed_small = embed_small
         self.max_upload_bytes, self.max_chunks = max_upload_bytes, max_chunks
         self.extract = extract
         self.splitter = SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP)
@@ -221,10 +230,10 @@ class Ingestor:
             created_at=0.0,
             text_sha256=text_sha256(text),
         )
-        self._embed(nodes, abandoned, progress, ahead)
+        embedded_by = self._embed(nodes, abandoned, progress, ahead)
         t_embed = time.perf_counter()
         self._write(record, nodes, text, data)
-        _log_indexed(record, (t0, t_extract, t_chunk, t_embed, time.perf_counter()))
+        _log_indexed(record, (t0, t_extract, t_chunk, t_embed, time.perf_counter()), embedded_by)
         return record
 
     def _embed_texts(self, texts: list[str]) -> list[list[float]]:
@@ -258,9 +267,9 @@ class Ingestor:
 
     def _embed(
         self, nodes: list[TextNode], abandoned: Callable[[], bool], progress: Progress, ahead: EmbedAhead
-    ) -> None:
+    ) -> str:
         """Dense vectors for every chunk not embedded ahead, a batch at a time: progress and a
-        chance to stop after each."""
+        chance to stop after each. Which model embedded them: `small` or `uploads`."""
         for node in nodes:
             node.embedding = ahead.vector(node.text)
         todo = [node for node in nodes if node.embedding is None]
@@ -272,15 +281,18 @@ class Ingestor:
                 ahead=done,
                 chunks=len(nodes),
             )
+        small = self.embed_small is not None and len(nodes) <= SMALL_DOCUMENT_CHUNKS
+        embed = self.embed_small if small and self.embed_small is not None else self._embed_texts
         for start in range(0, len(todo), EMBED_BATCH):
             progress("embedding", done + start, len(nodes))
             _stop_if(abandoned)
             batch = todo[start : start + EMBED_BATCH]
-            vectors = self.embed_model.get_text_embedding_batch([n.text for n in batch])
+            vectors = embed([n.text for n in batch])
             for node, vector in zip(batch, vectors, strict=True):
                 node.embedding = vector
         progress("writing", len(nodes), len(nodes))
         _stop_if(abandoned)
+        return "small" if embed is self.embed_small else "uploads"
 
     def _chunk(
         self, text: str, space_id: str, doc_id: str, filename: str, language: str, sections: Sequence[Section] = ()
