@@ -193,6 +193,20 @@ def test_a_burst_from_one_space_leaves_another_space_its_upload_and_its_turn(one
         assert again.status_code == 202 and finished(http, again.json()["job_id"])["status"] == "done", again.text
 
 
+class HeldWork:
+    """An upload's work on a real lane: records the order uploads start in, and holds those whose
+    name starts with `held` until `gate` is set."""
+
+    def __init__(self, held: str) -> None:
+        self.held, self.gate, self.started = held, threading.Event(), list[str]()
+
+    def __call__(self, name: str) -> str:
+        self.started.append(name)
+        if name.startswith(self.held):
+            self.gate.wait(30)
+        return name
+
+
 def test_waiting_uploads_start_by_turns_between_spaces_and_a_dropped_one_gives_its_place_back():
     """The queue over a real one-thread lane, every call held behind the first: each space gets its
     share, a cancelled waiting upload frees its place, and the waiting ones start one space after
@@ -201,13 +215,7 @@ def test_waiting_uploads_start_by_turns_between_spaces_and_a_dropped_one_gives_i
     async def arrive_then_run() -> list[str]:
         lane = Lane("uploads", workers=1, queue=5)
         queue = UploadQueue(lane, per_space=3)
-        gate, started = threading.Event(), []
-
-        def work(name: str) -> str:
-            started.append(name)
-            gate.wait(30)
-            return name
-
+        work = HeldWork(held="")  # every upload held
         try:
             futures = [queue.submit("a", work, f"a{i}") for i in range(3)]
             with pytest.raises(SpaceUploadQueueFull):
@@ -219,10 +227,10 @@ def test_waiting_uploads_start_by_turns_between_spaces_and_a_dropped_one_gives_i
             futures.pop().cancel()  # b2, still waiting
             await asyncio.sleep(0)
             futures.append(queue.submit("c", work, "c0"))
-            gate.set()
+            work.gate.set()
             assert await asyncio.gather(*futures) == ["a0", "a1", "a2", "b0", "b1", "c0"]
             assert queue.held == 0
-            return started
+            return work.started
         finally:
             lane.close()
 
@@ -236,24 +244,17 @@ def test_a_space_leaves_the_last_upload_worker_to_another_spaces_upload():
     async def burst_then_one() -> list[str]:
         lane = Lane("uploads", workers=2, queue=4)
         queue = UploadQueue(lane, per_space=3)
-        gate, started = threading.Event(), []
-
-        def work(name: str) -> str:
-            started.append(name)
-            if name.startswith("a"):
-                gate.wait(30)
-            return name
-
+        work = HeldWork(held="a")  # space a's uploads held, b's not
         try:
             burst = [queue.submit("a", work, f"a{i}") for i in range(3)]
             await asyncio.sleep(0.2)
-            assert started == ["a0"]  # a1 waits though a worker is free: it is kept for other spaces
+            assert work.started == ["a0"]  # a1 waits though a worker is free: it is kept for other spaces
             assert await asyncio.wait_for(queue.submit("b", work, "b0"), 5) == "b0"
-            gate.set()
+            work.gate.set()
             assert await asyncio.gather(*burst) == ["a0", "a1", "a2"]
-            return started
+            return work.started
         finally:
-            gate.set()
+            work.gate.set()
             lane.close()
 
     assert asyncio.run(burst_then_one()) == ["a0", "b0", "a1", "a2"]

@@ -1281,19 +1281,28 @@ function showMoreConversations(cursor) {
   $("convs-more").hidden = !conv.listCursor;
 }
 
+// A conversations read; a failure is shown in the conversations' status line (while the page still
+// shows what asked for it) and gives null. With `button`, it is disabled while the read runs.
+async function convRead(load, stillWanted = () => true, button = null) {
+  if (button) button.disabled = true;
+  try {
+    return await load();
+  } catch (err) {
+    if (stillWanted()) {
+      $("convs-status").classList.add("alert");
+      showError($("convs-status"), err);
+    }
+    return null;
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
 // The first page of the space's conversations, newest first.
 async function loadConversations(keepStatus = false) {
   const space = state.space;
-  let page;
-  try {
-    page = await conversationsPage(space, null);
-  } catch (err) {
-    if (space !== state.space) return;
-    $("convs-status").classList.add("alert");
-    showError($("convs-status"), err);
-    return;
-  }
-  if (space !== state.space) return;
+  const page = await convRead(() => conversationsPage(space, null), () => space === state.space);
+  if (!page || space !== state.space) return;
   $("convs-status").classList.remove("alert");
   const ul = $("convs");
   ul.replaceChildren(...page.conversations.map(conversationItem));
@@ -1306,19 +1315,8 @@ async function moreConversations() {
   const space = state.space;
   const cursor = conv.listCursor;
   if (!cursor) return;
-  const button = $("convs-more");
-  button.disabled = true;
-  let page;
-  try {
-    page = await conversationsPage(space, cursor);
-  } catch (err) {
-    $("convs-status").classList.add("alert");
-    showError($("convs-status"), err);
-    return;
-  } finally {
-    button.disabled = false;
-  }
-  if (space !== state.space || conv.listCursor !== cursor) return;
+  const page = await convRead(() => conversationsPage(space, cursor), undefined, $("convs-more"));
+  if (!page || space !== state.space || conv.listCursor !== cursor) return;
   $("convs").append(...page.conversations.map(conversationItem));
   showMoreConversations(page.next_cursor);
 }
@@ -1401,15 +1399,8 @@ async function openConversation(id) {
   conv.id = id;
   say($("convs-status"), "convLoading");
   const space = state.space;
-  let body;
-  try {
-    body = await messagesPage(id, space, null);
-  } catch (err) {
-    $("convs-status").classList.add("alert");
-    showError($("convs-status"), err);
-    return;
-  }
-  if (space !== state.space || conv.id !== id) return;
+  const body = await convRead(() => messagesPage(id, space, null));
+  if (!body || space !== state.space || conv.id !== id) return;
   say($("convs-status"), null);
   for (const turn of turnsOf(body.messages || [])) addPastTurn(turn);
   showEarlierMessages(body.next_cursor);
@@ -1423,19 +1414,8 @@ async function earlierMessages() {
   const space = state.space;
   const cursor = conv.earlierCursor;
   if (!id || !cursor) return;
-  const button = $("thread-earlier");
-  button.disabled = true;
-  let body;
-  try {
-    body = await messagesPage(id, space, cursor);
-  } catch (err) {
-    $("convs-status").classList.add("alert");
-    showError($("convs-status"), err);
-    return;
-  } finally {
-    button.disabled = false;
-  }
-  if (space !== state.space || conv.id !== id || conv.earlierCursor !== cursor) return;
+  const body = await convRead(() => messagesPage(id, space, cursor), undefined, $("thread-earlier"));
+  if (!body || space !== state.space || conv.id !== id || conv.earlierCursor !== cursor) return;
   $("thread").prepend(...turnsOf(body.messages || []).map(pastTurnItem));
   $("thread").hidden = false;
   showEarlierMessages(body.next_cursor);
