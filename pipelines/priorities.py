@@ -1,9 +1,13 @@
 """CPU priorities: who waits when the cores are busy. Idle cores go to whoever asks whatever these
 say; they only decide the order under contention.
 
-Reads, searches, health and answers run at the default: they are what a person or a load balancer
-waits on. Uploads — the extraction workers, the embedder process, the uploads lane — run at
-`BULK_NICE`: bulk work that yields the cores to them. (Searches' query embedding at nice 5 was
+Reads, searches and health run at the default: they are what a person or a load balancer waits on,
+and each takes milliseconds. The embedded llama.cpp server runs at `GENERATION_NICE`: generating
+an answer or a summary holds both cores for seconds, and a key's answers within its
+`ANSWERS_PER_KEY` must not make every other space's reads and searches wait (bench `attacks`);
+alone on the machine it runs as fast as before, since idle cores go to whoever asks. Uploads — the
+extraction workers, the embedder process, the uploads lane — run at `BULK_NICE`: bulk work that
+yields the cores to all of them. (Searches' query embedding at nice 5 was
 tried under the 50-client load benchmark: the cheap routes' p99s did not improve and the service
 answered 27 % fewer requests, so queries stay at the default.)
 """
@@ -15,6 +19,7 @@ import os
 import sys
 import threading
 
+GENERATION_NICE = 5
 BULK_NICE = 10
 
 

@@ -132,6 +132,19 @@ def test_embedded_llm_keeps_no_per_token_logits_in_memory(http, service: Service
     assert peak_kb < 2_000_000, f"llama.cpp server peak memory {peak_kb / 1e6:.1f} GB"
 
 
+def test_the_embedded_llm_yields_the_cores_to_the_services_reads_and_searches(http, service: Service):
+    """Generation runs below the service's own priority and above uploads': under contention a read
+    or a search is not queued behind seconds of another key's answers (bench `attacks`)."""
+    import os
+
+    from docassist.pipelines.priorities import BULK_NICE, GENERATION_NICE
+
+    url = http.get("/model-config").json()["endpoints"]["local"]["base_url"]
+    server = _llama_server_pid(httpx.URL(url).port or 0)
+    assert os.getpriority(os.PRIO_PROCESS, service.pid) == 0
+    assert os.getpriority(os.PRIO_PROCESS, server) == GENERATION_NICE and 0 < GENERATION_NICE < BULK_NICE
+
+
 def test_on_an_amx_cpu_the_embedded_llm_answers_from_plain_cpu_buffers(tmp_path: Path, http, service: Service):
     """llama.cpp's AMX buffers segfault on Gemma's first token (llama-cpp-python 0.3.36 built on a
     Xeon with AMX): the service must see AMX in the CPU's flags and the server must still answer."""

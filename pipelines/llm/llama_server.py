@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from docassist.pipelines.logs import event
+from docassist.pipelines.priorities import GENERATION_NICE
 from docassist.pipelines.storage.private import write_private
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ _DIE_WITH_PARENT = (
     "import ctypes, os, runpy, signal, sys\n"
     f"ctypes.CDLL('libc.so.6').prctl({_PR_SET_PDEATHSIG}, signal.SIGKILL)\n"
     "if os.getppid() != int(sys.argv[1]): sys.exit(0)\n"
+    f"os.nice({GENERATION_NICE})\n"
     "if sys.argv[2] == 'no-extra-buffers':\n"
     "    import llama_cpp.llama_cpp as c\n"
     "    default = c.llama_model_default_params\n"
