@@ -36,7 +36,7 @@ Module: what it measures — against what (same run)
   alternating; the first message of a conversation against `/ask-stream`; the condense step's
   seconds from the service's log.
 - attacks: another space's p99 for a read, a search and a one-line upload while one key runs
-  each attack a probe found (idle MCP streams, costly page renders, abandoned MCP asks, an upload
+  each of five attacks (idle MCP streams, costly page renders, abandoned MCP asks, an upload
   flood, made-up methods and paths) — the same probes with no attack just before, open loop.
 - pages_memory: the service's resident memory during 40 parallel page requests of a ~45 MB
   PDF — its memory just before.

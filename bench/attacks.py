@@ -1,5 +1,5 @@
 """One space cannot hold up another: another space's p99 for a read, a search and a one-line upload
-while one key runs each of the attacks a probe found (issue 40), against the same p99 with no
+while one key runs each of five attacks, against the same p99 with no
 attack measured just before it, in the same run. Goal: ≤ 2× for each.
 
 The benchmark starts a service of its own with two keys: `attacker` reaches space `evil` only,

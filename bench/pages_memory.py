@@ -1,7 +1,7 @@
-"""The service's memory while 40 clients ask at once for a page of a large PDF (issue 40).
+"""The service's memory while 40 clients ask at once for a page of a large PDF.
 
 `docassist bench --only pages_memory`: the service's resident memory while 40 clients ask at once
-for the page of a ~45 MB PDF whose 20 images declare 131,000² pixels each (the probe's file),
+for the page of a ~45 MB PDF whose 20 images declare 131,000² pixels each (a decompression-bomb shape),
 against its memory just before. The service used to read the whole PDF for each request before it
 waited for a worker (873 MB → 2,567 MB, about 42 MB a request); now the render worker reads it from
 the database and a few renders wait, the rest refused at once. Goal: ≤ +300 MB.
@@ -25,7 +25,7 @@ PARALLEL_PAGES = 40
 
 def run(ctx: Context) -> Result:
     res = Result("pages_memory", "Service memory during 40 parallel page requests of a 45 MB PDF")
-    pdf = bomb_pdf("A probe's page: a text layer and twenty huge images.", payload_bytes=2_250_000)
+    pdf = bomb_pdf("A page: a text layer and twenty huge images.", payload_bytes=2_250_000)
     r = ctx.http.post("/ingest", files={"file": ("probe.pdf", pdf)}, data={"space_id": SPACE, "wait": "true"})
     r.raise_for_status()
     doc_id = r.json()["doc_id"]

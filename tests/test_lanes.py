@@ -1,5 +1,5 @@
 """Interactive requests stay fast whatever bulk work, heavy queries, abandoned requests or slow
-clients do (issue 20). A real `docassist serve` with two API keys and its limits set low takes
+clients do. A real `docassist serve` with two API keys and its limits set low takes
 each over real HTTP, the slow clients over a raw socket; every test states what a user would
 notice — an answer within seconds, a 429 with `Retry-After`, a closed connection."""
 
@@ -313,16 +313,16 @@ def test_a_declared_but_unsent_body_gets_408_and_the_connection_closed(svc: Serv
 
 
 def test_past_the_connection_cap_a_request_gets_503_with_retry_after_and_then_is_served(svc: Service):
-    """Clients holding every connection (each has sent the start of a request) leave a newcomer a
+    """Clients holding every connection (each has sent the start of a request) leave a new client a
     503 in the error envelope with `Retry-After`, not uvicorn's bare text, while `/health` is still
-    answered; once they go, the newcomer is served."""
+    answered; once they go, that client is served."""
     held = [socket.create_connection(address(svc)) for _ in range(MAX_CONNECTIONS)]
     try:
         for s in held:
             s.sendall(b"GET /health HTTP/1.1\r\n")
         time.sleep(0.5)  # every one accepted (the header deadline is HEADER_TIMEOUT_S away)
-        with httpx.Client(base_url=svc.url, timeout=10) as newcomer:
-            r = newcomer.get("/documents", params={"space_id": "quiet"}, headers=K2)
+        with httpx.Client(base_url=svc.url, timeout=10) as late:
+            r = late.get("/documents", params={"space_id": "quiet"}, headers=K2)
         assert r.status_code == 503, r.text
         assert r.headers["Retry-After"] == "5" and r.json()["error"]["code"] == "too_many_connections"
         assert r.json()["error"]["details"] == {"max_connections": MAX_CONNECTIONS}

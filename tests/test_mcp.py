@@ -1,7 +1,7 @@
 """The MCP server at `/mcp`, driven by the official `mcp` SDK's client over streamable HTTP against
 a real keyed `docassist serve`: the four tools and their typed arguments, answers with their
 sources, the same keys and scopes as HTTP, errors in the service's words, POST only, and an
-abandoned call that stops its work and holds its key's place until it has (issue 40)."""
+abandoned call that stops its work and holds its key's place until it has."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`GET /documents/{doc_id}/pages/{n}`: a page of a stored PDF as a PNG, rendered by the service,
 under the same key and space rules as the document's text — and bounded, so one key's costly pages
-hold up nobody else (issue 40)."""
+hold up nobody else."""
 
 from __future__ import annotations
 
