@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.errors import (
-    ImageTooLarge,
     NotFound,
     PageTooCostly,
     UnreadableDocument,
@@ -91,6 +90,8 @@ def render_page_png(data: bytes, number: int, limits: ExtractLimits, dpi: int = 
     """Page `number` (1-based) of the PDF `data` as PNG bytes, its images and its size checked first."""
     import pypdfium2 as pdfium
 
+    from docassist.pipelines.documents.formats.ocr import draw_page
+
     try:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
@@ -102,7 +103,7 @@ def render_page_png(data: bytes, number: int, limits: ExtractLimits, dpi: int = 
         page = pdf[number - 1]
         try:
             check_page_images(page, number, limits)
-            image = _render(page, number, limits, dpi)
+            image = draw_page(page, number, limits, dpi, grayscale=False)
         finally:
             page.close()
     finally:
@@ -141,18 +142,3 @@ def check_page_images(page: Any, number: int, limits: ExtractLimits) -> None:
             pixels=pixels,
             allowed=limits.max_image_pixels,
         )
-
-
-def _render(page: Any, number: int, limits: ExtractLimits, dpi: int) -> Any:
-    """The page drawn at `dpi` as a PIL image, its size checked before any pixel is drawn."""
-    width, height = page.get_size()
-    scale = dpi / 72
-    px_width, px_height = round(width * scale), round(height * scale)
-    if px_width * px_height > limits.max_image_pixels:
-        raise ImageTooLarge(
-            f"page {number} rendered at {dpi} dpi is {px_width:,} × {px_height:,} pixels; "
-            f"MAX_IMAGE_PIXELS allows {limits.max_image_pixels:,}",
-            pixels=px_width * px_height,
-            limit=limits.max_image_pixels,
-        )
-    return page.render(scale=scale).to_pil()

@@ -141,16 +141,19 @@ def render_pdf_page(data: bytes, index: int, limits: ExtractLimits, dpi: int = O
     try:
         page = pdf[index]
         try:
-            width, height = page.get_size()
-            scale = dpi / 72
-            _check_pixels(
-                round(width * scale), round(height * scale), limits, f"page {index + 1} rendered at {dpi} dpi"
-            )
-            return page.render(scale=scale, grayscale=grayscale).to_pil()
+            return draw_page(page, index + 1, limits, dpi, grayscale)
         finally:
             page.close()
     finally:
         pdf.close()
+
+
+def draw_page(page: Any, number: int, limits: ExtractLimits, dpi: int, grayscale: bool) -> Any:
+    """An open pdfium page drawn at `dpi` as a PIL image, its size checked before any pixel is drawn."""
+    width, height = page.get_size()
+    scale = dpi / 72
+    _check_pixels(round(width * scale), round(height * scale), limits, f"page {number} rendered at {dpi} dpi")
+    return page.render(scale=scale, grayscale=grayscale).to_pil()
 
 
 def image_page(data: bytes, index: int, limits: ExtractLimits) -> Any:
