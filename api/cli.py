@@ -127,7 +127,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _offline(fn_name: str, *fn_args: Any) -> Any:
-    """Run one operation against DATA_DIR directly, without LLM or server."""
+    """Run one operation against DATA_DIR directly, without LLM or server. A file is read in the
+    extraction sandbox, under the service's time and memory caps (`ingestion_only`)."""
     from dataclasses import asdict
 
     from docassist.pipelines.logs import configure_logging
@@ -187,23 +188,25 @@ def cmd_documents(args: argparse.Namespace) -> int:
 _DELEGATED = {"eval": "docassist.evals.cli", "bench": "docassist.bench.__main__"}
 
 
-def _delegate(module: str, argv: list[str]) -> int:
-    """`docassist eval …` and `docassist bench …`: imported only when asked for (they need the
-    `eval` extra), with the rest of the command line."""
+def _delegate(command: str, argv: list[str]) -> int:
+    """`docassist eval …` and `docassist bench …`: imported only when asked for, with the rest of
+    the command line; both need the `eval` extra, checked before anything runs."""
     import importlib
 
+    from docassist.pipelines.extras import EVAL, MissingExtra
+
     try:
-        target = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        print(f"docassist: {exc.name} is missing; install the extra: pip install -e '.[eval]'", file=sys.stderr)
+        EVAL.require(f"docassist {command}")
+    except MissingExtra as exc:
+        print(exc, file=sys.stderr)
         return 2
-    return int(target.main(argv))
+    return int(importlib.import_module(_DELEGATED[command]).main(argv))
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in _DELEGATED:
-        return _delegate(_DELEGATED[argv[0]], argv[1:])
+        return _delegate(argv[0], argv[1:])
     parser = argparse.ArgumentParser(prog="docassist", description="Self-hosted document assistant.")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP service")

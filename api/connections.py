@@ -3,9 +3,9 @@ the connection cap get a 503 that says when to come back.
 
 uvicorn bounds idle keep-alive connections (`timeout_keep_alive`), but not how long a client may
 take to send its headers: 50 connections sending theirs a byte at a time stayed open for as long
-as they liked. These protocols (one per uvicorn parser) start a deadline when a connection opens
-and whenever a new request starts arriving on it, and close the connection when its headers are
-not complete by then (`HEADER_TIMEOUT_S`). Headers are complete when uvicorn has built the
+as they liked. The protocol `serve` runs (uvicorn's httptools one, bounded) starts a deadline when a
+connection opens and whenever a new request starts arriving on it, and closes the connection when
+its headers are not complete by then (`HEADER_TIMEOUT_S`). Headers are complete when uvicorn has built the
 request's cycle.
 
 The cap (`MAX_CONNECTIONS`) is uvicorn's `limit_concurrency` test — open connections or running
@@ -19,10 +19,9 @@ import asyncio
 import json
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from docassist.api.errors import UNAVAILABLE_RETRY_S, envelope
+from docassist.api.errors import TOO_MANY_CONNECTIONS, UNAVAILABLE_RETRY_S, envelope
 from docassist.pipelines.logs import event
 
 
@@ -115,7 +114,7 @@ async def over_capacity(scope: dict[str, Any], receive: Any, send: Any) -> None:
     cap = ConnectionCap.max_connections
     body = json.dumps(
         envelope(
-            "too_many_connections",
+            TOO_MANY_CONNECTIONS,
             f"the service is serving its most connections or requests at once ({cap}, MAX_CONNECTIONS); "
             f"retry in {UNAVAILABLE_RETRY_S}s",
             {"max_connections": cap},
@@ -133,10 +132,6 @@ async def over_capacity(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 class BoundedHttpToolsProtocol(ConnectionCap, HeaderDeadline, HttpToolsProtocol):
-    pass
-
-
-class BoundedH11Protocol(ConnectionCap, HeaderDeadline, H11Protocol):
     pass
 
 

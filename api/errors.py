@@ -3,11 +3,16 @@
 
 Routes raise; they never build error JSON by hand. An unexpected exception gives 500 with the
 request id only: its details go to the log, not to the client.
+
+`STATUS` (a typed error's status, by class) and `_HTTP_CODES` (the codes of answers no typed error
+makes) are the one list of codes: `codes_by_status` reads them for `/openapi.json`, and a test holds
+docs/API.md to them.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,6 +49,7 @@ STATUS: dict[type[e.DocassistError], int] = {
     e.SummarizationStalled: 422,
     e.TooBusy: 429,
 }
+# the code of an HTTP error Starlette raises (a route that does not exist, a body that timed out…), by status
 _HTTP_CODES = {
     400: "invalid_input",
     401: "unauthorized",
@@ -55,6 +61,7 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     422: "invalid_input",
 }
+TOO_MANY_CONNECTIONS = "too_many_connections"  # 503 from the connection cap, before any app runs
 _BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
@@ -93,10 +100,31 @@ def _methods_for(request: Request) -> list[str]:
 
 
 def status_of(exc: e.DocassistError) -> int:
-    for cls in type(exc).__mro__:
+    return _status_of_class(type(exc))
+
+
+def _status_of_class(error: type[e.DocassistError]) -> int:
+    for cls in error.__mro__:
         if cls in STATUS:
             return STATUS[cls]
     return 500
+
+
+def _typed_errors(root: type[e.DocassistError] = e.DocassistError) -> list[type[e.DocassistError]]:
+    """`root` and every error class below it."""
+    return [root, *(cls for sub in root.__subclasses__() for cls in _typed_errors(sub))]
+
+
+def codes_by_status() -> dict[int, list[str]]:
+    """Every code an answer can carry, by its status: each typed error's, and those the HTTP layer
+    answers with itself."""
+    found: defaultdict[int, set[str]] = defaultdict(set)
+    for cls in _typed_errors():
+        found[_status_of_class(cls)].add(cls.code)
+    for status, code in _HTTP_CODES.items():
+        found[status].add(code)
+    found[503].add(TOO_MANY_CONNECTIONS)
+    return {status: sorted(codes) for status, codes in sorted(found.items())}
 
 
 def retry_after_s(exc: e.DocassistError, status: int) -> int:
@@ -155,7 +183,7 @@ def install_error_handlers(app: FastAPI) -> None:
         event("[ERROR] internal_error", f"{type(exc).__name__}: {exc}", level=logging.ERROR, exc_info=exc)
         return envelope_response(
             500,
-            "internal_error",
+            e.DocassistError.code,  # internal_error: what any error without a code of its own answers
             f"an internal error; the service log has its details under request id {rid}",
             {"request_id": rid},
         )

@@ -10,7 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from docassist.pipelines.documents.language import SUPPORTED_LANGUAGES
+from docassist.api.errors import codes_by_status
+from docassist.pipelines.documents.locations import Location
+from docassist.pipelines.language import SUPPORTED_LANGUAGES
 from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS
 from docassist.pipelines.spaces import SPACE_PATTERN
 from docassist.pipelines.streams import StreamEvent
@@ -25,9 +27,19 @@ class Request(BaseModel):
 
 
 # ---------------------------------------------------------------------- errors
+_CODES = codes_by_status()
+
+
+def _listed(codes: list[str]) -> str:
+    return ", ".join(f"`{code}`" for code in codes)
+
+
 class ErrorBody(BaseModel):
-    code: str
-    message: str
+    code: str = Field(
+        description="what went wrong, for programs: one of "
+        + _listed(sorted({code for codes in _CODES.values() for code in codes}))
+    )
+    message: str = Field(description="the same for people")
     details: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -35,32 +47,33 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+# what each status means; its codes are appended from the status map (`api/errors.py`)
 _WHY = {
-    401: "no valid API key (when `API_KEYS` is set): `unauthorized`",
-    403: "the key cannot reach this space: `forbidden`",
-    404: "no such document, job, conversation or endpoint in this space: `not_found`",
-    413: "a body, file, markup, page count or text over its limit: `too_large`, `markup_too_large`, "
-    "`too_many_pages`, `too_many_rows`, `text_too_long`",
-    415: "a file type other than .txt .md .pdf .docx .html .pptx .xlsx .csv .tsv .odt .ods .odp .epub: "
-    "`unsupported_media_type`",
-    422: "invalid input: `invalid_input`, and for uploads `no_text`, `unreadable_document`, `encrypted_document`, "
-    "`too_deeply_nested`",
-    408: "the request body did not arrive in time (`BODY_TIMEOUT_S`, `BODY_IDLE_TIMEOUT_S`): `request_timeout`",
-    429: "more requests in flight than admitted, answered at once with `Retry-After` (seconds): "
-    "`too_many_requests` (this key's `SEARCH_PER_KEY` or `ANSWERS_PER_KEY`), `upload_queue_full` (`UPLOAD_QUEUE`), "
-    "`space_upload_queue_full` (the space's `UPLOADS_PER_SPACE`)",
-    503: "a store or an LLM endpoint is unavailable, with `Retry-After` (seconds): `store_unavailable`, "
-    "`vector_store_unavailable`, "
-    "`llm_unavailable`, `embedder_unavailable` (the process that embeds uploads), `cancelled`, "
-    "`too_many_connections` (`MAX_CONNECTIONS`)",
+    401: "no valid API key (when `API_KEYS` is set)",
+    403: "the key cannot reach this space",
+    404: "no such document, job, conversation or endpoint in this space",
+    408: "the request body did not arrive in time (`BODY_TIMEOUT_S`, `BODY_IDLE_TIMEOUT_S`)",
+    413: "a body, file, markup, page or row count, image, text or chunk count over its limit",
+    415: "a file type docassist does not read (`POST /ingest`'s `file` lists those it does)",
+    422: "invalid input; for uploads, a document that cannot be read; a summary or answer that cannot be made",
+    429: "more requests in flight than admitted (this key's `SEARCH_PER_KEY`, `ANSWERS_PER_KEY`, `STREAMS_PER_KEY` "
+    "or `RENDERS_PER_KEY`; `UPLOAD_QUEUE`; the space's `UPLOADS_PER_SPACE`; the renders that may wait), answered "
+    "at once with `Retry-After` (seconds)",
+    503: "a store, an LLM endpoint or the process that embeds uploads is unavailable, the run was cancelled, or "
+    "`MAX_CONNECTIONS` are open; with `Retry-After` (seconds)",
 }
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The error statuses a route can answer, each with the envelope as JSON (also on routes whose
-    success is not JSON) and what it means."""
+    success is not JSON), what it means and the codes it carries."""
     return {
-        code: {"model": ErrorResponse, "description": _WHY[code], "content": {"application/json": {}}} for code in codes
+        code: {
+            "model": ErrorResponse,
+            "description": f"{_WHY[code]}: {_listed(_CODES[code])}",
+            "content": {"application/json": {}},
+        }
+        for code in codes
     }
 
 
@@ -70,7 +83,9 @@ class JobErrorOut(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
 
-    code: str
+    code: str = Field(
+        description="a code of the error envelope's, or `upload_lost`: the service stopped during the upload"
+    )
     message: str
     details: dict[str, Any] = Field(default_factory=dict)
 
@@ -182,7 +197,7 @@ class SourceOut(BaseModel):
     score: float
     text: str
     chunk: int
-    location: dict[str, int | str] | None = Field(
+    location: Location | None = Field(
         default=None,
         description='where the chunk sits: {"page": 3}, {"page": 3, "page_end": 4}, {"slide": 2, "title": "…"}, '
         '{"sheet": "Продажи", "rows": "2-4"}, {"chapter": "…"}, {"section": "A › B"}; null when unknown '
@@ -211,7 +226,7 @@ class CitationOut(BaseModel):
     start: int | None = Field(description="offset of `quote` in the document's text (`GET /documents/{id}/text`)")
     end: int | None
     score: float
-    location: dict[str, int | str] | None = Field(
+    location: Location | None = Field(
         default=None, description="where the quote itself sits (its page, even when its chunk spans two); null: unknown"
     )
 

@@ -24,8 +24,8 @@ from docassist.bench.core import Context, Result
 from docassist.bench.stats import ratio
 from docassist.evals.datasets import EVALDATA, xquad_article
 from docassist.evals.scans import ScanStyle, image_pdf, render_pages
-from docassist.pipelines.documents.extract import ExtractLimits
 from docassist.pipelines.documents.formats.ocr import LANGUAGES, OMP_THREADS, render_pdf_page
+from docassist.pipelines.documents.limits import ExtractLimits
 from docassist.pipelines.priorities import BULK_NICE
 
 SPACE = "bench_ocr"

@@ -12,7 +12,7 @@ from functools import cache
 
 from lingua import Language, LanguageDetector, LanguageDetectorBuilder
 
-from docassist.pipelines.documents.language import detect_language
+from docassist.pipelines.language import detect_language
 
 _LANGUAGES = (
     Language.RUSSIAN,

@@ -25,7 +25,7 @@ import nltk
 import numpy as np
 from rouge_score import rouge_scorer, tokenizers
 
-from docassist.pipelines.documents.language import detect_language
+from docassist.pipelines.language import detect_language
 from docassist.pipelines.search.sparse import stem, terms
 
 _WORD = re.compile(r"(?u)\b\w+\b")

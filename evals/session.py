@@ -36,7 +36,7 @@ class EvalSession:
 
     @property
     def embed_model(self) -> Any:
-        return self.assistant.runtime.embed_model
+        return self.assistant.answers.embed_model
 
     @property
     def context_window(self) -> int:

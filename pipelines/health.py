@@ -1,4 +1,4 @@
-"""What works right now, capability by capability, and the status code a load balancer acts on.
+"""What works right now, capability by capability, and whether this instance should be serving.
 
 Capabilities and what each needs:
 - `ingest`: the vector store and the database (the embedding model is loaded at start).
@@ -8,12 +8,13 @@ Capabilities and what each needs:
 - `answers`: the vector store and an endpoint for the answer step.
 
 Each is `ok`, `degraded` (works through a failover partner) or `down`. The service is
-`unavailable` (HTTP 503) when the vector store or the database is down, or an LLM endpoint is
-stalled — calls would hang rather than fail — so a load balancer takes this instance out and a
+`unavailable` — not serving — when the vector store or the database is down, or an LLM endpoint
+is stalled (calls would hang rather than fail), so a load balancer takes this instance out and a
 supervisor may restart it. An LLM endpoint that is down or restarting, or Redis, leaves the
-service `degraded` (HTTP 200): ingest and search keep working and the routes that need what is
-missing answer 503 at once. `GET /health?require=summaries,answers` turns any named
-capability that is down into a 503, for pools that must serve it.
+service `degraded` and serving: ingest and search keep working and the operations that need what
+is missing fail at once. A pool that must have some capabilities names them (`require`): any of
+them down takes the instance out of that pool. How this reaches a load balancer (status codes)
+is the API's business.
 
 What failed and where (error texts with addresses of servers) is for operators: anyone else gets
 the same states and reasons without the details (`HealthReport.without_details`).
@@ -44,10 +45,10 @@ class HealthReport:
     llm: dict[str, EndpointHealth]
     reasons: list[str] = field(default_factory=list)
 
-    def http_status(self, require: tuple[Capability, ...] = ()) -> int:
-        if self.status == "unavailable" or any(self.capabilities[c] == "down" for c in require):
-            return 503
-        return 200
+    def serving(self, require: tuple[Capability, ...] = ()) -> bool:
+        """Whether a load balancer should send this instance work: not while it is `unavailable`,
+        nor while a capability the pool requires is down."""
+        return self.status != "unavailable" and all(self.capabilities[c] != "down" for c in require)
 
     def without_details(self) -> HealthReport:
         """The same states, with no error text: error texts name hosts, ports and paths."""

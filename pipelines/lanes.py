@@ -9,6 +9,10 @@ uploads lane runs at a lower CPU priority, so an upload's embedding yields the c
 search's. PDF pages drawn for readers have a lane of their own too, one thread per render worker
 (which uploads never use), with `RENDER_QUEUE` places to wait. A lane with a queue limit refuses
 work past it (429: `UploadQueueFull`, `RenderQueueFull`) instead of queueing without bound.
+Counting a long prompt with the embedded model's GGUF vocabulary has a lane of its own (`tokens`),
+so a summary's counting never takes a search's thread; start-up and shut-down (models loaded, the
+database migrated, workers warmed up and closed) run on `lifecycle`, whose threads the service's
+requests never need. No code of the service uses the default executor (tests/test_executors.py).
 """
 
 from __future__ import annotations
@@ -116,13 +120,15 @@ def _soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
 
 @dataclass
 class Lanes:
-    """The lanes of a serving process."""
+    """The lanes of a process (the worker role uses those its parts need)."""
 
     uploads: Lane
     storage: Lane
     search: Lane
     health: Lane
     pages: Lane  # PDF pages rendered for readers: each thread drives a render worker of its own
+    tokens: Lane  # long prompts counted with the embedded model's GGUF vocabulary
+    lifecycle: Lane  # the process's own start and stop: idle while it serves
 
     @classmethod
     def build(cls, upload_workers: int, upload_queue: int) -> Lanes:
@@ -132,8 +138,10 @@ class Lanes:
             search=Lane("search", 4),
             health=Lane("health", 2),
             pages=Lane("pages", RENDER_WORKERS, RENDER_QUEUE, RENDER_RETRY_S, refusal=RENDERS_FULL),
+            tokens=Lane("tokens", 2),
+            lifecycle=Lane("lifecycle", 4),
         )
 
     def close(self) -> None:
-        for lane in (self.uploads, self.storage, self.search, self.health, self.pages):
+        for lane in (self.uploads, self.storage, self.search, self.health, self.pages, self.tokens, self.lifecycle):
             lane.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from docassist.pipelines.documents.language import detect_language
+from docassist.pipelines.language import detect_language
 from tests.conftest import FIXTURES, ingest, sse_events, xquad_article
 
 
@@ -55,7 +55,7 @@ def test_direct_mode_cuts_the_context_to_the_budget(shttp, space):
     assert kept == [s["chunk"] for s in retrieved["sources"][: len(kept)]], "the best chunks are the ones kept"
 
 
-def test_ask_bad_input_is_422(shttp, space):
+def test_ask_bad_input_is_422(http, space):
     for payload in (
         {"q": "", "space_id": space},
         {"q": "   ", "space_id": space},
@@ -63,25 +63,25 @@ def test_ask_bad_input_is_422(shttp, space):
         {"q": "x", "space_id": space, "top_k": 0},
         {"q": "x", "space_id": "no spaces"},
     ):
-        r = shttp.post("/ask", json=payload)
+        r = http.post("/ask", json=payload)
         assert r.status_code == 422, payload
         assert r.json()["error"]["code"] == "invalid_input"
 
 
-def test_curl_without_a_json_content_type_works(shttp, space):
+def test_curl_without_a_json_content_type_works(http, space):
     """A user running `curl -X POST /ask -d '{"q":...,"mode":"summarize"}'` with no
     JSON header: curl then says form-urlencoded. The JSON body must still be read."""
-    ingest(shttp, space, "k.txt", "Казань — столица Татарстана.".encode())
+    ingest(http, space, "k.txt", "Казань — столица Татарстана.".encode())
     body = json.dumps({"q": "Дай краткий обзор", "mode": "summarize", "space_id": space, "top_k": 1}).encode()
-    r = shttp.post("/ask", content=body, headers={"content-type": "application/x-www-form-urlencoded"})
+    r = http.post("/ask", content=body, headers={"content-type": "application/x-www-form-urlencoded"})
     assert r.status_code == 200, r.text
     assert r.json()["summarized"] is True and r.json()["mode"] == "summarize"
-    bad = shttp.post("/ask", content=b"q=hello", headers={"content-type": "application/x-www-form-urlencoded"})
+    bad = http.post("/ask", content=b"q=hello", headers={"content-type": "application/x-www-form-urlencoded"})
     assert bad.status_code == 422 and "malformed JSON" in bad.json()["error"]["message"]
 
 
-def test_an_empty_space_gets_a_clear_answer_without_an_llm_call(shttp, space):
-    body = ask(shttp, space, "Дай краткий обзор", mode="summarize").json()
+def test_an_empty_space_gets_a_clear_answer_without_an_llm_call(http, space):
+    body = ask(http, space, "Дай краткий обзор", mode="summarize").json()
     assert body["summarized"] is False and body["sources"] == [] and body["context_tokens"] == 0
     assert space in body["answer"] and body["language"] == "ru" and body["usage"]["llm_calls"] == 0
 

@@ -19,10 +19,11 @@ import pytest
 from sqlalchemy import insert
 
 from docassist.pipelines.conversations.store import ConversationStore, Turn, new_message
-from docassist.pipelines.documents.language import detect_language
+from docassist.pipelines.language import detect_language
 from docassist.pipelines.storage.database import Database
 from docassist.pipelines.storage.tables import conversations
-from tests.conftest import Integrations, ingest, sse_events, start_service
+from tests.conftest import Integrations, ingest, sse_events
+from tests.inprocess import start_in_process
 from tests.stubs.vllm_stub import VllmStub
 from tests.test_vllm_ollama_stubs import StubServer
 
@@ -207,13 +208,13 @@ def test_bad_input_is_refused_and_loses_nothing(admin, library):
 
 @pytest.fixture(scope="module")
 def faulty_condense(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
-    """`docassist serve` on two vLLM stubs that answer everything but the condense prompt, which
+    """docassist (in-process) on two vLLM stubs that answer everything but the condense prompt, which
     gets a 500 from both (so the failover partner fails it too)."""
     marker = "LAST QUESTION:"
     medium = VllmStub("openai/gpt-oss-20b", max_model_len=16384, fail_when=marker)
     small = VllmStub("mistralai/Mistral-7B-Instruct-v0.3", max_model_len=8192, fail_when=marker)
     m, s = StubServer(medium.app()), StubServer(small.app())
-    svc = start_service(
+    svc = start_in_process(
         Path(tmp_path_factory.mktemp("faulty")),
         LLM_MODE="vllm",
         VLLM_MEDIUM_URL=f"{m.url}/v1",

@@ -13,8 +13,8 @@ from llama_index.core.node_parser import SentenceSplitter
 
 from docassist.evals.scans import ScanStyle, image_pdf, render_pages
 from docassist.pipelines.documents.embed_ahead import EmbedAhead
-from docassist.pipelines.documents.extract import ExtractLimits
 from docassist.pipelines.documents.ingestion import CHUNK_OVERLAP, CHUNK_TOKENS, EMBED_BATCH, Ingestor
+from docassist.pipelines.documents.limits import ExtractLimits
 from docassist.pipelines.documents.registry import Registry
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
 from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
@@ -29,6 +29,7 @@ def embed():
     return build_embedding(load_settings({}).profile.embedding)
 
 
+@pytest.mark.slow
 def test_what_is_embedded_ahead_is_what_the_finished_text_would_embed(embed):
     splitter = SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP)
     text = "\n\n".join(xquad_article("ru", i) for i in range(3))
@@ -53,6 +54,7 @@ def test_what_is_embedded_ahead_is_what_the_finished_text_would_embed(embed):
     assert ahead.vector(text[:40]) is None, "a text that is no chunk has no vector"
 
 
+@pytest.mark.slow
 def test_a_scan_is_embedded_while_it_is_read_and_searches_as_if_it_were_not(tmp_path, embed, caplog):
     style = ScanStyle(dpi=150)
     pages = [render_pages(xquad_article("en", i)[:1400], style)[0] for i in range(5)]

@@ -13,9 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from docassist.pipelines.documents.extract import ExtractLimits, extract_text, file_kind
+from docassist.pipelines.documents.extract import extract_text, file_kind
+from docassist.pipelines.documents.limits import ExtractLimits
 from docassist.pipelines.errors import MarkupTooLarge, TooManyRows, UnreadableDocument
-from tests.conftest import Service, ingest, start_service
+from tests.conftest import Service, ingest
+from tests.inprocess import start_in_process
 
 SPACE = "formats"
 ROW_CAP = 500
@@ -182,8 +184,10 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = start_service(tmp_path_factory.mktemp("formats"), MAX_PARSE_MB="16", MAX_SHEET_ROWS=str(ROW_CAP))
+def svc(tmp_path_factory: pytest.TempPathFactory, llama_env: dict[str, str]) -> Iterator[Service]:
+    service = start_in_process(
+        tmp_path_factory.mktemp("formats"), MAX_PARSE_MB="16", MAX_SHEET_ROWS=str(ROW_CAP), **llama_env
+    )
     yield service
     service.stop()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from docassist.pipelines.documents.language import detect_language
+from docassist.pipelines.language import detect_language
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,7 @@ def test_completion_respects_the_dynamic_budget_and_logs_it(endpoint, capsys):
 
 
 def test_prompt_tokens_come_from_the_servers_tokenizer_and_the_local_vocabulary_agrees(endpoint):
+    from docassist.pipelines.lanes import Lane
     from docassist.pipelines.llm.llama_server import gguf_path
     from docassist.pipelines.llm.tokens import CHARS_PER_TOKEN_BOUND, GgufVocabulary
 
@@ -66,7 +67,8 @@ def test_prompt_tokens_come_from_the_servers_tokenizer_and_the_local_vocabulary_
     counted = asyncio.run(endpoint.tokens.exact(text))
     assert endpoint.tokens.source == "llama.cpp tokenizer endpoint"
     assert 20 < counted < len(text) / CHARS_PER_TOKEN_BOUND, "a real count, below the conservative bound"
-    assert asyncio.run(GgufVocabulary(gguf_path()).exact(text)) == counted, "in-process vocabulary = the server's"
+    vocabulary = GgufVocabulary(gguf_path(), Lane("tokens", 1))
+    assert asyncio.run(vocabulary.exact(text)) == counted, "in-process vocabulary = the server's"
 
 
 def test_overflowing_prompt_is_never_sent(endpoint, capsys):

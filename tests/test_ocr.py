@@ -13,11 +13,12 @@ import zlib
 import pytest
 
 from docassist.evals.scans import ScanStyle, image_file, image_pdf, render_pages
-from docassist.pipelines.documents.extract import ExtractLimits, OcrProgress, extract_document
-from docassist.pipelines.documents.language import detect_language
+from docassist.pipelines.documents.extract import OcrProgress, extract_document
+from docassist.pipelines.documents.limits import ExtractLimits
 from docassist.pipelines.documents.locations import Location
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
 from docassist.pipelines.errors import Cancelled, ImageTooLarge, OcrUnavailable, TooManyOcrPages, UnreadableDocument
+from docassist.pipelines.language import detect_language
 from tests.conftest import ingest, xquad_article
 
 LETTER_RU = (

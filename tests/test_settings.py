@@ -120,7 +120,7 @@ def test_serve_refuses_to_start_on_bad_config_and_says_where(tmp_path):
 
 def test_every_environment_variable_is_declared_once_and_documented():
     """Each variable is one `Field` of the group that owns it; the README's tables name them all."""
-    from docassist.pipelines.documents.extract import ExtractLimits
+    from docassist.pipelines.documents.limits import ExtractLimits
     from docassist.pipelines.llm.budget import Limits
     from docassist.pipelines.settings import Settings
 

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from docassist.pipelines.documents.language import detect_language
+from docassist.pipelines.language import detect_language
 from tests.conftest import Service, ingest, sse_events, xquad_article
 
 LONG = 6  # XQuAD article "Ctenophora": ~5.9k chars ru / ~5.5k en, longer than the 1,024-token window

@@ -16,6 +16,11 @@ from docassist.pipelines.health import CAPABILITIES
 router = APIRouter(tags=["service"])
 
 
+def _status_code(serving: bool) -> int:
+    """What a load balancer acts on: 200 keeps this instance in its pool, 503 takes it out."""
+    return 200 if serving else 503
+
+
 @router.get(
     "/health",
     response_model=HealthResponse,
@@ -57,14 +62,15 @@ async def health(
         ),
         reasons=report.reasons,
     )
-    return JSONResponse(body.model_dump(mode="json"), status_code=report.http_status(wanted))  # type: ignore[arg-type]
+    status = _status_code(report.serving(wanted))
+    return JSONResponse(body.model_dump(mode="json"), status_code=status)  # type: ignore[arg-type]
 
 
 @router.head("/health", include_in_schema=False)
 async def health_head(assistant: AssistantDep, caller: CallerDep) -> Response:
     """`/health`'s status with no body, for probes that send HEAD."""
     report = await assistant.health(details=caller.operator)
-    return Response(status_code=report.http_status())
+    return Response(status_code=_status_code(report.serving()))
 
 
 @router.get("/model-config", response_model=ModelConfigResponse, responses=error_responses(401, 404))

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
+from docassist.pipelines.documents.locations import Location
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.search import sparse
 from docassist.pipelines.search.embeddings import embed_query
@@ -56,7 +57,7 @@ class Citation:
     start: int | None = None  # offsets of `quote` in the document's text, where it is found there
     end: int | None = None
     score: float = 0.0
-    location: dict[str, int | str] | None = None  # where the quote itself sits (page, slide, sheet rows…)
+    location: Location | None = None  # where the quote itself sits (page, slide, sheet rows…)
 
 
 @dataclass

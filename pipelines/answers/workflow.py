@@ -25,7 +25,7 @@ from workflows.events import Event, StartEvent, StopEvent
 
 from docassist.pipelines.answers.citations import SUPPORT_MIN, Citation, Citer, Evidence, place
 from docassist.pipelines.answers.events import AnswerDelta, AskCitation, AskSources
-from docassist.pipelines.documents.language import detect_language, label
+from docassist.pipelines.language import detect_language, label
 from docassist.pipelines.llm.caller import Completion, LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
 from docassist.pipelines.llm.in_language import stream_in_language

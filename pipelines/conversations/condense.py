@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from docassist.pipelines.documents.language import detect_language
 from docassist.pipelines.errors import DocassistError
+from docassist.pipelines.language import detect_language
 from docassist.pipelines.llm.caller import Completion, LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
 from docassist.pipelines.llm.prompts import language_slots, render

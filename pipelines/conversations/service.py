@@ -3,7 +3,8 @@ workflow, and stored with its answer once the answer is complete.
 
 The conversation is looked up before any event (`NotFound` while an error status can still be
 sent); a turn whose answer failed stores nothing, so the conversation stays as it was and the
-question can simply be asked again.
+question can simply be asked again. Answers come from the answers feature (`Answers`), which
+knows nothing of conversations.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from docassist.pipelines.answers.events import AskComplete, AskError
+from docassist.pipelines.answers.service import Answers, last_event
 from docassist.pipelines.answers.workflow import Mode
 from docassist.pipelines.conversations.condense import Condensed, Condenser, Exchange
 from docassist.pipelines.conversations.events import TurnComplete
@@ -26,15 +28,14 @@ from docassist.pipelines.conversations.store import (
     Turn,
     new_message,
 )
-from docassist.pipelines.documents.language import detect_language
 from docassist.pipelines.errors import DocassistError
 from docassist.pipelines.lanes import Lane
+from docassist.pipelines.language import detect_language
 from docassist.pipelines.spaces import check_space_id
 from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries.events import Usage
 
 T = TypeVar("T")
-AskEvents = Callable[[str, str, Mode, int, str | None, str | None, int | None], AsyncIterator[StreamEvent]]
 
 
 def exchanges_of(messages: list[Message]) -> list[Exchange]:
@@ -63,8 +64,8 @@ def with_condense(done: AskComplete, condensed: Condensed, started: float) -> tu
 
 
 class Conversations:
-    def __init__(self, store: ConversationStore, condenser: Condenser, ask_events: AskEvents, lane: Lane) -> None:
-        self.store, self.condenser, self.ask_events, self.lane = store, condenser, ask_events, lane
+    def __init__(self, store: ConversationStore, condenser: Condenser, answers: Answers, lane: Lane) -> None:
+        self.store, self.condenser, self.answers, self.lane = store, condenser, answers, lane
 
     async def _db(self, fn: Callable[[], T]) -> T:
         return await self.lane.run(fn)
@@ -103,8 +104,21 @@ class Conversations:
         language = detect_language(q).code
         condensed = await self.condenser.standalone(history, q, language)
         cite_by = q if condensed.how in ("fallback", "history") else None
-        async for ev in self.ask_events(condensed.question, space_id, mode, top_k, language, cite_by, max_tokens):
+        async for ev in self.answers.events(condensed.question, space_id, mode, top_k, language, cite_by, max_tokens):
             yield ev, condensed
+
+    async def after_events(
+        self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int, max_tokens: int | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """The answer's events of a follow-up whose history the caller holds (stateless: `/v1`)."""
+        async for ev, _ in self.answer_events(history, q, space_id, mode, top_k, max_tokens):
+            yield ev
+
+    async def ask_after(
+        self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int, max_tokens: int | None = None
+    ) -> AskComplete:
+        """The `complete` event of `after_events`."""
+        return await last_event(self.after_events(history, q, space_id, mode, top_k, max_tokens), AskComplete)
 
     async def turn_events(
         self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int
@@ -126,6 +140,10 @@ class Conversations:
                     return
 
         return follow()
+
+    async def turn(self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int) -> TurnComplete:
+        """The `complete` event of `turn_events`."""
+        return await last_event(await self.turn_events(space_id, conversation_id, q, mode, top_k), TurnComplete)
 
     async def _stored(
         self, space_id: str, conversation_id: str, q: str, done: AskComplete, condensed: Condensed, started: float

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from pydantic import TypeAdapter
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from docassist.pipelines.answers.citations import Citation
@@ -35,6 +36,9 @@ Role = Literal["user", "assistant"]
 TITLE_CHARS = 80  # a conversation's title: its first question, cut to this
 DEFAULT_PAGE = 50  # conversations, or messages, in a page when the client names no limit
 MAX_PAGE = 200
+# an answer's citations and sources as their columns hold them: JSON, locations as `{"page": 3}`
+_CITATIONS = TypeAdapter(list[Citation])
+_SOURCES = TypeAdapter(list[Source])
 
 
 @dataclass
@@ -123,6 +127,10 @@ def check_limit(limit: int) -> None:
         raise InvalidInput(f"limit must be 1 to {MAX_PAGE}, not {limit}", limit=limit)
 
 
+def _column(adapter: TypeAdapter, values: list) -> str:
+    return json.dumps(adapter.dump_python(values, mode="json"), ensure_ascii=False)
+
+
 def _message(row: Any) -> Message:
     return Message(
         message_id=row.message_id,
@@ -132,8 +140,8 @@ def _message(row: Any) -> Message:
         standalone_question=row.standalone_question,
         language=row.language,
         grounded=None if row.grounded is None else bool(row.grounded),
-        citations=[Citation(**c) for c in json.loads(row.citations or "[]")],
-        sources=[Source(**s) for s in json.loads(row.sources or "[]")],
+        citations=_CITATIONS.validate_json(row.citations or "[]"),
+        sources=_SOURCES.validate_json(row.sources or "[]"),
     )
 
 
@@ -236,8 +244,8 @@ class ConversationStore:
                         standalone_question=message.standalone_question,
                         language=message.language,
                         grounded=None if message.grounded is None else int(message.grounded),
-                        citations=json.dumps([asdict(c) for c in message.citations], ensure_ascii=False),
-                        sources=json.dumps([asdict(s) for s in message.sources], ensure_ascii=False),
+                        citations=_column(_CITATIONS, message.citations),
+                        sources=_column(_SOURCES, message.sources),
                         created_at=message.created_at,
                     )
                 )

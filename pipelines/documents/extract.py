@@ -10,7 +10,7 @@ Extraction has three steps, so the sandbox can run OCR page by page: `read_parts
 into `Part`s (text, where it sits, or a page still to OCR), `ocr_part` reads one page, and `finish`
 joins and normalises them into an `Extracted` text with its sections (`locations.py`).
 
-Limits are checked before the expensive step they protect (`ExtractLimits`): a zip format's
+Limits are checked before the expensive step they protect (`ExtractLimits`, `limits.py`): a zip format's
 unpacked size and compression ratio from its zip directory (and again while unpacking, in case the
 directory lies), and its XML parts for entity declarations, before any library parses it
 (`formats/archive.py`); the markup an HTML parser reads; a PDF's page count before its pages are
@@ -30,13 +30,11 @@ from dataclasses import dataclass, replace
 from pathlib import PurePath
 from typing import TypeVar
 
-from pydantic import Field
-
 from docassist.pipelines.documents.formats.markup import too_deep
 from docassist.pipelines.documents.formats.ocr import IMAGE_EXTS, check_available, image_frames, ocr_page
 from docassist.pipelines.documents.formats.plain import decode_text
+from docassist.pipelines.documents.limits import ExtractLimits
 from docassist.pipelines.documents.locations import Extracted, Location, Part, join_parts
-from docassist.pipelines.environment import FromEnvironment
 from docassist.pipelines.errors import (
     DocassistError,
     InvalidInput,
@@ -74,27 +72,6 @@ SUPPORTED = {
 # zips of XML: vetted by `formats.archive.check_archive` before their library opens them
 ZIP_FORMATS = {".docx", ".pptx", ".xlsx", ".odt", ".ods", ".odp", ".epub"}
 T = TypeVar("T")
-
-
-class ExtractLimits(FromEnvironment):
-    """What reading one file may cost; each limit's environment variable declared here."""
-
-    # markup a parser reads: an HTML file, a zip format's parts once unpacked
-    max_parse_mb: float = Field(default=32, gt=0, validation_alias="MAX_PARSE_MB")
-    # unpacked / packed size of one part of a zip format
-    max_expansion_ratio: float = Field(default=100, gt=1, validation_alias="MAX_EXPANSION_RATIO")
-    max_pdf_pages: int = Field(default=2000, gt=0, validation_alias="MAX_PDF_PAGES")
-    max_document_chars: int = Field(default=2_000_000, gt=0, validation_alias="MAX_DOCUMENT_CHARS")
-    # non-empty rows of an XLSX, ODS or CSV, its sheets together
-    max_sheet_rows: int = Field(default=100_000, gt=0, validation_alias="MAX_SHEET_ROWS")
-    # scanned PDF pages and image frames OCR reads in one document
-    max_ocr_pages: int = Field(default=200, ge=0, validation_alias="MAX_OCR_PAGES")
-    ocr_page_timeout_s: float = Field(default=60, gt=0, validation_alias="OCR_PAGE_TIMEOUT_S")  # one page
-    # one PDF page drawn for a reader (GET /documents/{id}/pages/{n}): past it the render is stopped
-    page_render_timeout_s: float = Field(default=5, gt=0, le=120, validation_alias="PAGE_RENDER_TIMEOUT_S")
-    # an image or a rendered page; Pillow's own default guard
-    max_image_pixels: int = Field(default=89_478_485, gt=0, validation_alias="MAX_IMAGE_PIXELS")
-    tesseract_cmd: str = Field(default="tesseract", validation_alias="TESSERACT_CMD")
 
 
 MAX_FILENAME_CHARS = 255

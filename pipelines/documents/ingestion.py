@@ -31,11 +31,11 @@ from llama_index.core.utils import get_tokenizer
 from docassist.pipelines import metrics
 from docassist.pipelines.documents.embed_ahead import EmbedAhead
 from docassist.pipelines.documents.extract import OcrProgress, extract_document, file_kind
-from docassist.pipelines.documents.language import detect_language
 from docassist.pipelines.documents.locations import Extracted, Locator, Section
 from docassist.pipelines.documents.registry import DocumentRecord, Registry, text_sha256
 from docassist.pipelines.documents.upload_store import UploadStage
 from docassist.pipelines.errors import Cancelled, TooLarge, TooManyChunks
+from docassist.pipelines.language import detect_language
 from docassist.pipelines.logs import event
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.spaces import check_space_id

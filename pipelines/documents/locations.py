@@ -2,15 +2,25 @@
 
 A reader returns its text as `Part`s, each with the `Location` it came from; `join_parts` joins
 them into the document's normalised text and keeps, for each, the span it covers (a `Section`).
-A chunk cut from that text is mapped back to the sections it overlaps (`chunk_location`), so a
+A chunk cut from that text is mapped back to the sections it overlaps (`Locator.place`), so a
 search hit or an answer's source can say "page 3" or "sheet «Продажи», rows 2-4".
+
+A location is typed wherever the pipelines pass it; it becomes JSON — an object with only the
+fields it has, `{"page": 3}` — at the edges alone: the vector store's payload (`as_dict`,
+`from_dict`), and pydantic models (events, stored messages, responses), which read and write that
+same object through the schema `Location` declares.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, get_args, get_type_hints
+
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 
 @dataclass(frozen=True)
@@ -31,12 +41,52 @@ class Location:
 
     @staticmethod
     def from_dict(value: object) -> Location | None:
-        """A location read back from the store; None for documents ingested before locations."""
+        """A location read back as JSON, checked field by field (a field of the wrong type is left
+        out); None for anything else, as for documents ingested before locations were kept."""
         if not isinstance(value, dict):
             return None
-        fields = set(Location.__dataclass_fields__)
-        location = Location(**{k: v for k, v in value.items() if k in fields})
+        location = Location(**{k: v for k, v in value.items() if k in _FIELDS and _fits(k, v)})
         return location if location.as_dict() else None
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        """In a pydantic model a location reads and writes the object `as_dict` makes."""
+        return core_schema.no_info_plain_validator_function(
+            _validated, serialization=core_schema.plain_serializer_function_ser_schema(Location.as_dict)
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        types = {name: "integer" if name in _NUMBERS else "string" for name in _FIELDS}
+        return {
+            "type": "object",
+            "title": "Location",
+            "description": "only the fields its format has",
+            "properties": {name: {"type": kind} for name, kind in types.items()},
+            "additionalProperties": False,
+        }
+
+
+_FIELDS = tuple(f.name for f in fields(Location))
+_NUMBERS = frozenset(name for name, hint in get_type_hints(Location).items() if int in get_args(hint))  # others: text
+
+
+def _fits(name: str, value: object) -> bool:
+    if name in _NUMBERS:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, str)
+
+
+def _validated(value: object) -> Location:
+    if isinstance(value, Location):
+        return value
+    location = Location.from_dict(value)
+    if location is None:
+        raise ValueError(f"a location is an object of some of {', '.join(_FIELDS)}")
+    return location
+
+
+Place = tuple[int, Location]  # a section a chunk spans: its offset in the chunk's text, and its location
 
 
 @dataclass(frozen=True)
@@ -119,7 +169,7 @@ class Locator:
         self.starts = [s.start for s in sections]
         self.cursor = 0
 
-    def place(self, chunk: str) -> tuple[Location | None, list[tuple[int, Location]]]:
+    def place(self, chunk: str) -> tuple[Location | None, list[Place]]:
         """The chunk's location, and — when it spans several sections — each section's offset in
         the chunk with its location, so a quote of the chunk can name its own page."""
         if not self.sections:
@@ -132,7 +182,7 @@ class Locator:
         self.cursor = at + 1  # chunks overlap: the next one starts after this one's start
         end = at + len(chunk)
         i = max(0, bisect.bisect_right(self.starts, at) - 1)
-        found: list[tuple[int, Location]] = []
+        found: list[Place] = []
         while i < len(self.sections) and self.sections[i].start < end:
             if self.sections[i].end > at:
                 found.append((max(0, self.sections[i].start - at), self.sections[i].location))
@@ -140,7 +190,7 @@ class Locator:
         return merge([loc for _, loc in found]), found if len(found) > 1 else []
 
 
-def within(places: Sequence[tuple[int, Location]], start: int, end: int) -> Location | None:
+def within(places: Sequence[Place], start: int, end: int) -> Location | None:
     """Where [start, end) of a chunk sits, given its places (offset in the chunk, location):
     the places it overlaps, merged — a chunk across pages 3–4 quoted on page 4 is page 4."""
     found = [

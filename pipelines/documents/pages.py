@@ -33,7 +33,7 @@ from docassist.pipelines.errors import (
 )
 
 if TYPE_CHECKING:
-    from docassist.pipelines.documents.extract import ExtractLimits
+    from docassist.pipelines.documents.limits import ExtractLimits
 
 PAGE_DPI = 110  # an A4 page is 909 × 1,286 pixels: legible on a screen, a few hundred KB as PNG
 _FORM_DEPTH = 15  # images inside form XObjects nested this deep are counted (pdfium's own default)

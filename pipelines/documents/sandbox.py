@@ -32,7 +32,6 @@ from typing import TypeVar
 
 from docassist.pipelines import metrics
 from docassist.pipelines.documents.extract import (
-    ExtractLimits,
     OcrProgress,
     ReadParts,
     TextSoFar,
@@ -40,6 +39,7 @@ from docassist.pipelines.documents.extract import (
     ocr_part,
     read_or_finish,
 )
+from docassist.pipelines.documents.limits import ExtractLimits
 from docassist.pipelines.documents.locations import Extracted
 from docassist.pipelines.documents.pages import StoredPdf, render_stored_page, warm_renderer
 from docassist.pipelines.documents.worker_pools import Failures, Pool, Replace, WorkerPools

@@ -62,10 +62,6 @@ class UploadJob:
     created_at: float
     updated_at: float
 
-    @property
-    def finished(self) -> bool:
-        return self.status not in ACTIVE
-
 
 _FIELDS = list(UploadJob.__dataclass_fields__)
 _COLUMNS = [uploads.c[name] for name in _FIELDS]
@@ -106,15 +102,6 @@ class UploadStore:
         query = select(uploads.c.status, func.count()).group_by(uploads.c.status)
         with self.db.begin() as conn:
             return {status: n for status, n in conn.execute(query)}
-
-    def active(self, space_id: str, doc_id: str) -> UploadJob | None:
-        """The upload of this document still being read or embedded, if any."""
-        query = select(*_COLUMNS).where(
-            uploads.c.space_id == space_id, uploads.c.doc_id == doc_id, uploads.c.status.in_(ACTIVE)
-        )
-        with self.db.begin() as conn:
-            row = conn.execute(query.order_by(uploads.c.created_at.desc()).limit(1)).first()
-        return _job(row) if row else None
 
     def advance(self, job_id: str, progress: UploadProgress) -> bool:
         """Record progress; False when the job is no longer active (it was cancelled)."""

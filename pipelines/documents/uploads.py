@@ -120,7 +120,9 @@ class UploadRunner:
         summarize: Callable[[DocumentRecord], str | None],
         per_space: int | None = None,
     ) -> None:
-        """`per_space`: the upload places one space may hold (`UPLOADS_PER_SPACE`; None: half of them)."""
+        """`summarize`: the id of the summary job an upload that asked for one gets, if it needs
+        one (the rule is the jobs runner's: `JobRunner.summary_job_for`); `per_space`: the upload
+        places one space may hold (`UPLOADS_PER_SPACE`; None: half of them)."""
         self.ingestor, self.registry, self.store = ingestor, registry, store
         self.queue, self.storage = UploadQueue(uploads, per_space), storage
         self.summarize = summarize

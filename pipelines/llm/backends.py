@@ -11,7 +11,6 @@ else in docassist compares provider names.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from llama_index.core.llms import LLM
@@ -187,8 +186,8 @@ def backend_for(provider: Provider) -> Backend:
 
 
 def token_counter(
-    backend: Backend, ep: EndpointSettings, root_url: str, gguf: Path | None, headers: dict[str, str]
+    backend: Backend, ep: EndpointSettings, root_url: str, vocabulary: GgufVocabulary | None, headers: dict[str, str]
 ) -> TokenCounter:
     """The best tokenizer an endpoint has: the GGUF's vocabulary when docassist runs the model,
     else what its backend offers."""
-    return GgufVocabulary(gguf) if gguf is not None else backend.token_counter(ep, root_url, headers)
+    return vocabulary if vocabulary is not None else backend.token_counter(ep, root_url, headers)

@@ -17,10 +17,11 @@ from typing import Literal
 import httpx
 from llama_index.core.llms import LLM
 
+from docassist.pipelines.lanes import Lane
 from docassist.pipelines.llm.backends import Backend, ClientOptions, backend_for, token_counter
 from docassist.pipelines.llm.inflight import Activity, InFlight
 from docassist.pipelines.llm.scheduling import PrioritySemaphore, Throughput
-from docassist.pipelines.llm.tokens import TokenCounter
+from docassist.pipelines.llm.tokens import GgufVocabulary, TokenCounter
 from docassist.pipelines.settings import EndpointSettings, ModelSpec, Settings
 
 PROBE_TIMEOUT_S = 5.0
@@ -208,11 +209,13 @@ def _json(response: httpx.Response) -> dict:
 
 @dataclass(frozen=True)
 class ManagedServer:
-    """An LLM server docassist runs itself: where it listens, its GGUF, the key it was given."""
+    """An LLM server docassist runs itself: where it listens, its GGUF, the key it was given, and
+    the lane its GGUF vocabulary counts long texts on."""
 
     base_url: str
     gguf: Path
     api_key: str
+    count_lane: Lane
 
 
 def build_endpoints(settings: Settings, managed: dict[str, ManagedServer]) -> dict[str, Endpoint]:
@@ -224,7 +227,7 @@ def build_endpoints(settings: Settings, managed: dict[str, ManagedServer]) -> di
         assert spec is not None  # load_settings checked every model
         own = managed.get(name)
         base_url = own.base_url if own else ep.base_url or ""
-        gguf, api_key = (own.gguf, own.api_key) if own else (None, ep.api_key)
+        vocabulary, api_key = (GgufVocabulary(own.gguf, own.count_lane), own.api_key) if own else (None, ep.api_key)
         root = base_url.rstrip("/").removesuffix("/v1")
         backend = backend_for(ep.provider)
         capture = settings.llm_capture_file
@@ -242,7 +245,7 @@ def build_endpoints(settings: Settings, managed: dict[str, ManagedServer]) -> di
             backend=backend,
             api_key=api_key,
             llm=backend.build_llm(ep, spec, options),
-            tokens=token_counter(backend, ep, root, gguf, auth_headers(api_key)),
+            tokens=token_counter(backend, ep, root, vocabulary, auth_headers(api_key)),
             limiter=PrioritySemaphore(ep.max_concurrency),
             throughput=Throughput.seeded(backend.seed_rates),
             context_window_source="LLM_CONTEXT_WINDOW"

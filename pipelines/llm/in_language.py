@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from docassist.pipelines import metrics
-from docassist.pipelines.documents.language import detect_language
+from docassist.pipelines.language import detect_language
 from docassist.pipelines.llm.caller import Completion, LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
 from docassist.pipelines.llm.prompts import Prompt

@@ -21,8 +21,8 @@ from typing import Literal
 
 from llama_index.core.llms import ChatMessage, MessageRole
 
-from docassist.pipelines.documents.language import NAMES
 from docassist.pipelines.environment import ConfigError
+from docassist.pipelines.language import NAMES
 
 _version = ["v1"]  # the process's prompt version, set once at start from Settings
 

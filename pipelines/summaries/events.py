@@ -87,7 +87,6 @@ class SummaryError(StreamEvent):
         return DocassistError.from_code(self.code, self.message, **self.details)
 
 
-SummaryEvent = SummaryStart | SummaryProgress | SummaryDelta | SummaryComplete | SummaryError
 EVENT_TYPES: dict[str, type[StreamEvent]] = {
     cls.name: cls for cls in (SummaryStart, SummaryProgress, SummaryDelta, SummaryComplete, SummaryError)
 }

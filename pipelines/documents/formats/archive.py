@@ -16,7 +16,7 @@ from xml.parsers import expat
 from docassist.pipelines.errors import MarkupTooLarge, UnreadableDocument
 
 if TYPE_CHECKING:
-    from docassist.pipelines.documents.extract import ExtractLimits
+    from docassist.pipelines.documents.limits import ExtractLimits
 
 MB = 1024 * 1024
 _UNPACK_BLOCK = 1 << 20

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from docassist.pipelines.errors import MarkupTooLarge, TooDeeplyNested
 
 if TYPE_CHECKING:
-    from docassist.pipelines.documents.extract import ExtractLimits
+    from docassist.pipelines.documents.limits import ExtractLimits
     from docassist.pipelines.documents.locations import Part
 
 MB = 1024 * 1024

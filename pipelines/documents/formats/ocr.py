@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from docassist.pipelines.errors import ImageTooLarge, OcrUnavailable, UnreadableDocument
 
 if TYPE_CHECKING:
-    from docassist.pipelines.documents.extract import ExtractLimits
+    from docassist.pipelines.documents.limits import ExtractLimits
 
 LANGUAGES = ("rus", "eng")
 OCR_DPI = 300

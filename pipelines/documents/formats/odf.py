@@ -14,7 +14,7 @@ from docassist.pipelines.documents.formats.tables import RowWriter
 from docassist.pipelines.documents.locations import Part
 
 if TYPE_CHECKING:
-    from docassist.pipelines.documents.extract import ExtractLimits
+    from docassist.pipelines.documents.limits import ExtractLimits
 
 _MAX_REPEAT = 1024  # a non-empty cell or row "repeated" more often than this is a trap, not a table
 

@@ -9,7 +9,7 @@ from docassist.pipelines.documents.locations import Location, Part
 from docassist.pipelines.errors import EncryptedDocument, TooManyPages
 
 if TYPE_CHECKING:
-    from docassist.pipelines.documents.extract import ExtractLimits
+    from docassist.pipelines.documents.limits import ExtractLimits
 
 
 def pdf_parts(data: bytes, limits: ExtractLimits) -> list[Part]:

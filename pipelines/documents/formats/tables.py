@@ -20,7 +20,7 @@ from docassist.pipelines.documents.locations import Location, Part
 from docassist.pipelines.errors import TooManyRows
 
 if TYPE_CHECKING:
-    from docassist.pipelines.documents.extract import ExtractLimits
+    from docassist.pipelines.documents.limits import ExtractLimits
 
 _DELIMITERS = (";", ",", "\t", "|")
 _SNIFF_LINES = 50

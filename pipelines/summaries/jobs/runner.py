@@ -8,7 +8,8 @@ endpoints to interactive requests. A worker first claims the job in the database
 an expiry, renewed while it runs); the job's outcome is recorded only while it holds the lease.
 When a lease runs out — the worker was killed — any worker's reaper queues the job again and it
 resumes from its memoised partial results. A job that failed because an endpoint was down is
-marked retryable.
+marked retryable. Its database reads and writes on the event loop run on the storage lane it is
+given.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from huey.consumer import Consumer
 from docassist.pipelines import tracing
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.errors import JobError, NotFound, StoreUnavailable, shown
+from docassist.pipelines.lanes import Lane
 from docassist.pipelines.llm.scheduling import background
 from docassist.pipelines.logs import event, request_id_var
 from docassist.pipelines.summaries.events import SummaryComplete, SummaryError
@@ -66,11 +68,13 @@ class JobRunner:
         store: JobStore,
         registry: Registry,
         summaries: SummaryService,
+        lane: Lane,
         workers: int = 2,
         shared: bool = False,
         lease_s: float = 30,
     ) -> None:
-        self.huey, self.store, self.registry, self.summaries = huey, store, registry, summaries
+        """`lane`: where the job store is read and written from the event loop (the storage lane)."""
+        self.huey, self.store, self.registry, self.summaries, self.lane = huey, store, registry, summaries, lane
         self.workers, self.shared, self.lease_s = workers, shared, lease_s
         self.owner = worker_name()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -109,12 +113,27 @@ class JobRunner:
         return resumed
 
     def stop(self) -> None:
+        """Stop the workers and the reaper; nothing to stop when `start` never ran."""
+        if self.loop is None:
+            return
         if self.workers > 0:
             self.consumer.stop(graceful=False)
         if self._reaper:
             self._reaper.cancel()
         for fut in list(self._futures):
             fut.cancel()
+
+    def summary_job_for(self, record: DocumentRecord) -> Job | None:
+        """The one rule for an upload that asked for its summary (new or a duplicate): a job for the
+        summary in the document's language, unless that summary is already stored."""
+        if self.summaries.is_cached(record, record.language):
+            return None
+        return self.submit(record, record.language)
+
+    def summary_job_id_for(self, record: DocumentRecord) -> str | None:
+        """The id of `summary_job_for`'s job: what an upload job records."""
+        job = self.summary_job_for(record)
+        return job.job_id if job is not None else None
 
     def submit(self, record: DocumentRecord, language: str) -> Job:
         """A job for this document's summary: the active one if there is one, else a new one."""
@@ -180,10 +199,10 @@ class JobRunner:
 
     async def _attempt(self, job_id: str) -> None:
         with tracing.span("job.claim", **{"job.id": job_id}):
-            job = await asyncio.to_thread(self.store.claim, job_id, self.owner, self.lease_s)
+            job = await self.lane.run(self.store.claim, job_id, self.owner, self.lease_s)
         if job is None:
             return  # done, failed, deleted, or another worker holds it
-        record = await asyncio.to_thread(self.registry.get, job.space_id, job.doc_id)
+        record = await self.lane.run(self.registry.get, job.space_id, job.doc_id)
         if record is None:
             error = JobError(code="not_found", message="the document was deleted")
             await self._record(functools.partial(self.store.fail, job_id, self.owner, error, False))
@@ -231,9 +250,9 @@ class JobRunner:
                 heartbeat.cancel()
 
     async def _record(self, write: Callable[[], bool]) -> None:
-        """One of the job store's writes under this worker's lease, on a thread."""
+        """One of the job store's writes under this worker's lease, on the lane."""
         with contextlib.suppress(StoreUnavailable):  # the lease runs out; another worker finishes the job
-            await asyncio.to_thread(write)
+            await self.lane.run(write)
 
     async def _failed(self, job_id: str, error: SummaryError) -> None:
         failure = JobError(code=error.code, message=error.message, details=error.details)
@@ -250,7 +269,7 @@ class JobRunner:
         while True:
             await asyncio.sleep(self.lease_s / 3)
             try:
-                held = await asyncio.to_thread(self.store.renew, job_id, self.owner, self.lease_s)
+                held = await self.lane.run(self.store.renew, job_id, self.owner, self.lease_s)
             except StoreUnavailable:
                 continue
             if not held and run is not None:
@@ -269,16 +288,16 @@ class JobRunner:
         while True:
             await asyncio.sleep(self.lease_s / 3)
             try:
-                for job in await asyncio.to_thread(self.store.expired):
-                    if await asyncio.to_thread(self.store.requeue_if_expired, job):
-                        await asyncio.to_thread(self._enqueue, job)
+                for job in await self.lane.run(self.store.expired):
+                    if await self.lane.run(self.store.requeue_if_expired, job):
+                        await self.lane.run(self._enqueue, job)
                         event(
                             "Background job taken over",
                             f"job_id={job.job_id}: worker {job.lease_owner} stopped renewing its lease; queued again",
                             job_id=job.job_id,
                             level=logging.WARNING,
                         )
-                for job in await asyncio.to_thread(self.store.unqueued, LOST_MESSAGE_S):
-                    await asyncio.to_thread(self._enqueue, job)
+                for job in await self.lane.run(self.store.unqueued, LOST_MESSAGE_S):
+                    await self.lane.run(self._enqueue, job)
             except StoreUnavailable:
                 continue

@@ -5,7 +5,8 @@ that make it, the prompts, the target language and the output limits. The space 
 the key: a summary, a partial result or a running flight of one space is never visible from
 another. On a miss, one run (a flight) computes it; every request for the same key — a
 `/summarize`, a `/summarize-stream`, a background job — follows that run. A new flight sends
-`start` the moment it exists, with the plan estimated from the text's length.
+`start` the moment it exists, with the plan estimated from the text's length. Its database reads
+and writes (the cache, partial results, the text) run on the storage lane it is given.
 """
 
 from __future__ import annotations
@@ -16,18 +17,20 @@ import functools
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from llama_index.core.workflow.handler import WorkflowHandler
 
 from docassist.pipelines import metrics
-from docassist.pipelines.documents.language import label
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.errors import Cancelled, DocassistError
+from docassist.pipelines.lanes import Lane
+from docassist.pipelines.language import label
 from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
 from docassist.pipelines.llm.prompts import prompt_version, templates
 from docassist.pipelines.logs import event
+from docassist.pipelines.settings import Routing
 from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries import plan as planning
 from docassist.pipelines.summaries.events import (
@@ -44,16 +47,16 @@ from docassist.pipelines.summaries.workflow import PlanDecided, SummarizeInput, 
 
 
 class RunMemo:
-    """The workflow's `Memo` for one run, over the summary store's partial results."""
+    """The workflow's `Memo` for one run, over the summary store's partial results (on `lane`)."""
 
-    def __init__(self, store: SummaryStore, run: RunOf) -> None:
-        self.store, self.run = store, run
+    def __init__(self, store: SummaryStore, run: RunOf, lane: Lane) -> None:
+        self.store, self.run, self.lane = store, run, lane
 
     async def get(self, node_key: str) -> tuple[str, int, int] | None:
-        return await asyncio.to_thread(self.store.get_partial, self.run.key, node_key)
+        return await self.lane.run(self.store.get_partial, self.run.key, node_key)
 
     async def put(self, node_key: str, text: str, prompt_tokens: int, completion_tokens: int) -> None:
-        await asyncio.to_thread(self.store.put_partial, self.run, node_key, text, prompt_tokens, completion_tokens)
+        await self.lane.run(self.store.put_partial, self.run, node_key, text, prompt_tokens, completion_tokens)
 
 
 class SummaryService:
@@ -61,16 +64,28 @@ class SummaryService:
         self,
         store: SummaryStore,
         caller: LLMCaller,
-        map_endpoint: Endpoint,
-        reduce_endpoint: Endpoint,
+        endpoints: Mapping[str, Endpoint],
+        routing: Routing,
         registry: Registry,
         board: FlightBoard,
+        lane: Lane,
     ) -> None:
-        """`board`: where runs meet — `LocalFlightBoard` for a process alone, `SharedFlightBoard` across processes."""
-        self.store, self.caller, self.registry, self.board = store, caller, registry, board
-        self.map_ep, self.reduce_ep = map_endpoint, reduce_endpoint
+        """`endpoints`: the process's, by name, which exist once it has started — the service is
+        built before them and reads `routing`'s map and reduce endpoints when a run needs them.
+        `board`: where runs meet — `LocalFlightBoard` for a process alone, `SharedFlightBoard`
+        across processes. `lane`: where the database is read and written."""
+        self.store, self.caller, self.registry, self.board, self.lane = store, caller, registry, board, lane
+        self.endpoints, self.routing = endpoints, routing
         self.read_text, self.content_hash = registry.text_of, registry.content_hash
         self.flights: dict[str, Flight] = {}
+
+    @property
+    def map_ep(self) -> Endpoint:
+        return self.endpoints[self.routing.map]
+
+    @property
+    def reduce_ep(self) -> Endpoint:
+        return self.endpoints[self.routing.reduce]
 
     @property
     def max_output(self) -> int:
@@ -96,6 +111,10 @@ class SummaryService:
         ]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
+    def is_cached(self, record: DocumentRecord, language: str) -> bool:
+        """Whether the summary of `record` in `language` is stored (a database read)."""
+        return bool(self.store.existing([self.cache_key(record, language)]))
+
     def run_of(self, record: DocumentRecord, language: str) -> RunOf:
         return RunOf(self.cache_key(record, language), record.space_id, record.doc_id, self.content_hash(record))
 
@@ -111,7 +130,7 @@ class SummaryService:
             flight = self.flights[key]
             flight.pinned = flight.pinned or pinned
             return flight
-        hit = None if force else await asyncio.to_thread(self.store.get, key)
+        hit = None if force else await self.lane.run(self.store.get, key)
         if key in self.flights:  # started while we looked
             return self.flights[key]
         if hit is not None:
@@ -119,7 +138,7 @@ class SummaryService:
         claim = await self.board.claim(key)
         if isinstance(claim, Elsewhere):
             return RemoteFlight(key, record.space_id, record.doc_id, lang, claim.run, pinned)
-        if claim.contested and not force and (hit := await asyncio.to_thread(self.store.get, key)) is not None:
+        if claim.contested and not force and (hit := await self.lane.run(self.store.get, key)) is not None:
             await self.board.release(key, claim.run)  # computed by the owner that just finished
             return self._cached_flight(key, record, hit, looked_up)
         flight = Flight(
@@ -176,14 +195,14 @@ class SummaryService:
             target=language,
         )
         handler = None
-        exists = functools.partial(asyncio.to_thread, self.registry.exists, record.space_id, record.doc_id)
+        exists = functools.partial(self.lane.run, self.registry.exists, record.space_id, record.doc_id)
         watcher = asyncio.create_task(self.board.watch(flight, exists))
         try:
             run = self.run_of(record, language)
             if force:  # recompute: nothing from an earlier, unfinished run is reused
-                await asyncio.to_thread(self.store.drop_partials, run.key)
-            text = await asyncio.to_thread(self.read_text, record)
-            workflow = SummarizeWorkflow(self.caller, self.map_ep, self.reduce_ep, RunMemo(self.store, run))
+                await self.lane.run(self.store.drop_partials, run.key)
+            text = await self.lane.run(self.read_text, record)
+            workflow = SummarizeWorkflow(self.caller, self.map_ep, self.reduce_ep, RunMemo(self.store, run, self.lane))
             handler = workflow.run(start_event=SummarizeInput(text=text, language=language))
             await self._relay(handler, flight)
             result: SummaryResult = await handler
@@ -243,7 +262,7 @@ class SummaryService:
         value = CachedSummary(
             result.summary, language, result.strategy, stats.usage(), stats.timing(wall), time.time(), stats.parts
         )
-        if not await asyncio.to_thread(self.store.put_if_document_exists, run, value):
+        if not await self.lane.run(self.store.put_if_document_exists, run, value):
             raise Cancelled("the document was deleted while its summary was written", doc_id=record.doc_id)
         event(
             "[SUMMARY] Done",

@@ -4,7 +4,7 @@ results tied to their space and document, leases on jobs.
 Data moves too: each document's extracted text and original bytes are read from
 `DATA_DIR/files/<space>/<doc_id>/` (where the first release kept them) into
 `document_contents`. Summaries and partial results are re-keyed to the space-scoped keys at the
-next start (`pipelines/storage/first_release.py`), since keys depend on the configuration the
+next start (`pipelines/summaries/first_release.py`), since keys depend on the configuration the
 service runs with; until then a summary's `text_sha256` is empty.
 
 Revision ID: 0002

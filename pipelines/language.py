@@ -1,4 +1,6 @@
-"""Deterministic language detection that is right on short Russian text.
+"""The languages the service works in: their names (`NAMES`, what prompts and logs call them) and
+deterministic detection that is right on short Russian text. Below every feature: documents
+detect a text's language, the LLM layer names it in prompts and checks a reply against it.
 
 langdetect is random unless seeded and guesses wildly on a few words (it calls short
 Russian phrases Bulgarian or Macedonian). The alphabet is a stronger signal: text written

@@ -1,0 +1,154 @@
+"""The library: the documents of a space as callers see them — uploads, the list with each
+document's summary status, a document's text and pages, and deleting one.
+
+The documents feature. It answers with `views.py`'s views, which join a document to its summary,
+and a deletion stops the document's summary runs and jobs: so it sits above both the documents
+and the summaries packages, and is built from their started parts.
+
+Spaces arrive validated and already checked against the caller's key; a document outside the
+space asked for is `NotFound`, never a hint that it exists elsewhere. Database reads run on the
+storage lane and uploads on their own lane, so uploads never take the threads reads need; a page
+is drawn by a render worker, waiting on the pages lane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from docassist.pipelines.documents.extract import file_kind
+from docassist.pipelines.documents.ingestion import Ingestor
+from docassist.pipelines.documents.pages import PAGE_DPI, stored_pdf
+from docassist.pipelines.documents.registry import DocumentRecord, Registry
+from docassist.pipelines.documents.sandbox import ExtractionSandbox
+from docassist.pipelines.documents.uploads import UploadRunner
+from docassist.pipelines.errors import NotFound, shown
+from docassist.pipelines.lanes import Lanes
+from docassist.pipelines.spaces import check_space_id
+from docassist.pipelines.summaries.jobs.runner import JobRunner
+from docassist.pipelines.summaries.runs.service import SummaryService
+from docassist.pipelines.views import Accepted, DocumentView, Ingested, document_views
+
+T = TypeVar("T")
+
+
+class Library:
+    def __init__(
+        self, registry: Registry, uploads: UploadRunner, ingestor: Ingestor, sandbox: ExtractionSandbox,
+        summaries: SummaryService, jobs: JobRunner, lanes: Lanes, database_url: str, wait_s: float,
+    ) -> None:  # fmt: skip
+        """`summaries` and `jobs`: a document's summary status, its summary job after an upload, and
+        what deleting it stops; `wait_s`: how long an upload's caller waits (`INGEST_WAIT_S`)."""
+        self.registry, self.uploads, self.ingestor, self.sandbox = registry, uploads, ingestor, sandbox
+        self.summaries, self.jobs, self.lanes = summaries, jobs, lanes
+        self.database_url, self.wait_s = database_url, wait_s
+
+    async def _read(self, fn: Callable[[], T]) -> T:
+        """A storage read, on the storage lane: uploads cannot take its threads."""
+        return await self.lanes.storage.run(fn)
+
+    def _views(self, records: list[DocumentRecord]) -> list[DocumentView]:
+        return document_views(records, self.summaries.cache_key, self.summaries.store, self.jobs.store)
+
+    def _view(self, record: DocumentRecord) -> DocumentView:
+        return self._views([record])[0]
+
+    def record(self, space_id: str, doc_id: str) -> DocumentRecord:
+        """The document's row (a database read), or `NotFound` outside `space_id`."""
+        check_space_id(space_id)
+        record = self.registry.get(space_id, doc_id)
+        if record is None:
+            raise NotFound(f"no document {shown(doc_id)} in space {space_id!r}", space_id=space_id)
+        return record
+
+    async def find(self, space_id: str, doc_id: str) -> DocumentRecord:
+        """`record`, on the storage lane."""
+        return await self._read(lambda: self.record(space_id, doc_id))
+
+    async def get(self, space_id: str, doc_id: str) -> DocumentView:
+        return await self._read(lambda: self._view(self.record(space_id, doc_id)))
+
+    async def text(self, space_id: str, doc_id: str) -> str:
+        """The text extracted from the document: what summaries and answers read."""
+        return await self._read(lambda: self.registry.text_of(self.record(space_id, doc_id)))
+
+    async def page(self, space_id: str, doc_id: str, number: int) -> bytes:
+        """Page `number` (1-based) of a PDF document as a PNG at `PAGE_DPI`, for a reader to see
+        the page a citation names. Drawn by a render worker, which reads the stored original
+        itself: the file is a user's upload, never held in the service's memory, and its page
+        waits on the pages lane (`RenderQueueFull` past its places), never on an upload."""
+        record = await self.find(space_id, doc_id)
+        source = stored_pdf(record, self.database_url)
+        return await self.lanes.pages.run(self.sandbox.render_page, source, number, PAGE_DPI)
+
+    async def list(self, space_id: str) -> list[DocumentView]:
+        check_space_id(space_id)
+        return await self._read(lambda: self._views(self.registry.list(space_id)))
+
+    async def spaces(self, reach: frozenset[str] | None) -> list[str]:
+        """The spaces a caller can ask over: a limited key's own spaces; for a key for every space
+        (`None`), every space that holds a document."""
+        if reach is not None:
+            return sorted(reach)
+        return await self._read(self.registry.spaces)
+
+    @staticmethod
+    def check_file(filename: str) -> None:
+        """What a file's name tells before its bytes are read: a kind docassist reads, or 415."""
+        file_kind(filename)
+
+    async def ingest(
+        self, space_id: str, filename: str, data: bytes, generate_summary: bool = False, wait: bool = False
+    ) -> Ingested | Accepted:
+        """Every upload runs as a job (`UploadQueueFull` when the uploads lane's queue is full); the
+        caller waits `INGEST_WAIT_S` for it (`wait`: until it ends) and gets the document, or the
+        job of an upload that runs on. A caller cancelled while it waits — its client left —
+        stops the upload, storing nothing. A failure within the wait is raised as it is."""
+        uploads = self.uploads
+        submitted = await uploads.submit(space_id, filename, data, generate_summary)
+        if submitted.duplicate is not None:
+            return await self._known(submitted.duplicate.record, generate_summary)
+        running = submitted.running
+        assert running is not None
+        result = await uploads.wait(running, None if wait else self.wait_s)
+        if result is None:
+            upload = await uploads.job(running.job.job_id)
+            return Accepted(upload or running.job)
+
+        def done() -> Ingested:
+            upload = uploads.store.get(running.job.job_id)
+            summary = self.jobs.store.get(upload.summary_job_id) if upload and upload.summary_job_id else None
+            return Ingested(self._view(result.record), result.duplicate or submitted.joined, summary)
+
+        return await self._read(done)
+
+    async def _known(self, record: DocumentRecord, generate_summary: bool) -> Ingested:
+        """A duplicate upload: the stored document, with the summary job an upload that asked for
+        one gets by the same rule as a new document's (`JobRunner.summary_job_for`)."""
+        job = await self._read(lambda: self.jobs.summary_job_for(record)) if generate_summary else None
+        view = (
+            DocumentView(record, job.status, job) if job is not None else await self._read(lambda: self._view(record))
+        )
+        return Ingested(view, True, job)
+
+    async def delete(self, space_id: str, doc_id: str) -> None:
+        """Stop the document's upload if it is still being ingested and its summary runs, then
+        remove it everywhere: its vectors, files, row, the summaries and partial results of its
+        space, and its jobs. Nothing about it is written afterwards."""
+        stopped = await self.uploads.cancel(space_id, doc_id)
+        try:
+            record = await self.find(space_id, doc_id)
+        except NotFound:
+            if stopped:
+                return  # deleted before it was stored: nothing left to remove
+            raise
+        await self._read(lambda: self.jobs.store.forget_document(space_id, doc_id))
+        await self.summaries.cancel_document(space_id, doc_id)
+        if not await self._read(lambda: self.ingestor.delete(space_id, doc_id)):
+            raise NotFound(f"no document {shown(doc_id)} in space {space_id!r}", space_id=space_id)
+
+        def forget() -> None:
+            last = record.text_sha256 is None or self.registry.twins(space_id, record.text_sha256) == 0
+            self.summaries.store.forget_document(space_id, doc_id, record.text_sha256, last)
+
+        await self._read(forget)
