@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
@@ -49,35 +49,27 @@ from docassist.pipelines.runtime import Runtime
 from docassist.pipelines.settings import Settings, load_settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, assistant: Assistant | None = None) -> FastAPI:
+    """The service over `settings`. With `assistant`, the app serves one its caller has built and
+    started (and will stop): the routes run in-process over the real pipelines, as the tests do
+    with several apps over one runtime; without, the app builds the runtime and its lifespan
+    starts and stops it."""
     settings = settings or load_settings()
-    configure_logging(settings.log_format)
+    if assistant is None:  # a caller with a runtime of its own has its logging configured already
+        configure_logging(settings.log_format)
     _log_keys(settings)
     # each worker of `serve --workers N` runs this: the protocols' settings are not carried to them
     configure_connections(settings.header_timeout_s, settings.max_connections)
-    runtime = Runtime(settings)
-    assistant = Assistant(runtime)
+    runtime: Runtime | None = None
+    if assistant is None:
+        runtime = Runtime(settings)
+        assistant = Assistant(runtime)
     mcp = mcp_server.build(assistant)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        supervisor = os.environ.get("DOCASSIST_SUPERVISOR_PID")
-        if supervisor:  # a worker of `serve --workers N`: a graceful stop once the supervisor is gone
-            watch_parent(int(supervisor), lambda: os.kill(os.getpid(), signal.SIGTERM))
-        try:
-            await runtime.start()
-            async with mcp.session_manager.run():
-                yield
-        finally:
-            await runtime.stop()
-            tracing.shutdown()
-            service_metrics.process_stopped()
-
     app = FastAPI(
         title="docassist",
         version="0.1.0",
         summary="Whole-document summaries and answers over your documents, in their language.",
-        lifespan=lifespan,
+        lifespan=_lifespan(runtime, mcp),
         docs_url=None,  # served by routes/page.py from the installed Swagger UI, not a CDN
         redoc_url=None,
     )
@@ -101,6 +93,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.extend(mcp_server.routes(mcp))
     page.mount(app)
     return app
+
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def _lifespan(runtime: Runtime | None, mcp: mcp_server.DocassistMCP) -> Lifespan:
+    """What the app runs around serving: the MCP session manager, and the runtime it owns (none
+    when its caller started one and will stop it)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        supervisor = os.environ.get("DOCASSIST_SUPERVISOR_PID")
+        if supervisor:  # a worker of `serve --workers N`: a graceful stop once the supervisor is gone
+            watch_parent(int(supervisor), lambda: os.kill(os.getpid(), signal.SIGTERM))
+        if runtime is None:
+            async with mcp.session_manager.run():
+                yield
+            return
+        try:
+            await runtime.start()
+            async with mcp.session_manager.run():
+                yield
+        finally:
+            await runtime.stop()
+            tracing.shutdown()
+            service_metrics.process_stopped()
+
+    return lifespan
 
 
 def _log_keys(settings: Settings) -> None:

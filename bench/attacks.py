@@ -250,7 +250,7 @@ def _seed(service: Service) -> dict[str, str]:
 
 def run(ctx: Context) -> Result:
     res = Result("attacks", "Another space's p99 while one key attacks, against no attack")
-    seconds = 4.0 if ctx.quick else 30.0
+    seconds = ctx.sizes.attacks_seconds
     service = start_service(
         ctx.workdir / "attacks",
         LOG_FORMAT="json",
@@ -260,7 +260,7 @@ def run(ctx: Context) -> Result:
     try:
         ids = _seed(service)
         victim = Victim(service, ids["calm"], list(xquad_questions("ru")[:40]))
-        victim.run(5)  # warm: the first searches and uploads load what they need
+        victim.run(min(5, seconds))  # warm: the first searches and uploads load what they need
         for name, attack in ATTACKS.items():
             doc = ids["pdf"] if name == "page_renders" else ids["long"]  # the others ignore it
             ctx.log(f"attack {name}: the victim alone, then under attack")

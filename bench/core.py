@@ -65,6 +65,7 @@ class Sizes:
     metrics_documents: int  # documents in the service while /metrics is scraped
     metrics_jobs: int  # finished job rows beside them
     conversations_rounds: int  # follow-up (and first message) against /ask-stream pairs
+    attacks_seconds: float  # the victim's probes alone, then under each attack, this long each
     service_env: tuple[tuple[str, str], ...] = ()
 
 
@@ -72,7 +73,7 @@ QUICK = Sizes(
     overhead_docs=(("direct", 300),),
     overhead_repeats=2,
     tree_english_docs=1,
-    tree_max_tokens=1200,
+    tree_max_tokens=900,
     tree_window=1024,
     cached_requests=200,
     streaming_repeats=2,
@@ -95,7 +96,7 @@ QUICK = Sizes(
     lanes_upload_kb=6,
     lanes_heavy_seconds=3,
     scaleout_cached_requests=40,
-    scaleout_jobs=2,
+    scaleout_jobs=1,
     scaleout_search_docs=4,
     scaleout_search_clients=4,
     scaleout_search_seconds=3,
@@ -103,6 +104,7 @@ QUICK = Sizes(
     metrics_documents=30,
     metrics_jobs=50,
     conversations_rounds=1,
+    attacks_seconds=2,
     service_env=(("LLM_MAX_TOKENS", "96"),),
 )
 
@@ -141,6 +143,7 @@ FULL = Sizes(
     metrics_documents=1000,
     metrics_jobs=300,
     conversations_rounds=8,
+    attacks_seconds=30,
 )
 
 
@@ -264,13 +267,6 @@ def server_ms(response: httpx.Response) -> float:
                 if k == "dur":
                     return float(v)
     return math.nan
-
-
-def stored_text(http: httpx.Client, doc: dict[str, Any]) -> str:
-    """The text the service extracted and keeps for a document: what its prompts are made of."""
-    r = http.get(f"/documents/{doc['doc_id']}/text", params={"space_id": doc["space_id"]})
-    r.raise_for_status()
-    return r.text
 
 
 def mb(kb: int) -> float:

@@ -108,7 +108,10 @@ def run(ctx: Context) -> Result:
     window = ctx.sizes.tree_window
     res = Result("tree", f"Tree summarization vs LlamaIndex tree_summarize ({window:,}-token window)")
     SentenceSplitter(chunk_size=64, chunk_overlap=0).split_text("Warm up. " * 200)  # nltk loads once, not timed
-    env = {"LLM_CONTEXT_WINDOW": str(window), "LLM_TEMPERATURE": "0", **dict(ctx.sizes.service_env)}
+    # the bench's llama.cpp server, its window narrowed by LLM_CONTEXT_WINDOW (which wins over what the
+    # server reports): both sides call the same server with the same window
+    llama = {"LLAMA_SERVER_URL": ctx.service.llama_url, "LLAMA_SERVER_API_KEY": ctx.service.llama_key}
+    env = {"LLM_CONTEXT_WINDOW": str(window), "LLM_TEMPERATURE": "0", **llama, **dict(ctx.sizes.service_env)}
     service = start_service(ctx.workdir / "tree-service", **env)
     rows = []
     try:
@@ -133,7 +136,7 @@ def run(ctx: Context) -> Result:
                     else:
                         language = doc["language"] if side == "same_prompts" else None
                         sides[side] = llama_index_summary(
-                            service.llama_url, service.llama_key, service.model, window, text, cap, language
+                            ctx.service.llama_url, ctx.service.llama_key, service.model, window, text, cap, language
                         )
                 for side in sides.values():
                     side["rouge"] = rouge(side["summary"], d["references"]) if d["references"] else None

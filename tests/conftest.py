@@ -1,7 +1,8 @@
-"""Fixtures that start the real parts once: `docassist serve` (real uvicorn, which starts the
-real llama.cpp server with the real Gemma GGUF), Qdrant local mode in a temporary folder, and
-the real embedding model, through the same harness the benchmarks use (`bench/service.py`).
-Tests talk HTTP to it."""
+"""Fixtures that start the real parts once: the service in this process (`tests/inprocess.py`:
+real uvicorn, the real llama.cpp server with the real Gemma GGUF, Qdrant Edge in a temporary
+folder, the real embedding model), and `docassist serve` processes — through the harness the
+benchmarks use (`bench/service.py`) — for what needs a process of its own. Tests talk HTTP to them.
+Services that need an LLM but not its supervision share the session's llama.cpp server."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from docassist.bench.service import Service, service_env, sse_events, start_service
 from docassist.evals import datasets
+from tests.inprocess import InProcessService, in_process
 from tests.otlp_receiver import OtlpReceiver
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -31,6 +33,10 @@ __all__ = [
     "start_service",
     "xquad_article",
 ]
+# Fixtures that start processes of their own (a `docassist serve`, a browser): the tests using
+# them, however indirectly, are in the slow tier. So is a test marked `slow` where it starts one
+# itself or takes more than 10 s; `pytest -m "not slow"` runs the rest.
+PROCESS_FIXTURES = frozenset({"small_service", "shttp", "integrations", "browser"})
 PDF_PAGE = (612, 792)  # US Letter in points: 935 × 1,210 pixels at 110 dpi, exactly
 
 
@@ -66,12 +72,25 @@ def pdf_pages(pages: list[str]) -> bytes:
     return buf.getvalue()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """The embedded default as the README's command runs it (upload limit lowered to test 413 cheaply)."""
-    svc = start_service(tmp_path_factory.mktemp("svc"), MAX_UPLOAD_MB="1")
-    yield svc
-    svc.stop()
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessService]:
+    """The embedded default, served in this process over real HTTP (upload limit lowered to test
+    413 cheaply). Its llama.cpp server is the session's: the other services that need an LLM but
+    not its supervision call it too (`llama_env`)."""
+    with in_process(tmp_path_factory.mktemp("svc"), MAX_UPLOAD_MB="1") as svc:
+        yield svc
+
+
+@pytest.fixture(scope="session")
+def llama_env(service: InProcessService) -> dict[str, str]:
+    """What points a `docassist serve` at the session's llama.cpp server instead of a server of its own."""
+    return service.llama_env
 
 
 @pytest.fixture(scope="session")
@@ -93,10 +112,11 @@ def ingest(http: httpx.Client, space: str, filename: str, data: bytes, **form: s
 
 
 @pytest.fixture(scope="session")
-def small_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def small_service(tmp_path_factory: pytest.TempPathFactory, llama_env: dict[str, str]) -> Iterator[Service]:
     """The embedded default with a 1,024-token context window, so documents of a few
-    paragraphs take the map-reduce path in seconds."""
-    svc = start_service(tmp_path_factory.mktemp("small"), LLM_CONTEXT_WINDOW="1024")
+    paragraphs take the map-reduce path in seconds (an explicit LLM_CONTEXT_WINDOW wins over the
+    window the shared server has)."""
+    svc = start_service(tmp_path_factory.mktemp("small"), LLM_CONTEXT_WINDOW="1024", **llama_env)
     yield svc
     svc.stop()
 
@@ -138,7 +158,7 @@ class Integrations:
 
 
 @pytest.fixture(scope="session")
-def integrations(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Integrations]:
+def integrations(tmp_path_factory: pytest.TempPathFactory, llama_env: dict[str, str]) -> Iterator[Integrations]:
     """`docassist serve` with a key for every space and a key for `team` only, exporting traces
     over OTLP to a receiver the tests read: what /metrics, /mcp, /v1 and traces are tested on."""
     traces = OtlpReceiver()
@@ -148,6 +168,7 @@ def integrations(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Integrati
         METRICS_KEY=INTEGRATIONS_SCRAPER,
         OTEL_EXPORTER_OTLP_ENDPOINT=traces.url,
         OTEL_BSP_SCHEDULE_DELAY="200",
+        **llama_env,
     )
     try:
         it = Integrations(svc, traces)

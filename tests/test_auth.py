@@ -5,12 +5,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import start_service
+from tests.inprocess import start_in_process
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory):
-    svc = start_service(tmp_path_factory.mktemp("keyed"), API_KEYS="admin-key:*,team-key:team_a|team_b")
+def keyed(tmp_path_factory, llama_env):
+    svc = start_in_process(tmp_path_factory.mktemp("keyed"), API_KEYS="admin-key:*,team-key:team_a|team_b", **llama_env)
     yield svc
     svc.stop()
 

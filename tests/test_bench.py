@@ -16,6 +16,8 @@ import pytest
 from docassist.bench.__main__ import ORDER
 from tests.conftest import EVALDATA
 
+pytestmark = pytest.mark.slow  # `docassist bench --quick`: services and workers of its own, minutes
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

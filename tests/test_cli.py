@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import FIXTURES, Service, service_env
+
+pytestmark = pytest.mark.slow  # runs the `docassist` command
 
 DOCASSIST = str(Path(sys.executable).parent / "docassist")
 

@@ -19,6 +19,8 @@ from docassist.pipelines.search.embeddings import build_embedding
 from docassist.pipelines.settings import load_settings
 from tests.conftest import xquad_article
 
+pytestmark = pytest.mark.slow  # starts the embedder process
+
 SETTINGS = load_settings({}).profile.embedding
 
 

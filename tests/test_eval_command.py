@@ -85,6 +85,7 @@ def test_eval_answers_scores_ask_on_xquad_in_both_languages(tmp_path: Path):
         assert answer["answer"].strip() and answer["gold"]
 
 
+@pytest.mark.slow
 def test_eval_ocr_scores_scans_made_from_xquad_in_both_languages(tmp_path: Path):
     report = _eval(tmp_path, "ocr")
     assert set(report["cer"]) == {"300dpi", "300dpi-skewed-blurred", "150dpi", "150dpi-skewed-blurred"}
@@ -94,6 +95,7 @@ def test_eval_ocr_scores_scans_made_from_xquad_in_both_languages(tmp_path: Path)
         assert hits["questions"] >= 1 and 0 <= hits["hit@1_scan"] <= 1 and 0 <= hits["hit@1_text"] <= 1
 
 
+@pytest.mark.slow
 def test_eval_citations_scores_the_quote_of_every_question_without_an_llm(tmp_path: Path):
     report = _eval(tmp_path, "citations")
     assert set(report["results"]) == {"ru", "en"}

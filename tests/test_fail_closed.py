@@ -28,6 +28,8 @@ from docassist.pipelines.settings import load_settings
 from docassist.pipelines.storage.database import DatabaseHealth
 from tests.conftest import start_service
 
+pytestmark = pytest.mark.slow  # a service of its own, with a fresh data directory and llama.cpp server
+
 ADMIN_KEY = "admin-key-for-every-space-0001"
 TEAM_KEY = "team-key-limited-to-team-0002"
 HASHED_KEY = "hashed-key-known-only-as-sha256-03"
@@ -46,7 +48,7 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     os.chmod(data, 0o755)
     os.chmod(data / "logs", 0o755)
     os.chmod(loose, 0o644)
-    service = start_service(root, API_KEYS=API_KEYS)
+    service = start_service(root, API_KEYS=API_KEYS)  # its own llama.cpp server: its files are tested
     yield service
     service.stop()
 

@@ -16,7 +16,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from tests.conftest import start_service
+from tests.inprocess import start_in_process
 
 LLM_ROUTES = re.compile(r"^/(summarize|summarize-stream|ask|ask-stream|v1/chat/completions)$")
 CHECKS = [
@@ -44,8 +44,8 @@ def fuzz(operation, examples: int) -> str | None:
     return None
 
 
-def test_every_route_answers_as_documented_to_generated_requests(tmp_path: Path):
-    svc = start_service(tmp_path, LLM_MAX_TOKENS="16", MAX_UPLOAD_MB="1")
+def test_every_route_answers_as_documented_to_generated_requests(tmp_path: Path, llama_env: dict[str, str]):
+    svc = start_in_process(tmp_path, LLM_MAX_TOKENS="16", MAX_UPLOAD_MB="1", **llama_env)
     try:
         schema = schemathesis.openapi.from_url(f"{svc.url}/openapi.json")
         failures, covered, started = [], [], time.monotonic()

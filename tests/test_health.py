@@ -13,9 +13,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from docassist.bench.service import Service, sse
 from tests.conftest import ingest, start_service, xquad_article
+
+pytestmark = pytest.mark.slow  # each test starts and supervises a service of its own
 
 
 class Silent:

@@ -19,6 +19,8 @@ import pytest
 from docassist.bench.service import Service
 from tests.conftest import FIXTURES, start_service
 
+pytestmark = pytest.mark.slow  # a service of its own (its temporary folder is watched)
+
 KEY = {"X-API-Key": "k"}
 LIMITS = {
     "API_KEYS": "k:*",
@@ -31,11 +33,11 @@ LIMITS = {
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, Path]]:
+def guarded(tmp_path_factory: pytest.TempPathFactory, llama_env: dict[str, str]) -> Iterator[tuple[Service, Path]]:
     root = tmp_path_factory.mktemp("guarded")
     spool = root / "spool"  # the service's temporary folder: where an upload would be spooled to disk
     spool.mkdir()
-    svc = start_service(root, TMPDIR=str(spool), **LIMITS)
+    svc = start_service(root, TMPDIR=str(spool), **LIMITS, **llama_env)
     yield svc, spool
     svc.stop()
 

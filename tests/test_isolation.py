@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from docassist.bench.service import Service, sse
-from tests.conftest import start_service, xquad_article
+from tests.conftest import xquad_article
+from tests.inprocess import start_in_process
 
 A = {"Authorization": "Bearer key-a"}
 B = {"Authorization": "Bearer key-b"}
@@ -21,11 +22,12 @@ TEXT = "Секретный отчёт.\nВыручка компании выро
 
 
 @pytest.fixture(scope="module")
-def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = start_service(
+def tenants(tmp_path_factory: pytest.TempPathFactory, llama_env: dict[str, str]) -> Iterator[Service]:
+    svc = start_in_process(
         tmp_path_factory.mktemp("tenants"),
         API_KEYS="key-admin:*,key-a:space_a,key-b:space_b",
         LLM_CONTEXT_WINDOW="1024",
+        **llama_env,
     )
     yield svc
     svc.stop()
@@ -66,6 +68,7 @@ def test_the_same_text_in_two_spaces_shares_no_cached_summary(tenants: Service):
     assert summarize(tenants, B, "space_b", b_doc["doc_id"])["cached"] is True, "A's delete left B's summary"
 
 
+@pytest.mark.slow
 def test_a_stream_in_one_space_never_joins_a_run_of_another(tenants: Service):
     text = xquad_article("ru", 3).encode()
     b_doc = upload(tenants, B, "space_b", "long.txt", text)
@@ -162,6 +165,7 @@ def test_every_route_refuses_a_key_of_another_space_without_telling_what_exists(
     ), "B's document was not touched"
 
 
+@pytest.mark.slow
 def test_deleting_a_document_stops_its_running_summary_and_nothing_is_written_later(tenants: Service):
     text = xquad_article("en", 11).encode()
     doc = upload(tenants, ADMIN, "space_a", "long.txt", text, generate_summary="true")
@@ -180,6 +184,7 @@ def test_deleting_a_document_stops_its_running_summary_and_nothing_is_written_la
     assert fresh["cached"] is False and fresh["usage"]["resumed_calls"] == 0, "nothing of the deleted run was kept"
 
 
+@pytest.mark.slow
 def test_force_recomputes_instead_of_reusing_an_interrupted_runs_partial_results(tenants: Service):
     doc = upload(tenants, ADMIN, "space_a", "partial.txt", xquad_article("ru", 9).encode())
     request = {"doc_id": doc["doc_id"], "space_id": "space_a"}

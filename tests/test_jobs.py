@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import Service, ingest, start_service, xquad_article
 
@@ -77,7 +78,7 @@ def test_delete_removes_cached_summaries_and_jobs(shttp, space):
 
 
 def _kill_hard(svc: Service) -> None:
-    """Simulate a crash: SIGKILL the service and its llama.cpp child, no shutdown code runs."""
+    """Simulate a crash: SIGKILL the service and its children, no shutdown code runs."""
     children = subprocess.run(["pgrep", "-P", str(svc.proc.pid)], capture_output=True, text=True).stdout.split()
     svc.proc.send_signal(signal.SIGKILL)
     svc.proc.wait()
@@ -85,8 +86,9 @@ def _kill_hard(svc: Service) -> None:
         subprocess.run(["kill", "-9", pid], capture_output=True)
 
 
-def test_a_job_interrupted_by_a_crash_resumes_after_restart(tmp_path: Path):
-    env = {"LLM_CONTEXT_WINDOW": "1024"}
+@pytest.mark.slow
+def test_a_job_interrupted_by_a_crash_resumes_after_restart(tmp_path: Path, llama_env: dict[str, str]):
+    env = {"LLM_CONTEXT_WINDOW": "1024", **llama_env}
     svc = start_service(tmp_path / "a", **env)
     data_dir = svc.data_dir
     try:

@@ -17,6 +17,8 @@ import pytest
 from docassist.bench.service import Service
 from tests.conftest import ingest, start_service, xquad_article
 
+pytestmark = pytest.mark.slow  # a service of its own (limits set per process)
+
 K1, K2 = {"X-API-Key": "k1"}, {"X-API-Key": "k2"}
 HEADER_TIMEOUT_S = 2
 BODY_IDLE_TIMEOUT_S = 2
@@ -38,8 +40,8 @@ FAST_S = 4.0  # what "stays fast" means on a loaded 2-core CI machine
 
 
 @pytest.fixture(scope="module")
-def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = start_service(tmp_path_factory.mktemp("lanes"), **LIMITS)
+def svc(tmp_path_factory: pytest.TempPathFactory, llama_env: dict[str, str]) -> Iterator[Service]:
+    service = start_service(tmp_path_factory.mktemp("lanes"), **LIMITS, **llama_env)
     yield service
     service.stop()
 
@@ -97,7 +99,7 @@ def test_five_parallel_uploads_leave_health_listing_search_and_a_note_fast(svc: 
     started = time.monotonic()
 
     def upload(i: int) -> None:
-        uploads.append(timed(lambda: ingest(c1, "bulk", f"bulk{i}.txt", document(f"bulk {i}", 30_000))))
+        uploads.append(timed(lambda: ingest(c1, "bulk", f"bulk{i}.txt", document(f"bulk {i}", 18_000))))
 
     threads = [threading.Thread(target=upload, args=(i,)) for i in range(5)]  # the sixth place: the note
     for t in threads:

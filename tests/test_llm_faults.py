@@ -6,8 +6,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import ingest, start_service
+
+pytestmark = pytest.mark.slow  # a service of its own
 
 
 def test_llm_down_is_503_naming_the_endpoint_and_jobs_fail_retryably(tmp_path: Path):

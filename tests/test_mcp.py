@@ -17,7 +17,8 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import Integrations, Service, ingest, start_service, xquad_article
+from tests.conftest import Integrations, Service, ingest, xquad_article
+from tests.inprocess import start_in_process
 
 
 async def _session(it: Integrations, headers: dict[str, str], calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
@@ -130,15 +131,16 @@ SUMMARIZE = {"space_id": "long", "q": "Tell me everything about these documents"
 
 
 @pytest.fixture(scope="module")
-def one_answer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def one_answer(tmp_path_factory: pytest.TempPathFactory, llama_env: dict[str, str]) -> Iterator[Service]:
     """One answer place per key (`ANSWERS_PER_KEY=1`); a 1,024-token window, so an ask in summarize
     mode over a few articles takes several LLM calls; JSON logs, where the tests read those calls."""
-    svc = start_service(
+    svc = start_in_process(
         tmp_path_factory.mktemp("mcp_one_answer"),
         API_KEYS=f"{MCP_KEY}:*",
         ANSWERS_PER_KEY="1",
         LLM_CONTEXT_WINDOW="1024",
         LOG_FORMAT="json",
+        **llama_env,
     )
     yield svc
     svc.stop()
@@ -184,6 +186,7 @@ def wait_for(found: Callable[[], list[dict[str, Any]]], seconds: float = 30) -> 
     return records
 
 
+@pytest.mark.slow
 def test_an_abandoned_ask_starts_no_llm_call_and_holds_its_place_until_its_work_ends(one_answer: Service):
     svc = one_answer
     text_ = "\n\n".join(xquad_article("en", i) for i in range(5))

@@ -23,7 +23,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from docassist.pipelines.conversations.store import ConversationStore, Turn, new_message
 from docassist.pipelines.storage.database import Database
-from tests.conftest import FIXTURES, Service, ingest, pdf_pages, start_service, xquad_article
+from tests.conftest import FIXTURES, Service, ingest, pdf_pages, xquad_article
+from tests.inprocess import start_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -48,8 +49,10 @@ def shot(page: Page, name: str, full_page: bool = True) -> None:
 
 
 @pytest.fixture(scope="module")
-def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = start_service(tmp_path_factory.mktemp("page"), LLM_CONTEXT_WINDOW="1024", MAX_UPLOAD_MB="1")
+def svc(tmp_path_factory: pytest.TempPathFactory, llama_env: dict[str, str]) -> Iterator[Service]:
+    service = start_in_process(
+        tmp_path_factory.mktemp("page"), LLM_CONTEXT_WINDOW="1024", MAX_UPLOAD_MB="1", **llama_env
+    )
     yield service
     service.stop()
 
@@ -540,8 +543,10 @@ def test_many_conversations_and_a_long_one_are_read_a_page_at_a_time(page: Page,
         page.get_by_role("button", name="Open", exact=True).click()
 
 
-def test_a_key_is_asked_for_after_the_first_401(browser: Browser, tmp_path_factory: pytest.TempPathFactory):
-    keyed = start_service(tmp_path_factory.mktemp("keyed"), API_KEYS="k:*,team-key:team")
+def test_a_key_is_asked_for_after_the_first_401(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory, llama_env: dict[str, str]
+):
+    keyed = start_in_process(tmp_path_factory.mktemp("keyed"), API_KEYS="k:*,team-key:team", **llama_env)
     errors: list[str] = []
     try:
         with keyed.client(**{"X-API-Key": "k"}) as http:

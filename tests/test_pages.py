@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from docassist.bench.pdfs import bomb_pdf, slow_vector_pdf
-from tests.conftest import Service, ingest, pdf_pages, start_service
+from tests.conftest import Service, ingest, pdf_pages
+from tests.inprocess import start_in_process
 
 ALL, TEAM = "pages-all-key-0001", "pages-team-key-0002"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -26,12 +27,13 @@ PAGES = [
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = start_service(
+def keyed(tmp_path_factory: pytest.TempPathFactory, llama_env: dict[str, str]) -> Iterator[Service]:
+    svc = start_in_process(
         tmp_path_factory.mktemp("pages"),
         API_KEYS=f"{ALL}:*,{TEAM}:team",
         RENDERS_PER_KEY="2",
         PAGE_RENDER_TIMEOUT_S="5",  # the defaults, which the tests below count on
+        **llama_env,
     )
     yield svc
     svc.stop()
@@ -152,6 +154,7 @@ def assert_page_too_costly(r: httpx.Response, limit: str) -> None:
     assert err["code"] == "page_too_costly" and err["details"]["limit"] == limit and limit in err["message"], err
 
 
+@pytest.mark.slow
 def test_one_keys_costly_renders_never_hold_up_another_spaces_upload(
     keyed: Service, stored: dict[str, str], costly: dict[str, str]
 ):
@@ -177,6 +180,7 @@ def test_a_page_whose_images_declare_billions_of_pixels_is_refused_before_any_is
     assert r.json()["error"]["details"]["pixels"] == 3 * 131_000**2
 
 
+@pytest.mark.slow
 def test_a_key_past_its_renders_in_flight_is_refused_with_retry_after(
     keyed: Service, stored: dict[str, str], costly: dict[str, str]
 ):

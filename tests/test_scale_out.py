@@ -30,6 +30,8 @@ from docassist.pipelines.llm.shared_slots import SharedSlots
 from tests.conftest import ingest, start_service, xquad_article
 from tests.servers import TcpProxy, fresh_postgres_database, fresh_redis
 
+pytestmark = pytest.mark.slow  # backends and workers, each a process of its own
+
 SMALL = {"LLM_CONTEXT_WINDOW": "1024", "JOB_LEASE_S": "6"}
 
 

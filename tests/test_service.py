@@ -45,6 +45,7 @@ def _llama_pid(service: Service) -> int:
     return int(out.stdout.split()[0])
 
 
+@pytest.mark.slow
 def test_llama_server_is_restarted_when_it_dies_and_stopped_on_shutdown(tmp_path: Path):
     svc = start_service(tmp_path)
     try:
@@ -67,6 +68,7 @@ def test_llama_server_is_restarted_when_it_dies_and_stopped_on_shutdown(tmp_path
     assert subprocess.run(["kill", "-0", str(new_pid)], capture_output=True).returncode != 0, "child left running"
 
 
+@pytest.mark.slow
 def test_health_says_what_works_when_no_llm_endpoint_answers(tmp_path: Path):
     """vllm-mig profile pointed at closed ports: the service starts; ingest and search work, LLM work does not."""
     closed = "http://127.0.0.1:9/v1"
@@ -91,6 +93,7 @@ def test_health_says_what_works_when_no_llm_endpoint_answers(tmp_path: Path):
         svc.stop()
 
 
+@pytest.mark.slow
 def test_vector_store_down_is_503_and_health_says_so(tmp_path: Path):
     svc = start_service(tmp_path, wait_status=(503,), QDRANT_URL="http://127.0.0.1:9")
     try:
@@ -119,6 +122,7 @@ def _llama_server_pid(port: int) -> int:
     raise AssertionError(f"no llama.cpp server on port {port}")
 
 
+@pytest.mark.slow
 def test_embedded_llm_keeps_no_per_token_logits_in_memory(http, service: Service):
     """llama-cpp-python's server keeps every prompt token's logits by default (n_ctx × 262k floats
     for Gemma 3: 8 GiB, 5 GB resident after one 3k-token prompt); ours must not."""
@@ -162,6 +166,7 @@ def test_on_an_amx_cpu_the_embedded_llm_answers_from_plain_cpu_buffers(tmp_path:
     assert ("AMX CPU: weights in plain CPU buffers" in log) == extra_buffers_crash()
 
 
+@pytest.mark.slow
 def test_the_services_port_variables_are_not_taken_by_the_embedded_llm_server(tmp_path: Path):
     """llama-cpp-python's server reads PORT and HOST from the environment over its command line:
     `PORT=8777 docassist serve` must be docassist on 8777, not the LLM server."""

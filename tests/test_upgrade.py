@@ -10,7 +10,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tests.conftest import start_service
+from tests.inprocess import start_in_process
 
 # The first release's schema, verbatim.
 FIRST_RELEASE_SCHEMA = """
@@ -75,10 +75,10 @@ def make_first_release_data_dir(data_dir: Path) -> str:
     return doc_id
 
 
-def test_a_first_release_data_dir_upgrades_without_loss(tmp_path: Path):
+def test_a_first_release_data_dir_upgrades_without_loss(tmp_path: Path, llama_env: dict[str, str]):
     data_dir = tmp_path / "data"
     doc_id = make_first_release_data_dir(data_dir)
-    svc = start_service(tmp_path / "run", DATA_DIR=str(data_dir))
+    svc = start_in_process(tmp_path / "run", DATA_DIR=str(data_dir), **llama_env)
     try:
         with svc.client() as c:
             listed = c.get("/documents", params={"space_id": "old"}).json()["documents"]

@@ -28,7 +28,8 @@ from docassist.pipelines.documents.uploads import gone_here, process_name
 from docassist.pipelines.errors import SpaceUploadQueueFull, TooManyChunks, UploadQueueFull
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.storage.database import Database
-from tests.conftest import Service, sse_events, start_service, xquad_article
+from tests.conftest import Service, sse_events, xquad_article
+from tests.inprocess import start_in_process
 
 FACT = "The lighthouse keeper of Vardø island is named Ingrid Solberg."
 
@@ -44,6 +45,7 @@ def post(http: httpx.Client, space: str, name: str, data: bytes) -> httpx.Respon
     return http.post("/ingest", files={"file": (name, data)}, data={"space_id": space}, timeout=60)
 
 
+@pytest.mark.slow
 def test_a_long_upload_is_answered_at_once_with_a_job_whose_progress_moves(http: httpx.Client, space: str):
     started = time.monotonic()
     r = post(http, space, "report.txt", long_text(space))
@@ -82,6 +84,7 @@ def test_a_short_upload_is_still_answered_with_the_document(http: httpx.Client, 
     assert r.json()["chunks"] == 1 and r.json()["language"] == "ru"
 
 
+@pytest.mark.slow
 def test_deleting_a_document_while_it_is_ingested_stops_it_and_leaves_nothing(http: httpx.Client, space: str):
     r = post(http, space, "report.txt", long_text(space))
     assert r.status_code == 202, r.text
@@ -140,11 +143,11 @@ def test_upload_jobs_of_a_process_that_died_are_failed_and_a_live_ones_are_kept(
 
 # ---------------------------------------------------------------------- fairness between spaces
 @pytest.fixture(scope="module")
-def one_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def one_worker(tmp_path_factory: pytest.TempPathFactory, llama_env: dict[str, str]) -> Iterator[Service]:
     """One upload at a time, five waiting: six places, three of them one space's share (the default,
     half); every upload answered 202 at once, so the test sets the order in which they arrive."""
-    svc = start_service(
-        tmp_path_factory.mktemp("fair_uploads"), UPLOAD_WORKERS="1", UPLOAD_QUEUE="5", INGEST_WAIT_S="0"
+    svc = start_in_process(
+        tmp_path_factory.mktemp("fair_uploads"), UPLOAD_WORKERS="1", UPLOAD_QUEUE="5", INGEST_WAIT_S="0", **llama_env
     )
     yield svc
     svc.stop()

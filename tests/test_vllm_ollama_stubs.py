@@ -1,7 +1,8 @@
 """vLLM- and Ollama-specific behaviour against protocol-level STUB servers (tests/stubs/), which
 speak the servers' documented wire formats; vLLM and Ollama themselves need a GPU and model
 weights that these machines lack. The OpenAI-compatible path itself is covered for real by the
-llama.cpp tests. docassist runs for real (uvicorn, Qdrant local mode, real embeddings)."""
+llama.cpp tests. docassist runs for real, in the test process (`tests/inprocess.py`: uvicorn, Qdrant
+Edge, real embeddings); the servers' windows are small, so a tree needs only a short document."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import build_endpoints
 from docassist.pipelines.llm.prompts import Prompt
 from docassist.pipelines.settings import load_settings
-from tests.conftest import ingest, start_service, xquad_article
+from tests.conftest import ingest, xquad_article
+from tests.inprocess import start_in_process
 from tests.stubs.ollama_stub import OllamaStub
 from tests.stubs.vllm_stub import REPLY as VLLM_REPLY
 from tests.stubs.vllm_stub import VllmStub
@@ -50,10 +52,10 @@ class StubServer:
 
 @pytest.fixture(scope="module")
 def vllm(tmp_path_factory) -> Iterator[tuple]:
-    medium = VllmStub("openai/gpt-oss-20b", max_model_len=16384, reasoning=True, think_tokens=1600)
-    small = VllmStub("mistralai/Mistral-7B-Instruct-v0.3", max_model_len=8192)
+    medium = VllmStub("openai/gpt-oss-20b", max_model_len=4096, reasoning=True, think_tokens=1600)
+    small = VllmStub("mistralai/Mistral-7B-Instruct-v0.3", max_model_len=2048)
     m, s = StubServer(medium.app()), StubServer(small.app())
-    svc = start_service(
+    svc = start_in_process(
         tmp_path_factory.mktemp("vllm"),
         LLM_MODE="vllm",
         VLLM_MEDIUM_URL=f"{m.url}/v1",
@@ -72,18 +74,19 @@ def test_context_window_is_discovered_from_v1_models(vllm):
     with svc.client() as c:
         cfg = c.get("/model-config").json()
     assert cfg["model_name"] == "openai/gpt-oss-20b" and cfg["provider"] == "vllm"
-    assert cfg["context_window"] == 16384, "the server's max_model_len beats config/llm_models.json's 8192"
+    assert cfg["context_window"] == 4096, "the server's max_model_len beats config/llm_models.json's 8192"
     assert "max_model_len" in cfg["endpoints"]["medium"]["context_window_source"]
-    assert cfg["endpoints"]["small"]["context_window"] == 8192
+    assert cfg["endpoints"]["small"]["context_window"] == 2048
     with svc.client() as c:
         health = c.get("/health").json()
     assert health["status"] == "ok" and health["checks"]["llm"]["medium"]["failover_to"] == "small"
 
 
+@pytest.mark.slow
 def test_routing_reasoning_and_the_servers_tokenizer(vllm):
     svc, medium, small, *_ = vllm
     with svc.client() as c:
-        doc = ingest(c, "v", "doc.txt", (xquad_article("ru", 4) * 8).encode()).json()
+        doc = ingest(c, "v", "doc.txt", (xquad_article("ru", 4) * 2).encode()).json()
         before_small, before_medium = len(small.requests), len(medium.requests)
         r = c.post("/summarize", json={"doc_id": doc["doc_id"], "space_id": "v"})
     assert r.status_code == 200, r.text
@@ -138,7 +141,7 @@ def test_failover_to_the_other_slice_when_one_is_down(vllm):
 def test_an_endpoint_that_times_out_is_a_503_naming_it(tmp_path):
     slow = StubServer(VllmStub("openai/gpt-oss-20b", delay_s=5).app())
     small = StubServer(VllmStub("mistralai/Mistral-7B-Instruct-v0.3", delay_s=5).app())
-    svc = start_service(
+    svc = start_in_process(
         tmp_path,
         LLM_MODE="vllm",
         VLLM_MEDIUM_URL=f"{slow.url}/v1",
@@ -169,7 +172,7 @@ def ollama(tmp_path_factory):
 
 def test_ollama_always_sends_num_ctx_and_a_per_call_num_predict(ollama, tmp_path):
     stub, server = ollama
-    svc = start_service(
+    svc = start_in_process(
         tmp_path, LLM_MODE="ollama", OLLAMA_URL=server.url, OLLAMA_MODEL="mistral:7b-instruct", QDRANT_URL=""
     )
     try:
@@ -189,7 +192,7 @@ def test_ollama_always_sends_num_ctx_and_a_per_call_num_predict(ollama, tmp_path
 
 def test_ollama_model_not_pulled_is_a_clear_503(ollama, tmp_path):
     _, server = ollama
-    svc = start_service(
+    svc = start_in_process(
         tmp_path,
         LLM_MODE="ollama",
         OLLAMA_URL=server.url,

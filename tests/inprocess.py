@@ -1,0 +1,215 @@
+"""The service in the test process: `create_app(settings, assistant=…)` over a runtime started
+here, served by a real uvicorn (the protocol `docassist serve` gives it) on an event loop of
+its own in a thread. No process to start and no imports to pay per service; the parts are the
+real ones — the llama.cpp server the runtime starts (or the one `LLAMA_SERVER_URL` names),
+Qdrant Edge on disk, the embedding model, the extraction sandbox. Tests talk HTTP to it as to
+a `docassist serve`, and read its log in its own file.
+
+What a process-level test needs — the service's pid and memory, its children dying with it, a
+start refused or a signal — still starts `docassist serve` (`tests.conftest.start_service`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import httpx
+import uvicorn
+
+from docassist.api.app import create_app
+from docassist.api.connections import uvicorn_options
+from docassist.bench.service import proc_status, service_env
+from docassist.pipelines.assistant import Assistant
+from docassist.pipelines.llm.llama_server import free_port
+from docassist.pipelines.logs import configure_logging
+from docassist.pipelines.runtime import Runtime
+from docassist.pipelines.settings import Settings, load_settings
+
+T = TypeVar("T")
+START_TIMEOUT_S = 300
+
+
+class LoopThread:
+    """One event loop, run forever by a daemon thread: the loop every in-process service of the
+    session lives on, so a runtime's tasks, queues and locks stay on the loop they were made on."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="inprocess-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+
+_loop: LoopThread | None = None
+
+
+def session_loop() -> LoopThread:
+    global _loop
+    if _loop is None:
+        _loop = LoopThread()
+    return _loop
+
+
+@dataclass
+class InProcessService:
+    """What a test reads of a service (as `bench.service.Service`): its URL, data directory, log
+    and events — and, in-process, its settings and Assistant."""
+
+    url: str
+    data_dir: Path
+    log_path: Path
+    settings: Settings
+    assistant: Assistant
+    env: dict[str, str]  # what the settings were read from, over the embedded default's environment
+    _server: uvicorn.Server
+    _serving: Any
+    _log: TextIO
+    _handlers_before: list[logging.Handler] = field(default_factory=list)
+    _owns_runtime: bool = True
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.assistant.runtime
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()
+
+    def rss_kb(self) -> int:
+        return proc_status(self.pid, "VmRSS")
+
+    @property
+    def llama_url(self) -> str:
+        """The llama.cpp server the service calls, ".../v1": other services of the session may share it."""
+        return self.config["endpoints"][self.config["endpoint"]]["base_url"]
+
+    @property
+    def llama_key(self) -> str:
+        """The key the managed llama.cpp server was started with, read as its operator would."""
+        return (self.data_dir / "logs" / "llama-server.key").read_text().strip()
+
+    @property
+    def llama_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.llama_key}"}
+
+    @property
+    def llama_env(self) -> dict[str, str]:
+        """The environment that points another service at this one's llama.cpp server."""
+        return {"LLAMA_SERVER_URL": self.llama_url, "LLAMA_SERVER_API_KEY": self.llama_key}
+
+    def client(self, timeout: float = 300, **headers: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def events(self, title: str) -> list[dict[str, Any]]:
+        """The JSON log records whose event title starts with `title`, oldest first."""
+        found = []
+        for line in self.log().splitlines():
+            if title in line and line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    record = json.loads(line)
+                    if str(record.get("event", "")).startswith(title):
+                        found.append(record)
+        return found
+
+    def stop(self) -> None:
+        loop = session_loop()
+        self._server.should_exit = True
+        with contextlib.suppress(Exception):
+            self._serving.result(30)
+        if self._owns_runtime:
+            loop.run(self.runtime.stop(), timeout=60)
+            logging.getLogger("docassist").handlers[:] = self._handlers_before  # the earlier service's, again
+            self._log.close()
+
+
+def _serve(app: Any, settings: Settings) -> tuple[str, uvicorn.Server, Any]:
+    """`app` served by uvicorn on the session's loop, as `docassist serve` runs it: its URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **uvicorn_options(settings.keep_alive_s)
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.run_coroutine_threadsafe(server.serve(), session_loop().loop)
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if serving.done() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"uvicorn did not start in-process: {serving.exception() if serving.done() else ''}")
+        time.sleep(0.02)
+    return f"http://127.0.0.1:{port}", server, serving
+
+
+def start_in_process(workdir: Path, **env: str) -> InProcessService:
+    """As `start_service(workdir, **env)`: a started runtime on `workdir/data` (or `DATA_DIR`) with
+    the embedded default's environment and `env` on top, served on a free port. With
+    `LLAMA_SERVER_URL` (a test's `llama_env`), no llama.cpp server of its own."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    settings = load_settings(service_env(Path(env.pop("DATA_DIR", workdir / "data")), **env))
+    log_path = workdir / "serve.log"
+    log = log_path.open("a", encoding="utf-8", buffering=1)
+    # docassist's logger is the process's: this service's file takes its records until it stops
+    handlers_before = list(logging.getLogger("docassist").handlers)
+    configure_logging(settings.log_format, stream=log)
+    runtime = Runtime(settings)
+    assistant = Assistant(runtime)
+    app = create_app(settings, assistant=assistant)
+    session_loop().run(runtime.start(), timeout=START_TIMEOUT_S)
+    try:
+        url, server, serving = _serve(app, settings)
+    except RuntimeError:
+        session_loop().run(runtime.stop(), timeout=60)
+        raise
+    service = InProcessService(url, settings.data_dir, log_path, settings, assistant, env, server, serving, log)
+    service._handlers_before = handlers_before
+    service.config = _model_config(service)
+    return service
+
+
+def serve_app(base: InProcessService, **env: str) -> InProcessService:
+    """Another app over `base`'s running Assistant, its HTTP layer set by `env` on top of `base`'s
+    environment — keys (`API_KEYS`, `METRICS_KEY`), body and upload limits: what the guard and
+    the routes read. The runtime's own settings (windows, lanes, per-key limits) are `base`'s.
+    It logs to `base`'s log, as the one runtime does."""
+    env = {**base.env, **env}
+    settings = load_settings(service_env(base.data_dir, **env))
+    app = create_app(settings, assistant=base.assistant)
+    url, server, serving = _serve(app, settings)
+    service = InProcessService(
+        url, base.data_dir, base.log_path, settings, base.assistant, env, server, serving, base._log
+    )
+    service._owns_runtime = False
+    service.config = _model_config(service)
+    return service
+
+
+def _model_config(service: InProcessService) -> dict[str, Any]:
+    if service.settings.api_keys:  # a keyed app's config is its base's
+        return {}
+    with service.client() as http:
+        cfg = http.get("/model-config")
+        return cfg.json() if cfg.status_code == 200 else {}
+
+
+@contextlib.contextmanager
+def in_process(workdir: Path, **env: str) -> Iterator[InProcessService]:
+    service = start_in_process(workdir, **env)
+    try:
+        yield service
+    finally:
+        service.stop()
