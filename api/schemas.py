@@ -6,11 +6,12 @@ coerced, and unknown fields are refused too.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from docassist.api.errors import codes_by_status
+from docassist.pipelines.answers.events import AskComplete
 from docassist.pipelines.documents.locations import Location
 from docassist.pipelines.language import SUPPORTED_LANGUAGES
 from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS
@@ -242,6 +243,12 @@ class AskResponse(BaseModel):
     usage: Usage
     citations: list[CitationOut] = Field(description="the sentences the answer rests on; none when not grounded")
     grounded: bool = Field(description="false: the documents do not hold an answer, and the answer says so")
+
+    @classmethod
+    def of(cls, done: AskComplete) -> Self:
+        """The answer as it goes out: every route that returns one renders it here (`TurnResponse`
+        also reads the fields a turn's `complete` adds)."""
+        return cls.model_validate(done, from_attributes=True)
 
 
 # ---------------------------------------------------------------------- conversations

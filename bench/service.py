@@ -100,20 +100,13 @@ def child_pids(pid: int) -> list[int]:
     return kids
 
 
-@dataclass
-class Service:
+class Reachable:
+    """What a test or a benchmark reads of a running service, however it runs: its URL, log and
+    events, the key of its llama.cpp server. Needs `url`, `data_dir` and `log_path`."""
+
     url: str
     data_dir: Path
     log_path: Path
-    proc: subprocess.Popen
-    env: dict[str, str]
-    llama_url: str = ""  # the managed llama.cpp server, ".../v1"
-    model: str = ""
-    config: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
     @property
     def llama_key(self) -> str:
@@ -142,6 +135,22 @@ class Service:
                 if str(record.get("event", "")).startswith(title):
                     found.append(record)
         return found
+
+
+@dataclass
+class Service(Reachable):
+    url: str
+    data_dir: Path
+    log_path: Path
+    proc: subprocess.Popen
+    env: dict[str, str]
+    llama_url: str = ""  # the managed llama.cpp server, ".../v1"
+    model: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
     def rss_kb(self) -> int:
         return proc_status(self.pid, "VmRSS")

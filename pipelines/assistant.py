@@ -94,7 +94,7 @@ class Assistant:
 
     @functools.cached_property
     def jobs(self) -> Jobs:
-        return Jobs(self.runtime.jobs, self.search_parts.upload_store, self.runtime.lanes.storage)
+        return Jobs(self.runtime.jobs, self.search_parts.loaded.uploads, self.runtime.lanes.storage)
 
     @functools.cached_property
     def service(self) -> ServiceInfo:

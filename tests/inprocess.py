@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -23,12 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-import httpx
 import uvicorn
 
 from docassist.api.app import create_app
 from docassist.api.connections import uvicorn_options
-from docassist.bench.service import proc_status, service_env
+from docassist.bench.service import Reachable, proc_status, service_env
 from docassist.pipelines.assistant import Assistant
 from docassist.pipelines.llm.llama_server import free_port
 from docassist.pipelines.logs import configure_logging
@@ -63,7 +61,7 @@ def session_loop() -> LoopThread:
 
 
 @dataclass
-class InProcessService:
+class InProcessService(Reachable):
     """What a test reads of a service (as `bench.service.Service`): its URL, data directory, log
     and events — and, in-process, its settings and Assistant."""
 
@@ -97,35 +95,9 @@ class InProcessService:
         return self.config["endpoints"][self.config["endpoint"]]["base_url"]
 
     @property
-    def llama_key(self) -> str:
-        """The key the managed llama.cpp server was started with, read as its operator would."""
-        return (self.data_dir / "logs" / "llama-server.key").read_text().strip()
-
-    @property
-    def llama_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.llama_key}"}
-
-    @property
     def llama_env(self) -> dict[str, str]:
         """The environment that points another service at this one's llama.cpp server."""
         return {"LLAMA_SERVER_URL": self.llama_url, "LLAMA_SERVER_API_KEY": self.llama_key}
-
-    def client(self, timeout: float = 300, **headers: str) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def events(self, title: str) -> list[dict[str, Any]]:
-        """The JSON log records whose event title starts with `title`, oldest first."""
-        found = []
-        for line in self.log().splitlines():
-            if title in line and line.startswith("{"):
-                with contextlib.suppress(ValueError):
-                    record = json.loads(line)
-                    if str(record.get("event", "")).startswith(title):
-                        found.append(record)
-        return found
 
     def stop(self) -> None:
         loop = session_loop()

@@ -17,6 +17,7 @@ import pytest
 
 from docassist.bench.service import Service, sse
 from tests.conftest import ingest, start_service, xquad_article
+from tests.inprocess import start_in_process
 
 pytestmark = pytest.mark.slow  # each test starts and supervises a service of its own
 
@@ -62,9 +63,8 @@ def llama_pid(svc: Service) -> int:
 def test_a_hung_llm_server_makes_health_503_within_the_stall_timeout(tmp_path: Path):
     hung = Silent()
     url = f"http://127.0.0.1:{hung.port}/v1"
-    svc = start_service(
+    svc = start_in_process(
         tmp_path,
-        wait_status=(200, 503),
         LLM_MODE="vllm",
         VLLM_MEDIUM_URL=url,
         VLLM_SMALL_URL=url,
@@ -86,7 +86,7 @@ def test_a_hung_llm_server_makes_health_503_within_the_stall_timeout(tmp_path: P
 
 
 def test_a_killed_llama_server_fails_the_summary_clearly_and_the_next_one_succeeds(tmp_path: Path):
-    svc = start_service(tmp_path, LLM_CONTEXT_WINDOW="1024")
+    svc = start_in_process(tmp_path, LLM_CONTEXT_WINDOW="1024")  # its own llama.cpp server, killed below
     try:
         with svc.client() as c:
             doc = ingest(c, "k", "long.txt", xquad_article("en", 14).encode()).json()
@@ -116,8 +116,8 @@ def test_a_killed_llama_server_fails_the_summary_clearly_and_the_next_one_succee
         svc.stop()
 
 
-def test_ask_in_an_empty_space_does_not_wait_for_a_busy_llm(tmp_path: Path):
-    svc = start_service(tmp_path)
+def test_ask_in_an_empty_space_does_not_wait_for_a_busy_llm(tmp_path: Path, llama_env: dict[str, str]):
+    svc = start_in_process(tmp_path, **llama_env)
     try:
         with svc.client() as c:
             doc = ingest(c, "busy", "long.txt", xquad_article("ru", 2).encode()).json()

@@ -23,13 +23,13 @@ from docassist.pipelines.documents.extract import extract_document
 from docassist.pipelines.documents.ingestion import Ingestor
 from docassist.pipelines.documents.registry import Registry
 from docassist.pipelines.documents.upload_queue import UploadQueue
-from docassist.pipelines.documents.upload_store import UploadStore
+from docassist.pipelines.documents.upload_store import UploadJob, UploadStore
 from docassist.pipelines.documents.uploads import gone_here, process_name
 from docassist.pipelines.errors import SpaceUploadQueueFull, TooManyChunks, UploadQueueFull
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.storage.database import Database
 from tests.conftest import Service, sse_events, xquad_article
-from tests.inprocess import start_in_process
+from tests.inprocess import InProcessService, start_in_process
 
 FACT = "The lighthouse keeper of Vardø island is named Ingrid Solberg."
 
@@ -46,7 +46,18 @@ def post(http: httpx.Client, space: str, name: str, data: bytes) -> httpx.Respon
 
 
 @pytest.mark.slow
-def test_a_long_upload_is_answered_at_once_with_a_job_whose_progress_moves(http: httpx.Client, space: str):
+def test_a_long_upload_is_answered_at_once_with_a_job_whose_progress_moves(
+    http: httpx.Client, space: str, service: InProcessService, monkeypatch: pytest.MonkeyPatch
+):
+    store = service.runtime.search.loaded.uploads.store
+    reads: list[str] = []
+    real_get = store.get
+
+    def counted_get(job_id: str) -> UploadJob | None:  # the real read, counted
+        reads.append(job_id)
+        return real_get(job_id)
+
+    monkeypatch.setattr(store, "get", counted_get)
     started = time.monotonic()
     r = post(http, space, "report.txt", long_text(space))
     answered_s = time.monotonic() - started
@@ -59,11 +70,15 @@ def test_a_long_upload_is_answered_at_once_with_a_job_whose_progress_moves(http:
     listed = http.get("/documents", params={"space_id": space}).json()["documents"]
     assert job["doc_id"] not in [d["doc_id"] for d in listed]
 
+    reads.clear()
     stream = http.get(f"/jobs/{job['job_id']}/events", timeout=300)
     assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
     events = sse_events(stream.text)
     name, last = events[-1]
     assert name == "complete", events[-3:]
+    # the upload runs in the service's process: its progress is pushed to the stream as it is
+    # written; the job is read from the database once, when the stream starts
+    assert len(reads) == 1 and len(events) > 3, (reads, [n for n, _ in events])
     embedding = [d["progress"] for n, d in events if n == "progress" and d["progress"]["stage"] == "embedding"]
     assert len(embedding) >= 2, [d["progress"] for _, d in events]
     done = [p["done"] for p in embedding]

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import asdict
-from typing import Any
 
 from fastapi import APIRouter
 
 from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.held import HeldEventSourceResponse
-from docassist.api.schemas import AskRequest, AskResponse, CitationOut, SourceOut, error_responses, stream_schema
-from docassist.pipelines.answers.events import ASK_EVENT_TYPES, AskComplete
+from docassist.api.schemas import AskRequest, AskResponse, error_responses, stream_schema
+from docassist.pipelines.answers.events import ASK_EVENT_TYPES
 from docassist.pipelines.streams import encode
 
 router = APIRouter(tags=["answers"])
@@ -30,7 +28,7 @@ async def ask(body: AskRequest, assistant: AssistantDep, access: AccessDep) -> A
     access.check_space(body.space_id)
     with assistant.admit("answer", access.holder):
         done = await assistant.ask(body.q, body.space_id, body.mode, body.top_k)
-    return AskResponse(**answer_fields(done))
+    return AskResponse.of(done)
 
 
 @router.post("/ask-stream", responses={200: _STREAM_SCHEMA, **_ERRORS})
@@ -49,20 +47,3 @@ async def ask_stream(body: AskRequest, assistant: AssistantDep, access: AccessDe
                 return
 
     return HeldEventSourceResponse(permit, relay())
-
-
-def answer_fields(done: AskComplete) -> dict[str, Any]:
-    """What an answer's `complete` event says, as `AskResponse`'s fields (a conversation's turn
-    adds its own)."""
-    return {
-        "answer": done.answer,
-        "mode": done.mode,
-        "summarized": done.summarized,
-        "context_tokens": done.context_tokens,
-        "language": done.language,
-        "sources": [SourceOut(**asdict(s)) for s in done.sources],
-        "timing": done.timing,
-        "usage": done.usage,
-        "citations": [CitationOut(**asdict(c)) for c in done.citations],
-        "grounded": done.grounded,
-    }

@@ -12,7 +12,6 @@ from fastapi import APIRouter, Query, Response
 
 from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.held import HeldEventSourceResponse
-from docassist.api.routes.ask import answer_fields
 from docassist.api.schemas import (
     CitationOut,
     ConversationDetail,
@@ -126,13 +125,7 @@ async def post_message(
     access.check_space(body.space_id)
     with assistant.admit("answer", access.holder):
         done = await assistant.turn(body.space_id, conversation_id, body.q, body.mode, body.top_k)
-    return TurnResponse(
-        **answer_fields(done),
-        conversation_id=done.conversation_id,
-        message_id=done.message_id,
-        standalone_question=done.standalone_question,
-        condensed=done.condensed,
-    )
+    return TurnResponse.of(done)
 
 
 @router.post("/{conversation_id}/messages-stream", responses={200: _STREAM_SCHEMA, **_ASK})

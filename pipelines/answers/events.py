@@ -1,13 +1,18 @@
 """The events of an answer, as `/ask-stream` sends them: `sources` once the context is chosen (before
 any answer text), `processing` while a large context is condensed first, `answer` deltas as the
 model writes, a `citation` per sentence the answer rests on, then `complete` (the whole answer,
-as `/ask` returns it) or `error`."""
+as `/ask` returns it) or `error`.
+
+`AskComplete` is the one type of a finished answer: the ask workflow ends with it, the stream sends
+it, `/ask` and a conversation's turn return it (the HTTP edge renders it as `AskResponse`), `/v1`
+and the MCP tool read it."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from pydantic import Field
+from workflows.events import StopEvent
 
 from docassist.pipelines.answers.citations import Citation
 from docassist.pipelines.search.retrieval import Source
@@ -40,7 +45,9 @@ class AskCitation(StreamEvent):
     citation: Citation
 
 
-class AskComplete(StreamEvent):
+class AskComplete(StreamEvent, StopEvent):
+    """The whole answer, with where it came from, what it rests on, and what it cost."""
+
     name: ClassVar[str] = "complete"
     terminal: ClassVar[bool] = True
     answer: str

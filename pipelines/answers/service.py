@@ -8,7 +8,6 @@ the events early cancels the workflow and frees its LLM slot.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TypeVar
 
@@ -16,7 +15,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from docassist.pipelines.answers.citations import Citer
 from docassist.pipelines.answers.events import AnswerDelta, AskCitation, AskComplete, AskError, AskSources
-from docassist.pipelines.answers.workflow import AnswerResult, AskInput, AskWorkflow, Mode, TextOf
+from docassist.pipelines.answers.workflow import AskInput, AskWorkflow, Mode, TextOf
 from docassist.pipelines.errors import DocassistError
 from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
@@ -86,9 +85,9 @@ class Answers:
         max_tokens: int | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """The answer as events: `sources`, `processing` (when condensing), `answer` deltas, then
-        `complete` or `error`; leaving early cancels the LLM work. A follow-up condensed into `q` is
-        answered in `language` (the follow-up's), cited by `cite_by` if given; `max_tokens` cuts it."""
-        started = time.perf_counter()
+        `complete` (the workflow's own result) or `error`; leaving early cancels the LLM work. A
+        follow-up condensed into `q` is answered in `language` (the follow-up's), cited by `cite_by`
+        if given; `max_tokens` cuts it."""
         start = AskInput(
             q=q, space_id=space_id, top_k=top_k, mode=mode, language=language, cite_by=cite_by, max_tokens=max_tokens
         )
@@ -97,24 +96,12 @@ class Answers:
             async for ev in handler.stream_events():
                 if isinstance(ev, AskSources | AnswerDelta | SummaryProgress | AskCitation):
                     yield ev
-            result: AnswerResult = await handler
-            yield AskComplete(
-                answer=result.answer,
-                mode=mode,
-                summarized=result.summarized,
-                context_tokens=result.context_tokens,
-                language=result.language,
-                sources=result.sources,
-                timing={**result.timing, "total_s": round(time.perf_counter() - started, 3)},
-                usage=result.usage,
-                citations=result.citations,
-                grounded=result.grounded,
-                truncated=result.truncated,
-            )
+            complete: AskComplete = await handler
+            yield complete
         except DocassistError as exc:
             yield AskError.of(exc)
         finally:
-            if not handler.done():
+            if not handler.is_done():
                 with contextlib.suppress(Exception):
                     await handler.cancel_run()
 

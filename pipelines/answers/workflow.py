@@ -1,6 +1,6 @@
 """`/ask` as a LlamaIndex Workflow: retrieve, decide, maybe condense, answer.
 
-    AskInput ─retrieve─▶ ContextRetrieved ─route─▶ ContextReady ─answer─▶ AnswerResult
+    AskInput ─retrieve─▶ ContextRetrieved ─route─▶ ContextReady ─answer─▶ AskComplete
                                             └────▶ CondenseQueued ─condense─▶ ContextReady
 
 `auto` condenses the retrieved context (the tree summarizer, focused on the question) when its
@@ -9,7 +9,8 @@ always condenses; `direct` never does and keeps the best chunks that fit. A spac
 relevant, and chunks none of whose sentences supports the question (`citations.py`), get a
 plain statement that the documents do not say — `grounded: false`, no LLM call. The answer
 streams (`AnswerDelta`), in the language of the question, checked, and retried once if wrong;
-then the sentences it rests on are cited (`AskCitation`).
+then the sentences it rests on are cited (`AskCitation`). The run ends with `AskComplete`, the
+`complete` event itself: the answer has one type from the workflow to the HTTP edge.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 from workflows import Context, Workflow, step
-from workflows.events import Event, StartEvent, StopEvent
+from workflows.events import Event, StartEvent
 
 from docassist.pipelines.answers.citations import SUPPORT_MIN, Citation, Citer, Evidence, place
-from docassist.pipelines.answers.events import AnswerDelta, AskCitation, AskSources
+from docassist.pipelines.answers.events import AnswerDelta, AskCitation, AskComplete, AskSources
 from docassist.pipelines.language import detect_language, label
 from docassist.pipelines.llm.caller import Completion, LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
@@ -32,7 +33,7 @@ from docassist.pipelines.llm.in_language import stream_in_language
 from docassist.pipelines.llm.prompts import Prompt, render
 from docassist.pipelines.logs import event
 from docassist.pipelines.search.retrieval import Retriever, Source
-from docassist.pipelines.summaries.events import SummaryProgress, Usage
+from docassist.pipelines.summaries.events import SummaryProgress
 from docassist.pipelines.summaries.run_state import RunStats
 from docassist.pipelines.summaries.workflow import SummarizeInput, SummarizeWorkflow, SummaryResult
 
@@ -101,25 +102,13 @@ class AskState(BaseModel):
     sources: list[Source] = Field(default_factory=list)
     stats: RunStats = Field(default_factory=RunStats)
     timing: dict[str, float] = Field(default_factory=dict)
+    started: float = 0.0
     lap_started: float = 0.0
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
         self.timing[f"{name}_s"] = round(now - self.lap_started, 3)
         self.lap_started = now
-
-
-class AnswerResult(StopEvent):
-    answer: str
-    summarized: bool
-    language: str
-    context_tokens: int
-    sources: list[Source]
-    usage: Usage
-    timing: dict[str, float]
-    citations: list[Citation] = Field(default_factory=list)
-    grounded: bool = False
-    truncated: bool = False  # the answer stopped at its token cap (the server's finish reason "length")
 
 
 class AskWorkflow(Workflow):
@@ -162,7 +151,7 @@ class AskWorkflow(Workflow):
         async with ctx.store.edit_state() as st:
             st.q, st.space_id, st.mode, st.language = ev.q, ev.space_id, ev.mode, language
             st.cite_by, st.max_tokens = ev.cite_by, ev.max_tokens
-            st.lap_started = time.perf_counter()
+            st.started = st.lap_started = time.perf_counter()
         event(
             f"[Language Detection] Input text language: {label(language)}",
             "(the latest question of the conversation)" if ev.language else "(the question)",
@@ -258,7 +247,7 @@ class AskWorkflow(Workflow):
                     ctx.write_event_to_stream(progress)
             result: SummaryResult = await handler
         finally:  # this step cancelled (its answer abandoned): the nested run has tasks of its own to stop
-            if not handler.done():
+            if not handler.is_done():
                 with contextlib.suppress(Exception):
                     await handler.cancel_run()
         async with ctx.store.edit_state() as edited:
@@ -267,7 +256,7 @@ class AskWorkflow(Workflow):
         return ContextReady(context=result.summary, summarized=True)
 
     @step
-    async def answer(self, ctx: Context[AskState], ev: ContextReady) -> AnswerResult:
+    async def answer(self, ctx: Context[AskState], ev: ContextReady) -> AskComplete:
         st = await ctx.store.get_state()
         text = ""
         finish: str | None = None  # the answer call's finish reason, where one is made
@@ -314,14 +303,15 @@ class AskWorkflow(Workflow):
             ctx.write_event_to_stream(AskCitation(citation=citation))
         async with ctx.store.edit_state() as st:
             st.lap("cite")
-        return AnswerResult(
+        return AskComplete(
             answer=text,
+            mode=st.mode,
             summarized=ev.summarized,
             language=st.language,
             context_tokens=st.context_tokens if ev.context else 0,
             sources=st.sources if ev.context or ev.declined else [],
             usage=st.stats.usage(),
-            timing=st.timing,
+            timing={**st.timing, "total_s": round(time.perf_counter() - st.started, 3)},
             citations=citations,
             grounded=bool(citations),
             truncated=finish == "length",

@@ -4,7 +4,8 @@ The process running an upload writes its stage and progress here (at most a few 
 and touches `updated_at` while it waits in the queue, so a row nobody has touched for a while
 has lost its process (it crashed or was killed) and is marked failed by whoever notices. Cancelling
 is a conditional update too: the runner's next progress write finds the row no longer running and
-stops, wherever it runs.
+stops, wherever it runs. Each write of a job's state returns the job as written, which the runner
+also pushes to the job's followers in its own process (`pipelines/broadcast.py`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -67,6 +68,11 @@ _FIELDS = list(UploadJob.__dataclass_fields__)
 _COLUMNS = [uploads.c[name] for name in _FIELDS]
 
 
+def _column(value: Any) -> Any:
+    """A field's value as its column holds it: the models as JSON."""
+    return value.model_dump_json() if isinstance(value, BaseModel) else value
+
+
 def _job(row: Any) -> UploadJob:
     values = dict(zip(_FIELDS, row, strict=True))
     values["progress"] = UploadProgress.model_validate_json(values["progress"])
@@ -103,12 +109,9 @@ class UploadStore:
         with self.db.begin() as conn:
             return {status: n for status, n in conn.execute(query)}
 
-    def advance(self, job_id: str, progress: UploadProgress) -> bool:
-        """Record progress; False when the job is no longer active (it was cancelled)."""
-        query = update(uploads).where(uploads.c.job_id == job_id, uploads.c.status.in_(ACTIVE))
-        values = {"status": "running", "progress": progress.model_dump_json(), "updated_at": time.time()}
-        with self.db.begin() as conn:
-            return conn.execute(query.values(**values)).rowcount > 0
+    def advance(self, job: UploadJob, progress: UploadProgress) -> UploadJob | None:
+        """Record progress; None when the job is no longer active (it was cancelled)."""
+        return self._write(job, status="running", progress=progress)
 
     def touch(self, job_ids: list[str]) -> None:
         """Say these jobs' process is alive (a queued job has no progress to write)."""
@@ -118,25 +121,22 @@ class UploadStore:
         with self.db.begin() as conn:
             conn.execute(query.values(updated_at=time.time()))
 
-    def finish(self, job_id: str, outcome: UploadOutcome, summary_job_id: str | None) -> bool:
-        """Done, unless it was cancelled meanwhile (False: the caller removes what it wrote)."""
+    def finish(self, job: UploadJob, outcome: UploadOutcome, summary_job_id: str | None) -> UploadJob | None:
+        """Done, unless it was cancelled meanwhile (None: the caller removes what it wrote)."""
         progress = UploadProgress(stage="done", done=outcome.chunks, total=outcome.chunks, eta_s=0.0)
-        query = update(uploads).where(uploads.c.job_id == job_id, uploads.c.status.in_(ACTIVE))
-        values = {
-            "status": "done",
-            "progress": progress.model_dump_json(),
-            "result": outcome.model_dump_json(),
-            "summary_job_id": summary_job_id,
-            "updated_at": time.time(),
-        }
-        with self.db.begin() as conn:
-            return conn.execute(query.values(**values)).rowcount > 0
+        return self._write(job, status="done", progress=progress, result=outcome, summary_job_id=summary_job_id)
 
-    def fail(self, job_id: str, error: JobError, status: UploadStatus = "failed") -> None:
-        query = update(uploads).where(uploads.c.job_id == job_id, uploads.c.status.in_(ACTIVE))
-        values = {"status": status, "error": error.model_dump_json(), "updated_at": time.time()}
+    def fail(self, job: UploadJob, error: JobError, status: UploadStatus = "failed") -> UploadJob | None:
+        """Ended with `error`, unless it had ended already (None)."""
+        return self._write(job, status=status, error=error)
+
+    def _write(self, job: UploadJob, **changes: Any) -> UploadJob | None:
+        """`job` with `changes`, written while it is active: the job as written, else None."""
+        written = replace(job, **changes, updated_at=time.time())
+        values = {name: _column(getattr(written, name)) for name in (*changes, "updated_at")}
+        query = update(uploads).where(uploads.c.job_id == job.job_id, uploads.c.status.in_(ACTIVE))
         with self.db.begin() as conn:
-            conn.execute(query.values(**values))
+            return written if conn.execute(query.values(**values)).rowcount > 0 else None
 
     def cancel_document(self, space_id: str, doc_id: str) -> list[str]:
         """Cancel the document's active uploads; the job ids cancelled."""

@@ -7,7 +7,8 @@ running, and otherwise writes an upload job and hands the bytes to the upload qu
 then waits at most `INGEST_WAIT_S` (`wait`): an upload done by then is answered as it always was;
 a longer one gets its job, whose stage and progress (`reading`, `ocr` pages, `chunking`,
 `embedding` chunks, `writing`) are written to the database as it goes, for `/jobs/{id}` on any
-backend.
+backend, and each state written is pushed at once to the job's followers in this process
+(`broadcast`), which need not read the database for it.
 
 A job stops at its next step, storing nothing, when its document is deleted (`cancel`, or a
 cancel written by another backend, seen at the next progress write) or when the client that
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -27,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from docassist.pipelines.broadcast import Broadcast
 from docassist.pipelines.documents.ingestion import Admitted, Ingestor, IngestResult
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.documents.upload_queue import UploadQueue
@@ -85,10 +88,12 @@ class Submitted:
 @dataclass
 class _Reporter:
     """Progress of one job as the ingestor reports it, written at most every REPORT_EVERY_S,
-    each stage change at once; a write that finds the job cancelled stops the ingest."""
+    each stage change at once; a write that finds the job cancelled stops the ingest. Every state
+    of the job written (`write`) is published to its followers in this process."""
 
     store: UploadStore
-    job_id: str
+    broadcast: Broadcast[UploadJob]
+    job: UploadJob  # as last written
     stop: threading.Event
     _last: float = 0.0
     _stage: UploadStage = "queued"
@@ -105,8 +110,18 @@ class _Reporter:
         elapsed = now - self._stage_began
         eta = (total - done) * elapsed / done if done and total else None
         progress = UploadProgress(stage=stage, done=done, total=total, eta_s=None if eta is None else round(eta, 1))
-        if not self.store.advance(self.job_id, progress):
+        if not self.write(lambda job: self.store.advance(job, progress)):
             self.stop.set()
+
+    def write(self, change: Callable[[UploadJob], UploadJob | None]) -> bool:
+        """`change` of the job, written to the database and published; False when the job was no
+        longer active, which writes nothing."""
+        written = change(self.job)
+        if written is None:
+            return False
+        self.job = written
+        self.broadcast.publish(written.job_id, written)
+        return True
 
 
 class UploadRunner:
@@ -128,6 +143,7 @@ class UploadRunner:
         self.summarize = summarize
         self.owner = process_name()
         self._running: dict[tuple[str, str], Running] = {}
+        self.broadcast: Broadcast[UploadJob] = Broadcast()  # the states of the jobs running here
         self._keeper: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ submitting and waiting
@@ -143,14 +159,16 @@ class UploadRunner:
         self.queue.check(space_id)
         job = await self.storage.run(self.store.create, space_id, doc_id, filename, generate_summary, self.owner)
         stop = threading.Event()
+        self.broadcast.publish(job.job_id, job)  # before its work can publish anything
         try:
             future = self.queue.submit(space_id, self._work, job, admitted, data, stop)
         except DocassistError as exc:  # the queue, or the space's share, filled while the job was written
-            await self.storage.run(self.store.fail, job.job_id, _error(exc))
+            self.broadcast.end(job.job_id)
+            await self.storage.run(self.store.fail, job, _error(exc))
             raise
         running = Running(job, stop, future)
         self._running[(space_id, doc_id)] = running
-        future.add_done_callback(lambda _: self._running.pop((space_id, doc_id), None))
+        future.add_done_callback(lambda _: self._ended(running))
         event(
             "[INGEST] Upload accepted",
             f"job_id={job.job_id} doc_id={doc_id} space={space_id} file={filename!r} {len(data):,} bytes",
@@ -174,9 +192,14 @@ class UploadRunner:
     async def job(self, job_id: str) -> UploadJob | None:
         return await self.storage.run(self.store.get, job_id)
 
+    def _ended(self, running: Running) -> None:
+        job = running.job
+        self._running.pop((job.space_id, job.doc_id), None)
+        self.broadcast.end(job.job_id)
+
     # ------------------------------------------------------------------ the work, on the uploads lane
     def _work(self, job: UploadJob, admitted: Admitted, data: bytes, stop: threading.Event) -> IngestResult:
-        report = _Reporter(self.store, job.job_id, stop)
+        report = _Reporter(self.store, self.broadcast, job, stop)
         try:
             result = self.ingestor.ingest(job.space_id, job.filename, data, stop.is_set, report, admitted)
             outcome = UploadOutcome(
@@ -186,18 +209,19 @@ class UploadRunner:
                 duplicate=result.duplicate,
             )
             summary_job_id = self.summarize(result.record) if job.generate_summary else None
-            if not self.store.finish(job.job_id, outcome, summary_job_id):  # deleted as it was written
+            if not report.write(lambda job: self.store.finish(job, outcome, summary_job_id)):  # deleted meanwhile
                 self.ingestor.delete(job.space_id, job.doc_id)
                 raise Cancelled("the document was deleted while it was being ingested; nothing was stored")
             return result
         except Cancelled as exc:
-            self.store.fail(job.job_id, _error(exc), status="cancelled")
+            report.write(functools.partial(self.store.fail, error=_error(exc), status="cancelled"))
             raise
         except DocassistError as exc:
-            self.store.fail(job.job_id, _error(exc))
+            report.write(functools.partial(self.store.fail, error=_error(exc)))
             raise
         except Exception as exc:
-            self.store.fail(job.job_id, JobError(code="internal_error", message="the upload failed unexpectedly"))
+            unexpected = JobError(code="internal_error", message="the upload failed unexpectedly")
+            report.write(functools.partial(self.store.fail, error=unexpected))
             event("[INGEST] Upload failed", f"job_id={job.job_id}: {type(exc).__name__}: {exc}", level=logging.ERROR)
             raise
 
@@ -206,6 +230,8 @@ class UploadRunner:
         """Stop the document's uploads, here or on another backend, and wait for one running here
         to let go; True when there was one."""
         cancelled = await self.storage.run(self.store.cancel_document, space_id, doc_id)
+        for job_id in cancelled:  # its followers here read the cancel at once, not at the job's next step
+            self.broadcast.end(job_id)
         running = self._running.get((space_id, doc_id))
         if running is not None:
             running.stop.set()

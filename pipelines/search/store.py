@@ -1,10 +1,10 @@
 """The Qdrant store: one collection, spaces as a payload filter, hybrid dense + BM25 search.
 
 Writes go through llama-index's `QdrantVectorStore` (node serialisation, batching, the
-sparse vectors from `pipelines.sparse`). Search uses Qdrant's Query API directly, because
+sparse vectors from `search/sparse.py`). Search uses Qdrant's Query API directly, because
 the fusion must happen inside Qdrant: a dense and a sparse `prefetch`, both under the space
-filter, fused by reciprocal rank (`FusionQuery(RRF)`). llama-index's own hybrid path runs
-two searches and fuses them in Python. The fusion is distribution-based (DBSF: each list's
+filter, fused in one query (llama-index's own hybrid path runs two searches and fuses them in
+Python). The fusion is distribution-based (DBSF: each list's
 scores normalised by their mean ± 3σ, then summed) rather than reciprocal rank: on XQuAD dev
 it found the right paragraph first for 93.5% of Russian and 95.1% of English questions,
 against 92.0% / 93.7% with RRF (`docassist eval retrieval`).

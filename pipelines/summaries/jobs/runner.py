@@ -9,7 +9,8 @@ an expiry, renewed while it runs); the job's outcome is recorded only while it h
 When a lease runs out — the worker was killed — any worker's reaper queues the job again and it
 resumes from its memoised partial results. A job that failed because an endpoint was down is
 marked retryable. Its database reads and writes on the event loop run on the storage lane it is
-given.
+given. Each state of a job it writes is also pushed to the job's followers in this process
+(`broadcast`), which need not read the database for it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from huey.api import Huey
 from huey.consumer import Consumer
 
 from docassist.pipelines import tracing
+from docassist.pipelines.broadcast import Broadcast
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.errors import JobError, NotFound, StoreUnavailable, shown
 from docassist.pipelines.lanes import Lane
@@ -79,6 +81,7 @@ class JobRunner:
         self.owner = worker_name()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._futures: set[Future] = set()
+        self.broadcast: Broadcast[Job] = Broadcast()  # the states of the jobs running here
         self._reaper: asyncio.Task | None = None
         self._task = huey.task(retries=0, name="summarize_document")(self._execute)
         self.consumer = _EmbeddedConsumer(
@@ -202,11 +205,20 @@ class JobRunner:
             job = await self.lane.run(self.store.claim, job_id, self.owner, self.lease_s)
         if job is None:
             return  # done, failed, deleted, or another worker holds it
-        record = await self.lane.run(self.registry.get, job.space_id, job.doc_id)
-        if record is None:
-            error = JobError(code="not_found", message="the document was deleted")
-            await self._record(functools.partial(self.store.fail, job_id, self.owner, error, False))
-            return
+        self.broadcast.publish(job_id, job)
+        try:
+            record = await self.lane.run(self.registry.get, job.space_id, job.doc_id)
+            if record is None:
+                error = JobError(code="not_found", message="the document was deleted")
+                await self._record(job_id, functools.partial(self.store.fail, job_id, self.owner, error, False))
+                return
+            await self._summarize(job, record)
+        finally:
+            self.broadcast.end(job_id)
+
+    async def _summarize(self, job: Job, record: DocumentRecord) -> None:
+        """The claimed job's summary run, its progress recorded as it goes, then its outcome."""
+        job_id = job.job_id
         event(
             "Background summary started",
             f"job_id={job_id} doc_id={job.doc_id} attempt {job.attempts} worker {self.owner}",
@@ -225,7 +237,9 @@ class JobRunner:
                             span.add_event(type(ev).__name__)
                             changed, progress = advanced != progress, advanced
                             if isinstance(ev, SummaryComplete):
-                                await self._record(functools.partial(self.store.finish, job_id, self.owner, progress))
+                                await self._record(
+                                    job_id, functools.partial(self.store.finish, job_id, self.owner, progress)
+                                )
                                 event(
                                     "Background summary done",
                                     f"job_id={job_id} doc_id={job.doc_id} cached={ev.cached}",
@@ -237,7 +251,7 @@ class JobRunner:
                                 return
                             if changed:
                                 await self._record(
-                                    functools.partial(self.store.record_progress, job_id, self.owner, progress)
+                                    job_id, functools.partial(self.store.record_progress, job_id, self.owner, progress)
                                 )
             except asyncio.CancelledError:
                 event(
@@ -249,14 +263,22 @@ class JobRunner:
             finally:
                 heartbeat.cancel()
 
-    async def _record(self, write: Callable[[], bool]) -> None:
-        """One of the job store's writes under this worker's lease, on the lane."""
+    async def _record(self, job_id: str, write: Callable[[], bool]) -> None:
+        """One of the job store's writes under this worker's lease, on the lane; the job as written
+        is published to its followers here. The store's writes say only whether they wrote, so the
+        row is read back with the write, once, however many follow it."""
         with contextlib.suppress(StoreUnavailable):  # the lease runs out; another worker finishes the job
-            await self.lane.run(write)
+            written = await self.lane.run(self._written, job_id, write)
+            if written is not None:
+                self.broadcast.publish(job_id, written)
+
+    def _written(self, job_id: str, write: Callable[[], bool]) -> Job | None:
+        return self.store.get(job_id) if write() else None
 
     async def _failed(self, job_id: str, error: SummaryError) -> None:
         failure = JobError(code=error.code, message=error.message, details=error.details)
-        await self._record(functools.partial(self.store.fail, job_id, self.owner, failure, error.code in RETRYABLE))
+        retryable = error.code in RETRYABLE
+        await self._record(job_id, functools.partial(self.store.fail, job_id, self.owner, failure, retryable))
         event(
             "Background summary failed",
             f"job_id={job_id}: {error.code}: {error.message}",
