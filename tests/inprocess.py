@@ -50,6 +50,31 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
 
+class LogFiles(logging.Handler):
+    """docassist's logger is the process's: the service started last (and not yet stopped) takes
+    its records, in its own file and format; a stopped service's file is closed and never
+    written again, whichever order the services stop in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._files: list[tuple[TextIO, logging.Handler]] = []
+
+    def enter(self, fmt: str, stream: TextIO) -> None:
+        configure_logging(fmt, stream=stream)  # the service's own handler: its format and filters
+        logger = logging.getLogger("docassist")
+        self._files.append((stream, logger.handlers[0]))
+        logger.handlers[:] = [self]
+
+    def leave(self, stream: TextIO) -> None:
+        self._files = [(s, h) for s, h in self._files if s is not stream]
+        stream.close()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._files:
+            self._files[-1][1].handle(record)
+
+
+_LOGS = LogFiles()
 _loop: LoopThread | None = None
 
 
@@ -74,7 +99,6 @@ class InProcessService(Reachable):
     _server: uvicorn.Server
     _serving: Any
     _log: TextIO
-    _handlers_before: list[logging.Handler] = field(default_factory=list)
     _owns_runtime: bool = True
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -106,8 +130,7 @@ class InProcessService(Reachable):
             self._serving.result(30)
         if self._owns_runtime:
             loop.run(self.runtime.stop(), timeout=60)
-            logging.getLogger("docassist").handlers[:] = self._handlers_before  # the earlier service's, again
-            self._log.close()
+            _LOGS.leave(self._log)
 
 
 def _serve(app: Any, settings: Settings) -> tuple[str, uvicorn.Server, Any]:
@@ -135,9 +158,7 @@ def start_in_process(workdir: Path, **env: str) -> InProcessService:
     settings = load_settings(service_env(Path(env.pop("DATA_DIR", workdir / "data")), **env))
     log_path = workdir / "serve.log"
     log = log_path.open("a", encoding="utf-8", buffering=1)
-    # docassist's logger is the process's: this service's file takes its records until it stops
-    handlers_before = list(logging.getLogger("docassist").handlers)
-    configure_logging(settings.log_format, stream=log)
+    _LOGS.enter(settings.log_format, log)
     runtime = Runtime(settings)
     assistant = Assistant(runtime)
     app = create_app(settings, assistant=assistant)
@@ -148,7 +169,6 @@ def start_in_process(workdir: Path, **env: str) -> InProcessService:
         session_loop().run(runtime.stop(), timeout=60)
         raise
     service = InProcessService(url, settings.data_dir, log_path, settings, assistant, env, server, serving, log)
-    service._handlers_before = handlers_before
     service.config = _model_config(service)
     return service
 

@@ -99,7 +99,7 @@ def test_five_parallel_uploads_leave_health_listing_search_and_a_note_fast(svc: 
     started = time.monotonic()
 
     def upload(i: int) -> None:
-        uploads.append(timed(lambda: ingest(c1, "bulk", f"bulk{i}.txt", document(f"bulk {i}", 18_000))))
+        uploads.append(timed(lambda: ingest(c1, "bulk", f"bulk{i}.txt", document(f"bulk {i}", 24_000))))
 
     threads = [threading.Thread(target=upload, args=(i,)) for i in range(5)]  # the sixth place: the note
     for t in threads:
