@@ -95,11 +95,9 @@ class InProcessService(Reachable):
     log_path: Path
     settings: Settings
     assistant: Assistant
-    env: dict[str, str]  # what the settings were read from, over the embedded default's environment
     _server: uvicorn.Server
     _serving: Any
     _log: TextIO
-    _owns_runtime: bool = True
     config: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -128,9 +126,8 @@ class InProcessService(Reachable):
         self._server.should_exit = True
         with contextlib.suppress(Exception):
             self._serving.result(30)
-        if self._owns_runtime:
-            loop.run(self.runtime.stop(), timeout=60)
-            _LOGS.leave(self._log)
+        loop.run(self.runtime.stop(), timeout=60)
+        _LOGS.leave(self._log)
 
 
 def _serve(app: Any, settings: Settings) -> tuple[str, uvicorn.Server, Any]:
@@ -168,30 +165,14 @@ def start_in_process(workdir: Path, **env: str) -> InProcessService:
     except RuntimeError:
         session_loop().run(runtime.stop(), timeout=60)
         raise
-    service = InProcessService(url, settings.data_dir, log_path, settings, assistant, env, server, serving, log)
-    service.config = _model_config(service)
-    return service
-
-
-def serve_app(base: InProcessService, **env: str) -> InProcessService:
-    """Another app over `base`'s running Assistant, its HTTP layer set by `env` on top of `base`'s
-    environment — keys (`API_KEYS`, `METRICS_KEY`), body and upload limits: what the guard and
-    the routes read. The runtime's own settings (windows, lanes, per-key limits) are `base`'s.
-    It logs to `base`'s log, as the one runtime does."""
-    env = {**base.env, **env}
-    settings = load_settings(service_env(base.data_dir, **env))
-    app = create_app(settings, assistant=base.assistant)
-    url, server, serving = _serve(app, settings)
-    service = InProcessService(
-        url, base.data_dir, base.log_path, settings, base.assistant, env, server, serving, base._log
-    )
-    service._owns_runtime = False
+    service = InProcessService(url, settings.data_dir, log_path, settings, assistant, server, serving, log)
     service.config = _model_config(service)
     return service
 
 
 def _model_config(service: InProcessService) -> dict[str, Any]:
-    if service.settings.api_keys:  # a keyed app's config is its base's
+    """What `/model-config` says, as the process harness reads it (none behind keys)."""
+    if service.settings.api_keys:
         return {}
     with service.client() as http:
         cfg = http.get("/model-config")

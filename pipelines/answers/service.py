@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
-from typing import TypeVar
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
@@ -23,21 +22,7 @@ from docassist.pipelines.search.embeddings import MAX_QUERY_TOKENS, query_tokens
 from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS, Retriever, SearchResult
 from docassist.pipelines.settings import Routing
 from docassist.pipelines.streams import StreamEvent
-from docassist.pipelines.summaries.events import SummaryProgress
-
-E = TypeVar("E", bound=StreamEvent)
-
-
-async def last_event(events: AsyncIterator[StreamEvent], kind: type[E]) -> E:
-    """The `kind` event that ends an answer's events; its `error` raised. Returning closes the
-    events at once, which cancels the workflow and frees its LLM slot."""
-    async with contextlib.aclosing(events) as stream:
-        async for ev in stream:
-            if isinstance(ev, kind):
-                return ev
-            if isinstance(ev, AskError):
-                raise ev.exception()
-    raise DocassistError("the answer ended without a result")
+from docassist.pipelines.summaries.events import SummaryProgress, last_event
 
 
 class Answers:

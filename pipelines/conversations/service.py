@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from docassist.pipelines.answers.events import AskComplete, AskError
-from docassist.pipelines.answers.service import Answers, last_event
+from docassist.pipelines.answers.service import Answers
 from docassist.pipelines.answers.workflow import Mode
 from docassist.pipelines.conversations.condense import Condensed, Condenser, Exchange
 from docassist.pipelines.conversations.events import TurnComplete
@@ -33,7 +33,7 @@ from docassist.pipelines.lanes import Lane
 from docassist.pipelines.language import detect_language
 from docassist.pipelines.spaces import check_space_id
 from docassist.pipelines.streams import StreamEvent
-from docassist.pipelines.summaries.events import Usage
+from docassist.pipelines.summaries.events import Usage, last_event
 
 T = TypeVar("T")
 

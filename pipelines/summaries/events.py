@@ -8,7 +8,9 @@ it goes out under: `start`, `processing`, `summary`, `complete`, `error`.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -85,6 +87,21 @@ class SummaryError(StreamEvent):
 
     def exception(self) -> DocassistError:
         return DocassistError.from_code(self.code, self.message, **self.details)
+
+
+E = TypeVar("E", bound=StreamEvent)
+
+
+async def last_event(events: AsyncIterator[StreamEvent], kind: type[E], what: str = "answer") -> E:
+    """The `kind` event that ends a run's events (a summary's or an answer's); its `error` raised.
+    Returning closes the events at once, which cancels the workflow and frees its LLM slot."""
+    async with contextlib.aclosing(events) as stream:
+        async for ev in stream:
+            if isinstance(ev, kind):
+                return ev
+            if isinstance(ev, SummaryError):
+                raise ev.exception()
+    raise DocassistError(f"the {what} ended without a result")
 
 
 EVENT_TYPES: dict[str, type[StreamEvent]] = {

@@ -39,6 +39,7 @@ from docassist.pipelines.summaries.events import (
     SummaryError,
     SummaryProgress,
     SummaryStart,
+    last_event,
 )
 from docassist.pipelines.summaries.runs.board import Elsewhere, FlightBoard, OwnerGone
 from docassist.pipelines.summaries.runs.flights import Flight, RemoteFlight
@@ -314,12 +315,7 @@ class SummaryService:
         """Run (or join) the flight to its end; the `complete` event, or the error raised."""
         flight = await self.start(record, language, force)
         async with self.following(flight, record) as events:
-            async for ev in events:
-                if isinstance(ev, SummaryComplete):
-                    return ev
-                if isinstance(ev, SummaryError):
-                    raise ev.exception()
-        raise DocassistError("the summary ended without a result")
+            return await last_event(events, SummaryComplete, "summary")
 
     async def cancel_document(self, space_id: str, doc_id: str) -> int:
         """Stop every run of a deleted document, pinned or not; returns how many were running."""
