@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Mount
 
 from docassist.api import mcp_server
 from docassist.api.body_deadline import BodyDeadline
+from docassist.api.callers import Callers
 from docassist.api.connections import configure as configure_connections
 from docassist.api.disconnect import CancelOnDisconnect
 from docassist.api.errors import install_error_handlers
@@ -29,6 +30,8 @@ from docassist.api.middleware import BrowserHeadersMiddleware, JsonBodyMiddlewar
 from docassist.api.openai_errors import OpenAIErrorShape
 from docassist.api.routes import (
     ask,
+    audit,
+    auth,
     conversations,
     documents,
     health,
@@ -64,7 +67,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     if assistant is None:
         runtime = Runtime(settings)
         assistant = Assistant(runtime)
-    mcp = mcp_server.build(assistant)
+    callers = Callers(settings.api_keys, assistant.identity, assistant.identity.config.oidc.public_url)
+    mcp = mcp_server.build(assistant, callers)
     app = FastAPI(
         title="docassist",
         version="0.1.0",
@@ -74,11 +78,13 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         redoc_url=None,
     )
     app.state.assistant = assistant
-    _add_middleware(app, settings)
+    _add_middleware(app, settings, callers)
     install_error_handlers(app)
     _instrument(app)
     for router in (
         health.router,
+        auth.router,
+        audit.router,
         documents.router,
         search.router,
         summaries.router,
@@ -136,14 +142,14 @@ def _log_keys(settings: Settings) -> None:
         )
 
 
-def _add_middleware(app: FastAPI, settings: Settings) -> None:
+def _add_middleware(app: FastAPI, settings: Settings, callers: Callers) -> None:
     """Innermost first: the request log (added last) sees every answer, refusals included."""
     app.add_middleware(CancelOnDisconnect)
     app.add_middleware(BodyDeadline, total_s=settings.body_timeout_s, idle_s=settings.body_idle_timeout_s)
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(
         RequestGuard,
-        keys=settings.api_keys,
+        callers=callers,
         upload_limit_bytes=settings.max_upload_bytes,
         metrics_key=settings.metrics_key,
         metrics_loopback=settings.metrics_loopback,

@@ -1,4 +1,4 @@
-"""`docassist` command line: serve, worker, ingest, documents, key, eval, bench.
+"""`docassist` command line: serve, worker, ingest, documents, key, audit export, eval, bench.
 
 `ingest` and `documents` talk to a running service over HTTP (a Qdrant Edge shard admits one
 process at a time, and the service holds it); with no service running, they open the
@@ -31,10 +31,12 @@ def _headers() -> dict[str, str]:
 def _checked_settings() -> Settings:
     """The settings, and the limits the parts read for themselves, checked before a start:
     `ConfigError` for a bad value of either."""
+    from docassist.pipelines.identity.config import IdentityConfig
     from docassist.pipelines.runtime import PartLimits
 
     settings = load_settings()
     PartLimits.of(settings)
+    IdentityConfig.from_env(settings.environment)
     return settings
 
 
@@ -91,6 +93,51 @@ def cmd_key(args: argparse.Namespace) -> int:
         return 2
     print(f"key (give it to its holder; it is not shown again): {key}")
     print(f"API_KEYS entry: {hashed}:{args.spaces}")
+    return 0
+
+
+def _moment(value: str) -> float:
+    """Unix seconds from an ISO date or time (`2026-12-01`, `2026-12-01T09:30:00+03:00`; UTC
+    unless it says otherwise) or from unix seconds."""
+    from datetime import UTC, datetime
+
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (2026-12-01), a time or unix seconds") from exc
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    """The audit trail as JSON lines, oldest first, for a SIEM: read from the database the service
+    writes (DATABASE_URL, or DATA_DIR's SQLite), while it runs."""
+    from docassist.pipelines.identity.audit import AuditLog
+    from docassist.pipelines.storage.database import Database
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"docassist: configuration error: {exc}", file=sys.stderr)
+        return 2
+    db = Database.for_data_dir(settings.database_url, settings.data_dir)
+    try:
+        db.migrate(settings.files_dir)
+        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+        count = 0
+        try:
+            for line in AuditLog(db).export(args.since, args.until):
+                out.write(line + "\n")
+                count += 1
+        finally:
+            if args.output:
+                out.close()
+    finally:
+        db.close()
+    print(f"docassist: {count} audit entries written", file=sys.stderr)
     return 0
 
 
@@ -232,6 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     key = sub.add_parser("key", help="make a new API key and its sha256 entry for API_KEYS")
     key.add_argument("--spaces", default="*", help="what it reaches: * (every space) or space_a|space_b")
     key.set_defaults(func=cmd_key)
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
+    export = audit.add_parser("export", help="write the audit trail as JSON lines (for a SIEM)")
+    export.add_argument("--since", type=_moment, default=None, help="from this date, time or unix seconds")
+    export.add_argument("--until", type=_moment, default=None, help="before this date, time or unix seconds")
+    export.add_argument("--output", "-o", default=None, help="a file (default: standard output)")
+    export.set_defaults(func=cmd_audit_export)
     sub.add_parser("eval", help="score the configured profile on the evaluation data (docassist eval --help)")
     sub.add_parser("bench", help="benchmarks against a real docassist serve (docassist bench --help)")
     args = parser.parse_args(argv)

@@ -11,6 +11,7 @@ docs/API.md to them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
 from typing import Any
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from docassist.api.audit_trail import record
 from docassist.pipelines import errors as e
 from docassist.pipelines.health_monitor import REFRESH_S
 from docassist.pipelines.logs import event, request_id_var
@@ -45,6 +47,7 @@ STATUS: dict[type[e.DocassistError], int] = {
     e.VectorStoreUnavailable: 503,
     e.StoreUnavailable: 503,
     e.EmbedderUnavailable: 503,
+    e.IdentityProviderUnavailable: 503,
     e.Cancelled: 503,
     e.SummarizationStalled: 422,
     e.TooBusy: 429,
@@ -133,10 +136,20 @@ def retry_after_s(exc: e.DocassistError, status: int) -> int:
     return exc.retry_after_s if isinstance(exc, e.TooBusy) else UNAVAILABLE_RETRY_S
 
 
+async def _denied(request: Request, exc: e.Forbidden) -> None:
+    access = request.scope.get("state", {}).get("access")
+    space = exc.details.get("space_id")
+    with contextlib.suppress(e.DocassistError):  # the database away: the refusal is answered all the same
+        where = space if isinstance(space, str) else None
+        await record(request, access, "access_denied", space_id=where, detail=exc.message[:200])
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(e.DocassistError)
-    async def _typed(_: Request, exc: e.DocassistError) -> JSONResponse:
+    async def _typed(request: Request, exc: e.DocassistError) -> JSONResponse:
         status = status_of(exc)
+        if isinstance(exc, e.Forbidden):  # refused for want of a right: who tried what, where
+            await _denied(request, exc)
         event(
             f"[ERROR] {exc.code}",
             exc.message,

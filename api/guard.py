@@ -1,8 +1,12 @@
 """Refuse before reading: requests without a valid key, and bodies over the limit.
 
-Runs before routing, as plain ASGI, on the request's headers alone:
-- with `API_KEYS` set, a request without a valid key gets 401 at once — its body is never read
-  (only `/health`, the web page and the API description are open); with `METRICS_KEY` set,
+Runs before routing, as plain ASGI, on the request's headers (and, for a session cookie or a
+personal token, one look-up in the database — `api/callers.py`):
+- with `API_KEYS` set or sign-in configured, a request without a valid key, token or session gets
+  401 at once — its body is never read (only `/health`, the web page, the API description and the
+  sign-in routes are open); an ended session's cookie gets 401 `session_expired`;
+- a state-changing request riding a session cookie whose `Origin` names another site gets 403
+  `cross_site_request` (keys and tokens in headers are not affected); with `METRICS_KEY` set,
   `/metrics` needs it or a key for every space, whether or not `API_KEYS` is set; with
   `METRICS_LOOPBACK` set, a scraper on the same host reads `/metrics` without a key — a peer on
   the loopback interface whose request no proxy forwarded (no `X-Forwarded-For`, `Forwarded` or
@@ -11,7 +15,7 @@ Runs before routing, as plain ASGI, on the request's headers alone:
 - a body that turns out longer than declared, or is sent chunked, is cut off the moment it
   passes the limit: reading stops and the route answers 413. Nothing past the limit is
   buffered or spooled to disk.
-The resolved key (`Access`) is left in the request's state for the routes' space checks.
+The resolved caller (`Access`) is left in the request's state for the routes' space checks.
 """
 
 from __future__ import annotations
@@ -21,16 +25,20 @@ import ipaddress
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from docassist.api.auth import NOBODY, OPEN, SCRAPER, Access, access_for, is_metrics_key
-from docassist.api.errors import envelope_response
-from docassist.pipelines.keys import ApiKey, digest_of
+from docassist.api.auth import NOBODY, OPEN, SCRAPER, Access, is_metrics_key
+from docassist.api.callers import Callers
+from docassist.api.errors import envelope_response, retry_after_s, status_of
+from docassist.pipelines.errors import DocassistError, SessionExpired
+from docassist.pipelines.keys import digest_of
 
 UPLOAD_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the form's other fields
 JSON_BODY_LIMIT_BYTES = 1024 * 1024  # every JSON route takes a small body (a question is at most 4,000 characters)
-OPEN_PATHS = ("/health", "/docs", "/openapi.json")
-OPEN_PREFIXES = ("/static/",)
+OPEN_PATHS = ("/health", "/docs", "/openapi.json", "/auth/config", "/auth/login", "/auth/logout")
+OPEN_PREFIXES = ("/static/", "/auth/oidc/")
 
 
+_NEEDED_KEY = "a valid API key is required (Authorization: Bearer <key> or X-API-Key)"
+_NEEDED_SIGN_IN = "sign in, or send a personal token or an API key (Authorization: Bearer …)"
 _FORWARDED = (b"x-forwarded-for", b"forwarded", b"x-real-ip")
 
 
@@ -53,12 +61,12 @@ class RequestGuard:
     def __init__(
         self,
         app: ASGIApp,
-        keys: tuple[ApiKey, ...],
+        callers: Callers,
         upload_limit_bytes: int,
         metrics_key: str | None = None,
         metrics_loopback: bool = False,
     ) -> None:
-        self.app, self.keys = app, keys
+        self.app, self.callers = app, callers
         self.upload_limit = upload_limit_bytes + UPLOAD_OVERHEAD_BYTES
         self.metrics_digest = digest_of(metrics_key) if metrics_key else None
         self.metrics_loopback = metrics_loopback
@@ -77,16 +85,35 @@ class RequestGuard:
             is_metrics_key(headers, self.metrics_digest) or (self.metrics_loopback and _local_peer(scope, headers))
         ):
             access = SCRAPER
-        elif self.keys or (path == "/metrics" and self.metrics_digest is not None):
-            access = access_for(headers, self.keys)
+        elif self.callers.required or (path == "/metrics" and self.metrics_digest is not None):
+            expired = False
+            try:
+                access = await self.callers.resolve(headers)
+            except SessionExpired:
+                access, expired = None, True
+            except DocassistError as exc:  # the database or the directory away: 503 with Retry-After
+                status = status_of(exc)
+                retry = {"Retry-After": str(retry_after_s(exc, status))} if status in (429, 503) else None
+                await envelope_response(status, exc.code, exc.message, exc.details, headers=retry, close=True)(
+                    scope, receive, send
+                )
+                return
             if access is None and is_open(path):
-                access = NOBODY  # open routes answer, showing nothing that needs a key
+                access = NOBODY  # open routes answer, showing nothing that needs a credential
             elif access is None:
+                code, message = (
+                    ("session_expired", "your session has ended; sign in again")
+                    if expired
+                    else ("unauthorized", _NEEDED_SIGN_IN if self.callers.sign_in else _NEEDED_KEY)
+                )
+                response = envelope_response(401, code, message, headers={"WWW-Authenticate": "Bearer"}, close=True)
+                await response(scope, receive, send)
+                return
+            if access.via == "session" and self.callers.cross_site(scope["method"], headers):
                 response = envelope_response(
-                    401,
-                    "unauthorized",
-                    "a valid API key is required (Authorization: Bearer <key> or X-API-Key)",
-                    headers={"WWW-Authenticate": "Bearer"},
+                    403,
+                    "cross_site_request",
+                    "a request that changes something, riding a session cookie, came from another site; it is refused",
                     close=True,
                 )
                 await response(scope, receive, send)

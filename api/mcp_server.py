@@ -31,11 +31,13 @@ from pydantic import Field, ValidationError
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from docassist.api.auth import NOBODY, OPEN, Access, access_for
+from docassist.api.auth import NOBODY, Access
+from docassist.api.callers import Callers
 from docassist.api.errors import envelope_response, status_of
 from docassist.pipelines.assistant import Assistant
-from docassist.pipelines.errors import DocassistError
-from docassist.pipelines.keys import ApiKey
+from docassist.pipelines.errors import DocassistError, Forbidden, SessionExpired
+from docassist.pipelines.identity.audit import Action, AuditEntry, question
+from docassist.pipelines.identity.service import Identity
 from docassist.pipelines.logs import event, request_id_var
 from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS, Source
 from docassist.pipelines.spaces import SPACE_PATTERN
@@ -56,24 +58,54 @@ INSTRUCTIONS = (
 
 
 class _Guard:
-    """The key of each tool call, read from its request's headers as `RequestGuard` reads them."""
+    """The caller of each tool call, read from its request's headers as `RequestGuard` reads them
+    (`Callers`: an API key, a personal token, a session cookie), and an audit entry for the call."""
 
-    def __init__(self, keys: tuple[ApiKey, ...]) -> None:
-        self.keys = keys
+    def __init__(self, callers: Callers, identity: Identity) -> None:
+        self.callers, self.identity = callers, identity
 
-    def access(self, ctx: Context) -> Access:
-        if not self.keys:
-            return OPEN
+    async def access(self, ctx: Context) -> Access:
         headers: Mapping[str, str] = ctx.headers or {}
         raw = {k.lower().encode("latin-1"): v.encode("latin-1") for k, v in headers.items()}
-        return access_for(raw, self.keys) or NOBODY
+        try:
+            return await self.callers.resolve(raw) or NOBODY
+        except SessionExpired:
+            return NOBODY
 
-    async def __call__(self, ctx: Context, space_id: str, call: Callable[[Access], Coroutine[Any, Any, T]]) -> T:
-        """The call for a space the key reaches, run until it has ended (`_until_ended`); its
+    async def __call__(
+        self,
+        ctx: Context,
+        space_id: str,
+        call: Callable[[Access], Coroutine[Any, Any, T]],
+        action: Action | None = None,
+        **about: str,
+    ) -> T:
+        """The call for a space the caller reaches, run until it has ended (`_until_ended`); its
         `DocassistError` reaches `DocassistMCP.call_tool`, which makes it the tool's error text."""
-        caller = self.access(ctx)
-        caller.check_space(space_id)
+        caller = await self.access(ctx)
+        try:
+            caller.check_space(space_id)
+        except Forbidden as exc:
+            await self._record(caller, "access_denied", space_id, action or "list_documents", detail=exc.message[:200])
+            raise
+        if action is not None:
+            await self._record(caller, action, space_id, action, **about)
         return await _until_ended(call(caller))
+
+    async def _record(self, caller: Access, action: Action, space_id: str, tool: str, **about: str) -> None:
+        who = caller.person
+        await self.identity.record(
+            AuditEntry(
+                action,
+                user_id=who.person_id if who else None,
+                user_name=who.name if who else None,
+                key_id=caller.key_id,
+                space_id=space_id,
+                route=f"MCP {tool}",
+                request_id=request_id_var.get(),
+                **about,
+            )
+        )
 
 
 async def _until_ended(work: Coroutine[Any, Any, T]) -> T:
@@ -160,9 +192,9 @@ def _internal_error(tool: str, crash: BaseException) -> str:
     return f"internal_error: an internal error; the service log has its details under request id {rid}"
 
 
-def build(assistant: Assistant) -> DocassistMCP:
+def build(assistant: Assistant, callers: Callers) -> DocassistMCP:
     server = _quietly(lambda: DocassistMCP("docassist", instructions=INSTRUCTIONS, version="0.1.0"))
-    guarded = _Guard(assistant.settings.api_keys)
+    guarded = _Guard(callers, assistant.identity)
     _answer_tools(server, assistant, guarded)
     _document_tools(server, assistant, guarded)
     return server
@@ -179,7 +211,7 @@ def _answer_tools(server: MCPServer, assistant: Assistant, guarded: _Guard) -> N
                 result = await assistant.search(q, space_id, top_k)
             return _passages(result.sources) or f"Nothing in space {space_id!r} matches."
 
-        return await guarded(ctx, space_id, run)
+        return await guarded(ctx, space_id, run, "search", detail=question(q))
 
     @server.tool()
     async def ask(
@@ -197,7 +229,7 @@ def _answer_tools(server: MCPServer, assistant: Assistant, guarded: _Guard) -> N
                 done = await assistant.ask(q, space_id, mode, top_k)
             return done.answer + ("\n\nSources:\n" + _source_list(done.sources) if done.sources else "")
 
-        return await guarded(ctx, space_id, run)
+        return await guarded(ctx, space_id, run, "ask", detail=question(q))
 
 
 def _document_tools(server: MCPServer, assistant: Assistant, guarded: _Guard) -> None:
@@ -211,7 +243,7 @@ def _document_tools(server: MCPServer, assistant: Assistant, guarded: _Guard) ->
                 done = await assistant.summarize(space_id, doc_id)
             return done.summary
 
-        return await guarded(ctx, space_id, run)
+        return await guarded(ctx, space_id, run, "summarize", doc_id=doc_id)
 
     @server.tool()
     async def list_documents(space_id: SpaceId, ctx: Context) -> str:

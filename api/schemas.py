@@ -50,8 +50,11 @@ class ErrorResponse(BaseModel):
 
 # what each status means; its codes are appended from the status map (`api/errors.py`)
 _WHY = {
-    401: "no valid API key (when `API_KEYS` is set)",
-    403: "the key cannot reach this space",
+    401: "no valid API key, personal token or session (when `API_KEYS` is set or people sign in); a wrong "
+    "username or password; a session that has ended; an OpenID sign-in that cannot be completed (a forged, replayed "
+    "or expired callback)",
+    403: "the caller cannot reach this space, or their role there does not allow this; a state-changing request "
+    "riding a session cookie from another site",
     404: "no such document, job, conversation or endpoint in this space",
     408: "the request body did not arrive in time (`BODY_TIMEOUT_S`, `BODY_IDLE_TIMEOUT_S`)",
     413: "a body, file, markup, page or row count, image, text or chunk count over its limit",
@@ -60,8 +63,8 @@ _WHY = {
     429: "more requests in flight than admitted (this key's `SEARCH_PER_KEY`, `ANSWERS_PER_KEY`, `STREAMS_PER_KEY` "
     "or `RENDERS_PER_KEY`; `UPLOAD_QUEUE`; the space's `UPLOADS_PER_SPACE`; the renders that may wait), answered "
     "at once with `Retry-After` (seconds)",
-    503: "a store, an LLM endpoint or the process that embeds uploads is unavailable, the run was cancelled, or "
-    "`MAX_CONNECTIONS` are open; with `Retry-After` (seconds)",
+    503: "a store, an LLM endpoint, the process that embeds uploads, the LDAP directory or the OpenID provider is "
+    "unavailable, the run was cancelled, or `MAX_CONNECTIONS` are open; with `Retry-After` (seconds)",
 }
 
 

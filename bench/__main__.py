@@ -44,6 +44,7 @@ ORDER = (
     "scaleout",
     "retrieval",
     "integrations",
+    "sign_in",
     "attacks",
     "pages_memory",
 )

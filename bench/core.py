@@ -66,6 +66,8 @@ class Sizes:
     metrics_jobs: int  # finished job rows beside them
     conversations_rounds: int  # follow-up (and first message) against /ask-stream pairs
     attacks_seconds: float  # the victim's probes alone, then under each attack, this long each
+    sign_in_requests: int  # GET /documents/{id} pairs, session cookie against an API key
+    sign_in_logins: int  # /auth/login against the directory's own binds and searches
     service_env: tuple[tuple[str, str], ...] = ()
 
 
@@ -105,6 +107,8 @@ QUICK = Sizes(
     metrics_jobs=50,
     conversations_rounds=1,
     attacks_seconds=2,
+    sign_in_requests=100,
+    sign_in_logins=20,
     service_env=(("LLM_MAX_TOKENS", "96"),),
 )
 
@@ -144,6 +148,8 @@ FULL = Sizes(
     metrics_jobs=300,
     conversations_rounds=8,
     attacks_seconds=30,
+    sign_in_requests=500,
+    sign_in_logins=100,
 )
 
 

@@ -27,6 +27,7 @@ from docassist.pipelines.conversations.service import Conversations
 from docassist.pipelines.conversations.store import ConversationStore
 from docassist.pipelines.documents.upload_store import UploadJob
 from docassist.pipelines.health import CAPABILITIES, HealthReport
+from docassist.pipelines.identity.service import Identity
 from docassist.pipelines.library import Library
 from docassist.pipelines.runtime import Runtime
 from docassist.pipelines.search.retrieval import SearchResult
@@ -112,6 +113,12 @@ class Assistant:
     def settings(self) -> Settings:
         return self.runtime.settings
 
+    @property
+    def identity(self) -> Identity:
+        """Sign-in, sessions, tokens and the audit trail (built with the runtime, before start)."""
+        assert self.runtime.identity is not None  # the serving role has one
+        return self.runtime.identity
+
     # ------------------------------------------------------------------ documents
     async def document(self, space_id: str, doc_id: str) -> DocumentView:
         return await self.library.get(space_id, doc_id)
@@ -160,12 +167,14 @@ class Assistant:
 
     # ------------------------------------------------------------------ conversations
     async def turn_events(
-        self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int
+        self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int, owner: str | None = None
     ) -> AsyncIterator[StreamEvent]:
-        return await self.conversations.turn_events(space_id, conversation_id, q, mode, top_k)
+        return await self.conversations.turn_events(space_id, conversation_id, q, mode, top_k, owner)
 
-    async def turn(self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int) -> TurnComplete:
-        return await self.conversations.turn(space_id, conversation_id, q, mode, top_k)
+    async def turn(
+        self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int, owner: str | None = None
+    ) -> TurnComplete:
+        return await self.conversations.turn(space_id, conversation_id, q, mode, top_k, owner)
 
     def ask_after_events(
         self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int, max_tokens: int | None = None

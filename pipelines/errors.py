@@ -85,6 +85,41 @@ class Unauthorized(DocassistError):
     code = "unauthorized"
 
 
+class InvalidCredentials(Unauthorized):
+    """A sign-in with a wrong password or an unknown username: one answer for both, so it never
+    tells whether the person exists."""
+
+    code = "invalid_credentials"
+
+
+class SessionExpired(Unauthorized):
+    """The session cookie is unknown, ended, past its idle or absolute expiry, or its person lost
+    every right at a refresh: sign in again."""
+
+    code = "session_expired"
+
+
+class IdentityProviderUnavailable(DocassistError):
+    """The LDAP directory or the OpenID provider does not answer (or answers with a server error):
+    a sign-in is refused with 503 and Retry-After; open sessions keep their last rights meanwhile."""
+
+    code = "identity_provider_unavailable"
+
+
+class CrossSiteRequest(Forbidden):
+    """A state-changing request that rides a session cookie and names another site in `Origin`."""
+
+    code = "cross_site_request"
+
+
+class SignInFailed(Unauthorized):
+    """A sign-in through the OpenID provider that cannot be completed: a forged or replayed callback
+    (unknown `state`, a reused code, an ID token whose signature, issuer, audience, expiry or nonce
+    does not hold)."""
+
+    code = "sign_in_failed"
+
+
 class LLMUnavailable(DocassistError):
     """The endpoint is down, refused, or timed out. Retrying later may work."""
 
@@ -212,6 +247,12 @@ class SpaceUploadQueueFull(UploadQueueFull):
     other spaces, so one space's burst cannot leave them none."""
 
     code = "space_upload_queue_full"
+
+
+class SignInThrottled(TooBusy):
+    """Too many failed sign-ins for one username or from one client address in the last minute."""
+
+    code = "sign_in_throttled"
 
 
 class RenderQueueFull(TooBusy):

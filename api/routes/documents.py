@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from docassist.api.audit_trail import record
 from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.routes.jobs import upload_response
 from docassist.api.schemas import (
@@ -87,11 +88,13 @@ async def ingest(
     `Retry-After`. A client that leaves before its answer stops its upload."""
     if (await request.form()).get("space_id", None) == "":  # FastAPI reads an empty form field as absent
         raise InvalidInput("space_id must be 1-64 characters of A-Z, a-z, 0-9, _ and -", space_id="")
-    access.check_space(space_id)
+    access.check_space(space_id, "editor")
     filename = file.filename or ""
     assistant.check_file(filename)  # refuse unsupported types before reading the body
     data = await _read_limited(file, assistant.settings.max_upload_bytes)
     done = await assistant.ingest(space_id, filename, data, generate_summary, wait)
+    doc_id = done.upload.doc_id if isinstance(done, Accepted) else done.document.record.doc_id
+    await record(request, access, "upload", space_id=space_id, doc_id=doc_id, detail=filename[:200])
     if isinstance(done, Accepted):
         body = upload_response(done.upload)
         return JSONResponse(body.model_dump(mode="json"), status_code=202, headers={"Location": f"/jobs/{body.job_id}"})
@@ -169,10 +172,11 @@ async def get_document_page(
 
 @router.delete("/documents/{doc_id}", response_model=DeleteResponse, responses=_READ)
 async def delete_document(
-    doc_id: str, assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default"
+    doc_id: str, request: Request, assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default"
 ) -> DeleteResponse:
     """Stop the document's upload (if it is still being ingested: its job ends `cancelled`, nothing
     is stored) and its summary runs, and remove its vectors, files, summaries and jobs."""
-    access.check_space(space_id)
+    access.check_space(space_id, "editor")
     await assistant.delete(space_id, doc_id)
+    await record(request, access, "delete", space_id=space_id, doc_id=doc_id[:64])
     return DeleteResponse(doc_id=doc_id, space_id=space_id, deleted=True)

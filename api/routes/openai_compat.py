@@ -7,9 +7,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from docassist.api.audit_trail import record
 from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.errors import status_of
 from docassist.api.held import HeldEventSourceResponse
@@ -35,6 +36,7 @@ from docassist.api.openai_protocol import (
 )
 from docassist.pipelines.answers.events import AnswerDelta, AskComplete, AskError
 from docassist.pipelines.errors import DocassistError
+from docassist.pipelines.identity.audit import question
 from docassist.pipelines.search.retrieval import Source
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -43,8 +45,9 @@ TOP_K = 5
 
 @router.get("/models", response_model=ModelList, responses=openai_error_responses(401, 408))
 async def models(assistant: AssistantDep, access: AccessDep) -> ModelList:
-    """One model per space the key reaches, `space:<space_id>`: a limited key's spaces; for a key
-    for every space (or without `API_KEYS`), every space that holds documents."""
+    """One model per space the caller reaches that holds documents, `space:<space_id>`: a limited
+    key's spaces, a person's (by session or personal token); for a key for every space (or without
+    `API_KEYS`), every such space."""
     return ModelList(data=[Model(id=model_id(s)) for s in await assistant.spaces(access.spaces)])
 
 
@@ -57,7 +60,7 @@ async def models(assistant: AssistantDep, access: AccessDep) -> ModelList:
     },
 )
 async def chat_completions(
-    body: ChatCompletionRequest, assistant: AssistantDep, access: AccessDep
+    body: ChatCompletionRequest, request: Request, assistant: AssistantDep, access: AccessDep
 ) -> ChatCompletion | HeldEventSourceResponse:
     """The last user message answered over the model's space, as `/ask` answers it (mode `auto`,
     5 passages); the answer ends with a short "Sources" list and the passages are in `sources`.
@@ -70,6 +73,7 @@ async def chat_completions(
     space_id = access.check_space(space_of(body.model))
     body.check_supported()
     q, history, cap = body.question(), body.history(), body.answer_cap()
+    await record(request, access, "ask", space_id=space_id, detail=question(q))
     cid, created = completion_id()
     if not body.stream:
         with assistant.admit("answer", access.holder):

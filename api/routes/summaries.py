@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from docassist.api.audit_trail import record
 from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.held import HeldEventSourceResponse
 from docassist.api.schemas import SummarizeRequest, SummarizeResponse, error_responses, stream_schema
@@ -20,10 +21,13 @@ _STREAM_SCHEMA = stream_schema(
 
 
 @router.post("/summarize", response_model=SummarizeResponse, responses=_ERRORS)
-async def summarize(body: SummarizeRequest, assistant: AssistantDep, access: AccessDep) -> SummarizeResponse:
+async def summarize(
+    body: SummarizeRequest, request: Request, assistant: AssistantDep, access: AccessDep
+) -> SummarizeResponse:
     """The whole document's summary in its language (or `language`): one LLM call when it fits
     the model's budget, map-reduce otherwise. A cached summary comes back with `cached: true`."""
     access.check_space(body.space_id)
+    await record(request, access, "summarize", space_id=body.space_id, doc_id=body.doc_id)
     with assistant.admit("answer", access.holder):
         done = await assistant.summarize(body.space_id, body.doc_id, body.language, body.force)
     return SummarizeResponse(
@@ -39,12 +43,13 @@ async def summarize(body: SummarizeRequest, assistant: AssistantDep, access: Acc
 
 @router.post("/summarize-stream", responses={200: _STREAM_SCHEMA, **_ERRORS})
 async def summarize_stream(
-    body: SummarizeRequest, assistant: AssistantDep, access: AccessDep
+    body: SummarizeRequest, request: Request, assistant: AssistantDep, access: AccessDep
 ) -> HeldEventSourceResponse:
     """Server-sent events: `start` (before any LLM work), `processing` per map/reduce step with an
     ETA, `summary` deltas as the final pass writes, then `complete` — or `error`. Disconnecting
     cancels the LLM work unless a background job needs the same summary."""
     access.check_space(body.space_id)
+    await record(request, access, "summarize", space_id=body.space_id, doc_id=body.doc_id)
     permit = assistant.admit("answer", access.holder)
     try:
         following = await assistant.summary_events(body.space_id, body.doc_id, body.language, body.force)

@@ -1,15 +1,24 @@
 // docassist's web page: plain ES module, no build step, nothing loaded from elsewhere.
 // Every text from the server (file names, document text, answers) goes into the page as text
-// (textContent), never as HTML.
+// (textContent), never as HTML. Signing people in (LDAP, OIDC), their spaces and roles, and the
+// audit trail are auth.js's; this file hands it the page's words and API helpers (`page` below).
+
+import { People } from "./auth.js";
 
 const $ = (id) => document.getElementById(id);
-const KEYS = { lang: "docassist.lang", space: "docassist.space", spaces: "docassist.spaces", key: "docassist.key" };
+const KEYS = {
+  lang: "docassist.lang",
+  space: "docassist.space",
+  spaces: "docassist.spaces",
+  key: "docassist.key",
+  draft: "docassist.draft",
+};
 const SPACE_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const POLL_MS = 1500;
 
-// The API key lives in this tab's sessionStorage only (gone when the tab closes); the language
-// and the spaces are remembered in localStorage.
-const storageFor = (k) => (k === KEYS.key ? sessionStorage : localStorage);
+// The API key and a question kept over a sign-in (auth.js) live in this tab's sessionStorage
+// only (gone when the tab closes); the language and the spaces are remembered in localStorage.
+const storageFor = (k) => (k === KEYS.key || k === KEYS.draft ? sessionStorage : localStorage);
 const store = {
   get(k) {
     try { return storageFor(k).getItem(k); } catch { return null; }
@@ -202,6 +211,58 @@ const DICT = {
     seconds: { one: "second", other: "seconds" },
     calls: { one: "call", other: "calls" },
     units: ["B", "KB", "MB", "GB"],
+    // signing in, the people's spaces and roles, the audit trail (auth.js)
+    auth: {
+      title: "Sign in",
+      username: "Username",
+      password: "Password",
+      signIn: "Sign in",
+      or: "or",
+      withProvider: (name) => `Sign in with ${name}`,
+      signedIn: "Signed in as",
+      signOut: "Sign out",
+      signedOut: "You are signed out.",
+      signingIn: "Signing in…",
+      fillBoth: "Enter your username and password.",
+      wrong: "The username or password is wrong.",
+      throttled: (s) => `Too many attempts. Try again in ${s} s.`,
+      unavailable: "The sign-in service is not answering. Try again in a minute.",
+      failed: "Signing in did not work. Try again.",
+      expired: "Your session has ended. Sign in again to carry on.",
+      expiredKept: "Your session has ended. Sign in again: the question you were typing is kept.",
+      noSpaceTitle: "No space is open to you",
+      noGroups: (source, name) =>
+        `${{ ldap: "The directory", oidc: name, both: `The directory or ${name}` }[source]} sent no groups for you, ` +
+        "so no space is open to you. Ask your administrator to add you to a group that has access.",
+      noSpaces: "No space is open to you yet. Ask your administrator for access.",
+      role: { reader: "reader", editor: "editor", admin: "administrator" },
+      spaceOption: (space, role) => `${space} (${t(`auth.role.${role}`)})`,
+      roleHint: {
+        reader: "As a reader you can search, ask and read the documents here.",
+        editor: "As an editor you can also add and delete documents here.",
+        admin: "As an administrator you can also add and delete documents, and read this space’s audit trail.",
+      },
+      otherSpace: "Another space",
+      audit: "Audit",
+      auditLoading: "Loading the audit trail…",
+      auditLatest: (space, n) => `“${space}”: the latest ${count(n, "auth.entries")}, newest first.`,
+      auditEmpty: (space) => `Nothing is recorded in “${space}” yet.`,
+      auditAt: "Time",
+      auditAction: "Action",
+      auditWho: "Person",
+      auditWhat: "Document or conversation",
+      auditClient: "Client",
+      auditTime: (at) => whenExact(at),
+      auditKey: (id) => `API key ${id}`,
+      auditDoc: (id) => `document ${id}`,
+      auditConv: (id) => `conversation ${id}`,
+      entries: { one: "entry", other: "entries" },
+      err: {
+        unauthorized: "You need to sign in.",
+        session_expired: "Your session has ended.",
+        forbidden: "Your role in this space does not allow this.",
+      },
+    },
   },
   ru: {
     skip: "Перейти к содержимому",
@@ -383,6 +444,59 @@ const DICT = {
     seconds: { one: "секунда", few: "секунды", many: "секунд", other: "секунды" },
     calls: { one: "обращение", few: "обращения", many: "обращений", other: "обращения" },
     units: ["Б", "КБ", "МБ", "ГБ"],
+    // вход, пространства и роли людей, журнал аудита (auth.js)
+    auth: {
+      title: "Вход",
+      username: "Имя пользователя",
+      password: "Пароль",
+      signIn: "Войти",
+      or: "или",
+      withProvider: (name) => `Войти через ${name}`,
+      signedIn: "Вы вошли как",
+      signOut: "Выйти",
+      signedOut: "Вы вышли.",
+      signingIn: "Вход…",
+      fillBoth: "Введите имя пользователя и пароль.",
+      wrong: "Неверное имя пользователя или пароль.",
+      throttled: (s) => `Слишком много попыток. Попробуйте снова через ${s} с.`,
+      unavailable: "Служба входа не отвечает. Попробуйте через минуту.",
+      failed: "Войти не удалось. Попробуйте ещё раз.",
+      expired: "Сеанс завершён. Войдите снова, чтобы продолжить.",
+      expiredKept: "Сеанс завершён. Войдите снова: вопрос, который вы набирали, сохранён.",
+      noSpaceTitle: "Вам не открыто ни одно пространство",
+      noGroups: (source, name) =>
+        `От ${{ ldap: "каталога пользователей", oidc: name, both: `каталога пользователей или ${name}` }[source]} ` +
+        "не пришло ни одной вашей группы, поэтому ни одно пространство вам не открыто. " +
+        "Попросите администратора добавить вас в группу, у которой есть доступ.",
+      noSpaces: "Вам пока не открыто ни одно пространство. Попросите доступ у администратора.",
+      role: { reader: "читатель", editor: "редактор", admin: "администратор" },
+      spaceOption: (space, role) => `${space} (${t(`auth.role.${role}`)})`,
+      roleHint: {
+        reader: "Как читатель вы можете искать, задавать вопросы и читать документы.",
+        editor: "Как редактор вы можете также добавлять и удалять документы.",
+        admin: "Как администратор вы можете также добавлять и удалять документы и читать журнал аудита пространства.",
+      },
+      otherSpace: "Другое пространство",
+      audit: "Аудит",
+      auditLoading: "Загрузка журнала аудита…",
+      auditLatest: (space, n) => `«${space}»: последние записи (${num(n)}), новые сверху.`,
+      auditEmpty: (space) => `В «${space}» пока ничего не записано.`,
+      auditAt: "Время",
+      auditAction: "Действие",
+      auditWho: "Кто",
+      auditWhat: "Документ или беседа",
+      auditClient: "Клиент",
+      auditTime: (at) => whenExact(at),
+      auditKey: (id) => `ключ API ${id}`,
+      auditDoc: (id) => `документ ${id}`,
+      auditConv: (id) => `беседа ${id}`,
+      entries: { one: "запись", few: "записи", many: "записей", other: "записи" },
+      err: {
+        unauthorized: "Нужно войти.",
+        session_expired: "Сеанс завершён.",
+        forbidden: "Ваша роль в этом пространстве не позволяет этого.",
+      },
+    },
   },
 };
 
@@ -450,6 +564,12 @@ function when(epochS) {
   return new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" }).format(new Date(epochS * 1000));
 }
 
+// To the second: what an audit trail needs.
+function whenExact(epochS) {
+  if (!epochS) return "";
+  return new Intl.DateTimeFormat(lang, { dateStyle: "short", timeStyle: "medium" }).format(new Date(epochS * 1000));
+}
+
 // Elements whose words depend on the page's language remember how to say them again.
 const translated = new Set();
 
@@ -497,7 +617,17 @@ const state = {
   key: store.get(KEYS.key) || "",
   docs: [],
   health: null,
+  role: null, // the signed-in person's role in the space; null: no people (keys only, or open)
 };
+
+// The sign-in part (auth.js) once the service signs people in; null for a key-only or open service.
+let people = null;
+
+// What a role allows on the page; without people (state.role null) the API key decides.
+const ROLE_RANK = { reader: 1, editor: 2, admin: 3 };
+function may(role) {
+  return !state.role || ROLE_RANK[state.role] >= ROLE_RANK[role];
+}
 
 class ApiError extends Error {
   constructor(status, code, message, details) {
@@ -537,6 +667,11 @@ async function errorOf(res) {
 }
 
 function noteAccess(status, space) {
+  if (people) {
+    // a person's session ended (or idled out): back to the sign-in form, the question kept
+    if (status === 401) people.expired();
+    return;
+  }
   if (status === 401) showKeyForm(state.key ? "keyRejected" : "keyNeeded");
   else if (status === 403) showKeyForm("keyForbidden", space);
 }
@@ -545,7 +680,8 @@ function noteAccess(status, space) {
 function showError(el, err) {
   say(el, null);
   const words = document.createElement("span");
-  if (err.code && lookup(`err.${err.code}`)) say(words, `err.${err.code}`);
+  if (people && err.code && lookup(`auth.err.${err.code}`)) say(words, `auth.err.${err.code}`);
+  else if (err.code && lookup(`err.${err.code}`)) say(words, `err.${err.code}`);
   else say(words, "errStatus", err.status);
   el.append(words);
   if (err.message && err.code !== "network") {
@@ -645,6 +781,9 @@ function openSpace(space) {
   state.space = space;
   rememberSpace(space);
   $("space").value = space;
+  state.role = people ? people.roleIn(space) : null;
+  $("upload-card").hidden = !may("editor");
+  people?.spaceOpened(space);
   say($("docs-title"), "docsTitle", space);
   closeSummary();
   newConversation(false);
@@ -1055,6 +1194,7 @@ function renderDoc(item) {
   item.retry.setAttribute("aria-label", `${t("retry")}: ${d.filename}`);
   item.summarize.textContent = t("summarize");
   item.summarize.setAttribute("aria-label", `${t("summarize")}: ${d.filename}`);
+  item.del.hidden = !may("editor");
   item.del.textContent = t("delete");
   item.del.setAttribute("aria-label", `${t("delete")}: ${d.filename}`);
 }
@@ -1353,6 +1493,32 @@ function clearTurns() {
   $("answer-box").hidden = true;
   say($("ask-status"), null);
   $("ask-error").hidden = true;
+}
+
+// The work of the space on the page set aside: streams stopped, polling ended (a session ended).
+function stopWork() {
+  closeSummary();
+  stopAsk();
+  clearTimeout(pollTimer);
+  pollTimer = null;
+  loading = null;
+  passageController?.abort();
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+}
+
+// Everything of the last person's off the page (signed out, or someone else signed in).
+function clearWork() {
+  stopWork();
+  newConversation(false);
+  $("question").value = "";
+  $("convs").replaceChildren();
+  say($("convs-status"), null);
+  state.docs = [];
+  docItems.clear();
+  $("docs").replaceChildren();
+  say($("docs-status"), null);
+  for (const item of queue.splice(0)) item.li.remove();
+  say($("upload-status"), null);
 }
 
 function newConversation(focus = true) {
@@ -1769,6 +1935,31 @@ window.addEventListener("pagehide", () => {
   passageController?.abort();
 });
 
+// What the sign-in part uses of the page.
+const page = {
+  $,
+  t,
+  say,
+  el,
+  lookup,
+  store,
+  KEYS,
+  SPACE_RE,
+  api,
+  errorOf,
+  showError,
+  openSpace,
+  stopWork,
+  clearWork,
+  space: () => state.space,
+  conversation: () => conv.id,
+  openConversation,
+  forgetKey() {
+    state.key = "";
+    $("key-form").hidden = true;
+  },
+};
+
 setupLanguage();
 setupSpaceAndKey();
 setupUpload();
@@ -1776,6 +1967,10 @@ setupDocuments();
 setupSummary();
 setupAsk();
 applyLanguage();
-openSpace(SPACE_RE.test(state.space) ? state.space : "default");
 loadHealth();
 setInterval(loadHealth, 60000);
+// Keys only, or nothing configured: the page as it always was. With LDAP or OIDC, auth.js
+// signs the person in and opens one of their spaces.
+people = await People.configured(page);
+if (people) people.start();
+else openSpace(SPACE_RE.test(state.space) ? state.space : "default");

@@ -70,29 +70,38 @@ class Conversations:
     async def _db(self, fn: Callable[[], T]) -> T:
         return await self.lane.run(fn)
 
-    async def create(self, space_id: str) -> Conversation:
+    async def create(self, space_id: str, owner: str | None = None) -> Conversation:
         check_space_id(space_id)
-        return await self._db(lambda: self.store.create(space_id))
+        return await self._db(lambda: self.store.create(space_id, owner))
 
-    async def list(self, space_id: str, limit: int = DEFAULT_PAGE, cursor: str | None = None) -> ConversationPage:
+    async def list(
+        self, space_id: str, limit: int = DEFAULT_PAGE, cursor: str | None = None, owner: str | None = None
+    ) -> ConversationPage:
         check_space_id(space_id)
-        return await self._db(lambda: self.store.list(space_id, limit, cursor))
+        return await self._db(lambda: self.store.list(space_id, limit, cursor, owner))
 
     async def page(
-        self, space_id: str, conversation_id: str, limit: int = DEFAULT_PAGE, cursor: str | None = None
+        self,
+        space_id: str,
+        conversation_id: str,
+        limit: int = DEFAULT_PAGE,
+        cursor: str | None = None,
+        owner: str | None = None,
     ) -> MessagePage:
         """The conversation with a page of its messages: the newest, or those before `cursor`."""
         check_space_id(space_id)
-        return await self._db(lambda: self.store.page(space_id, conversation_id, limit, cursor))
+        return await self._db(lambda: self.store.page(space_id, conversation_id, limit, cursor, owner))
 
-    async def get(self, space_id: str, conversation_id: str) -> tuple[Conversation, list[Message]]:
+    async def get(
+        self, space_id: str, conversation_id: str, owner: str | None = None
+    ) -> tuple[Conversation, list[Message]]:
         """The conversation with every message: the history a follow-up is condensed from."""
         check_space_id(space_id)
-        return await self._db(lambda: self.store.messages(space_id, conversation_id))
+        return await self._db(lambda: self.store.messages(space_id, conversation_id, owner))
 
-    async def delete(self, space_id: str, conversation_id: str) -> None:
+    async def delete(self, space_id: str, conversation_id: str, owner: str | None = None) -> None:
         check_space_id(space_id)
-        await self._db(lambda: self.store.delete(space_id, conversation_id))
+        await self._db(lambda: self.store.delete(space_id, conversation_id, owner))
 
     async def answer_events(
         self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int, max_tokens: int | None = None
@@ -121,19 +130,19 @@ class Conversations:
         return await last_event(self.after_events(history, q, space_id, mode, top_k, max_tokens), AskComplete)
 
     async def turn_events(
-        self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int
+        self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int, owner: str | None = None
     ) -> AsyncIterator[StreamEvent]:
         """The conversation now (`NotFound` at once), then the events of the turn, ending with
         `TurnComplete` once question and answer are stored, or the answer's `error`."""
         check_space_id(space_id)
-        _, messages = await self.get(space_id, conversation_id)
+        _, messages = await self.get(space_id, conversation_id, owner)
         history = exchanges_of(messages)
 
         async def follow() -> AsyncIterator[StreamEvent]:
             started = time.perf_counter()
             async for ev, condensed in self.answer_events(history, q, space_id, mode, top_k):
                 if isinstance(ev, AskComplete):
-                    yield await self._stored(space_id, conversation_id, q, ev, condensed, started)
+                    yield await self._stored(space_id, conversation_id, owner, q, ev, condensed, started)
                     return
                 yield ev
                 if isinstance(ev, AskError):
@@ -141,12 +150,22 @@ class Conversations:
 
         return follow()
 
-    async def turn(self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int) -> TurnComplete:
+    async def turn(
+        self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int, owner: str | None = None
+    ) -> TurnComplete:
         """The `complete` event of `turn_events`."""
-        return await last_event(await self.turn_events(space_id, conversation_id, q, mode, top_k), TurnComplete)
+        events = await self.turn_events(space_id, conversation_id, q, mode, top_k, owner)
+        return await last_event(events, TurnComplete)
 
     async def _stored(
-        self, space_id: str, conversation_id: str, q: str, done: AskComplete, condensed: Condensed, started: float
+        self,
+        space_id: str,
+        conversation_id: str,
+        owner: str | None,
+        q: str,
+        done: AskComplete,
+        condensed: Condensed,
+        started: float,
     ) -> StreamEvent:
         question = new_message("user", q, standalone_question=condensed.question, language=done.language)
         answer = new_message(
@@ -158,7 +177,7 @@ class Conversations:
             sources=done.sources,
         )
         try:
-            await self._db(lambda: self.store.add_turn(space_id, conversation_id, Turn(question, answer)))
+            await self._db(lambda: self.store.add_turn(space_id, conversation_id, Turn(question, answer), owner))
         except DocassistError as exc:  # deleted meanwhile, or the database is gone: the client hears why
             return AskError.of(exc)
         timing, usage = with_condense(done, condensed, started)

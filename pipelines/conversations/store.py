@@ -1,7 +1,9 @@
 """Conversations and their messages in the shared database.
 
-Every read and write names the space: a conversation looked up in another space is not found,
-exactly as if it did not exist, so an id is never a capability. A turn — the question and its
+Every read and write names the space and the owner: a conversation looked up in another space,
+or by anyone but the person who started it (admins included), is not found, exactly as if it did
+not exist, so an id is never a capability. Conversations started with an API key have no owner
+and are read with keys, as before people signed in. A turn — the question and its
 answer — is written in one transaction once the answer is complete; an answer that failed
 leaves the conversation as it was.
 
@@ -48,6 +50,7 @@ class Conversation:
     title: str
     created_at: float
     updated_at: float
+    owner: str | None = None  # the person who started it; None: started with an API key
 
 
 @dataclass
@@ -149,32 +152,36 @@ class ConversationStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, space_id: str) -> Conversation:
+    def create(self, space_id: str, owner: str | None = None) -> Conversation:
         now = time.time()
-        conv = Conversation(_new_id(), space_id, "", now, now)
+        conv = Conversation(_new_id(), space_id, "", now, now, owner)
         with self.db.begin() as conn:
             conn.execute(insert(conversations).values(**asdict(conv)))
         return conv
 
-    def _get(self, conn: Connection, space_id: str, conversation_id: str) -> Conversation:
+    def _get(self, conn: Connection, space_id: str, conversation_id: str, owner: str | None) -> Conversation:
         row = conn.execute(
             select(conversations).where(
-                conversations.c.space_id == space_id, conversations.c.conversation_id == conversation_id
+                conversations.c.space_id == space_id,
+                conversations.c.conversation_id == conversation_id,
+                _owned_by(owner),
             )
         ).first()
         if row is None:
             raise NotFound(f"no conversation {shown(conversation_id)} in space {space_id!r}", space_id=space_id)
         return Conversation(**row._asdict())
 
-    def get(self, space_id: str, conversation_id: str) -> Conversation:
+    def get(self, space_id: str, conversation_id: str, owner: str | None = None) -> Conversation:
         with self.db.begin() as conn:
-            return self._get(conn, space_id, conversation_id)
+            return self._get(conn, space_id, conversation_id, owner)
 
-    def list(self, space_id: str, limit: int = DEFAULT_PAGE, cursor: str | None = None) -> ConversationPage:
-        """Up to `limit` of the space's conversations, newest first, after `cursor` (a `next_cursor`)."""
+    def list(
+        self, space_id: str, limit: int = DEFAULT_PAGE, cursor: str | None = None, owner: str | None = None
+    ) -> ConversationPage:
+        """Up to `limit` of the space's conversations of `owner`, newest first, after `cursor` (a `next_cursor`)."""
         check_limit(limit)
         c = conversations.c
-        query = select(conversations).where(c.space_id == space_id)
+        query = select(conversations).where(c.space_id == space_id, _owned_by(owner))
         if cursor is not None:
             at = _read_cursor(cursor, "conversations", {"t": _is_number, "id": _is_id})
             query = query.where(
@@ -189,7 +196,12 @@ class ConversationStore:
         return ConversationPage(found, _cursor("conversations", t=last.created_at, id=last.conversation_id))
 
     def page(
-        self, space_id: str, conversation_id: str, limit: int = DEFAULT_PAGE, cursor: str | None = None
+        self,
+        space_id: str,
+        conversation_id: str,
+        limit: int = DEFAULT_PAGE,
+        cursor: str | None = None,
+        owner: str | None = None,
     ) -> MessagePage:
         """The conversation and the newest `limit` of its messages before `cursor` (from its newest
         without one), oldest first; `NotFound` outside its space. A turn is two messages: an even
@@ -200,7 +212,7 @@ class ConversationStore:
             at = _read_cursor(cursor, "messages", {"c": lambda c: c == conversation_id, "p": _is_position})
             query = query.where(messages.c.position < at["p"])
         with self.db.begin() as conn:
-            conv = self._get(conn, space_id, conversation_id)
+            conv = self._get(conn, space_id, conversation_id, owner)
             rows = conn.execute(query.order_by(messages.c.position.desc()).limit(limit + 1)).all()
         kept = rows[:limit][::-1]
         more = len(rows) > limit
@@ -210,11 +222,13 @@ class ConversationStore:
             _cursor("messages", c=conversation_id, p=kept[0].position) if more else None,
         )
 
-    def messages(self, space_id: str, conversation_id: str) -> tuple[Conversation, list[Message]]:
+    def messages(
+        self, space_id: str, conversation_id: str, owner: str | None = None
+    ) -> tuple[Conversation, list[Message]]:
         """The conversation and all its messages in order (the history a follow-up is condensed
-        from); `NotFound` outside its space."""
+        from); `NotFound` outside its space or for anyone but its owner."""
         with self.db.begin() as conn:
-            conv = self._get(conn, space_id, conversation_id)
+            conv = self._get(conn, space_id, conversation_id, owner)
             rows = conn.execute(
                 select(messages)
                 .where(messages.c.conversation_id == conversation_id, messages.c.space_id == space_id)
@@ -222,11 +236,11 @@ class ConversationStore:
             ).all()
         return conv, [_message(r) for r in rows]
 
-    def add_turn(self, space_id: str, conversation_id: str, turn: Turn) -> None:
+    def add_turn(self, space_id: str, conversation_id: str, turn: Turn, owner: str | None = None) -> None:
         """Append a question and its answer in one transaction. The first turn names the
         conversation; a conversation deleted meanwhile is `NotFound` and nothing is written."""
         with self.db.begin() as conn:
-            conv = self._get(conn, space_id, conversation_id)
+            conv = self._get(conn, space_id, conversation_id, owner)
             last = conn.execute(
                 select(func.max(messages.c.position)).where(messages.c.conversation_id == conversation_id)
             ).scalar()
@@ -254,11 +268,16 @@ class ConversationStore:
                 values["title"] = title_of(turn.question.text)
             conn.execute(update(conversations).where(conversations.c.conversation_id == conversation_id).values(values))
 
-    def delete(self, space_id: str, conversation_id: str) -> None:
+    def delete(self, space_id: str, conversation_id: str, owner: str | None = None) -> None:
         with self.db.begin() as conn:
-            self._get(conn, space_id, conversation_id)
+            self._get(conn, space_id, conversation_id, owner)
             conn.execute(delete(messages).where(messages.c.conversation_id == conversation_id))
             conn.execute(delete(conversations).where(conversations.c.conversation_id == conversation_id))
+
+
+def _owned_by(owner: str | None):
+    """A person's own conversations; without a person (an API key), those no person owns."""
+    return conversations.c.owner.is_(None) if owner is None else conversations.c.owner == owner
 
 
 def new_message(role: Role, text: str, **fields: Any) -> Message:

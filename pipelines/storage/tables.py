@@ -13,7 +13,17 @@
 - `conversations` and `messages`: follow-up questions of a space, each message with its role,
   text, the standalone question it was condensed to, and its answer's citations and sources
   (JSON); `position` orders a conversation and, being unique, makes two writers of one turn
-  collide rather than interleave.
+  collide rather than interleave. A conversation started by a signed-in person is theirs alone
+  (`owner`, their person id); one started with an API key has none.
+- `people`: each person who signed in, as the directory or provider last described them (groups
+  as JSON), when that was, how many refreshes in a row failed, and for OpenID Connect the grant
+  (refresh and access token, JSON) that lets a refresh ask again.
+- `sessions`: signed-in browsers, by the SHA-256 of the cookie's random id (the id itself is
+  never stored), with their idle and absolute expiry.
+- `sign_in_attempts`: OpenID Connect sign-ins between the redirect to the provider and its
+  callback (state, nonce, PKCE verifier), by the SHA-256 of the state; used once.
+- `personal_tokens`: people's tokens for scripts and tools, by the SHA-256 of the token.
+- `audit`: who did what, where, from which address; append-only (only retention removes rows).
 """
 
 from __future__ import annotations
@@ -143,7 +153,9 @@ conversations = Table(
     Column("title", Text, nullable=False, server_default=""),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("owner", String(512)),  # the person who started it; None: started with an API key
     Index("conversations_space", "space_id", "created_at"),
+    Index("conversations_owner", "space_id", "owner", "created_at"),
 )
 
 messages = Table(
@@ -162,4 +174,74 @@ messages = Table(
     Column("sources", Text),  # JSON list of sources (assistant)
     Column("created_at", Float, nullable=False),
     UniqueConstraint("conversation_id", "position", name="messages_order"),
+)
+
+people = Table(
+    "people",
+    metadata,
+    Column("person_id", String(512), primary_key=True),
+    Column("source", String(8), nullable=False),
+    Column("login", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("groups", Text, nullable=False),  # JSON list
+    Column("grant", Text),  # JSON: OpenID Connect refresh / access token
+    Column("refreshed_at", Float, nullable=False),
+    Column("refresh_failures", Integer, nullable=False, server_default="0"),
+    Column("active", Integer, nullable=False, server_default="1"),
+    Column("created_at", Float, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("person_id", String(512), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("client", Text),
+    Index("sessions_person", "person_id"),
+)
+
+sign_in_attempts = Table(
+    "sign_in_attempts",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("nonce", Text, nullable=False),
+    Column("code_verifier", Text, nullable=False),
+    Column("return_to", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+personal_tokens = Table(
+    "personal_tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("person_id", String(512), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("last_used_at", Float),
+    Index("personal_tokens_person", "person_id"),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("entry_id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("user_id", String(512)),
+    Column("user_name", Text),
+    Column("key_id", String(32)),
+    Column("space_id", String(64)),
+    Column("doc_id", String(64)),
+    Column("conversation_id", String(64)),
+    Column("route", Text),
+    Column("client", Text),
+    Column("request_id", String(64)),
+    Column("detail", Text),
+    Index("audit_space", "space_id", "at"),
+    Index("audit_at", "at"),
 )

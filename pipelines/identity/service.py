@@ -1,0 +1,261 @@
+"""Identity: signing people in and out, what a session cookie or a personal token acts as, and the
+audit trail — the feature the HTTP layer asks on every request that carries either.
+
+Rights follow the directory. A person's groups are read from their source at sign-in and again at
+least every `AUTH_REFRESH_S` while a session or token of theirs is used (one refresh at a time per
+person, whichever request comes first): removed from a group, they lose its spaces at that
+refresh; deleted or disabled, every session of theirs ends and their tokens act as nobody. When the
+source does not answer, the last rights hold until two refreshes in a row have failed; then the
+session answers 401 until a refresh succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from redis.asyncio import Redis
+
+from docassist.pipelines.errors import (
+    IdentityProviderUnavailable,
+    InvalidCredentials,
+    NotFound,
+    SessionExpired,
+    SignInFailed,
+)
+from docassist.pipelines.identity.audit import AuditEntry, AuditFilter, AuditLog, AuditPage
+from docassist.pipelines.identity.config import IdentityConfig
+from docassist.pipelines.identity.ldap_directory import LdapDirectory
+from docassist.pipelines.identity.oidc import Grant, OidcClient
+from docassist.pipelines.identity.people import Person
+from docassist.pipelines.identity.people_store import Known, PeopleStore
+from docassist.pipelines.identity.rules import Rights
+from docassist.pipelines.identity.sessions import SessionStore
+from docassist.pipelines.identity.throttle import SignInThrottle
+from docassist.pipelines.identity.tokens import TokenInfo, TokenStore
+from docassist.pipelines.lanes import Lanes
+from docassist.pipelines.logs import event
+
+T = TypeVar("T")
+FAILED_REFRESHES_ALLOWED = 1  # the last rights hold through one failed refresh; the second ends them
+MAINTAIN_EVERY_S = 3600
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A person acting through a session or one of their tokens, with their rights as of now."""
+
+    person: Person
+    rights: Rights
+    via: Literal["session", "token"]
+    credential: str  # the session's hash prefix or the token's id: which of theirs it was
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    secret: str  # the session cookie's value, shown once
+    caller: Caller
+    expires_at: float
+    return_to: str = "/"
+
+
+class Identity:
+    def __init__(self, config: IdentityConfig, db, lanes: Lanes, redis: Redis | None) -> None:
+        self.config = config
+        self.rules = config.rules
+        self.ldap = LdapDirectory(config.ldap) if config.ldap.configured else None
+        self.oidc = OidcClient(config.oidc) if config.oidc.configured else None
+        limits = config.limits
+        self.people = PeopleStore(db)
+        self.sessions = SessionStore(db, limits.session_idle_s, limits.session_max_s)
+        self.tokens = TokenStore(db)
+        self.audit = AuditLog(db)
+        self.throttle = SignInThrottle(redis)
+        self._storage, self._directory = lanes.storage, lanes.directory
+        self._refreshing: dict[str, asyncio.Lock] = {}
+        self._maintainer: asyncio.Task[None] | None = None
+
+    @property
+    def sign_in(self) -> bool:
+        return self.config.sign_in
+
+    # ------------------------------------------------------------------ signing in and out
+    async def sign_in_ldap(self, username: str, password: str, client: str | None) -> SignedIn:
+        """A session for the person whose directory password this is. Wrong password and unknown
+        username alike: `InvalidCredentials`; too many failures: `SignInThrottled` before the
+        directory is asked; the directory down: `IdentityProviderUnavailable`."""
+        if self.ldap is None:
+            raise NotFound("sign-in with a username and password is not configured here (LDAP_URL is not set)")
+        await self.throttle.check(username, client)
+        try:
+            person = await self._directory.run(self.ldap.authenticate, username, password)
+        except InvalidCredentials:
+            await self.throttle.failed(username, client)
+            raise
+        return await self._start_session(person, None, client)
+
+    async def oidc_begin(self, return_to: str) -> str:
+        """The provider's address to send the browser to; the sign-in is kept until its callback."""
+        if self.oidc is None:
+            raise NotFound("sign-in through an OpenID provider is not configured here (OIDC_ISSUER is not set)")
+        url, pending = await self.oidc.begin()
+        await self._storage.run(self.sessions.keep_attempt, pending, return_to)
+        return url
+
+    async def oidc_complete(
+        self, code: str | None, state: str | None, error: str | None, client: str | None
+    ) -> SignedIn:
+        """The provider's callback: a session for the person its ID token names. A callback that
+        reports an error, lacks its code or state, or names a sign-in unknown or already used here
+        starts nothing (`SignInFailed`), nor does a code or ID token that does not hold."""
+        if self.oidc is None:
+            raise NotFound("sign-in through an OpenID provider is not configured here (OIDC_ISSUER is not set)")
+        if error is not None or not code or not state:
+            raise SignInFailed(f"the provider did not sign you in ({error or 'no code or state in its answer'})")
+        taken = await self._storage.run(self.sessions.take_attempt, state)
+        if taken is None:
+            raise SignInFailed("this sign-in is unknown, was already used, or took longer than 10 minutes; start again")
+        pending, return_to = taken
+        person, grant = await self.oidc.complete(code, pending)
+        signed = await self._start_session(person, grant, client)
+        return SignedIn(signed.secret, signed.caller, signed.expires_at, return_to)
+
+    async def _start_session(self, person: Person, grant: Grant | None, client: str | None) -> SignedIn:
+        await self._storage.run(self.people.signed_in, person, grant)
+        secret, session = await self._storage.run(self.sessions.start, person.person_id, client)
+        caller = Caller(person, self.rules.rights_for(person.groups), "session", session.session_hash[:12])
+        return SignedIn(secret, caller, session.expires_at)
+
+    async def sign_out(self, secret: str) -> Person | None:
+        person_id = await self._storage.run(self.sessions.end, secret)
+        if person_id is None:
+            return None
+        known = await self._storage.run(self.people.get, person_id)
+        return known.person if known else None
+
+    # ------------------------------------------------------------------ who calls
+    async def by_session(self, secret: str) -> Caller:
+        """The person a session cookie signs in, with their current rights; `SessionExpired` when
+        the session is unknown, over, or its person lost their account or every refresh failed."""
+        session = await self._storage.run(self.sessions.find, secret)
+        if session is None:
+            raise SessionExpired("your session has ended; sign in again")
+        person = await self._current(session.person_id)
+        if person is None:
+            raise SessionExpired("your session has ended; sign in again")
+        return Caller(person, self.rules.rights_for(person.groups), "session", session.session_hash[:12])
+
+    async def by_token(self, token: str) -> Caller | None:
+        """The person a personal token acts as, with their current rights; None when the token is
+        unknown, revoked or expired, or its owner is gone."""
+        info = await self._storage.run(self.tokens.find, token)
+        if info is None:
+            return None
+        person = await self._current(info.person_id)
+        if person is None:
+            return None
+        return Caller(person, self.rules.rights_for(person.groups), "token", info.token_id)
+
+    async def _current(self, person_id: str) -> Person | None:
+        known = await self._storage.run(self.people.get, person_id)
+        if known is None or not known.active:
+            return None
+        if time.time() - known.refreshed_at < self.config.limits.auth_refresh_s:
+            return known.person if known.refresh_failures <= FAILED_REFRESHES_ALLOWED else None
+        lock = self._refreshing.setdefault(person_id, asyncio.Lock())
+        async with lock:  # one refresh per person: the requests behind it read its outcome
+            known = await self._storage.run(self.people.get, person_id)
+            if known is None or not known.active:
+                return None
+            if time.time() - known.refreshed_at >= self.config.limits.auth_refresh_s:
+                known = await self._refresh(known)
+            self._refreshing.pop(person_id, None)
+        if known is None or known.refresh_failures > FAILED_REFRESHES_ALLOWED:
+            return None
+        return known.person
+
+    async def _refresh(self, known: Known) -> Known | None:
+        """Ask the person's source again. None: the source no longer knows them."""
+        person = known.person
+        try:
+            if person.source == "ldap" and self.ldap is not None:
+                fresh = await self._directory.run(self.ldap.lookup, person.login)
+                grant = None
+            elif person.source == "oidc" and self.oidc is not None and known.grant is not None:
+                refreshed = await self.oidc.refresh(person, known.grant)
+                fresh, grant = refreshed if refreshed is not None else (None, None)
+            else:  # the source was switched off, or a provider gave nothing to ask again with
+                fresh, grant = None, None
+        except IdentityProviderUnavailable as exc:
+            failures = await self._storage.run(self.people.refresh_failed, person.person_id)
+            event(
+                "[AUTH] Refresh failed",
+                f"{person.person_id}: {exc.message} ({failures} in a row; "
+                f"{'rights kept' if failures <= FAILED_REFRESHES_ALLOWED else 'sessions refused until it answers'})",
+                level=logging.WARNING,
+            )
+            return Known(person, time.time(), failures, True, known.grant)
+        if fresh is None:
+            await self._storage.run(self.people.gone, person.person_id)
+            ended = await self._storage.run(self.sessions.end_all, person.person_id)
+            event(
+                "[AUTH] Person gone",
+                f"{person.person_id}: unknown to or disabled by the source; {ended} session(s) ended",
+            )
+            return None
+        await self._storage.run(self.people.refreshed, fresh, grant)
+        if fresh.groups != person.groups:
+            event("[AUTH] Groups changed", f"{person.person_id}: {list(person.groups)} → {list(fresh.groups)}")
+        return Known(fresh, time.time(), 0, True, grant or known.grant)
+
+    # ------------------------------------------------------------------ personal tokens
+    async def create_token(self, person: Person, name: str, days: int) -> tuple[str, TokenInfo]:
+        return await self._storage.run(self.tokens.create, person.person_id, name, days)
+
+    async def tokens_of(self, person: Person) -> list[TokenInfo]:
+        return await self._storage.run(self.tokens.of, person.person_id)
+
+    async def revoke_token(self, person: Person, token_id: str) -> TokenInfo:
+        return await self._storage.run(self.tokens.revoke, person.person_id, token_id)
+
+    # ------------------------------------------------------------------ audit
+    async def record(self, entry: AuditEntry) -> None:
+        await self._storage.run(self.audit.record, entry)
+
+    async def audit_page(self, where: AuditFilter, limit: int, cursor: str | None) -> AuditPage:
+        return await self._storage.run(self.audit.page, where, limit, cursor)
+
+    # ------------------------------------------------------------------ background
+    def start(self) -> None:
+        """Expired sessions and sign-ins removed, audit entries past their retention deleted: now and hourly."""
+        self._maintainer = asyncio.get_running_loop().create_task(self._maintain())
+
+    async def stop(self) -> None:
+        if self._maintainer is not None:
+            self._maintainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintainer
+        if self.oidc is not None:
+            await self.oidc.close()
+
+    async def _maintain(self) -> None:
+        while True:
+            await self._quietly(self._storage.run, self.sessions.prune)
+            days = self.config.limits.audit_retention_days
+            pruned = await self._quietly(self._storage.run, self.audit.prune, days)
+            if pruned:
+                event("[AUDIT] Retention", f"{pruned} entries older than {days} days removed")
+            await asyncio.sleep(MAINTAIN_EVERY_S)
+
+    @staticmethod
+    async def _quietly(fn: Callable[..., Awaitable[T]], *args: object) -> T | None:
+        try:
+            return await fn(*args)
+        except Exception as exc:  # the database away for a while: the next round tries again
+            event("[AUTH] Maintenance failed", f"{type(exc).__name__}: {exc}", level=logging.WARNING)
+            return None
