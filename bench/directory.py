@@ -202,6 +202,7 @@ class Slapd:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
         self.port, self.ldaps_port = free_port(), free_port()
         self.url = f"ldap://127.0.0.1:{self.port}"
         self.ldaps_url = f"ldaps://127.0.0.1:{self.ldaps_port}"

@@ -109,7 +109,10 @@ class Runtime:
         self.search: SearchParts | None = None
         self.identity: Identity | None = None
         if role == "serve":
-            self.identity = Identity(IdentityConfig.from_env(s.environment), self.db, self.lanes, self.redis)
+            # the only serving process: SQLite, and no supervisor of `serve --workers N` above it
+            alone = not self.db.shared and "DOCASSIST_SUPERVISOR_PID" not in s.environment
+            config = IdentityConfig.from_env(s.environment)
+            self.identity = Identity(config, self.db, self.lanes, self.redis, alone)
             uploads = UploadStore(self.db)
             self.search = SearchParts(
                 s, self.part_limits.extract, self.registry, uploads, self.lanes, self.jobs.summary_job_id_for

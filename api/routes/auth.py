@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from docassist.api.audit_trail import client_of, record
+from docassist.api.audit_trail import client_of, entry, record
 from docassist.api.auth import SESSION_COOKIE, Access, of_caller
 from docassist.api.auth_schemas import (
     AuthConfig,
@@ -74,14 +74,13 @@ async def auth_config(assistant: AssistantDep) -> AuthConfig:
 async def login(body: LoginRequest, request: Request, response: Response, assistant: AssistantDep) -> Me:
     """Sign in with the directory's username and password: a session cookie and who you are. A
     wrong password and an unknown username get the same answer."""
-    client = client_of(request.scope)
+    client, done = client_of(request.scope), entry(request.scope, None, "sign_in", detail="ldap")
     try:
-        signed = await assistant.identity.sign_in_ldap(body.username, body.password, client)
+        signed = await assistant.identity.sign_in_ldap(body.username, body.password, client, done)
     except InvalidCredentials:
         await record(request, None, "sign_in_failed", detail="username " + body.username[:100])
         raise
     _set_cookie(request, response, signed)
-    await record(request, None, "sign_in", person=signed.caller.person, detail="ldap")
     return me_of(of_caller(signed.caller), signed.expires_at)
 
 
@@ -106,7 +105,8 @@ async def oidc_callback(
     replayed or failed callback starts no session: a browser is sent back to the page with
     `sign_in_error`, any other client gets the error."""
     try:
-        signed = await assistant.identity.oidc_complete(code, state, error, client_of(request.scope))
+        done = entry(request.scope, None, "sign_in", detail="oidc")
+        signed = await assistant.identity.oidc_complete(code, state, error, client_of(request.scope), done)
     except DocassistError as exc:
         await record(request, None, "sign_in_failed", detail=f"oidc: {exc.code}")
         if "text/html" in request.headers.get("accept", ""):
@@ -117,7 +117,6 @@ async def oidc_callback(
         to = "/?" + urlencode({"sign_in_error": "no_groups"})
     response = RedirectResponse(to, status_code=302, headers={"Cache-Control": "no-store"})
     _set_cookie(request, response, signed)
-    await record(request, None, "sign_in", person=signed.caller.person, detail="oidc")
     return response
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Literal, get_args
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
 from docassist.pipelines.errors import InvalidInput
 from docassist.pipelines.storage.database import Database
@@ -84,12 +84,13 @@ class AuditLog:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def record(self, entry: AuditEntry) -> None:
+    def record(self, entry: AuditEntry, conn: Connection | None = None) -> None:
+        """Append `entry`; in `conn`'s transaction if given (with the change it records)."""
         values = asdict(entry)
         values.pop("entry_id")
         values["at"] = entry.at or time.time()
         values = {k: (v[:2000] if isinstance(v, str) else v) for k, v in values.items()}
-        with self.db.begin() as conn:
+        with self.db.within(conn) as conn:
             conn.execute(insert(audit).values(values))
 
     def page(self, where: AuditFilter, limit: int, cursor: str | None) -> AuditPage:

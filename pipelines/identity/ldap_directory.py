@@ -10,9 +10,11 @@ account — the answer and the work done are the same, so neither tells whether 
 
 from __future__ import annotations
 
+import queue
 import secrets
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -35,6 +37,8 @@ except ImportError:  # pragma: no cover - only where the extra is not installed
 WRONG = "the username or password is wrong"
 MAX_USERNAME = 256  # characters: longer is no one's username (and never reaches the directory)
 GROUP_PAGE = 500  # groups per page (RFC 2696): below the server limits (OpenLDAP 500, AD 1000)
+IDLE_CONNECTIONS = 4  # the directory lane's threads
+IDLE_S = 60.0  # a kept connection older than this is closed: directories drop idle ones (AD after 15 min)
 _ACCOUNTDISABLE = 0x2  # Active Directory's userAccountControl bit of a disabled account
 # what a person's entry is read for: the name shown, and the marks of a disabled account
 _PERSON_ATTRS = ["displayName", "cn", "userAccountControl", "pwdAccountLockedTime"]
@@ -109,6 +113,9 @@ class LdapDirectory:
         self._settings = settings
         self._url: str = settings.url or ""
         self._user_base: str = settings.user_base
+        # bound service connections between calls: a sign-in then costs the searches and the
+        # person's bind, not a connection, a TLS handshake and a bind of the service account too
+        self._idle: queue.LifoQueue[tuple[Any, float]] = queue.LifoQueue(maxsize=IDLE_CONNECTIONS)
 
     def authenticate(self, username: str, password: str) -> Person:
         """The person whose password this is, or InvalidCredentials (the same for every reason)."""
@@ -207,12 +214,46 @@ class LdapDirectory:
 
     @contextmanager
     def _service(self) -> Iterator[Any]:
-        """A connection bound as the service account (anonymously without LDAP_BIND_DN)."""
+        """A connection bound as the service account (anonymously without LDAP_BIND_DN): an idle
+        one kept from an earlier call when it still answers, else a new one. It is kept again only
+        when the work on it went through; a person's own bind never uses it."""
+        conn = self._idle_service() or self._bound_service()
+        try:
+            yield conn
+        except BaseException:
+            _close(conn)
+            raise
+        self._keep_service(conn)
+
+    def _bound_service(self) -> Any:
         conn = self._connect()
         try:
             conn.simple_bind_s(self._settings.bind_dn or "", self._settings.bind_password or "")
-            yield conn
-        finally:
+        except BaseException:
+            _close(conn)
+            raise
+        return conn
+
+    def _idle_service(self) -> Any | None:
+        """A kept connection that answers now (a cheap whoami: a directory restarted, or one that
+        closed it while idle, makes it fail); None when there is none."""
+        while True:
+            try:
+                conn, kept_at = self._idle.get_nowait()
+            except queue.Empty:
+                return None
+            if time.monotonic() - kept_at < IDLE_S:
+                try:
+                    conn.whoami_s()
+                    return conn
+                except ldap.LDAPError:
+                    pass
+            _close(conn)
+
+    def _keep_service(self, conn: Any) -> None:
+        try:
+            self._idle.put_nowait((conn, time.monotonic()))
+        except queue.Full:
             _close(conn)
 
     def _password_holds(self, dn: str, password: str) -> bool:

@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
 from docassist.pipelines.identity.oidc import Grant
@@ -31,8 +31,8 @@ class PeopleStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def signed_in(self, person: Person, grant: Grant | None = None) -> None:
-        """Record `person` as the source just described them (a sign-in)."""
+    def signed_in(self, person: Person, grant: Grant | None = None, conn: Connection | None = None) -> None:
+        """Record `person` as the source just described them (a sign-in); in `conn`'s transaction if given."""
         now = time.time()
         values = {
             "source": person.source,
@@ -44,7 +44,7 @@ class PeopleStore:
             "refresh_failures": 0,
             "active": 1,
         }
-        with self.db.begin() as conn:
+        with self.db.within(conn) as conn:
             done = conn.execute(update(people).where(people.c.person_id == person.person_id).values(values))
             if done.rowcount == 0:
                 try:

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
 from redis.asyncio import Redis
@@ -29,17 +29,20 @@ from docassist.pipelines.errors import (
     SignInFailed,
 )
 from docassist.pipelines.identity.audit import AuditEntry, AuditFilter, AuditLog, AuditPage
+from docassist.pipelines.identity.caller_cache import CallerCache
 from docassist.pipelines.identity.config import IdentityConfig
 from docassist.pipelines.identity.ldap_directory import LdapDirectory
 from docassist.pipelines.identity.oidc import Grant, OidcClient
 from docassist.pipelines.identity.people import Person
 from docassist.pipelines.identity.people_store import Known, PeopleStore
+from docassist.pipelines.identity.revocations import Revocations
 from docassist.pipelines.identity.rules import Rights
-from docassist.pipelines.identity.sessions import SessionStore
+from docassist.pipelines.identity.sessions import Session, SessionStore, digest
 from docassist.pipelines.identity.throttle import SignInThrottle
 from docassist.pipelines.identity.tokens import TokenInfo, TokenStore
 from docassist.pipelines.lanes import Lanes
 from docassist.pipelines.logs import event
+from docassist.pipelines.storage.database import Database
 
 T = TypeVar("T")
 FAILED_REFRESHES_ALLOWED = 1  # the last rights hold through one failed refresh; the second ends them
@@ -65,7 +68,11 @@ class SignedIn:
 
 
 class Identity:
-    def __init__(self, config: IdentityConfig, db, lanes: Lanes, redis: Redis | None) -> None:
+    def __init__(
+        self, config: IdentityConfig, db: Database, lanes: Lanes, redis: Redis | None, alone: bool = True
+    ) -> None:
+        """`alone`: this is the deployment's only serving process (no other can end a session
+        behind its back), so it may remember callers without Redis to hear the others."""
         self.config = config
         self.rules = config.rules
         self.ldap = LdapDirectory(config.ldap) if config.ldap.configured else None
@@ -79,16 +86,20 @@ class Identity:
         self._storage, self._directory = lanes.storage, lanes.directory
         self._refreshing: dict[str, asyncio.Lock] = {}
         self._maintainer: asyncio.Task[None] | None = None
+        self._cache: CallerCache[Caller] = CallerCache()
+        self._cache.enabled = alone or redis is not None
+        self._revocations = Revocations(redis, self._heard, self._deaf) if redis is not None else None
 
     @property
     def sign_in(self) -> bool:
         return self.config.sign_in
 
     # ------------------------------------------------------------------ signing in and out
-    async def sign_in_ldap(self, username: str, password: str, client: str | None) -> SignedIn:
-        """A session for the person whose directory password this is. Wrong password and unknown
-        username alike: `InvalidCredentials`; too many failures: `SignInThrottled` before the
-        directory is asked; the directory down: `IdentityProviderUnavailable`."""
+    async def sign_in_ldap(self, username: str, password: str, client: str | None, audit: AuditEntry) -> SignedIn:
+        """A session for the person whose directory password this is, `audit` (the request's
+        `sign_in` entry) written with it. Wrong password and unknown username alike:
+        `InvalidCredentials`; too many failures: `SignInThrottled` before the directory is asked;
+        the directory down: `IdentityProviderUnavailable`."""
         if self.ldap is None:
             raise NotFound("sign-in with a username and password is not configured here (LDAP_URL is not set)")
         await self.throttle.check(username, client)
@@ -97,7 +108,7 @@ class Identity:
         except InvalidCredentials:
             await self.throttle.failed(username, client)
             raise
-        return await self._start_session(person, None, client)
+        return await self._start_session(person, None, client, audit)
 
     async def oidc_begin(self, return_to: str) -> str:
         """The provider's address to send the browser to; the sign-in is kept until its callback."""
@@ -108,7 +119,7 @@ class Identity:
         return url
 
     async def oidc_complete(
-        self, code: str | None, state: str | None, error: str | None, client: str | None
+        self, code: str | None, state: str | None, error: str | None, client: str | None, audit: AuditEntry
     ) -> SignedIn:
         """The provider's callback: a session for the person its ID token names. A callback that
         reports an error, lacks its code or state, or names a sign-in unknown or already used here
@@ -122,19 +133,32 @@ class Identity:
             raise SignInFailed("this sign-in is unknown, was already used, or took longer than 10 minutes; start again")
         pending, return_to = taken
         person, grant = await self.oidc.complete(code, pending)
-        signed = await self._start_session(person, grant, client)
+        signed = await self._start_session(person, grant, client, audit)
         return SignedIn(signed.secret, signed.caller, signed.expires_at, return_to)
 
-    async def _start_session(self, person: Person, grant: Grant | None, client: str | None) -> SignedIn:
-        await self._storage.run(self.people.signed_in, person, grant)
-        secret, session = await self._storage.run(self.sessions.start, person.person_id, client)
+    async def _start_session(
+        self, person: Person, grant: Grant | None, client: str | None, audit: AuditEntry
+    ) -> SignedIn:
+        entry = replace(audit, user_id=person.person_id, user_name=person.name)
+        secret, session = await self._storage.run(self._record_sign_in, person, grant, client, entry)
         caller = Caller(person, self.rules.rights_for(person.groups), "session", session.session_hash[:12])
         return SignedIn(secret, caller, session.expires_at)
+
+    def _record_sign_in(
+        self, person: Person, grant: Grant | None, client: str | None, entry: AuditEntry
+    ) -> tuple[str, Session]:
+        """The person as the source described them, their new session and the audit entry: one commit."""
+        with self.audit.db.begin() as conn:
+            self.people.signed_in(person, grant, conn)
+            started = self.sessions.start(person.person_id, client, conn)
+            self.audit.record(entry, conn)
+        return started
 
     async def sign_out(self, secret: str) -> Person | None:
         person_id = await self._storage.run(self.sessions.end, secret)
         if person_id is None:
             return None
+        await self._forget(person_id)
         known = await self._storage.run(self.people.get, person_id)
         return known.person if known else None
 
@@ -142,29 +166,44 @@ class Identity:
     async def by_session(self, secret: str) -> Caller:
         """The person a session cookie signs in, with their current rights; `SessionExpired` when
         the session is unknown, over, or its person lost their account or every refresh failed."""
-        session = await self._storage.run(self.sessions.find, secret)
-        if session is None:
+        key = "session:" + digest(secret)
+        if (cached := self._cache.get(key)) is not None:
+            return cached
+        found = await self._storage.run(self._session_and_person, secret)
+        person = await self._current(found[1]) if found is not None else None
+        if found is None or person is None:
             raise SessionExpired("your session has ended; sign in again")
-        person = await self._current(session.person_id)
-        if person is None:
-            raise SessionExpired("your session has ended; sign in again")
-        return Caller(person, self.rules.rights_for(person.groups), "session", session.session_hash[:12])
+        caller = Caller(person, self.rules.rights_for(person.groups), "session", found[0].session_hash[:12])
+        self._cache.put(key, person.person_id, caller)
+        return caller
+
+    def _session_and_person(self, secret: str) -> tuple[Session, Known | None] | None:
+        session = self.sessions.find(secret)
+        return None if session is None else (session, self.people.get(session.person_id))
 
     async def by_token(self, token: str) -> Caller | None:
         """The person a personal token acts as, with their current rights; None when the token is
         unknown, revoked or expired, or its owner is gone."""
-        info = await self._storage.run(self.tokens.find, token)
-        if info is None:
+        key = "token:" + digest(token)
+        if (cached := self._cache.get(key)) is not None:
+            return cached
+        found = await self._storage.run(self._token_and_person, token)
+        person = await self._current(found[1]) if found is not None else None
+        if found is None or person is None:
             return None
-        person = await self._current(info.person_id)
-        if person is None:
-            return None
-        return Caller(person, self.rules.rights_for(person.groups), "token", info.token_id)
+        caller = Caller(person, self.rules.rights_for(person.groups), "token", found[0].token_id)
+        self._cache.put(key, person.person_id, caller)
+        return caller
 
-    async def _current(self, person_id: str) -> Person | None:
-        known = await self._storage.run(self.people.get, person_id)
+    def _token_and_person(self, token: str) -> tuple[TokenInfo, Known | None] | None:
+        info = self.tokens.find(token)
+        return None if info is None else (info, self.people.get(info.person_id))
+
+    async def _current(self, known: Known | None) -> Person | None:
+        """The person as of now: refreshed from their source when due (`AUTH_REFRESH_S`)."""
         if known is None or not known.active:
             return None
+        person_id = known.person.person_id
         if time.time() - known.refreshed_at < self.config.limits.auth_refresh_s:
             return known.person if known.refresh_failures <= FAILED_REFRESHES_ALLOWED else None
         lock = self._refreshing.setdefault(person_id, asyncio.Lock())
@@ -199,8 +238,11 @@ class Identity:
                 f"{'rights kept' if failures <= FAILED_REFRESHES_ALLOWED else 'sessions refused until it answers'})",
                 level=logging.WARNING,
             )
+            if failures > FAILED_REFRESHES_ALLOWED:
+                await self._forget(person.person_id)
             return Known(person, time.time(), failures, True, known.grant)
         if fresh is None:
+            await self._forget(person.person_id)
             await self._storage.run(self.people.gone, person.person_id)
             ended = await self._storage.run(self.sessions.end_all, person.person_id)
             event(
@@ -221,7 +263,26 @@ class Identity:
         return await self._storage.run(self.tokens.of, person.person_id)
 
     async def revoke_token(self, person: Person, token_id: str) -> TokenInfo:
-        return await self._storage.run(self.tokens.revoke, person.person_id, token_id)
+        info = await self._storage.run(self.tokens.revoke, person.person_id, token_id)
+        await self._forget(person.person_id)
+        return info
+
+    # ------------------------------------------------------------------ what every process forgets
+    async def _forget(self, person_id: str) -> None:
+        """A session or token of the person ended, or their rights did: no process acts on what
+        it remembered of them."""
+        self._cache.forget_person(person_id)
+        if self._revocations is not None:
+            await self._revocations.tell("person:" + person_id)
+
+    def _heard(self, what: str) -> None:
+        if what.startswith("person:"):
+            self._cache.forget_person(what.removeprefix("person:"))
+
+    def _deaf(self, deaf: bool) -> None:
+        self._cache.enabled = not deaf
+        if deaf:
+            self._cache.clear()
 
     # ------------------------------------------------------------------ audit
     async def record(self, entry: AuditEntry) -> None:
@@ -234,8 +295,12 @@ class Identity:
     def start(self) -> None:
         """Expired sessions and sign-ins removed, audit entries past their retention deleted: now and hourly."""
         self._maintainer = asyncio.get_running_loop().create_task(self._maintain())
+        if self._revocations is not None:
+            self._revocations.start()
 
     async def stop(self) -> None:
+        if self._revocations is not None:
+            await self._revocations.stop()
         if self._maintainer is not None:
             self._maintainer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -15,7 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from docassist.pipelines.identity.oidc import PendingLogin
 from docassist.pipelines.storage.database import Database
@@ -42,12 +42,13 @@ class SessionStore:
     def __init__(self, db: Database, idle_s: float, max_s: float) -> None:
         self.db, self.idle_s, self.max_s = db, idle_s, max_s
 
-    def start(self, person_id: str, client: str | None) -> tuple[str, Session]:
-        """A new session for `person_id`: the cookie's value (shown once) and the session."""
+    def start(self, person_id: str, client: str | None, conn: Connection | None = None) -> tuple[str, Session]:
+        """A new session for `person_id`: the cookie's value (shown once) and the session; in
+        `conn`'s transaction if given."""
         secret = secrets.token_urlsafe(32)
         now = time.time()
         session = Session(digest(secret), person_id, now, now, now + self.max_s)
-        with self.db.begin() as conn:
+        with self.db.within(conn) as conn:
             conn.execute(
                 sessions.insert().values(
                     session_hash=session.session_hash,

@@ -82,6 +82,15 @@ class Database:
             yield conn
 
     @contextlib.contextmanager
+    def within(self, conn: Connection | None) -> Iterator[Connection]:
+        """The caller's transaction when it gives one (several writes, one commit), else a new one."""
+        if conn is not None:
+            yield conn
+            return
+        with self.begin() as new:
+            yield new
+
+    @contextlib.contextmanager
     def _unavailable_as_503(self) -> Iterator[None]:
         try:
             yield
