@@ -212,17 +212,19 @@ def _threads(n: int, loop: Callable[[], None], stop: threading.Event) -> None:
 
 
 @contextlib.contextmanager
-def attacking(attack: Attack, service: Service, doc: str) -> Iterator[None]:
+def attacking(attack: Attack, service: Service, doc: str, seconds: float) -> Iterator[None]:
+    """`attack` under way for a while (up to 2 s) before the victim measures; after it, a pause
+    (up to 3 s) so that what it left running (an LLM call, an upload's last step) ends."""
     stop = threading.Event()
     thread = threading.Thread(target=attack, args=(service, doc, stop), daemon=True)
     thread.start()
-    time.sleep(2)  # the attack under way before the victim measures
+    time.sleep(min(2.0, seconds / 2))
     try:
         yield
     finally:
         stop.set()
         thread.join(timeout=60)
-        time.sleep(3)  # what the attack left running (an LLM call, an upload's last step) ends
+        time.sleep(min(3.0, seconds))
 
 
 def _seed(service: Service) -> dict[str, str]:
@@ -251,11 +253,14 @@ def _seed(service: Service) -> dict[str, str]:
 def run(ctx: Context) -> Result:
     res = Result("attacks", "Another space's p99 while one key attacks, against no attack")
     seconds = ctx.sizes.attacks_seconds
+    # the bench's llama.cpp server: the same two cores, without a second server to start
+    llama = {"LLAMA_SERVER_URL": ctx.service.llama_url, "LLAMA_SERVER_API_KEY": ctx.service.llama_key}
     service = start_service(
         ctx.workdir / "attacks",
         LOG_FORMAT="json",
         API_KEYS=f"{ATTACKER}:{EVIL},{VICTIM}:{CALM}",
         **dict(ctx.sizes.service_env),
+        **llama,
     )
     try:
         ids = _seed(service)
@@ -265,7 +270,7 @@ def run(ctx: Context) -> Result:
             doc = ids["pdf"] if name == "page_renders" else ids["long"]  # the others ignore it
             ctx.log(f"attack {name}: the victim alone, then under attack")
             quiet = victim.run(seconds)  # the baseline of this attack, just before it
-            with attacking(attack, service, doc):
+            with attacking(attack, service, doc, seconds):
                 under = victim.run(seconds)
             res.data[name] = {
                 when: {p: {**summary(v["ms"]), "failed": v["failed"]} for p, v in probes.items()}
