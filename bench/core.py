@@ -36,6 +36,7 @@ class Sizes:
     tree_english_docs: int  # the shortest long QMSum and SQuALITY dev documents, taken in turn
     tree_max_tokens: int | None  # cut the documents to this many tokens (quick)
     tree_window: int  # the context window of the tree benchmark's own service: small enough for a tree
+    tree_russian: bool  # the Russian document too (the longest XQuAD-ru articles joined)
     cached_requests: int
     streaming_repeats: int
     streaming_tokens: int
@@ -77,6 +78,7 @@ QUICK = Sizes(
     tree_english_docs=1,
     tree_max_tokens=1200,
     tree_window=1024,
+    tree_russian=False,
     cached_requests=200,
     streaming_repeats=2,
     streaming_tokens=200,
@@ -118,6 +120,7 @@ FULL = Sizes(
     tree_english_docs=4,
     tree_max_tokens=None,
     tree_window=4096,
+    tree_russian=True,
     cached_requests=1000,
     streaming_repeats=5,
     streaming_tokens=1500,

@@ -2,7 +2,7 @@
 
 A service of its own runs with a small window (4,096 tokens in a full run) so every document
 takes the tree path on both sides: four long English documents (the shortest QMSum and SQuALITY dev documents past the
-window) and one Russian one (the longest XQuAD-ru dev articles joined). Both sides use the same
+window) and one Russian one (the longest XQuAD-ru dev articles joined; a full run only). Both sides use the same
 llama.cpp server (same model, window, greedy decoding), the same output cap per call and the
 same stop sequences, and — for the comparison of the algorithms — the same prompt text: our map
 prompt (a completion-style prompt ending in the target language's cue and primer) becomes
@@ -95,9 +95,10 @@ def documents(ctx: Context) -> list[dict[str, Any]]:
         for name in reversed(LONG_SETS)  # SQuALITY's stories first: the shorter of the two
     ]
     docs = [group[i] for i in range(per_set) for group in candidates if i < len(group)][: ctx.sizes.tree_english_docs]
-    articles = sorted(xquad_articles(EVALDATA, "dev", "ru"), key=lambda a: -len(a.text))
-    russian = "\n\n".join(a.text for a in articles[:2])
-    docs.append({"id": "xquad-ru-longest-2", "text": russian, "references": [], "language": "ru"})
+    if ctx.sizes.tree_russian:
+        articles = sorted(xquad_articles(EVALDATA, "dev", "ru"), key=lambda a: -len(a.text))
+        russian = "\n\n".join(a.text for a in articles[:2])
+        docs.append({"id": "xquad-ru-longest-2", "text": russian, "references": [], "language": "ru"})
     if ctx.sizes.tree_max_tokens:
         for d in docs:
             d["text"] = cut(d["text"], ctx.sizes.tree_max_tokens * 4)

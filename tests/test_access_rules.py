@@ -3,6 +3,10 @@ them, and the start refused (with what to write) when the rules cannot be read w
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from docassist.pipelines.environment import ConfigError
@@ -63,3 +67,32 @@ def test_sign_in_without_rules_refuses_to_start():
 def test_keys_only_needs_no_rules():
     config = IdentityConfig.from_env({"API_KEYS": "k" * 20 + ":*"})
     assert not config.sign_in and not config.rules
+
+
+@pytest.mark.slow  # a `docassist serve` of its own
+@pytest.mark.parametrize(
+    ("rules", "says"),
+    [
+        ("", "ACCESS_RULES names no group"),
+        ("staff:a:reader,staff:a:admin", "one role per space"),
+        ("staff:*:boss", "reader, editor or admin"),
+    ],
+)
+def test_serve_refuses_to_start_with_sign_in_and_rules_it_cannot_read(tmp_path: Path, rules: str, says: str):
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATA_DIR": str(tmp_path),
+        "HF_HUB_OFFLINE": "1",
+        "LDAP_URL": "ldap://127.0.0.1:9",
+        "LDAP_USER_BASE": "ou=people,dc=example,dc=org",
+        "ACCESS_RULES": rules,
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "docassist"), "serve", "--port", "9"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "configuration error" in done.stderr and says in done.stderr

@@ -20,8 +20,12 @@ def test_there_are_notebooks():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_notebook_runs_top_to_bottom(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, llama_env: dict[str, str]
+):
     monkeypatch.setenv("NOTEBOOK_DOCS", "1")
+    for name, value in llama_env.items():  # the session's llama.cpp server: no server of the kernel's own to start
+        monkeypatch.setenv(name, value)
     # the committed sample of the evaluation data, which has Russian articles but no ria_headlines_ru
     monkeypatch.setenv("DOCASSIST_EVALDATA", str(EVALDATA))
     monkeypatch.setenv("NOTEBOOK_SETS", "xquad_ru_articles,summeval_cnndm_en")

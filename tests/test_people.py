@@ -215,10 +215,13 @@ def test_a_directory_that_goes_away(people: InProcessService, slapd: Slapd):
 
 
 def test_wrong_credentials_get_one_answer_then_a_throttle(tmp_path: Path, slapd: Slapd):
-    """A service of its own: its failure counts start at zero."""
-    svc = start_in_process(tmp_path, **slapd.env(), ACCESS_RULES=RULES)
+    """A service of its own (its failure counts start at zero), behind an https PUBLIC_URL."""
+    svc = start_in_process(tmp_path, **slapd.env(), ACCESS_RULES=RULES, PUBLIC_URL="https://docs.example.com")
     try:
         with svc.client() as client:
+            signed = client.post("/auth/login", json={"username": "bob", "password": "bob-password"})
+            assert signed.status_code == 200 and "Secure" in signed.headers["set-cookie"]  # PUBLIC_URL is https
+            client.cookies.clear()
             answers = []
             for username, password in [
                 ("alice", "wrong"),

@@ -30,10 +30,12 @@ def signed(
     oidc_provider.set_account("u-olga", name="Ольга Смирнова", groups=["staff", "legal"])
     oidc_provider.set_account("u-pete", name="Pete", groups=["staff"])
     oidc_provider.set_account("u-none", name="Nora None", groups=None)
+    env = oidc_provider.env(public)
+    del env["OIDC_SCOPES"]  # the defaults: the provider offers a `groups` scope, which is then asked for
     svc = start_in_process(
         tmp_path_factory.mktemp("oidc"),
         port=port,
-        **oidc_provider.env(public),
+        **env,
         ACCESS_RULES=RULES,
         AUTH_REFRESH_S="1",
     )

@@ -33,6 +33,7 @@ from docassist.pipelines.environment import ConfigError, FromEnvironment
 from docassist.pipelines.errors import IdentityProviderUnavailable, SignInFailed
 from docassist.pipelines.identity import id_token
 from docassist.pipelines.identity.id_token import ASYMMETRIC_ALGS, verify_id_token
+from docassist.pipelines.identity.oidc_wire import Provider, Refusal, Tokens
 from docassist.pipelines.identity.people import Person
 from docassist.pipelines.logs import event
 
@@ -53,8 +54,9 @@ class OidcSettings(FromEnvironment):
     groups_claim: str = Field("groups", min_length=1, validation_alias="OIDC_GROUPS_CLAIM")
     # docassist as browsers reach it; the redirect URI to register is {PUBLIC_URL}/auth/oidc/callback
     public_url: str | None = Field(None, validation_alias="PUBLIC_URL")
-    # add `offline_access` (refresh tokens) or `groups` where the provider wants them asked for
-    scopes: str = Field("openid profile email", validation_alias="OIDC_SCOPES")
+    # unset: openid profile email, and the groups claim's name where the provider offers it as a
+    # scope (oidc-provider, Okta, Authentik); add `offline_access` for refresh tokens where needed
+    scopes: str | None = Field(None, validation_alias="OIDC_SCOPES")
     provider_name: str | None = Field(None, validation_alias="OIDC_PROVIDER_NAME")  # "Sign in with …"
     timeout_s: float = Field(10, gt=0, le=120, validation_alias="OIDC_TIMEOUT_S")  # each request to the provider
 
@@ -89,7 +91,7 @@ class OidcSettings(FromEnvironment):
             raise ValueError(
                 "PUBLIC_URL must be docassist's address as browsers reach it, e.g. https://docs.example.com"
             )
-        if "openid" not in self.scopes.split():
+        if self.scopes is not None and "openid" not in self.scopes.split():
             raise ValueError("OIDC_SCOPES must include openid, e.g. OIDC_SCOPES='openid profile email'")
         return self
 
@@ -117,36 +119,6 @@ class Grant:
     expires_at: float | None  # of the access token
 
 
-@dataclass(frozen=True)
-class _Provider:
-    """What docassist uses of the discovery document."""
-
-    authorization_endpoint: str
-    token_endpoint: str
-    jwks_uri: str
-    userinfo_endpoint: str | None
-    algorithms: tuple[str, ...]  # the asymmetric ID token signing algorithms it advertises
-    post_secret: bool  # client_secret_post: the provider does not offer client_secret_basic
-
-
-@dataclass(frozen=True)
-class _Tokens:
-    """The token endpoint's answer."""
-
-    access_token: str | None
-    id_token: str | None
-    refresh_token: str | None
-    expires_in: float | None
-
-
-@dataclass(frozen=True)
-class _Refusal:
-    """The token endpoint's OAuth error (RFC 6749 §5.2)."""
-
-    error: str
-    description: str
-
-
 class OidcClient:
     """One provider, one client at it: sign-ins and refreshes over one HTTP connection pool."""
 
@@ -157,7 +129,7 @@ class OidcClient:
         self._issuer, self._client_id = settings.issuer, settings.client_id
         headers = {"Accept": "application/json"}
         self._http = httpx.AsyncClient(transport=transport, timeout=settings.timeout_s, headers=headers)
-        self._provider: _Provider | None = None
+        self._provider: Provider | None = None
         self._keys: jwk.KeySet | None = None
         self._discovering = asyncio.Lock()
 
@@ -167,30 +139,39 @@ class OidcClient:
     async def begin(self) -> tuple[str, PendingLogin]:
         """The provider's authorization URL for a new sign-in, and what its callback will need."""
         provider = await self._discovered()
+        scopes = self._scopes(provider)
         token = secrets.token_urlsafe  # the verifier of 86 characters: within RFC 7636's 43 to 128
         pending = PendingLogin(state=token(32), nonce=token(32), code_verifier=token(64), created_at=time.time())
         params = {
             "response_type": "code",
             "client_id": self._client_id,
             "redirect_uri": self.settings.redirect_uri,
-            "scope": self.settings.scopes,
+            "scope": " ".join(scopes),
             "state": pending.state,
             "nonce": pending.nonce,
             "code_challenge": create_s256_code_challenge(pending.code_verifier),
             "code_challenge_method": "S256",
         }
-        if "offline_access" in self.settings.scopes.split():
+        if "offline_access" in scopes:
             params["prompt"] = "consent"  # OpenID Connect Core §11: without it offline_access is ignored
         endpoint = provider.authorization_endpoint
         return endpoint + ("&" if "?" in endpoint else "?") + urlencode(params), pending
+
+    def _scopes(self, provider: Provider) -> list[str]:
+        """OIDC_SCOPES as given; unset, `openid profile email` and the groups claim's own scope
+        where the provider offers one by that name (it then releases the claim only when asked)."""
+        if self.settings.scopes is not None:
+            return self.settings.scopes.split()
+        extra = [self.settings.groups_claim] if self.settings.groups_claim in provider.scopes else []
+        return ["openid", "profile", "email", *extra]
 
     async def complete(self, code: str, pending: PendingLogin) -> tuple[Person, Grant]:
         """The person the callback's `code` signs in, for the sign-in `pending` describes."""
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.settings.redirect_uri}
         answer = await self._token(form | {"code_verifier": pending.code_verifier}, "code exchange")
-        if isinstance(answer, _Refusal) and answer.error in _CLIENT_REFUSED:
+        if isinstance(answer, Refusal) and answer.error in _CLIENT_REFUSED:
             raise self._down(f"does not accept docassist as its client ({answer.error}): {_CHECK_CLIENT}")
-        if isinstance(answer, _Refusal):
+        if isinstance(answer, Refusal):
             detail = f" ({answer.description[:200]})" if answer.description else ""
             raise SignInFailed(
                 f"the provider refused the sign-in's code: {answer.error}{detail}; a code is good once, for the "
@@ -210,7 +191,7 @@ class OidcClient:
         when it cannot be asked: the caller keeps the last rights meanwhile."""
         if grant.refresh_token is not None:
             answer = await self._token({"grant_type": "refresh_token", "refresh_token": grant.refresh_token}, "refresh")
-            if isinstance(answer, _Refusal):
+            if isinstance(answer, Refusal):
                 if answer.error == "invalid_grant":
                     return None
                 # not about the person: docassist's own client refused (a changed secret); the last
@@ -273,7 +254,7 @@ class OidcClient:
             return {}
         return self._json(response, "userinfo")
 
-    async def _token(self, form: dict[str, str], what: str) -> _Tokens | _Refusal:
+    async def _token(self, form: dict[str, str], what: str) -> Tokens | Refusal:
         """The token endpoint's answer to `form`, the client authenticated as the provider offers."""
         provider = await self._discovered()
         auth, secret = None, self.settings.client_secret
@@ -288,24 +269,24 @@ class OidcClient:
             except ValueError:
                 body = None
             body = body if isinstance(body, dict) else {}
-            return _Refusal(str(body.get("error") or "invalid_request"), str(body.get("error_description") or ""))
+            return Refusal(str(body.get("error") or "invalid_request"), str(body.get("error_description") or ""))
         body = self._json(response, what)
         expires_in = body.get("expires_in")
-        return _Tokens(
+        return Tokens(
             access_token=_text(body.get("access_token")),
             id_token=_text(body.get("id_token")),
             refresh_token=_text(body.get("refresh_token")),
             expires_in=float(expires_in) if type(expires_in) in (int, float) else None,
         )
 
-    async def _discovered(self) -> _Provider:
+    async def _discovered(self) -> Provider:
         """The provider's discovery document, read once (again after a failed read)."""
         async with self._discovering:
             if self._provider is None:
                 self._provider = await self._discover()
         return self._provider
 
-    async def _discover(self) -> _Provider:
+    async def _discover(self) -> Provider:
         url = self._issuer.rstrip("/") + "/.well-known/openid-configuration"
         doc = self._json(await self._send("GET", url, "discovery"), f"discovery at {url}: check OIDC_ISSUER")
         if doc.get("issuer") != self._issuer:
@@ -319,13 +300,14 @@ class OidcClient:
         if not algorithms:
             raise self._down(f"signs ID tokens only with {advertised}: docassist needs a public-key one such as RS256")
         methods = doc.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
-        return _Provider(
+        return Provider(
             authorization_endpoint=endpoints["authorization_endpoint"] or "",
             token_endpoint=endpoints["token_endpoint"] or "",
             jwks_uri=endpoints["jwks_uri"] or "",
             userinfo_endpoint=_text(doc.get("userinfo_endpoint")),
             algorithms=algorithms,
             post_secret="client_secret_basic" not in methods and "client_secret_post" in methods,
+            scopes=frozenset(s for s in doc.get("scopes_supported") or () if isinstance(s, str)),
         )
 
     async def _signing_keys(self, fresh: bool = False) -> jwk.KeySet:
@@ -368,7 +350,7 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _grant(answer: _Tokens, previous: Grant | None) -> Grant:
+def _grant(answer: Tokens, previous: Grant | None) -> Grant:
     """What the token endpoint answered; a refresh token it did not rotate is kept."""
     refresh_token = answer.refresh_token or (previous.refresh_token if previous else None)
     expires_at = time.time() + answer.expires_in if answer.expires_in is not None else None
