@@ -103,12 +103,15 @@ class Identity:
         if self.ldap is None:
             raise NotFound("sign-in with a username and password is not configured here (LDAP_URL is not set)")
         await self.throttle.check(username, client)
-        try:
-            person = await self._directory.run(self.ldap.authenticate, username, password)
+        try:  # the directory's answer and the session's writes in one trip to a thread
+            return await self._directory.run(self._sign_in_ldap, username, password, client, audit)
         except InvalidCredentials:
             await self.throttle.failed(username, client)
             raise
-        return await self._start_session(person, None, client, audit)
+
+    def _sign_in_ldap(self, username: str, password: str, client: str | None, audit: AuditEntry) -> SignedIn:
+        assert self.ldap is not None
+        return self._session_for(self.ldap.authenticate(username, password), None, client, audit)
 
     async def oidc_begin(self, return_to: str) -> str:
         """The provider's address to send the browser to; the sign-in is kept until its callback."""
@@ -139,8 +142,13 @@ class Identity:
     async def _start_session(
         self, person: Person, grant: Grant | None, client: str | None, audit: AuditEntry
     ) -> SignedIn:
+        return await self._storage.run(self._session_for, person, grant, client, audit)
+
+    def _session_for(self, person: Person, grant: Grant | None, client: str | None, audit: AuditEntry) -> SignedIn:
+        """Blocking: the person as the source described them, their new session and the audit
+        entry, in one commit."""
         entry = replace(audit, user_id=person.person_id, user_name=person.name)
-        secret, session = await self._storage.run(self._record_sign_in, person, grant, client, entry)
+        secret, session = self._record_sign_in(person, grant, client, entry)
         caller = Caller(person, self.rules.rights_for(person.groups), "session", session.session_hash[:12])
         return SignedIn(secret, caller, session.expires_at)
 
