@@ -170,12 +170,14 @@ def test_a_question_typed_before_the_session_ended_survives_the_provider(
     expect(page.get_by_label("Question")).to_be_hidden()
     expect(page.get_by_role("link", name=f"Sign in with {PROVIDER_NAME}")).to_be_visible()
 
-    sign_in_through_provider(page, svc.url, oidc_provider, OLGA[0])  # away to the provider and back
+    with page.expect_request(lambda r: r.url.startswith(f"{oidc_provider.issuer}/auth?")):  # away and back
+        assert sign_in_through_provider(page, svc.url, oidc_provider, OLGA[0]) == []  # it remembers her: no form
     expect(page.get_by_role("banner")).to_contain_text(OLGA[1])
     expect(page.get_by_label("Question")).to_have_value(QUESTION)
     expect(page.get_by_label("Space", exact=True)).to_have_value("contracts")
     expect(page.get_by_role("heading", name="Documents in “contracts”")).to_be_visible()
     expect(page.get_by_role("alert").filter(has_text="session has ended")).to_be_hidden()
+    shot(page, "oidc-question-kept.png", full_page=False)
 
 
 def test_someone_whose_provider_sends_no_groups_is_told_whom_to_ask(
