@@ -273,3 +273,14 @@ def test_settings_defaults_and_ldap_off_without_a_url():
 def test_settings_that_cannot_work_refuse_the_start_saying_what_to_write(env, says):
     with pytest.raises(ConfigError, match=says):
         LdapSettings.from_env({**REQUIRED, **env})
+
+
+def test_a_kept_service_connection_the_directory_closed_meanwhile_is_replaced_unseen(slapd):
+    """The service account's connection is kept between sign-ins; a directory restarted in between
+    has closed it, and the next sign-in runs again on a new one instead of failing."""
+    kept = directory(slapd)
+    assert kept.authenticate("alice", "alice-password").name == "Alice Liddell"
+    slapd.stop()
+    slapd.start()
+    assert kept.authenticate("alice", "alice-password").name == "Alice Liddell"
+    assert kept.lookup("bob") is not None

@@ -15,10 +15,10 @@ import secrets
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover - only where the extra is not installed
 WRONG = "the username or password is wrong"
 MAX_USERNAME = 256  # characters: longer is no one's username (and never reaches the directory)
 GROUP_PAGE = 500  # groups per page (RFC 2696): below the server limits (OpenLDAP 500, AD 1000)
+T = TypeVar("T")
 IDLE_CONNECTIONS = 4  # the directory lane's threads
 IDLE_S = 60.0  # a kept connection older than this is closed: directories drop idle ones (AD after 15 min)
 _ACCOUNTDISABLE = 0x2  # Active Directory's userAccountControl bit of a disabled account
@@ -124,7 +125,8 @@ class LdapDirectory:
         # with success: refused here, before any bind.
         if not login or not password or len(login) > MAX_USERNAME:
             raise InvalidCredentials(WRONG)
-        with self._unavailable(), self._service() as conn:
+
+        def check(conn: Any) -> Person:
             found = self._find(conn, login)
             if found is None:
                 # Nobody to check the password of: a bind that fails all the same costs the time a
@@ -136,14 +138,21 @@ class LdapDirectory:
                 raise InvalidCredentials(WRONG)
             return self._person(conn, login, dn, attrs)
 
+        with self._unavailable():
+            return self._as_service(check)
+
     def lookup(self, login: str) -> Person | None:
         """The person as the directory has them now (groups read again), None once gone or disabled."""
         login = login.strip()
         if not login or len(login) > MAX_USERNAME:
             return None
-        with self._unavailable(), self._service() as conn:
+
+        def read(conn: Any) -> Person | None:
             found = self._find(conn, login)
             return None if found is None else self._person(conn, login, *found)
+
+        with self._unavailable():
+            return self._as_service(read)
 
     @contextmanager
     def _unavailable(self) -> Iterator[None]:
@@ -212,18 +221,31 @@ class LdapDirectory:
             reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or type(exc).__name__
             raise IdentityProviderUnavailable(f"the LDAP directory at {self._url} is unavailable: {reason}") from exc
 
-    @contextmanager
-    def _service(self) -> Iterator[Any]:
-        """A connection bound as the service account (anonymously without LDAP_BIND_DN): an idle
-        one kept from an earlier call when it still answers, else a new one. It is kept again only
-        when the work on it went through; a person's own bind never uses it."""
-        conn = self._idle_service() or self._bound_service()
+    def _as_service(self, work: Callable[[Any], T]) -> T:
+        """`work` on a connection bound as the service account (anonymously without LDAP_BIND_DN):
+        an idle one kept from an earlier call, else a new one. A kept one the directory has closed
+        meanwhile (restarted, or idle too long for it) fails at once: the work runs again on a new
+        connection. The connection is kept again only when the work went through (a wrong password
+        counts: it is the answer); a person's own bind never uses it."""
+        conn = self._idle_service()
+        if conn is not None:
+            try:
+                return self._kept_after(conn, work)
+            except (ldap.SERVER_DOWN, ldap.CONNECT_ERROR):
+                pass  # closed while idle: once more, on a new connection
+        return self._kept_after(self._bound_service(), work)
+
+    def _kept_after(self, conn: Any, work: Callable[[Any], T]) -> T:
         try:
-            yield conn
+            result = work(conn)
+        except InvalidCredentials:
+            self._keep_service(conn)
+            raise
         except BaseException:
             _close(conn)
             raise
         self._keep_service(conn)
+        return result
 
     def _bound_service(self) -> Any:
         conn = self._connect()
@@ -235,19 +257,14 @@ class LdapDirectory:
         return conn
 
     def _idle_service(self) -> Any | None:
-        """A kept connection that answers now (a cheap whoami: a directory restarted, or one that
-        closed it while idle, makes it fail); None when there is none."""
+        """A kept connection younger than IDLE_S; None when there is none."""
         while True:
             try:
                 conn, kept_at = self._idle.get_nowait()
             except queue.Empty:
                 return None
             if time.monotonic() - kept_at < IDLE_S:
-                try:
-                    conn.whoami_s()
-                    return conn
-                except ldap.LDAPError:
-                    pass
+                return conn
             _close(conn)
 
     def _keep_service(self, conn: Any) -> None:
