@@ -35,6 +35,9 @@ Module: what it measures — against what (same run)
   `/conversations/{id}/messages-stream` — its standalone form asked alone through `/ask-stream`,
   alternating; the first message of a conversation against `/ask-stream`; the condense step's
   seconds from the service's log.
+- sign_in: `GET /documents/{id}` on a session cookie — the same request with an API key,
+  alternating; `POST /auth/login` against a real slapd — the directory's own search, bind and
+  group search by python-ldap in this process, on loopback and one switch away (0.5 ms each way).
 - attacks: another space's p99 for a read, a search and a one-line upload while one key runs
   each of five attacks (idle MCP streams, costly page renders, abandoned MCP asks, an upload
   flood, made-up methods and paths) — the same probes with no attack just before, open loop.
