@@ -3,6 +3,8 @@ read off the request and the caller's access here, so a route names only what it
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from starlette.types import Scope
 
@@ -51,26 +53,7 @@ def entry(
     )
 
 
-async def record(
-    request: Request,
-    access: Access | None,
-    action: Action,
-    *,
-    person: Person | None = None,
-    space_id: str | None = None,
-    doc_id: str | None = None,
-    conversation_id: str | None = None,
-    detail: str | None = None,
-) -> None:
-    """Append one entry for this request."""
-    made = entry(
-        request.scope,
-        access,
-        action,
-        person=person,
-        space_id=space_id,
-        doc_id=doc_id,
-        conversation_id=conversation_id,
-        detail=detail,
-    )
-    await request.app.state.assistant.identity.record(made)
+async def record(request: Request, access: Access | None, action: Action, **about: Any) -> None:
+    """Append one entry for this request; `about` as `entry` takes it (person, space_id, doc_id,
+    conversation_id, detail)."""
+    await request.app.state.assistant.identity.record(entry(request.scope, access, action, **about))

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from docassist.pipelines.identity.audit import AuditEntry
 from docassist.pipelines.identity.rules import Role
-from docassist.pipelines.identity.tokens import TokenInfo
 
 USERNAME_CHARS = 256
 PASSWORD_CHARS = 1024
@@ -56,21 +54,13 @@ class TokenRequest(BaseModel):
 
 
 class TokenOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # read from the pipelines' `TokenInfo`
+
     token_id: str
     name: str
     created_at: float
     expires_at: float
     last_used_at: float | None = None
-
-    @classmethod
-    def of(cls, info: TokenInfo) -> TokenOut:
-        return cls(
-            token_id=info.token_id,
-            name=info.name,
-            created_at=info.created_at,
-            expires_at=info.expires_at,
-            last_used_at=info.last_used_at,
-        )
 
 
 class NewToken(TokenOut):
@@ -82,6 +72,8 @@ class TokenList(BaseModel):
 
 
 class AuditEntryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # read from the pipelines' `AuditEntry`
+
     at: float
     action: str
     user_id: str | None
@@ -94,23 +86,6 @@ class AuditEntryOut(BaseModel):
     client: str | None
     request_id: str | None
     detail: str | None
-
-    @classmethod
-    def of(cls, e: AuditEntry) -> AuditEntryOut:
-        return cls(
-            at=e.at,
-            action=e.action,
-            user_id=e.user_id,
-            user_name=e.user_name,
-            key_id=e.key_id,
-            space_id=e.space_id,
-            doc_id=e.doc_id,
-            conversation_id=e.conversation_id,
-            route=e.route,
-            client=e.client,
-            request_id=e.request_id,
-            detail=e.detail,
-        )
 
 
 class AuditList(BaseModel):

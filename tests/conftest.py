@@ -15,10 +15,12 @@ import pytest
 
 from docassist.bench.service import Service, service_env, sse_events, start_service
 from docassist.evals import datasets
+from docassist.pipelines.storage.database import Database
 from tests.directory import slapd  # noqa: F401 (one OpenLDAP directory for the whole session)
 from tests.identity_provider import oidc_provider  # noqa: F401 (one OpenID provider for the whole session)
 from tests.inprocess import InProcessService, in_process
 from tests.otlp_receiver import OtlpReceiver
+from tests.servers import fresh_postgres_database
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # The committed sample of the evaluation data (tests/fixtures/evaldata/README.md), never
@@ -78,6 +80,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated database, once on SQLite in a temporary folder and once on a fresh PostgreSQL one."""
+    if request.param == "sqlite":
+        database = Database.for_data_dir(None, tmp_path)
+        database.migrate()
+        yield database
+        database.close()
+        return
+    with fresh_postgres_database() as url:
+        database = Database(url)
+        database.migrate()
+        yield database
+        database.close()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,22 +24,6 @@ from docassist.pipelines.identity.throttle import LIMIT, SignInThrottle
 from docassist.pipelines.identity.tokens import TokenStore
 from docassist.pipelines.storage.database import Database
 from docassist.pipelines.storage.tables import audit, sessions
-from tests.servers import fresh_postgres_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        database = Database.for_data_dir(None, tmp_path)
-        database.migrate()
-        yield database
-        database.close()
-        return
-    with fresh_postgres_database() as url:
-        database = Database(url)
-        database.migrate()
-        yield database
-        database.close()
 
 
 def test_a_session_ends_when_idle_or_too_old_and_its_id_is_never_stored(db: Database):

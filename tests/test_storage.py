@@ -4,7 +4,6 @@ machine's real PostgreSQL (a fresh database per test). The same tests, the same 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,21 +16,6 @@ from docassist.pipelines.summaries.events import JobProgress, Usage
 from docassist.pipelines.summaries.jobs.store import JobStore
 from docassist.pipelines.summaries.runs.store import CachedSummary, RunOf, SummaryStore
 from tests.servers import TcpProxy, fresh_postgres_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        database = Database.for_data_dir(None, tmp_path)
-        database.migrate()
-        yield database
-        database.close()
-        return
-    with fresh_postgres_database() as url:
-        database = Database(url)
-        database.migrate()
-        yield database
-        database.close()
 
 
 def add_document(registry: Registry, space: str, doc_id: str, text: str) -> DocumentRecord:

@@ -34,4 +34,4 @@ async def audit_trail(
     access.check_admin(space_id)
     where = AuditFilter(space_id=space_id, user=user, action=action, since=since, until=until)
     page = await assistant.identity.audit_page(where, limit, cursor)
-    return AuditList(entries=[AuditEntryOut.of(e) for e in page.entries], next_cursor=page.next_cursor)
+    return AuditList(entries=[AuditEntryOut.model_validate(e) for e in page.entries], next_cursor=page.next_cursor)

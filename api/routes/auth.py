@@ -153,14 +153,14 @@ async def create_token(body: TokenRequest, request: Request, assistant: Assistan
     person = _person_of(access)
     token, info = await assistant.identity.create_token(person, body.name, body.expires_in_days)
     await record(request, access, "token_created", detail=f"{info.token_id} {body.name[:100]}")
-    return NewToken(token=token, **TokenOut.of(info).model_dump())
+    return NewToken(token=token, **TokenOut.model_validate(info).model_dump())
 
 
 @router.get("/tokens", response_model=TokenList, responses=error_responses(401, 403, 503))
 async def list_tokens(assistant: AssistantDep, access: AccessDep) -> TokenList:
     """Your tokens (never their values)."""
     infos = await assistant.identity.tokens_of(_person_of(access))
-    return TokenList(tokens=[TokenOut.of(i) for i in infos])
+    return TokenList(tokens=[TokenOut.model_validate(i) for i in infos])
 
 
 @router.delete(
