@@ -6,7 +6,8 @@ personal token, one look-up in the database — `api/callers.py`):
   401 at once — its body is never read (only `/health`, the web page, the API description and the
   sign-in routes are open); an ended session's cookie gets 401 `session_expired`;
 - a state-changing request riding a session cookie whose `Origin` names another site gets 403
-  `cross_site_request` (keys and tokens in headers are not affected); with `METRICS_KEY` set,
+  `cross_site_request`, as does a sign-in posted from another site (keys and tokens in headers
+  are not affected); with `METRICS_KEY` set,
   `/metrics` needs it or a key for every space, whether or not `API_KEYS` is set; with
   `METRICS_LOOPBACK` set, a scraper on the same host reads `/metrics` without a key — a peer on
   the loopback interface whose request no proxy forwarded (no `X-Forwarded-For`, `Forwarded` or
@@ -109,7 +110,9 @@ class RequestGuard:
                 response = envelope_response(401, code, message, headers={"WWW-Authenticate": "Bearer"}, close=True)
                 await response(scope, receive, send)
                 return
-            if access.via == "session" and self.callers.cross_site(scope["method"], headers):
+            # a sign-in from another site is refused too: it would sign the browser in as someone else
+            riding = access.via == "session" or path == "/auth/login"
+            if riding and self.callers.cross_site(scope["method"], headers):
                 response = envelope_response(
                     403,
                     "cross_site_request",

@@ -129,6 +129,13 @@ def test_a_request_that_changes_something_from_another_site_is_refused(people: I
         own = alice.post("/search", json={"q": "x", "space_id": "eng"}, headers={"Origin": people.url})
         assert own.status_code == 200
         assert alice.get("/auth/me", headers={"Origin": "https://evil.example"}).status_code == 200  # reads pass
+    with people.client() as browser:  # a sign-in posted by another site's form: the attacker's account
+        r = browser.post(
+            "/auth/login",
+            json={"username": "bob", "password": "bob-password"},
+            headers={"Origin": "https://evil.example"},
+        )
+        assert r.status_code == 403 and "docassist_session" not in browser.cookies
     with people.client(Authorization=f"Bearer {KEY}") as script:  # keys in headers are not affected
         r = script.post("/search", json={"q": "x", "space_id": "eng"}, headers={"Origin": "https://evil.example"})
         assert r.status_code == 200

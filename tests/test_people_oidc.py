@@ -92,6 +92,15 @@ def test_forged_callbacks_start_no_session(signed: tuple[InProcessService, OidcP
         swapped = httpx.get(f"{svc.url}/auth/oidc/callback", params={"code": code, "state": other})
         assert swapped.status_code == 401
         assert httpx.get(f"{svc.url}/auth/oidc/callback", params={"error": "access_denied"}).status_code == 401
+    # a callback of someone's own sign-in, opened in another browser (login CSRF): no session there
+    with httpx.Client() as attacker, httpx.Client() as victim:
+        theirs = callback_of(svc, provider, "u-pete", attacker)
+        victim.get(f"{svc.url}/auth/oidc/login")  # the victim's browser holds a sign-in of its own
+        opened = victim.get(theirs)
+        assert opened.status_code == 401 and "docassist_session" not in victim.cookies
+        assert "another browser" in opened.json()["error"]["message"]
+        # the browser that started it still completes it: a refused try elsewhere does not use it up
+        assert attacker.get(theirs).status_code == 302 and "docassist_session" in attacker.cookies
     assert len(svc.assistant.identity.audit.page(_failed(), 50, None).entries) >= 3
 
 

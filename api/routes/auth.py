@@ -28,8 +28,11 @@ from docassist.api.schemas import error_responses
 from docassist.pipelines.errors import DocassistError, Forbidden, InvalidCredentials
 from docassist.pipelines.identity.people import Person
 from docassist.pipelines.identity.service import SignedIn
+from docassist.pipelines.identity.sessions import ATTEMPT_TTL_S
 
 router = APIRouter(prefix="/auth", tags=["sign-in"])
+STATE_COOKIE = "docassist_oidc_state"  # the OpenID sign-in this browser started
+CALLBACK_DIR = "/auth/oidc/"
 TokenId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")]
 
 
@@ -88,9 +91,16 @@ async def login(body: LoginRequest, request: Request, response: Response, assist
 async def oidc_login(
     assistant: AssistantDep, return_to: Annotated[str, Query(max_length=2000)] = "/"
 ) -> RedirectResponse:
-    """Off to the OpenID provider; it sends the browser back to `/auth/oidc/callback`."""
-    url = await assistant.identity.oidc_begin(_local(return_to))
-    return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+    """Off to the OpenID provider; it sends the browser back to `/auth/oidc/callback`. The browser
+    keeps the sign-in's state in a cookie of its own: the callback is taken only with it."""
+    url, state = await assistant.identity.oidc_begin(_local(return_to))
+    response = RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+    secure = assistant.identity.config.secure_cookie
+    # Lax: sent on the provider's redirect back (a top-level navigation), never on a cross-site subrequest
+    response.set_cookie(
+        STATE_COOKIE, state, max_age=ATTEMPT_TTL_S, path=CALLBACK_DIR, httponly=True, samesite="lax", secure=secure
+    )
+    return response
 
 
 @router.get("/oidc/callback", status_code=302, responses=error_responses(401, 404, 422, 503))
@@ -106,7 +116,8 @@ async def oidc_callback(
     `sign_in_error`, any other client gets the error."""
     try:
         done = entry(request.scope, None, "sign_in", detail="oidc")
-        signed = await assistant.identity.oidc_complete(code, state, error, client_of(request.scope), done)
+        kept = request.cookies.get(STATE_COOKIE)
+        signed = await assistant.identity.oidc_complete(code, state, error, kept, client_of(request.scope), done)
     except DocassistError as exc:
         await record(request, None, "sign_in_failed", detail=f"oidc: {exc.code}")
         if "text/html" in request.headers.get("accept", ""):
@@ -117,6 +128,7 @@ async def oidc_callback(
         to = "/?" + urlencode({"sign_in_error": "no_groups"})
     response = RedirectResponse(to, status_code=302, headers={"Cache-Control": "no-store"})
     _set_cookie(request, response, signed)
+    response.delete_cookie(STATE_COOKIE, path=CALLBACK_DIR)
     return response
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -113,24 +114,35 @@ class Identity:
         assert self.ldap is not None
         return self._session_for(self.ldap.authenticate(username, password), None, client, audit)
 
-    async def oidc_begin(self, return_to: str) -> str:
-        """The provider's address to send the browser to; the sign-in is kept until its callback."""
+    async def oidc_begin(self, return_to: str) -> tuple[str, str]:
+        """The provider's address to send the browser to, and the sign-in's `state`, which the
+        browser keeps (a cookie) to show at the callback; the sign-in is kept until then."""
         if self.oidc is None:
             raise NotFound("sign-in through an OpenID provider is not configured here (OIDC_ISSUER is not set)")
         url, pending = await self.oidc.begin()
         await self._storage.run(self.sessions.keep_attempt, pending, return_to)
-        return url
+        return url, pending.state
 
     async def oidc_complete(
-        self, code: str | None, state: str | None, error: str | None, client: str | None, audit: AuditEntry
+        self,
+        code: str | None,
+        state: str | None,
+        error: str | None,
+        browser_state: str | None,
+        client: str | None,
+        audit: AuditEntry,
     ) -> SignedIn:
         """The provider's callback: a session for the person its ID token names. A callback that
-        reports an error, lacks its code or state, or names a sign-in unknown or already used here
-        starts nothing (`SignInFailed`), nor does a code or ID token that does not hold."""
+        reports an error, lacks its code or state, arrives in another browser than the one that
+        started the sign-in (`browser_state`: what that browser kept — so nobody can sign someone
+        else in as themselves with a callback of their own), or names a sign-in unknown or already
+        used here starts nothing (`SignInFailed`), nor does a code or ID token that does not hold."""
         if self.oidc is None:
             raise NotFound("sign-in through an OpenID provider is not configured here (OIDC_ISSUER is not set)")
         if error is not None or not code or not state:
             raise SignInFailed(f"the provider did not sign you in ({error or 'no code or state in its answer'})")
+        if not browser_state or not hmac.compare_digest(state.encode(), browser_state.encode()):
+            raise SignInFailed("this sign-in was started in another browser (or its cookie is gone); start again")
         taken = await self._storage.run(self.sessions.take_attempt, state)
         if taken is None:
             raise SignInFailed("this sign-in is unknown, was already used, or took longer than 10 minutes; start again")
