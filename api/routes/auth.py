@@ -73,7 +73,7 @@ async def auth_config(assistant: AssistantDep) -> AuthConfig:
     )
 
 
-@router.post("/login", response_model=Me, responses=error_responses(401, 404, 422, 429, 503))
+@router.post("/login", response_model=Me, responses=error_responses(401, 403, 404, 422, 429, 503))
 async def login(body: LoginRequest, request: Request, response: Response, assistant: AssistantDep) -> Me:
     """Sign in with the directory's username and password: a session cookie and who you are. A
     wrong password and an unknown username get the same answer."""
