@@ -69,6 +69,7 @@ class Sizes:
     attacks_seconds: float  # the victim's probes alone, then under each attack, this long each
     sign_in_requests: int  # GET /documents/{id} pairs, session cookie against an API key
     sign_in_logins: int  # /auth/login against the directory's own binds and searches
+    sign_in_network: bool  # the directory one switch away too (a second service)
     service_env: tuple[tuple[str, str], ...] = ()
 
 
@@ -90,7 +91,7 @@ QUICK = Sizes(
     retrieval_chunks=60,
     retrieval_searches=30,
     retrieval_asks=2,
-    retrieval_replicated_chunks=600,
+    retrieval_replicated_chunks=300,
     retrieval_local_searches=3,
     load_clients=6,
     load_seconds=6,
@@ -99,18 +100,19 @@ QUICK = Sizes(
     lanes_paragraphs=24,
     lanes_upload_kb=6,
     lanes_heavy_seconds=3,
-    scaleout_cached_requests=40,
+    scaleout_cached_requests=20,
     scaleout_jobs=1,
     scaleout_search_docs=4,
     scaleout_search_clients=4,
-    scaleout_search_seconds=3,
+    scaleout_search_seconds=2,
     integrations_repeats=2,
     metrics_documents=30,
     metrics_jobs=50,
     conversations_rounds=1,
-    attacks_seconds=2,
+    attacks_seconds=1.5,
     sign_in_requests=100,
     sign_in_logins=20,
+    sign_in_network=False,
     service_env=(("LLM_MAX_TOKENS", "96"),),
 )
 
@@ -153,6 +155,7 @@ FULL = Sizes(
     attacks_seconds=30,
     sign_in_requests=500,
     sign_in_logins=100,
+    sign_in_network=True,
 )
 
 

@@ -183,6 +183,8 @@ def run(ctx: Context) -> Result:
         finally:
             directory.close()
             service.stop()
+        if not ctx.sizes.sign_in_network:
+            return res
         far = f"ldap://127.0.0.1:{proxy.port}"
         service = _service(ctx, "sign_in_network", {**slapd.env(), "LDAP_URL": far})
         directory = _Directory(far, slapd)
