@@ -26,18 +26,27 @@ def route_of(scope: Scope) -> str:
     return f"{scope.get('method', '')} {getattr(route, 'path', None) or scope.get('path', '')}"
 
 
-def entry(
-    scope: Scope,
+def entry(scope: Scope, access: Access | None, action: Action, **about: Any) -> AuditEntry:
+    """The entry of an HTTP request: its route and client address beside `of_caller`'s."""
+    return of_caller(access, action, route=route_of(scope), client=client_of(scope), **about)
+
+
+def of_caller(
     access: Access | None,
     action: Action,
     *,
+    route: str,
+    client: str | None = None,
     person: Person | None = None,
     space_id: str | None = None,
     doc_id: str | None = None,
     conversation_id: str | None = None,
     detail: str | None = None,
 ) -> AuditEntry:
+    """Who did `action` (`person`, else the caller's person, and the caller's key), where, in which
+    request — for an HTTP route or an MCP tool alike."""
     who = person or (access.person if access is not None else None)
+    rid = request_id_var.get()
     return AuditEntry(
         action,
         user_id=who.person_id if who else None,
@@ -46,9 +55,9 @@ def entry(
         space_id=space_id,
         doc_id=doc_id,
         conversation_id=conversation_id,
-        route=route_of(scope),
-        client=client_of(scope),
-        request_id=None if request_id_var.get() in ("", "-") else request_id_var.get(),
+        route=route,
+        client=client,
+        request_id=None if rid in ("", "-") else rid,
         detail=detail,
     )
 

@@ -35,7 +35,8 @@ from docassist.pipelines.keys import digest_of
 UPLOAD_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the form's other fields
 JSON_BODY_LIMIT_BYTES = 1024 * 1024  # every JSON route takes a small body (a question is at most 4,000 characters)
 OPEN_PATHS = ("/health", "/docs", "/openapi.json", "/auth/config", "/auth/login", "/auth/logout")
-OPEN_PREFIXES = ("/static/", "/auth/oidc/")
+STATIC = "/static/"
+OPEN_PREFIXES = (STATIC, "/auth/oidc/")
 
 
 _NEEDED_KEY = "a valid API key is required (Authorization: Bearer <key> or X-API-Key)"
@@ -86,6 +87,8 @@ class RequestGuard:
             is_metrics_key(headers, self.metrics_digest) or (self.metrics_loopback and _local_peer(scope, headers))
         ):
             access = SCRAPER
+        elif path.startswith(STATIC):
+            access = NOBODY  # the page's own files: the same for everyone, no session read for them
         elif self.callers.required or (path == "/metrics" and self.metrics_digest is not None):
             expired = False
             try:

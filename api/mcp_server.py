@@ -31,12 +31,13 @@ from pydantic import Field, ValidationError
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from docassist.api.audit_trail import of_caller
 from docassist.api.auth import NOBODY, Access
 from docassist.api.callers import Callers
 from docassist.api.errors import envelope_response, status_of
 from docassist.pipelines.assistant import Assistant
 from docassist.pipelines.errors import DocassistError, Forbidden, SessionExpired
-from docassist.pipelines.identity.audit import Action, AuditEntry, question
+from docassist.pipelines.identity.audit import Action, question
 from docassist.pipelines.identity.service import Identity
 from docassist.pipelines.logs import event, request_id_var
 from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS, Source
@@ -93,19 +94,7 @@ class _Guard:
         return await _until_ended(call(caller))
 
     async def _record(self, caller: Access, action: Action, space_id: str, tool: str, **about: str) -> None:
-        who = caller.person
-        await self.identity.record(
-            AuditEntry(
-                action,
-                user_id=who.person_id if who else None,
-                user_name=who.name if who else None,
-                key_id=caller.key_id,
-                space_id=space_id,
-                route=f"MCP {tool}",
-                request_id=request_id_var.get(),
-                **about,
-            )
-        )
+        await self.identity.record(of_caller(caller, action, route=f"MCP {tool}", space_id=space_id, **about))
 
 
 async def _until_ended(work: Coroutine[Any, Any, T]) -> T:

@@ -93,6 +93,7 @@ def test_the_audit_trail_pages_newest_first_and_drops_what_is_past_its_retention
         assert conn.execute(select(audit.c.entry_id)).all()
 
 
+@pytest.mark.slow  # the CLI, a process of its own
 def test_docassist_audit_export_writes_json_lines_for_a_siem(tmp_path: Path):
     database = Database.for_data_dir(None, tmp_path / "data")
     database.migrate()
