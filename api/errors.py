@@ -40,6 +40,7 @@ STATUS: dict[type[e.DocassistError], int] = {
     e.UnsupportedValue: 400,
     e.InvalidInput: 422,
     e.NotFound: 404,
+    e.NotReady: 409,
     e.Unauthorized: 401,
     e.Forbidden: 403,
     e.LLMUnavailable: 503,
@@ -133,7 +134,7 @@ def codes_by_status() -> dict[int, list[str]]:
 def retry_after_s(exc: e.DocassistError, status: int) -> int:
     """When to ask again: a refusal says its own wait; an unavailable store, embedder or LLM
     server the health refresh interval, after which `/health` has checked it again."""
-    return exc.retry_after_s if isinstance(exc, e.TooBusy) else UNAVAILABLE_RETRY_S
+    return exc.retry_after_s if isinstance(exc, e.TooBusy | e.NotReady) else UNAVAILABLE_RETRY_S
 
 
 async def _denied(request: Request, exc: e.Forbidden) -> None:
@@ -157,7 +158,8 @@ def install_error_handlers(app: FastAPI) -> None:
             code=exc.code,
             status=status,
         )
-        headers = {"Retry-After": str(retry_after_s(exc, status))} if status in (429, 503) else None
+        waits = status in (429, 503) or isinstance(exc, e.NotReady)
+        headers = {"Retry-After": str(retry_after_s(exc, status))} if waits else None
         return envelope_response(status, exc.code, exc.message, exc.details, headers=headers)
 
     @app.exception_handler(RequestValidationError)

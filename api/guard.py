@@ -82,49 +82,11 @@ class RequestGuard:
             return
         headers = dict(scope.get("headers") or [])
         path = scope["path"]
-        access: Access | None = OPEN
-        if path == "/metrics" and (
-            is_metrics_key(headers, self.metrics_digest) or (self.metrics_loopback and _local_peer(scope, headers))
-        ):
-            access = SCRAPER
-        elif path.startswith(STATIC):
-            access = NOBODY  # the page's own files: the same for everyone, no session read for them
-        elif self.callers.required or (path == "/metrics" and self.metrics_digest is not None):
-            expired = False
-            try:
-                access = await self.callers.resolve(headers)
-            except SessionExpired:
-                access, expired = None, True
-            except DocassistError as exc:  # the database or the directory away: 503 with Retry-After
-                status = status_of(exc)
-                retry = {"Retry-After": str(retry_after_s(exc, status))} if status in (429, 503) else None
-                await envelope_response(status, exc.code, exc.message, exc.details, headers=retry, close=True)(
-                    scope, receive, send
-                )
-                return
-            if access is None and is_open(path):
-                access = NOBODY  # open routes answer, showing nothing that needs a credential
-            elif access is None:
-                code, message = (
-                    ("session_expired", "your session has ended; sign in again")
-                    if expired
-                    else ("unauthorized", _NEEDED_SIGN_IN if self.callers.sign_in else _NEEDED_KEY)
-                )
-                response = envelope_response(401, code, message, headers={"WWW-Authenticate": "Bearer"}, close=True)
-                await response(scope, receive, send)
-                return
-            # a sign-in from another site is refused too: it would sign the browser in as someone else
-            riding = access.via == "session" or path == "/auth/login"
-            if riding and self.callers.cross_site(scope["method"], headers):
-                response = envelope_response(
-                    403,
-                    "cross_site_request",
-                    "a request that changes something, riding a session cookie, came from another site; it is refused",
-                    close=True,
-                )
-                await response(scope, receive, send)
-                return
-        scope.setdefault("state", {})["access"] = access
+        resolved = await self._caller(scope, headers, path)
+        if not isinstance(resolved, Access):
+            await resolved(scope, receive, send)
+            return
+        scope.setdefault("state", {})["access"] = resolved
         limit = self.limit_for(path)
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
@@ -138,6 +100,46 @@ class RequestGuard:
             await response(scope, receive, send)
             return
         await self.app(scope, _counting(receive, limit, path), send)
+
+    async def _caller(self, scope: Scope, headers: dict[bytes, bytes], path: str) -> Access | ASGIApp:
+        """Who calls, or the response that refuses them (401, 403, or 503 while the database or the
+        directory is away)."""
+        if path == "/metrics" and (
+            is_metrics_key(headers, self.metrics_digest) or (self.metrics_loopback and _local_peer(scope, headers))
+        ):
+            return SCRAPER
+        if path.startswith(STATIC):
+            return NOBODY  # the page's own files: the same for everyone, no session read for them
+        if not (self.callers.required or (path == "/metrics" and self.metrics_digest is not None)):
+            return OPEN
+        expired = False
+        try:
+            access = await self.callers.resolve(headers)
+        except SessionExpired:
+            access, expired = None, True
+        except DocassistError as exc:
+            status = status_of(exc)
+            retry = {"Retry-After": str(retry_after_s(exc, status))} if status in (429, 503) else None
+            return envelope_response(status, exc.code, exc.message, exc.details, headers=retry, close=True)
+        if access is None and is_open(path):
+            access = NOBODY  # open routes answer, showing nothing that needs a credential
+        if access is None:
+            code, message = (
+                ("session_expired", "your session has ended; sign in again")
+                if expired
+                else ("unauthorized", _NEEDED_SIGN_IN if self.callers.sign_in else _NEEDED_KEY)
+            )
+            return envelope_response(401, code, message, headers={"WWW-Authenticate": "Bearer"}, close=True)
+        # a sign-in from another site is refused too: it would sign the browser in as someone else
+        riding = access.via == "session" or path == "/auth/login"
+        if riding and self.callers.cross_site(scope["method"], headers):
+            return envelope_response(
+                403,
+                "cross_site_request",
+                "a request that changes something, riding a session cookie, came from another site; it is refused",
+                close=True,
+            )
+        return access
 
 
 def _what(path: str) -> str:

@@ -36,10 +36,12 @@ from docassist.api.auth import NOBODY, Access
 from docassist.api.callers import Callers
 from docassist.api.errors import envelope_response, status_of
 from docassist.pipelines.assistant import Assistant
+from docassist.pipelines.documents.catalog import MAX_PAGE, DocumentQuery
 from docassist.pipelines.errors import DocassistError, Forbidden, SessionExpired
 from docassist.pipelines.identity.audit import Action, question
 from docassist.pipelines.identity.service import Identity
 from docassist.pipelines.logs import event, request_id_var
+from docassist.pipelines.search import scope as scopes
 from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS, Source
 from docassist.pipelines.spaces import SPACE_PATTERN
 from docassist.pipelines.views import DocumentView
@@ -51,6 +53,9 @@ SpaceId = Annotated[str, Field(pattern=SPACE_PATTERN, description="the space to 
 Question = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description="the question or keywords")]
 TopK = Annotated[int, Field(ge=1, le=100, description="how many passages to retrieve")]
 DocId = Annotated[str, Field(min_length=1, max_length=128, description="a document id from list_documents")]
+DocIds = Annotated[list[str] | None, Field(description="only these documents (ids from list_documents)")]
+Tags = Annotated[list[str] | None, Field(description="only documents with any of these tags")]
+Languages = Annotated[list[str] | None, Field(description='only documents in these languages ("ru", "en")')]
 INSTRUCTIONS = (
     "docassist answers questions over the documents of a space, with the passages it used. "
     "list_documents shows what a space holds; search finds passages without an LLM; ask answers a "
@@ -191,13 +196,22 @@ def build(assistant: Assistant, callers: Callers) -> DocassistMCP:
 
 def _answer_tools(server: MCPServer, assistant: Assistant, guarded: _Guard) -> None:
     @server.tool()
-    async def search(space_id: SpaceId, q: Question, ctx: Context, top_k: TopK = 5) -> str:
+    async def search(
+        space_id: SpaceId,
+        q: Question,
+        ctx: Context,
+        top_k: TopK = 5,
+        doc_ids: DocIds = None,
+        tags: Tags = None,
+        languages: Languages = None,
+    ) -> str:
         """The passages of the space that best match `q` (hybrid dense + BM25 retrieval, no LLM), with
-        their documents and chunk numbers."""
+        their documents and chunk numbers; only from the documents, tags and languages given, if any."""
 
         async def run(caller: Access) -> str:
+            scope = scopes.Scope.of(doc_ids, tags, languages)
             with assistant.admit("search", caller.holder):
-                result = await assistant.search(q, space_id, top_k)
+                result = await assistant.search(q, space_id, top_k, scope)
             return _passages(result.sources) or f"Nothing in space {space_id!r} matches."
 
         return await guarded(ctx, space_id, run, "search", detail=question(q))
@@ -209,13 +223,17 @@ def _answer_tools(server: MCPServer, assistant: Assistant, guarded: _Guard) -> N
         ctx: Context,
         top_k: TopK = 5,
         mode: Literal["auto", "summarize", "direct"] = "auto",
+        doc_ids: DocIds = None,
+        tags: Tags = None,
+        languages: Languages = None,
     ) -> str:
-        """An answer to `q` from the space's documents, in the language of the question, followed by
-        the sources it was written from."""
+        """An answer to `q` from the space's documents (only those given by id, tag or language, if
+        any), in the language of the question, followed by the sources it was written from."""
 
         async def run(caller: Access) -> str:
+            scope = scopes.Scope.of(doc_ids, tags, languages)
             with assistant.admit("answer", caller.holder):
-                done = await assistant.ask(q, space_id, mode, top_k)
+                done = await assistant.ask(q, space_id, mode, top_k, scope)
             return done.answer + ("\n\nSources:\n" + _source_list(done.sources) if done.sources else "")
 
         return await guarded(ctx, space_id, run, "ask", detail=question(q))
@@ -235,12 +253,14 @@ def _document_tools(server: MCPServer, assistant: Assistant, guarded: _Guard) ->
         return await guarded(ctx, space_id, run, "summarize", doc_id=doc_id)
 
     @server.tool()
-    async def list_documents(space_id: SpaceId, ctx: Context) -> str:
-        """The documents of the space, oldest first: id, file name, language, chunks, summary status."""
+    async def list_documents(space_id: SpaceId, ctx: Context, tag: str | None = None) -> str:
+        """The documents of the space (with `tag` only, if given), oldest first: id, file name, title,
+        language, tags, chunks, summary status."""
 
         async def run(caller: Access) -> str:
-            views = await assistant.documents(space_id)
-            return "\n".join(_document_line(v) for v in views) or f"Space {space_id!r} holds no documents."
+            page = await assistant.documents(space_id, DocumentQuery(tag=tag, limit=MAX_PAGE))
+            lines = [_document_line(v) for v in page.documents]
+            return "\n".join(lines) or f"Space {space_id!r} holds no documents."
 
         return await guarded(ctx, space_id, run)
 
@@ -305,4 +325,7 @@ def _passages(sources: list[Source]) -> str:
 
 def _document_line(v: DocumentView) -> str:
     r = v.record
-    return f"{r.doc_id}  {r.filename}  language {r.language}  {r.chunks} chunks  summary {v.summary_status}"
+    title = f"  «{r.title}»" if r.title else ""
+    tags = f"  tags {', '.join(v.tags)}" if v.tags else ""
+    status = f"{r.chunks} chunks  summary {v.summary_status}"
+    return f"{r.doc_id}  {r.filename}{title}  language {r.language}{tags}  {status}"

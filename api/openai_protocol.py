@@ -17,8 +17,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from docassist.api.schemas import error_responses
+from docassist.api.scope_schemas import ScopeIn
 from docassist.pipelines.conversations.condense import Exchange
 from docassist.pipelines.errors import InvalidInput, NotFound, UnsupportedValue, shown
+from docassist.pipelines.search.scope import Scope
 from docassist.pipelines.spaces import is_space_id
 
 MODEL_PREFIX = "space:"
@@ -86,6 +88,15 @@ class ChatCompletionRequest(BaseModel):
     tool_choice: str | dict[str, Any] | None = Field(default=None, description='"none" or "auto": no tool call')
     function_call: str | dict[str, Any] | None = Field(default=None, description="tool_choice's older name")
     response_format: dict[str, Any] | None = Field(default=None, description='{"type": "text"}: no JSON mode')
+    scope: ScopeIn | None = Field(
+        default=None,
+        description="docassist's own: the documents to read, as /ask's scope fields (the OpenAI client's "
+        'extra_body={"scope": {"tags": ["finance"]}}); absent: the whole space',
+    )
+
+    def reads(self) -> Scope | None:
+        """The documents the answer reads: `scope`'s, or the whole space."""
+        return self.scope.scope() if self.scope else None
 
     def answer_cap(self) -> int | None:
         """The tokens the answer may take: the smaller of `max_tokens` and `max_completion_tokens`."""

@@ -11,10 +11,13 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from docassist.api.errors import codes_by_status
+from docassist.api.scope_schemas import ScopeFields
 from docassist.pipelines.answers.events import AskComplete
+from docassist.pipelines.documents.catalog import MAX_TITLE_CHARS
 from docassist.pipelines.documents.locations import Location
 from docassist.pipelines.language import SUPPORTED_LANGUAGES
 from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS
+from docassist.pipelines.search.scope import MAX_TAGS
 from docassist.pipelines.spaces import SPACE_PATTERN
 from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries.events import Usage
@@ -129,11 +132,25 @@ class DocumentInfo(BaseModel):
     summary_status: Literal["none", "pending", "running", "done", "failed"] = "none"
     summary_job_id: str | None = None
     summary_progress: JobProgressOut | None = None
+    title: str | None = Field(default=None, description="set by PATCH; null: untitled (the filename stands for it)")
+    tags: list[str] = Field(default_factory=list, description="set by PATCH; a scope's `tags` selects by them")
 
 
 class DocumentList(BaseModel):
     space_id: str
     documents: list[DocumentInfo]
+    total: int = Field(description="documents the filters keep, across all pages")
+    limit: int
+    offset: int
+
+
+class DocumentPatch(Request):
+    """What to change; a field left out stays as it is."""
+
+    tags: list[str] | None = Field(
+        default=None, description=f"the document's tags, replacing the old ones (at most {MAX_TAGS}; [] clears)"
+    )
+    title: str | None = Field(default=None, description=f"1-{MAX_TITLE_CHARS} characters; null clears it")
 
 
 class DeleteResponse(BaseModel):
@@ -189,7 +206,7 @@ class JobResponse(BaseModel):
 
 
 # ---------------------------------------------------------------------- search and answers
-class SearchRequest(Request):
+class SearchRequest(ScopeFields, Request):
     q: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="the question or keywords; not blank")
     space_id: str = SpaceId
     top_k: StrictInt = Field(default=5, ge=1, le=100)
@@ -215,7 +232,7 @@ class SearchResponse(BaseModel):
     timing: dict[str, float]
 
 
-class AskRequest(Request):
+class AskRequest(ScopeFields, Request):
     q: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="the question; answered in its language")
     space_id: str = SpaceId
     mode: Literal["auto", "summarize", "direct"] = "auto"
@@ -255,7 +272,9 @@ class AskResponse(BaseModel):
 
 
 # ---------------------------------------------------------------------- conversations
-class ConversationRequest(Request):
+class ConversationRequest(ScopeFields, Request):
+    """A new conversation; the scope given is kept for its questions (a question may give its own)."""
+
     space_id: str = SpaceId
 
 
@@ -269,6 +288,7 @@ class ConversationOut(BaseModel):
     title: str = Field(description="the first question, cut to 80 characters; empty before any")
     created_at: float
     updated_at: float
+    scope: dict[str, Any] | None = Field(default=None, description="the documents its questions read; null: all")
 
 
 class ConversationList(BaseModel):

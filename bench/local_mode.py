@@ -55,7 +55,8 @@ class LocalModeStore:
         only: Literal["dense", "bm25"] | None = None,
     ) -> list[Hit]:
         with self._lock:
-            points = query_points(self.client, self.collection, dense, query_text, space_id, top_k, fusion, only)
+            flt = space_filter(space_id)
+            points = query_points(self.client, self.collection, dense, query_text, flt, top_k, fusion, only)
         result = self.vector_store.parse_to_query_result(points)
         return [Hit(node=n, score=float(s)) for n, s in zip(result.nodes, result.similarities or [], strict=False)]  # type: ignore[arg-type]
 

@@ -25,12 +25,14 @@ from docassist.pipelines.conversations.condense import Condenser, Exchange
 from docassist.pipelines.conversations.events import TurnComplete
 from docassist.pipelines.conversations.service import Conversations
 from docassist.pipelines.conversations.store import ConversationStore
+from docassist.pipelines.documents.catalog import KEEP, DocumentQuery, Titled
 from docassist.pipelines.documents.upload_store import UploadJob
 from docassist.pipelines.health import CAPABILITIES, HealthReport
 from docassist.pipelines.identity.service import Identity
 from docassist.pipelines.library import Library
 from docassist.pipelines.runtime import Runtime
 from docassist.pipelines.search.retrieval import SearchResult
+from docassist.pipelines.search.scope import Scope
 from docassist.pipelines.search_parts import SearchParts
 from docassist.pipelines.service_info import ServiceInfo
 from docassist.pipelines.settings import Settings
@@ -39,7 +41,7 @@ from docassist.pipelines.summaries.events import SummaryComplete
 from docassist.pipelines.summaries.jobs.service import Jobs
 from docassist.pipelines.summaries.jobs.store import Job
 from docassist.pipelines.summaries.service import Summaries
-from docassist.pipelines.views import Accepted, DocumentView, Ingested, ModelConfig
+from docassist.pipelines.views import Accepted, DocumentPage, DocumentView, Ingested, ModelConfig
 
 Admission = Literal["search", "answer", "stream", "page"]
 
@@ -129,8 +131,13 @@ class Assistant:
     async def document_page(self, space_id: str, doc_id: str, number: int) -> bytes:
         return await self.library.page(space_id, doc_id, number)
 
-    async def documents(self, space_id: str) -> list[DocumentView]:
-        return await self.library.list(space_id)
+    async def documents(self, space_id: str, query: DocumentQuery | None = None) -> DocumentPage:
+        return await self.library.list(space_id, query)
+
+    async def describe_document(
+        self, space_id: str, doc_id: str, tags: list[str] | None = None, title: Titled = KEEP
+    ) -> DocumentView:
+        return await self.library.describe(space_id, doc_id, tags, title)
 
     async def spaces(self, reach: frozenset[str] | None) -> list[str]:
         return await self.library.spaces(reach)
@@ -147,10 +154,11 @@ class Assistant:
         await self.library.delete(space_id, doc_id)
 
     # ------------------------------------------------------------------ search and answers
-    async def search(self, q: str, space_id: str, top_k: int) -> SearchResult:
-        return await self.answers.search(q, space_id, top_k)
+    async def search(self, q: str, space_id: str, top_k: int, scope: Scope | None = None) -> SearchResult:
+        await self.library.check_scope(space_id, scope)
+        return await self.answers.search(q, space_id, top_k, scope)
 
-    def ask_events(
+    async def ask_events(
         self,
         q: str,
         space_id: str,
@@ -159,32 +167,68 @@ class Assistant:
         language: str | None = None,
         cite_by: str | None = None,
         max_tokens: int | None = None,
+        scope: Scope | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        return self.answers.events(q, space_id, mode, top_k, language, cite_by, max_tokens)
+        """The answer's events; `NotReady` at once for a scope naming a document still being read."""
+        await self.library.check_scope(space_id, scope)
+        return self.answers.events(q, space_id, mode, top_k, language, cite_by, max_tokens, scope)
 
-    async def ask(self, q: str, space_id: str, mode: Mode, top_k: int) -> AskComplete:
-        return await self.answers.ask(q, space_id, mode, top_k)
+    async def ask(self, q: str, space_id: str, mode: Mode, top_k: int, scope: Scope | None = None) -> AskComplete:
+        await self.library.check_scope(space_id, scope)
+        return await self.answers.ask(q, space_id, mode, top_k, scope)
 
     # ------------------------------------------------------------------ conversations
     async def turn_events(
-        self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int, owner: str | None = None
+        self,
+        space_id: str,
+        conversation_id: str,
+        q: str,
+        mode: Mode,
+        top_k: int,
+        owner: str | None = None,
+        scope: Scope | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        return await self.conversations.turn_events(space_id, conversation_id, q, mode, top_k, owner)
+        await self.library.check_scope(space_id, scope)
+        return await self.conversations.turn_events(space_id, conversation_id, q, mode, top_k, owner, scope)
 
     async def turn(
-        self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int, owner: str | None = None
+        self,
+        space_id: str,
+        conversation_id: str,
+        q: str,
+        mode: Mode,
+        top_k: int,
+        owner: str | None = None,
+        scope: Scope | None = None,
     ) -> TurnComplete:
-        return await self.conversations.turn(space_id, conversation_id, q, mode, top_k, owner)
+        await self.library.check_scope(space_id, scope)
+        return await self.conversations.turn(space_id, conversation_id, q, mode, top_k, owner, scope)
 
-    def ask_after_events(
-        self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int, max_tokens: int | None = None
+    async def ask_after_events(
+        self,
+        history: list[Exchange],
+        q: str,
+        space_id: str,
+        mode: Mode,
+        top_k: int,
+        max_tokens: int | None = None,
+        scope: Scope | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        return self.conversations.after_events(history, q, space_id, mode, top_k, max_tokens)
+        await self.library.check_scope(space_id, scope)
+        return self.conversations.after_events(history, q, space_id, mode, top_k, max_tokens, scope)
 
     async def ask_after(
-        self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int, max_tokens: int | None = None
+        self,
+        history: list[Exchange],
+        q: str,
+        space_id: str,
+        mode: Mode,
+        top_k: int,
+        max_tokens: int | None = None,
+        scope: Scope | None = None,
     ) -> AskComplete:
-        return await self.conversations.ask_after(history, q, space_id, mode, top_k, max_tokens)
+        await self.library.check_scope(space_id, scope)
+        return await self.conversations.ask_after(history, q, space_id, mode, top_k, max_tokens, scope)
 
     # ------------------------------------------------------------------ summaries
     async def summarize(

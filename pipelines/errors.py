@@ -77,6 +77,17 @@ class NotFound(DocassistError):
     code = "not_found"
 
 
+class NotReady(DocassistError):
+    """The document is still being read: its upload job runs. Asked again after `retry_after_s`
+    (its upload's remaining time, when known), it is there."""
+
+    code = "not_ready"
+
+    def __init__(self, message: str, job_id: str, retry_after_s: int = 2, **details: Any) -> None:
+        super().__init__(message, job_id=job_id, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s
+
+
 class Forbidden(DocassistError):
     code = "forbidden"
 

@@ -13,21 +13,24 @@ is drawn by a render worker, waiting on the pages lane.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from docassist.pipelines.documents.catalog import KEEP, MAX_TITLE_CHARS, Catalog, DocumentQuery, Titled
 from docassist.pipelines.documents.extract import file_kind
 from docassist.pipelines.documents.ingestion import Ingestor
 from docassist.pipelines.documents.pages import PAGE_DPI, stored_pdf
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
 from docassist.pipelines.documents.uploads import UploadRunner
-from docassist.pipelines.errors import NotFound, shown
+from docassist.pipelines.errors import InvalidInput, NotFound, NotReady, shown
 from docassist.pipelines.lanes import Lanes
+from docassist.pipelines.search.scope import TAGS_KEY, Scope, clean_tags, tag_payload
 from docassist.pipelines.spaces import check_space_id
 from docassist.pipelines.summaries.jobs.runner import JobRunner
 from docassist.pipelines.summaries.runs.service import SummaryService
-from docassist.pipelines.views import Accepted, DocumentView, Ingested, document_views
+from docassist.pipelines.views import Accepted, DocumentPage, DocumentView, Ingested, document_views
 
 T = TypeVar("T")
 
@@ -42,24 +45,47 @@ class Library:
         self.registry, self.uploads, self.ingestor, self.sandbox = registry, uploads, ingestor, sandbox
         self.summaries, self.jobs, self.lanes = summaries, jobs, lanes
         self.database_url, self.wait_s = database_url, wait_s
+        self.catalog = Catalog(registry.db)
 
     async def _read(self, fn: Callable[[], T]) -> T:
         """A storage read, on the storage lane: uploads cannot take its threads."""
         return await self.lanes.storage.run(fn)
 
     def _views(self, records: list[DocumentRecord]) -> list[DocumentView]:
-        return document_views(records, self.summaries.cache_key, self.summaries.store, self.jobs.store)
+        store = self.summaries.store
+        return document_views(records, self.summaries.cache_key, store, self.jobs.store, self.catalog.tags_of)
 
     def _view(self, record: DocumentRecord) -> DocumentView:
         return self._views([record])[0]
 
     def record(self, space_id: str, doc_id: str) -> DocumentRecord:
-        """The document's row (a database read), or `NotFound` outside `space_id`."""
+        """The document's row (a database read); `NotReady` while its upload still runs, `NotFound`
+        outside `space_id`."""
         check_space_id(space_id)
         record = self.registry.get(space_id, doc_id)
         if record is None:
+            self.check_ready(space_id, [doc_id])
             raise NotFound(f"no document {shown(doc_id)} in space {space_id!r}", space_id=space_id)
         return record
+
+    def check_ready(self, space_id: str, doc_ids: Sequence[str]) -> None:
+        """`NotReady`, with the upload's job, for the first of `doc_ids` still being read."""
+        job = self.uploads.store.active(space_id, doc_ids) if doc_ids else None
+        if job is not None:
+            wait = max(1, min(60, math.ceil(job.progress.eta_s or 2)))
+            raise NotReady(
+                f"document {shown(job.doc_id)} is still being read ({job.progress.stage}); "
+                f"its upload is job {job.job_id}",
+                job_id=job.job_id,
+                retry_after_s=wait,
+                doc_id=job.doc_id,
+                stage=job.progress.stage,
+            )
+
+    async def check_scope(self, space_id: str, scope: Scope | None) -> None:
+        """A scope naming a document still being read is `NotReady`, not an empty answer."""
+        if scope and scope.doc_ids:
+            await self._read(lambda: self.check_ready(space_id, scope.doc_ids))
 
     async def find(self, space_id: str, doc_id: str) -> DocumentRecord:
         """`record`, on the storage lane."""
@@ -81,9 +107,34 @@ class Library:
         source = stored_pdf(record, self.database_url)
         return await self.lanes.pages.run(self.sandbox.render_page, source, number, PAGE_DPI)
 
-    async def list(self, space_id: str) -> list[DocumentView]:
+    async def list(self, space_id: str, query: DocumentQuery | None = None) -> DocumentPage:
+        """A page of the space's documents the query keeps (oldest first without one)."""
         check_space_id(space_id)
-        return await self._read(lambda: self._views(self.registry.list(space_id)))
+
+        def read() -> DocumentPage:
+            found = self.catalog.find(space_id, query or DocumentQuery())
+            return DocumentPage(self._views(found.records), found.total)
+
+        return await self._read(read)
+
+    async def describe(self, space_id: str, doc_id: str, tags: list[str] | None, title: Titled) -> DocumentView:
+        """New tags (replacing the old; on the chunks too, so a scope by tag finds them at once)
+        and a new title (`KEEP`: unchanged, None: cleared)."""
+        kept = clean_tags(tags) if tags is not None else None
+        if title is not KEEP and title is not None and not 1 <= len(title.strip()) <= MAX_TITLE_CHARS:
+            raise InvalidInput(f"title: 1-{MAX_TITLE_CHARS:,} characters, or null to clear it")
+        record = await self.find(space_id, doc_id)
+        if kept is not None:  # the chunks first: a failure there leaves the row as it was
+            payload = {TAGS_KEY: tag_payload(kept)}
+            await self.lanes.storage.run(self.ingestor.store.set_payload, payload, space_id, doc_id)
+        named = title.strip() if isinstance(title, str) else None
+
+        def write() -> DocumentView:
+            if not self.catalog.describe(space_id, doc_id, record.filename, kept, named, title is not KEEP):
+                raise NotFound(f"no document {shown(doc_id)} in space {space_id!r}", space_id=space_id)
+            return self._view(self.record(space_id, doc_id))
+
+        return await self._read(write)
 
     async def spaces(self, reach: frozenset[str] | None) -> list[str]:
         """The spaces a caller can ask over: a limited key's own spaces; for a key for every space

@@ -105,6 +105,7 @@ class SearchParts:
             s.uploads_per_space,
         )  # fmt: skip
         rolled_back = await lane.run(ingestor.recover)
+        await lane.run(ingestor.stamp_older_chunks)
         # the extraction workers load their parsers after start-up, while the service already answers
         self._warm_up = asyncio.create_task(lane.run(sandbox.warm_up))
         retriever, citer = Retriever(store, embed_model, self.lanes.search), Citer(embed_model, self.lanes.search)

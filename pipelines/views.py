@@ -21,6 +21,15 @@ class DocumentView:
     record: DocumentRecord
     summary_status: SummaryStatus
     job: Job | None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    """A page of a space's documents, and how many the filters keep across all pages."""
+
+    documents: list[DocumentView]
+    total: int
 
 
 @dataclass
@@ -88,16 +97,19 @@ def document_views(
     cache_key: Callable[[DocumentRecord, str], str],
     summaries: SummaryStore,
     jobs: JobStore,
+    tags: Callable[[str, list[str]], dict[str, tuple[str, ...]]],
 ) -> list[DocumentView]:
-    """Documents with their summary status, in two queries however many there are."""
+    """Documents with their summary status and tags, in three queries however many there are."""
     if not records:
         return []
     keys = {r.doc_id: cache_key(r, r.language) for r in records}
     summarized = summaries.existing(list(keys.values()))
-    latest = jobs.latest_by_document(records[0].space_id, [r.doc_id for r in records])
+    ids = [r.doc_id for r in records]
+    latest = jobs.latest_by_document(records[0].space_id, ids)
+    tagged = tags(records[0].space_id, ids)
     views = []
     for r in records:
         job = latest.get(r.doc_id)
         status: SummaryStatus = "done" if keys[r.doc_id] in summarized else (job.status if job else "none")
-        views.append(DocumentView(r, status, job))
+        views.append(DocumentView(r, status, job, tagged.get(r.doc_id, ())))
     return views

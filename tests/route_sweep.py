@@ -39,8 +39,10 @@ def sweep(url: str, theirs: Theirs, **auth: dict[str, str]) -> set[tuple[str, st
             params, body = {}, None
             if method == "get" and "space_id" in str(methods[method].get("parameters", "")):
                 params = {"space_id": s}
-            if method == "delete":
+            if method in ("delete", "patch"):
                 params = {"space_id": s}
+            if method == "patch":
+                body = {"tags": ["x"]}
             if method == "post" and path not in ("/ingest",) and "{job_id}" not in path:
                 body = {"q": "Документ", "doc_id": theirs.doc_id, "space_id": s}
                 if path in ("/search", "/ask", "/ask-stream"):

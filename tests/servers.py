@@ -14,7 +14,8 @@ from docassist.bench import service as harness
 
 POSTGRES = os.environ.get("TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("TEST_REDIS", "redis://127.0.0.1:6379")
-REDIS_TEST_DB = 7
+# one Redis database per pytest-xdist worker (gw0 → 7, gw1 → 8, …): a test flushes its own only
+REDIS_TEST_DB = 7 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 
 
 def fresh_postgres_database() -> contextlib.AbstractContextManager[str]:
@@ -23,7 +24,7 @@ def fresh_postgres_database() -> contextlib.AbstractContextManager[str]:
 
 
 def fresh_redis() -> contextlib.AbstractContextManager[str]:
-    """Redis database 7, flushed before and after. Yields its URL."""
+    """This worker's Redis database (7 for the first), flushed before and after. Yields its URL."""
     return harness.fresh_redis(f"{REDIS}/{REDIS_TEST_DB}")
 
 

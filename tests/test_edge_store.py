@@ -20,6 +20,7 @@ from docassist.pipelines.documents.registry import Registry
 from docassist.pipelines.errors import VectorStoreUnavailable
 from docassist.pipelines.search.edge_store import EdgeVectorStore
 from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
+from docassist.pipelines.search.scope import TAGS_KEY, UPLOADED_KEY, Scope, tag_payload
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.settings import load_settings
 from docassist.pipelines.storage.database import Database
@@ -182,3 +183,48 @@ def test_llama_index_queries_the_edge_store_as_any_vector_store(tmp_path, embed)
     store.delete("plants.txt")
     assert store.count() == 2 and {n.metadata["filename"] for n in store.get_nodes()} == {"kazan.txt", "baikal.txt"}
     store.close()
+
+
+def test_a_scope_filters_inside_either_backend(parts, embed):
+    """doc_ids, tags, languages and the upload window are payload conditions on Edge and on the
+    server path alike; tags set afterwards on a document's chunks take effect at once."""
+    ingestor, store = parts
+    kazan = ingestor.ingest("s", "kazan.txt", KAZAN.encode()).record
+    plants = ingestor.ingest("s", "plants.txt", PLANTS.encode()).record
+    baikal = ingestor.ingest("s", "baikal.txt", BAIKAL.encode()).record
+    q = "Какая река вытекает из Байкала?"
+
+    def found(scope: Scope) -> set[str]:
+        hits = store.search(embed.get_query_embedding(q), q, "s", 3, scope=scope)
+        return {h.node.ref_doc_id or "" for h in hits}
+
+    assert found(Scope()) == {kazan.doc_id, plants.doc_id, baikal.doc_id}
+    assert found(Scope.of(doc_ids=[kazan.doc_id, plants.doc_id])) == {kazan.doc_id, plants.doc_id}
+    assert found(Scope.of(languages=["en"])) == {plants.doc_id}
+    assert found(Scope.of(tags=["ok"])) == set()
+    store.set_payload({TAGS_KEY: tag_payload(("Озёра", "ok"))}, "s", baikal.doc_id)
+    assert found(Scope.of(tags=["ОЗЁРА"])) == {baikal.doc_id}
+    assert found(Scope.of(uploaded_after=baikal.created_at + 60)) == set()
+    assert found(Scope.of(uploaded_before=baikal.created_at + 60)) == {kazan.doc_id, plants.doc_id, baikal.doc_id}
+
+
+def test_chunks_written_before_scopes_are_stamped_once_at_start(parts, embed):
+    """Chunks without `uploaded_at` and `tags` (an earlier release's) get their document's upload
+    time, so a window finds them; a second start finds nothing to stamp."""
+    ingestor, store = parts
+    record = ingestor.ingest("s", "kazan.txt", KAZAN.encode()).record
+    old = store.chunks("s", record.doc_id)[0]
+    for key in (UPLOADED_KEY, TAGS_KEY):
+        old.metadata.pop(key)
+    old.embedding = embed.get_text_embedding(old.get_content())
+    store.delete_document("s", record.doc_id)
+    store.add([old])  # as an earlier release wrote it
+    assert store.missing(UPLOADED_KEY) == 1
+    window = Scope.of(uploaded_after=record.created_at - 1)
+    q = "столица Татарстана"
+    assert store.search(embed.get_query_embedding(q), q, "s", 3, scope=window) == []
+    assert ingestor.stamp_older_chunks() == 1 and store.missing(UPLOADED_KEY) == 0
+    assert [h.node.ref_doc_id for h in store.search(embed.get_query_embedding(q), q, "s", 3, scope=window)] == [
+        record.doc_id
+    ]
+    assert ingestor.stamp_older_chunks() == 0

@@ -32,11 +32,11 @@ def summary(text: str = "Сводка.") -> CachedSummary:
 
 
 def test_migrating_twice_changes_nothing_and_creates_every_table(db: Database):
-    assert db.migrate() == "0005"
+    assert db.migrate() == "0006"
     with db.engine.connect() as conn:
         tables = set(inspect(conn).get_table_names())
     assert {"documents", "document_contents", "summaries", "partials", "jobs", "uploads"} <= tables
-    assert {"conversations", "messages", "alembic_version"} <= tables
+    assert {"conversations", "messages", "alembic_version", "document_tags"} <= tables
 
 
 def test_a_document_is_listed_only_once_it_is_committed_and_keeps_its_text(db: Database):

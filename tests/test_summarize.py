@@ -70,7 +70,7 @@ def test_stream_sends_start_processing_deltas_and_complete(shttp, space):
     assert start["strategy"] == "tree" and start["chunks"] >= 2 and start["language"] == "ru" and start["eta_s"] > 0
     processing = [d for n, d in events if n == "processing"]
     assert processing and {p["stage"] for p in processing} >= {"map"}
-    assert all(p["eta_s"] >= 0 and 1 <= p["done"] <= p["total"] for p in processing)
+    assert all(p["eta_s"] >= 0 and 1 <= p["done"] <= p["total"] for p in processing), processing
     assert names.index("processing") < names.index("summary")
     deltas = "".join(d["delta"] for n, d in events if n == "summary")
     complete = events[-1][1]

@@ -28,9 +28,10 @@ async def ask(body: AskRequest, request: Request, assistant: AssistantDep, acces
     `citations` are the sentences the answer rests on; `grounded: false` when no sentence of the
     chunks supports the question — the answer then says the documents do not hold it."""
     access.check_space(body.space_id)
+    scope = body.scope()
     await record(request, access, "ask", space_id=body.space_id, detail=question(body.q))
     with assistant.admit("answer", access.holder):
-        done = await assistant.ask(body.q, body.space_id, body.mode, body.top_k)
+        done = await assistant.ask(body.q, body.space_id, body.mode, body.top_k, scope)
     return AskResponse.of(done)
 
 
@@ -42,9 +43,10 @@ async def ask_stream(
     text), `processing` while a large context is condensed, `answer` deltas as the model writes,
     then `complete` (the body `/ask` returns) or `error`. Disconnecting cancels the LLM work."""
     access.check_space(body.space_id)
+    scope = body.scope()
     await record(request, access, "ask", space_id=body.space_id, detail=question(body.q))
+    events = await assistant.ask_events(body.q, body.space_id, body.mode, body.top_k, scope=scope)  # lazy: no work yet
     permit = assistant.admit("answer", access.holder)
-    events = assistant.ask_events(body.q, body.space_id, body.mode, body.top_k)
 
     async def relay() -> AsyncIterator[dict[str, str]]:
         async for ev in events:

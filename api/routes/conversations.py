@@ -28,9 +28,11 @@ from docassist.api.schemas import (
     error_responses,
     stream_schema,
 )
+from docassist.api.scope_schemas import scope_out
 from docassist.pipelines.conversations.events import TURN_EVENT_TYPES
 from docassist.pipelines.conversations.store import DEFAULT_PAGE, MAX_PAGE, Conversation, Message
 from docassist.pipelines.identity.audit import question
+from docassist.pipelines.search.scope import Scope
 from docassist.pipelines.spaces import SPACE_PATTERN
 from docassist.pipelines.streams import encode
 
@@ -53,7 +55,12 @@ async def _asked(request: Request, access: Access, body: MessageRequest, convers
 
 
 def _conversation(c: Conversation) -> ConversationOut:
-    return ConversationOut.model_validate(asdict(c))
+    return ConversationOut.model_validate({**asdict(c), "scope": scope_out(c.scope)})
+
+
+def _turn_scope(body: MessageRequest) -> Scope | None:
+    """The question's own scope, if it gives one; else the conversation's (None)."""
+    return body.scope() if body.has_scope() else None
 
 
 def _message(m: Message) -> MessageOut:
@@ -74,7 +81,7 @@ def _message(m: Message) -> MessageOut:
 async def create_conversation(body: ConversationRequest, assistant: AssistantDep, access: AccessDep) -> ConversationOut:
     """A new, empty conversation in the space; its title is its first question."""
     access.check_space(body.space_id)
-    return _conversation(await assistant.conversations.create(body.space_id, access.owner))
+    return _conversation(await assistant.conversations.create(body.space_id, access.owner, body.scope()))
 
 
 @router.get("", response_model=ConversationList, responses=error_responses(401, 403, 422, 503))
@@ -140,7 +147,9 @@ async def post_message(
     access.check_space(body.space_id)
     await _asked(request, access, body, conversation_id)
     with assistant.admit("answer", access.holder):
-        done = await assistant.turn(body.space_id, conversation_id, body.q, body.mode, body.top_k, access.owner)
+        done = await assistant.turn(
+            body.space_id, conversation_id, body.q, body.mode, body.top_k, access.owner, _turn_scope(body)
+        )
     return TurnResponse.of(done)
 
 
@@ -156,7 +165,7 @@ async def post_message_stream(
     permit = assistant.admit("answer", access.holder)
     try:
         events = await assistant.turn_events(
-            body.space_id, conversation_id, body.q, body.mode, body.top_k, access.owner
+            body.space_id, conversation_id, body.q, body.mode, body.top_k, access.owner, _turn_scope(body)
         )
     except BaseException:
         permit.release()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -14,13 +14,16 @@ from docassist.api.schemas import (
     DeleteResponse,
     DocumentInfo,
     DocumentList,
+    DocumentPatch,
     IngestResponse,
     JobProgressOut,
     UploadJobResponse,
     error_responses,
 )
+from docassist.pipelines.documents.catalog import KEEP, MAX_PAGE, DocumentQuery, Sort
 from docassist.pipelines.documents.extract import SUPPORTED
 from docassist.pipelines.errors import InvalidInput, TooLarge
+from docassist.pipelines.search.scope import MAX_TAG_CHARS
 from docassist.pipelines.spaces import SPACE_PATTERN
 from docassist.pipelines.views import Accepted, DocumentView
 
@@ -59,6 +62,8 @@ def document_info(view: DocumentView) -> DocumentInfo:
         summary_progress=JobProgressOut.model_validate(job.progress.model_dump())
         if job and view.summary_status != "done"
         else None,
+        title=r.title,
+        tags=list(view.tags),
     )
 
 
@@ -113,11 +118,48 @@ async def ingest(
 
 
 @router.get("/documents", response_model=DocumentList, responses=error_responses(401, 403, 422, 503))
-async def list_documents(assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default") -> DocumentList:
-    """The space's documents, oldest first, with their summary status."""
+async def list_documents(
+    assistant: AssistantDep,
+    access: AccessDep,
+    space_id: SpaceQuery = "default",
+    tag: Annotated[str | None, Query(max_length=MAX_TAG_CHARS, description="only documents with this tag")] = None,
+    language: Annotated[str | None, Query(max_length=16, description='only documents in this language ("ru")')] = None,
+    q: Annotated[str | None, Query(max_length=300, description="in the title or the filename, any case")] = None,
+    sort: Sort = "created_at",
+    order: Literal["asc", "desc"] = "asc",
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DocumentList:
+    """A page of the space's documents with their title, tags and summary status: oldest first
+    unless `sort` and `order` say otherwise; `tag`, `language` and `q` filter (all that are given
+    hold); `total` counts every document the filters keep."""
     access.check_space(space_id)
-    views = await assistant.documents(space_id)
-    return DocumentList(space_id=space_id, documents=[document_info(v) for v in views])
+    query = DocumentQuery(tag, language, q, sort, order == "desc", limit, offset)
+    page = await assistant.documents(space_id, query)
+    documents = [document_info(v) for v in page.documents]
+    return DocumentList(space_id=space_id, documents=documents, total=page.total, limit=limit, offset=offset)
+
+
+@router.patch("/documents/{doc_id}", response_model=DocumentInfo, responses=_READ)
+async def describe_document(
+    doc_id: str,
+    body: DocumentPatch,
+    request: Request,
+    assistant: AssistantDep,
+    access: AccessDep,
+    space_id: SpaceQuery = "default",
+) -> DocumentInfo:
+    """Set a document's tags (replacing the old ones; `[]` clears them) and its title (`null`
+    clears it); a field left out stays as it is. Tags take effect at once for a scope's `tags`. A
+    tag is 1-64 characters without control characters; at most 100 per document."""
+    access.check_space(space_id, "editor")
+    if not body.model_fields_set:
+        raise InvalidInput("give tags, title or both")
+    title = body.title if "title" in body.model_fields_set else KEEP
+    view = await assistant.describe_document(space_id, doc_id, body.tags, title)
+    detail = ", ".join(view.tags)[:200] if body.tags is not None else f"title {body.title!r}"[:200]
+    await record(request, access, "tag", space_id=space_id, doc_id=doc_id[:64], detail=detail)
+    return document_info(view)
 
 
 @router.get("/documents/{doc_id}", response_model=DocumentInfo, responses=_READ)

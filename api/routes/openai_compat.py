@@ -72,12 +72,12 @@ async def chat_completions(
     400 naming the field."""
     space_id = access.check_space(space_of(body.model))
     body.check_supported()
-    q, history, cap = body.question(), body.history(), body.answer_cap()
+    q, history, cap, scope = body.question(), body.history(), body.answer_cap(), body.reads()
     await record(request, access, "ask", space_id=space_id, detail=question(q))
     cid, created = completion_id()
     if not body.stream:
         with assistant.admit("answer", access.holder):
-            done = await assistant.ask_after(history, q, space_id, "auto", TOP_K, cap)
+            done = await assistant.ask_after(history, q, space_id, "auto", TOP_K, cap, scope)
         return ChatCompletion(
             id=cid,
             created=created,
@@ -91,8 +91,8 @@ async def chat_completions(
             usage=CompletionUsage.of(done.usage.prompt_tokens, done.usage.completion_tokens),
             sources=_refs(done.sources),
         )
+    events = await assistant.ask_after_events(history, q, space_id, "auto", TOP_K, cap, scope)  # lazy: no work yet
     permit = assistant.admit("answer", access.holder)
-    events = assistant.ask_after_events(history, q, space_id, "auto", TOP_K, cap)
     usage_chunk = bool(body.stream_options and body.stream_options.include_usage)
 
     def chunk(delta: Delta, finish: FinishReason | None = None, **extra: Any) -> dict[str, str]:

@@ -21,7 +21,8 @@ async def search(body: SearchRequest, request: Request, assistant: AssistantDep,
     characters and 512 of the embedding model's tokens; a key has at most `SEARCH_PER_KEY` searches
     in flight (429 past it)."""
     access.check_space(body.space_id)
+    scope = body.scope()
     await record(request, access, "search", space_id=body.space_id, detail=question(body.q))
     with assistant.admit("search", access.holder):
-        result = await assistant.search(body.q, body.space_id, body.top_k)
+        result = await assistant.search(body.q, body.space_id, body.top_k, scope)
     return SearchResponse(sources=[SourceOut(**asdict(s)) for s in result.sources], timing=asdict(result.timing))

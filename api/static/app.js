@@ -777,6 +777,8 @@ function rememberSpace(space) {
   list.replaceChildren(...spaces.map((s) => Object.assign(document.createElement("option"), { value: s })));
 }
 
+let spaceChosen = false; // the reader opened a space before start-up had opened one
+
 function openSpace(space) {
   state.space = space;
   rememberSpace(space);
@@ -819,6 +821,7 @@ function setupSpaceAndKey() {
     input.removeAttribute("aria-invalid");
     $("space-hint").classList.remove("alert");
     say($("space-hint"), "spaceHint");
+    spaceChosen = true;
     openSpace(value);
   });
   $("key-form").addEventListener("submit", (e) => {
@@ -1081,7 +1084,7 @@ async function loadDocs() {
   loading = mine;
   let list;
   try {
-    const res = await api(`/documents?space_id=${encodeURIComponent(space)}`, { space });
+    const res = await api(`/documents?space_id=${encodeURIComponent(space)}&limit=1000`, { space });
     list = (await res.json()).documents;
   } catch (err) {
     if (loading !== mine) return;
@@ -1973,4 +1976,5 @@ setInterval(loadHealth, 60000);
 // signs the person in and opens one of their spaces.
 people = await People.configured(page);
 if (people) people.start();
-else openSpace(SPACE_RE.test(state.space) ? state.space : "default");
+// a space the reader opened while the sign-in set-up was read stays open
+else if (!spaceChosen) openSpace(SPACE_RE.test(state.space) ? state.space : "default");

@@ -20,6 +20,7 @@ from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
 from docassist.pipelines.search.embeddings import MAX_QUERY_TOKENS, query_tokens
 from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS, Retriever, SearchResult
+from docassist.pipelines.search.scope import Scope
 from docassist.pipelines.settings import Routing
 from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries.events import SummaryProgress, last_event
@@ -44,8 +45,8 @@ class Answers:
         """Whether retrieval reads all of `q`: its characters, then the embedding model's tokens."""
         return len(q) <= MAX_QUERY_CHARS and query_tokens(self.embed_model, q) <= MAX_QUERY_TOKENS
 
-    async def search(self, q: str, space_id: str, top_k: int) -> SearchResult:
-        return await self.retriever.search(q, space_id, top_k)
+    async def search(self, q: str, space_id: str, top_k: int, scope: Scope | None = None) -> SearchResult:
+        return await self.retriever.search(q, space_id, top_k, scope)
 
     def _workflow(self) -> AskWorkflow:
         eps, routing = self.endpoints, self.routing
@@ -68,13 +69,21 @@ class Answers:
         language: str | None = None,
         cite_by: str | None = None,
         max_tokens: int | None = None,
+        scope: Scope | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """The answer as events: `sources`, `processing` (when condensing), `answer` deltas, then
         `complete` (the workflow's own result) or `error`; leaving early cancels the LLM work. A
         follow-up condensed into `q` is answered in `language` (the follow-up's), cited by `cite_by`
         if given; `max_tokens` cuts it."""
         start = AskInput(
-            q=q, space_id=space_id, top_k=top_k, mode=mode, language=language, cite_by=cite_by, max_tokens=max_tokens
+            q=q,
+            space_id=space_id,
+            top_k=top_k,
+            mode=mode,
+            language=language,
+            cite_by=cite_by,
+            max_tokens=max_tokens,
+            scope=scope or Scope(),
         )
         handler = self._workflow().run(start_event=start)
         try:
@@ -90,7 +99,7 @@ class Answers:
                 with contextlib.suppress(Exception):
                     await handler.cancel_run()
 
-    async def ask(self, q: str, space_id: str, mode: Mode, top_k: int) -> AskComplete:
+    async def ask(self, q: str, space_id: str, mode: Mode, top_k: int, scope: Scope | None = None) -> AskComplete:
         """The `complete` event of `events`. Cancelling the caller closes the events at once,
         which cancels the workflow and frees its LLM slot."""
-        return await last_event(self.events(q, space_id, mode, top_k), AskComplete)
+        return await last_event(self.events(q, space_id, mode, top_k, scope=scope), AskComplete)

@@ -33,6 +33,7 @@ from docassist.pipelines.llm.in_language import stream_in_language
 from docassist.pipelines.llm.prompts import Prompt, render
 from docassist.pipelines.logs import event
 from docassist.pipelines.search.retrieval import Retriever, Source
+from docassist.pipelines.search.scope import Scope
 from docassist.pipelines.summaries.events import SummaryProgress
 from docassist.pipelines.summaries.run_state import RunStats
 from docassist.pipelines.summaries.workflow import SummarizeInput, SummarizeWorkflow, SummaryResult
@@ -73,6 +74,7 @@ class AskInput(StartEvent):
     language: str | None = None  # a condensed follow-up: the language the user asked in, not detected from `q`
     cite_by: str | None = None  # what citations are ranked by, where not `q` (the follow-up of a fallback)
     max_tokens: int | None = None  # the client's cap on the answer (`/v1`'s max_tokens), within the service's
+    scope: Scope = Scope()  # the documents it reads: the whole space when empty
 
 
 class ContextRetrieved(Event):
@@ -157,7 +159,7 @@ class AskWorkflow(Workflow):
             "(the latest question of the conversation)" if ev.language else "(the question)",
             language=language,
         )
-        result = await self.retriever.search(ev.q, ev.space_id, ev.top_k)
+        result = await self.retriever.search(ev.q, ev.space_id, ev.top_k, ev.scope)
         context = format_context(result.sources)
         tokens = await self.answer_ep.tokens.exact(context) if context else 0
         async with ctx.store.edit_state() as st:

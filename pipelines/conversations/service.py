@@ -31,6 +31,7 @@ from docassist.pipelines.conversations.store import (
 from docassist.pipelines.errors import DocassistError
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.language import detect_language
+from docassist.pipelines.search.scope import Scope
 from docassist.pipelines.spaces import check_space_id
 from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries.events import Usage, last_event
@@ -70,9 +71,10 @@ class Conversations:
     async def _db(self, fn: Callable[[], T]) -> T:
         return await self.lane.run(fn)
 
-    async def create(self, space_id: str, owner: str | None = None) -> Conversation:
+    async def create(self, space_id: str, owner: str | None = None, scope: Scope | None = None) -> Conversation:
+        """A new conversation; `scope` is kept for its questions (a question may give its own)."""
         check_space_id(space_id)
-        return await self._db(lambda: self.store.create(space_id, owner))
+        return await self._db(lambda: self.store.create(space_id, owner, scope))
 
     async def list(
         self, space_id: str, limit: int = DEFAULT_PAGE, cursor: str | None = None, owner: str | None = None
@@ -104,7 +106,14 @@ class Conversations:
         await self._db(lambda: self.store.delete(space_id, conversation_id, owner))
 
     async def answer_events(
-        self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int, max_tokens: int | None = None
+        self,
+        history: list[Exchange],
+        q: str,
+        space_id: str,
+        mode: Mode,
+        top_k: int,
+        max_tokens: int | None = None,
+        scope: Scope | None = None,
     ) -> AsyncIterator[tuple[StreamEvent, Condensed]]:
         """The ask events of `q` after `history`: condensed first, answered in `q`'s language (cut
         at `max_tokens` if given). A follow-up written after the previous question (`history`,
@@ -113,34 +122,59 @@ class Conversations:
         language = detect_language(q).code
         condensed = await self.condenser.standalone(history, q, language)
         cite_by = q if condensed.how in ("fallback", "history") else None
-        async for ev in self.answers.events(condensed.question, space_id, mode, top_k, language, cite_by, max_tokens):
+        answers = self.answers.events(condensed.question, space_id, mode, top_k, language, cite_by, max_tokens, scope)
+        async for ev in answers:
             yield ev, condensed
 
     async def after_events(
-        self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int, max_tokens: int | None = None
+        self,
+        history: list[Exchange],
+        q: str,
+        space_id: str,
+        mode: Mode,
+        top_k: int,
+        max_tokens: int | None = None,
+        scope: Scope | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """The answer's events of a follow-up whose history the caller holds (stateless: `/v1`)."""
-        async for ev, _ in self.answer_events(history, q, space_id, mode, top_k, max_tokens):
+        async for ev, _ in self.answer_events(history, q, space_id, mode, top_k, max_tokens, scope):
             yield ev
 
     async def ask_after(
-        self, history: list[Exchange], q: str, space_id: str, mode: Mode, top_k: int, max_tokens: int | None = None
+        self,
+        history: list[Exchange],
+        q: str,
+        space_id: str,
+        mode: Mode,
+        top_k: int,
+        max_tokens: int | None = None,
+        scope: Scope | None = None,
     ) -> AskComplete:
         """The `complete` event of `after_events`."""
-        return await last_event(self.after_events(history, q, space_id, mode, top_k, max_tokens), AskComplete)
+        events = self.after_events(history, q, space_id, mode, top_k, max_tokens, scope)
+        return await last_event(events, AskComplete)
 
     async def turn_events(
-        self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int, owner: str | None = None
+        self,
+        space_id: str,
+        conversation_id: str,
+        q: str,
+        mode: Mode,
+        top_k: int,
+        owner: str | None = None,
+        scope: Scope | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """The conversation now (`NotFound` at once), then the events of the turn, ending with
-        `TurnComplete` once question and answer are stored, or the answer's `error`."""
+        `TurnComplete` once question and answer are stored, or the answer's `error`. The turn reads
+        `scope` where given, else the conversation's own."""
         check_space_id(space_id)
-        _, messages = await self.get(space_id, conversation_id, owner)
+        conversation, messages = await self.get(space_id, conversation_id, owner)
         history = exchanges_of(messages)
+        reads = scope if scope is not None else conversation.scope
 
         async def follow() -> AsyncIterator[StreamEvent]:
             started = time.perf_counter()
-            async for ev, condensed in self.answer_events(history, q, space_id, mode, top_k):
+            async for ev, condensed in self.answer_events(history, q, space_id, mode, top_k, scope=reads):
                 if isinstance(ev, AskComplete):
                     yield await self._stored(space_id, conversation_id, owner, q, ev, condensed, started)
                     return
@@ -151,10 +185,17 @@ class Conversations:
         return follow()
 
     async def turn(
-        self, space_id: str, conversation_id: str, q: str, mode: Mode, top_k: int, owner: str | None = None
+        self,
+        space_id: str,
+        conversation_id: str,
+        q: str,
+        mode: Mode,
+        top_k: int,
+        owner: str | None = None,
+        scope: Scope | None = None,
     ) -> TurnComplete:
         """The `complete` event of `turn_events`."""
-        events = await self.turn_events(space_id, conversation_id, q, mode, top_k, owner)
+        events = await self.turn_events(space_id, conversation_id, q, mode, top_k, owner, scope)
         return await last_event(events, TurnComplete)
 
     async def _stored(

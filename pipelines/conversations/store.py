@@ -31,6 +31,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, or_, select, upda
 from docassist.pipelines.answers.citations import Citation
 from docassist.pipelines.errors import InvalidInput, NotFound, shown
 from docassist.pipelines.search.retrieval import Source
+from docassist.pipelines.search.scope import Scope
 from docassist.pipelines.storage.database import Database
 from docassist.pipelines.storage.tables import conversations, messages
 
@@ -51,6 +52,16 @@ class Conversation:
     created_at: float
     updated_at: float
     owner: str | None = None  # the person who started it; None: started with an API key
+    scope: Scope = field(default_factory=Scope)  # the documents its questions read; empty: the whole space
+
+    def row(self) -> dict[str, Any]:
+        return {**asdict(self), "scope": json.dumps(self.scope.as_dict()) if self.scope else None}
+
+    @classmethod
+    def of_row(cls, row: Any) -> Conversation:
+        values = row._asdict()
+        kept = values.pop("scope", None)
+        return cls(**values, scope=Scope.from_dict(json.loads(kept)) if kept else Scope())
 
 
 @dataclass
@@ -152,11 +163,11 @@ class ConversationStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, space_id: str, owner: str | None = None) -> Conversation:
+    def create(self, space_id: str, owner: str | None = None, scope: Scope | None = None) -> Conversation:
         now = time.time()
-        conv = Conversation(_new_id(), space_id, "", now, now, owner)
+        conv = Conversation(_new_id(), space_id, "", now, now, owner, scope or Scope())
         with self.db.begin() as conn:
-            conn.execute(insert(conversations).values(**asdict(conv)))
+            conn.execute(insert(conversations).values(**conv.row()))
         return conv
 
     def _get(self, conn: Connection, space_id: str, conversation_id: str, owner: str | None) -> Conversation:
@@ -169,7 +180,7 @@ class ConversationStore:
         ).first()
         if row is None:
             raise NotFound(f"no conversation {shown(conversation_id)} in space {space_id!r}", space_id=space_id)
-        return Conversation(**row._asdict())
+        return Conversation.of_row(row)
 
     def get(self, space_id: str, conversation_id: str, owner: str | None = None) -> Conversation:
         with self.db.begin() as conn:
@@ -189,7 +200,7 @@ class ConversationStore:
             )
         with self.db.begin() as conn:
             rows = conn.execute(query.order_by(c.created_at.desc(), c.conversation_id.desc()).limit(limit + 1)).all()
-        found = [Conversation(**r._asdict()) for r in rows[:limit]]
+        found = [Conversation.of_row(r) for r in rows[:limit]]
         if len(rows) <= limit:
             return ConversationPage(found, None)
         last = found[-1]

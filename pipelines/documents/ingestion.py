@@ -29,21 +29,23 @@ from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.utils import get_tokenizer
 
 from docassist.pipelines import metrics
+from docassist.pipelines.documents.catalog import Catalog
 from docassist.pipelines.documents.embed_ahead import EmbedAhead
 from docassist.pipelines.documents.extract import OcrProgress, extract_document, file_kind
 from docassist.pipelines.documents.locations import Extracted, Locator, Section
 from docassist.pipelines.documents.registry import DocumentRecord, Registry, text_sha256
 from docassist.pipelines.documents.upload_store import UploadStage
-from docassist.pipelines.errors import Cancelled, TooLarge, TooManyChunks
+from docassist.pipelines.errors import Cancelled, TooLarge, TooManyChunks, VectorStoreUnavailable
 from docassist.pipelines.language import detect_language
 from docassist.pipelines.logs import event
+from docassist.pipelines.search.scope import TAGS_KEY, UPLOADED_KEY, tag_payload
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.spaces import check_space_id
 
 CHUNK_TOKENS = 300
 CHUNK_OVERLAP = 40
 _POINT_NS = uuid.UUID("6f1c3e52-5d0b-4a53-9e4e-3f2a7c9b1d10")
-_HIDDEN_KEYS = ["space_id", "filename", "language", "chunk", "location", "places"]
+_HIDDEN_KEYS = ["space_id", "filename", "language", "chunk", "location", "places", TAGS_KEY, UPLOADED_KEY]
 EMBED_BATCH = 8  # an abandoned upload stops within one batch (a few seconds on 2 cores)
 # A document of at most this many chunks (a note, a page) is embedded beside the searches, not
 # queued in the embedder process behind another upload's batch: it costs what a citation step does.
@@ -257,6 +259,8 @@ class Ingestor:
     def _write(self, record: DocumentRecord, nodes: list[TextNode], text: str, data: bytes) -> None:
         """Vectors, then the row, text and original, all or nothing."""
         self.registry.begin(record)
+        for node in nodes:  # what a scope filters on besides the language (`search/scope.py`)
+            node.metadata[UPLOADED_KEY], node.metadata[TAGS_KEY] = record.created_at, []
         try:
             self.store.add(nodes)
             self.registry.commit(record.space_id, record.doc_id, text, data)
@@ -332,6 +336,27 @@ class Ingestor:
             self.discard(space_id, doc_id)
             event("[DELETE] Document removed", f"doc_id={doc_id} space={space_id}", doc_id=doc_id)
             return True
+
+    def stamp_older_chunks(self) -> int:
+        """Give chunks written before scopes existed what a scope filters on (their document's
+        upload time, no tags); returns the documents stamped. A start after that finds none, and
+        one while Qdrant is away leaves them to the next."""
+        try:
+            if self.store.missing(UPLOADED_KEY) == 0:
+                return 0
+        except VectorStoreUnavailable as exc:
+            event("[STORE] Older chunks not stamped for scopes", f"{exc.message}; next start", level=logging.WARNING)
+            return 0
+        stamped, catalog = 0, Catalog(self.registry.db)
+        for space_id in self.registry.spaces():
+            records = self.registry.list(space_id)
+            tags = catalog.tags_of(space_id, [r.doc_id for r in records])
+            for record in records:
+                payload = {UPLOADED_KEY: record.created_at, TAGS_KEY: tag_payload(tags.get(record.doc_id, ()))}
+                self.store.set_payload(payload, space_id, record.doc_id)
+                stamped += 1
+        event("[STORE] Older chunks stamped for scopes", f"{stamped} documents: upload time, tags", documents=stamped)
+        return stamped
 
     def recover(self) -> int:
         """Undo ingests a crash interrupted; returns how many were rolled back."""

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import and_, delete, insert, select, update
 
 from docassist.pipelines.storage.database import Database
-from docassist.pipelines.storage.tables import document_contents, documents
+from docassist.pipelines.storage.tables import document_contents, document_tags, documents
 
 
 @dataclass
@@ -37,9 +37,16 @@ class DocumentRecord:
     created_at: float
     state: str = "ready"
     text_sha256: str | None = None
+    title: str | None = None  # set by PATCH /documents/{id}; the filename stands for it until then
 
 
-_COLUMNS = [documents.c[name] for name in DocumentRecord.__dataclass_fields__]
+COLUMNS = [documents.c[name] for name in DocumentRecord.__dataclass_fields__]
+
+
+def title_key(title: str | None, filename: str) -> str:
+    """What a title search reads: title and filename, case-folded in Python (SQLite's `lower()`
+    folds ASCII only)."""
+    return f"{title or ''}\n{filename}".casefold()
 
 
 def text_sha256(text: str) -> str:
@@ -47,7 +54,7 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _key(space_id: str, doc_id: str):
+def key(space_id: str, doc_id: str):
     return and_(documents.c.space_id == space_id, documents.c.doc_id == doc_id)
 
 
@@ -57,7 +64,7 @@ class Registry:
 
     def get(self, space_id: str, doc_id: str, include_writing: bool = False) -> DocumentRecord | None:
         with self.db.begin() as conn:
-            row = conn.execute(select(*_COLUMNS).where(_key(space_id, doc_id))).first()
+            row = conn.execute(select(*COLUMNS).where(key(space_id, doc_id))).first()
         record = DocumentRecord(*row) if row else None
         if record and record.state != "ready" and not include_writing:
             return None
@@ -68,7 +75,7 @@ class Registry:
 
     def list(self, space_id: str) -> list[DocumentRecord]:
         query = (
-            select(*_COLUMNS)
+            select(*COLUMNS)
             .where(documents.c.space_id == space_id, documents.c.state == "ready")
             .order_by(documents.c.created_at)
         )
@@ -85,13 +92,13 @@ class Registry:
 
     def unfinished(self) -> list[DocumentRecord]:
         with self.db.begin() as conn:
-            return [DocumentRecord(*r) for r in conn.execute(select(*_COLUMNS).where(documents.c.state != "ready"))]
+            return [DocumentRecord(*r) for r in conn.execute(select(*COLUMNS).where(documents.c.state != "ready"))]
 
     def begin(self, record: DocumentRecord) -> None:
         record.state, record.created_at = "writing", time.time()
         with self.db.begin() as conn:
-            conn.execute(delete(documents).where(_key(record.space_id, record.doc_id)))
-            conn.execute(insert(documents).values(**asdict(record)))
+            conn.execute(delete(documents).where(key(record.space_id, record.doc_id)))
+            conn.execute(insert(documents).values(**asdict(record), title_key=title_key(record.title, record.filename)))
 
     def commit(self, space_id: str, doc_id: str, text: str, original: bytes) -> None:
         """The content goes in and the row becomes `ready` in one transaction."""
@@ -104,7 +111,7 @@ class Registry:
             conn.execute(
                 insert(document_contents).values(space_id=space_id, doc_id=doc_id, text=text, original=original)
             )
-            conn.execute(update(documents).where(_key(space_id, doc_id)).values(state="ready"))
+            conn.execute(update(documents).where(key(space_id, doc_id)).values(state="ready"))
 
     def text(self, space_id: str, doc_id: str) -> str:
         with self.db.begin() as conn:
@@ -142,7 +149,7 @@ class Registry:
             record.text_sha256 = text_sha256(self.text_of(record))
             with self.db.begin() as conn:
                 conn.execute(
-                    update(documents).where(_key(record.space_id, record.doc_id)).values(text_sha256=record.text_sha256)
+                    update(documents).where(key(record.space_id, record.doc_id)).values(text_sha256=record.text_sha256)
                 )
         return record.text_sha256
 
@@ -165,4 +172,7 @@ class Registry:
                     document_contents.c.space_id == space_id, document_contents.c.doc_id == doc_id
                 )
             )
-            conn.execute(delete(documents).where(_key(space_id, doc_id)))
+            conn.execute(
+                delete(document_tags).where(document_tags.c.space_id == space_id, document_tags.c.doc_id == doc_id)
+            )
+            conn.execute(delete(documents).where(key(space_id, doc_id)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -137,6 +137,14 @@ class UploadStore:
         query = update(uploads).where(uploads.c.job_id == job.job_id, uploads.c.status.in_(ACTIVE))
         with self.db.begin() as conn:
             return written if conn.execute(query.values(**values)).rowcount > 0 else None
+
+    def active(self, space_id: str, doc_ids: Sequence[str]) -> UploadJob | None:
+        """An upload still running or waiting of one of the documents, if any (the newest)."""
+        where = (uploads.c.space_id == space_id, uploads.c.doc_id.in_(list(doc_ids)), uploads.c.status.in_(ACTIVE))
+        query = select(*_COLUMNS).where(*where).order_by(uploads.c.created_at.desc()).limit(1)
+        with self.db.begin() as conn:
+            row = conn.execute(query).first()
+        return _job(row) if row else None
 
     def cancel_document(self, space_id: str, doc_id: str) -> list[str]:
         """Cancel the document's active uploads; the job ids cancelled."""

@@ -36,6 +36,7 @@ from pydantic import PrivateAttr
 
 from docassist.pipelines.errors import VectorStoreUnavailable
 from docassist.pipelines.search import sparse
+from docassist.pipelines.search.scope import LANGUAGE_KEY, TAGS_KEY, UPLOADED_KEY, Scope
 
 DENSE = "dense"
 SPARSE = "bm25"
@@ -69,19 +70,30 @@ def open_shard(path: Path, dim: int) -> qe.EdgeShard:
         else:
             path.mkdir(parents=True, exist_ok=True)
             shard = qe.EdgeShard.create(str(path), config)
-        for key in (SPACE_KEY, DOC_KEY):  # creating an index that exists is a no-op
+        for key in (SPACE_KEY, DOC_KEY, TAGS_KEY, LANGUAGE_KEY):  # creating an index that exists is a no-op
             shard.update(qe.UpdateOperation.create_field_index(key, qe.PayloadSchemaType.Keyword))
+        shard.update(qe.UpdateOperation.create_field_index(UPLOADED_KEY, qe.PayloadSchemaType.Float))
     except Exception as exc:
         raise VectorStoreUnavailable(f"cannot open the Qdrant Edge shard at {path}: {exc}") from exc
     return shard
 
 
-def edge_filter(space_id: str | None = None, doc_id: str | None = None) -> qe.Filter:
+def edge_filter(space_id: str | None = None, doc_id: str | None = None, scope: Scope | None = None) -> qe.Filter:
     must: list[Any] = []
     if space_id is not None:
         must.append(qe.FieldCondition(key=SPACE_KEY, match=qe.MatchValue(space_id)))
     if doc_id is not None:
         must.append(qe.FieldCondition(key=DOC_KEY, match=qe.MatchValue(doc_id)))
+    if scope:
+        if scope.doc_ids:
+            must.append(qe.FieldCondition(key=DOC_KEY, match=qe.MatchAny(list(scope.doc_ids))))
+        if scope.tags:
+            must.append(qe.FieldCondition(key=TAGS_KEY, match=qe.MatchAny(list(scope.tags))))
+        if scope.languages:
+            must.append(qe.FieldCondition(key=LANGUAGE_KEY, match=qe.MatchAny(list(scope.languages))))
+        if scope.window:
+            window = qe.RangeFloat(gte=scope.uploaded_after, lt=scope.uploaded_before)
+            must.append(qe.FieldCondition(key=UPLOADED_KEY, range=window))
     return qe.Filter(must=must)
 
 
@@ -154,6 +166,15 @@ class EdgeVectorStore(BasePydanticVectorStore):
 
     def delete_where(self, space_id: str | None = None, doc_id: str | None = None) -> None:
         self._call("update", qe.UpdateOperation.delete_points_by_filter(edge_filter(space_id, doc_id)))
+
+    def set_payload_where(self, payload: dict[str, Any], space_id: str, doc_id: str | None = None) -> None:
+        """Set payload keys on every point of a space (or of one of its documents)."""
+        self._call("update", qe.UpdateOperation.set_payload_by_filter(edge_filter(space_id, doc_id), payload))
+
+    def missing(self, key: str) -> int:
+        """Points without `key` in their payload (chunks written before it was kept)."""
+        flt = qe.Filter(must=[qe.IsEmptyCondition(key)])
+        return int(self._call("count", qe.CountRequest(exact=True, filter=flt)))
 
     def clear(self) -> None:
         self.delete_where()

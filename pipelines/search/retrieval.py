@@ -22,7 +22,8 @@ from docassist.pipelines.errors import InvalidInput
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.logs import event
 from docassist.pipelines.search.embeddings import MAX_QUERY_TOKENS, embed_query, query_tokens
-from docassist.pipelines.search.store import Store
+from docassist.pipelines.search.scope import Scope
+from docassist.pipelines.search.store import FUSION, Store
 from docassist.pipelines.spaces import check_space_id
 
 MAX_QUERY_CHARS = 4000  # a question, not a document: longer queries are refused before any embedding
@@ -84,7 +85,8 @@ class Retriever:
     def __init__(self, store: Store, embed_model: BaseEmbedding, lane: Lane) -> None:
         self.store, self.embed_model, self.lane = store, embed_model, lane
 
-    async def search(self, q: str, space_id: str, top_k: int) -> SearchResult:
+    async def search(self, q: str, space_id: str, top_k: int, scope: Scope | None = None) -> SearchResult:
+        """The space's `top_k` best chunks for `q`, from the documents `scope` keeps (all without)."""
         check_space_id(space_id)
         if not q or not q.strip():
             raise InvalidInput("q must not be empty")
@@ -103,7 +105,7 @@ class Retriever:
             t0 = time.perf_counter()
             dense = await embed_query(self.embed_model, q, self.lane)
             t1 = time.perf_counter()
-            hits = await self.lane.run(self.store.search, dense, q, space_id, top_k)
+            hits = await self.lane.run(self.store.search, dense, q, space_id, top_k, FUSION, None, scope)
             t2 = time.perf_counter()
             span.set_attribute("retrieval.hits", len(hits))
         sources = [
@@ -125,7 +127,8 @@ class Retriever:
         )
         event(
             "[RETRIEVAL]",
-            f"space={space_id} top_k={top_k} → {len(sources)} chunks from "
+            f"space={space_id} scope={scope.describe() if scope else 'whole space'} top_k={top_k} → "
+            f"{len(sources)} chunks from "
             f"{len({s.doc_id for s in sources})} documents · embed {timing.embed_ms} ms · "
             f"hybrid query {timing.search_ms} ms",
             space_id=space_id,

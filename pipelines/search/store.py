@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from llama_index.core.schema import TextNode
 from llama_index.vector_stores.qdrant import QdrantVectorStore
@@ -41,6 +41,7 @@ from docassist.pipelines.search.edge_store import (
     edge_filter,
     to_node,
 )
+from docassist.pipelines.search.scope import LANGUAGE_KEY, TAGS_KEY, UPLOADED_KEY, Scope
 from docassist.pipelines.settings import Settings
 
 PREFETCH_DEPTH = 20  # candidates per prefetch (at least top_k); DBSF normalises over them: 20 tuned on dev
@@ -103,8 +104,9 @@ class Store:
         except Exception as exc:
             if "already exists" not in str(exc).lower() and getattr(exc, "status_code", None) != 409:
                 raise
-        for key in (SPACE_KEY, DOC_KEY):
+        for key in (SPACE_KEY, DOC_KEY, TAGS_KEY, LANGUAGE_KEY):
             self.client.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD, wait=True)
+        self.client.create_payload_index(self.collection, UPLOADED_KEY, models.PayloadSchemaType.FLOAT, wait=True)
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
@@ -139,6 +141,30 @@ class Store:
                 points_selector=models.FilterSelector(filter=self.space_filter(space_id, doc_id)),
                 wait=True,
             )
+
+    def set_payload(self, payload: dict[str, Any], space_id: str, doc_id: str | None = None) -> None:
+        """Payload keys set on every chunk of a space or one of its documents (a document's tags);
+        waits until Qdrant has applied it."""
+        if self.edge is not None:
+            self.edge.set_payload_where(payload, space_id, doc_id)
+            return
+        _ = self.vector_store
+        with self._guard():
+            self.client.set_payload(
+                self.collection,
+                payload=payload,
+                points=models.FilterSelector(filter=self.space_filter(space_id, doc_id)),
+                wait=True,
+            )
+
+    def missing(self, key: str) -> int:
+        """Chunks whose payload lacks `key` (written before docassist kept it)."""
+        if self.edge is not None:
+            return self.edge.missing(key)
+        _ = self.vector_store
+        flt = models.Filter(must=[models.IsEmptyCondition(is_empty=models.PayloadField(key=key))])
+        with self._guard():
+            return self.client.count(self.collection, count_filter=flt, exact=True).count
 
     def count(self, space_id: str | None = None, doc_id: str | None = None) -> int:
         if self.edge is not None:
@@ -180,19 +206,21 @@ class Store:
         top_k: int,
         fusion: models.Fusion = FUSION,
         only: Literal["dense", "bm25"] | None = None,
+        scope: Scope | None = None,
     ) -> list[Hit]:
-        """Dense and BM25 candidates from one space, fused inside Qdrant; `only` asks one of the two
-        alone (what `docassist eval retrieval` compares the fusion with)."""
+        """Dense and BM25 candidates from one space (within `scope`, by payload filters in both
+        prefetches), fused inside Qdrant; `only` asks one of the two alone (what `docassist eval
+        retrieval` compares the fusion with)."""
         depth = max(PREFETCH_DEPTH, top_k)
         if self.edge is not None:
             terms = sparse.encode_query(query_text) if only != "dense" else None
-            hits = self.edge.hybrid(
-                dense if only != "bm25" else None, terms, edge_filter(space_id), top_k, depth, fusion.value
-            )
+            flt = edge_filter(space_id, scope=scope)
+            hits = self.edge.hybrid(dense if only != "bm25" else None, terms, flt, top_k, depth, fusion.value)
             return [Hit(node=n, score=s) for n, s in hits]
         store = self.vector_store
         with self._guard():
-            points = query_points(self.client, self.collection, dense, query_text, space_id, top_k, fusion, only)
+            flt = space_filter(space_id, scope=scope)
+            points = query_points(self.client, self.collection, dense, query_text, flt, top_k, fusion, only)
         result = store.parse_to_query_result(points)
         return [Hit(node=n, score=float(s)) for n, s in zip(result.nodes, result.similarities or [], strict=False)]  # type: ignore[arg-type]
 
@@ -264,14 +292,13 @@ def query_points(
     collection: str,
     dense: list[float],
     query_text: str,
-    space_id: str,
+    flt: models.Filter,
     top_k: int,
     fusion: models.Fusion = FUSION,
     only: Literal["dense", "bm25"] | None = None,
 ) -> list[models.ScoredPoint]:
     """The hybrid Query API call through qdrant-client: a dense and a BM25 prefetch under the
-    space filter, fused by `fusion`."""
-    flt = space_filter(space_id)
+    space's filter (`space_filter`), fused by `fusion`."""
     depth = max(PREFETCH_DEPTH, top_k)
     prefetch = []
     if only != "bm25":
@@ -294,10 +321,18 @@ def query_points(
     return response.points
 
 
-def space_filter(space_id: str | None, doc_id: str | None = None) -> models.Filter:
-    must = []
+def space_filter(space_id: str | None, doc_id: str | None = None, scope: Scope | None = None) -> models.Filter:
+    """The server's filter, condition for condition `edge_store.edge_filter`."""
+    must: list[models.Condition] = []
     if space_id is not None:
         must.append(models.FieldCondition(key=SPACE_KEY, match=models.MatchValue(value=space_id)))
     if doc_id is not None:
         must.append(models.FieldCondition(key=DOC_KEY, match=models.MatchValue(value=doc_id)))
+    if scope:
+        for key, values in ((DOC_KEY, scope.doc_ids), (TAGS_KEY, scope.tags), (LANGUAGE_KEY, scope.languages)):
+            if values:
+                must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(values))))
+        if scope.window:
+            window = models.Range(gte=scope.uploaded_after, lt=scope.uploaded_before)
+            must.append(models.FieldCondition(key=UPLOADED_KEY, range=window))
     return models.Filter(must=must)

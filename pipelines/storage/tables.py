@@ -2,6 +2,9 @@
 
 - `documents`: one row per document of a space; `writing` until its vectors and content are in
   place, so a crash leaves a row that says what to undo.
+- `document_tags`: a document's tags, one row each by its case-folded form (a tag filter is an
+  index look-up); the document's row keeps its `title`, and `title_key` (title and filename
+  case-folded) for a title search that folds Cyrillic on SQLite too.
 - `document_contents`: each document's extracted text and original bytes, so any backend can
   summarize a document another backend ingested and an index can be rebuilt.
 - `summaries`: finished summaries by cache key (space, text, models, prompts, language, limits).
@@ -13,7 +16,8 @@
 - `conversations` and `messages`: follow-up questions of a space, each message with its role,
   text, the standalone question it was condensed to, and its answer's citations and sources
   (JSON); `position` orders a conversation and, being unique, makes two writers of one turn
-  collide rather than interleave. A conversation started by a signed-in person is theirs alone
+  collide rather than interleave; a conversation may keep a `scope` (JSON) its questions read.
+  A conversation started by a signed-in person is theirs alone
   (`owner`, their person id); one started with an API key has none.
 - `people`: each person who signed in, as the directory or provider last described them (groups
   as JSON), when that was, how many refreshes in a row failed, and for OpenID Connect the grant
@@ -59,7 +63,21 @@ documents = Table(
     Column("created_at", Float, nullable=False),
     Column("state", String(16), nullable=False),
     Column("text_sha256", String(64)),
+    Column("title", Text),
+    Column("title_key", Text, nullable=False, server_default=""),  # title and filename, case-folded
     PrimaryKeyConstraint("space_id", "doc_id"),
+)
+
+document_tags = Table(
+    "document_tags",
+    metadata,
+    Column("space_id", String(64), nullable=False),
+    Column("doc_id", String(64), nullable=False),
+    Column("tag_key", String(256), nullable=False),  # the tag case-folded: "Finance" and "finance" are one
+    Column("tag", Text, nullable=False),  # as it was first written
+    Column("position", Integer, nullable=False),
+    PrimaryKeyConstraint("space_id", "doc_id", "tag_key"),
+    Index("document_tags_tag", "space_id", "tag_key"),
 )
 
 document_contents = Table(
@@ -154,6 +172,7 @@ conversations = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("owner", String(512)),  # the person who started it; None: started with an API key
+    Column("scope", Text),  # the documents its questions read (JSON); None: the whole space
     Index("conversations_space", "space_id", "created_at"),
     Index("conversations_owner", "space_id", "owner", "created_at"),
 )
