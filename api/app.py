@@ -41,6 +41,7 @@ from docassist.api.routes import (
     page,
     search,
     summaries,
+    versions,
 )
 from docassist.pipelines import metrics as service_metrics
 from docassist.pipelines import tracing
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         summaries.router,
         ask.router,
         conversations.router,
+        versions.router,
         jobs.router,
         metrics.router,
         openai_compat.router,

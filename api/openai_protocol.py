@@ -264,6 +264,7 @@ _TYPES = {
     403: "permission_error",
     404: "invalid_request_error",
     408: "timeout_error",
+    409: "conflict_error",
     413: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",

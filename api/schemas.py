@@ -60,6 +60,7 @@ _WHY = {
     "riding a session cookie from another site",
     404: "no such document, job, conversation or endpoint in this space",
     408: "the request body did not arrive in time (`BODY_TIMEOUT_S`, `BODY_IDLE_TIMEOUT_S`)",
+    409: "the document is still being read (its upload job is in `details.job_id`); with `Retry-After` (seconds)",
     413: "a body, file, markup, page or row count, image, text or chunk count over its limit",
     415: "a file type docassist does not read (`POST /ingest`'s `file` lists those it does)",
     422: "invalid input; for uploads, a document that cannot be read; a summary or answer that cannot be made",
@@ -116,6 +117,21 @@ class IngestResponse(BaseModel):
     duplicate: bool
     summary_pending: bool = False
     job_id: str | None = None
+    version: int = Field(default=1, description="the document's version now (PUT /documents/{id} makes the next)")
+    reused_chunks: int = Field(
+        default=0, description="a new version: chunks it shares with the one it replaced, not embedded again"
+    )
+    replaced_kind: str | None = Field(
+        default=None, description='a new version of another kind: the replaced one\'s (".pdf")'
+    )
+
+
+class VersionOut(BaseModel):
+    n: int
+    filename: str
+    uploaded_at: float
+    sha256: str = Field(description="of the uploaded bytes; empty for a first version uploaded before it was kept")
+    size_bytes: int
 
 
 class DocumentInfo(BaseModel):
@@ -134,6 +150,8 @@ class DocumentInfo(BaseModel):
     summary_progress: JobProgressOut | None = None
     title: str | None = Field(default=None, description="set by PATCH; null: untitled (the filename stands for it)")
     tags: list[str] = Field(default_factory=list, description="set by PATCH; a scope's `tags` selects by them")
+    version: int = 1
+    versions: list[VersionOut] | None = Field(default=None, description="every version, oldest first (GET of one)")
 
 
 class DocumentList(BaseModel):

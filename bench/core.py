@@ -45,6 +45,7 @@ class Sizes:
     growth_tokens: tuple[int, ...]
     ingestion_docs: int
     ingestion_paragraphs: int  # per document: about 1.3 chunks of 300 tokens per 2 paragraphs
+    version_paragraphs: int  # the document given a new version (400: about 100 pages)
     retrieval_chunks: int
     retrieval_searches: int
     retrieval_asks: int
@@ -88,6 +89,7 @@ QUICK = Sizes(
     growth_tokens=(300, 600, 900),
     ingestion_docs=2,
     ingestion_paragraphs=8,
+    version_paragraphs=60,
     retrieval_chunks=60,
     retrieval_searches=30,
     retrieval_asks=2,
@@ -131,6 +133,7 @@ FULL = Sizes(
     growth_tokens=(2000, 12000, 22000, 32000, 42000, 52000, 62000),
     ingestion_docs=12,
     ingestion_paragraphs=30,
+    version_paragraphs=400,
     retrieval_chunks=10000,
     retrieval_searches=300,
     retrieval_asks=10,

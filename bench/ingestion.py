@@ -1,6 +1,6 @@
 """Ingestion: chunks/s through `POST /ingest` vs embedding the very same chunks in this
-process (same model class, same `get_text_embedding_batch` call the service makes), and the
-service's peak memory.
+process (same model class, same `get_text_embedding_batch` call the service makes), the
+service's peak memory, and a new version of a long document (1% changed) vs its first upload.
 
 Each document is ingested and its chunks (the service's extractor and splitter settings,
 so the same texts) embedded here, in alternating order. Goal: API chunks/s ≥ 0.9 × pure
@@ -27,6 +27,7 @@ from docassist.pipelines.search.embeddings import build_embedding
 from docassist.pipelines.settings import load_settings
 
 CORPUS_SPACE = "bench_corpus"
+VERSION_SPACE = "bench_versions"
 
 
 def corpus(ctx: Context) -> dict[str, Any]:
@@ -108,7 +109,9 @@ def run(ctx: Context) -> Result:
         ratio(rss.peak_kb, rss_before),
         baseline=f"{mb(rss_before)} MB before",
     )
+    version = new_version(ctx, res)
     res.data = {
+        "new_version": version,
         "chunks": chunks,
         "api_s": [round(x, 3) for x in api_s],
         "embed_s": [round(x, 3) for x in embed_s],
@@ -118,3 +121,39 @@ def run(ctx: Context) -> Result:
         "hwm_mb": mb(ctx.service.hwm_kb()),
     }
     return res
+
+
+def new_version(ctx: Context, res: Result) -> dict[str, Any]:
+    """A long document uploaded, then again with one paragraph in a hundred changed as its next
+    version (`PUT /documents/{id}`): the second upload's time against the first's, the same
+    extraction and chunking, only the changed chunks embedded again."""
+    factory: DocFactory = corpus(ctx)["factory"]
+    paragraphs: list[str] = []
+    while len(paragraphs) < ctx.sizes.version_paragraphs:
+        paragraphs += factory.next(ctx.sizes.ingestion_paragraphs)[1].split("\n\n")[1:]
+    paragraphs = paragraphs[: ctx.sizes.version_paragraphs]
+    first_s, body = timed_ingest(ctx.http, VERSION_SPACE, "long_report.txt", "\n\n".join(paragraphs))
+    changed = max(1, len(paragraphs) // 100)
+    for k in range(changed):  # spread through the document
+        at = (k + 1) * len(paragraphs) // (changed + 1)
+        paragraphs[at] = paragraphs[at].replace(" the ", " this ", 2) + " This paragraph was revised."
+    started = time.perf_counter()
+    r = ctx.http.put(
+        f"/documents/{body['doc_id']}",
+        files={"file": ("long_report.txt", "\n\n".join(paragraphs).encode("utf-8"))},
+        data={"space_id": VERSION_SPACE, "wait": "true"},
+    )
+    r.raise_for_status()
+    version_s, again = time.perf_counter() - started, r.json()
+    res.add(
+        "new_version_over_first_ingest",
+        "a new version with 1% of its paragraphs changed vs the document's first upload",
+        ratio(version_s, first_s),
+        baseline=f"first upload {first_s:.2f}s, {body['chunks']} chunks",
+        goal=("<=", 0.15),
+        context=f"new version {version_s:.2f}s: {again['reused_chunks']} of {again['chunks']} chunks kept their "
+        f"vectors, {changed} of {len(paragraphs)} paragraphs changed",
+    )
+    ctx.log(f"new version: {version_s:.2f}s vs {first_s:.2f}s; {again['reused_chunks']} of {again['chunks']} reused")
+    return {"first_s": round(first_s, 3), "version_s": round(version_s, 3), "reused": again["reused_chunks"],
+            "chunks": again["chunks"], "paragraphs": len(paragraphs), "changed": changed}  # fmt: skip

@@ -27,6 +27,7 @@ from docassist.pipelines.conversations.service import Conversations
 from docassist.pipelines.conversations.store import ConversationStore
 from docassist.pipelines.documents.catalog import KEEP, DocumentQuery, Titled
 from docassist.pipelines.documents.upload_store import UploadJob
+from docassist.pipelines.documents.versions import Version
 from docassist.pipelines.health import CAPABILITIES, HealthReport
 from docassist.pipelines.identity.service import Identity
 from docassist.pipelines.library import Library
@@ -146,9 +147,26 @@ class Assistant:
         self.library.check_file(filename)
 
     async def ingest(
-        self, space_id: str, filename: str, data: bytes, generate_summary: bool = False, wait: bool = False
+        self,
+        space_id: str,
+        filename: str,
+        data: bytes,
+        generate_summary: bool = False,
+        wait: bool = False,
+        replace: bool = False,
     ) -> Ingested | Accepted:
-        return await self.library.ingest(space_id, filename, data, generate_summary, wait)
+        return await self.library.ingest(space_id, filename, data, generate_summary, wait, replace)
+
+    async def replace(
+        self, space_id: str, doc_id: str, filename: str, data: bytes, generate_summary: bool = False, wait: bool = False
+    ) -> Ingested | Accepted:
+        return await self.library.replace(space_id, doc_id, filename, data, generate_summary, wait)
+
+    async def versions(self, space_id: str, doc_id: str) -> list[Version]:
+        return await self.library.versions(space_id, doc_id)
+
+    async def version_text(self, space_id: str, doc_id: str, n: int) -> str:
+        return await self.library.version_text(space_id, doc_id, n)
 
     async def delete(self, space_id: str, doc_id: str) -> None:
         await self.library.delete(space_id, doc_id)

@@ -83,7 +83,7 @@ class NotReady(DocassistError):
 
     code = "not_ready"
 
-    def __init__(self, message: str, job_id: str, retry_after_s: int = 2, **details: Any) -> None:
+    def __init__(self, message: str, job_id: str = "", retry_after_s: int = 2, **details: Any) -> None:
         super().__init__(message, job_id=job_id, retry_after_s=retry_after_s, **details)
         self.retry_after_s = retry_after_s
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from docassist.pipelines.documents.catalog import KEEP, MAX_TITLE_CHARS, Catalog, DocumentQuery, Titled
@@ -23,7 +24,8 @@ from docassist.pipelines.documents.ingestion import Ingestor
 from docassist.pipelines.documents.pages import PAGE_DPI, stored_pdf
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
-from docassist.pipelines.documents.uploads import UploadRunner
+from docassist.pipelines.documents.uploads import Submitted, UploadRunner
+from docassist.pipelines.documents.versions import Version, Versions, bytes_sha256
 from docassist.pipelines.errors import InvalidInput, NotFound, NotReady, shown
 from docassist.pipelines.lanes import Lanes
 from docassist.pipelines.search.scope import TAGS_KEY, Scope, clean_tags, tag_payload
@@ -149,14 +151,61 @@ class Library:
         file_kind(filename)
 
     async def ingest(
-        self, space_id: str, filename: str, data: bytes, generate_summary: bool = False, wait: bool = False
+        self,
+        space_id: str,
+        filename: str,
+        data: bytes,
+        generate_summary: bool = False,
+        wait: bool = False,
+        replace: bool = False,
     ) -> Ingested | Accepted:
         """Every upload runs as a job (`UploadQueueFull` when the uploads lane's queue is full); the
         caller waits `INGEST_WAIT_S` for it (`wait`: until it ends) and gets the document, or the
         job of an upload that runs on. A caller cancelled while it waits — its client left —
-        stops the upload, storing nothing. A failure within the wait is raised as it is."""
+        stops the upload, storing nothing. A failure within the wait is raised as it is. `replace`:
+        a document of the space with this filename gets these bytes as its next version."""
+        if replace:
+            named = await self._read(lambda: self.registry.named(space_id, Path(filename).name))
+            if named is not None:
+                return await self.replace(space_id, named.doc_id, filename, data, generate_summary, wait)
+        submitted = await self.uploads.submit(space_id, filename, data, generate_summary)
+        return await self._finish(submitted, generate_summary, wait)
+
+    async def replace(
+        self, space_id: str, doc_id: str, filename: str, data: bytes, generate_summary: bool = False, wait: bool = False
+    ) -> Ingested | Accepted:
+        """Version n+1 of the document, uploaded as any document is (a job, the same wait); the same
+        bytes as its current version change nothing (`duplicate`). Its summary is made again where
+        the replaced version had one or had one coming."""
+        view = await self.get(space_id, doc_id)
+        same = await self._read(lambda: self._current_sha256(view.record)) == bytes_sha256(data)
+        if same:
+            return await self._known(view.record, generate_summary)
+        again = generate_summary or view.summary_status != "none"
+        submitted = await self.uploads.submit(space_id, filename, data, again, replaces=doc_id)
+        return await self._finish(submitted, again, wait)
+
+    def _current_sha256(self, record: DocumentRecord) -> str:
+        return record.sha256 or bytes_sha256(self.registry.original(record.space_id, record.doc_id) or b"")
+
+    async def versions(self, space_id: str, doc_id: str) -> list[Version]:
+        return await self._read(lambda: Versions(self.registry.db).of(self.record(space_id, doc_id)))
+
+    async def version_text(self, space_id: str, doc_id: str, n: int) -> str:
+        """Version `n`'s text: the current one's as `text`, a replaced one's as it was."""
+
+        def read() -> str:
+            record = self.record(space_id, doc_id)
+            text = self.registry.text_of(record) if n == record.version else Versions(self.registry.db).text(record, n)
+            if text is None:
+                raise NotFound(f"document {shown(doc_id)} has no version {n} (it is at {record.version})", version=n)
+            return text
+
+        return await self._read(read)
+
+    async def _finish(self, submitted: Submitted, generate_summary: bool, wait: bool) -> Ingested | Accepted:
+        """An upload submitted: its document once it is done within the wait, else its job."""
         uploads = self.uploads
-        submitted = await uploads.submit(space_id, filename, data, generate_summary)
         if submitted.duplicate is not None:
             return await self._known(submitted.duplicate.record, generate_summary)
         running = submitted.running
@@ -169,7 +218,8 @@ class Library:
         def done() -> Ingested:
             upload = uploads.store.get(running.job.job_id)
             summary = self.jobs.store.get(upload.summary_job_id) if upload and upload.summary_job_id else None
-            return Ingested(self._view(result.record), result.duplicate or submitted.joined, summary)
+            view = self._view(result.record)
+            return Ingested(view, result.duplicate or submitted.joined, summary, result.replaced, result.reused_chunks)
 
         return await self._read(done)
 

@@ -23,6 +23,7 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from docassist.pipelines.answers.citations import Citer
+from docassist.pipelines.documents.catalog import stamp_older_chunks
 from docassist.pipelines.documents.ingestion import Ingestor, warm_up_splitter
 from docassist.pipelines.documents.limits import ExtractLimits
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
@@ -105,7 +106,7 @@ class SearchParts:
             s.uploads_per_space,
         )  # fmt: skip
         rolled_back = await lane.run(ingestor.recover)
-        await lane.run(ingestor.stamp_older_chunks)
+        await lane.run(stamp_older_chunks, store, self.registry)
         # the extraction workers load their parsers after start-up, while the service already answers
         self._warm_up = asyncio.create_task(lane.run(sandbox.warm_up))
         retriever, citer = Retriever(store, embed_model, self.lanes.search), Citer(embed_model, self.lanes.search)

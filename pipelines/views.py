@@ -39,6 +39,8 @@ class Ingested:
     document: DocumentView
     duplicate: bool
     job: Job | None
+    replaced: DocumentRecord | None = None  # a new version: the version it replaced
+    reused_chunks: int = 0  # a new version: chunks it kept from the replaced one, not embedded again
 
 
 @dataclass

@@ -30,7 +30,7 @@ def sweep(url: str, theirs: Theirs, **auth: dict[str, str]) -> set[tuple[str, st
     routes = httpx.get(f"{url}/openapi.json").json()["paths"]
     s = theirs.space_id
     ids = {"doc_id": theirs.doc_id, "job_id": theirs.job_id, "conversation_id": theirs.conversation_id, "page": 1}
-    ids["token_id"] = "0" * 16
+    ids["token_id"], ids["n"] = "0" * 16, 1
     covered = set()
     for path, methods in routes.items():
         if path in NOT_ASKED:
@@ -55,8 +55,9 @@ def sweep(url: str, theirs: Theirs, **auth: dict[str, str]) -> set[tuple[str, st
                     body = {"q": "Документ", "space_id": s} if "messages" in path else {"space_id": s}
                 if path.startswith("/auth/"):
                     body = {"name": "x", "username": "x", "password": "x"}
-            files = {"file": ("x.txt", b"text")} if path == "/ingest" else None
-            data = {"space_id": s} if path == "/ingest" else None
+            upload = path == "/ingest" or method == "put"
+            files = {"file": ("x.txt", b"text")} if upload else None
+            data = {"space_id": s} if upload else None
             with httpx.Client(**auth) as client:  # type: ignore[arg-type]
                 r = client.request(
                     method.upper(), f"{url}{path.format(**ids)}", params=params, json=body, files=files, data=data,

@@ -15,6 +15,7 @@ from llama_index.core import StorageContext, VectorStoreIndex
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from qdrant_client import QdrantClient
 
+from docassist.pipelines.documents.catalog import stamp_older_chunks
 from docassist.pipelines.documents.ingestion import Ingestor
 from docassist.pipelines.documents.registry import Registry
 from docassist.pipelines.errors import VectorStoreUnavailable
@@ -223,8 +224,8 @@ def test_chunks_written_before_scopes_are_stamped_once_at_start(parts, embed):
     window = Scope.of(uploaded_after=record.created_at - 1)
     q = "столица Татарстана"
     assert store.search(embed.get_query_embedding(q), q, "s", 3, scope=window) == []
-    assert ingestor.stamp_older_chunks() == 1 and store.missing(UPLOADED_KEY) == 0
+    assert stamp_older_chunks(store, ingestor.registry) == 1 and store.missing(UPLOADED_KEY) == 0
     assert [h.node.ref_doc_id for h in store.search(embed.get_query_embedding(q), q, "s", 3, scope=window)] == [
         record.doc_id
     ]
-    assert ingestor.stamp_older_chunks() == 0
+    assert stamp_older_chunks(store, ingestor.registry) == 0

@@ -15,7 +15,7 @@ from docassist.pipelines.identity.audit import question
 from docassist.pipelines.streams import encode
 
 router = APIRouter(tags=["answers"])
-_ERRORS = error_responses(401, 403, 408, 413, 422, 429, 503)
+_ERRORS = error_responses(401, 403, 408, 409, 413, 422, 429, 503)
 _STREAM_SCHEMA = stream_schema(
     ASK_EVENT_TYPES, "server-sent events; each `data:` line is the JSON of the event named in `event:`"
 )

@@ -43,7 +43,7 @@ CursorQuery = Annotated[
     str | None, Query(min_length=1, max_length=512, description="the `next_cursor` of the page before; none: the first")
 ]
 _READ = error_responses(401, 403, 404, 422, 503)
-_ASK = error_responses(401, 403, 404, 408, 413, 422, 429, 503)
+_ASK = error_responses(401, 403, 404, 408, 409, 413, 422, 429, 503)
 _STREAM_SCHEMA = stream_schema(
     TURN_EVENT_TYPES, "server-sent events, as `/ask-stream` sends them; `complete` also names the stored message"
 )

@@ -18,22 +18,24 @@ from docassist.api.schemas import (
     IngestResponse,
     JobProgressOut,
     UploadJobResponse,
+    VersionOut,
     error_responses,
 )
 from docassist.pipelines.documents.catalog import KEEP, MAX_PAGE, DocumentQuery, Sort
 from docassist.pipelines.documents.extract import SUPPORTED
 from docassist.pipelines.errors import InvalidInput, TooLarge
+from docassist.pipelines.identity.audit import Action
 from docassist.pipelines.search.scope import MAX_TAG_CHARS
 from docassist.pipelines.spaces import SPACE_PATTERN
-from docassist.pipelines.views import Accepted, DocumentView
+from docassist.pipelines.views import Accepted, DocumentView, Ingested
 
 router = APIRouter(tags=["documents"])
 SpaceQuery = Annotated[str, Query(pattern=SPACE_PATTERN, description="1–64 of [A-Za-z0-9_-]")]
 _READ_BLOCK = 1 << 20
-_READ = error_responses(401, 403, 404, 422, 503)
+_READ = error_responses(401, 403, 404, 409, 422, 503)
 
 
-async def _read_limited(upload: UploadFile, limit: int) -> bytes:
+async def read_limited(upload: UploadFile, limit: int) -> bytes:
     """Read at most `limit` bytes; a larger upload is refused without reading it all."""
     parts, size = [], 0
     while block := await upload.read(_READ_BLOCK):
@@ -64,6 +66,7 @@ def document_info(view: DocumentView) -> DocumentInfo:
         else None,
         title=r.title,
         tags=list(view.tags),
+        version=r.version,
     )
 
 
@@ -83,6 +86,7 @@ async def ingest(
     space_id: Annotated[str, Form(pattern=SPACE_PATTERN)] = "default",
     generate_summary: Annotated[bool, Form()] = False,
     wait: Annotated[bool, Form(description="answer only when the upload has ended, however long it takes")] = False,
+    replace: Annotated[bool, Form(description="a document of the space with this filename gets a new version")] = False,
 ) -> IngestResponse | JSONResponse:
     """Extract, detect the language, chunk, embed and index one document. An upload done within
     `INGEST_WAIT_S` (3 s) is answered 200 with the document; a longer one 202 with its job
@@ -90,20 +94,29 @@ async def ingest(
     `wait=true`. The same bytes in the same space come back as `duplicate: true` with nothing
     re-embedded. With `generate_summary` a summary job follows (`job_id`, `summary_pending`).
     Uploads run `UPLOAD_WORKERS` at a time with `UPLOAD_QUEUE` waiting; past that, 429 with
-    `Retry-After`. A client that leaves before its answer stops its upload."""
+    `Retry-After`. A client that leaves before its answer stops its upload. With `replace=true`,
+    a document of the space with the same filename gets the file as its next version (as
+    `PUT /documents/{id}`)."""
     if (await request.form()).get("space_id", None) == "":  # FastAPI reads an empty form field as absent
         raise InvalidInput("space_id must be 1-64 characters of A-Z, a-z, 0-9, _ and -", space_id="")
     access.check_space(space_id, "editor")
     filename = file.filename or ""
     assistant.check_file(filename)  # refuse unsupported types before reading the body
-    data = await _read_limited(file, assistant.settings.max_upload_bytes)
-    done = await assistant.ingest(space_id, filename, data, generate_summary, wait)
+    data = await read_limited(file, assistant.settings.max_upload_bytes)
+    done = await assistant.ingest(space_id, filename, data, generate_summary, wait, replace)
     doc_id = done.upload.doc_id if isinstance(done, Accepted) else done.document.record.doc_id
-    await record(request, access, "upload", space_id=space_id, doc_id=doc_id, detail=filename[:200])
+    versioned = isinstance(done, Ingested) and done.replaced is not None
+    action: Action = "new_version" if versioned else "upload"
+    await record(request, access, action, space_id=space_id, doc_id=doc_id, detail=filename[:200])
+    return ingest_response(done)
+
+
+def ingest_response(done: Ingested | Accepted) -> IngestResponse | JSONResponse:
+    """An upload's answer: the document (200), or its job while it still runs (202)."""
     if isinstance(done, Accepted):
         body = upload_response(done.upload)
         return JSONResponse(body.model_dump(mode="json"), status_code=202, headers={"Location": f"/jobs/{body.job_id}"})
-    r = done.document.record
+    r, replaced = done.document.record, done.replaced
     return IngestResponse(
         doc_id=r.doc_id,
         space_id=r.space_id,
@@ -114,6 +127,9 @@ async def ingest(
         duplicate=done.duplicate,
         summary_pending=done.job is not None and done.job.status in ("pending", "running"),
         job_id=done.job.job_id if done.job else None,
+        version=r.version,
+        reused_chunks=done.reused_chunks,
+        replaced_kind=replaced.ext if replaced is not None and replaced.ext != r.ext else None,
     )
 
 
@@ -166,9 +182,12 @@ async def describe_document(
 async def get_document(
     doc_id: str, assistant: AssistantDep, access: AccessDep, space_id: SpaceQuery = "default"
 ) -> DocumentInfo:
-    """One document's metadata. A document of another space is `not_found`."""
+    """One document's metadata, with its versions. A document of another space is `not_found`."""
     access.check_space(space_id)
-    return document_info(await assistant.document(space_id, doc_id))
+    info = document_info(await assistant.document(space_id, doc_id))
+    versions = await assistant.versions(space_id, doc_id)
+    info.versions = [VersionOut.model_validate(v, from_attributes=True) for v in versions]
+    return info
 
 
 @router.get(
@@ -189,7 +208,7 @@ async def get_document_text(
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}}, "description": "the page as a PNG"},
-        **error_responses(401, 403, 404, 413, 415, 422, 429, 503),
+        **error_responses(401, 403, 404, 409, 413, 415, 422, 429, 503),
     },
 )
 async def get_document_page(

@@ -56,7 +56,7 @@ async def models(assistant: AssistantDep, access: AccessDep) -> ModelList:
     response_model=ChatCompletion,
     responses={
         200: {"content": {"text/event-stream": {}}},
-        **openai_error_responses(400, 401, 403, 404, 408, 413, 422, 429, 503),
+        **openai_error_responses(400, 401, 403, 404, 408, 409, 413, 422, 429, 503),
     },
 )
 async def chat_completions(

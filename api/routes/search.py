@@ -14,7 +14,10 @@ from docassist.pipelines.identity.audit import question
 router = APIRouter(tags=["retrieval"])
 
 
-@router.post("/search", response_model=SearchResponse, responses=error_responses(401, 403, 408, 413, 422, 429, 503))
+_ERRORS = error_responses(401, 403, 408, 409, 413, 422, 429, 503)
+
+
+@router.post("/search", response_model=SearchResponse, responses=_ERRORS)
 async def search(body: SearchRequest, request: Request, assistant: AssistantDep, access: AccessDep) -> SearchResponse:
     """The space's `top_k` best chunks for `q`: dense (multilingual-e5) and BM25 candidates fused
     inside Qdrant (distribution-based score fusion). No LLM is involved. `q` is at most 4,000

@@ -14,7 +14,7 @@ from docassist.pipelines.streams import encode
 from docassist.pipelines.summaries.events import EVENT_TYPES
 
 router = APIRouter(tags=["summaries"])
-_ERRORS = error_responses(401, 403, 404, 408, 413, 422, 429, 503)
+_ERRORS = error_responses(401, 403, 404, 408, 409, 413, 422, 429, 503)
 _STREAM_SCHEMA = stream_schema(
     EVENT_TYPES, "server-sent events; each `data:` line is the JSON of the event named in `event:`"
 )

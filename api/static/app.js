@@ -807,6 +807,7 @@ function showKeyForm(messageKey, ...args) {
 }
 
 function setupSpaceAndKey() {
+  $("space").disabled = $("space-open").disabled = false;
   $("space-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const input = $("space");

@@ -10,13 +10,18 @@ tags too, as a payload Qdrant filters on (`search/scope.py`); `Library.describe`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import and_, delete, func, insert, select, update
 
-from docassist.pipelines.documents.registry import COLUMNS, DocumentRecord, key, title_key
+from docassist.pipelines.documents.registry import COLUMNS, DocumentRecord, Registry, key, title_key
+from docassist.pipelines.errors import VectorStoreUnavailable
+from docassist.pipelines.logs import event
+from docassist.pipelines.search.scope import TAGS_KEY, UPLOADED_KEY, VERSION_KEY, tag_payload
+from docassist.pipelines.search.store import Store
 from docassist.pipelines.storage.database import Database
 from docassist.pipelines.storage.tables import document_tags, documents
 
@@ -124,3 +129,29 @@ class Catalog:
             records = [DocumentRecord(*r) for r in conn.execute(listing)]
             total = conn.execute(select(func.count()).select_from(documents).where(*where)).scalar_one()
         return CatalogPage(records, self.tags_of(space_id, [r.doc_id for r in records]), int(total))
+
+
+def stamp_older_chunks(store: Store, registry: Registry) -> int:
+    """Give chunks written before scopes existed what a scope filters on (their document's upload
+    time, its tags, version 1); returns the documents stamped. A start after that finds none, and
+    one while Qdrant is away leaves them to the next."""
+    try:
+        if store.missing(UPLOADED_KEY) == 0:
+            return 0
+    except VectorStoreUnavailable as exc:
+        event("[STORE] Older chunks not stamped for scopes", f"{exc.message}; next start", level=logging.WARNING)
+        return 0
+    stamped, catalog = 0, Catalog(registry.db)
+    for space_id in registry.spaces():
+        records = registry.list(space_id)
+        tags = catalog.tags_of(space_id, [r.doc_id for r in records])
+        for record in records:
+            payload = {
+                UPLOADED_KEY: record.created_at,
+                TAGS_KEY: tag_payload(tags.get(record.doc_id, ())),
+                VERSION_KEY: 1,
+            }
+            store.set_payload(payload, space_id, record.doc_id)
+            stamped += 1
+    event("[STORE] Older chunks stamped for scopes", f"{stamped} documents: upload time, tags", documents=stamped)
+    return stamped

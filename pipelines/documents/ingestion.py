@@ -29,23 +29,23 @@ from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.utils import get_tokenizer
 
 from docassist.pipelines import metrics
-from docassist.pipelines.documents.catalog import Catalog
 from docassist.pipelines.documents.embed_ahead import EmbedAhead
 from docassist.pipelines.documents.extract import OcrProgress, extract_document, file_kind
 from docassist.pipelines.documents.locations import Extracted, Locator, Section
 from docassist.pipelines.documents.registry import DocumentRecord, Registry, text_sha256
 from docassist.pipelines.documents.upload_store import UploadStage
-from docassist.pipelines.errors import Cancelled, TooLarge, TooManyChunks, VectorStoreUnavailable
+from docassist.pipelines.documents.versions import reuse_vectors, write_version
+from docassist.pipelines.errors import Cancelled, NotFound, TooLarge, TooManyChunks, shown
 from docassist.pipelines.language import detect_language
 from docassist.pipelines.logs import event
-from docassist.pipelines.search.scope import TAGS_KEY, UPLOADED_KEY, tag_payload
+from docassist.pipelines.search.scope import TAGS_KEY, UPLOADED_KEY, VERSION_KEY
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.spaces import check_space_id
 
 CHUNK_TOKENS = 300
 CHUNK_OVERLAP = 40
 _POINT_NS = uuid.UUID("6f1c3e52-5d0b-4a53-9e4e-3f2a7c9b1d10")
-_HIDDEN_KEYS = ["space_id", "filename", "language", "chunk", "location", "places", TAGS_KEY, UPLOADED_KEY]
+_HIDDEN_KEYS = ["space_id", "filename", "language", "chunk", "location", "places", TAGS_KEY, UPLOADED_KEY, VERSION_KEY]
 EMBED_BATCH = 8  # an abandoned upload stops within one batch (a few seconds on 2 cores)
 # A document of at most this many chunks (a note, a page) is embedded beside the searches, not
 # queued in the embedder process behind another upload's batch: it costs what a citation step does.
@@ -87,15 +87,19 @@ def count_tokens(text: str) -> int:
     return len(get_tokenizer()(text))
 
 
-def _log_indexed(record: DocumentRecord, marks: tuple[float, float, float, float, float], embedded_by: str) -> None:
+def _log_indexed(
+    record: DocumentRecord, marks: tuple[float, float, float, float, float], embedded_by: str, reused: int = 0
+) -> None:
     """`[INGEST] Indexed`, with where the upload's seconds went (`marks`: start, extracted,
-    chunked, embedded, written) and what embedded it (`small`: beside the searches)."""
+    chunked, embedded, written), what embedded it (`small`: beside the searches) and, for a new
+    version, how many chunks kept the replaced version's vectors."""
     t0, t_extract, t_chunk, t_embed, t_end = marks
     metrics.ingested(record.chunks, t_embed - t_chunk)
     event(
         "[INGEST] Indexed",
         f"doc_id={record.doc_id} space={record.space_id} file={record.filename!r} language={record.language}",
-        f"{record.chars:,} chars, {record.tokens:,} tokens, {record.chunks} chunks",
+        f"{record.chars:,} chars, {record.tokens:,} tokens, {record.chunks} chunks"
+        + (f" · version {record.version}: {reused} chunks unchanged, not embedded again" if record.version > 1 else ""),
         f"extract {t_extract - t0:.2f}s · chunk {t_chunk - t_extract:.2f}s · "
         f"embed {t_embed - t_chunk:.2f}s ({record.chunks / max(t_embed - t_chunk, 1e-6):.0f} chunks/s, "
         f"{embedded_by}) · "
@@ -104,6 +108,8 @@ def _log_indexed(record: DocumentRecord, marks: tuple[float, float, float, float
         chunks=record.chunks,
         tokens=record.tokens,
         embedded_by=embedded_by,
+        version=record.version,
+        reused_chunks=reused,
         timing={
             "extract_s": t_extract - t0,
             "chunk_s": t_chunk - t_extract,
@@ -117,6 +123,8 @@ def _log_indexed(record: DocumentRecord, marks: tuple[float, float, float, float
 class IngestResult:
     record: DocumentRecord
     duplicate: bool
+    replaced: DocumentRecord | None = None  # the version this upload replaced
+    reused_chunks: int = 0  # chunks whose text the replaced version had: not embedded again
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,7 @@ class Admitted:
 
     doc_id: str
     kind: str
+    replaces: bool = False  # a new version of the document `doc_id` (PUT /documents/{id})
 
 
 class Ingestor:
@@ -149,14 +158,14 @@ class Ingestor:
         self.splitter = SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP)
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
-    def admit(self, space_id: str, filename: str, data: bytes) -> Admitted:
+    def admit(self, space_id: str, filename: str, data: bytes, replaces: str | None = None) -> Admitted:
         """What can be refused before any work (the space, the file's kind and size), decided once:
-        the document's id and the file's kind, for `ingest`."""
+        the document's id (`replaces`' for a new version of it) and the file's kind, for `ingest`."""
         check_space_id(space_id)
         kind = file_kind(filename)
         if len(data) > self.max_upload_bytes:
             raise TooLarge(f"the file is larger than {self.max_upload_bytes // (1024 * 1024)} MB", size_bytes=len(data))
-        return Admitted(make_doc_id(space_id, data), kind)
+        return Admitted(replaces or make_doc_id(space_id, data), kind, replaces is not None)
 
     def ingest(
         self,
@@ -173,6 +182,10 @@ class Ingestor:
         doc_id, ext = admitted.doc_id, admitted.kind
         with self._locks[doc_id]:
             existing = self.registry.get(space_id, doc_id)
+            if admitted.replaces:
+                if existing is None:  # deleted since the version was asked for
+                    raise NotFound(f"no document {shown(doc_id)} in space {space_id!r}", space_id=space_id)
+                return self._ingest_new(space_id, doc_id, filename, ext, data, abandoned, progress, existing)
             if existing is not None:
                 event(
                     "[INGEST] Duplicate",
@@ -182,8 +195,7 @@ class Ingestor:
                     duplicate=True,
                 )
                 return IngestResult(existing, duplicate=True)
-            record = self._ingest_new(space_id, doc_id, filename, ext, data, abandoned, progress)
-            return IngestResult(record, duplicate=False)
+            return self._ingest_new(space_id, doc_id, filename, ext, data, abandoned, progress)
 
     def _ingest_new(
         self,
@@ -194,7 +206,10 @@ class Ingestor:
         data: bytes,
         abandoned: Callable[[], bool],
         progress: Progress,
-    ) -> DocumentRecord:
+        previous: DocumentRecord | None = None,
+    ) -> IngestResult:
+        """A new document, or the next version of `previous`: its chunks whose text `previous` had
+        keep their vectors, the rest are embedded."""
         t0 = time.perf_counter()
         _stop_if(abandoned)
         progress("reading", 0, 0)
@@ -210,14 +225,9 @@ class Ingestor:
             confidence=language.confidence,
         )
         progress("chunking", 0, 0)
-        nodes = self._chunk(text, space_id, doc_id, filename, language.code, extracted.sections)
-        if len(nodes) > self.max_chunks:
-            raise TooManyChunks(
-                f"the document makes {len(nodes):,} chunks of {CHUNK_TOKENS} tokens; MAX_DOCUMENT_CHUNKS allows "
-                f"{self.max_chunks:,} (embedding is what an upload costs) — split it into smaller documents",
-                chunks=len(nodes),
-                limit=self.max_chunks,
-            )
+        version = previous.version + 1 if previous else 1
+        nodes = self._chunk(text, space_id, doc_id, filename, language.code, extracted.sections, version)
+        self._check_size(nodes)
         t_chunk = time.perf_counter()
         record = DocumentRecord(
             doc_id=doc_id,
@@ -229,14 +239,31 @@ class Ingestor:
             tokens=count_tokens(text),
             chars=len(text),
             size_bytes=len(data),
-            created_at=0.0,
+            created_at=previous.created_at if previous else 0.0,
             text_sha256=text_sha256(text),
+            title=previous.title if previous else None,
+            version=version,
+            sha256=hashlib.sha256(data).hexdigest(),
+            version_at=time.time() if previous else None,
         )
+        reused = reuse_vectors(self.store, nodes, previous) if previous else 0
         embedded_by = self._embed(nodes, abandoned, progress, ahead)
         t_embed = time.perf_counter()
-        self._write(record, nodes, text, data)
-        _log_indexed(record, (t0, t_extract, t_chunk, t_embed, time.perf_counter()), embedded_by)
-        return record
+        if previous:
+            write_version(self.store, self.registry.db, (previous, record), nodes, text, data)
+        else:
+            self._write(record, nodes, text, data)
+        _log_indexed(record, (t0, t_extract, t_chunk, t_embed, time.perf_counter()), embedded_by, reused)
+        return IngestResult(record, duplicate=False, replaced=previous, reused_chunks=reused)
+
+    def _check_size(self, nodes: list[TextNode]) -> None:
+        if len(nodes) > self.max_chunks:
+            raise TooManyChunks(
+                f"the document makes {len(nodes):,} chunks of {CHUNK_TOKENS} tokens; MAX_DOCUMENT_CHUNKS allows "
+                f"{self.max_chunks:,} (embedding is what an upload costs) — split it into smaller documents",
+                chunks=len(nodes),
+                limit=self.max_chunks,
+            )
 
     def _embed_texts(self, texts: list[str]) -> list[list[float]]:
         return self.embed_model.get_text_embedding_batch(texts)
@@ -260,7 +287,7 @@ class Ingestor:
         """Vectors, then the row, text and original, all or nothing."""
         self.registry.begin(record)
         for node in nodes:  # what a scope filters on besides the language (`search/scope.py`)
-            node.metadata[UPLOADED_KEY], node.metadata[TAGS_KEY] = record.created_at, []
+            node.metadata.update({UPLOADED_KEY: record.created_at, TAGS_KEY: [], VERSION_KEY: 1})
         try:
             self.store.add(nodes)
             self.registry.commit(record.space_id, record.doc_id, text, data)
@@ -275,7 +302,8 @@ class Ingestor:
         """Dense vectors for every chunk not embedded ahead, a batch at a time: progress and a
         chance to stop after each. Which model embedded them: `small` or `uploads`."""
         for node in nodes:
-            node.embedding = ahead.vector(node.text)
+            if node.embedding is None:  # a chunk the replaced version had keeps its vector
+                node.embedding = ahead.vector(node.text)
         todo = [node for node in nodes if node.embedding is None]
         done = len(nodes) - len(todo)
         if len(ahead):
@@ -299,14 +327,22 @@ class Ingestor:
         return "small" if embed is self.embed_small else "uploads"
 
     def _chunk(
-        self, text: str, space_id: str, doc_id: str, filename: str, language: str, sections: Sequence[Section] = ()
+        self,
+        text: str,
+        space_id: str,
+        doc_id: str,
+        filename: str,
+        language: str,
+        sections: Sequence[Section] = (),
+        version: int = 1,
     ) -> list[TextNode]:
         nodes: list[TextNode] = []
         locator = Locator(text, sections)
         for i, piece in enumerate(self.splitter.split_text(text)):
             location, places = locator.place(piece)
+            point = f"{doc_id}:{i}" if version == 1 else f"{doc_id}:v{version}:{i}"  # versions side by side
             node = TextNode(
-                id_=str(uuid.uuid5(_POINT_NS, f"{doc_id}:{i}")),
+                id_=str(uuid.uuid5(_POINT_NS, point)),
                 text=piece,
                 metadata={
                     "space_id": space_id,
@@ -336,27 +372,6 @@ class Ingestor:
             self.discard(space_id, doc_id)
             event("[DELETE] Document removed", f"doc_id={doc_id} space={space_id}", doc_id=doc_id)
             return True
-
-    def stamp_older_chunks(self) -> int:
-        """Give chunks written before scopes existed what a scope filters on (their document's
-        upload time, no tags); returns the documents stamped. A start after that finds none, and
-        one while Qdrant is away leaves them to the next."""
-        try:
-            if self.store.missing(UPLOADED_KEY) == 0:
-                return 0
-        except VectorStoreUnavailable as exc:
-            event("[STORE] Older chunks not stamped for scopes", f"{exc.message}; next start", level=logging.WARNING)
-            return 0
-        stamped, catalog = 0, Catalog(self.registry.db)
-        for space_id in self.registry.spaces():
-            records = self.registry.list(space_id)
-            tags = catalog.tags_of(space_id, [r.doc_id for r in records])
-            for record in records:
-                payload = {UPLOADED_KEY: record.created_at, TAGS_KEY: tag_payload(tags.get(record.doc_id, ()))}
-                self.store.set_payload(payload, space_id, record.doc_id)
-                stamped += 1
-        event("[STORE] Older chunks stamped for scopes", f"{stamped} documents: upload time, tags", documents=stamped)
-        return stamped
 
     def recover(self) -> int:
         """Undo ingests a crash interrupted; returns how many were rolled back."""

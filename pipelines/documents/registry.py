@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import and_, delete, insert, select, update
 
 from docassist.pipelines.storage.database import Database
-from docassist.pipelines.storage.tables import document_contents, document_tags, documents
+from docassist.pipelines.storage.tables import document_contents, document_tags, document_versions, documents
 
 
 @dataclass
@@ -38,6 +38,9 @@ class DocumentRecord:
     state: str = "ready"
     text_sha256: str | None = None
     title: str | None = None  # set by PATCH /documents/{id}; the filename stands for it until then
+    version: int = 1  # PUT /documents/{id} makes the next (`versions.py`)
+    sha256: str | None = None  # of the uploaded bytes
+    version_at: float | None = None  # when this version came; None: at `created_at`
 
 
 COLUMNS = [documents.c[name] for name in DocumentRecord.__dataclass_fields__]
@@ -81,6 +84,18 @@ class Registry:
         )
         with self.db.begin() as conn:
             return [DocumentRecord(*r) for r in conn.execute(query)]
+
+    def named(self, space_id: str, filename: str) -> DocumentRecord | None:
+        """The space's newest ready document of this filename (`/ingest` with `replace=true`)."""
+        query = (
+            select(*COLUMNS)
+            .where(documents.c.space_id == space_id, documents.c.filename == filename, documents.c.state == "ready")
+            .order_by(documents.c.created_at.desc())
+            .limit(1)
+        )
+        with self.db.begin() as conn:
+            row = conn.execute(query).first()
+        return DocumentRecord(*row) if row else None
 
     def spaces(self) -> list[str]:
         """The spaces that hold at least one ready document, sorted (one model each in `/v1/models`)."""
@@ -172,7 +187,6 @@ class Registry:
                     document_contents.c.space_id == space_id, document_contents.c.doc_id == doc_id
                 )
             )
-            conn.execute(
-                delete(document_tags).where(document_tags.c.space_id == space_id, document_tags.c.doc_id == doc_id)
-            )
+            for table in (document_tags, document_versions):
+                conn.execute(delete(table).where(table.c.space_id == space_id, table.c.doc_id == doc_id))
             conn.execute(delete(documents).where(key(space_id, doc_id)))

@@ -40,7 +40,7 @@ from docassist.pipelines.documents.upload_store import (
     UploadStage,
     UploadStore,
 )
-from docassist.pipelines.errors import Cancelled, DocassistError, JobError
+from docassist.pipelines.errors import Cancelled, DocassistError, JobError, NotReady
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.logs import event
 
@@ -147,13 +147,22 @@ class UploadRunner:
         self._keeper: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ submitting and waiting
-    async def submit(self, space_id: str, filename: str, data: bytes, generate_summary: bool) -> Submitted:
-        admitted = await self.storage.run(self.ingestor.admit, space_id, filename, data)
+    async def submit(
+        self, space_id: str, filename: str, data: bytes, generate_summary: bool, replaces: str | None = None
+    ) -> Submitted:
+        """The upload queued as a job; `replaces`: the id of the document it is the next version of."""
+        admitted = await self.storage.run(self.ingestor.admit, space_id, filename, data, replaces)
         doc_id = admitted.doc_id
         running = self._running.get((space_id, doc_id))
+        if running is not None and replaces is not None:  # one version at a time
+            raise NotReady(
+                f"a version of document {doc_id} is still being read; its upload is job {running.job.job_id}",
+                job_id=running.job.job_id,
+                doc_id=doc_id,
+            )
         if running is not None:  # the same bytes, uploaded again while the first is processed
             return Submitted(running=running, joined=True)
-        existing = await self.storage.run(self.registry.get, space_id, doc_id)
+        existing = await self.storage.run(self.registry.get, space_id, doc_id) if replaces is None else None
         if existing is not None:
             return Submitted(duplicate=IngestResult(existing, duplicate=True))
         self.queue.check(space_id)

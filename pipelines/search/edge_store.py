@@ -36,7 +36,7 @@ from pydantic import PrivateAttr
 
 from docassist.pipelines.errors import VectorStoreUnavailable
 from docassist.pipelines.search import sparse
-from docassist.pipelines.search.scope import LANGUAGE_KEY, TAGS_KEY, UPLOADED_KEY, Scope
+from docassist.pipelines.search.scope import LANGUAGE_KEY, TAGS_KEY, UPLOADED_KEY, VERSION_KEY, Scope
 
 DENSE = "dense"
 SPARSE = "bm25"
@@ -166,6 +166,13 @@ class EdgeVectorStore(BasePydanticVectorStore):
 
     def delete_where(self, space_id: str | None = None, doc_id: str | None = None) -> None:
         self._call("update", qe.UpdateOperation.delete_points_by_filter(edge_filter(space_id, doc_id)))
+
+    def delete_versions(self, space_id: str, doc_id: str, version: int, keep: bool) -> None:
+        """A document's chunks of `version` (`keep`: of every other version)."""
+        flt = edge_filter(space_id, doc_id)
+        match = qe.FieldCondition(key=VERSION_KEY, match=qe.MatchValue(version))
+        both = qe.Filter(must=flt.must, must_not=[match]) if keep else qe.Filter(must=[*flt.must, match])
+        self._call("update", qe.UpdateOperation.delete_points_by_filter(both))
 
     def set_payload_where(self, payload: dict[str, Any], space_id: str, doc_id: str | None = None) -> None:
         """Set payload keys on every point of a space (or of one of its documents)."""

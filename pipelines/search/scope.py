@@ -17,6 +17,7 @@ from docassist.pipelines.errors import InvalidInput
 TAGS_KEY = "tags"  # a chunk's document's tags, case-folded: a scope's tags match in any case
 LANGUAGE_KEY = "language"
 UPLOADED_KEY = "uploaded_at"  # seconds since the epoch, as the registry's `created_at`
+VERSION_KEY = "version"  # the document version a chunk belongs to (`PUT /documents/{id}`)
 MAX_SCOPE_DOCUMENTS = 1000  # a scope names documents one by one; past this, a tag says it better
 MAX_SCOPE_VALUES = 100  # tags or languages in one scope
 MAX_TAGS = 100  # tags on one document

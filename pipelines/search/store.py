@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +41,7 @@ from docassist.pipelines.search.edge_store import (
     edge_filter,
     to_node,
 )
-from docassist.pipelines.search.scope import LANGUAGE_KEY, TAGS_KEY, UPLOADED_KEY, Scope
+from docassist.pipelines.search.scope import LANGUAGE_KEY, TAGS_KEY, UPLOADED_KEY, VERSION_KEY, Scope
 from docassist.pipelines.settings import Settings
 
 PREFETCH_DEPTH = 20  # candidates per prefetch (at least top_k); DBSF normalises over them: 20 tuned on dev
@@ -156,6 +156,46 @@ class Store:
                 points=models.FilterSelector(filter=self.space_filter(space_id, doc_id)),
                 wait=True,
             )
+
+    def vectors_by_text(self, space_id: str, doc_id: str, digest: Callable[[str], str]) -> dict[str, list[float]]:
+        """The document's dense vectors by `digest` of their chunk's text: what a new version of it
+        reuses for the chunks it did not change."""
+        if self.edge is not None:
+            nodes = [to_node(p) for p in self.edge.scroll(edge_filter(space_id, doc_id), with_vector=True)]
+            return {digest(n.get_content()): n.embedding for n in nodes if n.embedding}
+        store, found, offset = self.vector_store, {}, None
+        with self._guard():
+            while True:
+                batch, offset = self.client.scroll(
+                    self.collection, scroll_filter=self.space_filter(space_id, doc_id), limit=256, offset=offset,
+                    with_payload=True, with_vectors=[DENSE],
+                )  # fmt: skip
+                for point, node in zip(batch, store.parse_to_query_result(batch).nodes, strict=True):
+                    vector = point.vector.get(DENSE) if isinstance(point.vector, dict) else None
+                    if isinstance(vector, list):
+                        found[digest(node.get_content())] = vector
+                if offset is None:
+                    return found
+
+    def delete_version(self, space_id: str, doc_id: str, version: int) -> None:
+        """The chunks of one version of a document (a new version that could not be written)."""
+        self._delete_where(space_id, doc_id, version, keep=False)
+
+    def delete_other_versions(self, space_id: str, doc_id: str, version: int) -> None:
+        """Every chunk of the document but those of `version` (the replaced versions')."""
+        self._delete_where(space_id, doc_id, version, keep=True)
+
+    def _delete_where(self, space_id: str, doc_id: str, version: int, keep: bool) -> None:
+        if self.edge is not None:
+            self.edge.delete_versions(space_id, doc_id, version, keep)
+            return
+        base = self.space_filter(space_id, doc_id)
+        condition = models.FieldCondition(key=VERSION_KEY, match=models.MatchValue(value=version))
+        must = list(base.must or [])  # type: ignore[arg-type]
+        flt = models.Filter(must=must, must_not=[condition]) if keep else models.Filter(must=[*must, condition])
+        _ = self.vector_store
+        with self._guard():
+            self.client.delete(self.collection, points_selector=models.FilterSelector(filter=flt), wait=True)
 
     def missing(self, key: str) -> int:
         """Chunks whose payload lacks `key` (written before docassist kept it)."""

@@ -5,6 +5,9 @@
 - `document_tags`: a document's tags, one row each by its case-folded form (a tag filter is an
   index look-up); the document's row keeps its `title`, and `title_key` (title and filename
   case-folded) for a title search that folds Cyrillic on SQLite too.
+- `document_versions`: a replaced document's versions (`PUT /documents/{id}`), each with when it
+  came, its bytes' SHA-256 and size, and — once replaced — its text and original; a document never
+  replaced has no rows (its version 1 is its `documents` row).
 - `document_contents`: each document's extracted text and original bytes, so any backend can
   summarize a document another backend ingested and an index can be rebuilt.
 - `summaries`: finished summaries by cache key (space, text, models, prompts, language, limits).
@@ -65,7 +68,25 @@ documents = Table(
     Column("text_sha256", String(64)),
     Column("title", Text),
     Column("title_key", Text, nullable=False, server_default=""),  # title and filename, case-folded
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("sha256", String(64)),  # of the uploaded bytes (null: uploaded before it was kept)
+    Column("version_at", Float),  # when this version was uploaded (null: at `created_at`)
     PrimaryKeyConstraint("space_id", "doc_id"),
+)
+
+document_versions = Table(
+    "document_versions",
+    metadata,
+    Column("space_id", String(64), nullable=False),
+    Column("doc_id", String(64), nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("uploaded_at", Float, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("text", Text),  # null for the current version: its text is in `document_contents`
+    Column("original", LargeBinary),
+    PrimaryKeyConstraint("space_id", "doc_id", "n"),
 )
 
 document_tags = Table(
