@@ -236,7 +236,9 @@ class SummarizeWorkflow(Workflow):
         text = await self._summarize_text(ctx, task, endpoint, ev.text, out, **slots)
         return PartSummarized(level=ev.level, index=ev.index, text=text)
 
-    @step
+    # one worker: with several, two parts finishing together each see the level's buffer as it was
+    # before the other, and the runtime runs one of them again — its progress counted twice
+    @step(num_workers=1)
     async def collect_level(self, ctx: Context[RunState], ev: PartSummarized) -> FinalPassQueued | PartQueued | None:
         async with ctx.store.edit_state() as st:
             st.level_done[ev.level] = done = st.level_done.get(ev.level, 0) + 1
