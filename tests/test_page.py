@@ -241,7 +241,9 @@ def test_a_long_summary_shows_its_plan_and_progress_and_closing_it_cancels_the_w
     assert f"[SUMMARY] Cancelled\n  doc_id={doc_id}" in svc.log(), "closing the summary stops the model's work"
 
     item.get_by_role("button", name="Summarize").click()
-    expect(panel).to_contain_text(re.compile(r"Parts read: \d+ of \d+"), timeout=LLM_S)
+    # the run resumes: the parts read before the close come back from the memo at once, so the stage
+    # may already have moved on to writing when the page is looked at
+    expect(panel).to_contain_text(re.compile(r"Parts read: \d+ of \d+|Writing the summary"), timeout=LLM_S)
     expect(panel).to_contain_text(re.compile(r"about \d+ seconds? left|almost done"))
     progress = panel.get_by_role("progressbar")
     expect(progress).to_be_visible()
