@@ -131,7 +131,7 @@ class VersionOut(BaseModel):
     filename: str
     uploaded_at: float
     sha256: str = Field(description="of the uploaded bytes; empty for a first version uploaded before it was kept")
-    size_bytes: int
+    size: int = Field(description="of the uploaded file, in bytes")
 
 
 class DocumentInfo(BaseModel):

@@ -47,9 +47,9 @@ def test_a_new_version_keeps_its_id_embeds_only_what_changed_and_keeps_the_old_t
 
     shown = http.get(f"/documents/{doc}", params={"space_id": space}).json()
     assert shown["version"] == 2
-    assert [(v["n"], v["sha256"]) for v in shown["versions"]] == [
-        (1, hashlib.sha256(v1).hexdigest()),
-        (2, hashlib.sha256(v2).hexdigest()),
+    assert [(v["n"], v["sha256"], v["size"]) for v in shown["versions"]] == [
+        (1, hashlib.sha256(v1).hexdigest(), len(v1)),
+        (2, hashlib.sha256(v2).hexdigest(), len(v2)),
     ]
     old_text = http.get(f"/documents/{doc}/versions/1/text", params={"space_id": space})
     assert old_text.status_code == 200 and OLD in old_text.text and NEW not in old_text.text

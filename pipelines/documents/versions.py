@@ -29,7 +29,7 @@ class Version:
     filename: str
     uploaded_at: float
     sha256: str  # of the uploaded bytes
-    size_bytes: int
+    size: int  # bytes
 
 
 def bytes_sha256(data: bytes) -> str:
