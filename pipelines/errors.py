@@ -76,6 +76,11 @@ class UnsupportedValue(InvalidInput):
 class NotFound(DocassistError):
     code = "not_found"
 
+    @classmethod
+    def document(cls, space_id: str, doc_id: str) -> NotFound:
+        """A document the space does not hold: the same words whether or not another space has it."""
+        return cls(f"no document {shown(doc_id)} in space {space_id!r}", space_id=space_id)
+
 
 class NotReady(DocassistError):
     """The document is still being read: its upload job runs. Asked again after `retry_after_s`

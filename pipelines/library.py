@@ -67,7 +67,7 @@ class Library:
         record = self.registry.get(space_id, doc_id)
         if record is None:
             self.check_ready(space_id, [doc_id])
-            raise NotFound(f"no document {shown(doc_id)} in space {space_id!r}", space_id=space_id)
+            raise NotFound.document(space_id, doc_id)
         return record
 
     def check_ready(self, space_id: str, doc_ids: Sequence[str]) -> None:
@@ -133,7 +133,7 @@ class Library:
 
         def write() -> DocumentView:
             if not self.catalog.describe(space_id, doc_id, record.filename, kept, named, title is not KEEP):
-                raise NotFound(f"no document {shown(doc_id)} in space {space_id!r}", space_id=space_id)
+                raise NotFound.document(space_id, doc_id)
             return self._view(self.record(space_id, doc_id))
 
         return await self._read(write)
@@ -246,7 +246,7 @@ class Library:
         await self._read(lambda: self.jobs.store.forget_document(space_id, doc_id))
         await self.summaries.cancel_document(space_id, doc_id)
         if not await self._read(lambda: self.ingestor.delete(space_id, doc_id)):
-            raise NotFound(f"no document {shown(doc_id)} in space {space_id!r}", space_id=space_id)
+            raise NotFound.document(space_id, doc_id)
 
         def forget() -> None:
             last = record.text_sha256 is None or self.registry.twins(space_id, record.text_sha256) == 0

@@ -18,6 +18,7 @@ from qdrant_client import QdrantClient
 from docassist.pipelines.documents.catalog import stamp_older_chunks
 from docassist.pipelines.documents.ingestion import Ingestor
 from docassist.pipelines.documents.registry import Registry
+from docassist.pipelines.documents.versions import chunk_sha256
 from docassist.pipelines.errors import VectorStoreUnavailable
 from docassist.pipelines.search.edge_store import EdgeVectorStore
 from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
@@ -229,3 +230,16 @@ def test_chunks_written_before_scopes_are_stamped_once_at_start(parts, embed):
         record.doc_id
     ]
     assert stamp_older_chunks(store, ingestor.registry) == 0
+
+
+def test_a_documents_vectors_come_back_by_their_chunks_text_on_either_backend(parts, embed):
+    """What a new version reuses: every chunk's dense vector, keyed by its text's hash."""
+    ingestor, store = parts
+    long_text = "\n\n".join(f"Абзац {i}. " + "Озеро Байкал содержит пятую часть пресной воды. " * 40 for i in range(4))
+    doc = ingestor.ingest("s", "long.txt", long_text.encode()).record
+    ingestor.ingest("s", "kazan.txt", KAZAN.encode())
+    chunks = store.chunks("s", doc.doc_id)
+    found = store.vectors_by_text("s", doc.doc_id, chunk_sha256)
+    assert set(found) == {chunk_sha256(c.get_content()) for c in chunks} and len(found) > 1  # equal chunks: one key
+    first = chunks[0].get_content()
+    assert found[chunk_sha256(first)] == pytest.approx(embed.get_text_embedding(first), abs=1e-3)

@@ -35,7 +35,7 @@ from docassist.pipelines.documents.locations import Extracted, Locator, Section
 from docassist.pipelines.documents.registry import DocumentRecord, Registry, text_sha256
 from docassist.pipelines.documents.upload_store import UploadStage
 from docassist.pipelines.documents.versions import reuse_vectors, write_version
-from docassist.pipelines.errors import Cancelled, NotFound, TooLarge, TooManyChunks, shown
+from docassist.pipelines.errors import Cancelled, NotFound, TooLarge, TooManyChunks
 from docassist.pipelines.language import detect_language
 from docassist.pipelines.logs import event
 from docassist.pipelines.search.scope import TAGS_KEY, UPLOADED_KEY, VERSION_KEY
@@ -184,7 +184,7 @@ class Ingestor:
             existing = self.registry.get(space_id, doc_id)
             if admitted.replaces:
                 if existing is None:  # deleted since the version was asked for
-                    raise NotFound(f"no document {shown(doc_id)} in space {space_id!r}", space_id=space_id)
+                    raise NotFound.document(space_id, doc_id)
                 return self._ingest_new(space_id, doc_id, filename, ext, data, abandoned, progress, existing)
             if existing is not None:
                 event(

@@ -29,7 +29,6 @@ from docassist.pipelines.errors import (
     PageTooCostly,
     UnreadableDocument,
     UnsupportedMediaType,
-    shown,
 )
 
 if TYPE_CHECKING:
@@ -82,7 +81,7 @@ def render_stored_page(source: StoredPdf, number: int, limits: ExtractLimits, dp
     PNG bytes, in colour; `NotFound` when the document is gone or has no such page."""
     data = _registry(source.database_url).original(source.space_id, source.doc_id)
     if data is None:
-        raise NotFound(f"no document {shown(source.doc_id)} in space {source.space_id!r}", space_id=source.space_id)
+        raise NotFound.document(source.space_id, source.doc_id)
     return render_page_png(data, number, limits, dpi)
 
 

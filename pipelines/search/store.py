@@ -163,19 +163,33 @@ class Store:
         if self.edge is not None:
             nodes = [to_node(p) for p in self.edge.scroll(edge_filter(space_id, doc_id), with_vector=True)]
             return {digest(n.get_content()): n.embedding for n in nodes if n.embedding}
-        store, found, offset = self.vector_store, {}, None
+        points = self._server_points(space_id, doc_id, with_vectors=True)
+        found: dict[str, list[float]] = {}
+        for point, node in zip(points, self.vector_store.parse_to_query_result(points).nodes, strict=True):
+            vector = point.vector.get(DENSE) if isinstance(point.vector, dict) else None
+            if isinstance(vector, list):
+                found[digest(node.get_content())] = vector
+        return found
+
+    def _server_points(self, space_id: str, doc_id: str, with_vectors: bool = False) -> list[models.Record]:
+        """Every point of one document on the server, a page of 256 at a time (dense vectors too
+        where asked)."""
+        points: list[models.Record] = []
+        offset = None
+        _ = self.vector_store
         with self._guard():
             while True:
                 batch, offset = self.client.scroll(
-                    self.collection, scroll_filter=self.space_filter(space_id, doc_id), limit=256, offset=offset,
-                    with_payload=True, with_vectors=[DENSE],
-                )  # fmt: skip
-                for point, node in zip(batch, store.parse_to_query_result(batch).nodes, strict=True):
-                    vector = point.vector.get(DENSE) if isinstance(point.vector, dict) else None
-                    if isinstance(vector, list):
-                        found[digest(node.get_content())] = vector
+                    self.collection,
+                    scroll_filter=self.space_filter(space_id, doc_id),
+                    limit=256,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=[DENSE] if with_vectors else False,
+                )
+                points.extend(batch)
                 if offset is None:
-                    return found
+                    return points
 
     def delete_version(self, space_id: str, doc_id: str, version: int) -> None:
         """The chunks of one version of a document (a new version that could not be written)."""
@@ -220,22 +234,8 @@ class Store:
         if self.edge is not None:
             nodes = [to_node(p) for p in self.edge.scroll(edge_filter(space_id, doc_id))]
             return sorted(nodes, key=lambda n: n.metadata.get("chunk", 0))
-        points: list = []
-        offset = None
-        store = self.vector_store
-        with self._guard():
-            while True:
-                batch, offset = self.client.scroll(
-                    self.collection,
-                    scroll_filter=self.space_filter(space_id, doc_id),
-                    limit=256,
-                    offset=offset,
-                    with_payload=True,
-                )
-                points.extend(batch)
-                if offset is None:
-                    break
-        nodes = store.parse_to_query_result(points).nodes
+        points = self._server_points(space_id, doc_id)
+        nodes = self.vector_store.parse_to_query_result(points).nodes
         return sorted(nodes, key=lambda n: n.metadata.get("chunk", 0))  # type: ignore[return-value]
 
     def search(
