@@ -137,6 +137,7 @@ def test_the_document_list_filters_searches_sorts_and_pages(http, space):
     assert names == sorted(names, reverse=True) and len(names) == 3 and first["total"] == 3
     assert http.get("/documents", params={"space_id": space, "limit": 0}).status_code == 422
     assert http.get("/documents", params={"space_id": space, "sort": "secret"}).status_code == 422
+    assert http.get("/documents", params={"space_id": space, "offset": 10**22}).status_code == 422, "not a 500"
 
 
 def test_a_conversation_keeps_its_scope_and_a_question_may_give_its_own(http, space):

@@ -56,6 +56,7 @@ def test_a_new_version_keeps_its_id_embeds_only_what_changed_and_keeps_the_old_t
     now = http.get(f"/documents/{doc}/text", params={"space_id": space}).text
     assert NEW in now and now == http.get(f"/documents/{doc}/versions/2/text", params={"space_id": space}).text
     assert http.get(f"/documents/{doc}/versions/3/text", params={"space_id": space}).status_code == 404
+    assert http.get(f"/documents/{doc}/versions/{10**22}/text", params={"space_id": space}).status_code == 422
     listed = http.get("/documents", params={"space_id": space}).json()
     assert listed["total"] == 1 and listed["documents"][0]["version"] == 2
 

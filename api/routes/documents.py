@@ -33,6 +33,7 @@ router = APIRouter(tags=["documents"])
 SpaceQuery = Annotated[str, Query(pattern=SPACE_PATTERN, description="1–64 of [A-Za-z0-9_-]")]
 _READ_BLOCK = 1 << 20
 _READ = error_responses(401, 403, 404, 409, 422, 503)
+MAX_OFFSET = 1_000_000_000  # past any space; a larger number would overflow the database's integer
 
 
 async def read_limited(upload: UploadFile, limit: int) -> bytes:
@@ -144,7 +145,7 @@ async def list_documents(
     sort: Sort = "created_at",
     order: Literal["asc", "desc"] = "asc",
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="documents to skip (at most 1,000,000,000)")] = 0,
 ) -> DocumentList:
     """A page of the space's documents with their title, tags and summary status: oldest first
     unless `sort` and `order` say otherwise; `tag`, `language` and `q` filter (all that are given

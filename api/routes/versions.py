@@ -69,7 +69,7 @@ async def list_versions(
 )
 async def version_text(
     doc_id: str,
-    n: Annotated[int, Path(ge=1)],
+    n: Annotated[int, Path(ge=1, le=1_000_000_000)],
     assistant: AssistantDep,
     access: AccessDep,
     space_id: SpaceQuery = "default",
