@@ -20,7 +20,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from docassist.pipelines.documents.registry import COLUMNS, DocumentRecord, Registry, key, title_key
 from docassist.pipelines.errors import VectorStoreUnavailable
 from docassist.pipelines.logs import event
-from docassist.pipelines.search.scope import TAGS_KEY, UPLOADED_KEY, VERSION_KEY, tag_payload
+from docassist.pipelines.search.scope import TAGS_KEY, UPLOADED_KEY, VERSION_KEY, tag_payload, uploaded_payload
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.storage.database import Database
 from docassist.pipelines.storage.tables import document_tags, documents
@@ -147,7 +147,7 @@ def stamp_older_chunks(store: Store, registry: Registry) -> int:
         tags = catalog.tags_of(space_id, [r.doc_id for r in records])
         for record in records:
             payload = {
-                UPLOADED_KEY: record.created_at,
+                UPLOADED_KEY: uploaded_payload(record.created_at),
                 TAGS_KEY: tag_payload(tags.get(record.doc_id, ())),
                 VERSION_KEY: 1,
             }

@@ -38,7 +38,7 @@ from docassist.pipelines.documents.versions import reuse_vectors, write_version
 from docassist.pipelines.errors import Cancelled, NotFound, TooLarge, TooManyChunks
 from docassist.pipelines.language import detect_language
 from docassist.pipelines.logs import event
-from docassist.pipelines.search.scope import TAGS_KEY, UPLOADED_KEY, VERSION_KEY
+from docassist.pipelines.search.scope import TAGS_KEY, UPLOADED_KEY, VERSION_KEY, uploaded_payload
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.spaces import check_space_id
 
@@ -287,7 +287,7 @@ class Ingestor:
         """Vectors, then the row, text and original, all or nothing."""
         self.registry.begin(record)
         for node in nodes:  # what a scope filters on besides the language (`search/scope.py`)
-            node.metadata.update({UPLOADED_KEY: record.created_at, TAGS_KEY: [], VERSION_KEY: 1})
+            node.metadata.update({UPLOADED_KEY: uploaded_payload(record.created_at), TAGS_KEY: [], VERSION_KEY: 1})
         try:
             self.store.add(nodes)
             self.registry.commit(record.space_id, record.doc_id, text, data)

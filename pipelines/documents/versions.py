@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from docassist.pipelines.documents.catalog import Catalog
 from docassist.pipelines.documents.registry import DocumentRecord, key, title_key
-from docassist.pipelines.search.scope import TAGS_KEY, UPLOADED_KEY, VERSION_KEY, tag_payload
+from docassist.pipelines.search.scope import TAGS_KEY, UPLOADED_KEY, VERSION_KEY, tag_payload, uploaded_payload
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.storage.database import Database
 from docassist.pipelines.storage.tables import document_contents, document_versions, documents
@@ -160,7 +160,11 @@ def write_version(
     never neither. A failure before the row is written leaves the old version as it was."""
     previous, record = records
     tags = Catalog(db).tags_of(record.space_id, [record.doc_id]).get(record.doc_id, ())
-    stamp = {UPLOADED_KEY: record.created_at, TAGS_KEY: tag_payload(tags), VERSION_KEY: record.version}
+    stamp = {
+        UPLOADED_KEY: uploaded_payload(record.created_at),
+        TAGS_KEY: tag_payload(tags),
+        VERSION_KEY: record.version,
+    }
     for node in nodes:
         node.metadata.update(stamp)
     store.add(nodes)

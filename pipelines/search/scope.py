@@ -26,6 +26,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
 
 
+def uploaded_payload(seconds: float) -> float:
+    """An upload time as chunks carry it: to the millisecond, a float every store keeps exactly
+    (Qdrant Edge prints a payload float to fewer digits than a full `time.time()` has)."""
+    return round(seconds, 3)
+
+
 def tag_payload(tags: tuple[str, ...]) -> list[str]:
     """A document's tags as its chunks carry them (case-folded, as a scope asks for them)."""
     return [tag.casefold() for tag in tags]
