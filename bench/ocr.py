@@ -26,6 +26,7 @@ from docassist.evals.datasets import EVALDATA, xquad_article
 from docassist.evals.scans import ScanStyle, image_pdf, render_pages
 from docassist.pipelines.documents.formats.ocr import LANGUAGES, OMP_THREADS, render_pdf_page
 from docassist.pipelines.documents.limits import ExtractLimits
+from docassist.pipelines.environment import process_environment
 from docassist.pipelines.priorities import BULK_NICE
 
 SPACE = "bench_ocr"
@@ -56,7 +57,7 @@ def tesseract_alone(pdf: bytes, workdir: Path, side_by_side: int = 1) -> float:
         path = workdir / f"page-{index}.png"
         render_pdf_page(pdf, index, limits).save(path)
         files.append(path)
-    env = {**os.environ, "OMP_THREAD_LIMIT": OMP_THREADS}
+    env = {**process_environment(), "OMP_THREAD_LIMIT": OMP_THREADS}
 
     def read(path: Path) -> None:  # at the extraction workers' priority, as the service runs it
         subprocess.run(

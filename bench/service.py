@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from docassist.pipelines.environment import process_environment
 from docassist.pipelines.llm.llama_server import free_port
 
 START_TIMEOUT_S = 300
@@ -37,7 +38,7 @@ _INHERITED_NOT = ("LLM_", "VLLM_", "OLLAMA_", "QDRANT_", "LLAMA_SERVER_", "DATAB
 def service_env(data_dir: Path, **overrides: str) -> dict[str, str]:
     """The environment of a fresh embedded default: nothing inherited that would point it at
     other servers or keys; `overrides` on top."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_NOT)}
+    env = {k: v for k, v in process_environment().items() if not k.startswith(_INHERITED_NOT)}
     env.pop("OMP_WAIT_POLICY", None)
     if USER_OMP_WAIT_POLICY is not None:
         env["OMP_WAIT_POLICY"] = USER_OMP_WAIT_POLICY

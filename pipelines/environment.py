@@ -9,6 +9,7 @@ reads no environment at all: only `from_env` does.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any, Self
 
@@ -20,6 +21,16 @@ from pydantic_settings import (
     SettingsConfigDict,
     SettingsError,
 )
+
+
+def process_environment() -> dict[str, str]:
+    """A copy of this process's environment that another thread changing it cannot break.
+
+    `dict(os.environ)` lists the keys, then reads each: llama-index sets `TIKTOKEN_CACHE_DIR` and
+    deletes it again while it loads its tokenizer, and a copy taken meanwhile on another thread
+    raised `KeyError` (the service then failed to start). A variable gone by the time it is read
+    is left out."""
+    return {key: value for key in list(os.environ) if (value := os.environ.get(key)) is not None}
 
 
 class ConfigError(RuntimeError):

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import NoDecode
 
-from docassist.pipelines.environment import ConfigError, FromEnvironment
+from docassist.pipelines.environment import ConfigError, FromEnvironment, process_environment
 from docassist.pipelines.keys import ApiKey, KeyConfigError, parse_api_keys
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
@@ -265,7 +265,7 @@ def _validate(model: type[BaseModel], data: Any, file: str, prefix: str = "") ->
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Build the settings from `config/` and the environment, or raise `ConfigError`."""
-    env = dict(os.environ if env is None else env)
+    env = process_environment() if env is None else dict(env)
     config_dir = _config_dir()
     mode = (env.get("LLM_MODE") or "local").strip().lower() or "local"
     profile_name = PROFILE_ALIASES.get(mode)

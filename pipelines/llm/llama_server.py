@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from docassist.pipelines.environment import process_environment
 from docassist.pipelines.logs import event
 from docassist.pipelines.priorities import GENERATION_NICE
 from docassist.pipelines.storage.private import write_private
@@ -106,7 +107,7 @@ def _child_env(api_key: str) -> dict[str, str]:
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
     own = {name.upper() for cls in (ServerSettings, ModelSettings) for name in cls.model_fields}
-    return {k: v for k, v in os.environ.items() if k.upper() not in own} | {"API_KEY": api_key}
+    return {k: v for k, v in process_environment().items() if k.upper() not in own} | {"API_KEY": api_key}
 
 
 def _kill_stale(pid_file: Path) -> int | None:
