@@ -41,6 +41,7 @@ from docassist.api.routes import (
     page,
     search,
     summaries,
+    sync,
     versions,
 )
 from docassist.pipelines import metrics as service_metrics
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         ask.router,
         conversations.router,
         versions.router,
+        sync.router,
         jobs.router,
         metrics.router,
         openai_compat.router,

@@ -1,8 +1,9 @@
-"""`docassist` command line: serve, worker, ingest, documents, key, audit export, eval, bench.
+"""`docassist` command line: serve, worker, ingest, documents, sync, key, audit export, eval, bench.
 
 `ingest` and `documents` talk to a running service over HTTP (a Qdrant Edge shard admits one
 process at a time, and the service holds it); with no service running, they open the
-data directory themselves.
+data directory themselves. `sync` keeps a space holding a folder's files, through a running
+service only (`folder_sync.py`).
 """
 
 from __future__ import annotations
@@ -232,6 +233,58 @@ def cmd_documents(args: argparse.Namespace) -> int:
     return 0 if response.is_success else 1
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    """One pass over the folder (and more on each change with `--watch`): exit 1 when anything
+    failed, bad input included; 2 for a command line that cannot run."""
+    from docassist.api.folder_sync import SyncOptions, run_pass, watch
+    from docassist.pipelines.errors import InvalidInput
+    from docassist.pipelines.search.scope import clean_tags
+    from docassist.pipelines.spaces import is_space_id
+
+    root = Path(args.dir)
+    problem = None if root.is_dir() else f"not a folder: {root}"
+    if problem is None and not is_space_id(args.space):
+        problem = f"--space {args.space!r}: 1-64 characters of A-Z, a-z, 0-9, _ and -"
+    try:
+        tags = clean_tags(args.tags, "--tags") if args.tags is not None else None
+    except InvalidInput as exc:
+        problem = problem or exc.message
+    if problem is None and args.concurrency < 1:
+        problem = "--concurrency must be at least 1"
+    if problem is not None:
+        print(f"docassist sync: {problem}", file=sys.stderr)
+        return 2
+    options = SyncOptions(
+        root, args.space, args.url.rstrip("/"), os.environ.get("DOCASSIST_API_KEY") or None,
+        args.delete, tags, args.concurrency, sys.stderr.isatty(),
+    )  # fmt: skip
+    return watch(options) if args.watch else run_pass(options)
+
+
+def _sync_parser(sub: Any, url: str) -> None:
+    sync = sub.add_parser(
+        "sync",
+        help="keep a space holding a folder's files, through the running service",
+        description="Upload the folder's new files, send its changed ones as new versions, and with --delete "
+        "delete the documents whose file is gone. A file's document is named by its path in the folder "
+        "(sub/dir/report.pdf). Hidden files and kinds docassist does not read are left out; symbolic link loops, "
+        "broken links, FIFOs, device files and unreadable files are reported and skipped, and count as failed. "
+        "The last line: added N, updated N, deleted N, unchanged N, failed N; exit 1 when failed > 0. "
+        "DOCASSIST_URL names the service, DOCASSIST_API_KEY the key or personal token.",
+    )
+    sync.add_argument("dir", help="the folder")
+    sync.add_argument("--space", default="default")
+    sync.add_argument("--delete", action="store_true", help="delete the space's documents that are not in the folder")
+    sync.add_argument("--watch", action="store_true", help="after the first pass, sync again on each change")
+    sync.add_argument(
+        "--tags", nargs="+", action="extend", default=None, metavar="TAG",
+        help="tags for each document this run uploads or updates (replacing its tags)",
+    )  # fmt: skip
+    sync.add_argument("--concurrency", type=int, default=4, help="uploads at a time (default 4)")
+    sync.add_argument("--url", default=url)
+    sync.set_defaults(func=cmd_sync)
+
+
 _DELEGATED = {"eval": "docassist.evals.cli", "bench": "docassist.bench.__main__"}
 
 
@@ -276,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     docs.add_argument("--space", default="default")
     docs.add_argument("--url", default=url)
     docs.set_defaults(func=cmd_documents)
+    _sync_parser(sub, url)
     key = sub.add_parser("key", help="make a new API key and its sha256 entry for API_KEYS")
     key.add_argument("--spaces", default="*", help="what it reaches: * (every space) or space_a|space_b")
     key.set_defaults(func=cmd_key)

@@ -34,6 +34,8 @@ from docassist.pipelines.keys import digest_of
 
 UPLOAD_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the form's other fields
 JSON_BODY_LIMIT_BYTES = 1024 * 1024  # every JSON route takes a small body (a question is at most 4,000 characters)
+# but a folder's file list (`POST /sync/diff`): 100,000 files with paths of about 200 characters
+SYNC_PATH, SYNC_BODY_LIMIT_BYTES = "/sync/diff", 32 * 1024 * 1024
 OPEN_PATHS = ("/health", "/docs", "/openapi.json", "/auth/config", "/auth/login", "/auth/logout")
 STATIC = "/static/"
 OPEN_PREFIXES = (STATIC, "/auth/oidc/")
@@ -74,6 +76,8 @@ class RequestGuard:
         self.metrics_loopback = metrics_loopback
 
     def limit_for(self, path: str) -> int:
+        if path == SYNC_PATH:
+            return SYNC_BODY_LIMIT_BYTES
         return self.upload_limit if path == "/ingest" else JSON_BODY_LIMIT_BYTES
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -143,6 +147,8 @@ class RequestGuard:
 
 
 def _what(path: str) -> str:
+    if path == SYNC_PATH:
+        return "a folder's file list"
     return "MAX_UPLOAD_MB" if path == "/ingest" else "the JSON body limit"
 
 

@@ -312,7 +312,9 @@ class _PostOnly:
 
 
 def _location(s: Source) -> str:
-    return f"{s.filename} (doc_id {s.doc_id}, chunk {s.chunk})"
+    place = s.match_location or s.location
+    where = "".join(f", {name} {value}" for name, value in place.as_dict().items()) if place else ""
+    return f"{s.filename} (doc_id {s.doc_id}, chunk {s.chunk}{where})"
 
 
 def _source_list(sources: list[Source]) -> str:

@@ -239,9 +239,15 @@ class SourceOut(BaseModel):
     location: Location | None = Field(
         default=None,
         description='where the chunk sits: {"page": 3}, {"page": 3, "page_end": 4}, {"slide": 2, "title": "…"}, '
+        '{"slide": 1, "slide_end": 3}, '
         '{"sheet": "Продажи", "rows": "2-4"}, {"chapter": "…"}, {"section": "A › B"}; null when unknown '
         "(documents ingested before locations were kept)",
         examples=[{"page": 3}],
+    )
+    match_location: Location | None = Field(
+        default=None,
+        description="where the chunk's sentence that matched the question best sits: its own slide, rows, chapter "
+        'or page when the chunk spans several ({"slide": 3} in {"slide": 1, "slide_end": 3}); else `location`',
     )
 
 
@@ -267,6 +273,11 @@ class CitationOut(BaseModel):
     score: float
     location: Location | None = Field(
         default=None, description="where the quote itself sits (its page, even when its chunk spans two); null: unknown"
+    )
+    version: int | None = Field(
+        default=None,
+        description="the document's version the quote was taken from: after a new version, "
+        "`GET /documents/{id}/versions/{n}/text` still holds it (null: answered before versions were kept)",
     )
 
 

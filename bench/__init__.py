@@ -43,6 +43,8 @@ Module: what it measures — against what (same run)
   flood, made-up methods and paths) — the same probes with no attack just before, open loop.
 - pages_memory: the service's resident memory during 40 parallel page requests of a ~45 MB
   PDF — its memory just before.
+- sync: `docassist sync` of a folder of 1,000 files in which nothing changed (goal ≤ 10 s) — walking
+  and hashing the same files in this process.
 
 Outputs: `bench/results/<date>.json` (everything, with the commit and each benchmark's
 seconds), `<date>.md` (the table) and `<date>-growth.png`. `--quick` runs every benchmark at

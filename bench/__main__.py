@@ -47,6 +47,7 @@ ORDER = (
     "sign_in",
     "attacks",
     "pages_memory",
+    "sync",
 )
 DEFAULT_OUT = Path(__file__).parent / "results"
 

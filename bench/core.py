@@ -71,6 +71,7 @@ class Sizes:
     sign_in_requests: int  # GET /documents/{id} pairs, session cookie against an API key
     sign_in_logins: int  # /auth/login against the directory's own binds and searches
     sign_in_network: bool  # the directory one switch away too (a second service)
+    sync_files: int  # the folder `docassist sync` keeps in sync (issue 37's target: 1,000 files in 10 s)
     service_env: tuple[tuple[str, str], ...] = ()
 
 
@@ -115,6 +116,7 @@ QUICK = Sizes(
     sign_in_requests=100,
     sign_in_logins=20,
     sign_in_network=False,
+    sync_files=200,
     service_env=(("LLM_MAX_TOKENS", "96"),),
 )
 
@@ -159,6 +161,7 @@ FULL = Sizes(
     sign_in_requests=500,
     sign_in_logins=100,
     sign_in_network=True,
+    sync_files=1000,
 )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Literal
 
 from docassist.pipelines.admission import KeyLimit, Permit
@@ -26,6 +26,9 @@ from docassist.pipelines.conversations.events import TurnComplete
 from docassist.pipelines.conversations.service import Conversations
 from docassist.pipelines.conversations.store import ConversationStore
 from docassist.pipelines.documents.catalog import KEEP, DocumentQuery, Titled
+from docassist.pipelines.documents.folder_diff import FolderDiff, FolderFile
+from docassist.pipelines.documents.highlight import Highlight
+from docassist.pipelines.documents.pages import RenderedPage
 from docassist.pipelines.documents.upload_store import UploadJob
 from docassist.pipelines.documents.versions import Version
 from docassist.pipelines.health import CAPABILITIES, HealthReport
@@ -129,8 +132,10 @@ class Assistant:
     async def document_text(self, space_id: str, doc_id: str) -> str:
         return await self.library.text(space_id, doc_id)
 
-    async def document_page(self, space_id: str, doc_id: str, number: int) -> bytes:
-        return await self.library.page(space_id, doc_id, number)
+    async def document_page(
+        self, space_id: str, doc_id: str, number: int, highlight: Highlight | None = None
+    ) -> RenderedPage:
+        return await self.library.page(space_id, doc_id, number, highlight)
 
     async def documents(self, space_id: str, query: DocumentQuery | None = None) -> DocumentPage:
         return await self.library.list(space_id, query)
@@ -154,13 +159,18 @@ class Assistant:
         generate_summary: bool = False,
         wait: bool = False,
         replace: bool = False,
+        tags: list[str] | None = None,
     ) -> Ingested | Accepted:
-        return await self.library.ingest(space_id, filename, data, generate_summary, wait, replace)
+        return await self.library.ingest(space_id, filename, data, generate_summary, wait, replace, tags)
 
     async def replace(
-        self, space_id: str, doc_id: str, filename: str, data: bytes, generate_summary: bool = False, wait: bool = False
-    ) -> Ingested | Accepted:
-        return await self.library.replace(space_id, doc_id, filename, data, generate_summary, wait)
+        self, space_id: str, doc_id: str, filename: str, data: bytes, generate_summary: bool = False,
+        wait: bool = False, tags: list[str] | None = None,
+    ) -> Ingested | Accepted:  # fmt: skip
+        return await self.library.replace(space_id, doc_id, filename, data, generate_summary, wait, tags)
+
+    async def diff_folder(self, space_id: str, files: Sequence[FolderFile], delete: bool) -> FolderDiff:
+        return await self.library.diff_folder(space_id, files, delete)
 
     async def versions(self, space_id: str, doc_id: str) -> list[Version]:
         return await self.library.versions(space_id, doc_id)

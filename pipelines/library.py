@@ -13,15 +13,19 @@ is drawn by a render worker, waiting on the pages lane.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TypeVar
 
 from docassist.pipelines.documents.catalog import KEEP, MAX_TITLE_CHARS, Catalog, DocumentQuery, Titled
 from docassist.pipelines.documents.extract import file_kind
+from docassist.pipelines.documents.folder_diff import FolderDiff, FolderFile, diff_space
+from docassist.pipelines.documents.highlight import Highlight
 from docassist.pipelines.documents.ingestion import Ingestor
-from docassist.pipelines.documents.pages import PAGE_DPI, stored_pdf
+from docassist.pipelines.documents.names import stored_name
+from docassist.pipelines.documents.pages import PAGE_DPI, RenderedPage, stored_pdf
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
 from docassist.pipelines.documents.uploads import Submitted, UploadRunner
@@ -100,14 +104,15 @@ class Library:
         """The text extracted from the document: what summaries and answers read."""
         return await self._read(lambda: self.registry.text_of(self.record(space_id, doc_id)))
 
-    async def page(self, space_id: str, doc_id: str, number: int) -> bytes:
+    async def page(self, space_id: str, doc_id: str, number: int, highlight: Highlight | None = None) -> RenderedPage:
         """Page `number` (1-based) of a PDF document as a PNG at `PAGE_DPI`, for a reader to see
-        the page a citation names. Drawn by a render worker, which reads the stored original
-        itself: the file is a user's upload, never held in the service's memory, and its page
-        waits on the pages lane (`RenderQueueFull` past its places), never on an upload."""
+        the page a citation names, the `highlight`ed quote marked on it. Drawn by a render worker,
+        which reads the stored original itself: the file is a user's upload, never held in the
+        service's memory, and its page waits on the pages lane (`RenderQueueFull` past its
+        places), never on an upload."""
         record = await self.find(space_id, doc_id)
         source = stored_pdf(record, self.database_url)
-        return await self.lanes.pages.run(self.sandbox.render_page, source, number, PAGE_DPI)
+        return await self.lanes.pages.run(self.sandbox.render_page, source, number, PAGE_DPI, highlight)
 
     async def list(self, space_id: str, query: DocumentQuery | None = None) -> DocumentPage:
         """A page of the space's documents the query keeps (oldest first without one)."""
@@ -158,32 +163,51 @@ class Library:
         generate_summary: bool = False,
         wait: bool = False,
         replace: bool = False,
+        tags: list[str] | None = None,
     ) -> Ingested | Accepted:
         """Every upload runs as a job (`UploadQueueFull` when the uploads lane's queue is full); the
         caller waits `INGEST_WAIT_S` for it (`wait`: until it ends) and gets the document, or the
         job of an upload that runs on. A caller cancelled while it waits — its client left —
         stops the upload, storing nothing. A failure within the wait is raised as it is. `replace`:
-        a document of the space with this filename gets these bytes as its next version."""
+        a document of the space with this filename gets these bytes as its next version. `tags`
+        (checked before anything runs) replace the document's once it is stored: an upload with
+        tags is waited for to its end, as with `wait`."""
+        kept = list(clean_tags(tags)) if tags is not None else None
         if replace:
-            named = await self._read(lambda: self.registry.named(space_id, Path(filename).name))
+            named = await self._read(lambda: self.registry.named(space_id, stored_name(filename)))
             if named is not None:
-                return await self.replace(space_id, named.doc_id, filename, data, generate_summary, wait)
+                return await self.replace(space_id, named.doc_id, filename, data, generate_summary, wait, kept)
         submitted = await self.uploads.submit(space_id, filename, data, generate_summary)
-        return await self._finish(submitted, generate_summary, wait)
+        return await self._tagged(await self._finish(submitted, generate_summary, wait or kept is not None), kept)
 
     async def replace(
-        self, space_id: str, doc_id: str, filename: str, data: bytes, generate_summary: bool = False, wait: bool = False
-    ) -> Ingested | Accepted:
+        self, space_id: str, doc_id: str, filename: str, data: bytes, generate_summary: bool = False,
+        wait: bool = False, tags: list[str] | None = None,
+    ) -> Ingested | Accepted:  # fmt: skip
         """Version n+1 of the document, uploaded as any document is (a job, the same wait); the same
         bytes as its current version change nothing (`duplicate`). Its summary is made again where
-        the replaced version had one or had one coming."""
+        the replaced version had one or had one coming. `tags`: as for `ingest`."""
+        kept = list(clean_tags(tags)) if tags is not None else None
         view = await self.get(space_id, doc_id)
         same = await self._read(lambda: self._current_sha256(view.record)) == bytes_sha256(data)
         if same:
-            return await self._known(view.record, generate_summary)
+            return await self._tagged(await self._known(view.record, generate_summary), kept)
         again = generate_summary or view.summary_status != "none"
         submitted = await self.uploads.submit(space_id, filename, data, again, replaces=doc_id)
-        return await self._finish(submitted, again, wait)
+        return await self._tagged(await self._finish(submitted, again, wait or kept is not None), kept)
+
+    async def _tagged(self, done: Ingested | Accepted, tags: list[str] | None) -> Ingested | Accepted:
+        """The upload's document with `tags` (None: its tags as they were)."""
+        if tags is None or not isinstance(done, Ingested):
+            return done
+        record = done.document.record
+        return dataclasses.replace(done, document=await self.describe(record.space_id, record.doc_id, tags, KEEP))
+
+    async def diff_folder(self, space_id: str, files: Sequence[FolderFile], delete: bool) -> FolderDiff:
+        """What a folder kept in sync sends for `files` (`folder_diff.py`): one read of the space."""
+        check_space_id(space_id)
+        original = functools.partial(self.registry.original, space_id)
+        return await self._read(lambda: diff_space(self.registry.db, space_id, files, delete, original))
 
     def _current_sha256(self, record: DocumentRecord) -> str:
         return record.sha256 or bytes_sha256(self.registry.original(record.space_id, record.doc_id) or b"")

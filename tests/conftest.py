@@ -50,6 +50,24 @@ def xquad_article(lang: str, index: int = 0) -> str:
     return datasets.xquad_article(lang, index, "dev", EVALDATA)
 
 
+def marked_box(png: bytes) -> tuple[int, int, int, int] | None:
+    """Left, top, right, bottom (pixels) of the yellow a page with a highlighted quote shows; None
+    when nothing on it is marked. White paper under the mark turns pale yellow (red and green
+    high, blue well below them), which no black-on-white page has."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    yellow = (red > 220) & (green > 200) & (blue < red - 60)
+    if not yellow.any():
+        return None
+    rows, cols = np.nonzero(yellow)
+    return int(cols.min()), int(rows.min()), int(cols.max()), int(rows.max())
+
+
 def pdf_pages(pages: list[str]) -> bytes:
     """A PDF with a text layer, one page per text (reportlab, DejaVu Sans, lines wrapped)."""
     import io

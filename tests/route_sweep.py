@@ -55,6 +55,8 @@ def sweep(url: str, theirs: Theirs, **auth: dict[str, str]) -> set[tuple[str, st
                     body = {"q": "Документ", "space_id": s} if "messages" in path else {"space_id": s}
                 if path.startswith("/auth/"):
                     body = {"name": "x", "username": "x", "password": "x"}
+                if path == "/sync/diff":  # a folder's file list, to be compared with their documents
+                    body = {"space_id": s, "files": [{"path": "x.txt", "sha256": "0" * 64, "size": 4}], "delete": True}
             upload = path == "/ingest" or method == "put"
             files = {"file": ("x.txt", b"text")} if upload else None
             data = {"space_id": s} if upload else None
@@ -84,6 +86,7 @@ def sweep(url: str, theirs: Theirs, **auth: dict[str, str]) -> set[tuple[str, st
         ("post", "/conversations/{conversation_id}/messages-stream"),
         ("get", "/documents/{doc_id}/pages/{page}"),
         ("get", "/audit"),
+        ("post", "/sync/diff"),
     ):
         assert route in covered, route
     return covered

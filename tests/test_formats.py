@@ -222,9 +222,10 @@ def test_each_format_is_read_as_its_reader_sees_it_and_found_by_search(http, ing
     assert answer in hit["text"]
 
 
-# where the first hit sits: each test document is one chunk, located at its first section (rows widened)
+# where the first hit sits: each test document is one chunk (a workbook one per sheet), located at its
+# first section, widened to its last slide or row
 HIT_LOCATIONS = {
-    "deck.pptx": {"slide": 1, "title": "Проект «Северный мост»"},
+    "deck.pptx": {"slide": 1, "slide_end": 2, "title": "Проект «Северный мост»"},
     "revenue.xlsx": {"sheet": "Выручка", "rows": "1-3"},
     "phones.csv": {"rows": "1-4"},
     "lighthouse.odt": {"section": "Lighthouses of Scotland"},
@@ -232,11 +233,30 @@ HIT_LOCATIONS = {
 }
 
 
+# where the sentence that matched sits: the chapter, row or slide of the fact, not the chunk's first
+HIT_MATCHES = {
+    "deck.pptx": {"slide": 1, "title": "Проект «Северный мост»"},  # the slide's notes hold the budget
+    "revenue.xlsx": {"sheet": "Выручка", "rows": "3"},
+    "phones.csv": {"rows": "2"},
+    "lighthouse.odt": {"section": "Lighthouses of Scotland"},
+    "harbour.epub": {"chapter": "Chapter Two: The Ferry"},
+}
+
+
 @pytest.mark.parametrize("name", list(DOCUMENTS))
-def test_each_hit_says_where_it_sits(http, ingested, name):
+def test_each_hit_says_where_it_sits_and_where_its_matching_sentence_sits(http, ingested, name):
     question = EXPECTED[name][2]
     hit = http.post("/search", json={"q": question, "space_id": SPACE, "top_k": 1}).json()["sources"][0]
     assert hit["location"] == HIT_LOCATIONS[name], hit
+    assert hit["match_location"] == HIT_MATCHES[name], hit
+
+
+def test_a_workbook_hit_names_the_sheet_of_its_fact(http, ingested):
+    hit = http.post("/search", json={"q": "сколько сотрудников в Самаре", "space_id": SPACE, "top_k": 1}).json()
+    [source] = hit["sources"]
+    assert source["doc_id"] == ingested["revenue.xlsx"]["doc_id"], source
+    assert source["location"]["sheet"] == "Штат" and source["match_location"]["sheet"] == "Штат", source
+    assert "Выручка" not in source["text"], "a chunk holds one sheet's rows"
 
 
 def test_slides_are_in_order_and_epub_chapters_in_spine_order(http, ingested):

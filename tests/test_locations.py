@@ -7,7 +7,18 @@ import io
 
 from docassist.pipelines.documents.extract import extract_document
 from docassist.pipelines.documents.ingestion import CHUNK_OVERLAP, CHUNK_TOKENS
-from docassist.pipelines.documents.locations import Location, Locator, Part, Section, join_parts, merge, within
+from docassist.pipelines.documents.locations import (
+    Location,
+    Locator,
+    Part,
+    Section,
+    join_parts,
+    merge,
+    split_units,
+    within,
+)
+from docassist.pipelines.search.matching import best_sentence
+from docassist.pipelines.search.retrieval import match_location
 from tests.test_formats import CSV_RU, epub_en, odt_en, pptx_ru, xlsx_ru
 
 
@@ -93,8 +104,37 @@ def test_merged_locations_widen_pages_and_rows_and_keep_the_first_of_the_rest():
     assert merge([Location(page=2), Location(page=3), Location(page=4)]) == Location(page=2, page_end=4)
     rows = [Location(sheet="Продажи"), Location(sheet="Продажи", rows="2"), Location(sheet="Продажи", rows="4")]
     assert merge(rows) == Location(sheet="Продажи", rows="2-4")
-    assert merge([Location(slide=1, title="A"), Location(slide=2, title="B")]) == Location(slide=1, title="A")
+    slides = [Location(slide=1, title="A"), Location(slide=2, title="B"), Location(slide=3)]
+    assert merge(slides) == Location(slide=1, slide_end=3, title="A"), "a chunk over three slides names its span"
+    assert merge([Location(slide=2, title="B")]) == Location(slide=2, title="B")
     assert merge([]) is None
     assert Location.from_dict({"page": 3, "unknown": 1}) == Location(page=3)
     assert Location.from_dict(None) is None and Location.from_dict({}) is None
     assert Section(0, 1, Location(chapter="X")).location.as_dict() == {"chapter": "X"}
+
+
+def test_a_workbook_is_chunked_sheet_by_sheet_so_no_chunk_holds_two_sheets():
+    from llama_index.core.node_parser import SentenceSplitter
+
+    extracted = extract_document("revenue.xlsx", xlsx_ru())
+    units = split_units(extracted.text, extracted.sections)
+    assert len(units) == 2 and "Казань" in units[0] and "Сотрудников" in units[1], units
+    splitter = SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP)
+    locator = Locator(extracted.text, extracted.sections)
+    placed = [locator.place(piece) for unit in units for piece in splitter.split_text(unit)]
+    assert [loc.sheet for loc, _ in placed] == ["Выручка", "Штат"], "one small chunk per sheet"
+    for location, places in placed:  # each row's place within the chunk is on the chunk's sheet
+        assert {place.sheet for _, place in places} <= {location.sheet}, places
+    assert split_units("plain text", []) == ["plain text"], "other formats are chunked whole"
+
+
+def test_the_sentence_that_matches_names_its_own_slide_in_a_chunk_over_three():
+    text = "Обзор проекта.\n\nСроки и этапы.\n\nБюджет проекта утвердили в марте: сорок два миллиона рублей."
+    second, third = text.index("Сроки"), text.index("Бюджет")
+    places = [(0, Location(slide=1)), (second, Location(slide=2)), (third, Location(slide=3))]
+    chunk = Location(slide=1, slide_end=3)
+    assert match_location(text, "Какой бюджет у проекта?", chunk, places) == Location(slide=3)
+    assert match_location(text, "сроки", chunk, places) == Location(slide=2)
+    assert match_location(text, "погода в Тарусе", chunk, places) == chunk, "nothing matched: the chunk's span"
+    assert match_location(text, "бюджет", Location(page=4), None) == Location(page=4), "one place: the chunk's"
+    assert best_sentence(text, "утвердили бюджет") == (third, len(text))

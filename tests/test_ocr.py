@@ -19,7 +19,7 @@ from docassist.pipelines.documents.locations import Location
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
 from docassist.pipelines.errors import Cancelled, ImageTooLarge, OcrUnavailable, TooManyOcrPages, UnreadableDocument
 from docassist.pipelines.language import detect_language
-from tests.conftest import ingest, xquad_article
+from tests.conftest import ingest, marked_box, xquad_article
 
 LETTER_RU = (
     "Протокол заседания комиссии по благоустройству.\nКомиссия рассмотрела план работ на лето и утвердила смету."
@@ -255,12 +255,33 @@ def test_a_russian_scan_is_searchable_and_its_hit_names_the_page(http, space, le
     assert hits["sources"][0]["doc_id"] == doc["doc_id"]
     location = hits["sources"][0]["location"]  # the fact is on page 2; its chunk may begin with page 1's last lines
     assert location.get("page_end", location["page"]) == 2, location
+    # the best-matching sentence is on page 2, wherever its chunk begins
+    assert hits["sources"][0]["match_location"] == {"page": 2}, hits["sources"][0]
     first = http.post("/search", json={"q": "протокол комиссии по благоустройству", "space_id": space}).json()
     assert first["sources"][0]["doc_id"] == doc["doc_id"] and first["sources"][0]["location"] == {"page": 1}
     scraped = http.get("/metrics").text  # an operator charts OCR pages/s from these two counters
     pages = [line for line in scraped.splitlines() if line.startswith("docassist_ocr_pages_total")]
     assert pages and float(pages[0].split()[-1]) >= 3, pages  # the letter's two pages and the notice
     assert any(line.startswith("docassist_ocr_seconds_total") for line in scraped.splitlines())
+
+
+def test_a_quote_from_a_scan_is_marked_on_its_page_from_the_words_ocr_kept(http, space, letter_ru):
+    doc = ingest(http, space, "letter.pdf", letter_ru, wait="true").json()
+    text = http.get(f"/documents/{doc['doc_id']}/text", params={"space_id": space}).text
+    start = text.index("пятнадцатому сентября")  # as OCR read it (the test above checks it did)
+    span = f"{start}-{start + len('пятнадцатому сентября')}"
+    url = f"/documents/{doc['doc_id']}/pages"
+    marked = http.get(f"{url}/2", params={"space_id": space, "highlight": span})
+    assert marked.status_code == 200 and marked.headers["highlight-lines"] == "1", marked.headers
+    box = marked_box(marked.content)
+    assert box is not None
+    left, top, right, bottom = box
+    # the scan's page 2 holds the fact's few lines at its top, under render_pages' margin
+    height = 1286  # A4 at 110 dpi
+    assert top > 60 and bottom < height // 3 and bottom - top < 60, box
+    assert right - left > 150, box
+    other = http.get(f"{url}/1", params={"space_id": space, "highlight": span})
+    assert other.headers["highlight-lines"] == "0" and marked_box(other.content) is None
 
 
 def test_hostile_scans_are_refused_quickly_and_nothing_is_stored(http, space):

@@ -11,6 +11,7 @@ language. The API-key test has its own service. Screenshots of the main states g
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import time
@@ -23,7 +24,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from docassist.pipelines.conversations.store import ConversationStore, Turn, new_message
 from docassist.pipelines.storage.database import Database
-from tests.conftest import FIXTURES, Service, ingest, pdf_pages, xquad_article
+from tests.conftest import FIXTURES, Service, ingest, marked_box, pdf_pages, xquad_article
 from tests.inprocess import start_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -478,6 +479,8 @@ def test_a_citation_opens_the_quote_highlighted_beside_its_pdf_page(page: Page, 
     expect(image).to_be_visible()
     page.wait_for_function("() => document.getElementById('passage-img').naturalWidth > 0")
     assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [935, 1210]
+    shown = base64.b64decode(image.evaluate("img => img.src").split(",", 1)[1])
+    assert marked_box(shown) is not None, "the quote is marked on the page beside it"
     expect(passage).to_contain_text("The page as it is in the document: p. 2")
     shot(page, "quote.png", full_page=False)
     page.keyboard.press("Escape")
@@ -501,6 +504,47 @@ def test_deleting_a_conversation_removes_it(page: Page, svc: Service, conv_space
     expect(page.get_by_role("list", name="Conversation", exact=True)).to_be_hidden()
     listed = httpx.get(f"{svc.url}/conversations", params={"space_id": conv_space}, timeout=30).json()
     assert listed["conversations"] == []
+
+
+def test_tags_are_set_shown_as_chips_and_a_question_reads_only_the_documents_chosen(page: Page, svc: Service):
+    space = "page_tags"
+    with svc.client() as http:
+        for name, text in (("roads.txt", "Дорогу до Тарусы отремонтируют летом."), ("park.txt", "Парк откроют в мае.")):
+            assert ingest(http, space, name, text.encode()).status_code == 200
+    page.get_by_label("Space", exact=True).fill(space)
+    page.get_by_role("button", name="Open", exact=True).click()
+    try:
+        roads, park = doc_item(page, "roads.txt"), doc_item(page, "park.txt")
+        expect(park).to_be_visible()
+        roads.get_by_role("button", name="Tags", exact=True).click()
+        roads.get_by_label("Tags of roads.txt, separated by commas").fill("дороги, 2026")
+        roads.get_by_role("button", name="Save tags").click()
+        chip = roads.get_by_role("button", name="Show documents tagged “дороги”")
+        expect(chip).to_be_visible()
+        docs = httpx.get(f"{svc.url}/documents", params={"space_id": space, "tag": "дороги"}, timeout=30).json()
+        assert [d["filename"] for d in docs["documents"]] == ["roads.txt"]
+        chip.click()
+        expect(park).to_be_hidden()  # the chip shows that tag's documents alone
+        ask = page.get_by_role("region", name="Ask your documents")
+        expect(ask).to_contain_text("Questions read only documents tagged “дороги”.")
+        page.get_by_role("button", name="Whole space").first.click()
+        expect(park).to_be_visible()
+        park.get_by_label("Ask about it: park.txt").check()
+        expect(ask).to_contain_text("Questions read only the 1 document you chose.")
+        ask.get_by_label("Question").fill("Когда откроют парк?")
+        with page.expect_request(lambda r: "messages-stream" in r.url) as sent:
+            ask.get_by_role("button", name="Ask", exact=True).click()
+        body = sent.value.post_data_json
+        assert body["doc_ids"] == [docs_id(svc, space, "park.txt")] and "tags" not in body, body
+        ask.get_by_role("button", name="Stop", exact=True).click()
+    finally:
+        page.get_by_label("Space", exact=True).fill(SPACE)
+        page.get_by_role("button", name="Open", exact=True).click()
+
+
+def docs_id(svc: Service, space: str, filename: str) -> str:
+    docs = httpx.get(f"{svc.url}/documents", params={"space_id": space}, timeout=30).json()["documents"]
+    return next(d["doc_id"] for d in docs if d["filename"] == filename)
 
 
 def test_many_conversations_and_a_long_one_are_read_a_page_at_a_time(page: Page, svc: Service):

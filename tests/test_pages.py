@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from docassist.bench.pdfs import bomb_pdf, slow_vector_pdf
-from tests.conftest import Service, ingest, pdf_pages
+from tests.conftest import Service, ingest, marked_box, pdf_pages
 from tests.inprocess import start_in_process
 
 ALL, TEAM = "pages-all-key-0001", "pages-team-key-0002"
@@ -78,6 +78,40 @@ def test_a_citation_names_the_page_its_quote_is_on_not_every_page_of_its_chunk(k
     assert source["location"] == {"page": 1, "page_end": 3}, "the three short pages are one chunk"
     first = body["citations"][0]
     assert "1998" in first["quote"] and first["location"] == {"page": 2}, first
+
+
+def test_a_quote_is_marked_on_its_page_and_on_no_other(keyed: Service, stored: dict[str, str]):
+    sentence = "Читальный зал библиотеки закрыли в 1998 году."
+    with keyed.client(**{"X-API-Key": ALL}) as http:
+        text = http.get(f"/documents/{stored['pdf']}/text", params={"space_id": "archive"}).text
+        start = text.index(sentence)
+        span = f"{start}-{start + len(sentence)}"
+        plain = http.get(f"/documents/{stored['pdf']}/pages/2", params={"space_id": "archive"})
+        marked = http.get(f"/documents/{stored['pdf']}/pages/2", params={"space_id": "archive", "highlight": span})
+        elsewhere = http.get(f"/documents/{stored['pdf']}/pages/1", params={"space_id": "archive", "highlight": span})
+    assert marked.status_code == 200, marked.text
+    assert marked.headers["highlight-lines"] == "1" and "highlight-lines" not in plain.headers
+    assert marked_box(plain.content) is None
+    box = marked_box(marked.content)
+    assert box is not None, "the quote is marked"
+    left, top, right, bottom = box
+    # the page's first line sits 72 pt (110 px) from the top; "Вторая страница. " comes before the quote
+    assert 85 <= top <= 115 and 110 <= bottom <= 140, box
+    assert 200 <= left <= 300 and right > left + 300, box
+    assert elsewhere.status_code == 200 and elsewhere.headers["highlight-lines"] == "0"
+    assert marked_box(elsewhere.content) is None, "page 1 does not hold the quote: nothing is marked"
+    assert png_size(marked.content) == png_size(plain.content)
+
+
+def test_a_bad_highlight_is_422_and_says_what_it_wants(keyed: Service, stored: dict[str, str]):
+    with keyed.client(**{"X-API-Key": ALL}) as http:
+        url = f"/documents/{stored['pdf']}/pages/2"
+        for bad in ("12", "9-3", "a-b", "0-999999", "5000000-5000010"):
+            r = http.get(url, params={"space_id": "archive", "highlight": bad})
+            assert r.status_code == 422, (bad, r.text)
+            assert r.json()["error"]["code"] == "invalid_input" and "highlight" in r.json()["error"]["message"], r.text
+        on_text = http.get(f"/documents/{stored['txt']}/pages/1", params={"space_id": "team", "highlight": "0-5"})
+    assert on_text.status_code == 415, on_text.text
 
 
 def test_a_page_the_pdf_does_not_have_is_404_in_the_envelope(keyed: Service, stored: dict[str, str]):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from docassist.pipelines.documents.registry import DocumentRecord, Registry, text_sha256
+from docassist.pipelines.documents.registry import Contents, DocumentRecord, Registry, text_sha256
 from docassist.pipelines.errors import StoreUnavailable
 from docassist.pipelines.storage.database import Database
 from docassist.pipelines.summaries.events import JobProgress, Usage
@@ -23,7 +23,7 @@ def add_document(registry: Registry, space: str, doc_id: str, text: str) -> Docu
         doc_id, space, "a.txt", ".txt", "ru", 1, 10, len(text), len(text), 0.0, text_sha256=text_sha256(text)
     )
     registry.begin(record)
-    registry.commit(space, doc_id, text, text.encode())
+    registry.commit(space, doc_id, Contents(text, text.encode()))
     return registry.get(space, doc_id)
 
 
@@ -32,7 +32,7 @@ def summary(text: str = "Сводка.") -> CachedSummary:
 
 
 def test_migrating_twice_changes_nothing_and_creates_every_table(db: Database):
-    assert db.migrate() == "0006"
+    assert db.migrate() == "0007"
     with db.engine.connect() as conn:
         tables = set(inspect(conn).get_table_names())
     assert {"documents", "document_contents", "summaries", "partials", "jobs", "uploads"} <= tables
@@ -44,7 +44,7 @@ def test_a_document_is_listed_only_once_it_is_committed_and_keeps_its_text(db: D
     record = DocumentRecord("d1", "s", "a.txt", ".txt", "ru", 1, 10, 5, 5, 0.0, text_sha256=text_sha256("Текст"))
     registry.begin(record)
     assert registry.list("s") == [] and [r.doc_id for r in registry.unfinished()] == ["d1"]
-    registry.commit("s", "d1", "Текст", "Текст".encode())
+    registry.commit("s", "d1", Contents("Текст", "Текст".encode()))
     assert [r.doc_id for r in registry.list("s")] == ["d1"] and registry.unfinished() == []
     assert registry.text("s", "d1") == "Текст"
     assert registry.get("other", "d1") is None, "a document belongs to its space"

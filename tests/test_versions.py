@@ -91,3 +91,21 @@ def test_ingest_with_replace_makes_a_new_version_of_the_same_filename(http, spac
     assert fresh["doc_id"] != doc and fresh["version"] == 1, "no document of that name: a new one"
     assert "Вторая" in http.get(f"/documents/{doc}/text", params={"space_id": space}).text
     assert http.get("/documents", params={"space_id": space}).json()["total"] == 2
+
+
+def test_a_conversation_answered_before_a_new_version_keeps_its_quote_and_the_version_it_came_from(http, space):
+    old = "The old harbour master of Vardø kept the keys of the lighthouse until 1962. He lived by the pier."
+    doc = ingest(http, space, "harbour.txt", old.encode()).json()["doc_id"]
+    conv = http.post("/conversations", json={"space_id": space}).json()["conversation_id"]
+    asked = {"q": "Until when did the harbour master keep the keys of the lighthouse?", "space_id": space}
+    turn = http.post(f"/conversations/{conv}/messages", json=asked, timeout=300).json()
+    assert turn["grounded"] is True and turn["citations"], turn
+    quote = turn["citations"][0]
+    assert "1962" in quote["quote"] and quote["version"] == 1, quote
+    assert put(http, space, doc, "harbour.txt", NEW.encode()).json()["version"] == 2
+
+    kept = http.get(f"/conversations/{conv}", params={"space_id": space}).json()["messages"][-1]["citations"][0]
+    assert kept["quote"] == quote["quote"] and kept["version"] == 1, "the quote stays as it was answered"
+    then = http.get(f"/documents/{doc}/versions/{kept['version']}/text", params={"space_id": space}).text
+    assert then[kept["start"] : kept["end"]] == kept["quote"], "the version it names still holds it where it said"
+    assert kept["quote"] not in http.get(f"/documents/{doc}/text", params={"space_id": space}).text

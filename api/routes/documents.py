@@ -23,6 +23,7 @@ from docassist.api.schemas import (
 )
 from docassist.pipelines.documents.catalog import KEEP, MAX_PAGE, DocumentQuery, Sort
 from docassist.pipelines.documents.extract import SUPPORTED
+from docassist.pipelines.documents.highlight import Highlight
 from docassist.pipelines.errors import InvalidInput, TooLarge
 from docassist.pipelines.identity.audit import Action
 from docassist.pipelines.search.scope import MAX_TAG_CHARS
@@ -88,6 +89,10 @@ async def ingest(
     generate_summary: Annotated[bool, Form()] = False,
     wait: Annotated[bool, Form(description="answer only when the upload has ended, however long it takes")] = False,
     replace: Annotated[bool, Form(description="a document of the space with this filename gets a new version")] = False,
+    tags: Annotated[
+        list[str] | None,
+        Form(description="the document's tags, one per field (repeat it); set once the upload has ended"),
+    ] = None,
 ) -> IngestResponse | JSONResponse:
     """Extract, detect the language, chunk, embed and index one document. An upload done within
     `INGEST_WAIT_S` (3 s) is answered 200 with the document; a longer one 202 with its job
@@ -104,7 +109,7 @@ async def ingest(
     filename = file.filename or ""
     assistant.check_file(filename)  # refuse unsupported types before reading the body
     data = await read_limited(file, assistant.settings.max_upload_bytes)
-    done = await assistant.ingest(space_id, filename, data, generate_summary, wait, replace)
+    done = await assistant.ingest(space_id, filename, data, generate_summary, wait, replace, tags)
     doc_id = done.upload.doc_id if isinstance(done, Accepted) else done.document.record.doc_id
     versioned = isinstance(done, Ingested) and done.replaced is not None
     action: Action = "new_version" if versioned else "upload"
@@ -218,6 +223,16 @@ async def get_document_page(
     access: AccessDep,
     page: Annotated[int, Path(ge=1, le=1_000_000, description="1-based, as a source's `location.page`")],
     space_id: SpaceQuery = "default",
+    highlight: Annotated[
+        str | None,
+        Query(
+            max_length=19,
+            description="START-END: a citation's `start` and `end` (offsets in the document's text); the quote is "
+            "marked on the page, its letters found in the page's text layer or, for a scan, among the words OCR "
+            "read there. `Highlight-Lines` says how many lines were marked (0: not on this page)",
+            examples=["1200-1342"],
+        ),
+    ] = None,
 ) -> Response:
     """One page of a PDF document as a PNG at 110 dpi, rendered by the service from the uploaded
     file: the page a citation names. A page the document does not have is `not_found`; a
@@ -226,10 +241,15 @@ async def get_document_page(
     `page_too_costly`. A key has at most `RENDERS_PER_KEY` renders in flight (429 past it), and
     a few renders wait for the render worker (429 `render_queue_full` past them)."""
     access.check_space(space_id)
+    marks = Highlight.parse(highlight) if highlight is not None else None
     with assistant.admit("page", access.holder):
-        png = await assistant.document_page(space_id, doc_id, page)
-    # a doc_id names its bytes, so its pages never change; `private`: the answer needed a key
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+        rendered = await assistant.document_page(space_id, doc_id, page, marks)
+    # a new version (PUT) changes a document's pages under the same id: asked again each time;
+    # `private`: the answer needed a key
+    headers = {"Cache-Control": "private, no-cache"}
+    if rendered.marked_lines is not None:
+        headers["Highlight-Lines"] = str(rendered.marked_lines)
+    return Response(rendered.png, media_type="image/png", headers=headers)
 
 
 @router.delete("/documents/{doc_id}", response_model=DeleteResponse, responses=_READ)

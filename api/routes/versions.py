@@ -35,6 +35,10 @@ async def new_version(
     space_id: Annotated[str, Form(pattern=SPACE_PATTERN)] = "default",
     generate_summary: Annotated[bool, Form()] = False,
     wait: Annotated[bool, Form(description="answer only when the upload has ended, however long it takes")] = False,
+    tags: Annotated[
+        list[str] | None,
+        Form(description="the document's tags, one per field (repeat it); set once the upload has ended"),
+    ] = None,
 ) -> IngestResponse | JSONResponse:
     """The file as the document's next version, under the same id, uploaded as `/ingest` uploads
     (200 within `INGEST_WAIT_S` or with `wait=true`, else 202 with its job). Only the chunks whose
@@ -48,7 +52,7 @@ async def new_version(
     filename = file.filename or ""
     assistant.check_file(filename)
     data = await read_limited(file, assistant.settings.max_upload_bytes)
-    done = await assistant.replace(space_id, doc_id, filename, data, generate_summary, wait)
+    done = await assistant.replace(space_id, doc_id, filename, data, generate_summary, wait, tags)
     await record(request, access, "new_version", space_id=space_id, doc_id=doc_id[:64], detail=filename[:200])
     return ingest_response(done)
 

@@ -74,6 +74,15 @@ const DICT = {
     docsEmpty: "No documents in this space yet. Add some above.",
     docsLoading: "Loading the documents…",
     docsCount: (n) => `${count(n, "documents")}.`,
+    chooseDoc: "Ask about it",
+    tagsEdit: "Tags",
+    tagsLabel: (f) => `Tags of ${f}, separated by commas`,
+    tagsSave: "Save tags",
+    tagChip: (tag) => `Show documents tagged “${tag}”`,
+    tagFilter: (tag) => `Showing documents tagged “${tag}”.`,
+    askScopeDocs: (n) => `Questions read only the ${count(n, "documents")} you chose.`,
+    askScopeTag: (tag) => `Questions read only documents tagged “${tag}”.`,
+    clearScope: "Whole space",
     refresh: "Refresh",
     language: "Language",
     size: "Size",
@@ -134,7 +143,7 @@ const DICT = {
     sourceName: (f, c) => `${f}, passage ${c + 1}`,
     where: {
       page: (a, b) => (b ? `pp. ${a}–${b}` : `p. ${a}`),
-      slide: (n) => `slide ${n}`,
+      slide: (a, b) => (b ? `slides ${a}–${b}` : `slide ${a}`),
       sheet: (name) => `sheet “${name}”`,
       rows: (r) => `rows ${r.replace("-", "–")}`,
       chapter: (name) => `chapter “${name}”`,
@@ -307,6 +316,15 @@ const DICT = {
     docsEmpty: "В этом пространстве пока нет документов. Добавьте их выше.",
     docsLoading: "Загрузка списка документов…",
     docsCount: (n) => `${count(n, "documents")}.`,
+    chooseDoc: "Спросить по нему",
+    tagsEdit: "Метки",
+    tagsLabel: (f) => `Метки документа ${f} через запятую`,
+    tagsSave: "Сохранить метки",
+    tagChip: (tag) => `Показать документы с меткой «${tag}»`,
+    tagFilter: (tag) => `Показаны документы с меткой «${tag}».`,
+    askScopeDocs: (n) => `Вопросы читают только выбранные документы: ${n}.`,
+    askScopeTag: (tag) => `Вопросы читают только документы с меткой «${tag}».`,
+    clearScope: "Всё пространство",
     refresh: "Обновить",
     language: "Язык",
     size: "Размер",
@@ -367,7 +385,7 @@ const DICT = {
     sourceName: (f, c) => `${f}, фрагмент ${c + 1}`,
     where: {
       page: (a, b) => (b ? `стр. ${a}–${b}` : `стр. ${a}`),
-      slide: (n) => `слайд ${n}`,
+      slide: (a, b) => (b ? `слайды ${a}–${b}` : `слайд ${a}`),
       sheet: (name) => `лист «${name}»`,
       rows: (r) => `строки ${r.replace("-", "–")}`,
       chapter: (name) => `глава «${name}»`,
@@ -618,6 +636,8 @@ const state = {
   docs: [],
   health: null,
   role: null, // the signed-in person's role in the space; null: no people (keys only, or open)
+  chosen: new Set(), // doc_ids a question is asked about (its scope); empty: the whole space
+  tag: null, // the tag whose documents are shown, and read by questions when none is chosen
 };
 
 // The sign-in part (auth.js) once the service signs people in; null for a key-only or open service.
@@ -793,6 +813,9 @@ function openSpace(space) {
   $("convs").replaceChildren();
   docItems.clear();
   $("docs").replaceChildren();
+  state.chosen.clear();
+  state.tag = null;
+  renderScope();
   loadDocs();
   loadConversations();
 }
@@ -1109,6 +1132,7 @@ async function loadDocs() {
   }
   state.docs = list;
   renderDocs();
+  renderScope();
   say(status, list.length ? "docsCount" : "docsEmpty", list.length);
   if (list.some((d) => d.summary_status === "pending" || d.summary_status === "running")) {
     pollTimer = setTimeout(loadDocs, POLL_MS);
@@ -1160,9 +1184,44 @@ function makeDocItem(doc) {
   const del = el("button", "danger-outline");
   del.type = "button";
   status.append(statusText, " ", progress, " ", retry);
-  actions.append(summarize, del);
-  li.append(name, meta, status, actions);
-  const item = { doc, li, name, meta, status, statusText, progress, retry, summarize, del };
+  const tags = el("div", "row tags");
+  const chooseLabel = el("label", "choose");
+  const choose = el("input");
+  choose.type = "checkbox";
+  const chooseText = el("span");
+  chooseLabel.append(choose, " ", chooseText);
+  const editTags = el("button", "secondary small");
+  editTags.type = "button";
+  const tagForm = el("form", "row tag-form");
+  tagForm.hidden = true;
+  const tagInput = el("input");
+  tagInput.maxLength = 2000;
+  const tagSave = el("button", "secondary small");
+  tagSave.type = "submit";
+  tagForm.append(tagInput, tagSave);
+  actions.append(summarize, chooseLabel, editTags, del);
+  li.append(name, meta, tags, status, actions, tagForm);
+  const item = {
+    doc, li, name, meta, tags, status, statusText, progress, retry, summarize, del,
+    choose, chooseText, editTags, tagForm, tagInput, tagSave,
+  };
+  choose.addEventListener("change", () => {
+    if (choose.checked) state.chosen.add(item.doc.doc_id);
+    else state.chosen.delete(item.doc.doc_id);
+    renderScope();
+  });
+  editTags.addEventListener("click", () => {
+    tagForm.hidden = !tagForm.hidden;
+    editTags.setAttribute("aria-expanded", String(!tagForm.hidden));
+    if (!tagForm.hidden) {
+      tagInput.value = (item.doc.tags || []).join(", ");
+      tagInput.focus();
+    }
+  });
+  tagForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    saveTags(item);
+  });
   summarize.addEventListener("click", () => openSummary(item.doc));
   del.addEventListener("click", () => confirmDelete(item.doc));
   retry.addEventListener("click", () => retryJob(item));
@@ -1201,6 +1260,68 @@ function renderDoc(item) {
   item.del.hidden = !may("editor");
   item.del.textContent = t("delete");
   item.del.setAttribute("aria-label", `${t("delete")}: ${d.filename}`);
+  item.tags.replaceChildren(
+    ...(d.tags || []).map((tag) => {
+      const chip = el("button", "chip", tag);
+      chip.type = "button";
+      chip.setAttribute("aria-label", t("tagChip", tag));
+      chip.setAttribute("aria-pressed", String(state.tag === tag));
+      chip.addEventListener("click", () => showTag(state.tag === tag ? null : tag));
+      return chip;
+    }),
+  );
+  item.tags.hidden = !(d.tags || []).length;
+  item.choose.checked = state.chosen.has(d.doc_id);
+  item.chooseText.textContent = t("chooseDoc");
+  item.choose.setAttribute("aria-label", `${t("chooseDoc")}: ${d.filename}`);
+  item.editTags.hidden = !may("editor");
+  item.editTags.textContent = t("tagsEdit");
+  item.editTags.setAttribute("aria-expanded", String(!item.tagForm.hidden));
+  item.tagInput.setAttribute("aria-label", t("tagsLabel", d.filename));
+  item.tagSave.textContent = t("tagsSave");
+  item.li.hidden = state.tag != null && !(d.tags || []).includes(state.tag);
+}
+
+// New tags for a document (PATCH /documents/{id}): comma-separated, blanks dropped.
+async function saveTags(item) {
+  const tags = item.tagInput.value.split(",").map((tag) => tag.trim()).filter(Boolean);
+  try {
+    await api(`/documents/${encodeURIComponent(item.doc.doc_id)}?${spaceQuery()}`, { method: "PATCH", json: { tags } });
+    item.tagForm.hidden = true;
+    await loadDocs();
+  } catch (err) {
+    showError($("docs-status"), err);
+  }
+}
+
+// Documents of one tag (null: all), and the scope a question then reads.
+function showTag(tag) {
+  state.tag = tag;
+  for (const item of docItems.values()) renderDoc(item);
+  renderScope();
+}
+
+// Chosen documents no longer in the space leave the choice; the scope line says what a question reads.
+function renderScope() {
+  const present = new Set(state.docs.map((d) => d.doc_id));
+  for (const id of [...state.chosen]) if (!present.has(id)) state.chosen.delete(id);
+  if (state.chosen.size) say($("ask-scope-text"), "askScopeDocs", state.chosen.size);
+  else if (state.tag != null) say($("ask-scope-text"), "askScopeTag", state.tag);
+  $("ask-scope").hidden = !state.chosen.size && state.tag == null;
+  $("tag-filter").hidden = state.tag == null;
+  if (state.tag != null) say($("tag-filter-text"), "tagFilter", state.tag);
+}
+
+function clearScope() {
+  state.chosen.clear();
+  showTag(null);
+}
+
+// What a question reads: the chosen documents, else the shown tag, else the whole space.
+function scopeFields() {
+  if (state.chosen.size) return { doc_ids: [...state.chosen] };
+  if (state.tag != null) return { tags: [state.tag] };
+  return {};
 }
 
 function stageWords(stage, done, total) {
@@ -1278,6 +1399,8 @@ async function deleteDocument(doc) {
 
 function setupDocuments() {
   $("refresh").addEventListener("click", () => loadDocs());
+  $("tag-filter-clear").addEventListener("click", clearScope);
+  $("ask-scope-clear").addEventListener("click", clearScope);
   $("confirm").addEventListener("close", onConfirmClosed);
   $("docs-title").tabIndex = -1;
 }
@@ -1705,7 +1828,7 @@ async function askQuestion() {
       throw new ApiError(200, data.code, data.message);
     }
   };
-  const body = { q, space_id: space, mode: $("mode").value, top_k: topK };
+  const body = { q, space_id: space, mode: $("mode").value, top_k: topK, ...scopeFields() };
   try {
     if (!conv.id) {
       const made = await (await api("/conversations", { method: "POST", json: { space_id: space }, signal: run.controller.signal, space })).json();
@@ -1759,7 +1882,7 @@ function whereText(loc) {
   const w = lookup("where");
   const parts = [];
   if (loc.page) parts.push(w.page(loc.page, loc.page_end));
-  if (loc.slide) parts.push(w.slide(loc.slide));
+  if (loc.slide) parts.push(w.slide(loc.slide, loc.slide_end));
   if (loc.sheet) parts.push(w.sheet(loc.sheet));
   if (loc.rows) parts.push(w.rows(loc.rows));
   if (loc.chapter) parts.push(w.chapter(loc.chapter));
@@ -1781,7 +1904,7 @@ function renderSources(sources) {
     const score = el("span", "hint");
     say(score, "score", s.score);
     const where = el("span", "where hint");
-    say(where, "whereText", s.location);
+    say(where, "whereText", s.match_location || s.location);  // the sentence that matched, not the chunk's start
     const title = el("span", "");
     title.append(open, where);
     head.append(title, score);
@@ -1881,7 +2004,9 @@ async function openQuote(c, source) {
 // shown as a data: URL, which the page's security policy allows for images.
 async function showPage(c, page, signal) {
   try {
-    const res = await api(`/documents/${encodeURIComponent(c.doc_id)}/pages/${page}?${spaceQuery()}`, { signal });
+    // the quote marked on the page: its offsets in the document's text, as the citation gives them
+    const mark = Number.isInteger(c.start) && Number.isInteger(c.end) ? `&highlight=${c.start}-${c.end}` : "";
+    const res = await api(`/documents/${encodeURIComponent(c.doc_id)}/pages/${page}?${spaceQuery()}${mark}`, { signal });
     const blob = await res.blob();
     const url = await new Promise((resolve, reject) => {
       const reader = new FileReader();

@@ -58,6 +58,7 @@ class Citation:
     end: int | None = None
     score: float = 0.0
     location: Location | None = None  # where the quote itself sits (page, slide, sheet rows…)
+    version: int | None = None  # the document's version it was quoted from (None: before versions were kept)
 
 
 @dataclass
@@ -183,6 +184,7 @@ class Citer:
                 quote=p.text,
                 score=round(p.score, 4),
                 location=within(p.first.source, p.first.start, p.last.end),
+                version=p.first.source.version,
             )
             for p in chosen
         ]

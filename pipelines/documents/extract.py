@@ -31,7 +31,7 @@ from pathlib import PurePath
 from typing import TypeVar
 
 from docassist.pipelines.documents.formats.markup import too_deep
-from docassist.pipelines.documents.formats.ocr import IMAGE_EXTS, check_available, image_frames, ocr_page
+from docassist.pipelines.documents.formats.ocr import IMAGE_EXTS, OcrPage, check_available, image_frames, ocr_page
 from docassist.pipelines.documents.formats.plain import decode_text
 from docassist.pipelines.documents.limits import ExtractLimits
 from docassist.pipelines.documents.locations import Extracted, Location, Part, join_parts
@@ -243,19 +243,25 @@ def read_parts(filename: str, data: bytes, limits: ExtractLimits | None = None) 
     return read
 
 
-def ocr_part(filename: str, ext: str, page: int, data: bytes, limits: ExtractLimits | None = None) -> str:
+def ocr_part(filename: str, ext: str, page: int, data: bytes, limits: ExtractLimits | None = None) -> OcrPage:
     """The text of one page (0-based) that waits for OCR: one page, one call. It is given the file's
     name and kind, not its parts, so a worker is sent no more than it reads."""
     limits = limits or ExtractLimits()
     return _guarded(filename, ext, lambda: ocr_page(ext, data, page, limits))
 
 
-def finish(read: ReadParts, ocr_texts: Sequence[str], limits: ExtractLimits | None = None) -> Extracted:
+def finish(read: ReadParts, ocr_pages: Sequence[OcrPage], limits: ExtractLimits | None = None) -> Extracted:
     """The document's normalised text from its parts, the OCR'd ones filled in (in order); `NoText`
-    when there is none to work with, `TextTooLong` past MAX_DOCUMENT_CHARS."""
+    when there is none to work with, `TextTooLong` past MAX_DOCUMENT_CHARS. A scanned PDF keeps
+    each page's words and their boxes."""
     limits = limits or ExtractLimits()
-    texts = iter(ocr_texts)
+    texts = iter(page.text for page in ocr_pages)
     parts = [replace(p, text=next(texts), ocr_page=None) if p.ocr_page is not None else p for p in read.parts]
+    words = (
+        {(part.ocr_page or 0) + 1: page.words for part, page in zip(read.ocr_parts, ocr_pages, strict=True)}
+        if read.ext == ".pdf"
+        else {}
+    )
     text, sections = join_parts(parts, normalize)
     if len(text) > limits.max_document_chars:
         raise TextTooLong(
@@ -269,7 +275,7 @@ def finish(read: ReadParts, ocr_texts: Sequence[str], limits: ExtractLimits | No
             " (its pages hold neither a text layer nor a scanned image for OCR to read)" if read.ext == ".pdf" else ""
         )
         raise NoText(f"no extractable text in the document{hint}", filename=read.filename)
-    return Extracted(text, sections, ocr_pages=len(ocr_texts))
+    return Extracted(text, sections, ocr_pages=len(ocr_pages), page_words=words)
 
 
 @dataclass(frozen=True)
@@ -330,14 +336,14 @@ def extract_document(
     the same steps in its workers, pages side by side); `progress` as in the sandbox."""
     limits = limits or ExtractLimits()
     read = read_parts(filename, data, limits)
-    pages: list[str] = []
+    pages: list[OcrPage] = []
     so_far = TextSoFar(read)
     for part in read.ocr_parts:
         if progress is not None:
-            progress(OcrProgress(len(pages), len(read.ocr_parts), so_far.after(pages)))
+            progress(OcrProgress(len(pages), len(read.ocr_parts), so_far.after([p.text for p in pages])))
         pages.append(ocr_part(filename, read.ext, part.ocr_page or 0, data, limits))
     if progress is not None and read.ocr_parts:
-        progress(OcrProgress(len(pages), len(read.ocr_parts), so_far.after(pages)))
+        progress(OcrProgress(len(pages), len(read.ocr_parts), so_far.after([p.text for p in pages])))
     return finish(read, pages, limits)
 
 

@@ -21,7 +21,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.node_parser import SentenceSplitter
@@ -31,8 +30,9 @@ from llama_index.core.utils import get_tokenizer
 from docassist.pipelines import metrics
 from docassist.pipelines.documents.embed_ahead import EmbedAhead
 from docassist.pipelines.documents.extract import OcrProgress, extract_document, file_kind
-from docassist.pipelines.documents.locations import Extracted, Locator, Section
-from docassist.pipelines.documents.registry import DocumentRecord, Registry, text_sha256
+from docassist.pipelines.documents.locations import Extracted, Locator, Section, split_units
+from docassist.pipelines.documents.names import stored_name
+from docassist.pipelines.documents.registry import Contents, DocumentRecord, Registry, text_sha256
 from docassist.pipelines.documents.upload_store import UploadStage
 from docassist.pipelines.documents.versions import reuse_vectors, write_version
 from docassist.pipelines.errors import Cancelled, NotFound, TooLarge, TooManyChunks
@@ -232,7 +232,7 @@ class Ingestor:
         record = DocumentRecord(
             doc_id=doc_id,
             space_id=space_id,
-            filename=Path(filename).name,
+            filename=stored_name(filename),
             ext=ext,
             language=language.code,
             chunks=len(nodes),
@@ -249,10 +249,11 @@ class Ingestor:
         reused = reuse_vectors(self.store, nodes, previous) if previous else 0
         embedded_by = self._embed(nodes, abandoned, progress, ahead)
         t_embed = time.perf_counter()
+        contents = Contents(text, data, extracted.page_words)
         if previous:
-            write_version(self.store, self.registry.db, (previous, record), nodes, text, data)
+            write_version(self.store, self.registry.db, (previous, record), nodes, contents)
         else:
-            self._write(record, nodes, text, data)
+            self._write(record, nodes, contents)
         _log_indexed(record, (t0, t_extract, t_chunk, t_embed, time.perf_counter()), embedded_by, reused)
         return IngestResult(record, duplicate=False, replaced=previous, reused_chunks=reused)
 
@@ -283,14 +284,14 @@ class Ingestor:
         _stop_if(abandoned)
         return extracted
 
-    def _write(self, record: DocumentRecord, nodes: list[TextNode], text: str, data: bytes) -> None:
+    def _write(self, record: DocumentRecord, nodes: list[TextNode], contents: Contents) -> None:
         """Vectors, then the row, text and original, all or nothing."""
         self.registry.begin(record)
         for node in nodes:  # what a scope filters on besides the language (`search/scope.py`)
             node.metadata.update({UPLOADED_KEY: uploaded_payload(record.created_at), TAGS_KEY: [], VERSION_KEY: 1})
         try:
             self.store.add(nodes)
-            self.registry.commit(record.space_id, record.doc_id, text, data)
+            self.registry.commit(record.space_id, record.doc_id, contents)
         except BaseException:
             with contextlib.suppress(Exception):  # what cannot be undone now stays `writing`: recover() retries
                 self.discard(record.space_id, record.doc_id)
@@ -338,7 +339,8 @@ class Ingestor:
     ) -> list[TextNode]:
         nodes: list[TextNode] = []
         locator = Locator(text, sections)
-        for i, piece in enumerate(self.splitter.split_text(text)):
+        pieces = (piece for unit in split_units(text, sections) for piece in self.splitter.split_text(unit))
+        for i, piece in enumerate(pieces):
             location, places = locator.place(piece)
             point = f"{doc_id}:{i}" if version == 1 else f"{doc_id}:v{version}:{i}"  # versions side by side
             node = TextNode(
@@ -346,7 +348,7 @@ class Ingestor:
                 text=piece,
                 metadata={
                     "space_id": space_id,
-                    "filename": Path(filename).name,
+                    "filename": stored_name(filename),
                     "language": language,
                     "chunk": i,
                     **({"location": location.as_dict()} if location is not None else {}),

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, get_args, get_type_hints
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, NamedTuple, get_args, get_type_hints
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -30,6 +30,7 @@ class Location:
     page: int | None = None
     page_end: int | None = None
     slide: int | None = None
+    slide_end: int | None = None
     title: str | None = None
     sheet: str | None = None
     rows: str | None = None  # "5" or "2-4": spreadsheet row numbers, the header row being 1
@@ -109,13 +110,31 @@ class Section:
     location: Location
 
 
+class OcrWord(NamedTuple):
+    """A word Tesseract read, and its box as ten-thousandths of the page's width and height (so
+    the page drawn at any size can mark it), with the number of its line on the page."""
+
+    text: str
+    left: int
+    top: int
+    right: int
+    bottom: int
+    line: int
+
+
+PageWords = dict[int, tuple[OcrWord, ...]]  # a scanned PDF's words by page number (1-based)
+
+
 @dataclass(frozen=True)
 class Extracted:
-    """A document's normalised text and where its sections sit (empty for formats without locations)."""
+    """A document's normalised text and where its sections sit (empty for formats without
+    locations); for a scanned PDF, the words OCR read on each page, where they sit on it (what marks
+    a quote on the page)."""
 
     text: str
     sections: tuple[Section, ...] = ()
     ocr_pages: int = 0
+    page_words: PageWords = field(default_factory=dict)
 
 
 def join_parts(parts: Iterable[Part], normalize: Callable[[str], str]) -> tuple[str, tuple[Section, ...]]:
@@ -145,20 +164,49 @@ def _rows(rows: str) -> tuple[int, int]:
 
 
 def merge(locations: Sequence[Location]) -> Location | None:
-    """One location for a chunk that spans several: the first, widened to the last page, or to the
-    last row of the same sheet."""
+    """One location for a chunk that spans several: the first, widened to the last page or slide,
+    or to the last row of the same sheet."""
     if not locations:
         return None
     first = locations[0]
     if first.page is not None:
         last = max((loc.page_end or loc.page or 0) for loc in locations)
         return replace(first, page_end=last) if last > first.page else first
+    if first.slide is not None:
+        last = max((loc.slide_end or loc.slide or 0) for loc in locations)
+        return replace(first, slide_end=last) if last > first.slide else first
     if first.sheet is not None or first.rows is not None:
         spans = [_rows(loc.rows) for loc in locations if loc.sheet == first.sheet and loc.rows]
         if spans:
             low, high = min(s[0] for s in spans), max(s[1] for s in spans)
             return replace(first, rows=str(low) if low == high else f"{low}-{high}")
     return first
+
+
+def split_units(text: str, sections: Sequence[Section]) -> list[str]:
+    """The stretches of `text` to be chunked each on its own: one per sheet of a workbook, so no
+    chunk holds rows of two sheets (its place could name only one); the whole text otherwise.
+    Consecutive sections of one sheet form its stretch; text between stretches, when not blank,
+    is a stretch of its own, so nothing is left out."""
+    if not any(section.location.sheet is not None for section in sections):
+        return [text] if text else []
+    spans: list[list[int]] = []
+    sheet: object = object()
+    for section in sections:
+        if spans and section.location.sheet == sheet:
+            spans[-1][1] = section.end
+        else:
+            spans.append([section.start, section.end])
+            sheet = section.location.sheet
+    units, at = [], 0
+    for start, end in spans:
+        if text[at:start].strip():
+            units.append(text[at:start])
+        units.append(text[start:end])
+        at = end
+    if text[at:].strip():
+        units.append(text[at:])
+    return units
 
 
 class Locator:

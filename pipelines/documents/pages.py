@@ -23,6 +23,8 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from docassist.pipelines.documents.highlight import Highlight, draw_marks, ocr_boxes, text_layer_boxes
+from docassist.pipelines.documents.locations import OcrWord
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.errors import (
     NotFound,
@@ -76,17 +78,45 @@ def warm_renderer() -> bool:
     return True
 
 
-def render_stored_page(source: StoredPdf, number: int, limits: ExtractLimits, dpi: int = PAGE_DPI) -> bytes:
+@dataclass(frozen=True)
+class RenderedPage:
+    """A page as PNG bytes, and how many lines of the quote asked for are marked on it (None: no
+    quote was asked for; 0: the page does not hold it)."""
+
+    png: bytes
+    marked_lines: int | None = None
+
+
+def render_stored_page(
+    source: StoredPdf, number: int, limits: ExtractLimits, dpi: int = PAGE_DPI, highlight: Highlight | None = None
+) -> RenderedPage:
     """In a render worker: page `number` (1-based, as locations count pages) of the stored PDF as
-    PNG bytes, in colour; `NotFound` when the document is gone or has no such page."""
-    data = _registry(source.database_url).original(source.space_id, source.doc_id)
-    if data is None:
+    PNG bytes, in colour, the `highlight`ed characters of the document's text marked on it;
+    `NotFound` when the document is gone or has no such page."""
+    registry = _registry(source.database_url)
+    data = registry.original(source.space_id, source.doc_id)
+    text = registry.text_in(source.space_id, source.doc_id) if highlight else ""
+    if data is None or text is None:
         raise NotFound.document(source.space_id, source.doc_id)
-    return render_page_png(data, number, limits, dpi)
+    if highlight is None:
+        return render_page_png(data, number, limits, dpi)
+    words = registry.page_words(source.space_id, source.doc_id, number)
+    return render_page_png(data, number, limits, dpi, Quote(highlight.quote(text), words))
 
 
-def render_page_png(data: bytes, number: int, limits: ExtractLimits, dpi: int = PAGE_DPI) -> bytes:
-    """Page `number` (1-based) of the PDF `data` as PNG bytes, its images and its size checked first."""
+@dataclass(frozen=True)
+class Quote:
+    """Text to mark on a page, and the words OCR read there (for a scanned page)."""
+
+    text: str
+    words: tuple[OcrWord, ...] = ()
+
+
+def render_page_png(
+    data: bytes, number: int, limits: ExtractLimits, dpi: int = PAGE_DPI, quote: Quote | None = None
+) -> RenderedPage:
+    """Page `number` (1-based) of the PDF `data` as PNG bytes, its images and its size checked first,
+    `quote` marked on it (found in the page's text layer, else among its OCR'd words)."""
     import pypdfium2 as pdfium
 
     from docassist.pipelines.documents.formats.ocr import draw_page
@@ -103,13 +133,14 @@ def render_page_png(data: bytes, number: int, limits: ExtractLimits, dpi: int = 
         try:
             check_page_images(page, number, limits)
             image = draw_page(page, number, limits, dpi, grayscale=False)
+            boxes = (text_layer_boxes(page, quote.text) or ocr_boxes(quote.words, quote.text)) if quote else []
         finally:
             page.close()
     finally:
         pdf.close()
     out = io.BytesIO()
-    image.save(out, "PNG", optimize=False, compress_level=6)
-    return out.getvalue()
+    draw_marks(image, boxes).save(out, "PNG", optimize=False, compress_level=6)
+    return RenderedPage(out.getvalue(), len(boxes) if quote else None)
 
 
 def image_pixels(page: Any) -> int:

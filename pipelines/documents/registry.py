@@ -14,11 +14,13 @@ reading or hashing the text.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import and_, delete, insert, select, update
 
+from docassist.pipelines.documents.locations import OcrWord, PageWords
 from docassist.pipelines.storage.database import Database
 from docassist.pipelines.storage.tables import document_contents, document_tags, document_versions, documents
 
@@ -44,6 +46,22 @@ class DocumentRecord:
 
 
 COLUMNS = [documents.c[name] for name in DocumentRecord.__dataclass_fields__]
+
+
+@dataclass(frozen=True)
+class Contents:
+    """What a version of a document holds besides its row: its text, the bytes uploaded, and for
+    a scanned PDF the words OCR read on each page with their boxes."""
+
+    text: str
+    original: bytes
+    page_words: PageWords = field(default_factory=dict)
+
+    def columns(self) -> dict[str, str | bytes | None]:
+        """As `document_contents` keeps them: the words as JSON, `{"3": [[text, left, top, right, bottom,
+        line], …]}`."""
+        words = json.dumps({str(n): words for n, words in self.page_words.items()}) if self.page_words else None
+        return {"text": self.text, "original": self.original, "page_words": words}
 
 
 def title_key(title: str | None, filename: str) -> str:
@@ -115,7 +133,7 @@ class Registry:
             conn.execute(delete(documents).where(key(record.space_id, record.doc_id)))
             conn.execute(insert(documents).values(**asdict(record), title_key=title_key(record.title, record.filename)))
 
-    def commit(self, space_id: str, doc_id: str, text: str, original: bytes) -> None:
+    def commit(self, space_id: str, doc_id: str, contents: Contents) -> None:
         """The content goes in and the row becomes `ready` in one transaction."""
         with self.db.begin() as conn:
             conn.execute(
@@ -123,9 +141,7 @@ class Registry:
                     document_contents.c.space_id == space_id, document_contents.c.doc_id == doc_id
                 )
             )
-            conn.execute(
-                insert(document_contents).values(space_id=space_id, doc_id=doc_id, text=text, original=original)
-            )
+            conn.execute(insert(document_contents).values(space_id=space_id, doc_id=doc_id, **contents.columns()))
             conn.execute(update(documents).where(key(space_id, doc_id)).values(state="ready"))
 
     def text(self, space_id: str, doc_id: str) -> str:
@@ -154,6 +170,18 @@ class Registry:
                     document_contents.c.space_id == space_id, document_contents.c.doc_id == doc_id
                 )
             ).scalar_one_or_none()
+
+    def page_words(self, space_id: str, doc_id: str, page: int) -> tuple[OcrWord, ...]:
+        """The words OCR read on page `page` (1-based) of a scanned PDF, where they sit; none for a
+        page with a text layer, or a document read before words were kept."""
+        with self.db.begin() as conn:
+            stored = conn.execute(
+                select(document_contents.c.page_words).where(
+                    document_contents.c.space_id == space_id, document_contents.c.doc_id == doc_id
+                )
+            ).scalar_one_or_none()
+        words = json.loads(stored).get(str(page), []) if stored else []
+        return tuple(OcrWord(*word) for word in words)
 
     def text_of(self, record: DocumentRecord) -> str:
         return self.text(record.space_id, record.doc_id)

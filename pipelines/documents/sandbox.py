@@ -39,9 +39,11 @@ from docassist.pipelines.documents.extract import (
     ocr_part,
     read_or_finish,
 )
+from docassist.pipelines.documents.formats.ocr import OcrPage
+from docassist.pipelines.documents.highlight import Highlight
 from docassist.pipelines.documents.limits import ExtractLimits
 from docassist.pipelines.documents.locations import Extracted
-from docassist.pipelines.documents.pages import StoredPdf, render_stored_page, warm_renderer
+from docassist.pipelines.documents.pages import RenderedPage, StoredPdf, render_stored_page, warm_renderer
 from docassist.pipelines.documents.worker_pools import Failures, Pool, Replace, WorkerPools
 from docassist.pipelines.documents.workers import warm
 from docassist.pipelines.errors import (
@@ -113,23 +115,23 @@ class ExtractionSandbox:
             if isinstance(read, Extracted):  # nothing to OCR: read and normalised in the worker
                 return read
             started = time.perf_counter()
-            texts = self._ocr(pool, read, data, progress)
+            pages = self._ocr(pool, read, data, progress)
             seconds = time.perf_counter() - started
-            metrics.ocr(len(texts), seconds)
+            metrics.ocr(len(pages), seconds)
             event(
                 "[INGEST] OCR",
-                f"{filename!r}: {len(texts)} scanned pages in {seconds:.1f}s ({len(texts) / seconds:.2f} pages/s)",
-                pages=len(texts),
+                f"{filename!r}: {len(pages)} scanned pages in {seconds:.1f}s ({len(pages) / seconds:.2f} pages/s)",
+                pages=len(pages),
                 seconds=round(seconds, 3),
             )
-            return finish(read, texts, self.limits)  # the pages' text joined here: bounded by MAX_OCR_PAGES
+            return finish(read, pages, self.limits)  # the pages' text joined here: bounded by MAX_OCR_PAGES
         except Replace as exc:
             pool = self.pools.replace(pool, exc.why)
             raise exc.error from None
         finally:
             self._free.put(pool)
 
-    def render_page(self, source: StoredPdf, number: int, dpi: int) -> bytes:
+    def render_page(self, source: StoredPdf, number: int, dpi: int, highlight: Highlight | None = None) -> RenderedPage:
         """Page `number` of a stored PDF as PNG bytes, drawn by a render worker (which reads the file
         from the database itself) within PAGE_RENDER_TIMEOUT_S; past it, or past the memory cap,
         the worker is replaced and the page refused (`PageTooCostly`). Called from the pages
@@ -137,7 +139,7 @@ class ExtractionSandbox:
         pool = self._renderers.get()
         try:
             self._loaded(pool)
-            future = pool.submit(render_stored_page, source, number, self.limits, dpi)
+            future = pool.submit(render_stored_page, source, number, self.limits, dpi, highlight)
             self.pools.record()
             return self._rendered(future, source.filename, number)
         except Replace as exc:
@@ -160,7 +162,7 @@ class ExtractionSandbox:
             )
             raise Replace("a new render worker did not start", restarting) from None
 
-    def _rendered(self, future: concurrent.futures.Future[bytes], filename: str, number: int) -> bytes:
+    def _rendered(self, future: concurrent.futures.Future[RenderedPage], filename: str, number: int) -> RenderedPage:
         """The render's PNG within PAGE_RENDER_TIMEOUT_S; `PageTooCostly` (after `Replace` when the
         worker must go) when it overran that or the memory cap."""
         budget = self.limits.page_render_timeout_s
@@ -207,8 +209,8 @@ class ExtractionSandbox:
         read: ReadParts,
         data: bytes,
         progress: Callable[[OcrProgress], None] | None,
-    ) -> list[str]:
-        """Every scanned page's text, in order (`_PageRun`); the next pages are sent before
+    ) -> list[OcrPage]:
+        """Every scanned page's text and words, in order (`_PageRun`); the next pages are sent before
         `progress` hears of the last, so what it does (embedding the text so far) overlaps the OCR."""
         run, so_far = _PageRun(self, own, read, data), TextSoFar(read)
         if progress is not None:
@@ -221,7 +223,7 @@ class ExtractionSandbox:
                 run.send()
                 if progress is not None:
                     progress(OcrProgress(len(run.texts), len(run.pages), so_far.after(run.texts)))
-            return run.texts
+            return run.read_pages
         finally:
             run.close()
 
@@ -275,6 +277,7 @@ class _PageRun:
         self.pages = [part.ocr_page or 0 for part in read.ocr_parts]
         self.page_timeout = sandbox.limits.ocr_page_timeout_s + _OCR_GRACE_S
         self.texts: list[str] = []
+        self.read_pages: list[OcrPage] = []
         self.idle: list[Pool] = [own]
         self.borrowed: set[Pool] = set()
         self.pending: collections.deque[_Sent] = collections.deque()
@@ -303,14 +306,15 @@ class _PageRun:
         wait = sent.deadline - time.monotonic()
         try:
             failures = self.sandbox._reading_failures(self.read.filename, self.page_timeout, "OCR_PAGE_TIMEOUT_S")
-            text = self.sandbox.pools.result(sent.future, self.page_timeout, failures, wait)
+            page = self.sandbox.pools.result(sent.future, self.page_timeout, failures, wait)
         except Replace as exc:
             if sent.pool is self.own:
                 raise
             self.borrowed.discard(sent.pool)
             self.sandbox._free.put(self.sandbox.pools.replace(sent.pool, exc.why))
             raise exc.error from None
-        self.texts.append(text)
+        self.texts.append(page.text)
+        self.read_pages.append(page)
         self.idle.append(sent.pool)
 
     def return_spare(self) -> None:

@@ -16,7 +16,7 @@ from llama_index.core.schema import TextNode
 from sqlalchemy import Connection, delete, insert, select, update
 
 from docassist.pipelines.documents.catalog import Catalog
-from docassist.pipelines.documents.registry import DocumentRecord, key, title_key
+from docassist.pipelines.documents.registry import Contents, DocumentRecord, key, title_key
 from docassist.pipelines.search.scope import TAGS_KEY, UPLOADED_KEY, VERSION_KEY, tag_payload, uploaded_payload
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.storage.database import Database
@@ -44,7 +44,7 @@ class Versions:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def replace(self, previous: DocumentRecord, record: DocumentRecord, text: str, original: bytes) -> None:
+    def replace(self, previous: DocumentRecord, record: DocumentRecord, contents: Contents) -> None:
         """Version `record.version` becomes the document's, in one transaction: the previous one's
         text and original move to `document_versions`, the row and the contents are the new ones."""
         space_id, doc_id = previous.space_id, previous.doc_id
@@ -81,7 +81,7 @@ class Versions:
             conn.execute(
                 update(document_contents)
                 .where(document_contents.c.space_id == space_id, document_contents.c.doc_id == doc_id)
-                .values(text=text, original=original)
+                .values(**contents.columns())
             )
 
     @staticmethod
@@ -152,8 +152,7 @@ def write_version(
     db: Database,
     records: tuple[DocumentRecord, DocumentRecord],
     nodes: list[TextNode],
-    text: str,
-    data: bytes,
+    contents: Contents,
 ) -> None:
     """The new version's chunks in beside the old ones, then its row and contents in one
     transaction, then the old chunks out: a search meanwhile reads one version or the other,
@@ -169,7 +168,7 @@ def write_version(
         node.metadata.update(stamp)
     store.add(nodes)
     try:
-        Versions(db).replace(previous, record, text, data)
+        Versions(db).replace(previous, record, contents)
     except BaseException:
         with contextlib.suppress(Exception):
             store.delete_version(record.space_id, record.doc_id, record.version)

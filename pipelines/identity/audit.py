@@ -31,6 +31,7 @@ Action = Literal[
     "new_version",
     "delete",
     "tag",
+    "sync",
     "search",
     "ask",
     "summarize",

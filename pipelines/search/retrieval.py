@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.schema import BaseNode
 
 from docassist.pipelines import tracing
 from docassist.pipelines.documents import locations
@@ -22,7 +23,8 @@ from docassist.pipelines.errors import InvalidInput
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.logs import event
 from docassist.pipelines.search.embeddings import MAX_QUERY_TOKENS, embed_query, query_tokens
-from docassist.pipelines.search.scope import Scope
+from docassist.pipelines.search.matching import best_sentence
+from docassist.pipelines.search.scope import VERSION_KEY, Scope
 from docassist.pipelines.search.store import FUSION, Store
 from docassist.pipelines.spaces import check_space_id
 
@@ -40,6 +42,9 @@ class Source:
     location: Location | None = None
     # where the chunk spans several sections: each one's offset in `text` and location, in order
     places: list[Place] | None = None
+    # where the sentence that matched the query best sits (its own slide, rows, chapter or page)
+    match_location: Location | None = None
+    version: int = 1  # the document's version the chunk belongs to (`PUT /documents/{id}` makes the next)
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,34 @@ def places_of(metadata: dict) -> list[Place] | None:
             if location is not None:
                 places.append((entry[0], location))
     return places or None
+
+
+def source_of(node: BaseNode, score: float, q: str) -> Source:
+    """A hit as a source, with the place of its sentence that matches `q` best."""
+    text, location, places = node.get_content(), location_of(node.metadata), places_of(node.metadata)
+    return Source(
+        doc_id=node.ref_doc_id or "",
+        filename=node.metadata.get("filename", ""),
+        score=round(score, 6),
+        text=text,
+        chunk=int(node.metadata.get("chunk", 0)),
+        location=location,
+        places=places,
+        match_location=match_location(text, q, location, places),
+        version=_version(node.metadata.get(VERSION_KEY)),
+    )
+
+
+def _version(value: object) -> int:
+    """A chunk's version from its payload: 1 for chunks stored before versions were kept."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 1
+
+
+def match_location(text: str, query: str, location: Location | None, places: list[Place] | None) -> Location | None:
+    """Where the sentence of a hit that matches `query` best sits: its own slide, rows, chapter or
+    page when the hit spans several; the hit's location when it spans one or none matched."""
+    span = best_sentence(text, query) if places else None
+    return (locations.within(places, *span) or location) if places and span else location
 
 
 def within(source: Source, start: int, end: int) -> Location | None:
@@ -108,18 +141,7 @@ class Retriever:
             hits = await self.lane.run(self.store.search, dense, q, space_id, top_k, FUSION, None, scope)
             t2 = time.perf_counter()
             span.set_attribute("retrieval.hits", len(hits))
-        sources = [
-            Source(
-                doc_id=h.node.ref_doc_id or "",
-                filename=h.node.metadata.get("filename", ""),
-                score=round(h.score, 6),
-                text=h.node.get_content(),
-                chunk=int(h.node.metadata.get("chunk", 0)),
-                location=location_of(h.node.metadata),
-                places=places_of(h.node.metadata),
-            )
-            for h in hits
-        ]
+        sources = [source_of(h.node, h.score, q) for h in hits]
         timing = SearchTiming(
             embed_ms=round((t1 - t0) * 1000, 1),
             search_ms=round((t2 - t1) * 1000, 1),

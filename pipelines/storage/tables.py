@@ -9,7 +9,8 @@
   came, its bytes' SHA-256 and size, and — once replaced — its text and original; a document never
   replaced has no rows (its version 1 is its `documents` row).
 - `document_contents`: each document's extracted text and original bytes, so any backend can
-  summarize a document another backend ingested and an index can be rebuilt.
+  summarize a document another backend ingested and an index can be rebuilt; for a scanned PDF,
+  the words OCR read on each page with their boxes (what marks a quote on its page).
 - `summaries`: finished summaries by cache key (space, text, models, prompts, language, limits).
 - `partials`: every map/reduce output of a run, by run key and exact input: what lets an
   interrupted run resume.
@@ -108,6 +109,7 @@ document_contents = Table(
     Column("doc_id", String(64), nullable=False),
     Column("text", Text, nullable=False),
     Column("original", LargeBinary, nullable=False),
+    Column("page_words", Text),  # a scanned PDF's words and their boxes by page (JSON; null: none)
     PrimaryKeyConstraint("space_id", "doc_id"),
 )
 

@@ -14,8 +14,11 @@ import io
 import os
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from docassist.pipelines.documents.locations import OcrWord
+from docassist.pipelines.environment import process_environment
 from docassist.pipelines.errors import ImageTooLarge, OcrUnavailable, UnreadableDocument
 
 if TYPE_CHECKING:
@@ -172,20 +175,52 @@ def image_page(data: bytes, index: int, limits: ExtractLimits) -> Any:
     return image.convert("L")
 
 
-def recognize(image: Any, limits: ExtractLimits) -> str:
-    """Tesseract's text for one page image, within OCR_PAGE_TIMEOUT_S. The page goes to the binary
-    as an uncompressed BMP file: pytesseract would write a PNG, whose compression costs about a
-    tenth of the OCR itself at 300 dpi."""
+@dataclass(frozen=True)
+class OcrPage:
+    """One page's text as Tesseract laid it out (lines; paragraphs apart by a blank line), and its words."""
+
+    text: str
+    words: tuple[OcrWord, ...] = ()
+
+
+def page_of(data: dict[str, list[Any]], width: int, height: int) -> OcrPage:
+    """The page from Tesseract's word table (`image_to_data`): its words in reading order, and the
+    text they make — what `image_to_string` prints, from the same single run."""
+    words: list[OcrWord] = []
+    paragraphs: dict[tuple[int, int], dict[int, list[str]]] = {}
+    lines: dict[tuple[int, int, int], int] = {}
+    for i, word in enumerate(data["text"]):
+        word = (word or "").strip()
+        if int(data["level"][i]) != 5 or not word:
+            continue
+        block, par, line = int(data["block_num"][i]), int(data["par_num"][i]), int(data["line_num"][i])
+        number = lines.setdefault((block, par, line), len(lines))
+        paragraphs.setdefault((block, par), {}).setdefault(line, []).append(word)
+        left, top = int(data["left"][i]), int(data["top"][i])
+        right, bottom = left + int(data["width"][i]), top + int(data["height"][i])
+        box = (left * 10_000 // width, top * 10_000 // height, right * 10_000 // width, bottom * 10_000 // height)
+        words.append(OcrWord(word, *box, number))
+    text = "\n\n".join("\n".join(" ".join(line) for line in par.values()) for par in paragraphs.values())
+    return OcrPage(text, tuple(words))
+
+
+def recognize(image: Any, limits: ExtractLimits) -> OcrPage:
+    """Tesseract's text and word boxes for one page image, within OCR_PAGE_TIMEOUT_S. The page goes
+    to the binary as an uncompressed BMP file: pytesseract would write a PNG, whose compression
+    costs about a tenth of the OCR itself at 300 dpi."""
     import pytesseract
 
     pytesseract.pytesseract.tesseract_cmd = limits.tesseract_cmd
     # pytesseract hands the binary its module's `environ`: a copy of ours with the thread limit
-    pytesseract.pytesseract.environ = {**os.environ, "OMP_THREAD_LIMIT": OMP_THREADS}
+    pytesseract.pytesseract.environ = {**process_environment(), "OMP_THREAD_LIMIT": OMP_THREADS}
     with tempfile.TemporaryDirectory(prefix="docassist-ocr-") as tmp:
         path = os.path.join(tmp, "page.bmp")
         image.save(path, "BMP")
         try:
-            return pytesseract.image_to_string(path, lang="+".join(LANGUAGES), timeout=limits.ocr_page_timeout_s)
+            table = pytesseract.image_to_data(
+                path, lang="+".join(LANGUAGES), timeout=limits.ocr_page_timeout_s, output_type=pytesseract.Output.DICT
+            )
+            return page_of(table, image.width, image.height)
         except pytesseract.TesseractNotFoundError as exc:
             raise OcrUnavailable(f"Tesseract is not installed here; install it: {PACKAGES}", packages=PACKAGES) from exc
         except pytesseract.TesseractError as exc:  # it ran and failed: out of memory under EXTRACT_MEMORY_MB, above all
@@ -202,7 +237,7 @@ def recognize(image: Any, limits: ExtractLimits) -> str:
             raise
 
 
-def ocr_page(ext: str, data: bytes, index: int, limits: ExtractLimits) -> str:
-    """The OCR'd text of page `index` (0-based) of a PDF or an image."""
+def ocr_page(ext: str, data: bytes, index: int, limits: ExtractLimits) -> OcrPage:
+    """The OCR'd text and words of page `index` (0-based) of a PDF or an image."""
     image = render_pdf_page(data, index, limits) if ext == ".pdf" else image_page(data, index, limits)
     return recognize(image, limits)
