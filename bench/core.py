@@ -116,7 +116,7 @@ QUICK = Sizes(
     sign_in_requests=100,
     sign_in_logins=20,
     sign_in_network=False,
-    sync_files=200,
+    sync_files=30,
     service_env=(("LLM_MAX_TOKENS", "96"),),
 )
 

@@ -38,6 +38,7 @@ from docassist.bench.stats import ratio, summary
 from docassist.pipelines.search import sparse
 from docassist.pipelines.search.edge_store import DENSE, SPACE_KEY, SPARSE, EdgeVectorStore, edge_filter
 from docassist.pipelines.search.embeddings import embedding_dim
+from docassist.pipelines.search.scope import Scope
 from docassist.pipelines.search.store import PREFETCH_DEPTH
 
 TOP_K = 5
@@ -69,9 +70,12 @@ def queries(n: int) -> list[str]:
     return [mixed[i % len(mixed)] for i in range(n)]
 
 
-def edge_query(edge: EdgeVectorStore, dense: list[float], question: str, space: str) -> list:
+def edge_query(
+    edge: EdgeVectorStore, dense: list[float], question: str, space: str, scope: Scope | None = None
+) -> list:
     """The bare Edge query: the request `Store.search` makes, nothing around it."""
-    return edge.hybrid(dense, sparse.encode_query(question), edge_filter(space), TOP_K, max(PREFETCH_DEPTH, TOP_K))
+    found = edge_filter(space, scope=scope)
+    return edge.hybrid(dense, sparse.encode_query(question), found, TOP_K, max(PREFETCH_DEPTH, TOP_K))
 
 
 def replicate(edge: EdgeVectorStore, source: str, target: str, n: int, seed: int = 0) -> int:
@@ -190,7 +194,10 @@ def run(ctx: Context) -> Result:
         large = replicate(edge, CORPUS_SPACE, LARGE_SPACE, ctx.sizes.retrieval_replicated_chunks)
         edge.optimize()  # as the service does when it opens a shard (`store.open_edge`)
         probe = list(dense_of.items())
-        edge_large = [timed_ms(edge_query, edge, dense, question, LARGE_SPACE) for question, dense in probe]
+        edge_large, edge_large_scoped = [], []
+        for question, dense in probe:  # alternating: the same load on both
+            edge_large.append(timed_ms(edge_query, edge, dense, question, LARGE_SPACE))
+            edge_large_scoped.append(timed_ms(edge_query, edge, dense, question, LARGE_SPACE, Scope(tags=(HALF,))))
         ctx.log(f"copying {edge.count():,} points into Qdrant local mode")
         local = local_copy(edge, copy / "local", shard.name, dim)
         few = probe[: ctx.sizes.retrieval_local_searches]
@@ -219,7 +226,7 @@ def run(ctx: Context) -> Result:
     el, ls, ll = summary(edge_large, 2), summary(local_small, 1), summary(local_large, 1)
     lt, lq = summary(large_total, 1), summary(large_search, 1)
     space = f"{chunks_in_store:,} chunks"
-    sq = summary(scoped_search, 1)
+    sq, eq = summary(scoped_search, 1), summary(edge_large_scoped, 2)
     res.add(
         "scoped_search_p50_over_unscoped",
         "/search scoped by a tag (half the documents) vs the whole space, hybrid query p50",
@@ -227,6 +234,14 @@ def run(ctx: Context) -> Result:
         baseline=f"unscoped {ss['p50']} ms",
         goal=("<=", 1.1),
         context=f"scoped {sq['p50']} ms p50, {sq['p90']} ms p90; {space}, {tagged} documents tagged",
+    )
+    res.add(
+        "scoped_edge_p50_over_unscoped_large",
+        f"bare Edge query scoped by a tag (half the points) vs unscoped, {large:,}-chunk space",
+        ratio(eq["p50"], el["p50"]),
+        baseline=f"unscoped p50 {el['p50']} ms",
+        goal=("<=", 1.1),
+        context=f"scoped p50 {eq['p50']} ms, p99 {eq['p99']} ms (n={eq['n']}); the replicated points keep their tags",
     )
     res.add(
         "search_p50_over_in_process",
