@@ -170,15 +170,15 @@ class Library:
         job of an upload that runs on. A caller cancelled while it waits — its client left —
         stops the upload, storing nothing. A failure within the wait is raised as it is. `replace`:
         a document of the space with this filename gets these bytes as its next version. `tags`
-        (checked before anything runs) replace the document's once it is stored: an upload with
-        tags is waited for to its end, as with `wait`."""
-        kept = list(clean_tags(tags)) if tags is not None else None
+        (checked before anything runs) replace the document's: set by the upload's job before it
+        is done, or at once on a document these bytes already are."""
+        kept = clean_tags(tags) if tags is not None else None
         if replace:
             named = await self._read(lambda: self.registry.named(space_id, stored_name(filename)))
             if named is not None:
                 return await self.replace(space_id, named.doc_id, filename, data, generate_summary, wait, kept)
-        submitted = await self.uploads.submit(space_id, filename, data, generate_summary)
-        return await self._tagged(await self._finish(submitted, generate_summary, wait or kept is not None), kept)
+        submitted = await self.uploads.submit(space_id, filename, data, generate_summary, tags=kept)
+        return await self._tagged(await self._finish(submitted, generate_summary, wait), kept)
 
     async def replace(
         self, space_id: str, doc_id: str, filename: str, data: bytes, generate_summary: bool = False,
@@ -187,21 +187,23 @@ class Library:
         """Version n+1 of the document, uploaded as any document is (a job, the same wait); the same
         bytes as its current version change nothing (`duplicate`). Its summary is made again where
         the replaced version had one or had one coming. `tags`: as for `ingest`."""
-        kept = list(clean_tags(tags)) if tags is not None else None
+        kept = clean_tags(tags) if tags is not None else None
         view = await self.get(space_id, doc_id)
         same = await self._read(lambda: self._current_sha256(view.record)) == bytes_sha256(data)
         if same:
             return await self._tagged(await self._known(view.record, generate_summary), kept)
         again = generate_summary or view.summary_status != "none"
-        submitted = await self.uploads.submit(space_id, filename, data, again, replaces=doc_id)
-        return await self._tagged(await self._finish(submitted, again, wait or kept is not None), kept)
+        submitted = await self.uploads.submit(space_id, filename, data, again, replaces=doc_id, tags=kept)
+        return await self._tagged(await self._finish(submitted, again, wait), kept)
 
-    async def _tagged(self, done: Ingested | Accepted, tags: list[str] | None) -> Ingested | Accepted:
-        """The upload's document with `tags` (None: its tags as they were)."""
-        if tags is None or not isinstance(done, Ingested):
+    async def _tagged(self, done: Ingested | Accepted, tags: tuple[str, ...] | None) -> Ingested | Accepted:
+        """A duplicate upload's document with `tags` (None: its tags as they were); an upload's job
+        set them itself."""
+        if tags is None or not isinstance(done, Ingested) or not done.duplicate:
             return done
         record = done.document.record
-        return dataclasses.replace(done, document=await self.describe(record.space_id, record.doc_id, tags, KEEP))
+        view = await self.describe(record.space_id, record.doc_id, list(tags), KEEP)
+        return dataclasses.replace(done, document=view)
 
     async def diff_folder(self, space_id: str, files: Sequence[FolderFile], delete: bool) -> FolderDiff:
         """What a folder kept in sync sends for `files` (`folder_diff.py`): one read of the space."""

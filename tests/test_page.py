@@ -327,6 +327,7 @@ def test_a_question_shows_the_sources_then_the_answer(page: Page):
     expect(passage).to_be_visible()
     expect(passage).to_contain_text("The passage is highlighted in the document’s text.")
     expect(passage.locator("mark")).to_contain_text("Байкал")
+    expect(passage.get_by_role("img", name="Page 1 of baikal_ru.pdf")).to_be_visible()  # the matching page
     shot(page, "passage.png", full_page=False)
     passage.get_by_role("button", name="Close").click()
     expect(passage).to_be_hidden()

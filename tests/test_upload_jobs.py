@@ -93,6 +93,25 @@ def test_a_long_upload_is_answered_at_once_with_a_job_whose_progress_moves(
     assert hits.status_code == 200 and "Ingrid Solberg" in hits.json()["sources"][0]["text"], hits.text
 
 
+@pytest.mark.slow
+def test_a_long_upload_with_tags_is_answered_at_once_and_its_document_is_tagged_when_its_job_is_done(
+    http: httpx.Client, space: str
+):
+    form = {"space_id": space, "tags": ["отчёты", "2026"]}
+    r = http.post("/ingest", files={"file": ("tagged.txt", long_text("tagged"))}, data=form, timeout=60)
+    assert r.status_code == 202, "tags do not make the client wait"
+    job_id = r.json()["job_id"]
+    deadline = time.monotonic() + 300
+    while (job := http.get(f"/jobs/{job_id}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.5)
+    assert job["status"] == "done", job
+    doc = http.get(f"/documents/{job['doc_id']}", params={"space_id": space}).json()
+    assert doc["tags"] == ["отчёты", "2026"], doc
+    hits = http.post("/search", json={"q": FACT, "space_id": space, "tags": ["ОТЧЁТЫ"]}).json()["sources"]
+    assert hits and hits[0]["doc_id"] == job["doc_id"], "a scope by its tag finds it as soon as the job is done"
+
+
 def test_a_short_upload_is_still_answered_with_the_document(http: httpx.Client, space: str):
     r = post(http, space, "note.txt", "Короткая заметка о Байкале и Ангаре.".encode())
     assert r.status_code == 200, r.text

@@ -1977,6 +1977,9 @@ async function openPassage(source) {
   );
   $("passage-text").replaceChildren(el("mark", "", source.text));
   say($("passage-note"), "passageLoading");
+  // a PDF's page beside it: the page of the sentence that matched the question, not the chunk's first
+  const place = source.match_location || source.location;
+  if (place?.page) showPage(source, place.page, signal);
   try {
     const found = await markInText(source.doc_id, (full) => findPassage(full, source.text), signal);
     say($("passage-note"), found ? "passageFound" : "passageOnly");

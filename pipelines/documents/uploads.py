@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from docassist.pipelines.broadcast import Broadcast
+from docassist.pipelines.documents.catalog import Catalog
 from docassist.pipelines.documents.ingestion import Admitted, Ingestor, IngestResult
 from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.documents.upload_queue import UploadQueue
@@ -43,6 +44,7 @@ from docassist.pipelines.documents.upload_store import (
 from docassist.pipelines.errors import Cancelled, DocassistError, JobError, NotReady
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.logs import event
+from docassist.pipelines.search.scope import TAGS_KEY, tag_payload
 
 REPORT_EVERY_S = 0.5  # progress writes per job, at most
 TOUCH_EVERY_S = 10  # how often a process says its queued jobs are alive
@@ -148,9 +150,16 @@ class UploadRunner:
 
     # ------------------------------------------------------------------ submitting and waiting
     async def submit(
-        self, space_id: str, filename: str, data: bytes, generate_summary: bool, replaces: str | None = None
+        self,
+        space_id: str,
+        filename: str,
+        data: bytes,
+        generate_summary: bool,
+        replaces: str | None = None,
+        tags: tuple[str, ...] | None = None,
     ) -> Submitted:
-        """The upload queued as a job; `replaces`: the id of the document it is the next version of."""
+        """The upload queued as a job; `replaces`: the id of the document it is the next version of;
+        `tags` (checked): the document's tags, set by the job before it reports done."""
         admitted = await self.storage.run(self.ingestor.admit, space_id, filename, data, replaces)
         doc_id = admitted.doc_id
         running = self._running.get((space_id, doc_id))
@@ -170,7 +179,7 @@ class UploadRunner:
         stop = threading.Event()
         self.broadcast.publish(job.job_id, job)  # before its work can publish anything
         try:
-            future = self.queue.submit(space_id, self._work, job, admitted, data, stop)
+            future = self.queue.submit(space_id, self._work, job, admitted, data, stop, tags)
         except DocassistError as exc:  # the queue, or the space's share, filled while the job was written
             self.broadcast.end(job.job_id)
             await self.storage.run(self.store.fail, job, _error(exc))
@@ -207,10 +216,14 @@ class UploadRunner:
         self.broadcast.end(job.job_id)
 
     # ------------------------------------------------------------------ the work, on the uploads lane
-    def _work(self, job: UploadJob, admitted: Admitted, data: bytes, stop: threading.Event) -> IngestResult:
+    def _work(
+        self, job: UploadJob, admitted: Admitted, data: bytes, stop: threading.Event, tags: tuple[str, ...] | None
+    ) -> IngestResult:
         report = _Reporter(self.store, self.broadcast, job, stop)
         try:
             result = self.ingestor.ingest(job.space_id, job.filename, data, stop.is_set, report, admitted)
+            if tags is not None:  # before the job says done: whoever follows it finds the document tagged
+                self._tag(result.record, tags)
             outcome = UploadOutcome(
                 language=result.record.language,
                 chunks=result.record.chunks,
@@ -233,6 +246,11 @@ class UploadRunner:
             report.write(functools.partial(self.store.fail, error=unexpected))
             event("[INGEST] Upload failed", f"job_id={job.job_id}: {type(exc).__name__}: {exc}", level=logging.ERROR)
             raise
+
+    def _tag(self, record: DocumentRecord, tags: tuple[str, ...]) -> None:
+        """The document's tags, replaced: on its chunks first (a scope by tag finds them), then its row."""
+        self.ingestor.store.set_payload({TAGS_KEY: tag_payload(tags)}, record.space_id, record.doc_id)
+        Catalog(self.registry.db).describe(record.space_id, record.doc_id, record.filename, tags, None, False)
 
     # ------------------------------------------------------------------ cancelling
     async def cancel(self, space_id: str, doc_id: str) -> bool:
