@@ -8,6 +8,7 @@
     docassist eval conversations --split dev --limit 20   # follow-ups: condensed, then retrieved
     docassist eval metrics --split test          # the metrics' agreement with SummEval's experts
     docassist eval ocr --split test --limit 20     # CER of scans made from XQuAD, and hit@1 scan vs text
+    docassist eval feedback --space hr --out feedback.jsonl   # readers' verdicts on answers, as JSON lines
 """
 
 from __future__ import annotations
@@ -97,10 +98,17 @@ def main(argv: list[str] | None = None) -> int:
         tasks.add_parser("ocr", help="CER of scans rendered from XQuAD, hit@1 as scans vs as text"),
         "first N paragraphs per language (default 20)",
     )
+    feedback = tasks.add_parser("feedback", help="readers' verdicts on answers as JSON lines, for prompt tuning")
+    feedback.add_argument("--space", default=None, help="one space's verdicts (default: every space's)")
+    feedback.add_argument("--out", type=Path, default=None, help="a file (default: standard output)")
     return cmd_eval(ev.parse_args(argv))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.task == "feedback":  # the database only: no model, no evaluation data
+        from docassist.evals import feedback
+
+        return feedback.export(args.space, args.out)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if getattr(args, "context_window", None):
         os.environ["LLM_CONTEXT_WINDOW"] = str(args.context_window)

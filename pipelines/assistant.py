@@ -5,9 +5,9 @@ uploads, a space's documents, their text and pages, deleting one), `Summaries`, 
 and ask), `Conversations`, `Jobs` — and `ServiceInfo` tells about the service itself. The façade
 builds each from the runtime's parts on first use (the search parts exist once the runtime has
 started) and hands each call on in one line. Routes (and `docassist eval`) call these methods, or
-a feature it exposes for what needs nothing else (`conversations`: list, read, create, delete),
-and nothing below them; what they return is in `views.py`. `admit` hands out the per-key places
-of searches, answers, job event streams and page renders.
+a feature it exposes for what needs nothing else (`conversations`: list, read, create, delete;
+`feedback`: verdicts on answers), and nothing below them; what they return is in `views.py`.
+`admit` hands out the per-key places of searches, answers, job event streams and page renders.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from docassist.pipelines.answers.service import Answers
 from docassist.pipelines.answers.workflow import Mode
 from docassist.pipelines.conversations.condense import Condenser, Exchange
 from docassist.pipelines.conversations.events import TurnComplete
+from docassist.pipelines.conversations.feedback import Feedback
+from docassist.pipelines.conversations.feedback_store import FeedbackStore
 from docassist.pipelines.conversations.service import Conversations
 from docassist.pipelines.conversations.store import ConversationStore
 from docassist.pipelines.documents.catalog import KEEP, DocumentQuery, Titled
@@ -98,6 +100,11 @@ class Assistant:
         rt, answers = self.runtime, self.answers
         condenser = Condenser(rt.caller, answers.endpoint, answers.fits)
         return Conversations(ConversationStore(rt.db), condenser, answers, rt.lanes.storage)
+
+    @functools.cached_property
+    def feedback(self) -> Feedback:
+        """Readers' verdicts on answers, and the `/ask` answers kept to be rated (routes use it directly)."""
+        return Feedback(FeedbackStore(self.runtime.db), self.runtime.lanes.storage)
 
     @functools.cached_property
     def jobs(self) -> Jobs:

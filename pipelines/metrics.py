@@ -75,6 +75,11 @@ INGEST_CHUNKS_PER_SECOND = Histogram(
 )
 OCR_PAGES = Counter("docassist_ocr_pages", "scanned pages read by OCR")
 OCR_SECONDS = Counter("docassist_ocr_seconds", "seconds spent reading scanned pages by OCR")
+ANSWER_FEEDBACK = Counter(
+    "docassist_answer_feedback",
+    "readers' verdicts on answers, each one stored (a changed verdict counts again)",
+    ["rating"],
+)
 LANE_CALLS = Gauge(
     "docassist_lane_calls",
     "calls on a thread lane now: running (up to its workers) or queued behind them",
@@ -87,6 +92,8 @@ for _result in ("hit", "miss"):
     SUMMARY_CACHE.labels(_result)
 for _kind in ("final", "answer"):
     LANGUAGE_RETRIES.labels(_kind)
+for _rating in ("up", "down"):
+    ANSWER_FEEDBACK.labels(_rating)
 
 
 def kind_of(purpose: str) -> str:
@@ -134,6 +141,10 @@ def ocr(pages: int, seconds: float) -> None:
     """Pages/s is `rate(docassist_ocr_pages) / rate(docassist_ocr_seconds)`."""
     OCR_PAGES.inc(pages)
     OCR_SECONDS.inc(seconds)
+
+
+def answer_feedback(rating: str) -> None:
+    ANSWER_FEEDBACK.labels("up" if rating == "up" else "down").inc()
 
 
 def lane_load(lane: str, admitted: int, workers: int) -> None:

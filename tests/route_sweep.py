@@ -31,6 +31,7 @@ def sweep(url: str, theirs: Theirs, **auth: dict[str, str]) -> set[tuple[str, st
     s = theirs.space_id
     ids = {"doc_id": theirs.doc_id, "job_id": theirs.job_id, "conversation_id": theirs.conversation_id, "page": 1}
     ids["token_id"], ids["n"] = "0" * 16, 1
+    ids["message_id"], ids["request_id"] = "0" * 32, "their-request"
     covered = set()
     for path, methods in routes.items():
         if path in NOT_ASKED:
@@ -55,6 +56,8 @@ def sweep(url: str, theirs: Theirs, **auth: dict[str, str]) -> set[tuple[str, st
                     body = {"q": "Документ", "space_id": s} if "messages" in path else {"space_id": s}
                 if path.startswith("/auth/"):
                     body = {"name": "x", "username": "x", "password": "x"}
+                if path.endswith("/feedback"):  # a verdict on one of their answers
+                    body = {"rating": "up", "space_id": s}
                 if path == "/sync/diff":  # a folder's file list, to be compared with their documents
                     body = {"space_id": s, "files": [{"path": "x.txt", "sha256": "0" * 64, "size": 4}], "delete": True}
             upload = path == "/ingest" or method == "put"
@@ -87,6 +90,8 @@ def sweep(url: str, theirs: Theirs, **auth: dict[str, str]) -> set[tuple[str, st
         ("get", "/documents/{doc_id}/pages/{page}"),
         ("get", "/audit"),
         ("post", "/sync/diff"),
+        ("post", "/conversations/{conversation_id}/messages/{message_id}/feedback"),
+        ("post", "/ask/{request_id}/feedback"),
     ):
         assert route in covered, route
     return covered

@@ -13,23 +13,23 @@ from fastapi import APIRouter, Query, Request, Response
 
 from docassist.api.audit_trail import record
 from docassist.api.auth import Access
-from docassist.api.deps import AccessDep, AssistantDep
-from docassist.api.held import HeldEventSourceResponse
-from docassist.api.schemas import (
-    CitationOut,
+from docassist.api.conversation_schemas import (
     ConversationDetail,
     ConversationList,
     ConversationOut,
     ConversationRequest,
     MessageOut,
     MessageRequest,
-    SourceOut,
     TurnResponse,
-    error_responses,
-    stream_schema,
 )
+from docassist.api.deps import AccessDep, AssistantDep
+from docassist.api.feedback_schemas import feedback_out
+from docassist.api.held import HeldEventSourceResponse
+from docassist.api.routes.feedback import rater_of
+from docassist.api.schemas import CitationOut, SourceOut, error_responses, stream_schema
 from docassist.api.scope_schemas import scope_out
 from docassist.pipelines.conversations.events import TURN_EVENT_TYPES
+from docassist.pipelines.conversations.feedback_store import Verdict
 from docassist.pipelines.conversations.store import DEFAULT_PAGE, MAX_PAGE, Conversation, Message
 from docassist.pipelines.identity.audit import question
 from docassist.pipelines.search.scope import Scope
@@ -63,7 +63,7 @@ def _turn_scope(body: MessageRequest) -> Scope | None:
     return body.scope() if body.has_scope() else None
 
 
-def _message(m: Message) -> MessageOut:
+def _message(m: Message, verdict: Verdict | None = None) -> MessageOut:
     return MessageOut(
         message_id=m.message_id,
         role=m.role,
@@ -74,6 +74,7 @@ def _message(m: Message) -> MessageOut:
         grounded=m.grounded,
         citations=[CitationOut(**asdict(c)) for c in m.citations],
         sources=[SourceOut(**asdict(s)) for s in m.sources],
+        feedback=feedback_out(verdict),
     )
 
 
@@ -112,10 +113,13 @@ async def get_conversation(
 ) -> ConversationDetail:
     """The conversation with its newest `limit` messages, in order, each answer with its citations
     and sources — what a chat shows first; `next_cursor` fetches the messages before them (null
-    once the first is read). A cursor this conversation did not give is 422."""
+    once the first is read). An answer you rated carries your verdict (`feedback`). A cursor this
+    conversation did not give is 422."""
     access.check_space(space_id)
     page = await assistant.conversations.page(space_id, conversation_id, limit, cursor, access.owner)
-    messages = [_message(m) for m in page.messages]
+    answers = [m.message_id for m in page.messages if m.role == "assistant"]
+    verdicts = await assistant.feedback.mine(space_id, answers, rater_of(access))
+    messages = [_message(m, verdicts.get(m.message_id)) for m in page.messages]
     return ConversationDetail(
         **_conversation(page.conversation).model_dump(), messages=messages, next_cursor=page.next_cursor
     )

@@ -177,6 +177,13 @@ const DICT = {
     quoteFound: "The quoted sentence is highlighted in the document’s text.",
     pageAlt: (n, f) => `Page ${n} of ${f}`,
     pageCaption: (n) => `The page as it is in the document: p. ${n}`,
+    verdict: "Was this answer useful?",
+    verdictUp: "Good answer",
+    verdictDown: "Bad answer",
+    verdictComment: "Comment (optional)",
+    verdictSend: "Send the comment",
+    verdictPick: "Choose thumbs up or down first.",
+    verdictSaved: (rating) => (rating === "up" ? "Thank you: marked as a good answer." : "Thank you: marked as a bad answer."),
     healthOk: "Service ready",
     healthLimited: (list) => `Limited: ${list}`,
     healthDown: "Service unavailable",
@@ -419,6 +426,13 @@ const DICT = {
     quoteFound: "Цитата выделена в тексте документа.",
     pageAlt: (n, f) => `Страница ${n} документа ${f}`,
     pageCaption: (n) => `Страница в документе: стр. ${n}`,
+    verdict: "Полезен ли ответ?",
+    verdictUp: "Хороший ответ",
+    verdictDown: "Плохой ответ",
+    verdictComment: "Комментарий (необязательно)",
+    verdictSend: "Отправить комментарий",
+    verdictPick: "Сначала выберите: палец вверх или вниз.",
+    verdictSaved: (rating) => (rating === "up" ? "Спасибо: отмечен как хороший ответ." : "Спасибо: отмечен как плохой ответ."),
     healthOk: "Сервис готов",
     healthLimited: (list) => `Ограничено: ${list}`,
     healthDown: "Сервис недоступен",
@@ -1663,7 +1677,7 @@ async function messagesPage(id, space, cursor) {
 }
 
 // Stored messages as the turns #thread shows: each question with the answer after it.
-function turnsOf(messages) {
+function turnsOf(messages, conversationId, space) {
   const turns = [];
   for (let i = 0; i < messages.length; i += 1) {
     const m = messages[i];
@@ -1676,6 +1690,10 @@ function turnsOf(messages) {
       grounded: a?.grounded,
       citations: a?.citations || [],
       sources: a?.sources || [],
+      conversationId,
+      space,
+      messageId: a?.message_id || null,
+      feedback: a?.feedback || null,
     });
   }
   return turns;
@@ -1695,7 +1713,7 @@ async function openConversation(id) {
   const body = await convRead(() => messagesPage(id, space, null));
   if (!body || space !== state.space || conv.id !== id) return;
   say($("convs-status"), null);
-  for (const turn of turnsOf(body.messages || [])) addPastTurn(turn);
+  for (const turn of turnsOf(body.messages || [], id, space)) addPastTurn(turn);
   showEarlierMessages(body.next_cursor);
   loadConversations(true); // marks the open one
   $("thread").focus();
@@ -1709,7 +1727,7 @@ async function earlierMessages() {
   if (!id || !cursor) return;
   const body = await convRead(() => messagesPage(id, space, cursor), undefined, $("thread-earlier"));
   if (!body || space !== state.space || conv.id !== id || conv.earlierCursor !== cursor) return;
-  $("thread").prepend(...turnsOf(body.messages || []).map(pastTurnItem));
+  $("thread").prepend(...turnsOf(body.messages || [], id, space).map(pastTurnItem));
   $("thread").hidden = false;
   showEarlierMessages(body.next_cursor);
 }
@@ -1750,7 +1768,59 @@ function pastTurnItem(turn) {
     for (const c of turn.citations) ul.append(citationItem(c, turn.sources));
     li.append(ul);
   }
+  if (turn.messageId) li.append(verdictBox(turn));
   return li;
+}
+
+// Thumbs up or down on an answer, with an optional comment: the reader's verdict, kept with the
+// answer (a new one replaces it). The chosen thumb is pressed; the turn keeps what was saved.
+function verdictBox(turn) {
+  const box = el("div", "verdict");
+  box.setAttribute("role", "group");
+  sayLabel(box, "verdict");
+  const thumb = (rating, sign, key) => {
+    const b = el("button", "secondary small", sign);
+    b.type = "button";
+    sayLabel(b, key);
+    b.addEventListener("click", () => send(rating));
+    return b;
+  };
+  const up = thumb("up", "👍", "verdictUp");
+  const down = thumb("down", "👎", "verdictDown");
+  const comment = el("input", "verdict-comment");
+  comment.type = "text";
+  comment.maxLength = 4000;
+  comment.value = turn.feedback?.comment || "";
+  sayLabel(comment, "verdictComment");
+  const note = el("button", "link small");
+  note.type = "button";
+  say(note, "verdictSend");
+  note.addEventListener("click", () => send(turn.feedback?.rating));
+  const status = el("span", "hint");
+  status.setAttribute("role", "status");
+  const show = () => {
+    up.setAttribute("aria-pressed", String(turn.feedback?.rating === "up"));
+    down.setAttribute("aria-pressed", String(turn.feedback?.rating === "down"));
+  };
+  async function send(rating) {
+    if (!rating) {
+      say(status, "verdictPick");
+      return;
+    }
+    const path = `/conversations/${encodeURIComponent(turn.conversationId)}/messages/${encodeURIComponent(turn.messageId)}/feedback`;
+    const json = { rating, comment: comment.value.trim() || null, space_id: turn.space };
+    try {
+      turn.feedback = await (await api(path, { method: "POST", json, space: turn.space })).json();
+    } catch (err) {
+      showError(status, err);
+      return;
+    }
+    show();
+    say(status, "verdictSaved", rating);
+  }
+  show();
+  box.append(up, down, comment, note, status);
+  return box;
 }
 
 async function askQuestion() {
@@ -1779,6 +1849,7 @@ async function askQuestion() {
   $("citation-list").replaceChildren();
   $("citations").hidden = true;
   $("answer-kind").hidden = true;
+  $("answer-verdict").replaceChildren();
   const answer = $("answer");
   answer.textContent = "";
   answer.setAttribute("aria-busy", "true");
@@ -1822,7 +1893,12 @@ async function askQuestion() {
         grounded: data.grounded,
         citations: data.citations || [],
         sources: data.sources || lastSources,
+        conversationId: conv.id,
+        space,
+        messageId: data.message_id || null,
+        feedback: null,
       };
+      if (conv.live.messageId) $("answer-verdict").replaceChildren(verdictBox(conv.live));
       if ($("question").value.trim() === q) $("question").value = "";
     } else if (name === "error") {
       throw new ApiError(200, data.code, data.message);

@@ -33,7 +33,7 @@ from docassist.pipelines.errors import InvalidInput, NotFound, shown
 from docassist.pipelines.search.retrieval import Source
 from docassist.pipelines.search.scope import Scope
 from docassist.pipelines.storage.database import Database
-from docassist.pipelines.storage.tables import conversations, messages
+from docassist.pipelines.storage.tables import answer_feedback, conversations, messages
 
 Role = Literal["user", "assistant"]
 TITLE_CHARS = 80  # a conversation's title: its first question, cut to this
@@ -283,6 +283,7 @@ class ConversationStore:
         with self.db.begin() as conn:
             self._get(conn, space_id, conversation_id, owner)
             conn.execute(delete(messages).where(messages.c.conversation_id == conversation_id))
+            conn.execute(delete(answer_feedback).where(answer_feedback.c.conversation_id == conversation_id))
             conn.execute(delete(conversations).where(conversations.c.conversation_id == conversation_id))
 
 

@@ -36,6 +36,7 @@ Action = Literal[
     "ask",
     "summarize",
     "conversation_deleted",
+    "feedback",
     "access_denied",
 ]
 ACTIONS: tuple[str, ...] = get_args(Action)

@@ -32,6 +32,11 @@
   callback (state, nonce, PKCE verifier), by the SHA-256 of the state; used once.
 - `personal_tokens`: people's tokens for scripts and tools, by the SHA-256 of the token.
 - `audit`: who did what, where, from which address; append-only (only retention removes rows).
+- `asked_answers`: `/ask` answers by the request id they were answered in (space, asker, question,
+  answer, citations as JSON), so a reader can rate one afterwards; those nobody rated go after 30 days.
+- `answer_feedback`: readers' verdicts (`up`/`down`, an optional comment) on a conversation's answer
+  (by its message id) or a kept `/ask` answer, one per answer and caller (`rater`: `person:<id>`,
+  `key:<digest>`, or `open`).
 """
 
 from __future__ import annotations
@@ -286,4 +291,37 @@ audit = Table(
     Column("detail", Text),
     Index("audit_space", "space_id", "at"),
     Index("audit_at", "at"),
+)
+
+asked_answers = Table(
+    "asked_answers",
+    metadata,
+    Column("answer_id", String(64), primary_key=True),
+    Column("request_id", String(64), nullable=False),  # the X-Request-ID it was answered in
+    Column("space_id", String(64), nullable=False),
+    Column("owner", String(512)),  # the person who asked; None: an API key, or an open service
+    Column("question", Text, nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("language", String(8)),
+    Column("grounded", Integer),
+    Column("citations", Text),  # JSON list of citations
+    Column("created_at", Float, nullable=False),
+    Index("asked_answers_request", "space_id", "request_id"),
+    Index("asked_answers_at", "created_at"),
+)
+
+answer_feedback = Table(
+    "answer_feedback",
+    metadata,
+    Column("answer_id", String(64), nullable=False),  # a message's id, or an asked answer's
+    Column("rater", String(600), nullable=False),
+    Column("source", String(16), nullable=False),  # conversation | ask
+    Column("space_id", String(64), nullable=False),
+    Column("conversation_id", String(64)),  # a conversation's answer: deleted with it
+    Column("rating", String(8), nullable=False),  # up | down
+    Column("comment", Text),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("answer_id", "rater"),
+    Index("answer_feedback_space", "space_id", "created_at"),
+    Index("answer_feedback_conversation", "conversation_id"),
 )
