@@ -159,8 +159,8 @@ async def _diff(client: httpx.AsyncClient, options: SyncOptions, folder: Folder)
 async def _upload(client: httpx.AsyncClient, options: SyncOptions, file: LocalFile, doc_id: str | None) -> str | None:
     """Send one file, new (`doc_id` None) or as its document's next version; None when done, else
     why not. A duplicate answer (the same bytes already there) is `unchanged`."""
-    try:
-        data = await asyncio.to_thread(file.full.read_bytes)
+    try:  # read on the loop: this is the command's own process, and the upload waits on the service anyway
+        data = file.full.read_bytes()
     except OSError as exc:
         return f"cannot be read: {exc.strerror or exc}"
     form: dict[str, Any] = {"space_id": options.space, "wait": "true"}
