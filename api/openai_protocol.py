@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,11 +32,34 @@ def model_id(space_id: str) -> str:
     return MODEL_PREFIX + space_id
 
 
+_MODEL_FIELDS = {"doc": "doc_ids", "tag": "tags", "lang": "languages"}  # a model id's scope suffixes
+
+
 def space_of(model: str) -> str:
     """The space a model id names; 404 `model_not_found` (as OpenAI answers) for anything else."""
-    if not (model.startswith(MODEL_PREFIX) and is_space_id(model[len(MODEL_PREFIX) :])):
-        raise NotFound(f"the model {model!r} does not exist: models are 'space:<space_id>' (GET /v1/models)")
-    return model[len(MODEL_PREFIX) :]
+    return parse_model(model)[0]
+
+
+def parse_model(model: str) -> tuple[str, Scope | None]:
+    """The space a model id names and the scope its suffixes give: `space:team/tag:finance/doc:<id>`
+    reads team's documents tagged finance or that one (`/lang:ru` too; each may repeat; a value
+    percent-encoded where it holds a slash). A client that cannot send `scope` in the body (Open
+    WebUI) names a scoped model instead. 404 `model_not_found` for an id of another shape."""
+    head, *suffixes = model.split("/")
+    space = head[len(MODEL_PREFIX) :]
+    fields: dict[str, list[str]] = {name: [] for name in _MODEL_FIELDS.values()}
+    for suffix in suffixes:
+        kind, sep, value = suffix.partition(":")
+        if not sep or not value or kind not in _MODEL_FIELDS:
+            space = ""  # not a model docassist has
+            break
+        fields[_MODEL_FIELDS[kind]].append(unquote(value))
+    if not (head.startswith(MODEL_PREFIX) and is_space_id(space)):
+        raise NotFound(
+            f"the model {model!r} does not exist: models are 'space:<space_id>' (GET /v1/models), optionally "
+            "followed by /tag:<tag>, /doc:<doc_id> or /lang:<code> to read only those documents"
+        )
+    return space, (Scope.of(**fields) if suffixes else None)
 
 
 # ---------------------------------------------------------------------- models
@@ -95,8 +119,8 @@ class ChatCompletionRequest(BaseModel):
     )
 
     def reads(self) -> Scope | None:
-        """The documents the answer reads: `scope`'s, or the whole space."""
-        return self.scope.scope() if self.scope else None
+        """The documents the answer reads: `scope`'s, else the model id's, else the whole space."""
+        return self.scope.scope() if self.scope else parse_model(self.model)[1]
 
     def answer_cap(self) -> int | None:
         """The tokens the answer may take: the smaller of `max_tokens` and `max_completion_tokens`."""

@@ -173,6 +173,16 @@ def test_v1_and_mcp_take_a_scope(integrations: Integrations):
     assert {s["doc_id"] for s in done.model_extra["sources"]} == {en}
     whole = v1.chat.completions.create(model=f"space:{space}", messages=question)
     assert whole.model_extra["sources"][0]["doc_id"] == ru
+    with it.service.client(**it.admin) as http:  # a client that sends no body fields names a scoped model
+        assert http.patch(f"/documents/{en}", params={"space_id": space}, json={"tags": ["фото/2026"]}).is_success
+    tagged = v1.chat.completions.create(model=f"space:{space}/tag:ФОТО%2F2026", messages=question)
+    assert {s["doc_id"] for s in tagged.model_extra["sources"]} == {
+        en
+    } and tagged.model == f"space:{space}/tag:ФОТО%2F2026"
+    one = v1.chat.completions.create(model=f"space:{space}/doc:{ru}", messages=question)
+    assert {s["doc_id"] for s in one.model_extra["sources"]} == {ru}
+    with pytest.raises(openai.NotFoundError):
+        v1.chat.completions.create(model=f"space:{space}/colour:red", messages=question)
     with pytest.raises(openai.APIStatusError) as refused:
         v1.chat.completions.create(model=f"space:{space}", messages=question, extra_body={"scope": {"tags": ["\x00"]}})
     assert refused.value.status_code in (400, 422)
