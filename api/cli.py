@@ -124,9 +124,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"docassist: configuration error: {exc}", file=sys.stderr)
         return 2
-    db = Database.for_data_dir(settings.database_url, settings.data_dir)
-    try:
-        db.migrate(settings.files_dir)
+    with Database.of_service(settings) as db:
         out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
         count = 0
         try:
@@ -136,8 +134,6 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
         finally:
             if args.output:
                 out.close()
-    finally:
-        db.close()
     print(f"docassist: {count} audit entries written", file=sys.stderr)
     return 0
 

@@ -40,9 +40,7 @@ def export(space_id: str | None, out: Path | None) -> int:
     except ConfigError as exc:
         print(f"docassist: configuration error: {exc}", file=sys.stderr)
         return 2
-    db = Database.for_data_dir(settings.database_url, settings.data_dir)
-    try:
-        db.migrate(settings.files_dir)
+    with Database.of_service(settings) as db:
         store = FeedbackStore(db)
         if out is None:
             count = write_lines(store, space_id, sys.stdout)
@@ -50,7 +48,5 @@ def export(space_id: str | None, out: Path | None) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             with out.open("w", encoding="utf-8") as fh:
                 count = write_lines(store, space_id, fh)
-    finally:
-        db.close()
     print(f"docassist: {count} verdicts written", file=sys.stderr)
     return 0

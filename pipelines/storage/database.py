@@ -15,10 +15,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, create_engine, event, inspect, text
+
+if TYPE_CHECKING:
+    from docassist.pipelines.settings import Settings
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -70,6 +74,18 @@ class Database:
             return cls(database_url)
         data_dir.mkdir(parents=True, exist_ok=True)
         return cls(f"sqlite:///{data_dir / 'docassist.sqlite3'}")
+
+    @classmethod
+    @contextlib.contextmanager
+    def of_service(cls, settings: Settings) -> Iterator[Database]:
+        """The database the service writes (DATABASE_URL, or DATA_DIR's SQLite), at the schema's
+        head: what a command reads beside a running service (`audit export`, `eval feedback`)."""
+        db = cls.for_data_dir(settings.database_url, settings.data_dir)
+        try:
+            db.migrate(settings.files_dir)
+            yield db
+        finally:
+            db.close()
 
     @property
     def location(self) -> str:
