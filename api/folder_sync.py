@@ -122,14 +122,21 @@ def _retry_after(response: httpx.Response) -> float | None:
     return min(max(float(value), 0.1), RETRY_CAP_S) if value.strip().isdigit() else None
 
 
-async def _send(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
-    """The request, tried again while the service answers 429 or 503 with `Retry-After`."""
+async def _send(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    **kwargs: Any,
+) -> httpx.Response:
+    """The request, tried again while the service answers 429 or 503 with `Retry-After` (waited
+    out with `pause`)."""
     for _ in range(TRIES - 1):
         response = await client.request(method, url, **kwargs)
         wait = _retry_after(response) if response.status_code in (429, 503) else None
         if wait is None:
             return response
-        await asyncio.sleep(wait)
+        await pause(wait)
     return await client.request(method, url, **kwargs)
 
 
