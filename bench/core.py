@@ -71,7 +71,7 @@ class Sizes:
     sign_in_requests: int  # GET /documents/{id} pairs, session cookie against an API key
     sign_in_logins: int  # /auth/login against the directory's own binds and searches
     sign_in_network: bool  # the directory one switch away too (a second service)
-    sync_files: int  # the folder `docassist sync` keeps in sync (issue 37's target: 1,000 files in 10 s)
+    sync_files: int  # the folder `docassist sync` keeps in sync (the goal: 1,000 unchanged files in 10 s)
     service_env: tuple[tuple[str, str], ...] = ()
 
 

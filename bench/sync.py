@@ -4,7 +4,7 @@ in this process, the local work a pass cannot skip.
 A folder of small text files (1,000; quick 200) is synced once (its uploads are not the figure),
 then again with nothing changed, alternating with the baseline: the command's wall time from
 start to exit (interpreter start, walk, hashes, one `POST /sync/diff`, nothing sent) against
-walking the folder and hashing every file here. Goal: ≤ 10 s for the unchanged sync (issue 37);
+walking the folder and hashing every file here. Goal: ≤ 10 s for the unchanged sync;
 the ratio says what the command adds to the work it must do.
 """
 
