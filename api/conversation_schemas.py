@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from docassist.api.feedback_schemas import FeedbackOut
-from docassist.api.schemas import AskRequest, AskResponse, CitationOut, Request, SourceOut, SpaceId
+from docassist.api.schemas import AskRequest, AskResponse, CitationOut, Request, SourceOut, SpaceId, SupportOut
 from docassist.api.scope_schemas import ScopeFields
 
 
@@ -50,6 +50,9 @@ class MessageOut(BaseModel):
     grounded: bool | None = Field(default=None, description="answers: see `/ask`")
     citations: list[CitationOut] = Field(default_factory=list, description="answers: the sentences it rests on")
     sources: list[SourceOut] = Field(default_factory=list, description="answers: the passages it was written from")
+    support: list[SupportOut] = Field(
+        default_factory=list, description="answers: each sentence with the citation it rests on (see `/ask`)"
+    )
     feedback: FeedbackOut | None = Field(
         default=None, description="answers: your verdict on it (`POST …/messages/{message_id}/feedback`); null: none"
     )

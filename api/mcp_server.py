@@ -35,6 +35,7 @@ from docassist.api.audit_trail import of_caller
 from docassist.api.auth import NOBODY, Access
 from docassist.api.callers import Callers
 from docassist.api.errors import envelope_response, status_of
+from docassist.pipelines.answers.events import AskComplete
 from docassist.pipelines.assistant import Assistant
 from docassist.pipelines.documents.catalog import MAX_PAGE, DocumentQuery
 from docassist.pipelines.errors import DocassistError, Forbidden, SessionExpired
@@ -44,6 +45,7 @@ from docassist.pipelines.logs import event, request_id_var
 from docassist.pipelines.search import scope as scopes
 from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS, Source
 from docassist.pipelines.spaces import SPACE_PATTERN
+from docassist.pipelines.summaries.events import SummaryComplete
 from docassist.pipelines.views import DocumentView
 
 T = TypeVar("T")
@@ -234,7 +236,7 @@ def _answer_tools(server: MCPServer, assistant: Assistant, guarded: _Guard) -> N
             scope = scopes.Scope.of(doc_ids, tags, languages)
             with assistant.admit("answer", caller.holder):
                 done = await assistant.ask(q, space_id, mode, top_k, scope)
-            return done.answer + ("\n\nSources:\n" + _source_list(done.sources) if done.sources else "")
+            return done.answer + _quotes(done) + ("\n\nSources:\n" + _source_list(done.sources) if done.sources else "")
 
         return await guarded(ctx, space_id, run, "ask", detail=question(q))
 
@@ -248,7 +250,7 @@ def _document_tools(server: MCPServer, assistant: Assistant, guarded: _Guard) ->
         async def run(caller: Access) -> str:
             with assistant.admit("answer", caller.holder):
                 done = await assistant.summarize(space_id, doc_id)
-            return done.summary
+            return done.summary + _summary_passages(done)
 
         return await guarded(ctx, space_id, run, "summarize", doc_id=doc_id)
 
@@ -315,6 +317,29 @@ def _location(s: Source) -> str:
     place = s.match_location or s.location
     where = "".join(f", {name} {value}" for name, value in place.as_dict().items()) if place else ""
     return f"{s.filename} (doc_id {s.doc_id}, chunk {s.chunk}{where})"
+
+
+def _quotes(done: AskComplete) -> str:
+    """The quotes the answer rests on, and which quote bears out each of its sentences."""
+    if not done.citations:
+        return ""
+    quotes = []
+    for i, c in enumerate(done.citations, 1):
+        where = "".join(f", {name} {value}" for name, value in c.location.as_dict().items()) if c.location else ""
+        quotes.append(f"[{i}] {c.filename}{where}: «{' '.join(c.quote.split())}»")
+    lines = [f"- {' '.join(s.text.split())} [{s.citation + 1}]" for s in done.support if s.citation is not None]
+    each = "\n\nEach sentence and its quote:\n" + "\n".join(lines) if lines else ""
+    return "\n\nQuotes:\n" + "\n".join(quotes) + each
+
+
+def _summary_passages(done: SummaryComplete) -> str:
+    """Each summary sentence with the passage of the document it rests on."""
+    lines = []
+    for s in done.sentences:
+        for c in s.citations[:1]:
+            where = "".join(f", {name} {value}" for name, value in c.location.as_dict().items()) if c.location else ""
+            lines.append(f"- {' '.join(s.text.split())} ← «{' '.join(c.quote.split())}»{where}")
+    return "\n\nEach sentence and its passage:\n" + "\n".join(lines) if lines else ""
 
 
 def _source_list(sources: list[Source]) -> str:

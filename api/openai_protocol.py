@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from docassist.api.schemas import error_responses
+from docassist.api.schemas import CitationOut, SupportOut, error_responses
 from docassist.api.scope_schemas import ScopeIn
 from docassist.pipelines.conversations.condense import Exchange
 from docassist.pipelines.errors import InvalidInput, NotFound, UnsupportedValue, shown
@@ -228,6 +228,8 @@ class ChatCompletion(BaseModel):
     choices: list[Choice]
     usage: CompletionUsage
     sources: list[SourceRef]
+    citations: list[CitationOut] = Field(default_factory=list, description="docassist: the quotes, as `/ask` gives")
+    support: list[SupportOut] = Field(default_factory=list, description="docassist: each sentence's citation")
 
 
 class Delta(BaseModel):
@@ -249,6 +251,8 @@ class ChatCompletionChunk(BaseModel):
     choices: list[ChunkChoice]
     usage: CompletionUsage | None = None
     sources: list[SourceRef] | None = None
+    citations: list[CitationOut] | None = None
+    support: list[SupportOut] | None = None
 
 
 def completion_id() -> tuple[str, int]:

@@ -20,7 +20,7 @@ from docassist.pipelines.search.retrieval import MAX_QUERY_CHARS
 from docassist.pipelines.search.scope import MAX_TAGS
 from docassist.pipelines.spaces import SPACE_PATTERN
 from docassist.pipelines.streams import StreamEvent
-from docassist.pipelines.summaries.events import Usage
+from docassist.pipelines.summaries.events import SummarySentence, Usage
 
 SpaceId = Field(default="default", pattern=SPACE_PATTERN, description="1–64 of [A-Za-z0-9_-]")
 Language = Literal[SUPPORTED_LANGUAGES]  # type: ignore[valid-type]
@@ -281,6 +281,12 @@ class CitationOut(BaseModel):
     )
 
 
+class SupportOut(BaseModel):
+    text: str = Field(description="a sentence of the answer (or the quote the answer is)")
+    citation: int | None = Field(description="the index in `citations` of the passage it rests on; null: none")
+    score: float = Field(description="how close the sentence is to that passage (embedding similarity)")
+
+
 class AskResponse(BaseModel):
     answer: str
     mode: str
@@ -292,6 +298,11 @@ class AskResponse(BaseModel):
     usage: Usage
     citations: list[CitationOut] = Field(description="the sentences the answer rests on; none when not grounded")
     grounded: bool = Field(description="false: the documents do not hold an answer, and the answer says so")
+    support: list[SupportOut] = Field(
+        default_factory=list,
+        description="each sentence of the answer with the citation it rests on: a sentence the passages do not "
+        "bear out is never sent, and an answer left with none is the passage that answers, quoted",
+    )
 
     @classmethod
     def of(cls, done: AskComplete) -> Self:
@@ -316,6 +327,11 @@ class SummarizeResponse(BaseModel):
     strategy: Literal["direct", "tree"]
     timing: dict[str, Any]
     usage: Usage
+    sentences: list[SummarySentence] = Field(
+        default_factory=list,
+        description="the summary sentence by sentence, each with the passage of the document it rests on "
+        "(`citations`: its quote, offsets in the document's text and place; none where no passage is close)",
+    )
 
 
 def stream_schema(events: dict[str, type[StreamEvent]], description: str) -> dict:

@@ -27,6 +27,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from docassist.evals.answer_styles import THRESHOLDS, ask_both, ratio
 from docassist.evals.datasets import read_jsonl
 from docassist.evals.language import language_verdicts
 from docassist.evals.session import eval_session
@@ -104,9 +105,9 @@ async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int =
             contexts = dict.fromkeys(q["context"] for q in questions if q["title"] in articles)
             for i, context in enumerate(tqdm(contexts, desc=f"ingest {lang}", unit="paragraph", leave=False)):
                 doc_of[context] = (await session.ingest(space, f"p{i}.txt", context)).doc_id
-            for q in tqdm(sampled, desc=f"/ask xquad_{lang} ({split})", unit="question"):
-                t0 = time.perf_counter()
-                result = await session.ask(q["question"], space, "auto", top_k)
+            for turn, q in enumerate(tqdm(sampled, desc=f"/ask xquad_{lang} ({split})", unit="question")):
+                both = await ask_both(session, q["question"], space, top_k, turn)
+                result = both["configured"]
                 answer, golds = result.answer, [a["text"] for a in q["answers"]]
                 quote = result.citations[0].quote if result.citations else ""
                 verdicts = language_verdicts(answer)
@@ -124,10 +125,15 @@ async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int =
                         "answer_language": verdicts["language"],
                         "pipeline_language": verdicts["pipeline_language"],
                         "retrieved_gold": any(s.doc_id == doc_of[q["context"]] for s in result.sources[:top_k]),
-                        "wall_s": round(time.perf_counter() - t0, 2),
+                        "wall_s": both["configured_timing"]["wall_s"],
+                        "first_s": both["configured_timing"]["first_s"],
                         **scores,
                         "quote_contains": contains(quote, golds),
                         "answer_or_quote_contains": max(scores["contains"], contains(quote, golds)),
+                        "support": [s.model_dump() for s in result.support],
+                        "before": {**both["before"], "contains": contains(both["before"]["answer"], golds)},
+                        "checks": [{**c, "holds_gold": contains(c["text"], golds)} for c in both["checks"]],
+                        "by_threshold": {t: contains(a, golds) for t, a in both["by_threshold"].items()},
                     }
                 )
             kept = set(sorted(articles)[::2])  # the second space holds these articles only
@@ -166,6 +172,7 @@ async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int =
             "ci95": {k: interval(v) for k, v in measures.items()},
             "detectors_disagree": sum(r["answer_language"] != r["pipeline_language"] for r in mine),
             "wall_s": round(statistics.fmean(r["wall_s"] for r in mine), 2),
+            **styles_summary(mine),
         }
     return {
         "split": split,
@@ -179,6 +186,62 @@ async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int =
         "answers": rows,
         "declines": declines,
     }
+
+
+def styles_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The answer as before (unchecked) against the configured one, and the thresholds' curve:
+    what the answers would hold, and the share of the sentences holding the gold answer each keeps."""
+    gold_sentences = [c for r in rows for c in r["checks"] if c["holds_gold"]]
+    curve = {}
+    for t in map(str, THRESHOLDS):
+        with_t = [r["by_threshold"][t] for r in rows if r["by_threshold"]]
+        kept = [float(not c["missing"] and c["score"] >= float(t)) for c in gold_sentences]
+        curve[t] = {
+            "contains": round(statistics.fmean(with_t), 4) if with_t else None,
+            "gold_sentences_kept": round(statistics.fmean(kept), 4) if kept else None,
+        }
+    timing = [{"before": r["before"], "configured": r} for r in rows]
+    return {
+        "before_contains": round(statistics.fmean(r["before"]["contains"] for r in rows), 4),
+        "wall_ratio": ratio(timing, "wall_s"),
+        "first_text_ratio": ratio(timing, "first_s"),
+        "before_wall_s": round(statistics.fmean(r["before"]["wall_s"] for r in rows), 2),
+        "thresholds": curve,
+    }
+
+
+def styles_markdown(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "The same questions asked as before answers were checked (the model's words, unchecked), in turns with the "
+        "configured answer:",
+        "",
+        "| questions | contains gold: before | contains gold: configured | wall time, configured ÷ before | "
+        "first answer text, configured ÷ before | s/question before |",
+        "|---|---|---|---|---|---|",
+    ]
+    for lang, r in results.items():
+        lines.append(
+            f"| xquad_{lang} | {r['before_contains']:.3f} | {r['contains']:.3f} | {r['wall_ratio']:.2f} | "
+            f"{r['first_text_ratio']:.2f} | {r['before_wall_s']:.1f} |"
+        )
+    lines += [
+        "",
+        "The unchecked answers checked after the fact: at each threshold, what the answer would hold (the sentences "
+        "kept, else the quote) and the share of the answers' sentences holding the gold answer that it keeps:",
+        "",
+        "| threshold | " + " | ".join(f"{g}: contains gold | {g}: gold sentences kept" for g in results) + " |",
+        "|---|" + "---|---|" * len(results),
+    ]
+    for t in next(iter(results.values()))["thresholds"]:
+        cells = []
+        for r in results.values():
+            point = r["thresholds"][t]
+            cells += [
+                f"{point['contains']:.3f}" if point["contains"] is not None else "–",
+                f"{point['gold_sentences_kept']:.2f}" if point["gold_sentences_kept"] is not None else "–",
+            ]
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def evaluate(split: str, evaldata: Path, limit: int | None = None) -> dict:
@@ -212,6 +275,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"{cell(r, 'declined_when_absent', 2)} | "
             f"{cell(r, 'gold_paragraph_retrieved', 2)} | {r['wall_s']:.1f} |"
         )
+    lines += ["", *styles_markdown(report["results"])]
     lines.append("")
     lines.append(
         "Brackets: 95% bootstrap confidence intervals. Language judged by Lingua; it disagreed with the "

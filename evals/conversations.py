@@ -6,7 +6,8 @@ Measured per language, with 95% bootstrap intervals: the follow-up's gold paragr
 sources of its answer (`gold_retrieved`), beside the same follow-up searched alone without the
 history (`alone_retrieved`, the baseline that shows what condensing is for) and XQuAD's original,
 self-contained question (`original_retrieved`, the ceiling); how often the rewrite was used or fell
-back; and whether the answer's first quote holds a gold span (`quote_contains`). Every paragraph
+back; whether the follow-up's answer text holds a gold span (`answer_contains`: the model is asked
+the follow-up itself, not its condensed form) and whether its first quote does (`quote_contains`). Every paragraph
 of the articles the dialogues come from is its own document in one space per language.
 
     docassist eval conversations --split dev --limit 20
@@ -27,7 +28,15 @@ from docassist.evals.datasets import read_jsonl
 from docassist.evals.session import eval_session
 
 DIALOGUES = Path(__file__).parent / "dialogues"
-MEASURES = ("gold_retrieved", "alone_retrieved", "original_retrieved", "condensed_by_llm", "quote_contains", "grounded")
+MEASURES = (
+    "gold_retrieved",
+    "alone_retrieved",
+    "original_retrieved",
+    "condensed_by_llm",
+    "answer_contains",
+    "quote_contains",
+    "grounded",
+)
 
 
 def dialogues(split: str, lang: str) -> list[dict[str, Any]]:
@@ -75,6 +84,7 @@ async def run(split: str, evaldata: Path, limit: int | None = None, top_k: int =
                         "alone_retrieved": float(any(s.doc_id == gold for s in alone.sources[:top_k])),
                         "original_retrieved": float(any(s.doc_id == gold for s in original.sources[:top_k])),
                         "condensed_by_llm": float(done.condensed == "llm"),
+                        "answer_contains": contains(done.answer, d["gold_answers"]),
                         "quote_contains": contains(quote, d["gold_answers"]),
                         "grounded": float(done.grounded),
                         "wall_s": round(time.perf_counter() - t0, 2),
@@ -117,8 +127,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         "",
         "| dialogues | n (articles) | follow-up's gold paragraph retrieved, in the conversation | "
         "the follow-up alone, no history | XQuAD's own question | rewritten by the model (else fallback) | "
-        "first quote contains gold | grounded | s/dialogue |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "the follow-up's answer contains gold | first quote contains gold | grounded | s/dialogue |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(r: dict[str, Any], key: str) -> str:

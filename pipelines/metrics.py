@@ -34,7 +34,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-KINDS = frozenset({"map", "reduce", "focus", "final", "answer", "condense"})
+KINDS = frozenset({"map", "reduce", "focus", "final", "answer", "condense", "verify"})
 JOB_STATES = ("pending", "running", "done", "failed")
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 UNROUTED = "none"  # the `handler` of a request no route takes (prometheus-fastapi-instrumentator's own name)

@@ -25,9 +25,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from docassist.pipelines.answers.summary_sources import SummarySources
 from docassist.pipelines.documents.ingestion import Ingestor, warm_up_splitter
 from docassist.pipelines.documents.limits import ExtractLimits
-from docassist.pipelines.documents.registry import Registry
+from docassist.pipelines.documents.registry import DocumentRecord, Registry
 from docassist.pipelines.documents.sandbox import ExtractionSandbox
 from docassist.pipelines.documents.upload_store import UploadStore
 from docassist.pipelines.health import HealthReport, assess
@@ -50,6 +51,7 @@ from docassist.pipelines.storage.database import Database
 from docassist.pipelines.storage.private import secure_data_dir
 from docassist.pipelines.storage.redis import connect as redis_connect
 from docassist.pipelines.storage.redis import health as redis_health
+from docassist.pipelines.summaries.events import SummarySentence
 from docassist.pipelines.summaries.first_release import adopt_first_release
 from docassist.pipelines.summaries.jobs.runner import JobRunner, make_huey
 from docassist.pipelines.summaries.jobs.store import JobStore
@@ -94,8 +96,9 @@ class Runtime:
         self.endpoints: dict[str, Endpoint] = {}
         board = SharedFlightBoard(self.redis) if self.redis is not None else LocalFlightBoard()
         self.summaries = SummaryService(
-            self.summary_store, self.caller, self.endpoints, s.profile.routing, self.registry, board, self.lanes.storage
-        )
+            self.summary_store, self.caller, self.endpoints, s.profile.routing, self.registry, board,
+            self.lanes.storage, sourcer=self._summary_sentences if role == "serve" else None,
+        )  # fmt: skip
         self.jobs = JobRunner(
             make_huey(s.data_dir, s.redis_url),  # the SQLite queue makes its table in DATA_DIR, made above
             self.job_store,
@@ -164,6 +167,13 @@ class Runtime:
             profile=s.profile_name,
             role=self.role,
         )
+
+    async def _summary_sentences(self, record: DocumentRecord, summary: str) -> list[SummarySentence]:
+        """A summary's sentences tied to their passages by the serving role's search parts."""
+        assert self.search is not None  # only the serving role is given this
+        parts = self.search.loaded
+        sources = SummarySources(parts.retriever, parts.citer, self.registry.text_of, self.lanes.storage)
+        return await sources.sentences(record, summary)
 
     def _llama_servers(self) -> dict[str, LlamaServer]:
         """The llama.cpp servers this process runs itself: managed endpoints without an address.

@@ -47,6 +47,16 @@ class ModelSpec(BaseModel):
         description="how a follow-up becomes a standalone question: rewritten by the model, or written after the "
         "previous question (a model too small to rewrite one reliably; chosen on the dev dialogues)",
     )
+    answer: Literal["generative", "extractive"] = Field(
+        default="generative",
+        description="how an answer is written: by the model, each sentence checked against the passages, or as the "
+        "passage that answers, quoted (a model whose own words held the answer less often on the dev questions)",
+    )
+    verify: Literal["off", "match", "llm"] = Field(
+        default="match",
+        description="how a generated answer's sentences are checked: the passages must hold their numbers and "
+        "names and a sentence close to them (match); the model is also asked yes or no (llm); off: not checked",
+    )
 
 
 class EndpointSettings(BaseModel):

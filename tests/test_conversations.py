@@ -89,7 +89,7 @@ def test_a_conversation_is_created_listed_read_and_deleted(admin, library):
     body = first.json()
     assert body["conversation_id"] == cid and body["message_id"] and body["condensed"] == "first"
     assert body["standalone_question"] == "Когда открылась городская библиотека имени Короленко?"
-    assert body["sources"][0]["doc_id"] == library["library_ru.txt"] and body["usage"]["llm_calls"] == 1
+    assert body["sources"][0]["doc_id"] == library["library_ru.txt"] and body["usage"]["llm_calls"] == 0  # extractive
     assert body["grounded"] and "1899" in body["citations"][0]["quote"]
     listed = admin.get("/conversations", params={"space_id": space}).json()["conversations"]
     assert listed[0]["conversation_id"] == cid and listed[0]["title"].startswith("Когда открылась городская")

@@ -276,6 +276,11 @@ def test_a_summary_streams_in_russian_and_says_when_it_is_done(page: Page):
     expect(panel).to_contain_text(re.compile(r"Written in [\d.]+ s · 1 call to the model"))
     lengths = [n for n in page.evaluate("window.__lengths") if n > 0]
     assert len(set(lengths)) >= 3, f"the text arrived at once, not as it was written: {lengths}"
+    # a sentence that rests on a passage opens it, marked, beside its page
+    panel.locator(".summary-sentence").first.click()
+    passage = page.get_by_role("dialog", name=re.compile(r"^baikal_ru\.pdf, p\. \d"))
+    expect(passage.locator("mark")).to_contain_text(CYRILLIC)
+    passage.get_by_role("button", name="Close").click()
     expect(doc_item(page, "baikal_ru.pdf")).to_contain_text("Summary ready", timeout=30_000)
 
     # asked again, it comes from the cache at once
@@ -315,6 +320,12 @@ def test_a_question_shows_the_sources_then_the_answer(page: Page):
     quoted = ask.get_by_role("list", name="Quoted from the documents")
     expect(quoted.get_by_role("listitem").first).to_contain_text("Ангара")  # the sentence the answer rests on
     expect(quoted.get_by_role("listitem").first).to_contain_text("baikal_ru.pdf")
+    # the answer's sentence is marked with the number of the quote it rests on, which opens it
+    support = ask.locator("#answer .support-mark").first
+    expect(support).to_have_text("[1]")
+    support.click()
+    expect(page.get_by_role("dialog", name=re.compile(r"^baikal_ru\.pdf")).locator("mark")).to_contain_text("Ангара")
+    page.keyboard.press("Escape")
 
     # the main view: documents, a streamed summary, an answer
     shot(page, "main.png")

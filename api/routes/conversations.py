@@ -26,7 +26,7 @@ from docassist.api.deps import AccessDep, AssistantDep
 from docassist.api.feedback_schemas import feedback_out
 from docassist.api.held import HeldEventSourceResponse
 from docassist.api.routes.feedback import rater_of
-from docassist.api.schemas import CitationOut, SourceOut, error_responses, stream_schema
+from docassist.api.schemas import CitationOut, SourceOut, SupportOut, error_responses, stream_schema
 from docassist.api.scope_schemas import scope_out
 from docassist.pipelines.conversations.events import TURN_EVENT_TYPES
 from docassist.pipelines.conversations.feedback_store import Verdict
@@ -74,6 +74,7 @@ def _message(m: Message, verdict: Verdict | None = None) -> MessageOut:
         grounded=m.grounded,
         citations=[CitationOut(**asdict(c)) for c in m.citations],
         sources=[SourceOut(**asdict(s)) for s in m.sources],
+        support=[SupportOut.model_validate(s, from_attributes=True) for s in m.support],
         feedback=feedback_out(verdict),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,6 +35,7 @@ from docassist.api.openai_protocol import (
     openai_error_responses,
     space_of,
 )
+from docassist.api.schemas import CitationOut, SupportOut
 from docassist.pipelines.answers.events import AnswerDelta, AskComplete, AskError
 from docassist.pipelines.errors import DocassistError
 from docassist.pipelines.identity.audit import question
@@ -78,19 +80,7 @@ async def chat_completions(
     if not body.stream:
         with assistant.admit("answer", access.holder):
             done = await assistant.ask_after(history, q, space_id, "auto", TOP_K, cap, scope)
-        return ChatCompletion(
-            id=cid,
-            created=created,
-            model=body.model,
-            choices=[
-                Choice(
-                    message=AssistantMessage(content=done.answer + _sources_text(done.sources)),
-                    finish_reason=_finish_reason(done),
-                )
-            ],
-            usage=CompletionUsage.of(done.usage.prompt_tokens, done.usage.completion_tokens),
-            sources=_refs(done.sources),
-        )
+        return _completion(cid, created, body.model, done)
     events = await assistant.ask_after_events(history, q, space_id, "auto", TOP_K, cap, scope)  # lazy: no work yet
     permit = assistant.admit("answer", access.holder)
     usage_chunk = bool(body.stream_options and body.stream_options.include_usage)
@@ -107,7 +97,13 @@ async def chat_completions(
                 # take text back, so the retried answer follows the first after a blank line
                 yield chunk(Delta(content=("\n\n" if ev.reset else "") + ev.delta))
             elif isinstance(ev, AskComplete):
-                yield chunk(Delta(content=_sources_text(ev.sources)), _finish_reason(ev), sources=_refs(ev.sources))
+                yield chunk(
+                    Delta(content=_sources_text(ev.sources)),
+                    _finish_reason(ev),
+                    sources=_refs(ev.sources),
+                    citations=_citations(ev),
+                    support=_support(ev),
+                )
                 if usage_chunk:
                     usage = CompletionUsage.of(ev.usage.prompt_tokens, ev.usage.completion_tokens)
                     yield _data(ChatCompletionChunk(id=cid, created=created, model=body.model, choices=[], usage=usage))
@@ -119,6 +115,24 @@ async def chat_completions(
         yield {"data": "[DONE]"}
 
     return HeldEventSourceResponse(permit, relay())
+
+
+def _completion(cid: str, created: int, model: str, done: AskComplete) -> ChatCompletion:
+    return ChatCompletion(
+        id=cid,
+        created=created,
+        model=model,
+        choices=[
+            Choice(
+                message=AssistantMessage(content=done.answer + _sources_text(done.sources)),
+                finish_reason=_finish_reason(done),
+            )
+        ],
+        usage=CompletionUsage.of(done.usage.prompt_tokens, done.usage.completion_tokens),
+        sources=_refs(done.sources),
+        citations=_citations(done),
+        support=_support(done),
+    )
 
 
 def _finish_reason(done: AskComplete) -> FinishReason:
@@ -134,6 +148,14 @@ def _refs(sources: list[Source]) -> list[SourceRef]:
         SourceRef(index=i, doc_id=s.doc_id, filename=s.filename, chunk=s.chunk, score=s.score, text=s.text)
         for i, s in enumerate(sources, 1)
     ]
+
+
+def _citations(done: AskComplete) -> list[CitationOut]:
+    return [CitationOut(**asdict(c)) for c in done.citations]
+
+
+def _support(done: AskComplete) -> list[SupportOut]:
+    return [SupportOut.model_validate(s, from_attributes=True) for s in done.support]
 
 
 def _sources_text(sources: list[Source]) -> str:

@@ -38,6 +38,7 @@ async def summarize(
         strategy=done.strategy,
         timing=done.timing,
         usage=done.usage,
+        sentences=done.sentences,
     )
 
 

@@ -1477,7 +1477,7 @@ function openSummary(doc, force = false) {
       }
       text.append(data.delta);
     } else if (name === "complete") {
-      text.textContent = data.summary;
+      showSummarySentences(text, data.summary, data.sentences || [], doc);
       progress.value = 1;
       say($("summary-stage"), "stageDone");
       summaryEta.stop();
@@ -1509,6 +1509,26 @@ function openSummary(doc, force = false) {
       text.setAttribute("aria-busy", "false");
       loadDocs();
     });
+}
+
+// The summary with each sentence that rests on a passage of the document as a button: pressing it
+// opens the document at that passage, marked as an answer's quote is.
+function showSummarySentences(box, text, sentences, doc) {
+  box.replaceChildren();
+  let at = 0;
+  for (const s of sentences) {
+    const c = s.citations?.[0];
+    const found = c ? text.indexOf(s.text, at) : -1;
+    if (found < 0) continue;
+    box.append(text.slice(at, found));
+    const sentence = el("button", "summary-sentence", s.text);
+    sentence.type = "button";
+    sayLabel(sentence, "openQuote", doc.filename, whereText(c.location));
+    sentence.addEventListener("click", () => openQuote({ ...c, filename: doc.filename }, null));
+    box.append(sentence);
+    at = found + s.text.length;
+  }
+  box.append(text.slice(at));
 }
 
 function setupSummary() {
@@ -1689,6 +1709,7 @@ function turnsOf(messages, conversationId, space) {
       language: a?.language || m.language || "",
       grounded: a?.grounded,
       citations: a?.citations || [],
+      support: a?.support || [],
       sources: a?.sources || [],
       conversationId,
       space,
@@ -1758,16 +1779,18 @@ function addPastTurn(turn) {
 function pastTurnItem(turn) {
   const li = el("li", "turn");
   const q = el("p", "asked", turn.q);
-  const answer = el("div", "text", turn.answer);
+  const answer = el("div", "text");
   if (turn.language) answer.lang = turn.language;
   li.append(q, answer);
   if (turn.grounded === false) li.append(say(el("p", "hint"), "notGrounded"));
+  let ul = null;
   if (turn.citations.length) {
-    const ul = el("ul", "citations");
+    ul = el("ul", "citations");
     sayLabel(ul, "citations");
     for (const c of turn.citations) ul.append(citationItem(c, turn.sources));
     li.append(ul);
   }
+  showSupported(answer, turn.answer, turn.support || [], ul);
   if (turn.messageId) li.append(verdictBox(turn));
   return li;
 }
@@ -1876,9 +1899,9 @@ async function askQuestion() {
     } else if (name === "citation") {
       addCitation(data.citation);
     } else if (name === "complete") {
-      answer.textContent = data.answer;
-      if (!$("sources").children.length && data.sources?.length) renderSources(data.sources);
       if (!$("citation-list").children.length) for (const c of data.citations || []) addCitation(c);
+      showSupported(answer, data.answer, data.support || [], $("citation-list"));
+      if (!$("sources").children.length && data.sources?.length) renderSources(data.sources);
       if (data.language) answer.lang = data.language;
       say($("answer-kind"), data.summarized ? "summarizedYes" : "summarizedNo");
       $("answer-kind").className = data.summarized ? "badge summarized" : "badge";
@@ -1892,6 +1915,7 @@ async function askQuestion() {
         language: data.language || "",
         grounded: data.grounded,
         citations: data.citations || [],
+        support: data.support || [],
         sources: data.sources || lastSources,
         conversationId: conv.id,
         space,
@@ -1926,6 +1950,25 @@ async function askQuestion() {
       answer.setAttribute("aria-busy", "false");
     }
   }
+}
+
+// The answer with each sentence the passages bear out marked, and after it the number of the
+// quote it rests on: pressing the number opens that quote's place in its document.
+function showSupported(box, text, support, list) {
+  box.replaceChildren();
+  let at = 0;
+  for (const s of support) {
+    const found = s.citation == null ? -1 : text.indexOf(s.text.trim(), at);
+    if (found < 0) continue;
+    box.append(text.slice(at, found));
+    const sentence = el("span", "supported", s.text.trim());
+    const mark = el("button", "support-mark", `[${s.citation + 1}]`);
+    mark.type = "button";
+    mark.addEventListener("click", () => list?.children[s.citation]?.querySelector("button.link")?.click());
+    box.append(sentence, mark);
+    at = found + s.text.trim().length;
+  }
+  box.append(text.slice(at));
 }
 
 // A sentence an answer rests on, with its document and where it sits; it opens the document

@@ -176,18 +176,7 @@ class Citer:
         best = passages[0]
         nearly = [p for p in passages[1:] if best.score - p.score <= SECOND_WITHIN and not p.overlaps(best)]
         chosen = [best, *nearly[:1]]
-        return [
-            Citation(
-                doc_id=p.first.source.doc_id,
-                filename=p.first.source.filename,
-                chunk=p.first.source.chunk,
-                quote=p.text,
-                score=round(p.score, 4),
-                location=within(p.first.source, p.first.start, p.last.end),
-                version=p.first.source.version,
-            )
-            for p in chosen
-        ]
+        return [quote_of(p.first, p.last, p.score) for p in chosen]
 
     async def _pairs(self, evidence: Evidence, sentences: list[Sentence], scores: np.ndarray) -> list[_Passage]:
         """Two-sentence passages around the best sentences, embedded and scored as the sentences are."""
@@ -206,6 +195,19 @@ class Citer:
         for pair, vector in zip(pairs, vectors, strict=True):
             pair.score = float(vector @ evidence.query) + TERM_WEIGHT * _overlap(asked, pair.text)
         return pairs
+
+
+def quote_of(first: Sentence, last: Sentence, score: float) -> Citation:
+    """The citation of the passage from `first` to `last` (sentences of one chunk)."""
+    return Citation(
+        doc_id=first.source.doc_id,
+        filename=first.source.filename,
+        chunk=first.source.chunk,
+        quote=first.source.text[first.start : last.end],
+        score=round(score, 4),
+        location=within(first.source, first.start, last.end),
+        version=first.source.version,
+    )
 
 
 def place(citations: list[Citation], text_of: dict[str, str]) -> list[Citation]:

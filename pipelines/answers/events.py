@@ -15,6 +15,7 @@ from pydantic import Field
 from workflows.events import StopEvent
 
 from docassist.pipelines.answers.citations import Citation
+from docassist.pipelines.answers.support import SentenceSupport
 from docassist.pipelines.search.retrieval import Source
 from docassist.pipelines.streams import StreamEvent
 from docassist.pipelines.summaries.events import SummaryError, SummaryProgress, Usage
@@ -60,6 +61,7 @@ class AskComplete(StreamEvent, StopEvent):
     usage: Usage
     citations: list[Citation] = Field(default_factory=list)
     grounded: bool = False
+    support: list[SentenceSupport] = Field(default_factory=list)  # each answer sentence and its citation
     # cut at its token cap: `/v1` says finish_reason "length"; not sent, so `complete` stays `/ask`'s body
     truncated: bool = Field(default=False, exclude=True)
 

@@ -70,18 +70,23 @@ class Answers:
         cite_by: str | None = None,
         max_tokens: int | None = None,
         scope: Scope | None = None,
+        search_by: str | None = None,
+        history: str = "",
     ) -> AsyncIterator[StreamEvent]:
         """The answer as events: `sources`, `processing` (when condensing), `answer` deltas, then
         `complete` (the workflow's own result) or `error`; leaving early cancels the LLM work. A
-        follow-up condensed into `q` is answered in `language` (the follow-up's), cited by `cite_by`
-        if given; `max_tokens` cuts it."""
+        follow-up `q` is answered in `language` (the follow-up's), found by `search_by` (its
+        condensed form) with the earlier turns (`history`) before it in the prompt, cited by
+        `cite_by` if given; `max_tokens` cuts it."""
         start = AskInput(
             q=q,
             space_id=space_id,
             top_k=top_k,
             mode=mode,
             language=language,
+            search_by=search_by,
             cite_by=cite_by,
+            history=history,
             max_tokens=max_tokens,
             scope=scope or Scope(),
         )

@@ -9,8 +9,13 @@ always condenses; `direct` never does and keeps the best chunks that fit. A spac
 relevant, and chunks none of whose sentences supports the question (`citations.py`), get a
 plain statement that the documents do not say — `grounded: false`, no LLM call. The answer
 streams (`AnswerDelta`), in the language of the question, checked, and retried once if wrong;
-then the sentences it rests on are cited (`AskCitation`). The run ends with `AskComplete`, the
-`complete` event itself: the answer has one type from the workflow to the HTTP edge.
+each sentence is checked against the passages before it is sent (`writing.py`, `support.py`),
+and an answer left with nothing borne out — or a model set to `answer: extractive` — gives the
+passage that answers, quoted. Then the sentences it rests on are cited (`AskCitation`), and each
+answer sentence names the citation it rests on (`support`). A follow-up is asked as written
+(`q`, with the earlier turns in `history`); retrieval reads its condensed form (`search_by`). The
+run ends with `AskComplete`, the `complete` event itself: the answer has one type from the
+workflow to the HTTP edge.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from workflows.events import Event, StartEvent
 
 from docassist.pipelines.answers.citations import SUPPORT_MIN, Citation, Citer, Evidence, place
 from docassist.pipelines.answers.events import AnswerDelta, AskCitation, AskComplete, AskSources
+from docassist.pipelines.answers.phrases import NO_CONTEXT, NOT_IN_DOCUMENTS, phrase, quoted
+from docassist.pipelines.answers.support import SentenceSupport, SupportChecker, supported_by
+from docassist.pipelines.answers.writing import AnswerWriter, Written, llm_judge
 from docassist.pipelines.language import detect_language, label
 from docassist.pipelines.llm.caller import Completion, LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
-from docassist.pipelines.llm.in_language import stream_in_language
 from docassist.pipelines.llm.prompts import Prompt, render
 from docassist.pipelines.logs import event
 from docassist.pipelines.search.retrieval import Retriever, Source
@@ -39,25 +46,6 @@ from docassist.pipelines.summaries.run_state import RunStats
 from docassist.pipelines.summaries.workflow import SummarizeInput, SummarizeWorkflow, SummaryResult
 
 Mode = Literal["auto", "summarize", "direct"]
-NO_CONTEXT = {
-    "ru": "В пространстве «{space}» не нашлось документов по этому вопросу, поэтому ответить по ним нельзя.",
-    "uk": "У просторі «{space}» не знайшлося документів із цього питання, тому відповісти за ними неможливо.",
-    "en": "No documents in space '{space}' match this question, so there is nothing to answer from.",
-}
-
-
-NOT_IN_DOCUMENTS = {
-    "ru": "В документах пространства «{space}» нет ответа на этот вопрос.",
-    "uk": "У документах простору «{space}» немає відповіді на це питання.",
-    "be": "У дакументах прасторы «{space}» няма адказу на гэтае пытанне.",
-    "kk": "«{space}» кеңістігінің құжаттарында бұл сұраққа жауап жоқ.",
-    "en": "The documents in space '{space}' do not answer this question.",
-    "de": "Die Dokumente im Bereich „{space}“ beantworten diese Frage nicht.",
-    "fr": "Les documents de l'espace « {space} » ne répondent pas à cette question.",
-    "es": "Los documentos del espacio «{space}» no responden a esta pregunta.",
-    "it": "I documenti dello spazio «{space}» non rispondono a questa domanda.",
-    "pt": "Os documentos do espaço «{space}» não respondem a esta pergunta.",
-}
 TextOf = Callable[[str, str], str | None]
 CITED_CHUNKS = 8  # the best chunks whose sentences are weighed for support and citations
 
@@ -71,8 +59,10 @@ class AskInput(StartEvent):
     space_id: str
     top_k: int
     mode: Mode
-    language: str | None = None  # a condensed follow-up: the language the user asked in, not detected from `q`
-    cite_by: str | None = None  # what citations are ranked by, where not `q` (the follow-up of a fallback)
+    language: str | None = None  # a follow-up: the language the user asked in
+    search_by: str | None = None  # what retrieval is given, where not `q` (a follow-up condensed from the history)
+    cite_by: str | None = None  # what citations are ranked by, where not `q` (a follow-up's rewrite by the model)
+    history: str = ""  # the earlier turns, for the model to read what the follow-up `q` refers to
     max_tokens: int | None = None  # the client's cap on the answer (`/v1`'s max_tokens), within the service's
     scope: Scope = Scope()  # the documents it reads: the whole space when empty
 
@@ -95,7 +85,9 @@ class ContextReady(Event):
 
 class AskState(BaseModel):
     q: str = ""
+    search_by: str | None = None
     cite_by: str | None = None
+    history: str = ""
     space_id: str = ""
     mode: Mode = "auto"
     language: str = "en"
@@ -106,6 +98,7 @@ class AskState(BaseModel):
     timing: dict[str, float] = Field(default_factory=dict)
     started: float = 0.0
     lap_started: float = 0.0
+    finish: str | None = None  # the answer call's finish reason, where one is made
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
@@ -153,13 +146,14 @@ class AskWorkflow(Workflow):
         async with ctx.store.edit_state() as st:
             st.q, st.space_id, st.mode, st.language = ev.q, ev.space_id, ev.mode, language
             st.cite_by, st.max_tokens = ev.cite_by, ev.max_tokens
+            st.search_by, st.history = ev.search_by, ev.history
             st.started = st.lap_started = time.perf_counter()
         event(
             f"[Language Detection] Input text language: {label(language)}",
             "(the latest question of the conversation)" if ev.language else "(the question)",
             language=language,
         )
-        result = await self.retriever.search(ev.q, ev.space_id, ev.top_k, ev.scope)
+        result = await self.retriever.search(ev.search_by or ev.q, ev.space_id, ev.top_k, ev.scope)
         context = format_context(result.sources)
         tokens = await self.answer_ep.tokens.exact(context) if context else 0
         async with ctx.store.edit_state() as st:
@@ -210,7 +204,7 @@ class AskWorkflow(Workflow):
                 used = await self.answer_ep.tokens.exact(format_context(kept))
             async with ctx.store.edit_state() as st:
                 st.context_tokens = used  # what the answer is given, not what was retrieved
-        self.evidence = await self.citer.evidence(st.q, kept[:CITED_CHUNKS])
+        self.evidence = await self.citer.evidence(st.search_by or st.q, kept[:CITED_CHUNKS])
         if not self.evidence.answerable:  # a question the chunks do not answer (an overview is condensed above)
             event(
                 f"[RAG] Mode: {mode} → not in the documents",
@@ -260,47 +254,35 @@ class AskWorkflow(Workflow):
     @step
     async def answer(self, ctx: Context[AskState], ev: ContextReady) -> AskComplete:
         st = await ctx.store.get_state()
+        written: Written | None = None
         text = ""
-        finish: str | None = None  # the answer call's finish reason, where one is made
         if ev.declined:  # the chunks do not hold an answer: say so rather than let the model invent one
-            text = NOT_IN_DOCUMENTS.get(st.language, NOT_IN_DOCUMENTS["en"]).format(space=st.space_id)
+            text = phrase(NOT_IN_DOCUMENTS, st.language, space=st.space_id)
             ctx.write_event_to_stream(AnswerDelta(delta=text))
         elif not ev.context:  # an empty space: the same
-            text = NO_CONTEXT.get(st.language, NO_CONTEXT["en"]).format(space=st.space_id)
+            text = phrase(NO_CONTEXT, st.language, space=st.space_id)
             ctx.write_event_to_stream(AskSources(sources=[], summarized=False, context_tokens=0, language=st.language))
             ctx.write_event_to_stream(AnswerDelta(delta=text))
+        elif self.answer_ep.spec.answer == "generative" or ev.summarized:
+            written = await self._write(ctx, st, ev)
+            text = written.text
         else:
-
-            async def record(final: Completion) -> None:
-                nonlocal finish
-                finish = final.finish_reason  # the last call's: its text is the answer
-                async with ctx.store.edit_state() as edited:
-                    edited.stats.add(final)
-
-            def prompt(strict: bool) -> Prompt:
-                return render(
-                    "answer",
-                    self.answer_ep.style,
-                    st.language,
-                    context=ev.context,
-                    question=st.q,
-                    strict=strict,
-                    instructions=self.answer_ep.spec.instructions,
-                )
-
-            text, _ = await stream_in_language(
-                self.caller,
-                self.answer_ep,
-                prompt,
-                st.language,
-                "answer",
-                min(self._output, st.max_tokens or self._output),
-                lambda delta, reset: ctx.write_event_to_stream(AnswerDelta(delta=delta, reset=reset)),
-                record,
+            event(
+                "[ANSWER] The passage that answers, quoted",
+                f"{self.answer_ep.settings.model} is set to answer=extractive (config/llm_models.json); no LLM call",
+                how="extractive",
             )
         async with ctx.store.edit_state() as st:
             st.lap("answer")
-        citations = await self._cite(st.cite_by or st.q, st.space_id, text, st.sources) if ev.context else []
+        citations: list[Citation] = []
+        support: list[SentenceSupport] = []
+        if ev.context:
+            citations = await self._cite(st.cite_by or st.q, st.sources)
+            if written is not None and written.kept:
+                support = supported_by(citations, written.kept)
+            elif written is None or self.answer_ep.spec.verify != "off":  # extractive, or nothing borne out
+                text, support = await self._quote(ctx, st, citations, written)
+            await self._place(st.space_id, citations)
         for citation in citations:
             ctx.write_event_to_stream(AskCitation(citation=citation))
         async with ctx.store.edit_state() as st:
@@ -316,19 +298,93 @@ class AskWorkflow(Workflow):
             timing={**st.timing, "total_s": round(time.perf_counter() - st.started, 3)},
             citations=citations,
             grounded=bool(citations),
-            truncated=finish == "length",
+            truncated=st.finish == "length",
+            support=support,
         )
 
-    async def _cite(self, question: str, space_id: str, answer: str, used: list[Source]) -> list[Citation]:
-        """The sentences of the chunks the answer was given that support it, placed in their documents."""
-        if not answer.strip() or not used:
+    async def _write(self, ctx: Context[AskState], st: AskState, ev: ContextReady) -> Written:
+        """The model's answer, each sentence checked against the passages (unless `verify: off`)."""
+        spec = self.answer_ep.spec
+
+        async def record(final: Completion) -> None:
+            async with ctx.store.edit_state() as edited:
+                edited.stats.add(final)
+                edited.finish = final.finish_reason  # the last call's: its text is the answer
+
+        def prompt(strict: bool) -> Prompt:
+            return render(
+                "answer",
+                self.answer_ep.style,
+                st.language,
+                context=ev.context,
+                question=st.q,
+                history=st.history,
+                strict=strict,
+                instructions=spec.instructions,
+            )
+
+        checker = None
+        if spec.verify != "off":
+            if self.evidence is None:  # a condensed context: checked against its best chunks
+                self.evidence = await self.citer.evidence(st.search_by or st.q, st.sources[:CITED_CHUNKS])
+            judge = llm_judge(self.caller, self.answer_ep, st.language) if spec.verify == "llm" else None
+            checker = SupportChecker(
+                self.citer.embed_model, self.citer.lane, self.evidence, st.q, judge=judge, language=st.language
+            )
+        writer = AnswerWriter(
+            self.caller, self.answer_ep, checker, lambda d, r: ctx.write_event_to_stream(AnswerDelta(delta=d, reset=r)),
+            record,
+        )  # fmt: skip
+        return await writer.write(prompt, st.language, min(self._output, st.max_tokens or self._output))
+
+    async def _quote(
+        self, ctx: Context[AskState], st: AskState, citations: list[Citation], written: Written | None
+    ) -> tuple[str, list[SentenceSupport]]:
+        """The answer as the passage that answers, quoted (within the client's `max_tokens`); the
+        decline when there is none."""
+        reset = written is not None and written.reset_pending  # a language retry began and sent nothing
+        if not citations:
+            text = phrase(NOT_IN_DOCUMENTS, st.language, space=st.space_id)
+            ctx.write_event_to_stream(AnswerDelta(delta=text, reset=reset))
+            return text, []
+        best = citations[0]
+        text = quoted(st.language, best.quote)
+        if st.max_tokens and await self.answer_ep.tokens.exact(text) > st.max_tokens:
+            text = await self._cut(best.quote, st.language, st.max_tokens)
+            async with ctx.store.edit_state() as edited:
+                edited.finish = "length"
+        ctx.write_event_to_stream(AnswerDelta(delta=text, reset=reset))
+        return text, [SentenceSupport(text=best.quote, citation=0, score=best.score)]
+
+    async def _cut(self, quote: str, language: str, cap: int) -> str:
+        """The quote cut at a word to fit `cap` tokens, introduced if that fits too."""
+        words = quote.split()
+
+        async def fits(n: int, framed: bool) -> bool:
+            cut = " ".join(words[:n]) + "…"
+            return await self.answer_ep.tokens.exact(quoted(language, cut) if framed else cut) <= cap
+
+        framed = await fits(1, True)
+        low, high = 1, len(words)  # the most words that fit: at least one, whatever it costs
+        while low < high:
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if await fits(mid, framed) else (low, mid - 1)
+        cut = " ".join(words[:low]) + "…"
+        return quoted(language, cut) if framed else cut
+
+    async def _cite(self, question: str, used: list[Source]) -> list[Citation]:
+        """The sentences of the chunks the answer was given that support it."""
+        if not used:
             return []
         if self.evidence is None:  # a condensed context: its best chunks' sentences
             self.evidence = await self.citer.evidence(question, used[:CITED_CHUNKS])
         elif self.evidence.question != question:  # ranked by another question than retrieval was given
             self.evidence = await self.citer.refocus(self.evidence, question)
-        citations = await self.citer.cite(self.evidence, used)
+        return await self.citer.cite(self.evidence, used)
+
+    async def _place(self, space_id: str, citations: list[Citation]) -> None:
+        """Each quote's offsets in its document's text."""
         texts = {}
         for doc_id in {c.doc_id for c in citations}:
             texts[doc_id] = await self.citer.lane.run(self.text_of, space_id, doc_id) or ""
-        return place(citations, texts)
+        place(citations, texts)

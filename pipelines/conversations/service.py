@@ -115,14 +115,26 @@ class Conversations:
         max_tokens: int | None = None,
         scope: Scope | None = None,
     ) -> AsyncIterator[tuple[StreamEvent, Condensed]]:
-        """The ask events of `q` after `history`: condensed first, answered in `q`'s language (cut
-        at `max_tokens` if given). A follow-up written after the previous question (`history`,
-        `fallback`) has its citations ranked by the follow-up alone: the previous question it starts
-        with is what the last answer quoted."""
+        """The ask events of `q` after `history`, answered in `q`'s language (cut at `max_tokens` if
+        given). Retrieval reads the follow-up condensed from the history; the model is asked the
+        follow-up itself, the earlier turns before it — a small model asked "the previous question
+        and the follow-up" answers the previous one. Citations are ranked by the follow-up, or by the
+        model's rewrite where it made one (it names what the follow-up leaves out)."""
         language = detect_language(q).code
         condensed = await self.condenser.standalone(history, q, language)
-        cite_by = q if condensed.how in ("fallback", "history") else None
-        answers = self.answers.events(condensed.question, space_id, mode, top_k, language, cite_by, max_tokens, scope)
+        follow_up = condensed.how != "first"
+        answers = self.answers.events(
+            q,
+            space_id,
+            mode,
+            top_k,
+            language,
+            cite_by=condensed.question if condensed.how == "llm" else None,
+            max_tokens=max_tokens,
+            scope=scope,
+            search_by=condensed.question if follow_up else None,
+            history=await self.condenser.history(history) if follow_up else "",
+        )
         async for ev in answers:
             yield ev, condensed
 
@@ -216,6 +228,7 @@ class Conversations:
             grounded=done.grounded,
             citations=done.citations,
             sources=done.sources,
+            support=done.support,
         )
         try:
             await self._db(lambda: self.store.add_turn(space_id, conversation_id, Turn(question, answer), owner))

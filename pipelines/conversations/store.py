@@ -29,6 +29,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from docassist.pipelines.answers.citations import Citation
+from docassist.pipelines.answers.support import SentenceSupport
 from docassist.pipelines.errors import InvalidInput, NotFound, shown
 from docassist.pipelines.search.retrieval import Source
 from docassist.pipelines.search.scope import Scope
@@ -42,6 +43,7 @@ MAX_PAGE = 200
 # an answer's citations and sources as their columns hold them: JSON, locations as `{"page": 3}`
 _CITATIONS = TypeAdapter(list[Citation])
 _SOURCES = TypeAdapter(list[Source])
+_SUPPORT = TypeAdapter(list[SentenceSupport])
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Message:
     grounded: bool | None = None  # assistant messages: the answer's grounding, citations and sources
     citations: list[Citation] = field(default_factory=list)
     sources: list[Source] = field(default_factory=list)
+    support: list[SentenceSupport] = field(default_factory=list)
 
 
 @dataclass
@@ -156,6 +159,7 @@ def _message(row: Any) -> Message:
         grounded=None if row.grounded is None else bool(row.grounded),
         citations=_CITATIONS.validate_json(row.citations or "[]"),
         sources=_SOURCES.validate_json(row.sources or "[]"),
+        support=_SUPPORT.validate_json(row.support or "[]"),
     )
 
 
@@ -271,6 +275,7 @@ class ConversationStore:
                         grounded=None if message.grounded is None else int(message.grounded),
                         citations=_column(_CITATIONS, message.citations),
                         sources=_column(_SOURCES, message.sources),
+                        support=_column(_SUPPORT, message.support),
                         created_at=message.created_at,
                     )
                 )

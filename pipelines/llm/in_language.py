@@ -5,6 +5,7 @@ drops what the first attempt streamed."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -25,11 +26,12 @@ async def stream_in_language(
     language: str,
     purpose: str,
     max_output: int,
-    emit: Callable[[str, bool], None],
+    emit: Callable[[str, bool], Awaitable[None] | None],
     record: Callable[[Completion], Awaitable[None]],
 ) -> tuple[str, bool]:
     """The text of the call `prompt(strict)` asks for, each delta passed to `emit(delta, reset)`
-    and each finished call to `record`; and whether it had to be asked again."""
+    (awaited when it returns an awaitable) and each finished call to `record`; and whether it had
+    to be asked again."""
     text = ""
     for strict in (False, True):
         final: Completion | None = None
@@ -38,7 +40,9 @@ async def stream_in_language(
             if isinstance(item, Completion):
                 final = item
             else:
-                emit(item, strict and first)
+                sent = emit(item, strict and first)
+                if inspect.isawaitable(sent):  # an answer checks each sentence before it is sent
+                    await sent
                 first = False
         assert final is not None
         await record(final)

@@ -41,7 +41,7 @@ def prompt_version() -> str:
     return _version[0]
 
 
-Task = Literal["summarize", "map", "reduce", "focus", "answer", "condense"]
+Task = Literal["summarize", "map", "reduce", "focus", "answer", "condense", "verify"]
 Style = Literal["chat", "completion"]
 
 
@@ -109,6 +109,8 @@ def render(
         values["strict"] = ""
     elif style == "chat":
         values["strict"] = t["strict"]["chat"]["line"].format(**values)
+    history = str(values.get("history", ""))
+    values["earlier"] = t["earlier"][style]["block"].format(**values) if history.strip() else ""
     form = t[task][style]
     if style == "chat":
         system, user = form["system"].format(**values), form["user"].format(**values)

@@ -131,6 +131,7 @@ summaries = Table(
     Column("usage", Text, nullable=False),
     Column("timing", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("sentences", Text),  # JSON: each sentence with the passage it rests on; NULL: not yet tied
     Index("summaries_doc", "space_id", "doc_id"),
     Index("summaries_text", "space_id", "text_sha256"),
 )
@@ -220,6 +221,7 @@ messages = Table(
     Column("citations", Text),  # JSON list of citations (assistant)
     Column("sources", Text),  # JSON list of sources (assistant)
     Column("created_at", Float, nullable=False),
+    Column("support", Text),  # JSON: each answer sentence and the citation it rests on (assistant)
     UniqueConstraint("conversation_id", "position", name="messages_order"),
 )
 

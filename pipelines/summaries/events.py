@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from docassist.pipelines.documents.locations import Location
 from docassist.pipelines.errors import DocassistError
 from docassist.pipelines.streams import StreamEvent
 
@@ -59,6 +60,24 @@ class SummaryDelta(StreamEvent):
     reset: bool = False
 
 
+class SummaryCitation(BaseModel):
+    """The passage of the document a summary sentence rests on."""
+
+    doc_id: str
+    quote: str
+    start: int | None = Field(default=None, description="offset of `quote` in the document's text")
+    end: int | None = None
+    location: Location | None = Field(default=None, description="where the quote sits: its page, slide, rows…")
+    score: float = Field(default=0.0, description="how close the sentence is to the quote (embedding similarity)")
+
+
+class SummarySentence(BaseModel):
+    """One sentence of a summary and the passage it rests on (none where no passage is close)."""
+
+    text: str
+    citations: list[SummaryCitation] = Field(default_factory=list)
+
+
 class SummaryComplete(StreamEvent):
     name: ClassVar[str] = "complete"
     terminal: ClassVar[bool] = True
@@ -72,6 +91,12 @@ class SummaryComplete(StreamEvent):
         "`lookup_ms`, `cached_at` and the `computed` timing"
     )
     usage: Usage
+    sentences: list[SummarySentence] = Field(
+        default_factory=list,
+        description="the summary sentence by sentence, each with the passage of the document it rests on; "
+        "`summary` is their text joined (empty where the summary was written by a process without the search "
+        "parts, until a serving process first reads it)",
+    )
 
 
 class SummaryError(StreamEvent):

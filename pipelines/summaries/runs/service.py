@@ -17,7 +17,7 @@ import functools
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from llama_index.core.workflow.handler import WorkflowHandler
 
@@ -38,6 +38,7 @@ from docassist.pipelines.summaries.events import (
     SummaryDelta,
     SummaryError,
     SummaryProgress,
+    SummarySentence,
     SummaryStart,
     last_event,
 )
@@ -45,6 +46,10 @@ from docassist.pipelines.summaries.runs.board import Elsewhere, FlightBoard, Own
 from docassist.pipelines.summaries.runs.flights import Flight, RemoteFlight
 from docassist.pipelines.summaries.runs.store import CachedSummary, RunOf, SummaryStore
 from docassist.pipelines.summaries.workflow import PlanDecided, SummarizeInput, SummarizeWorkflow, SummaryResult
+
+# a summary's sentences, each tied to the passage of its document it rests on (the serving role's
+# search parts; a process without them leaves the summary untied, and a serving one ties it when read)
+Sourcer = Callable[[DocumentRecord, str], Awaitable[list[SummarySentence]]]
 
 
 class RunMemo:
@@ -70,13 +75,14 @@ class SummaryService:
         registry: Registry,
         board: FlightBoard,
         lane: Lane,
+        sourcer: Sourcer | None = None,
     ) -> None:
         """`endpoints`: the process's, by name, which exist once it has started — the service is
         built before them and reads `routing`'s map and reduce endpoints when a run needs them.
         `board`: where runs meet — `LocalFlightBoard` for a process alone, `SharedFlightBoard`
         across processes. `lane`: where the database is read and written."""
         self.store, self.caller, self.registry, self.board, self.lane = store, caller, registry, board, lane
-        self.endpoints, self.routing = endpoints, routing
+        self.endpoints, self.routing, self.sourcer = endpoints, routing, sourcer
         self.read_text, self.content_hash = registry.text_of, registry.content_hash
         self.flights: dict[str, Flight] = {}
 
@@ -135,13 +141,13 @@ class SummaryService:
         if key in self.flights:  # started while we looked
             return self.flights[key]
         if hit is not None:
-            return self._cached_flight(key, record, hit, looked_up)
+            return await self._cached_flight(key, record, hit, looked_up)
         claim = await self.board.claim(key)
         if isinstance(claim, Elsewhere):
             return RemoteFlight(key, record.space_id, record.doc_id, lang, claim.run, pinned)
         if claim.contested and not force and (hit := await self.lane.run(self.store.get, key)) is not None:
             await self.board.release(key, claim.run)  # computed by the owner that just finished
-            return self._cached_flight(key, record, hit, looked_up)
+            return await self._cached_flight(key, record, hit, looked_up)
         flight = Flight(
             key=key, space_id=record.space_id, doc_id=record.doc_id, language=lang, run=claim.run, pinned=pinned
         )
@@ -158,7 +164,11 @@ class SummaryService:
         flight.task = asyncio.create_task(self._run(flight, record, lang, force), name=f"summary-{key[:8]}")
         return flight
 
-    def _cached_flight(self, key: str, record: DocumentRecord, hit: CachedSummary, looked_up: float) -> Flight:
+    async def _cached_flight(self, key: str, record: DocumentRecord, hit: CachedSummary, looked_up: float) -> Flight:
+        """A finished summary, its sentences tied to their passages first where they are not yet."""
+        if hit.sentences is None and (tied := await self._tie(record, hit.summary)) is not None:
+            hit.sentences = tied
+            await self.lane.run(self.store.put_sentences, key, tied)
         metrics.summary_cache(hit=True)
         flight = Flight(key=key, space_id=record.space_id, doc_id=record.doc_id, language=hit.language)
         lookup_ms = round((time.perf_counter() - looked_up) * 1000, 2)
@@ -182,6 +192,7 @@ class SummaryService:
                 strategy=hit.strategy,
                 timing={"lookup_ms": lookup_ms, "cached_at": hit.created_at, "computed": hit.timing},
                 usage=hit.usage,
+                sentences=_of_document(hit.sentences or [], record.doc_id),
             )
         )
         flight.finish()
@@ -207,7 +218,8 @@ class SummaryService:
             handler = workflow.run(start_event=SummarizeInput(text=text, language=language))
             await self._relay(handler, flight)
             result: SummaryResult = await handler
-            value = await self._store(run, record, language, result, time.perf_counter() - started)
+            sentences = await self._tie(record, result.summary)
+            value = await self._store(run, record, language, result, sentences, time.perf_counter() - started)
             flight.emit(
                 SummaryComplete(
                     doc_id=record.doc_id,
@@ -217,6 +229,7 @@ class SummaryService:
                     strategy=value.strategy,
                     timing=value.timing,
                     usage=value.usage,
+                    sentences=value.sentences or [],
                 )
             )
         except asyncio.CancelledError:
@@ -254,15 +267,39 @@ class SummaryService:
             elif isinstance(ev, SummaryProgress | SummaryDelta):
                 flight.emit(ev)
 
+    async def _tie(self, record: DocumentRecord, summary: str) -> list[SummarySentence] | None:
+        """The summary's sentences tied to their passages; None without the search parts, or when
+        they fail (a summary is never lost to its sources)."""
+        if self.sourcer is None or not summary.strip():
+            return None
+        started = time.perf_counter()
+        try:
+            sentences = await self.sourcer(record, summary)
+        except Exception as exc:  # the summary is kept without them
+            message = exc.message if isinstance(exc, DocassistError) else f"{type(exc).__name__}: {exc}"
+            event("[SUMMARY] Sentences not tied to passages", message, level=logging.WARNING, exc_info=exc)
+            return None
+        seconds = time.perf_counter() - started
+        tied = sum(bool(s.citations) for s in sentences)
+        event(
+            "[SUMMARY] Sentences tied to their passages",
+            f"doc_id={record.doc_id} · {tied} of {len(sentences)} sentences with a passage · {seconds:.2f}s",
+            doc_id=record.doc_id,
+            seconds=round(seconds, 3),
+        )
+        return sentences
+
     async def _store(
-        self, run: RunOf, record: DocumentRecord, language: str, result: SummaryResult, wall: float
-    ) -> CachedSummary:
+        self, run: RunOf, record: DocumentRecord, language: str, result: SummaryResult,
+        sentences: list[SummarySentence] | None, wall: float,
+    ) -> CachedSummary:  # fmt: skip
         """The summary cached, unless its document was deleted meanwhile (`Cancelled`); where its
         seconds went, logged."""
         stats = result.stats
         value = CachedSummary(
-            result.summary, language, result.strategy, stats.usage(), stats.timing(wall), time.time(), stats.parts
-        )
+            result.summary, language, result.strategy, stats.usage(), stats.timing(wall), time.time(), stats.parts,
+            sentences,
+        )  # fmt: skip
         if not await self.lane.run(self.store.put_if_document_exists, run, value):
             raise Cancelled("the document was deleted while its summary was written", doc_id=record.doc_id)
         event(
@@ -330,3 +367,12 @@ class SummaryService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _of_document(sentences: list[SummarySentence], doc_id: str) -> list[SummarySentence]:
+    """A cached summary's sentences for `doc_id`: a summary is shared by the documents of a space
+    with the same text, whose offsets are the same, so only the id changes."""
+    return [
+        s.model_copy(update={"citations": [c.model_copy(update={"doc_id": doc_id}) for c in s.citations]})
+        for s in sentences
+    ]

@@ -16,11 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import and_, delete, exists, insert, select, update
 
 from docassist.pipelines.storage.database import Database
 from docassist.pipelines.storage.tables import documents, partials, summaries
-from docassist.pipelines.summaries.events import Strategy, Usage
+from docassist.pipelines.summaries.events import Strategy, SummarySentence, Usage
 
 
 @dataclass
@@ -32,6 +33,7 @@ class CachedSummary:
     timing: dict[str, Any]  # what `complete` reports as the run's timing
     created_at: float
     parts: int = 1  # of the plan carried out: what a cached `start` announces
+    sentences: list[SummarySentence] | None = None  # None: not yet tied to its passages
 
 
 @dataclass(frozen=True)
@@ -44,22 +46,37 @@ class RunOf:
     text_sha256: str
 
 
+_SENTENCES = TypeAdapter(list[SummarySentence])
+
+
+def _sentences_json(sentences: list[SummarySentence]) -> str:
+    return _SENTENCES.dump_json(sentences).decode()
+
+
 class SummaryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     # summaries
     def get(self, key: str) -> CachedSummary | None:
-        columns = [summaries.c[n] for n in ("summary", "language", "strategy", "usage", "timing", "created_at")]
+        names = ("summary", "language", "strategy", "usage", "timing", "created_at", "sentences")
         with self.db.begin() as conn:
-            row = conn.execute(select(*columns).where(summaries.c.cache_key == key)).first()
+            row = conn.execute(select(*[summaries.c[n] for n in names]).where(summaries.c.cache_key == key)).first()
         if row is None:
             return None
-        summary, language, strategy, usage, timing_json, created = row
+        summary, language, strategy, usage, timing_json, created, sentences = row
         timing = json.loads(timing_json)  # the plan's figures are kept among the run's timing
         return CachedSummary(
-            summary, language, strategy, Usage.model_validate_json(usage), timing, created, timing.get("parts", 1)
-        )
+            summary, language, strategy, Usage.model_validate_json(usage), timing, created, timing.get("parts", 1),
+            None if sentences is None else _SENTENCES.validate_json(sentences),
+        )  # fmt: skip
+
+    def put_sentences(self, key: str, sentences: list[SummarySentence]) -> None:
+        """Tie a stored summary's sentences to their passages (one written where none could be)."""
+        with self.db.begin() as conn:
+            conn.execute(
+                update(summaries).where(summaries.c.cache_key == key).values(sentences=_sentences_json(sentences))
+            )
 
     def existing(self, keys: list[str]) -> set[str]:
         """Which of `keys` have a summary."""
@@ -94,6 +111,7 @@ class SummaryStore:
                     usage=value.usage.model_dump_json(),
                     timing=json.dumps(value.timing),
                     created_at=value.created_at,
+                    sentences=None if value.sentences is None else _sentences_json(value.sentences),
                 )
             )
             conn.execute(delete(partials).where(partials.c.run_key == run.key))

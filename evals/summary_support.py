@@ -1,0 +1,75 @@
+"""Whether each summary sentence is borne out by the passage it cites.
+
+The proxy is the faithfulness test (`metrics.faithfulness`) narrowed to the one passage the
+sentence names: e5 cosine between sentence and quote (both as passages) at least `MIN_COSINE`,
+and at least `MIN_OVERLAP` of the sentence's stems found in the quote. It is checked against
+sentences labelled by hand (`evals/labels/summary-support-*.jsonl`: `supported` true or false
+for each sentence and its quote), and the agreement is reported beside the share.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from docassist.evals.metrics import unit_embeddings
+from docassist.pipelines.search.sparse import terms
+from docassist.pipelines.summaries.events import SummarySentence
+
+MIN_COSINE = 0.86  # as metrics.faithfulness
+MIN_OVERLAP = 0.6
+LABELS = Path(__file__).parent / "labels"
+
+
+def pairs_of(sentences: list[SummarySentence], embed: Any) -> list[dict[str, Any]]:
+    """Each sentence with a citation, its quote, the proxy's two measures and its verdict."""
+    cited = [(s.text, s.citations[0].quote) for s in sentences if s.citations]
+    if not cited:
+        return []
+    vectors = unit_embeddings([t for pair in cited for t in pair], embed)
+    out = []
+    for i, (text, quote) in enumerate(cited):
+        cosine = float(np.dot(vectors[2 * i], vectors[2 * i + 1]))
+        words, quoted = terms(text), set(terms(quote))
+        overlap = sum(w in quoted for w in words) / len(words) if words else 1.0
+        supported = cosine >= MIN_COSINE and overlap >= MIN_OVERLAP
+        out.append(
+            {
+                "text": text,
+                "quote": quote,
+                "cosine": round(cosine, 4),
+                "overlap": round(overlap, 3),
+                "supported": supported,
+            }
+        )
+    return out
+
+
+def support_of(sentences: list[SummarySentence], embed: Any) -> dict[str, Any]:
+    pairs = pairs_of(sentences, embed)
+    return {
+        "sentences": len(sentences),
+        "cited": len(pairs),
+        "supported": sum(p["supported"] for p in pairs),
+        "pairs": pairs,
+    }
+
+
+def agreement(language: str) -> dict[str, Any] | None:
+    """The proxy against the hand labels of `language`: agreement, and the labelled share."""
+    path = LABELS / f"summary-support-{language}.jsonl"
+    if not path.exists():
+        return None
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not rows:
+        return None
+    agree = sum(r["proxy"] == r["supported"] for r in rows)
+    return {
+        "labelled": len(rows),
+        "agreement": round(agree / len(rows), 3),
+        "supported_by_hand": round(sum(r["supported"] for r in rows) / len(rows), 3),
+        "supported_by_proxy": round(sum(r["proxy"] for r in rows) / len(rows), 3),
+    }
