@@ -44,3 +44,9 @@ def phrase(table: dict[str, str], language: str, **values: str) -> str:
 def quoted(language: str, quote: str) -> str:
     """The passage that answers, introduced in the question's language, on one line."""
     return phrase(QUOTED, language, quote=" ".join(quote.split()))
+
+
+def quote_frame(language: str) -> tuple[str, str]:
+    """What comes before and after the quote in `quoted`."""
+    before, _, after = QUOTED.get(language, QUOTED["en"]).partition("{quote}")
+    return before, after

@@ -31,9 +31,9 @@ from workflows.events import Event, StartEvent
 
 from docassist.pipelines.answers.citations import SUPPORT_MIN, Citation, Citer, Evidence, place
 from docassist.pipelines.answers.events import AnswerDelta, AskCitation, AskComplete, AskSources
-from docassist.pipelines.answers.phrases import NO_CONTEXT, NOT_IN_DOCUMENTS, phrase, quoted
+from docassist.pipelines.answers.phrases import NO_CONTEXT, NOT_IN_DOCUMENTS, phrase, quote_frame, quoted
 from docassist.pipelines.answers.support import SentenceSupport, SupportChecker, supported_by
-from docassist.pipelines.answers.writing import AnswerWriter, Written, llm_judge
+from docassist.pipelines.answers.writing import AnswerWriter, Written, cut_quote, llm_judge
 from docassist.pipelines.language import detect_language, label
 from docassist.pipelines.llm.caller import Completion, LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
@@ -255,7 +255,7 @@ class AskWorkflow(Workflow):
     async def answer(self, ctx: Context[AskState], ev: ContextReady) -> AskComplete:
         st = await ctx.store.get_state()
         written: Written | None = None
-        text = ""
+        text = sent = ""
         if ev.declined:  # the chunks do not hold an answer: say so rather than let the model invent one
             text = phrase(NOT_IN_DOCUMENTS, st.language, space=st.space_id)
             ctx.write_event_to_stream(AnswerDelta(delta=text))
@@ -272,6 +272,9 @@ class AskWorkflow(Workflow):
                 f"{self.answer_ep.settings.model} is set to answer=extractive (config/llm_models.json); no LLM call",
                 how="extractive",
             )
+            if not st.max_tokens:  # its first words are known: the reader sees them while the passage is chosen
+                sent = quote_frame(st.language)[0]
+                ctx.write_event_to_stream(AnswerDelta(delta=sent))
         async with ctx.store.edit_state() as st:
             st.lap("answer")
         citations: list[Citation] = []
@@ -281,7 +284,7 @@ class AskWorkflow(Workflow):
             if written is not None and written.kept:
                 support = supported_by(citations, written.kept)
             elif written is None or self.answer_ep.spec.verify != "off":  # extractive, or nothing borne out
-                text, support = await self._quote(ctx, st, citations, written)
+                text, support = await self._quote(ctx, st, citations, written, sent)
             await self._place(st.space_id, citations)
         for citation in citations:
             ctx.write_event_to_stream(AskCitation(citation=citation))
@@ -338,39 +341,25 @@ class AskWorkflow(Workflow):
         return await writer.write(prompt, st.language, min(self._output, st.max_tokens or self._output))
 
     async def _quote(
-        self, ctx: Context[AskState], st: AskState, citations: list[Citation], written: Written | None
+        self, ctx: Context[AskState], st: AskState, citations: list[Citation], written: Written | None, sent: str
     ) -> tuple[str, list[SentenceSupport]]:
-        """The answer as the passage that answers, quoted (within the client's `max_tokens`); the
-        decline when there is none."""
+        """The answer as the passage that answers, quoted (within the client's `max_tokens`), after
+        `sent`, its first words already sent; the decline when there is none."""
         reset = written is not None and written.reset_pending  # a language retry began and sent nothing
         if not citations:
             text = phrase(NOT_IN_DOCUMENTS, st.language, space=st.space_id)
-            ctx.write_event_to_stream(AnswerDelta(delta=text, reset=reset))
+            ctx.write_event_to_stream(AnswerDelta(delta=text, reset=reset or bool(sent)))
             return text, []
         best = citations[0]
         text = quoted(st.language, best.quote)
         if st.max_tokens and await self.answer_ep.tokens.exact(text) > st.max_tokens:
-            text = await self._cut(best.quote, st.language, st.max_tokens)
+            text = await cut_quote(best.quote, st.language, st.max_tokens, self.answer_ep.tokens.exact)
             async with ctx.store.edit_state() as edited:
                 edited.finish = "length"
-        ctx.write_event_to_stream(AnswerDelta(delta=text, reset=reset))
+        again = bool(sent) and not text.startswith(sent)  # cut to fit without its introduction: start over
+        rest = text if again or not sent else text[len(sent) :]
+        ctx.write_event_to_stream(AnswerDelta(delta=rest, reset=reset or again))
         return text, [SentenceSupport(text=best.quote, citation=0, score=best.score)]
-
-    async def _cut(self, quote: str, language: str, cap: int) -> str:
-        """The quote cut at a word to fit `cap` tokens, introduced if that fits too."""
-        words = quote.split()
-
-        async def fits(n: int, framed: bool) -> bool:
-            cut = " ".join(words[:n]) + "…"
-            return await self.answer_ep.tokens.exact(quoted(language, cut) if framed else cut) <= cap
-
-        framed = await fits(1, True)
-        low, high = 1, len(words)  # the most words that fit: at least one, whatever it costs
-        while low < high:
-            mid = (low + high + 1) // 2
-            low, high = (mid, high) if await fits(mid, framed) else (low, mid - 1)
-        cut = " ".join(words[:low]) + "…"
-        return quoted(language, cut) if framed else cut
 
     async def _cite(self, question: str, used: list[Source]) -> list[Citation]:
         """The sentences of the chunks the answer was given that support it."""

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from docassist.pipelines.answers.phrases import quoted
 from docassist.pipelines.answers.support import Check, Judge, SentenceStream, SupportChecker
 from docassist.pipelines.errors import DocassistError
 from docassist.pipelines.llm.caller import Completion, LLMCaller
@@ -104,3 +105,21 @@ def llm_judge(caller: LLMCaller, endpoint: Endpoint, language: str) -> Judge:
         return not verdict.startswith(("no", "нет", "ні"))
 
     return judge
+
+
+async def cut_quote(quote: str, language: str, cap: int, count: Callable[[str], Awaitable[int]]) -> str:
+    """The quote cut at a word to fit `cap` tokens (`count`: the answer model's), introduced as
+    `quoted` does when that fits too."""
+    words = quote.split()
+
+    async def fits(n: int, framed: bool) -> bool:
+        cut = " ".join(words[:n]) + "…"
+        return await count(quoted(language, cut) if framed else cut) <= cap
+
+    framed = await fits(1, True)
+    low, high = 1, len(words)  # the most words that fit: at least one, whatever it costs
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if await fits(mid, framed) else (low, mid - 1)
+    cut = " ".join(words[:low]) + "…"
+    return quoted(language, cut) if framed else cut
