@@ -26,6 +26,7 @@ from docassist.evals.datasets import LONG_SETS, SUMMARY_SETS, EvalDoc, read_json
 from docassist.evals.language import language_verdicts
 from docassist.evals.metrics import ROUGE_TYPES, embedding_similarity, faithfulness, rouge, score_systems
 from docassist.evals.session import EvalSession, eval_session
+from docassist.evals.summary_support import agreement, support_of
 
 SCORES = (*ROUGE_TYPES, "e5_similarity", "faithfulness")
 
@@ -69,6 +70,7 @@ async def summarize_doc(session: EvalSession, doc: EvalDoc, embed: Any) -> dict[
         "levels": timing.get("levels"),
         "wall_s": round(time.perf_counter() - started, 2),
         "summary": summary,
+        "support": await asyncio.to_thread(support_of, result.sentences, embed),
         **await asyncio.to_thread(score_summary, summary, doc, embed),
     }
 
@@ -85,6 +87,9 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "failed": len(rows) - len(ok),
         "language_share": round(sum(r["language_ok"] for r in ok) / len(rows), 4) if rows else None,
         "detectors_disagree": sum(r.get("detectors_disagree", False) for r in ok),
+        "sentences": sum(r["support"]["sentences"] for r in ok if "support" in r),
+        "sentences_cited": sum(r["support"]["cited"] for r in ok if "support" in r),
+        "sentences_supported": sum(r["support"]["supported"] for r in ok if "support" in r),
     }
     for key in (*SCORES, "llm_calls", "prompt_tokens", "completion_tokens", "wall_s"):
         agg[key] = _mean([r.get(key) for r in ok])
@@ -164,6 +169,36 @@ def _f(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def support_markdown(report: dict[str, Any]) -> list[str]:
+    """Summary sentences tied to a passage, and borne out by it (the proxy, with its agreement
+    with the hand labels)."""
+    sets = {n: a for n, a in report["sets"].items() if a.get("sentences")}
+    if not sets:
+        return []
+    lines = [
+        "",
+        "Each summary sentence and the passage it cites (`sentences`): the share with a passage, and of those the "
+        "share the passage bears out by the proxy (e5 cosine ≥ 0.86 and ≥ 0.6 of its stems in the quote):",
+        "",
+        "| set | sentences | with a passage | borne out by it |",
+        "|---|---|---|---|",
+    ]
+    for name, a in sets.items():
+        cited = a["sentences_cited"]
+        lines.append(
+            f"| {name} | {a['sentences']} | {cited / a['sentences']:.2f} | "
+            f"{(a['sentences_supported'] / cited) if cited else 0:.2f} |"
+        )
+    for lang in ("ru", "en"):
+        if (check := agreement(lang)) is not None:
+            lines.append(
+                f"\nThe proxy against {check['labelled']} {lang} sentences labelled by hand: agreement "
+                f"{check['agreement']:.2f}; borne out by hand {check['supported_by_hand']:.2f}, by the proxy "
+                f"{check['supported_by_proxy']:.2f}."
+            )
+    return lines
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     limits = [f"first {report['limit']} per set"] if report.get("limit") else []
     if report.get("long_limit") is not None and report.get("long_limit") != report.get("limit"):
@@ -191,6 +226,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         "Share of summaries in the expected language: "
         + ", ".join(f"{k} {v:.2f}" for k, v in report["language_share"].items()),
     ]
+    lines += support_markdown(report)
     long_rows = [r for r in report["documents"] if r["set"] in LONG_SETS and "error" not in r]
     if long_rows:
         lines += [

@@ -73,3 +73,18 @@ def agreement(language: str) -> dict[str, Any] | None:
         "supported_by_hand": round(sum(r["supported"] for r in rows) / len(rows), 3),
         "supported_by_proxy": round(sum(r["proxy"] for r in rows) / len(rows), 3),
     }
+
+
+def sample_for_labels(report: dict[str, Any], per_language: int = 50, seed: int = 5) -> dict[str, list[dict]]:
+    """Sentences and their quotes from a summaries report, `per_language` of each language drawn
+    with a fixed seed, for a person to mark `supported` (the proxy's verdict is kept beside it)."""
+    import random
+
+    rng = random.Random(seed)
+    by_language: dict[str, list[dict]] = {}
+    for row in report["documents"]:
+        for pair in row.get("support", {}).get("pairs", []):
+            by_language.setdefault(row["language"], []).append(
+                {"doc": row["id"], "text": pair["text"], "quote": pair["quote"], "proxy": pair["supported"]}
+            )
+    return {lang: rng.sample(rows, min(per_language, len(rows))) for lang, rows in by_language.items()}

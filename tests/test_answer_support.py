@@ -50,7 +50,8 @@ def test_streamed_text_is_cut_into_sentences_only_once_the_next_begins():
 
 
 def _numbers(text: str) -> set[str]:
-    return {re.sub(r"\D", "", m) for m in re.findall(r"\d[\d\s]*\d|\d", text)}
+    """The numbers of `text`, a thousands' space joined ("48 000" is one number, "2021 2022" two)."""
+    return {re.sub(r"\D", "", m) for m in re.findall(r"\d{1,3}(?:[ \u00a0]\d{3})+(?!\d)|\d+", text)}
 
 
 def test_the_embedded_model_answers_with_the_passage_that_answers_and_says_so(http, space):
@@ -117,3 +118,17 @@ def test_a_follow_up_is_answered_as_asked_not_as_the_question_before_it(http, sp
     answer = body["choices"][0]["message"]["content"].split("\n\nSources:")[0]
     assert "312" in answer and "48" not in answer, answer
     assert body["support"] and body["citations"][body["support"][0]["citation"]]["quote"] in REPORT_RU
+
+
+def test_a_passage_of_numbers_only_is_quoted_whole_or_the_question_declined(http, space):
+    table = "Показатели библиотеки по годам.\n\n2021 2022 2023\n\n41 000 45 500 48 000\n\n1 200 2 900 3 200\n"
+    ingest(http, space, "table.txt", table.encode())
+    r = http.post("/ask", json={"q": "Сколько читателей было в 2022 году?", "space_id": space, "top_k": 3})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["answer"].strip()
+    if body["grounded"]:  # the quote is the table's own numbers, every one of them
+        quote = body["citations"][body["support"][0]["citation"]]["quote"]
+        assert _numbers(quote) <= _numbers(table) and _numbers(quote) <= _numbers(body["answer"])
+    else:
+        assert body["answer"].startswith("В документах пространства"), body["answer"]

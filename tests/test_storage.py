@@ -32,7 +32,7 @@ def summary(text: str = "Сводка.") -> CachedSummary:
 
 
 def test_migrating_twice_changes_nothing_and_creates_every_table(db: Database):
-    assert db.migrate() == "0008"
+    assert db.migrate() == "0010"
     with db.engine.connect() as conn:
         tables = set(inspect(conn).get_table_names())
     assert {"documents", "document_contents", "summaries", "partials", "jobs", "uploads"} <= tables

@@ -93,4 +93,4 @@ def test_a_first_release_data_dir_upgrades_without_loss(tmp_path: Path, llama_en
     finally:
         svc.stop()
     with sqlite3.connect(data_dir / "docassist.sqlite3") as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0008"
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0010"
