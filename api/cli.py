@@ -1,4 +1,4 @@
-"""`docassist` command line: serve, worker, ingest, documents, sync, key, audit export, eval, bench.
+"""`docassist` command line: serve, worker, ingest, documents, sync, reembed, key, audit export, eval, bench.
 
 `ingest` and `documents` talk to a running service over HTTP (a Qdrant Edge shard admits one
 process at a time, and the service holds it); with no service running, they open the
@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from docassist.api import reembed_command
 from docassist.pipelines.settings import ConfigError, Settings, load_settings
 
 
@@ -326,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     docs.add_argument("--url", default=url)
     docs.set_defaults(func=cmd_documents)
     _sync_parser(sub, url)
+    reembed_command.add_parser(sub)
     key = sub.add_parser("key", help="make a new API key and its sha256 entry for API_KEYS")
     key.add_argument("--spaces", default="*", help="what it reaches: * (every space) or space_a|space_b")
     key.set_defaults(func=cmd_key)

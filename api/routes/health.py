@@ -28,7 +28,8 @@ def _status_code(serving: bool) -> int:
         503: {
             "model": HealthResponse,
             "description": "the vector store or the database is down, an LLM endpoint is "
-            "stalled, or a capability named in `require` is down",
+            "stalled, or a capability named in `require` is down (the embedding server's being gone "
+            "takes ingest, search and answers down)",
         },
         **error_responses(422),
     },
@@ -59,6 +60,7 @@ async def health(
             database=asdict(report.database),
             redis=asdict(report.redis) if report.redis else None,
             llm={name: {**asdict(h), "ok": h.ok} for name, h in report.llm.items()},
+            embedding=asdict(report.embedding) if report.embedding else None,
         ),
         reasons=report.reasons,
     )

