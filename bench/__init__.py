@@ -20,11 +20,17 @@ Module: what it measures — against what (same run)
 - cached: server time (`Server-Timing`) of a cached `/summarize` — `GET /documents/{id}`.
 - ingestion: chunks/s through `/ingest`, the service's peak memory — the same chunks
   embedded in-process (same model and call).
+- remote_embeddings: chunks/s through `/ingest` with `EMBEDDING_KIND=openai` — the same embedding
+  server (the vLLM-protocol stub, e5-small's real vectors on this CPU) called alone on the same
+  chunks, as many at once as the service sends.
 - ocr: scanned pages/s through `/ingest` and of the service's extraction step — the `tesseract`
   command alone on the same pages, rendered here as the service renders them.
 - lanes: `/search` latency while a large upload is embedded — the same searches idle.
-- load: many clients over the routes that need no LLM plus a few summaries — statuses,
-  latencies, lost or duplicated documents; `/search` under load against idle.
+- load: a team's mix (search, a document, the list, a cached summary, a conversation, health; asks
+  beside) as open-loop Poisson arrivals, latency from each request's due time (open_loop.py): the
+  capacity (highest rate at which every p99 goal holds, by doubling then bisecting) — the CPU limit
+  from each route's measured CPU cost; at twice the capacity, what is shed and what is still served
+  within its goal. `--load-variants`: also on PostgreSQL + Redis and as `serve --workers 2`.
 - scaleout: the summary cache on PostgreSQL against SQLite; background jobs with one
   `docassist worker` and two; `/search` on one backend and two (shared PostgreSQL and Redis).
 - retrieval: `/search` and `/ask` retrieval time on a large space — the same query embedding

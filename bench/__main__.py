@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 
 from docassist.bench.capture import Capture
-from docassist.bench.core import FULL, QUICK, Context, Result
+from docassist.bench.core import FULL, LOAD_VARIANTS, QUICK, Context, Result
 from docassist.bench.llama import LlamaDirect
 from docassist.bench.report import write
 from docassist.bench.service import start_service
@@ -38,6 +38,7 @@ ORDER = (
     "cached",
     "conversations",
     "ingestion",
+    "remote_embeddings",
     "ocr",
     "lanes",
     "load",
@@ -65,12 +66,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(ORDER)}")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default bench/results)")
     p.add_argument("--chunks", type=int, default=None, help="retrieval space in chunks (default 10,000; quick 120)")
+    p.add_argument(
+        "--load-variants",
+        default="",
+        help=f"comma-separated services the load benchmark measures, of: {', '.join(LOAD_VARIANTS)} "
+        "(default all three; quick: default)",
+    )
     args = p.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(ORDER)
     unknown = sorted(set(names) - set(ORDER))
     if unknown:
         p.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(ORDER)}")
     args.names = [n for n in ORDER if n in names]
+    args.load_variants = tuple(v.strip() for v in args.load_variants.split(",") if v.strip())
+    if set(args.load_variants) - set(LOAD_VARIANTS):
+        p.error(f"unknown load variant(s) in {','.join(args.load_variants)}; choose from {', '.join(LOAD_VARIANTS)}")
     return args
 
 
@@ -101,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else FULL
     if args.chunks:
         sizes = replace(sizes, retrieval_chunks=args.chunks)
+    if args.load_variants:
+        sizes = replace(sizes, load_variants=args.load_variants)
     meta = {
         "date": date.today().isoformat(),
         "mode": "quick" if args.quick else "full",

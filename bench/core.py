@@ -22,6 +22,8 @@ from docassist.bench.llama import LlamaDirect
 from docassist.bench.service import Service
 
 T = TypeVar("T")
+# the load benchmark's services: the benchmark's own, one on PostgreSQL + Redis, `serve --workers 2`
+LOAD_VARIANTS = ("default", "postgres", "workers2")
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,17 @@ class Sizes:
     retrieval_asks: int
     retrieval_replicated_chunks: int  # the large space: real chunk embeddings replicated with small noise
     retrieval_local_searches: int  # Qdrant local mode's queries per space (about 1 s each at 10,000 chunks)
-    load_clients: int
-    load_seconds: float
-    load_summarizers: int
+    load_docs: int  # the team's space: documents of two XQuAD paragraphs
+    load_start_rate: float  # the capacity search's first mix rate (requests/s): doubled until a p99 goal breaks
+    load_steps: int  # rates tried at most, doubling then bisecting
+    load_resolution: float  # bisecting stops once the bracket's width is within this share of its low end
+    load_step_s: float  # how long each rate runs
+    load_timeout_s: float  # a request unanswered this long after it was due counts as timed out
+    load_ask_rate: float  # asks per second beside the mix, at every rate
+    load_cost_requests: int  # per route, evenly spaced, for its CPU cost
+    load_overload_s: float  # the run at twice the capacity
+    load_variant_steps: int  # rates tried for the other variants, starting at the default's capacity
+    load_variants: tuple[str, ...]  # of LOAD_VARIANTS
     lanes_searches: int
     lanes_paragraphs: int  # the large upload: about 1.3 chunks of 300 tokens per 2 paragraphs
     lanes_upload_kb: int  # each of the six concurrent uploads while reads are probed
@@ -96,9 +106,17 @@ QUICK = Sizes(
     retrieval_asks=2,
     retrieval_replicated_chunks=300,
     retrieval_local_searches=3,
-    load_clients=6,
-    load_seconds=6,
-    load_summarizers=1,
+    load_docs=3,
+    load_start_rate=5,
+    load_steps=2,
+    load_resolution=0.5,
+    load_step_s=3,
+    load_timeout_s=5,
+    load_ask_rate=0.1,
+    load_cost_requests=6,
+    load_overload_s=3,
+    load_variant_steps=2,
+    load_variants=("default",),
     lanes_searches=10,
     lanes_paragraphs=24,
     lanes_upload_kb=6,
@@ -141,9 +159,17 @@ FULL = Sizes(
     retrieval_asks=10,
     retrieval_replicated_chunks=100_000,
     retrieval_local_searches=20,
-    load_clients=50,
-    load_seconds=60,
-    load_summarizers=3,
+    load_docs=8,
+    load_start_rate=20,
+    load_steps=8,
+    load_resolution=0.1,
+    load_step_s=12,
+    load_timeout_s=10,
+    load_ask_rate=0.1,
+    load_cost_requests=24,
+    load_overload_s=15,
+    load_variant_steps=3,
+    load_variants=("default", "postgres", "workers2"),
     lanes_searches=50,
     lanes_paragraphs=400,
     lanes_upload_kb=100,
@@ -188,10 +214,20 @@ def check(value: float, op: str, target: float) -> tuple[str, bool | None]:
 
 
 @dataclass
+class Table:
+    """A table of its own under the report's main one, where one figure per cell would not read."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
 class Result:
     name: str
     title: str
     figures: list[Figure] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -220,6 +256,7 @@ class Result:
             "ratios": {f.key: f.value for f in self.figures if f.unit == "×"},
             "figures": [asdict(f) for f in self.figures],
             "notes": self.notes,
+            "tables": [asdict(t) for t in self.tables],
             "error": self.error,
             "data": self.data,
         }

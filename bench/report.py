@@ -1,4 +1,5 @@
-"""The run's outputs: `<date>.json` (everything), `<date>.md` (one table), `<date>-growth.png`."""
+"""The run's outputs: `<date>.json` (everything), `<date>.md` (one table, then the tables a benchmark adds),
+`<date>-growth.png`."""
 
 from __future__ import annotations
 
@@ -50,6 +51,11 @@ def markdown(meta: dict[str, Any], results: list[Result]) -> str:
     if notes:
         lines += ["", "## Notes", ""]
         lines += [f"- **{title}**: {note}" for title, note in notes]
+    for res in results:
+        for table in res.tables:
+            lines += ["", f"## {res.title}: {table.title}", "", "| " + " | ".join(map(_cell, table.header)) + " |"]
+            lines.append("|" + "---|" * len(table.header))
+            lines += ["| " + " | ".join(map(_cell, row)) + " |" for row in table.rows]
     lines += ["", "Durations: " + ", ".join(f"{r.name} {r.seconds:.0f}s" for r in results) + "."]
     return "\n".join(lines) + "\n"
 

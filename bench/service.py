@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 USER_OMP_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")  # before bench/__main__ sets its own
 
 
-_INHERITED_NOT = ("LLM_", "VLLM_", "OLLAMA_", "QDRANT_", "LLAMA_SERVER_", "DATABASE_URL", "REDIS_URL", "API_KEYS")
+_INHERITED_NOT = (
+    "LLM_", "VLLM_", "OLLAMA_", "QDRANT_", "LLAMA_SERVER_", "EMBEDDING_", "DATABASE_URL", "REDIS_URL", "API_KEYS",
+)  # fmt: skip
 
 
 def service_env(data_dir: Path, **overrides: str) -> dict[str, str]:
@@ -173,14 +175,21 @@ class Service(Reachable):
         return self.proc.returncode
 
 
-def start_service(workdir: Path, wait_status: tuple[int, ...] = (200,), command: str = "serve", **env: str) -> Service:
-    """Run `docassist serve` on a free port and wait until `/health` answers one of `wait_status`
-    (`docassist worker`, which serves no HTTP, is waited for in its log)."""
+def start_service(
+    workdir: Path,
+    wait_status: tuple[int, ...] = (200,),
+    command: str = "serve",
+    options: tuple[str, ...] = (),
+    **env: str,
+) -> Service:
+    """Run `docassist serve` (with `options`, e.g. `--workers 2`) on a free port and wait until
+    `/health` answers one of `wait_status` (`docassist worker`, which serves no HTTP, is waited for
+    in its log)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = workdir / f"{command}.log"
     full_env = service_env(Path(env.pop("DATA_DIR", workdir / "data")), **env)
-    args = [str(Path(sys.executable).parent / "docassist"), command]
+    args = [str(Path(sys.executable).parent / "docassist"), command, *options]
     if command == "serve":
         args += ["--port", str(port)]
     with log_path.open("wb") as log:

@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     add_common_args(summaries, "first N documents per set")
     summaries.add_argument("--sets", default=None, help="comma-separated subset of the sets (default: all)")
     summaries.add_argument("--long-limit", type=int, default=None, help="first N per long set (default: --limit)")
+    summaries.add_argument("--ids", default=None, help="comma-separated document ids: only these (of those chosen)")
     summaries.add_argument(
         "--context-window",
         type=int,
@@ -120,7 +121,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         unknown = set(sets) - set(SUMMARY_SETS)
         if unknown:
             raise SystemExit(f"docassist eval: unknown sets {sorted(unknown)}; choose from {', '.join(SUMMARY_SETS)}")
-        report = summaries.evaluate(args.split, args.evaldata, args.limit, sets, args.long_limit)
+        ids = tuple(i.strip() for i in args.ids.split(",")) if args.ids else ()
+        report = summaries.evaluate(args.split, args.evaldata, args.limit, sets, args.long_limit, ids)
         write_report(report, summaries.to_markdown, args.out, summaries.plot)
     elif args.task == "answers":
         import asyncio

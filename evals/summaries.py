@@ -3,13 +3,16 @@
 Every document goes through the served summarize pipeline (direct or tree, whichever the
 profile's context window calls for). Per document: the summary's language against the
 expected one, ROUGE-1/2/L (Russian-aware stemming) and e5 similarity against all references,
-sentence-level faithfulness to the document, and the run's LLM calls, tokens and wall time.
+sentence-level faithfulness to the document, the most copies of one sentence (3 or more: the
+summary loops), and the run's LLM calls, tokens and wall time.
 On SummEval the 16 reference systems are scored with the same metrics on the same articles,
 so our numbers sit next to theirs.
 
     docassist eval summaries --split dev --limit 3
     docassist eval summaries --split test --sets summeval_cnndm_en,ria_headlines_ru \
         --out evals/results/summaries-test.json
+    docassist eval summaries --split dev --sets qmsum_long_en,squality_long_en \
+        --ids qmsum-ES2004b,qmsum-ES2011a    # only these documents (minutes each)
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from docassist.evals.language import language_verdicts
 from docassist.evals.metrics import ROUGE_TYPES, embedding_similarity, faithfulness, rouge, score_systems
 from docassist.evals.session import EvalSession, eval_session
 from docassist.evals.summary_support import agreement, support_of
+from docassist.pipelines.llm.repetition import TIMES, most_copies
 
 SCORES = (*ROUGE_TYPES, "e5_similarity", "faithfulness")
 
@@ -45,6 +49,7 @@ def score_summary(summary: str, doc: EvalDoc, embed: Any) -> dict[str, Any]:
         out.update(dict.fromkeys((*ROUGE_TYPES, "e5_similarity")))
     check = faithfulness(summary, doc.text, embed, language=doc.language)
     out["faithfulness"], out["unsupported"] = check.score, check.unsupported
+    out["repeats"] = most_copies(summary)  # 3 or more: the summary loops
     return out
 
 
@@ -87,6 +92,7 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "failed": len(rows) - len(ok),
         "language_share": round(sum(r["language_ok"] for r in ok) / len(rows), 4) if rows else None,
         "detectors_disagree": sum(r.get("detectors_disagree", False) for r in ok),
+        "looping": sum(r.get("repeats", 0) >= TIMES for r in ok),
         "sentences": sum(r["support"]["sentences"] for r in ok if "support" in r),
         "sentences_cited": sum(r["support"]["cited"] for r in ok if "support" in r),
         "sentences_supported": sum(r["support"]["supported"] for r in ok if "support" in r),
@@ -118,12 +124,15 @@ async def run(
     limit: int | None = None,
     sets: tuple[str, ...] = SUMMARY_SETS,
     long_limit: int | None = None,
+    ids: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """`limit` documents per set; `long_limit` (default `limit`) for the long sets, which cost minutes each."""
+    """`limit` documents per set; `long_limit` (default `limit`) for the long sets, which cost minutes each;
+    `ids`: only these documents."""
     long_limit = long_limit if long_limit is not None else limit
     docs = [
         d for name in sets for d in summary_docs(evaldata, split, name)[: long_limit if name in LONG_SETS else limit]
     ]
+    docs = [d for d in docs if d.id in ids] if ids else docs
     started = time.perf_counter()
     async with eval_session() as session:
         embed = session.embed_model
@@ -134,6 +143,7 @@ async def run(
             "split": split,
             "limit": limit,
             "long_limit": long_limit,
+            "ids": list(ids),
             "profile": session.profile,
             "models": session.models(),
             "context_window": session.context_window,
@@ -161,8 +171,9 @@ def evaluate(
     limit: int | None = None,
     sets: tuple[str, ...] = SUMMARY_SETS,
     long_limit: int | None = None,
+    ids: tuple[str, ...] = (),
 ) -> dict:
-    return asyncio.run(run(split, evaldata, limit, sets, long_limit))
+    return asyncio.run(run(split, evaldata, limit, sets, long_limit, ids))
 
 
 def _f(value: float | None, digits: int = 3) -> str:
@@ -203,6 +214,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     limits = [f"first {report['limit']} per set"] if report.get("limit") else []
     if report.get("long_limit") is not None and report.get("long_limit") != report.get("limit"):
         limits.append(f"first {report['long_limit']} per long set")
+    if report.get("ids"):
+        limits.append(f"documents {', '.join(report['ids'])}")
     limit = f", {', '.join(limits)}" if limits else ""
     lines = [
         f"Summaries, {report['split']} split{limit} — profile `{report['profile']}` "
@@ -210,8 +223,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"{report['context_window']}, {report['seconds']} s",
         "",
         "| set | docs | in expected language | ROUGE-1 | ROUGE-2 | ROUGE-L | e5 sim. | faithful | "
-        "LLM calls | prompt tok. | s/doc |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "LLM calls | prompt tok. | s/doc | looping |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, a in report["sets"].items():
         failed = f" ({a['failed']} failed)" if a["failed"] else ""
@@ -219,7 +232,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"| {name} | {a['documents']}{failed} | "
             f"{_f(a['language_share'], 2)} | {_f(a['rouge1'])} | {_f(a['rouge2'])} | {_f(a['rougeL'])} | "
             f"{_f(a['e5_similarity'])} | {_f(a['faithfulness'], 2)} | {_f(a['llm_calls'], 1)} | "
-            f"{_f(a['prompt_tokens'], 0)} | {_f(a['wall_s'], 1)} |"
+            f"{_f(a['prompt_tokens'], 0)} | {_f(a['wall_s'], 1)} | {a.get('looping', '–')} |"
         )
     lines += [
         "",
@@ -234,13 +247,13 @@ def to_markdown(report: dict[str, Any]) -> str:
             "Long documents (tree when the document does not fit one call, direct otherwise):",
             "",
             "| document | chars | doc tokens | strategy | levels | LLM calls | prompt + completion tok. | wall s | "
-            "ROUGE-L | faithful |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "ROUGE-L | faithful | most copies of a sentence |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [
             f"| {r['id']} | {r['chars']:,} | {r['tokens']:,} | {r['strategy']} | {r['levels']} | {r['llm_calls']} | "
             f"{r['prompt_tokens']:,} + {r['completion_tokens']:,} | {r['wall_s']} | {_f(r['rougeL'])} | "
-            f"{_f(r['faithfulness'], 2)} |"
+            f"{_f(r['faithfulness'], 2)} | {r.get('repeats', '–')} |"
             for r in long_rows
         ]
     systems = report.get("summeval_systems")

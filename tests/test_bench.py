@@ -5,15 +5,22 @@ evaluation data (DOCASSIST_EVALDATA set for the run)."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
+import random
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from docassist.bench.__main__ import ORDER
+from docassist.bench.open_loop import Route, play
 from tests.conftest import EVALDATA
 
 pytestmark = pytest.mark.slow  # `docassist bench --quick`: services and workers of its own, minutes
@@ -67,10 +74,75 @@ def test_the_tree_uses_no_more_calls_than_llama_index_with_the_same_prompts(repo
         assert r["ours"]["llm_calls"] <= r["same_prompts"]["llm_calls"], r["id"]
 
 
-def test_load_loses_and_duplicates_nothing(report):
-    assert figure(report, "load", "lost_documents")["value"] == 0
-    assert figure(report, "load", "duplicated_documents")["value"] == 0
-    assert figure(report, "load", "undesigned_5xx")["value"] == 0
+def test_load_names_the_highest_rate_that_held_and_reports_both_p99_tables(report):
+    data = report["benchmarks"]["load"]["data"]["default"]
+    runs = data["runs"]
+    assert 1 <= len(runs) <= 2, "quick: a couple of short rates"
+    assert data["capacity"] == max((r["rate"] for r in runs if r["held"]), default=None)
+    for run in runs:
+        statuses = sum(n for route in run["routes"].values() for n in route["statuses"].values())
+        assert statuses == run["requests"], "every request sent is counted: answered, refused or timed out"
+        expected = run["rate"] * run["seconds"]  # Poisson: the count within a few standard deviations
+        assert abs(run["requests"] - expected) <= 4 * math.sqrt(expected) + 2, (run["requests"], expected)
+    shares, costs = data["shares"], data["cpu_ms_per_request"]
+    assert set(costs) == {*shares, "POST /ask"} and all(v > 0 for v in costs.values()), costs
+    mix_ms = sum(share * costs[route] for route, share in shares.items()) / sum(shares.values())
+    assert data["cpu_limit"] == pytest.approx(data["cores"] / (mix_ms / 1000), rel=0.01)
+    if data["capacity"]:
+        assert data["overload"]["rate"] == 2 * data["capacity"]
+    table = report["_markdown"]
+    assert "## Load: a team's mix, open loop: p99 by rate, ms" in table
+    assert ("at twice the capacity" in table) == bool(data["capacity"])
+
+
+def test_a_request_counts_from_when_it_was_due_when_the_service_stalls_or_the_generator_lags():
+    """A service that answers nothing for its first second: a closed loop would send one request and
+    wait; the open loop sends each on time, and each waited from its due time to the stall's end. Then
+    the generator itself stalls 0.3 s: the requests it sent late still count from their due times."""
+    stall_s, rate = 1.0, 20.0
+    opens_at: list[float] = []
+    first = threading.Lock()
+    made = itertools.count()
+
+    class Stalling(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            with first:
+                if not opens_at:  # the first request arrives when it is due, at 0 s
+                    opens_at.append(time.monotonic() + stall_s)
+            time.sleep(max(0.0, opens_at[0] - time.monotonic()))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    def request(_: random.Random) -> tuple[str, str, dict[str, object]]:
+        if next(made) == 24:  # due at 1.2 s: the generator's loop blocked until 1.5 s
+            time.sleep(0.3)
+        return "GET", "/", {}
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    route = Route("GET /", 1.0, 100.0, request)
+    due = [(i / rate, route) for i in range(40)]
+    try:
+        run = play(f"http://127.0.0.1:{server.server_port}", due, rate, 2.0, timeout_s=10, cpu_of=lambda: 0.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [o.status for o in run.outcomes] == [200] * len(due)
+    for o in run.outcomes:
+        if o.due_s < stall_s:
+            assert o.lag_ms < 100, (o.due_s, o.lag_ms, "sent on time, not after the answers before it")
+            assert (stall_s - o.due_s) * 1000 - 50 <= o.ms <= (stall_s - o.due_s) * 1000 + 300, (o.due_s, o.ms)
+        elif 1.25 <= o.due_s < 1.5:
+            assert o.ms >= (1.5 - o.due_s) * 1000 - 50, (o.due_s, o.ms, "counted from its send, not its due time")
+    assert run.p99_ms("GET /") > 900 and not run.holds([route]), "the stall shows in the p99"
 
 
 def test_reads_are_measured_beside_six_uploads_and_beside_the_heaviest_queries(report):

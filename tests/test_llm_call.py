@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -11,7 +12,9 @@ from docassist.pipelines.llm.budget import Limits
 from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import build_endpoints
 from docassist.pipelines.llm.prompts import Prompt
+from docassist.pipelines.llm.repetition import most_copies
 from docassist.pipelines.logs import configure_logging
+from docassist.pipelines.sampling import RepetitionGuard, Sampling
 from docassist.pipelines.settings import load_settings
 
 
@@ -126,3 +129,30 @@ def test_streamed_completion_puts_a_space_after_the_primer(endpoint):
     text = "".join(p for p in parts if isinstance(p, str))
     assert text.startswith("According to the text, ") and not text.startswith("According to the text,  ")
     assert parts[-1].text == text.strip()
+
+
+def test_a_loop_on_the_embedded_server_is_stopped_and_asked_again_with_the_retry_penalties(http, service, tmp_path):
+    """Each request carries the model's penalties under llama.cpp's names, DRY's included (llama.cpp's
+    own server reads them; the embedded llama-cpp-python server accepts and leaves them unread), and
+    a call that writes a sentence a third time is asked again with the retry's. Greedy sampling and
+    no penalty on the first call make Gemma loop on this prompt."""
+    url = http.get("/model-config").json()["endpoints"]["local"]["base_url"]
+    capture = tmp_path / "requests.jsonl"
+    env = {
+        "LLAMA_SERVER_URL": url,
+        "LLAMA_SERVER_API_KEY": service.llama_key,
+        "LLM_TEMPERATURE": "0",
+        "LLM_CAPTURE_FILE": str(capture),
+    }
+    local = build_endpoints(load_settings(env), {})["local"]
+    first = Sampling(repeat_penalty=1.0, repeat_last_n=64, dry_multiplier=0.8, dry_base=1.75, dry_allowed_length=2)
+    retry = Sampling(repeat_penalty=1.3, frequency_penalty=0.5, dry_multiplier=1.5)
+    local.spec = local.spec.model_copy(update={"repetition": RepetitionGuard(call=first, retry=retry)})
+    prompt = Prompt(user="Write the same sentence ten times.\nThe meeting is over.\nThe meeting is over.\n")
+    result = asyncio.run(caller(48).complete(local, prompt, purpose="test"))
+    bodies = [json.loads(line)["body"] for line in capture.read_text(encoding="utf-8").splitlines()]
+    assert len(bodies) == 2, "the looping call and its retry"
+    assert {k: bodies[0][k] for k in first.given()} == first.given()
+    assert {k: bodies[1][k] for k in retry.given()} == retry.given()
+    assert result.loops and result.loops[0].sentence == "The meeting is over."
+    assert most_copies(result.text) < 3

@@ -143,4 +143,4 @@ def test_settings_import_no_feature_code():
 
     tree = ast.parse((Path(__file__).resolve().parents[1] / "pipelines" / "settings.py").read_text(encoding="utf-8"))
     ours = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and "docassist" in (n.module or "")}
-    assert ours == {"docassist.pipelines.environment", "docassist.pipelines.keys"}
+    assert ours == {"docassist.pipelines.environment", "docassist.pipelines.keys", "docassist.pipelines.sampling"}

@@ -164,13 +164,15 @@ def test_an_endpoint_that_times_out_is_a_503_naming_it(tmp_path):
 
 @pytest.fixture(scope="module")
 def ollama(tmp_path_factory):
-    stub = OllamaStub(pulled={"mistral:7b-instruct"})
+    stub = OllamaStub(pulled={"mistral:7b-instruct"}, loop_below=1.12)  # loops at Ollama's default 1.1
     server = StubServer(stub.app())
     yield stub, server
     server.stop()
 
 
-def test_ollama_always_sends_num_ctx_and_a_per_call_num_predict(ollama, tmp_path):
+def test_ollama_always_sends_num_ctx_and_a_per_call_num_predict_and_a_loop_is_asked_again(ollama, tmp_path):
+    """The stub's model loops at Ollama's default repeat_penalty: each call is asked once more with
+    Mistral's retry penalty, and the summary is the retry's text."""
     stub, server = ollama
     svc = start_in_process(
         tmp_path, LLM_MODE="ollama", OLLAMA_URL=server.url, OLLAMA_MODEL="mistral:7b-instruct", QDRANT_URL=""
@@ -186,6 +188,9 @@ def test_ollama_always_sends_num_ctx_and_a_per_call_num_predict(ollama, tmp_path
         assert stub.requests and all(req["options"]["num_ctx"] == 8192 for req in stub.requests)
         assert all(0 < req["options"]["num_predict"] <= 1024 for req in stub.requests)
         assert "[LLM REQUEST → Ollama] Model: mistral:7b-instruct" in svc.log()
+        penalties = [req["options"].get("repeat_penalty") for req in stub.requests]
+        assert penalties == [None, 1.15] * 2, "each looping call asked once more, with the retry's repeat_penalty"
+        assert svc.log().count("[REPETITION] A sentence came a third time") == 2
     finally:
         svc.stop()
 

@@ -3,9 +3,9 @@ OpenAI-compatible server apart.
 
 A `Backend` owns everything that differs between them — the LlamaIndex client it takes, where its
 health is asked and how the answer is read, which tokenizer it offers, what throughput to assume
-before any is measured, the stream options and generation cap of a call, what its errors mean, and
-whether it serves one request at a time. `backend_for` picks one per configured `provider`; nothing
-else in docassist compares provider names.
+before any is measured, the stream options, generation cap and repetition penalties of a call, what
+its errors mean, and whether it serves one request at a time. `backend_for` picks one per configured
+`provider`; nothing else in docassist compares provider names.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from llama_index.core.llms import LLM
 
 from docassist.pipelines.errors import LLMUnavailable
 from docassist.pipelines.llm.tokens import GgufVocabulary, ServerTokenizer, TokenCounter, UpperBound
+from docassist.pipelines.sampling import Sampling
 from docassist.pipelines.settings import EndpointSettings, ModelSpec, Provider
 
 
@@ -64,6 +65,11 @@ class Backend:
         """Extra kwargs for a streamed call (`all_room`: the retry of an empty reasoning answer)."""
         return {}
 
+    def sampling(self, llm: LLM, penalties: Sampling) -> tuple[LLM, dict[str, Any]]:
+        """The LLM and per-call kwargs that send `penalties` as this server names them; OpenAI's API
+        has frequency_penalty only."""
+        return llm, _given(penalties, frequency_penalty="frequency_penalty")
+
     def health_url(self, base_url: str, root_url: str) -> str:
         return f"{base_url.rstrip('/')}/models"
 
@@ -86,6 +92,13 @@ class LlamaCpp(Backend):
     name = "llama.cpp"
     seed_rates = (240.0, 65.0)
     one_request_at_a_time = True
+
+    def sampling(self, llm: LLM, penalties: Sampling) -> tuple[LLM, dict[str, Any]]:
+        """llama-server's fields; the embedded llama-cpp-python server takes repeat_penalty and
+        frequency_penalty, and leaves the ones it lacks (DRY, repeat_last_n) unread."""
+        names = {k: k for k in ("repeat_penalty", "repeat_last_n", "dry_multiplier", "dry_base", "dry_allowed_length")}
+        extra = _given(penalties, **names)
+        return llm, {**_given(penalties, frequency_penalty="frequency_penalty"), **_body(extra)}
 
     def token_counter(self, ep: EndpointSettings, root_url: str, headers: dict[str, str]) -> TokenCounter:
         return ServerTokenizer(
@@ -112,6 +125,11 @@ class VLLM(Backend):
         if spec.reasoning:
             extra["extra_body"] = {"reasoning_effort": "low" if all_room else ep.reasoning_effort}
         return extra
+
+    def sampling(self, llm: LLM, penalties: Sampling) -> tuple[LLM, dict[str, Any]]:
+        """vLLM's repetition_penalty (over the prompt's tokens and the generated ones) in the body."""
+        extra = _given(penalties, repeat_penalty="repetition_penalty")
+        return llm, {**_given(penalties, frequency_penalty="frequency_penalty"), **_body(extra)}
 
     def token_counter(self, ep: EndpointSettings, root_url: str, headers: dict[str, str]) -> TokenCounter:
         return ServerTokenizer(
@@ -150,6 +168,15 @@ class Ollama(Backend):
     def capped(self, llm: LLM, max_tokens: int) -> tuple[LLM, dict[str, Any]]:
         # llama-index builds Ollama's options from the instance only
         extra = {**llm.additional_kwargs, "num_predict": max_tokens}  # type: ignore[attr-defined]
+        return llm.model_copy(update={"additional_kwargs": extra}), {}
+
+    def sampling(self, llm: LLM, penalties: Sampling) -> tuple[LLM, dict[str, Any]]:
+        """Ollama's options, which llama-index reads from the instance as it does num_predict."""
+        names = {k: k for k in ("repeat_penalty", "repeat_last_n", "frequency_penalty")}
+        given = _given(penalties, **names)
+        if not given:
+            return llm, {}
+        extra = {**llm.additional_kwargs, **given}  # type: ignore[attr-defined]
         return llm.model_copy(update={"additional_kwargs": extra}), {}
 
     def health_url(self, base_url: str, root_url: str) -> str:
@@ -191,3 +218,22 @@ def token_counter(
     """The best tokenizer an endpoint has: the GGUF's vocabulary when docassist runs the model,
     else what its backend offers."""
     return vocabulary if vocabulary is not None else backend.token_counter(ep, root_url, headers)
+
+
+def call_kwargs(*parts: dict[str, Any]) -> dict[str, Any]:
+    """Per-call kwargs joined; `extra_body` (fields the OpenAI client has no argument for) merged."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            out[key] = {**out.get(key, {}), **value} if key == "extra_body" else value
+    return out
+
+
+def _given(penalties: Sampling, **names: str) -> dict[str, Any]:
+    """The penalties set among `names` (ours → the server's)."""
+    given = penalties.given()
+    return {theirs: given[ours] for ours, theirs in names.items() if ours in given}
+
+
+def _body(fields: dict[str, Any]) -> dict[str, Any]:
+    return {"extra_body": fields} if fields else {}

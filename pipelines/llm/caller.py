@@ -7,26 +7,26 @@ and logs request and response. Transport failures become `LLMUnavailable` naming
 endpoint, context-length refusals `ContextOverflow` (callers split their input), and an
 endpoint that is down hands the call to its failover partner while nothing has been shown.
 A reasoning model that spent its whole budget thinking is asked once more with all the room
-the window leaves and low reasoning effort; reasoning text is never part of a result.
+the window leaves and low reasoning effort; reasoning text is never part of a result. A call
+that writes a sentence a third time is stopped and asked once more with the model's stronger
+penalties (`repetition.py`); a stream that showed text says `Restart` first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
-
-from llama_index.core.llms import LLM
+from dataclasses import dataclass, field
 
 from docassist.pipelines import metrics, tracing
 from docassist.pipelines.errors import ContextOverflow, LLMUnavailable
 from docassist.pipelines.llm.budget import Budget, Limits
 from docassist.pipelines.llm.endpoints import Endpoint
 from docassist.pipelines.llm.prompts import Prompt
+from docassist.pipelines.llm.repetition import REPETITION, Loop, RepetitionWatch, Restart, log_loop
+from docassist.pipelines.llm.wire import finish_reason_of, open_stream, separator, strip_reasoning, usage_of
 from docassist.pipelines.logs import clock, event
 
 
@@ -38,12 +38,24 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     seconds: float
-    finish_reason: str | None = None
+    finish_reason: str | None = None  # the server's, or "repetition": cut before a sentence's third copy
     budget: Budget | None = None
+    loops: tuple[Loop, ...] = ()  # each attempt that looped: one, asked again; two, the retry's text cut too
 
     @property
     def tokens_per_second(self) -> float:
         return round(self.completion_tokens / self.seconds, 1) if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Run:
+    """One generation as it streams: what the server sent, what the watch let through, how it ended."""
+
+    watch: RepetitionWatch = field(default_factory=RepetitionWatch)
+    parts: list[str] = field(default_factory=list)
+    finish: str | None = None
+    usage: dict = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 class LLMCaller:
@@ -112,7 +124,8 @@ class LLMCaller:
                 yield item
             return
         items = [item async for item in self._observed(endpoint, prompt, purpose, max_output)]
-        for item in items:
+        restarts = [i for i, item in enumerate(items) if isinstance(item, Restart)]
+        for item in items[restarts[-1] + 1 if restarts else 0 :]:  # nothing was shown: no restart to tell
             yield item
 
     async def _observed(
@@ -149,57 +162,86 @@ class LLMCaller:
         budget = await self.budget(endpoint, prompt, max_output)
         if room:
             budget = budget.all_room()
-        llm, cap = endpoint.llm_for(budget.max_tokens)
-        extra = endpoint.backend.stream_options(endpoint.spec, endpoint.settings, room)
-        chat = endpoint.style == "chat"
-        parts: list[str] = []
-        finish: str | None = None
-        usage: dict = {}
-        async with endpoint.limiter.slot():
-            self._log_request(endpoint, prompt, budget, purpose)
-            started = time.perf_counter()
-            with endpoint.inflight.track(purpose) as call:
-                try:
-                    async with asyncio.timeout(endpoint.settings.timeout_s):
-                        gen = await _open(llm, prompt, chat, {**cap, **extra})
-                        if prompt.primer and not chat:
-                            parts.append(prompt.primer)
-                            yield prompt.primer
-                        async for chunk in gen:
-                            call.progress()
-                            finish = _finish_reason(chunk.raw) or finish
-                            usage = _usage(chunk.raw) or usage
-                            if chunk.delta:
-                                delta = chunk.delta
-                                if len(parts) == 1 and prompt.primer and not chat:
-                                    delta = _separator(delta) + delta
-                                parts.append(delta)
-                                yield delta
-                except (asyncio.CancelledError, GeneratorExit):
-                    raise
-                except TimeoutError as exc:
-                    raise self._unavailable(endpoint, exc) from exc
-                except Exception as exc:
-                    raise self._classify(endpoint, exc) from exc
-            seconds = time.perf_counter() - started
-        text = "".join(parts)
-        generated = text[len(prompt.primer) :] if prompt.primer and not chat else text
-        if not generated.strip() and endpoint.spec.reasoning and not room:
-            _log_empty_reasoning(endpoint, budget, finish)
+        loops: tuple[Loop, ...] = ()
+        async with endpoint.limiter.slot():  # a loop's retry follows at once, while the server holds the prompt
+            run = _Run()
+            async for delta in self._generate(endpoint, prompt, purpose, budget, run, room, strong=False):
+                yield delta
+            if run.watch.loop is not None:
+                loops = (run.watch.loop,)
+                self._received(endpoint, await self._completion(endpoint, prompt, budget, run, loops))
+                log_loop(endpoint.name, purpose, run.watch.loop, endpoint.spec.repetition.retry)
+                yield Restart()
+                run = _Run()
+                async for delta in self._generate(endpoint, prompt, purpose, budget, run, room, strong=True):
+                    yield delta
+        if not _generated(endpoint, prompt, run).strip() and endpoint.spec.reasoning and not room:
+            _log_empty_reasoning(endpoint, budget, run.finish)
             async for item in self._call(endpoint, prompt, purpose, max_output, room=True):
                 yield item
             return
-        result = Completion(
-            text=strip_reasoning(text).strip(),
+        if run.watch.loop is not None:
+            log_loop(endpoint.name, purpose, run.watch.loop, None)
+            loops = (*loops, run.watch.loop)
+        yield self._received(endpoint, await self._completion(endpoint, prompt, budget, run, loops))
+
+    async def _completion(
+        self, endpoint: Endpoint, prompt: Prompt, budget: Budget, run: _Run, loops: tuple[Loop, ...]
+    ) -> Completion:
+        """What one attempt gave: the text the watch let through, the tokens the server generated."""
+        generated = _generated(endpoint, prompt, run)
+        return Completion(
+            text=strip_reasoning(run.watch.shown).strip(),
             endpoint=endpoint.name,
             model=endpoint.settings.model,
-            prompt_tokens=usage.get("prompt_tokens") or budget.prompt_tokens,
-            completion_tokens=usage.get("completion_tokens") or await endpoint.tokens.exact_generated(generated),
-            seconds=seconds,
-            finish_reason=finish,
+            prompt_tokens=run.usage.get("prompt_tokens") or budget.prompt_tokens,
+            completion_tokens=run.usage.get("completion_tokens") or await endpoint.tokens.exact_generated(generated),
+            seconds=run.seconds,
+            finish_reason=REPETITION if run.watch.loop else run.finish,
             budget=budget,
+            loops=loops,
         )
-        yield self._received(endpoint, result)
+
+    async def _generate(
+        self, endpoint: Endpoint, prompt: Prompt, purpose: str, budget: Budget, run: _Run, room: bool, strong: bool
+    ) -> AsyncIterator[str]:
+        """One attempt, in the endpoint's slot: the server's deltas as the repetition watch lets them
+        through; the stream is closed as soon as the watch finds a sentence written a third time."""
+        llm, kwargs = endpoint.llm_for(budget.max_tokens, all_room=room, strong=strong)
+        chat = endpoint.style == "chat"
+        self._log_request(endpoint, prompt, budget, purpose)
+        started = time.perf_counter()
+        with endpoint.inflight.track(purpose) as call:
+            try:
+                async with asyncio.timeout(endpoint.settings.timeout_s):
+                    gen = await open_stream(llm, prompt, chat, kwargs)
+                    if prompt.primer and not chat:
+                        run.parts.append(prompt.primer)
+                        if shown := run.watch.feed(prompt.primer):
+                            yield shown
+                    async for chunk in gen:
+                        call.progress()
+                        run.finish = finish_reason_of(chunk.raw) or run.finish
+                        run.usage = usage_of(chunk.raw) or run.usage
+                        if chunk.delta:
+                            delta = chunk.delta
+                            if len(run.parts) == 1 and prompt.primer and not chat:
+                                delta = separator(delta) + delta
+                            run.parts.append(delta)
+                            if shown := run.watch.feed(delta):
+                                yield shown
+                            if run.watch.loop:
+                                await gen.aclose()  # the server stops generating when the stream closes
+                                break
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except TimeoutError as exc:
+                raise self._unavailable(endpoint, exc) from exc
+            except Exception as exc:
+                raise self._classify(endpoint, exc) from exc
+        run.seconds = time.perf_counter() - started
+        if rest := run.watch.finish():
+            yield rest
 
     def _received(self, endpoint: Endpoint, result: Completion) -> Completion:
         endpoint.throughput.observe(result.prompt_tokens, result.completion_tokens, result.seconds)
@@ -295,6 +337,12 @@ class LLMCaller:
         return fb
 
 
+def _generated(endpoint: Endpoint, prompt: Prompt, run: _Run) -> str:
+    """What the server generated: all it sent, less the completion form's primer."""
+    received = "".join(run.parts)
+    return received[len(prompt.primer) :] if prompt.primer and endpoint.style != "chat" else received
+
+
 def _span_figures(result: Completion) -> dict[str, str | int | float]:
     figures: dict[str, str | int | float] = {
         "llm.prompt_tokens": result.prompt_tokens,
@@ -313,62 +361,6 @@ def _both_down(first: LLMUnavailable, second: LLMUnavailable) -> LLMUnavailable:
         endpoint=first.details.get("endpoint"),
         fallback=second.details.get("endpoint"),
     )
-
-
-_THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
-_HARMONY_FINAL = ("<|channel|>final<|message|>", "assistantfinal")
-
-
-def strip_reasoning(text: str) -> str:
-    """Drop reasoning a server left in the content: `<think>` blocks, or gpt-oss's analysis
-    channel when no reasoning parser split it off (everything before the final channel)."""
-    for marker in _HARMONY_FINAL:
-        if marker in text:
-            text = text.rsplit(marker, 1)[1]
-    return _THINK.sub("", text).replace("<|end|>", "").replace("<|return|>", "")
-
-
-def _separator(generated: str) -> str:
-    """A space between the primer and its continuation unless the model wrote one (or punctuation)."""
-    return "" if not generated or generated[:1].isspace() or generated[:1] in ",.;:!?" else " "
-
-
-def _usage(raw: object) -> dict:
-    """Token usage a server reported in a streamed chunk (vLLM's last chunk with include_usage,
-    Ollama's final chunk), or {}."""
-    usage = getattr(raw, "usage", None) if raw is not None else None
-    if usage is None and isinstance(raw, dict):
-        usage = raw.get("usage")
-        if usage is None and raw.get("eval_count") is not None:
-            return {"prompt_tokens": raw.get("prompt_eval_count"), "completion_tokens": raw.get("eval_count")}
-    if usage is None:
-        return {}
-    if isinstance(usage, dict):
-        return {k: usage.get(k) for k in ("prompt_tokens", "completion_tokens")}
-    return {
-        "prompt_tokens": getattr(usage, "prompt_tokens", None),
-        "completion_tokens": getattr(usage, "completion_tokens", None),
-    }
-
-
-def _finish_reason(raw: object) -> str | None:
-    choices = getattr(raw, "choices", None) or (raw.get("choices") if isinstance(raw, dict) else None)
-    if choices:
-        first = choices[0]
-        return getattr(first, "finish_reason", None) or (
-            first.get("finish_reason") if isinstance(first, dict) else None
-        )
-    if isinstance(raw, dict) and raw.get("done_reason"):
-        return raw["done_reason"]
-    return None
-
-
-async def _open(llm: LLM, prompt: Prompt, chat: bool, kwargs: dict[str, Any]) -> Any:
-    """The server's stream: chat messages, or the completion form's text with its stops."""
-    if chat:
-        return await llm.astream_chat(prompt.as_messages(), **kwargs)
-    stop = {"stop": prompt.stop} if prompt.stop else {}
-    return await llm.astream_complete(prompt.as_text(), formatted=True, **kwargs, **stop)
 
 
 def _log_empty_reasoning(endpoint: Endpoint, budget: Budget, finish: str | None) -> None:

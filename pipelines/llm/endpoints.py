@@ -1,9 +1,9 @@
 """The endpoint registry: every configured LLM server as the pipelines see it.
 
 Each configured endpoint becomes an `Endpoint`: its backend (`backends.py`, which alone knows
-what llama.cpp, vLLM and Ollama do differently), its LlamaIndex LLM, the model's facts, its
-token counter (`tokens.py`), a concurrency limit that lets interactive calls overtake background
-ones, the calls in flight, and a failover partner.
+what llama.cpp, vLLM and Ollama do differently), its LlamaIndex LLM, the model's facts (its
+penalties against repetition among them), its token counter (`tokens.py`), a concurrency limit
+that lets interactive calls overtake background ones, the calls in flight, and a failover partner.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import httpx
 from llama_index.core.llms import LLM
 
 from docassist.pipelines.lanes import Lane
-from docassist.pipelines.llm.backends import Backend, ClientOptions, backend_for, token_counter
+from docassist.pipelines.llm.backends import Backend, ClientOptions, backend_for, call_kwargs, token_counter
 from docassist.pipelines.llm.inflight import Activity, InFlight
 from docassist.pipelines.llm.scheduling import PrioritySemaphore, Throughput
 from docassist.pipelines.llm.tokens import GgufVocabulary, TokenCounter
@@ -103,9 +103,14 @@ class Endpoint:
         url = self.base_url.rstrip("/")
         return url[: -len("/v1")] if url.endswith("/v1") else url
 
-    def llm_for(self, max_tokens: int) -> tuple[LLM, dict]:
-        """The LLM and per-call kwargs that cap generation at `max_tokens`."""
-        return self.backend.capped(self.llm, max_tokens)
+    def llm_for(self, max_tokens: int, *, all_room: bool = False, strong: bool = False) -> tuple[LLM, dict]:
+        """The LLM and per-call kwargs: generation capped at `max_tokens`, the backend's stream options
+        (`all_room`: the retry of an empty reasoning answer), and the model's penalties against
+        repetition (`strong`: the retry of a call that looped)."""
+        guard = self.spec.repetition
+        llm, cap = self.backend.capped(self.llm, max_tokens)
+        llm, sampling = self.backend.sampling(llm, guard.retry if strong else guard.call)
+        return llm, call_kwargs(cap, self.backend.stream_options(self.spec, self.settings, all_room), sampling)
 
     def mark_unavailable(self, seconds: float = FAILOVER_PAUSE_S) -> None:
         self.unavailable_until = time.monotonic() + seconds

@@ -2,7 +2,9 @@
 API so docassist's Ollama client side can be tested without a GPU or model weights:
 `GET /api/tags`, `POST /api/show`, `POST /api/chat` (one JSON object, or NDJSON lines when
 streaming), and the 404 `{"error": "model ... not found"}` Ollama returns for a model it has
-not pulled. It records each request's `options` (num_ctx, num_predict)."""
+not pulled. It records each request's `options` (num_ctx, num_predict). A stub made with
+`loop_below` stands for a model that loops: while a request's `options.repeat_penalty` is below
+it (Ollama's default is 1.1), the reply writes one sentence over and over."""
 
 from __future__ import annotations
 
@@ -19,12 +21,15 @@ REPLY = {
     "Russian": "Документ описывает основные события и выводы; ключевые факты сохранены.",
     "English": "The document describes the main events and conclusions; the key facts are kept.",
 }
+LOOP = "The document describes the main events. " + "The key facts of the meeting are kept. " * 40
+OLLAMA_REPEAT_PENALTY = 1.1  # what Ollama uses when a request does not say
 
 
 @dataclass
 class OllamaStub:
     pulled: set[str]
     context_length: int = 32768
+    loop_below: float | None = None  # a model that loops while options.repeat_penalty is below this
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def app(self) -> FastAPI:
@@ -78,6 +83,9 @@ class OllamaStub:
                 return missing(body["model"])
             prompt = " ".join(m.get("content", "") for m in body["messages"])
             text = REPLY["Russian" if "Russian" in prompt else "English"]
+            penalty = (body.get("options") or {}).get("repeat_penalty", OLLAMA_REPEAT_PENALTY)
+            if self.loop_below is not None and penalty < self.loop_below:
+                text = LOOP
             stats = {
                 "total_duration": 1_200_000_000,
                 "load_duration": 1_000_000,

@@ -3,7 +3,9 @@ which these machines lack; this speaks its documented wire format so docassist's
 can be tested: `GET /health`, `GET /v1/models` (with `max_model_len`), `POST /tokenize`,
 `POST /v1/chat/completions` (JSON and SSE streaming, `reasoning_content` beside `content` as
 vLLM's reasoning parser returns it for gpt-oss), and the 400 error vLLM gives for prompts over
-the context length. Replies are canned text in the language the prompt asks for.
+the context length. Replies are canned text in the language the prompt asks for. A stub made
+with `loop_below` stands for a model that loops: while a request's `repetition_penalty` (vLLM's
+sampling parameter, 1.0 when absent) is below it, the reply writes one sentence over and over.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ REPLY = {
     "Russian": "Документ описывает основные события и выводы; ключевые факты сохранены.",
     "English": "The document describes the main events and conclusions; the key facts are kept.",
 }
+LOOP = "The document describes the main events. " + "The key facts of the meeting are kept. " * 40
 
 
 @dataclass
@@ -36,6 +39,7 @@ class VllmStub:
     think_tokens: int = 0
     delay_s: float = 0.0  # a slow server: wait this long before answering a completion
     fail_when: str | None = None  # a faulty server: 500 for every prompt that contains this text
+    loop_below: float | None = None  # a model that loops while repetition_penalty is below this
     requests: list[dict[str, Any]] = field(default_factory=list)
     tokenize_calls: int = 0
 
@@ -107,7 +111,8 @@ class VllmStub:
             effort = (body.get("reasoning_effort") or "medium").lower()
             thinking = self.think_tokens if effort != "low" else self.think_tokens // 4
             starved = self.reasoning and max_tokens <= thinking
-            content = "" if starved else REPLY[language]
+            looping = self.loop_below is not None and (body.get("repetition_penalty") or 1.0) < self.loop_below
+            content = "" if starved else LOOP if looping else REPLY[language]
             reasoning = "Let me think about the text step by step. " * 8 if self.reasoning else None
             finish = "length" if starved else "stop"
             usage = {
