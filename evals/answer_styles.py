@@ -24,6 +24,7 @@ from docassist.pipelines.answers.events import AnswerDelta, AskComplete
 from docassist.pipelines.answers.phrases import quoted
 from docassist.pipelines.answers.support import SentenceStream, SupportChecker
 from docassist.pipelines.answers.workflow import CITED_CHUNKS
+from docassist.pipelines.assistant import Assistant
 
 THRESHOLDS = [round(0.80 + 0.01 * i, 2) for i in range(16)]
 BEFORE = {"answer": "generative", "verify": "off"}
@@ -37,9 +38,10 @@ class Timed:
 
 
 @contextlib.contextmanager
-def style(session: EvalSession, **fields: str) -> Iterator[None]:
-    """The answer endpoint's model set to answer as `fields` say, for the questions asked inside."""
-    endpoint = session.assistant.answers.endpoint
+def style(assistant: Assistant, **fields: str) -> Iterator[None]:
+    """The answer endpoint's model set to answer as `fields` say (`config/llm_models.json`'s keys),
+    for the questions asked inside."""
+    endpoint = assistant.answers.endpoint
     kept = endpoint.spec
     endpoint.spec = kept.model_copy(update=fields)
     try:
@@ -97,7 +99,7 @@ async def ask_both(session: EvalSession, q: str, space: str, top_k: int, turn: i
     the unchecked answer checked after the fact, and what each threshold would have answered."""
     timed: dict[str, Timed] = {}
     for name in ("before", "configured") if turn % 2 == 0 else ("configured", "before"):
-        with style(session, **(BEFORE if name == "before" else {})):
+        with style(session.assistant, **(BEFORE if name == "before" else {})):
             timed[name] = await ask_timed(session, q, space, top_k)
     before, configured = timed["before"].done, timed["configured"].done
     checks = await checked_after(session, q, before)

@@ -6,10 +6,9 @@ Real parts: the embedded llama.cpp model, Qdrant Edge, the e5 embeddings, over H
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 
+from docassist.evals.answer_styles import style
 from docassist.pipelines.answers.support import SentenceStream, other_script, unstated
 from tests.conftest import ingest, sse_events
 
@@ -65,21 +64,9 @@ def test_the_embedded_model_answers_with_the_passage_that_answers_and_says_so(ht
     assert body["usage"]["llm_calls"] == 0, "the embedded model is set to answer=extractive: no call"
 
 
-@contextlib.contextmanager
-def answering(service, **fields: str) -> Iterator[None]:
-    """The service's answer model set to answer as `fields` say (config/llm_models.json's keys)."""
-    endpoint = service.assistant.answers.endpoint
-    kept = endpoint.spec
-    endpoint.spec = kept.model_copy(update=fields)
-    try:
-        yield
-    finally:
-        endpoint.spec = kept
-
-
 def test_a_generated_answer_sends_only_sentences_its_passages_bear_out(http, service, space):
     ingest(http, space, "report.txt", REPORT_RU.encode())
-    with answering(service, answer="generative", verify="match"):
+    with style(service.assistant, answer="generative", verify="match"):
         r = http.post("/ask-stream", json={"q": "Почему закрывали читальный зал?", "space_id": space, "top_k": 3})
     events = sse_events(r.text)
     streamed = ""
