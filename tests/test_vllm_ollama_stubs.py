@@ -21,7 +21,7 @@ from docassist.pipelines.llm.caller import LLMCaller
 from docassist.pipelines.llm.endpoints import build_endpoints
 from docassist.pipelines.llm.prompts import Prompt
 from docassist.pipelines.settings import load_settings
-from tests.conftest import ingest, xquad_article
+from tests.conftest import ingest, sse_events, xquad_article
 from tests.inprocess import start_in_process
 from tests.stubs.ollama_stub import OllamaStub
 from tests.stubs.vllm_stub import REPLY as VLLM_REPLY
@@ -185,6 +185,11 @@ def test_ollama_always_sends_num_ctx_and_a_per_call_num_predict_and_a_loop_is_as
             streamed = c.post("/summarize-stream", json={"doc_id": doc["doc_id"], "space_id": "o", "force": True})
         assert body["summary"] == "The document describes the main events and conclusions; the key facts are kept."
         assert "event: complete" in streamed.text
+        shown = ""  # what a reader shows, applying each `reset`
+        for name, data in sse_events(streamed.text):
+            if name == "summary":
+                shown = data["delta"] if data["reset"] else shown + data["delta"]
+        assert shown.strip() == body["summary"], "the looping attempt's text is taken back before the retry's"
         assert stub.requests and all(req["options"]["num_ctx"] == 8192 for req in stub.requests)
         assert all(0 < req["options"]["num_predict"] <= 1024 for req in stub.requests)
         assert "[LLM REQUEST → Ollama] Model: mistral:7b-instruct" in svc.log()

@@ -14,6 +14,7 @@ from docassist.pipelines.language import detect_language
 from docassist.pipelines.llm.caller import Completion, LLMCaller
 from docassist.pipelines.llm.endpoints import Endpoint
 from docassist.pipelines.llm.prompts import Prompt
+from docassist.pipelines.llm.repetition import Restart
 from docassist.pipelines.logs import event
 
 MIN_CHECKED_CHARS = 20  # shorter texts say too little for their language to be told
@@ -40,7 +41,8 @@ async def stream_in_language(
             if isinstance(item, Completion):
                 final = item
             else:
-                sent = emit(item, strict and first)
+                # a retry in the question's language, or after a loop (`Restart`), starts the text over
+                sent = emit(item, (strict and first) or isinstance(item, Restart))
                 if inspect.isawaitable(sent):  # an answer checks each sentence before it is sent
                     await sent
                 first = False
