@@ -359,7 +359,8 @@ class AskWorkflow(Workflow):
         again = bool(sent) and not text.startswith(sent)  # cut to fit without its introduction: start over
         rest = text if again or not sent else text[len(sent) :]
         ctx.write_event_to_stream(AnswerDelta(delta=rest, reset=reset or again))
-        return text, [SentenceSupport(text=best.quote, citation=0, score=best.score)]
+        shown = " ".join(best.quote.split())  # as the answer shows it
+        return text, [SentenceSupport(text=shown if shown in text else text, citation=0, score=best.score)]
 
     async def _cite(self, question: str, used: list[Source]) -> list[Citation]:
         """The sentences of the chunks the answer was given that support it."""
