@@ -38,6 +38,7 @@ from docassist.api.errors import envelope_response, status_of
 from docassist.pipelines.answers.events import AskComplete
 from docassist.pipelines.assistant import Assistant
 from docassist.pipelines.documents.catalog import MAX_PAGE, DocumentQuery
+from docassist.pipelines.documents.locations import Location
 from docassist.pipelines.errors import DocassistError, Forbidden, SessionExpired
 from docassist.pipelines.identity.audit import Action, question
 from docassist.pipelines.identity.service import Identity
@@ -313,9 +314,14 @@ class _PostOnly:
         await response(scope, receive, send)
 
 
+def _where(place: Location | None) -> str:
+    """ ", page 3" — a place as the tools' text names it ("" when unknown)."""
+    return "".join(f", {name} {value}" for name, value in place.as_dict().items()) if place else ""
+
+
 def _location(s: Source) -> str:
     place = s.match_location or s.location
-    where = "".join(f", {name} {value}" for name, value in place.as_dict().items()) if place else ""
+    where = _where(place)
     return f"{s.filename} (doc_id {s.doc_id}, chunk {s.chunk}{where})"
 
 
@@ -325,8 +331,7 @@ def _quotes(done: AskComplete) -> str:
         return ""
     quotes = []
     for i, c in enumerate(done.citations, 1):
-        where = "".join(f", {name} {value}" for name, value in c.location.as_dict().items()) if c.location else ""
-        quotes.append(f"[{i}] {c.filename}{where}: «{' '.join(c.quote.split())}»")
+        quotes.append(f"[{i}] {c.filename}{_where(c.location)}: «{' '.join(c.quote.split())}»")
     lines = [f"- {' '.join(s.text.split())} [{s.citation + 1}]" for s in done.support if s.citation is not None]
     each = "\n\nEach sentence and its quote:\n" + "\n".join(lines) if lines else ""
     return "\n\nQuotes:\n" + "\n".join(quotes) + each
@@ -337,8 +342,7 @@ def _summary_passages(done: SummaryComplete) -> str:
     lines = []
     for s in done.sentences:
         for c in s.citations[:1]:
-            where = "".join(f", {name} {value}" for name, value in c.location.as_dict().items()) if c.location else ""
-            lines.append(f"- {' '.join(s.text.split())} ← «{' '.join(c.quote.split())}»{where}")
+            lines.append(f"- {' '.join(s.text.split())} ← «{' '.join(c.quote.split())}»{_where(c.location)}")
     return "\n\nEach sentence and its passage:\n" + "\n".join(lines) if lines else ""
 
 

@@ -44,8 +44,8 @@ PAIRS_AROUND = 3  # passages of two sentences are weighed around this many best 
 SECOND_WITHIN = 0.01  # a second citation only when it supports the answer nearly as well as the first
 # a sentence ends at . ! ? … before a capital (or any non-lowercase letter), or at a blank line; a
 # single line break is a PDF's or a text file's wrapping, inside the sentence
-_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[^\s\da-zа-яё])|\n\s*\n")
-_MIN_SENTENCE_CHARS = 12
+SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[^\s\da-zа-яё])|\n\s*\n")
+MIN_SENTENCE_CHARS = 12  # a shorter piece ("1.", "Итак:") is no sentence of its own
 
 
 @dataclass
@@ -110,12 +110,12 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     """The [start, end) of each sentence of `text` (surrounding white space left out; fragments
     shorter than a sentence dropped)."""
     spans, at = [], 0
-    for boundary in [*_SENTENCE_END.finditer(text), None]:
+    for boundary in [*SENTENCE_END.finditer(text), None]:
         end = boundary.start() if boundary is not None else len(text)
         piece = text[at:end]
         lead = len(piece) - len(piece.lstrip())
         start, stop = at + lead, at + len(piece.rstrip())
-        if stop - start >= _MIN_SENTENCE_CHARS:
+        if stop - start >= MIN_SENTENCE_CHARS:
             spans.append((start, stop))
         if boundary is not None:
             at = boundary.end()

@@ -20,7 +20,14 @@ import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import BaseModel, Field
 
-from docassist.pipelines.answers.citations import Citation, Evidence, Sentence, quote_of
+from docassist.pipelines.answers.citations import (
+    MIN_SENTENCE_CHARS,
+    SENTENCE_END,
+    Citation,
+    Evidence,
+    Sentence,
+    quote_of,
+)
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.search.embeddings import embed_query
 
@@ -30,9 +37,6 @@ _NAME = re.compile(r"(?<![\w-])[A-ZА-ЯЁ][\w-]{2,}")
 _WORD = re.compile(r"[\w-]+")
 _CYRILLIC = re.compile(r"[а-яёіїєґўқғүұһәөң]", re.IGNORECASE)
 CYRILLIC_LANGUAGES = frozenset({"ru", "uk", "be", "kk", "bg", "sr", "mk"})
-# the end of a sentence in a stream: . ! ? … and white space before a capital (or a non-letter), or a blank line
-_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[^\s\da-zа-яё])|\n\s*\n")
-_MIN_CHARS = 12  # a shorter piece ("1.", "Итак:") is read with the sentence after it
 
 Judge = Callable[[str, str], Awaitable[bool]]  # (sentence, passage) → does the passage state it
 
@@ -127,8 +131,8 @@ def _around(sentence: Sentence) -> str:
 
 
 class SentenceStream:
-    """Cuts streamed text into sentences as they complete; a piece shorter than a sentence waits
-    for the one after it."""
+    """Cuts streamed text into sentences as they complete, at the boundaries quotes are cut at
+    (`citations.SENTENCE_END`); a piece shorter than a sentence waits for the one after it."""
 
     def __init__(self) -> None:
         self.buffer = ""
@@ -137,10 +141,10 @@ class SentenceStream:
         self.buffer += delta
         done: list[str] = []
         at = 0
-        for m in _SENTENCE_END.finditer(self.buffer):
+        for m in SENTENCE_END.finditer(self.buffer):
             if m.end() == len(self.buffer):  # the next sentence has not begun: its capital is unseen
                 break
-            if len(self.buffer[at : m.start()].strip()) >= _MIN_CHARS:
+            if len(self.buffer[at : m.start()].strip()) >= MIN_SENTENCE_CHARS:
                 done.append(self.buffer[at : m.end()])
                 at = m.end()
         self.buffer = self.buffer[at:]
