@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         configure_logging(settings.log_format)
     _log_keys(settings)
     # each worker of `serve --workers N` runs this: the protocols' settings are not carried to them
-    configure_connections(settings.header_timeout_s, settings.max_connections)
+    configure_connections(settings.header_timeout_s, settings.max_connections, settings.max_in_flight)
     runtime: Runtime | None = None
     if assistant is None:
         runtime = Runtime(settings)

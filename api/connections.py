@@ -11,6 +11,10 @@ request's cycle.
 The cap (`MAX_CONNECTIONS`) is uvicorn's `limit_concurrency` test — open connections or running
 requests at the cap — but its answer is the service's: the error envelope with `Retry-After`, as
 every other 503, where uvicorn's own is a bare text/plain "Service Unavailable".
+
+Load shedding (`MAX_IN_FLIGHT`): past it, a request is refused with 503 `busy` and `Retry-After`
+before any middleware runs, so a process offered more than it can serve answers the excess at once
+and keeps the latency of what it admits (bench/load.py measures both).
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from docassist.api.errors import TOO_MANY_CONNECTIONS, UNAVAILABLE_RETRY_S, envelope
+from docassist.api.errors import BUSY, BUSY_RETRY_S, TOO_MANY_CONNECTIONS, UNAVAILABLE_RETRY_S, envelope
+from docassist.pipelines import metrics
+from docassist.pipelines.admission import InFlight
 from docassist.pipelines.logs import event
 
 
@@ -75,17 +81,21 @@ class HeaderDeadline:
 # The request lines a load balancer's probe sends: answered past the cap too, so a service whose
 # connections are all taken is not also reported dead (health reads a report kept in the background).
 _HEALTH = (b"GET /health ", b"GET /health?", b"HEAD /health ", b"HEAD /health?")
-_HEAD_BYTES = max(len(line) for line in _HEALTH)
+# The page's own files: a browser asks for several at once, and none costs more than a file read.
+_PAGE = (b"GET / ", b"GET /static/", b"GET /docs ")
+_HEAD_BYTES = max(len(line) for line in _HEALTH + _PAGE)
 
 
 class ConnectionCap:
     """Mixed into a uvicorn HTTP protocol: a request that arrives while `max_connections`
     connections are open, or as many requests run, is answered by `over_capacity` instead of the
-    service — unless it is `GET /health`. The choice is made as its bytes arrive, before uvicorn
-    hands it to an app, from the request line's first bytes (kept until the response is sent, so a
-    line that arrives in pieces is still recognised)."""
+    service — unless it is `GET /health`; one that arrives while `MAX_IN_FLIGHT` recent requests
+    run is shed by `busy` (`InFlight`) — unless it is health or the page's own files. The choice is
+    made as its bytes arrive, before uvicorn hands it to an app, from the request line's first bytes
+    (kept until the response is sent, so a line that arrives in pieces is still recognised)."""
 
     max_connections: int | None = None
+    in_flight: InFlight | None = None
     app: Any
     connections: set[Any]
     tasks: set[Any]
@@ -101,8 +111,26 @@ class ConnectionCap:
             self._head += data[: _HEAD_BYTES - len(self._head)]
         cap = self.max_connections
         over = cap is not None and (len(self.connections) > cap or len(self.tasks) >= cap)
-        self.app = over_capacity if over and not self._head.startswith(_HEALTH) else self._service
+        health = self._head.startswith(_HEALTH)
+        unbounded = health or self._head.startswith(_PAGE)
+        self.app = over_capacity if over and not health else self._service if unbounded else self._admitted
         super().data_received(data)  # type: ignore[misc]
+
+    async def _admitted(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """The service, unless `MAX_IN_FLIGHT` recent requests run (`busy` then). An upload is
+        not counted: its places are bounded, and shared between spaces, by the upload lane."""
+        gate = self.in_flight
+        if gate is None or _upload(scope):
+            await self._service(scope, receive, send)
+            return
+        ticket = gate.admit()
+        if ticket is None:
+            await busy(scope, send)
+            return
+        try:
+            await self._service(scope, receive, send)
+        finally:
+            gate.done(ticket)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]
@@ -131,13 +159,57 @@ async def over_capacity(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+def _upload(scope: dict[str, Any]) -> bool:
+    return any(k == b"content-type" and v.startswith(b"multipart/") for k, v in scope.get("headers", []))
+
+
+_SKIPPED_BODY_BYTES = 64 * 1024  # a shed request's body up to this is read past, not cut off
+
+
+async def busy(scope: dict[str, Any], send: Any) -> None:
+    """503 `busy` with `Retry-After`, sent before any middleware runs: a refusal must cost far less
+    than the answer it saves. A small body left unread is skipped by the parser as it arrives, so
+    the connection stays open; a large or chunked one closes it. One log line a second at most says
+    how many were shed."""
+    gate = ConnectionCap.in_flight
+    limit = gate.limit if gate is not None else 0
+    metrics.request_shed()
+    shed = gate.unreported() if gate is not None else None
+    if shed is not None:
+        event(
+            "[ADMISSION] Busy: requests shed",
+            f"{shed} since the last line; {limit} recent requests running (MAX_IN_FLIGHT)",
+            shed=shed,
+            max_in_flight=limit,
+        )
+    body = json.dumps(
+        envelope(
+            BUSY,
+            f"the service is running its most requests at once ({limit}, MAX_IN_FLIGHT); retry in {BUSY_RETRY_S}s",
+            {"max_in_flight": limit},
+        )
+    ).encode()
+    headers_in = dict(scope.get("headers", []))
+    length = headers_in.get(b"content-length", b"0")
+    large = b"transfer-encoding" in headers_in or not length.isdigit() or int(length) > _SKIPPED_BODY_BYTES
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(BUSY_RETRY_S).encode()),
+        *([(b"connection", b"close")] if large else []),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
 class BoundedHttpToolsProtocol(ConnectionCap, HeaderDeadline, HttpToolsProtocol):
     pass
 
 
-def configure(header_timeout_s: float, max_connections: int) -> None:
+def configure(header_timeout_s: float, max_connections: int, max_in_flight: int) -> None:
     HeaderDeadline.header_timeout_s = header_timeout_s
     ConnectionCap.max_connections = max_connections
+    ConnectionCap.in_flight = InFlight(max_in_flight)
 
 
 def uvicorn_options(keep_alive_s: float) -> dict[str, Any]:

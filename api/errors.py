@@ -51,6 +51,7 @@ STATUS: dict[type[e.DocassistError], int] = {
     e.IdentityProviderUnavailable: 503,
     e.Cancelled: 503,
     e.SummarizationStalled: 422,
+    e.SearchQueueFull: 503,
     e.TooBusy: 429,
 }
 # the code of an HTTP error Starlette raises (a route that does not exist, a body that timed out…), by status
@@ -66,6 +67,8 @@ _HTTP_CODES = {
     422: "invalid_input",
 }
 TOO_MANY_CONNECTIONS = "too_many_connections"  # 503 from the connection cap, before any app runs
+BUSY = "busy"  # 503 when MAX_IN_FLIGHT recent requests run, before any middleware
+BUSY_RETRY_S = 1
 _BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
@@ -127,7 +130,7 @@ def codes_by_status() -> dict[int, list[str]]:
         found[_status_of_class(cls)].add(cls.code)
     for status, code in _HTTP_CODES.items():
         found[status].add(code)
-    found[503].add(TOO_MANY_CONNECTIONS)
+    found[503].update((TOO_MANY_CONNECTIONS, BUSY))
     return {status: sorted(codes) for status, codes in sorted(found.items())}
 
 

@@ -1,4 +1,6 @@
-"""Per-key concurrency limits: one caller cannot fill the query lane or the LLM's slots.
+"""Admission: per-key concurrency limits, so one caller cannot fill the query lane or the LLM's
+slots, and a bound on the requests running at once, so a process past its capacity sheds the
+excess instead of answering everything late.
 
 Searches queue on one embedding engine and answers on the LLM's few slots; a caller past its
 limit (`SEARCH_PER_KEY`, `ANSWERS_PER_KEY`) is refused at once with 429 and `Retry-After`, so
@@ -9,7 +11,8 @@ limited per caller (the upload queue and the LLM's slots still bound the work).
 
 from __future__ import annotations
 
-from collections import Counter
+import time
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from docassist.pipelines.errors import TooBusy
@@ -59,3 +62,47 @@ class KeyLimit:
             )
         self.held[holder] += 1
         return Permit(self, holder)
+
+
+RECENT_S = 2.0  # a request still running after this waits on a bounded resource, not on the cores
+
+
+@dataclass
+class InFlight:
+    """At most `limit` requests started in the last `RECENT_S` seconds and not ended: past it, the
+    next one is shed at once (503 `busy`, `Retry-After`) instead of queueing for the cores.
+
+    Past its capacity a single process served everything it accepted, ever later: at twice the
+    rate it could hold, every request it admitted took seconds. Bounding the requests running at
+    once bounds how long each one waits, and a refusal costs a fraction of an answer. A request
+    that has run for `RECENT_S` (a stream, an answer waiting for the LLM's slot) no longer counts:
+    its work is bounded where it waits. Used on the event loop's thread only."""
+
+    limit: int
+    started: OrderedDict[int, float] = field(default_factory=OrderedDict)
+    shed: int = 0
+    _tickets: int = 0
+    _reported: tuple[float, int] = (float("-inf"), 0)  # when shedding was last reported, and the count then
+
+    def admit(self, now: float | None = None) -> int | None:
+        """A ticket for `done`, or None when `limit` recent requests are running."""
+        now = time.monotonic() if now is None else now
+        while self.started and now - next(iter(self.started.values())) >= RECENT_S:
+            self.started.popitem(last=False)
+        if len(self.started) >= self.limit:
+            self.shed += 1
+            return None
+        self._tickets += 1
+        self.started[self._tickets] = now
+        return self._tickets
+
+    def done(self, ticket: int) -> None:
+        self.started.pop(ticket, None)
+
+    def unreported(self, now: float | None = None) -> int | None:
+        """How many were shed since the last report, once a second at most (None in between)."""
+        now = time.monotonic() if now is None else now
+        if now - self._reported[0] < 1.0:
+            return None
+        count, self._reported = self.shed - self._reported[1], (now, self.shed)
+        return count

@@ -287,6 +287,13 @@ class SpaceUploadQueueFull(UploadQueueFull):
     code = "space_upload_queue_full"
 
 
+class SearchQueueFull(TooBusy):
+    """Every search thread is busy and as many searches wait for one as may (the process is past
+    its capacity): refused at once (503) rather than answered late."""
+
+    code = "search_queue_full"
+
+
 class SignInThrottled(TooBusy):
     """Too many failed sign-ins for one username or from one client address in the last minute."""
 

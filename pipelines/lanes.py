@@ -8,7 +8,8 @@ storage reads, search and health have lanes of their own that uploads cannot rea
 uploads lane runs at a lower CPU priority, so an upload's embedding yields the cores to a
 search's. PDF pages drawn for readers have a lane of their own too, one thread per render worker
 (which uploads never use), with `RENDER_QUEUE` places to wait. A lane with a queue limit refuses
-work past it (429: `UploadQueueFull`, `RenderQueueFull`) instead of queueing without bound.
+work past it (429: `UploadQueueFull`, `RenderQueueFull`; 503 `SearchQueueFull` when a process
+past its capacity has `SEARCH_QUEUE` searches waiting) instead of queueing without bound.
 Counting a long prompt with the embedded model's GGUF vocabulary has a lane of its own (`tokens`),
 so a summary's counting never takes a search's thread; start-up and shut-down (models loaded, the
 database migrated, workers warmed up and closed) run on `lifecycle`, whose threads the service's
@@ -26,13 +27,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from docassist.pipelines import metrics
-from docassist.pipelines.errors import RenderQueueFull, TooBusy, UploadQueueFull
+from docassist.pipelines.errors import RenderQueueFull, SearchQueueFull, TooBusy, UploadQueueFull
 from docassist.pipelines.priorities import BULK_NICE, lower_this_thread
 
 T = TypeVar("T")
 RENDER_WORKERS = 1  # processes that draw PDF pages, apart from the extraction workers; one lane thread each
 RENDER_QUEUE = 4  # page renders that may wait for one: each is over within PAGE_RENDER_TIMEOUT_S
 RENDER_RETRY_S = 5
+SEARCH_WORKERS, SEARCH_QUEUE = 4, 8  # searches waiting past these wait longer than a search's p99 goal
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Refusal:
 
 UPLOADS_FULL = Refusal(UploadQueueFull, "uploads", "UPLOAD_WORKERS + UPLOAD_QUEUE")
 RENDERS_FULL = Refusal(RenderQueueFull, "page renders", "the page renderers and their queue")
+SEARCHES_FULL = Refusal(SearchQueueFull, "searches", "the search lane (4 threads, 8 waiting)")
 DIRECTORY_FULL = Refusal(TooBusy, "sign-ins and directory look-ups", "the directory lane (4 threads, 32 waiting)")
 
 
@@ -137,7 +140,7 @@ class Lanes:
         return cls(
             uploads=Lane("uploads", upload_workers, upload_queue, nice=BULK_NICE),
             storage=Lane("storage", 4),
-            search=Lane("search", 4),
+            search=Lane("search", SEARCH_WORKERS, SEARCH_QUEUE, retry_after_s=1, refusal=SEARCHES_FULL),
             health=Lane("health", 2),
             pages=Lane("pages", RENDER_WORKERS, RENDER_QUEUE, RENDER_RETRY_S, refusal=RENDERS_FULL),
             tokens=Lane("tokens", 2),

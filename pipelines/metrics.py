@@ -80,6 +80,9 @@ ANSWER_FEEDBACK = Counter(
     "readers' verdicts on answers, each one stored (a changed verdict counts again)",
     ["rating"],
 )
+REQUESTS_SHED = Counter(
+    "docassist_requests_shed", "requests refused at once (503) because MAX_IN_FLIGHT recent ones were running"
+)
 LANE_CALLS = Gauge(
     "docassist_lane_calls",
     "calls on a thread lane now: running (up to its workers) or queued behind them",
@@ -145,6 +148,10 @@ def ocr(pages: int, seconds: float) -> None:
 
 def answer_feedback(rating: str) -> None:
     ANSWER_FEEDBACK.labels("up" if rating == "up" else "down").inc()
+
+
+def request_shed() -> None:
+    REQUESTS_SHED.inc()
 
 
 def lane_load(lane: str, admitted: int, workers: int) -> None:

@@ -198,6 +198,8 @@ class Settings(FromEnvironment):
     body_timeout_s: float = Field(default=120, gt=0, validation_alias="BODY_TIMEOUT_S")
     body_idle_timeout_s: float = Field(default=15, gt=0, validation_alias="BODY_IDLE_TIMEOUT_S")
     max_connections: int = Field(default=512, ge=1, validation_alias="MAX_CONNECTIONS")
+    # requests started in the last 2 s and still running; past it, 503 `busy` at once (load shedding, admission.py)
+    max_in_flight: int = Field(default=12, ge=1, validation_alias="MAX_IN_FLIGHT")
     keep_alive_s: float = Field(default=5, gt=0, validation_alias="KEEP_ALIVE_S")
 
     @field_validator("data_dir", mode="after")

@@ -23,6 +23,7 @@ K1, K2 = {"X-API-Key": "k1"}, {"X-API-Key": "k2"}
 HEADER_TIMEOUT_S = 2
 BODY_IDLE_TIMEOUT_S = 2
 MAX_CONNECTIONS = 48  # above what the other tests here hold open at once
+MAX_IN_FLIGHT = 16  # above what the other tests here run at once (twelve uploads are not counted)
 LIMITS = {
     "API_KEYS": "k1:*,k2:*",
     "UPLOAD_WORKERS": "2",
@@ -34,6 +35,7 @@ LIMITS = {
     "HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
     "BODY_IDLE_TIMEOUT_S": str(BODY_IDLE_TIMEOUT_S),
     "MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+    "MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
     "LOG_FORMAT": "json",
 }
 FAST_S = 4.0  # what "stays fast" means on a loaded 2-core CI machine
@@ -338,6 +340,40 @@ def test_past_the_connection_cap_a_request_gets_503_with_retry_after_and_then_is
     time.sleep(0.5)
     with httpx.Client(base_url=svc.url, timeout=10) as later:
         assert later.get("/documents", params={"space_id": "quiet"}, headers=K2).status_code == 200
+
+
+def test_past_max_in_flight_a_request_is_shed_at_once_with_retry_after_and_nothing_else_is(svc: Service):
+    """`MAX_IN_FLIGHT` requests running (each has sent half its body, so each runs until it is sent
+    or times out) leave the next one a 503 `busy` with `Retry-After: 1` at once — while health,
+    the page's own files and an upload are still answered; once they end, that request is served."""
+    head = (
+        "POST /search HTTP/1.1\r\nHost: x\r\nX-API-Key: k2\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100\r\n\r\n"
+    )
+    held = [socket.create_connection(address(svc)) for _ in range(MAX_IN_FLIGHT)]
+    try:
+        for s in held:
+            s.sendall(head.encode() + b'{"q": "la')
+        time.sleep(0.3)  # every one is running, waiting for the rest of its body
+        with httpx.Client(base_url=svc.url, timeout=10, headers=K2) as late:
+            r, seconds = timed(lambda: late.post("/search", json={"q": "deepest lake", "space_id": "quiet"}))
+            page = late.get("/static/app.js")
+            health = late.get("/health")
+            upload = ingest(late, "quiet", "while-busy.txt", b"The archive closes at six.")  # its own places bound it
+        assert r.status_code == 503 and seconds < 1.0, (r.status_code, seconds, r.text)
+        assert r.headers["Retry-After"] == "1" and r.json()["error"]["code"] == "busy", r.text
+        details = r.json()["error"]["details"]
+        assert details == {"max_in_flight": MAX_IN_FLIGHT}, details
+        assert page.status_code == 200 and health.status_code == 200, (page.status_code, health.text)
+        assert upload.status_code == 200, upload.text
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.5)
+    with httpx.Client(base_url=svc.url, timeout=10, headers=K2) as later:
+        r = later.post("/search", json={"q": "deepest lake", "space_id": "quiet"})
+    assert r.status_code == 200 and "Baikal" in r.text, r.text
+    assert svc.events("[ADMISSION] Busy: requests shed"), "a shed request is logged"
 
 
 def test_a_well_behaved_keep_alive_client_is_not_cut_off(c2: httpx.Client):

@@ -680,15 +680,26 @@ async function api(path, { method = "GET", json, signal, space = state.space } =
   const headers = authHeaders();
   if (json !== undefined) headers["Content-Type"] = "application/json";
   let res;
-  try {
-    res = await fetch(path, { method, headers, signal, body: json === undefined ? undefined : JSON.stringify(json) });
-  } catch (e) {
-    if (e.name === "AbortError") throw e;
-    throw new ApiError(0, "network", e.message);
+  // a request the service shed while at its most requests (503 `busy`) did nothing there: asked again
+  // after its Retry-After, twice at most
+  for (let attempt = 0; ; attempt++) {
+    try {
+      res = await fetch(path, { method, headers, signal, body: json === undefined ? undefined : JSON.stringify(json) });
+    } catch (e) {
+      if (e.name === "AbortError") throw e;
+      throw new ApiError(0, "network", e.message);
+    }
+    if (res.status !== 503 || attempt >= 2 || !(await shedBusy(res))) break;
+    await new Promise((done) => setTimeout(done, 1000 * Number(res.headers.get("Retry-After") || 1)));
   }
   noteAccess(res.status, space);
   if (!res.ok) throw await errorOf(res);
   return res;
+}
+
+async function shedBusy(res) {
+  const env = await res.clone().json().catch(() => null);
+  return env?.error?.code === "busy";
 }
 
 async function errorOf(res) {

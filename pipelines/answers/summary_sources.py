@@ -4,15 +4,19 @@ The same matcher as an answer's citations, with no LLM call: each summary senten
 within its own document (hybrid search scoped to the document, `TOP_K` chunks), the sentences of
 every chunk found are embedded once, and each summary sentence gets the passage of one sentence,
 or two adjacent ones, among all of them that is closest to it (`Citer.cite`) — with its offsets in the document's
-text and its own page. A sentence whose closest passage stays under `SUPPORT_MIN` (the primer of a
-small model, "The text reports that…", or a claim the document does not make) gets none.
+text and its own page. The passage must bear the sentence out by the rule an answer sentence is
+held to (`support`): at least `SENTENCE_MIN` similar, and every number and name the sentence
+states in the passage. A sentence with no such passage (the primer of a small model, "The text
+reports that…", a year the model changed, a claim the document does not make) gets none: a
+reader sees which sentences the document bears out, and a citation is never decoration.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from docassist.pipelines.answers.citations import SUPPORT_MIN, Citer, place, sentence_spans
+from docassist.pipelines.answers.citations import Citer, place, sentence_spans
+from docassist.pipelines.answers.support import SENTENCE_MIN, unstated
 from docassist.pipelines.documents.registry import DocumentRecord
 from docassist.pipelines.lanes import Lane
 from docassist.pipelines.search.retrieval import Retriever, Source
@@ -20,6 +24,12 @@ from docassist.pipelines.search.scope import Scope
 from docassist.pipelines.summaries.events import SummaryCitation, SummarySentence
 
 TOP_K = 3  # chunks of the document searched per summary sentence
+
+
+def bears_out(sentence: str, quote: str, similarity: float) -> bool:
+    """Whether `quote` may be cited for the summary sentence: close enough, and stating every
+    number and name the sentence does."""
+    return similarity >= SENTENCE_MIN and not unstated(sentence, quote)
 
 
 class SummarySources:
@@ -44,10 +54,10 @@ class SummarySources:
         for text in texts:  # the closest passage among all the chunks found, whichever sentence found it
             focused = await self.citer.refocus(evidence, text)
             cited = await self.citer.cite(focused, list(chunks.values()))
-            if not cited or focused.support < SUPPORT_MIN:
+            best = place(cited[:1], {record.doc_id: document})[0] if cited else None
+            if best is None or not bears_out(text, best.quote, focused.support):
                 out.append(SummarySentence(text=text))
                 continue
-            best = place(cited[:1], {record.doc_id: document})[0]
             citation = SummaryCitation(
                 doc_id=best.doc_id,
                 quote=best.quote,
