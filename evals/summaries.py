@@ -29,7 +29,7 @@ from docassist.evals.datasets import LONG_SETS, SUMMARY_SETS, EvalDoc, read_json
 from docassist.evals.language import language_verdicts
 from docassist.evals.metrics import ROUGE_TYPES, embedding_similarity, faithfulness, rouge, score_systems
 from docassist.evals.session import EvalSession, eval_session
-from docassist.evals.summary_support import agreement, support_of
+from docassist.evals.summary_support import agreement, labels, support_of
 from docassist.pipelines.llm.repetition import TIMES, most_copies
 
 SCORES = (*ROUGE_TYPES, "e5_similarity", "faithfulness")
@@ -150,6 +150,9 @@ async def run(
         }
         if "summeval_cnndm_en" in sets:
             report["summeval_systems"] = await asyncio.to_thread(reference_systems, evaldata, split, limit, embed)
+        report["hand_labels"] = {
+            lang: await asyncio.to_thread(agreement, lang, embed) for lang in ("ru", "en") if labels(lang)
+        }
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["sets"] = {name: aggregate([r for r in rows if r["set"] == name]) for name in sets}
     langs = sorted({r["language"] for r in rows})
@@ -201,12 +204,17 @@ def support_markdown(report: dict[str, Any]) -> list[str]:
             f"{(a['sentences_supported'] / cited) if cited else 0:.2f} |"
         )
     for lang in ("ru", "en"):
-        if (check := agreement(lang)) is not None:
+        if (check := report.get("hand_labels", {}).get(lang) or agreement(lang)) is not None:
             lines.append(
                 f"\nThe proxy against {check['labelled']} {lang} sentences labelled by hand: agreement "
                 f"{check['agreement']:.2f}; borne out by hand {check['supported_by_hand']:.2f}, by the proxy "
                 f"{check['supported_by_proxy']:.2f}."
             )
+            if check.get("cited_by_rule"):
+                lines.append(
+                    f"The citation rule (`summary_sources.bears_out`) still cites {check['cited_by_rule']} of them; "
+                    f"of those, borne out by hand: {check['cited_supported_by_hand']:.2f}."
+                )
     return lines
 
 

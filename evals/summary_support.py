@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from docassist.evals.metrics import unit_embeddings
+from docassist.pipelines.answers.citations import sentence_spans
+from docassist.pipelines.answers.summary_sources import bears_out
 from docassist.pipelines.search.sparse import terms
 from docassist.pipelines.summaries.events import SummarySentence
 
@@ -58,21 +60,42 @@ def support_of(sentences: list[SummarySentence], embed: Any) -> dict[str, Any]:
     }
 
 
-def agreement(language: str) -> dict[str, Any] | None:
-    """The proxy against the hand labels of `language`: agreement, and the labelled share."""
+def labels(language: str) -> list[dict[str, Any]]:
     path = LABELS / f"summary-support-{language}.jsonl"
     if not path.exists():
-        return None
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def agreement(language: str, embed: Any = None) -> dict[str, Any] | None:
+    """The proxy against the hand labels of `language`: agreement, and the labelled share; with
+    `embed`, also which labelled pairs the citation rule still cites and how many of those a person
+    found borne out (the rule's precision, the figure a reader of a citation relies on)."""
+    rows = labels(language)
     if not rows:
         return None
     agree = sum(r["proxy"] == r["supported"] for r in rows)
-    return {
+    out = {
         "labelled": len(rows),
         "agreement": round(agree / len(rows), 3),
         "supported_by_hand": round(sum(r["supported"] for r in rows) / len(rows), 3),
         "supported_by_proxy": round(sum(r["proxy"] for r in rows) / len(rows), 3),
     }
+    if embed is not None:
+        kept = [r for r in rows if cited_by_rule(r["text"], r["quote"], embed)]
+        out["cited_by_rule"] = len(kept)
+        out["cited_supported_by_hand"] = round(sum(r["supported"] for r in kept) / len(kept), 3) if kept else None
+    return out
+
+
+def cited_by_rule(text: str, quote: str, embed: Any) -> bool:
+    """Whether `summary_sources` would cite `quote` for `text`: the sentence (query side) against
+    the quote's closest sentence (passage side), and the numbers and names it states."""
+    spans = sentence_spans(quote) or [(0, len(quote))]
+    passages = unit_embeddings([quote[a:b] for a, b in spans], embed)
+    query = np.asarray(embed.get_query_embedding(text), dtype=np.float32)
+    similarity = float((passages @ (query / np.linalg.norm(query))).max())
+    return bears_out(text, quote, similarity)
 
 
 def sample_for_labels(report: dict[str, Any], per_language: int = 50, seed: int = 5) -> dict[str, list[dict]]:

@@ -80,3 +80,13 @@ def test_an_independent_detector_judges_output_language():
     assert judged_language("According to the text, the Angara flows out of Lake Baikal.") == "en"
     assert judged_language("   ") is None
     assert language_verdicts("Байкал — глубокое озеро.") == {"language": "ru", "pipeline_language": "ru"}
+
+
+def test_the_citation_rule_on_hand_labelled_pairs_keeps_a_restatement_and_drops_a_changed_year(embed):
+    """`docassist eval summaries` reports which labelled pairs the citation rule still cites: the
+    same verdict the service gives (a close restatement yes, a sentence with another year no)."""
+    from docassist.evals.summary_support import cited_by_rule
+
+    quote = "The museum reopened in 2019 after a fire destroyed its roof in 2017."
+    assert cited_by_rule("The museum reopened in 2019 after a fire destroyed its roof.", quote, embed)
+    assert not cited_by_rule("The museum reopened in 2021 after a fire destroyed its roof.", quote, embed)
