@@ -162,6 +162,28 @@ def test_an_endpoint_that_times_out_is_a_503_naming_it(tmp_path):
         small.stop()
 
 
+def test_a_model_that_answers_only_whitespace_leaves_the_quote_as_the_answer(tmp_path):
+    """Both vLLM slices reply "  \n\t " (finish_reason stop): the reader gets the passage that
+    answers, introduced in the question's language and marked as its support — not an empty answer."""
+    medium = StubServer(VllmStub("openai/gpt-oss-20b", reply="  \n\t ").app())
+    small = StubServer(VllmStub("mistralai/Mistral-7B-Instruct-v0.3", reply="  \n\t ").app())
+    svc = start_in_process(
+        tmp_path, LLM_MODE="vllm", VLLM_MEDIUM_URL=f"{medium.url}/v1", VLLM_SMALL_URL=f"{small.url}/v1", QDRANT_URL=""
+    )
+    try:
+        with svc.client() as c:
+            ingest(c, "w", "report.txt", "Читальный зал закрыли в марте, потому что протекала крыша.".encode())
+            r = c.post("/ask", json={"q": "Почему закрывали читальный зал?", "space_id": "w"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["answer"].startswith("В документе сказано: «") and "крыша" in body["answer"], body["answer"]
+        assert body["grounded"] is True and body["support"] and body["support"][0]["citation"] == 0, body
+    finally:
+        svc.stop()
+        medium.stop()
+        small.stop()
+
+
 @pytest.fixture(scope="module")
 def ollama(tmp_path_factory):
     stub = OllamaStub(pulled={"mistral:7b-instruct"}, loop_below=1.12)  # loops at Ollama's default 1.1

@@ -40,6 +40,7 @@ class VllmStub:
     delay_s: float = 0.0  # a slow server: wait this long before answering a completion
     fail_when: str | None = None  # a faulty server: 500 for every prompt that contains this text
     loop_below: float | None = None  # a model that loops while repetition_penalty is below this
+    reply: str | None = None  # a model's reply as it gave it, in place of the canned text (whitespace, say)
     requests: list[dict[str, Any]] = field(default_factory=list)
     tokenize_calls: int = 0
 
@@ -112,7 +113,8 @@ class VllmStub:
             thinking = self.think_tokens if effort != "low" else self.think_tokens // 4
             starved = self.reasoning and max_tokens <= thinking
             looping = self.loop_below is not None and (body.get("repetition_penalty") or 1.0) < self.loop_below
-            content = "" if starved else LOOP if looping else REPLY[language]
+            canned = REPLY[language] if self.reply is None else self.reply
+            content = "" if starved else LOOP if looping else canned
             reasoning = "Let me think about the text step by step. " * 8 if self.reasoning else None
             finish = "length" if starved else "stop"
             usage = {
