@@ -12,8 +12,8 @@ The cap (`MAX_CONNECTIONS`) is uvicorn's `limit_concurrency` test — open conne
 requests at the cap — but its answer is the service's: the error envelope with `Retry-After`, as
 every other 503, where uvicorn's own is a bare text/plain "Service Unavailable".
 
-Load shedding (`MAX_IN_FLIGHT`): past it, a request is refused with 503 `busy` and `Retry-After`
-before any middleware runs, so a process offered more than it can serve answers the excess at once
+Load shedding (`MAX_IN_FLIGHT`, half of it per caller while others ask: `admission.InFlight`):
+past it, a request is refused with 503 `busy` and `Retry-After` before any middleware runs, so a process offered more than it can serve answers the excess at once
 and keeps the latency of what it admits (bench/load.py measures both).
 """
 
@@ -25,6 +25,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from docassist.api.auth import SESSION_COOKIE
 from docassist.api.errors import BUSY, BUSY_RETRY_S, TOO_MANY_CONNECTIONS, UNAVAILABLE_RETRY_S, envelope
 from docassist.pipelines import metrics
 from docassist.pipelines.admission import InFlight
@@ -117,13 +118,14 @@ class ConnectionCap:
         super().data_received(data)  # type: ignore[misc]
 
     async def _admitted(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """The service, unless `MAX_IN_FLIGHT` recent requests run (`busy` then). An upload is
-        not counted: its places are bounded, and shared between spaces, by the upload lane."""
+        """The service, unless `MAX_IN_FLIGHT` recent requests run, or half of them the same
+        caller's (`busy` then). An upload is not counted: its places are bounded, and shared
+        between spaces, by the upload lane."""
         gate = self.in_flight
         if gate is None or _upload(scope):
             await self._service(scope, receive, send)
             return
-        ticket = gate.admit()
+        ticket = gate.admit(_caller(scope))
         if ticket is None:
             await busy(scope, send)
             return
@@ -159,10 +161,22 @@ async def over_capacity(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+def _caller(scope: dict[str, Any]) -> str:
+    """Who sends the request, as far as its bytes say before any check: the credential it carries
+    (an API key, a bearer token, the session cookie), checked later by the guard; "" for none."""
+    for name, value in scope.get("headers", []):
+        if name in (b"x-api-key", b"authorization"):
+            return value.decode("latin-1")
+        if name == b"cookie" and _SESSION in value:
+            return value.decode("latin-1")
+    return ""
+
+
 def _upload(scope: dict[str, Any]) -> bool:
     return any(k == b"content-type" and v.startswith(b"multipart/") for k, v in scope.get("headers", []))
 
 
+_SESSION = f"{SESSION_COOKIE}=".encode()
 _SKIPPED_BODY_BYTES = 64 * 1024  # a shed request's body up to this is read past, not cut off
 
 

@@ -69,35 +69,62 @@ RECENT_S = 2.0  # a request still running after this waits on a bounded resource
 
 @dataclass
 class InFlight:
-    """At most `limit` requests started in the last `RECENT_S` seconds and not ended: past it, the
-    next one is shed at once (503 `busy`, `Retry-After`) instead of queueing for the cores.
+    """At most `limit` requests started in the last `RECENT_S` seconds and not ended, and at most
+    half of them one caller's: past either, the next one is shed at once (503 `busy`, `Retry-After`)
+    instead of queueing for the cores.
 
     Past its capacity a single process served everything it accepted, ever later: at twice the
     rate it could hold, every request it admitted took seconds. Bounding the requests running at
     once bounds how long each one waits, and a refusal costs a fraction of an answer. A request
     that has run for `RECENT_S` (a stream, an answer waiting for the LLM's slot) no longer counts:
-    its work is bounded where it waits. Used on the event loop's thread only."""
+    its work is bounded where it waits. While other callers are about (asked in the last
+    `RECENT_S`), one caller (its credential: an API key, a token, a session) takes half the places
+    at most, so a flood from one key leaves the others room; alone, it may take them all. Without
+    credentials nobody can be told apart (`holder` ""), and only the whole bound applies. Used on
+    the event loop's thread only."""
 
     limit: int
-    started: OrderedDict[int, float] = field(default_factory=OrderedDict)
+    started: OrderedDict[int, tuple[float, str]] = field(default_factory=OrderedDict)
+    held: Counter[str] = field(default_factory=Counter)
+    seen: OrderedDict[str, float] = field(default_factory=OrderedDict)  # callers by when they last asked
     shed: int = 0
     _tickets: int = 0
     _reported: tuple[float, int] = (float("-inf"), 0)  # when shedding was last reported, and the count then
 
-    def admit(self, now: float | None = None) -> int | None:
-        """A ticket for `done`, or None when `limit` recent requests are running."""
+    @property
+    def share(self) -> int:
+        """The places one caller may hold while others are about."""
+        return max(1, self.limit // 2)
+
+    def admit(self, holder: str = "", now: float | None = None) -> int | None:
+        """A ticket for `done`, or None when the request is to be shed."""
         now = time.monotonic() if now is None else now
-        while self.started and now - next(iter(self.started.values())) >= RECENT_S:
-            self.started.popitem(last=False)
-        if len(self.started) >= self.limit:
+        while self.started and now - next(iter(self.started.values()))[0] >= RECENT_S:
+            self._forget(self.started.popitem(last=False)[1][1])
+        crowded = False
+        if holder:
+            self.seen[holder] = now
+            self.seen.move_to_end(holder)
+            while now - next(iter(self.seen.values())) >= RECENT_S:
+                self.seen.popitem(last=False)
+            crowded = len(self.seen) > 1 and self.held[holder] >= self.share
+        if len(self.started) >= self.limit or crowded:
             self.shed += 1
             return None
         self._tickets += 1
-        self.started[self._tickets] = now
+        self.started[self._tickets] = (now, holder)
+        self.held[holder] += 1
         return self._tickets
 
     def done(self, ticket: int) -> None:
-        self.started.pop(ticket, None)
+        entry = self.started.pop(ticket, None)
+        if entry is not None:
+            self._forget(entry[1])
+
+    def _forget(self, holder: str) -> None:
+        self.held[holder] -= 1
+        if self.held[holder] <= 0:
+            del self.held[holder]
 
     def unreported(self, now: float | None = None) -> int | None:
         """How many were shed since the last report, once a second at most (None in between)."""

@@ -35,3 +35,20 @@ def test_shedding_is_reported_once_a_second_with_the_count_since_the_last_report
     gate.admit(now=0.3)
     assert gate.unreported(now=0.5) is None, "within the second: no line"
     assert gate.unreported(now=1.3) == 1
+
+
+def test_one_caller_holds_half_the_places_while_others_are_about_and_all_of_them_alone():
+    """A key flooding the service is shed past its half once another key asks; alone, it is not."""
+    gate = InFlight(4)
+    alone = [gate.admit("attacker", now=0.0) for _ in range(4)]
+    assert None not in alone and gate.admit("attacker", now=0.0) is None, "alone: every place, then the bound"
+    for ticket in alone[2:]:
+        gate.done(ticket)
+    assert gate.admit("victim", now=0.1) is not None
+    assert gate.admit("attacker", now=0.1) is None, "another caller is about: half the places at most"
+    assert gate.admit("", now=0.1) is not None, "no credential: only the whole bound"
+    assert gate.admit("victim", now=0.2) is None, "the whole bound: four running"
+    gate.done(alone[0])
+    assert gate.admit("attacker", now=0.3) is not None
+    gate.done(alone[1])
+    assert gate.admit("attacker", now=0.2 + 3 * RECENT_S) is not None, "the victim long gone: no share"

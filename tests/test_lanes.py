@@ -342,36 +342,59 @@ def test_past_the_connection_cap_a_request_gets_503_with_retry_after_and_then_is
         assert later.get("/documents", params={"space_id": "quiet"}, headers=K2).status_code == 200
 
 
-def test_past_max_in_flight_a_request_is_shed_at_once_with_retry_after_and_nothing_else_is(svc: Service):
-    """`MAX_IN_FLIGHT` requests running (each has sent half its body, so each runs until it is sent
-    or times out) leave the next one a 503 `busy` with `Retry-After: 1` at once — while health,
-    the page's own files and an upload are still answered; once they end, that request is served."""
+def _held(svc: Service, key: str, count: int) -> list[socket.socket]:
+    """`count` searches of `key` left running: each has sent half its body (it runs until the rest
+    comes or the body times out)."""
     head = (
-        "POST /search HTTP/1.1\r\nHost: x\r\nX-API-Key: k2\r\nContent-Type: application/json\r\n"
+        f"POST /search HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\n"
         "Content-Length: 100\r\n\r\n"
     )
-    held = [socket.create_connection(address(svc)) for _ in range(MAX_IN_FLIGHT)]
+    held = [socket.create_connection(address(svc)) for _ in range(count)]
+    for s in held:
+        s.sendall(head.encode() + b'{"q": "la')
+    return held
+
+
+def _keep(held: list[socket.socket]) -> None:
+    """A byte more of each held body, so none reaches BODY_IDLE_TIMEOUT_S while the test goes on."""
+    for s in held:
+        s.sendall(b" ")
+
+
+def test_past_max_in_flight_a_request_is_shed_at_once_with_retry_after_and_nothing_else_is(svc: Service):
+    """One key running half of `MAX_IN_FLIGHT` while another key asks gets a 503 `busy` with
+    `Retry-After: 1` at once for its next request, and the other key's search is answered; with
+    every place taken, a request is shed whoever sends it — while health, the page's own files and
+    an upload are still answered. Once the held requests go, the search is served."""
+    search = {"q": "deepest lake", "space_id": "quiet"}
+    held = _held(svc, "k1", MAX_IN_FLIGHT // 2)
     try:
-        for s in held:
-            s.sendall(head.encode() + b'{"q": "la')
         time.sleep(0.3)  # every one is running, waiting for the rest of its body
-        with httpx.Client(base_url=svc.url, timeout=10, headers=K2) as late:
-            r, seconds = timed(lambda: late.post("/search", json={"q": "deepest lake", "space_id": "quiet"}))
-            page = late.get("/static/app.js")
-            health = late.get("/health")
-            upload = ingest(late, "quiet", "while-busy.txt", b"The archive closes at six.")  # its own places bound it
-        assert r.status_code == 503 and seconds < 1.0, (r.status_code, seconds, r.text)
-        assert r.headers["Retry-After"] == "1" and r.json()["error"]["code"] == "busy", r.text
-        details = r.json()["error"]["details"]
-        assert details == {"max_in_flight": MAX_IN_FLIGHT}, details
+        with svc.client(**K1) as flood, svc.client(**K2) as other:
+            fair = other.post("/search", json=search)
+            assert fair.status_code == 200 and "Baikal" in fair.text, "another key keeps its places"
+            _keep(held)
+            r, seconds = timed(lambda: flood.post("/search", json=search))
+            assert r.status_code == 503 and seconds < 1.0, (r.status_code, seconds, r.text)
+            assert r.headers["Retry-After"] == "1" and r.json()["error"]["code"] == "busy", r.text
+            assert r.json()["error"]["details"] == {"max_in_flight": MAX_IN_FLIGHT}
+            _keep(held)
+            held += _held(svc, "k2", MAX_IN_FLIGHT // 2)
+            time.sleep(0.3)
+            with httpx.Client(base_url=svc.url, timeout=10) as anonymous:
+                full = anonymous.get("/documents", params={"space_id": "quiet"})
+            _keep(held)
+            page, health = other.get("/static/app.js"), other.get("/health")
+            upload = ingest(other, "quiet", "while-busy.txt", b"The archive closes at six.")  # its own places
+        assert full.status_code == 503 and full.json()["error"]["code"] == "busy", full.text
         assert page.status_code == 200 and health.status_code == 200, (page.status_code, health.text)
         assert upload.status_code == 200, upload.text
     finally:
         for s in held:
             s.close()
     time.sleep(0.5)
-    with httpx.Client(base_url=svc.url, timeout=10, headers=K2) as later:
-        r = later.post("/search", json={"q": "deepest lake", "space_id": "quiet"})
+    with svc.client(**K1) as later:
+        r = later.post("/search", json=search)
     assert r.status_code == 200 and "Baikal" in r.text, r.text
     assert svc.events("[ADMISSION] Busy: requests shed"), "a shed request is logged"
 
