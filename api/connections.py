@@ -13,8 +13,9 @@ requests at the cap — but its answer is the service's: the error envelope with
 every other 503, where uvicorn's own is a bare text/plain "Service Unavailable".
 
 Load shedding (`MAX_IN_FLIGHT`, half of it per caller while others ask: `admission.InFlight`):
-past it, a request is refused with 503 `busy` and `Retry-After` before any middleware runs, so a process offered more than it can serve answers the excess at once
-and keeps the latency of what it admits (bench/load.py measures both).
+past it, a request is refused with 503 `busy` and `Retry-After` before any middleware runs, so a
+process offered more than it can serve answers the excess at once and keeps the latency of what it
+admits (bench/load.py measures both).
 """
 
 from __future__ import annotations
@@ -84,7 +85,6 @@ class HeaderDeadline:
 _HEALTH = (b"GET /health ", b"GET /health?", b"HEAD /health ", b"HEAD /health?")
 # The page's own files: a browser asks for several at once, and none costs more than a file read.
 _PAGE = (b"GET / ", b"GET /static/", b"GET /docs ")
-_HEAD_BYTES = max(len(line) for line in _HEALTH + _PAGE)
 
 
 class ConnectionCap:
@@ -92,8 +92,8 @@ class ConnectionCap:
     connections are open, or as many requests run, is answered by `over_capacity` instead of the
     service — unless it is `GET /health`; one that arrives while `MAX_IN_FLIGHT` recent requests
     run is shed by `busy` (`InFlight`) — unless it is health or the page's own files. The choice is
-    made as its bytes arrive, before uvicorn hands it to an app, from the request line's first bytes
-    (kept until the response is sent, so a line that arrives in pieces is still recognised)."""
+    made once its headers are parsed, before uvicorn hands it to an app, from its method and target
+    as the parser read them (a request line in pieces, or after a body left unread, is the same)."""
 
     max_connections: int | None = None
     in_flight: InFlight | None = None
@@ -101,21 +101,21 @@ class ConnectionCap:
     connections: set[Any]
     tasks: set[Any]
     _service: Any = None
-    _head = b""
+    parser: Any
+    url: bytes
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)  # type: ignore[misc]
         self._service = self.app
 
-    def data_received(self, data: bytes) -> None:
-        if len(self._head) < _HEAD_BYTES:
-            self._head += data[: _HEAD_BYTES - len(self._head)]
+    def on_headers_complete(self) -> None:
+        line = self.parser.get_method() + b" " + self.url + b" "
         cap = self.max_connections
         over = cap is not None and (len(self.connections) > cap or len(self.tasks) >= cap)
-        health = self._head.startswith(_HEALTH)
-        unbounded = health or self._head.startswith(_PAGE)
+        health = line.startswith(_HEALTH)
+        unbounded = health or line.startswith(_PAGE)
         self.app = over_capacity if over and not health else self._service if unbounded else self._admitted
-        super().data_received(data)  # type: ignore[misc]
+        super().on_headers_complete()  # type: ignore[misc]
 
     async def _admitted(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """The service, unless `MAX_IN_FLIGHT` recent requests run, or half of them the same
@@ -133,10 +133,6 @@ class ConnectionCap:
             await self._service(scope, receive, send)
         finally:
             gate.done(ticket)
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()  # type: ignore[misc]
-        self._head = b""  # the next request on this connection starts its own line
 
 
 async def over_capacity(scope: dict[str, Any], receive: Any, send: Any) -> None:
