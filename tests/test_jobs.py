@@ -94,13 +94,13 @@ def test_a_job_interrupted_by_a_crash_resumes_after_restart(tmp_path: Path, llam
     try:
         with svc.client() as c:
             # 5,915 characters: three map parts in a 1,024-token window, so the crash comes after one of
-            # them (between two, or before the reduce when they end together)
+            # them (between two, or during the call over their results when they end together)
             body = ingest(c, "resume", "cten.txt", xquad_article("ru", 6).encode(), generate_summary="true").json()
             deadline = time.monotonic() + 240
             while time.monotonic() < deadline:
                 job = c.get(f"/jobs/{body['job_id']}").json()
                 stage, done = job["progress"].get("stage"), job["progress"].get("done", 0)
-                if (stage == "map" and done >= 1) or stage == "reduce":  # map parts may end together
+                if (stage == "map" and done >= 1) or stage in ("reduce", "final"):  # map parts may end together
                     break
                 if job["status"] not in ("pending", "running"):
                     break  # over before a map part was seen done: the assert below says so at once
