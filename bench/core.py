@@ -302,6 +302,20 @@ def timed_ingest(http: httpx.Client, space: str, filename: str, text: str) -> tu
     return time.perf_counter() - started, body
 
 
+def count_chunks(res: Result, chunks: list[int], filename: str, body: dict[str, Any], pieces: list[str]) -> None:
+    """An upload's chunk count appended to `chunks`, with a note when the service split it otherwise
+    than the splitter the benchmark's baseline embeds."""
+    if body["chunks"] != len(pieces):
+        res.notes.append(f"{filename}: service made {body['chunks']} chunks, the splitter here {len(pieces)}")
+    chunks.append(body["chunks"])
+
+
+def service_embed_s(service: Service, uploads: int) -> float:
+    """Seconds the service's own embed step took over its last `uploads` uploads, from its log."""
+    logged = service.events("[INGEST] Indexed")[-uploads:]
+    return sum(e["timing"]["embed_s"] for e in logged)
+
+
 def summarize(http: httpx.Client, space: str, doc_id: str, force: bool = True) -> tuple[float, dict[str, Any]]:
     """POST /summarize; (client seconds, body)."""
     started = time.perf_counter()
