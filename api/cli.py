@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 
 from docassist.api import reembed_command
-from docassist.pipelines.settings import ConfigError, Settings, load_settings
+from docassist.api.command_settings import command_settings
+from docassist.pipelines.settings import ConfigError, load_settings
 
 
 def _print(data: Any) -> None:
@@ -30,27 +31,11 @@ def _headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-def _checked_settings() -> Settings:
-    """The settings, and the limits the parts read for themselves, checked before a start:
-    `ConfigError` for a bad value of either."""
-    from docassist.pipelines.identity.config import IdentityConfig
-    from docassist.pipelines.runtime import PartLimits
-
-    settings = load_settings()
-    PartLimits.of(settings)
-    IdentityConfig.from_env(settings.environment)
-    return settings
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    if args.data_dir:
-        os.environ["DATA_DIR"] = args.data_dir
-    try:
-        settings = _checked_settings()
-    except ConfigError as exc:
-        print(f"docassist: configuration error: {exc}", file=sys.stderr)
+    settings = command_settings(args)
+    if settings is None:
         return 2
     if args.workers > 1 and settings.profile.vector_store.url is None:
         print(
@@ -147,12 +132,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from docassist.pipelines.logs import configure_logging
     from docassist.pipelines.runtime import Runtime
 
-    if args.data_dir:
-        os.environ["DATA_DIR"] = args.data_dir
-    try:
-        settings = _checked_settings()
-    except ConfigError as exc:
-        print(f"docassist: configuration error: {exc}", file=sys.stderr)
+    settings = command_settings(args)
+    if settings is None:
         return 2
     configure_logging(settings.log_format)
 

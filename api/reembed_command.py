@@ -5,12 +5,11 @@ service will start with, while no service holds a Qdrant Edge shard of the data 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from typing import Any
 
-from docassist.pipelines.settings import ConfigError, load_settings
+from docassist.api.command_settings import command_settings
 
 DESCRIPTION = (
     "Embed the data directory's chunks again with the embedding model the environment names (EMBEDDING_KIND, "
@@ -69,12 +68,8 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     from docassist.pipelines.logs import configure_logging
     from docassist.pipelines.reembedding import NothingToReembed, reembed
 
-    if args.data_dir:
-        os.environ["DATA_DIR"] = args.data_dir
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"docassist: configuration error: {exc}", file=sys.stderr)
+    settings = command_settings(args, parts=False)
+    if settings is None:
         return 2
     configure_logging(settings.log_format)
     bar = Bar()
