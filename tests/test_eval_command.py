@@ -105,3 +105,18 @@ def test_eval_citations_scores_the_quote_of_every_question_without_an_llm(tmp_pa
         assert row["quote"] and row["quote"] in source["context"], "the quote is the question's own paragraph's text"
         assert row["quote_contains"] == score_answer(row["quote"], row["gold"])["contains"]
         assert report["results"][lang]["questions"] == 1
+
+
+def test_eval_citation_labels_reports_the_rules_precision_against_the_hand_labels(tmp_path: Path):
+    """In process: the labels are committed (evals/labels/), the embeddings are the service's own."""
+    from docassist.evals.cli import main
+
+    out = tmp_path / "labels.json"
+    assert main(["citation-labels", "--split", "dev", "--out", str(out)]) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert set(report["languages"]) == {"ru", "en"}
+    for row in report["languages"].values():
+        plain, rule = row["rules"].values()
+        assert rule["cited"] <= plain["cited"] and rule["precision"] >= plain["precision"], row
+    table = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "| ru | 34 | 24 | the rule (with the new-words limit) |" in table

@@ -69,3 +69,18 @@ def test_a_passage_that_lacks_a_number_or_name_the_sentence_states_is_not_cited(
     assert not bears_out("Читальный зал закрыли в 2021 году из-за протечки крыши.", quote, 0.9)
     assert not bears_out("Читальный зал закрыл Иванов в 2019 году.", quote, 0.9)
     assert not bears_out("Читальный зал закрыли в 2019 году.", quote, 0.8), "too far from the passage"
+
+
+def test_a_passage_on_the_same_topic_that_makes_another_claim_is_not_cited():
+    """A summary sentence restates its passage: one word of its own is a paraphrase, more are a claim
+    the passage does not make (the small model's "the crew and officers of the vessel" against "we
+    are cooperating"); how a summary speaks of its document ("The text reports that") is no claim."""
+    from docassist.pipelines.answers.summary_sources import bears_out, new_words
+
+    quote = '"We are cooperating fully with the investigation," Holland America said.'
+    restated = "The text reports that Holland America said it is cooperating fully with the investigation."
+    assert bears_out(restated, quote, 0.9)
+    invented = '"The crew and officers of the vessel are cooperating fully," Holland America said.'
+    assert sorted(new_words(invented, quote)) == ["crew", "offic", "vessel"]
+    assert not bears_out(invented, quote, 0.95)
+    assert new_words("В тексте говорится о том, что читальный зал закрыли.", "Читальный зал закрыли.") == []
