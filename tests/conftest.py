@@ -6,6 +6,7 @@ Services that need an LLM but not its supervision share the session's llama.cpp 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +99,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _docassist_logger_kept() -> Iterator[None]:
+    """docassist's logger is the process's: a test that configures it for itself (onto the stdout
+    pytest captures for that test alone) gets it back as it was, so the in-process services'
+    records keep reaching their log files instead of a closed stream."""
+    logger = logging.getLogger("docassist")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    logger.handlers[:], logger.propagate = handlers, propagate
+    logger.setLevel(level)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
