@@ -18,7 +18,6 @@ import numpy as np
 from docassist.evals.metrics import unit_embeddings
 from docassist.pipelines.answers.citations import sentence_spans
 from docassist.pipelines.answers.summary_sources import NEW_WORDS_MAX, bears_out
-from docassist.pipelines.answers.support import SENTENCE_MIN, unstated
 from docassist.pipelines.search.sparse import terms
 from docassist.pipelines.summaries.events import SummarySentence
 
@@ -117,10 +116,11 @@ def rule_against_labels(split: str, embed: Any) -> dict[str, Any]:
             continue
         scored = [(r, similarity(r["text"], r["quote"], embed)) for r in rows]
         rules = {
-            "similarity, numbers and names": [
-                r for r, sim in scored if sim >= SENTENCE_MIN and not unstated(r["text"], r["quote"])
-            ],
-            "the rule (with the new-words limit)": [r for r, sim in scored if bears_out(r["text"], r["quote"], sim)],
+            name: [r for r, sim in scored if bears_out(r["text"], r["quote"], sim, limit)]
+            for name, limit in (
+                ("similarity, numbers and names", None),
+                ("the rule (with the new-words limit)", NEW_WORDS_MAX),
+            )
         }
         supported = sum(r["supported"] for r in rows)
         report["languages"][language] = {
