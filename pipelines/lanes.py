@@ -35,6 +35,7 @@ RENDER_WORKERS = 1  # processes that draw PDF pages, apart from the extraction w
 RENDER_QUEUE = 4  # page renders that may wait for one: each is over within PAGE_RENDER_TIMEOUT_S
 RENDER_RETRY_S = 5
 SEARCH_WORKERS, SEARCH_QUEUE = 4, 8  # searches waiting past these wait longer than a search's p99 goal
+DIRECTORY_WORKERS, DIRECTORY_QUEUE = 4, 32
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,14 @@ class Refusal:
 
 UPLOADS_FULL = Refusal(UploadQueueFull, "uploads", "UPLOAD_WORKERS + UPLOAD_QUEUE")
 RENDERS_FULL = Refusal(RenderQueueFull, "page renders", "the page renderers and their queue")
-SEARCHES_FULL = Refusal(SearchQueueFull, "searches", "the search lane (4 threads, 8 waiting)")
-DIRECTORY_FULL = Refusal(TooBusy, "sign-ins and directory look-ups", "the directory lane (4 threads, 32 waiting)")
+SEARCHES_FULL = Refusal(
+    SearchQueueFull, "searches", f"the search lane ({SEARCH_WORKERS} threads, {SEARCH_QUEUE} waiting)"
+)
+DIRECTORY_FULL = Refusal(
+    TooBusy,
+    "sign-ins and directory look-ups",
+    f"the directory lane ({DIRECTORY_WORKERS} threads, {DIRECTORY_QUEUE} waiting)",
+)
 
 
 class Lane:
@@ -145,7 +152,7 @@ class Lanes:
             pages=Lane("pages", RENDER_WORKERS, RENDER_QUEUE, RENDER_RETRY_S, refusal=RENDERS_FULL),
             tokens=Lane("tokens", 2),
             lifecycle=Lane("lifecycle", 4),
-            directory=Lane("directory", 4, 32, refusal=DIRECTORY_FULL),
+            directory=Lane("directory", DIRECTORY_WORKERS, DIRECTORY_QUEUE, refusal=DIRECTORY_FULL),
         )
 
     def close(self) -> None:
